@@ -1,0 +1,245 @@
+//! The one trait a plugin implements, and the small types it speaks in.
+
+use std::{fmt, path::PathBuf, str::FromStr};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::{Event, Host};
+
+/// A Switchyard plugin. Implement this, then export it with [`crate::declare_plugin!`].
+///
+/// One value serves every job of its plugin entry, concurrently, so `handle` takes `&self`.
+#[async_trait::async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// The events this plugin wants when the config gives no `events` list.
+    fn subscriptions(&self) -> Vec<Subscription>;
+
+    /// Handles one event. Return [`PluginError::retryable`] for failures worth another try.
+    async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError>;
+}
+
+/// How a handled event ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The plugin did its work.
+    Done,
+    /// The plugin chose not to act, and says why (recorded in the journal).
+    Skipped(String),
+}
+
+/// Why a handler failed. The host records the message and retries when `retryable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct PluginError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl PluginError {
+    /// A failure another attempt will not fix (bad input, a 4xx from an API).
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A failure worth retrying later (a network error, an API that is down).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// What the host hands a plugin's constructor: its entry in `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginConfig {
+    /// The entry's `name` in `config.toml`.
+    pub name: String,
+    /// The entry's free `[plugins.settings]` table.
+    pub settings: serde_json::Value,
+    /// The folder of `config.toml`: relative paths in settings are relative to it.
+    pub config_dir: PathBuf,
+    /// Threads of this instance's own tokio runtime.
+    #[serde(default = "default_worker_threads")]
+    pub worker_threads: usize,
+}
+
+fn default_worker_threads() -> usize {
+    2
+}
+
+impl PluginConfig {
+    /// Deserializes `settings` into the plugin's own settings struct. Use
+    /// `#[serde(deny_unknown_fields)]` on it so typos are reported, not ignored.
+    pub fn settings<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
+        let settings = match &self.settings {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            other => other.clone(),
+        };
+        serde_json::from_value(settings)
+            .map_err(|e| PluginError::fatal(format!("plugins.settings: {e}")))
+    }
+
+    /// Resolves a path from settings against the config file's folder.
+    pub fn resolve_path(&self, path: impl Into<PathBuf>) -> PathBuf {
+        let path = path.into();
+        if path.is_absolute() {
+            path
+        } else {
+            self.config_dir.join(path)
+        }
+    }
+
+    /// Reads a secret from the environment variable a setting names, with an error that names the
+    /// variable (never the value).
+    pub fn secret_from_env(&self, variable: &str) -> Result<String, PluginError> {
+        match std::env::var(variable) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            _ => Err(PluginError::fatal(format!(
+                "environment variable {variable} is not set"
+            ))),
+        }
+    }
+}
+
+/// Which events a plugin wants: `"pull_request"`, `"pull_request.opened"`, or `"*"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Subscription {
+    event: Option<String>,
+    action: Option<String>,
+}
+
+impl Subscription {
+    /// Every event.
+    pub fn all() -> Self {
+        Self {
+            event: None,
+            action: None,
+        }
+    }
+
+    /// Whether an event with this name and action is wanted.
+    pub fn matches(&self, event: &str, action: Option<&str>) -> bool {
+        let event_ok = self.event.as_deref().is_none_or(|e| e == event);
+        let action_ok = match (&self.action, action) {
+            (None, _) => true,
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => false,
+        };
+        event_ok && action_ok
+    }
+}
+
+/// Why a subscription string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid subscription {input:?}: {reason}")]
+#[non_exhaustive]
+pub struct SubscriptionError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+fn is_event_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl FromStr for Subscription {
+    type Err = SubscriptionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let error = |reason| SubscriptionError {
+            input: s.to_owned(),
+            reason,
+        };
+        if s == "*" {
+            return Ok(Self::all());
+        }
+        let (event, action) = match s.split_once('.') {
+            Some((event, action)) => (event, Some(action)),
+            None => (s, None),
+        };
+        if !is_event_word(event) {
+            return Err(error(
+                "expected an event name like `pull_request` (lowercase letters, digits, `_`), optionally `.action`, or `*`",
+            ));
+        }
+        if action.is_some_and(|a| !is_event_word(a)) {
+            return Err(error(
+                "expected an action like `opened` after the `.` (lowercase letters, digits, `_`)",
+            ));
+        }
+        Ok(Self {
+            event: Some(event.to_owned()),
+            action: action.map(str::to_owned),
+        })
+    }
+}
+
+impl fmt::Display for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.event, &self.action) {
+            (None, _) => f.write_str("*"),
+            (Some(event), None) => f.write_str(event),
+            (Some(event), Some(action)) => write!(f, "{event}.{action}"),
+        }
+    }
+}
+
+impl Serialize for Subscription {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Subscription {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_match_event_and_action() {
+        // (subscription, event, action, expected)
+        let cases = [
+            ("*", "push", None, true),
+            ("*", "pull_request", Some("opened"), true),
+            ("pull_request", "pull_request", Some("closed"), true),
+            ("pull_request", "push", None, false),
+            ("pull_request.opened", "pull_request", Some("opened"), true),
+            ("pull_request.opened", "pull_request", Some("closed"), false),
+            ("pull_request.opened", "pull_request", None, false),
+            ("deployment", "deployment_status", Some("created"), false),
+        ];
+        for (sub, event, action, expected) in cases {
+            let sub: Subscription = sub.parse().unwrap();
+            assert_eq!(sub.matches(event, action), expected, "{sub} vs {event}.{action:?}");
+        }
+    }
+
+    #[test]
+    fn subscriptions_parse_and_print_round_trip() {
+        for s in ["*", "push", "pull_request.synchronize", "check_run.completed"] {
+            assert_eq!(s.parse::<Subscription>().unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn bad_subscriptions_are_refused_with_the_input() {
+        for s in ["", "Pull_Request", "pull_request.", ".opened", "pull request", "a.b.c", "**"] {
+            let err = s.parse::<Subscription>().unwrap_err();
+            assert_eq!(err.input, s);
+        }
+    }
+}

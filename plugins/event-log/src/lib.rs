@@ -1,0 +1,73 @@
+//! `switchyard-event-log`: appends one JSON line per event to a file, an audit log of every
+//! delivery the host dispatched to it. It is also the smallest complete plugin to copy from.
+
+mod record;
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write as _,
+    path::PathBuf,
+    sync::Mutex,
+};
+
+use serde::Deserialize;
+use switchyard_plugin_api::prelude::*;
+
+/// `[plugins.settings]` of an event-log entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// File to append to, relative to the config file's folder. Created when missing.
+    #[serde(default = "default_path")]
+    path: PathBuf,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("events.jsonl")
+}
+
+struct EventLog {
+    // One short `write_all` per line on an O_APPEND file: cheaper than a blocking-pool hop, and
+    // the lock keeps concurrent jobs' lines whole.
+    file: Mutex<File>,
+}
+
+impl EventLog {
+    fn open(config: &PluginConfig) -> Result<Self, PluginError> {
+        let settings: Settings = config.settings()?;
+        let path = config.resolve_path(settings.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                PluginError::fatal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| PluginError::fatal(format!("cannot open {}: {e}", path.display())))?;
+        Ok(Self {
+            file: Mutex::new(file),
+        })
+    }
+}
+
+#[async_trait]
+impl Plugin for EventLog {
+    fn subscriptions(&self) -> Vec<Subscription> {
+        vec![Subscription::all()]
+    }
+
+    async fn handle(&self, event: &Event, _host: &Host) -> Result<Outcome, PluginError> {
+        let line = record::line(event);
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| PluginError::fatal("event log file lock poisoned"))?;
+        file.write_all(line.as_bytes())
+            .map_err(|e| PluginError::retryable(format!("cannot append to the event log: {e}")))?;
+        Ok(Outcome::Done)
+    }
+}
+
+declare_plugin!(EventLog, EventLog::open);
