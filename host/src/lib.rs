@@ -1,0 +1,20 @@
+//! Switchyard's host: receives GitHub webhooks, journals each delivery durably, and routes it to
+//! handler plugins loaded from dynamic libraries. Modules follow the path of a delivery:
+//! `ingress` -> `journal` -> `router` -> `workers` -> `plugins`, with `github`, `process` and
+//! `job_log` as the services plugins call back into.
+
+pub mod app;
+pub mod config;
+pub mod event;
+pub mod github;
+pub mod ingress;
+pub mod job_log;
+pub mod journal;
+pub mod plugins;
+pub mod process;
+pub mod router;
+pub mod send;
+pub mod workers;
+
+pub use app::{Switchyard, serve};
+pub use config::Config;

@@ -14,8 +14,8 @@ pub enum CreateReply {
     Failed { error: String },
 }
 
-/// One job handed to a plugin. The payload travels as the raw bytes GitHub sent.
-#[derive(Debug, Serialize, Deserialize)]
+/// One job handed to a plugin, as the plugin reads it. The payload is the raw bytes GitHub sent.
+#[derive(Debug, Deserialize)]
 pub struct Call<'a> {
     pub job: crate::JobInfo,
     pub delivery: &'a str,
@@ -25,6 +25,30 @@ pub struct Call<'a> {
     pub received_at: &'a str,
     #[serde(borrow)]
     pub payload: &'a RawValue,
+}
+
+/// Everything of a [`Call`] but the payload, as the host writes it.
+#[derive(Debug, Serialize)]
+pub struct CallHead<'a> {
+    pub job: crate::JobInfo,
+    pub delivery: &'a str,
+    pub event: &'a str,
+    pub action: Option<&'a str>,
+    pub repository: Option<&'a str>,
+    pub received_at: &'a str,
+}
+
+/// Writes a [`Call`]: the head's fields plus the payload spliced in as it is, so a 25 MB
+/// payload is copied once and never re-parsed. `payload` must be one JSON value (ingress
+/// checked it); if not, the plugin's decoding fails and the job fails with that message.
+pub fn encode_call(head: &CallHead<'_>, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 512);
+    serde_json::to_writer(&mut out, head).expect("the call head always serializes");
+    out.pop(); // the head object's closing brace
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(payload);
+    out.push(b'}');
+    out
 }
 
 /// What a handler's future yields, as JSON.
@@ -50,4 +74,27 @@ pub struct GitHubCall {
 pub enum ServiceResult<T> {
     Ok(T),
     Err(crate::HostError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoded_call_decodes_with_its_payload_intact() {
+        let head = CallHead {
+            job: crate::JobInfo { id: 4, attempt: 2, log_url: "http://h/jobs/4/log".into() },
+            delivery: "d-1",
+            event: "pull_request",
+            action: Some("opened"),
+            repository: None,
+            received_at: "2026-01-01T00:00:00Z",
+        };
+        let payload = br#"{"action":"opened","n":[1,2,{"x":"\u00e9"}]}"#;
+        let bytes = encode_call(&head, payload);
+        let call: Call<'_> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(call.payload.get().as_bytes(), payload);
+        assert_eq!((call.job.id, call.job.attempt, call.delivery, call.action), (4, 2, "d-1", Some("opened")));
+        assert_eq!(call.repository, None);
+    }
 }

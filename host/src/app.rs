@@ -1,0 +1,208 @@
+//! Wiring: the shared state, the HTTP routes, start-up (journal, plugins, workers, recovery of
+//! unfinished jobs) and serving until a shutdown signal.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    config::{Config, Redeliveries, secret_from_env},
+    github::{GitHub, GitHubClient},
+    ingress::{self, MAX_BODY_BYTES, WebhookSecret},
+    job_log::{self, JobLogs},
+    journal::{Journal, JournalError, SqliteJournal},
+    plugins::{PluginSet, PluginSetError, Plugins},
+    workers::{WorkerDeps, Workers},
+};
+
+/// Settings ingress reads on every request.
+pub struct IngressSettings {
+    pub secret: WebhookSecret,
+    pub accept_sha1: bool,
+    pub redeliveries: Redeliveries,
+}
+
+/// State shared by every request handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub ingress: Arc<IngressSettings>,
+    pub journal: Arc<dyn Journal>,
+    pub plugins: Arc<Plugins>,
+    pub workers: Workers,
+    pub logs: JobLogs,
+}
+
+/// The HTTP interface: the webhook endpoint and job logs.
+pub fn app(state: AppState, webhook_path: &str) -> Router {
+    Router::new()
+        .route(
+            webhook_path,
+            post(ingress::receive).fallback(ingress::method_not_allowed),
+        )
+        .route("/jobs/{id}/log", get(job_log::serve_log))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the webhook secret is not set: export {variable} (named by [server] secret_env in {config})")]
+    NoSecret { variable: String, config: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Plugins(#[from] PluginSetError),
+    #[error("cannot build the GitHub client: {0}")]
+    GitHubClient(reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A started host: journal open, plugins loaded, workers running.
+pub struct Switchyard {
+    pub config: Arc<Config>,
+    pub state: AppState,
+}
+
+/// Reads the webhook secret named by the config, or says which variable to set.
+pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
+    secret_from_env(&config.server.secret_env)
+        .map(WebhookSecret::new)
+        .ok_or_else(|| StartError::NoSecret {
+            variable: config.server.secret_env.clone(),
+            config: config.file.display().to_string(),
+        })
+}
+
+/// Reads the GitHub token named by the config; without one the host runs, with one warning.
+pub fn github_token(config: &Config) -> Option<String> {
+    let token = secret_from_env(&config.github.token_env);
+    if token.is_none() {
+        tracing::warn!(
+            variable = %config.github.token_env,
+            "no GitHub token: {} is not set, so jobs that call GitHub will fail",
+            config.github.token_env
+        );
+    }
+    token
+}
+
+impl Switchyard {
+    /// Opens the journal, loads the plugins, starts the workers and re-runs jobs a crash or
+    /// shutdown left unfinished.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let secret = webhook_secret(&config)?;
+        let token = github_token(&config);
+        let github: Arc<dyn GitHub> =
+            Arc::new(GitHubClient::new(&config.github, token.clone()).map_err(StartError::GitHubClient)?);
+        let store = config.store_path();
+        let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&store)?);
+        let logs_dir = store.parent().unwrap_or(std::path::Path::new(".")).join("logs");
+        let secrets = [Some(String::from_utf8_lossy(secret.as_bytes()).into_owned()), token];
+        let logs = JobLogs::new(logs_dir, secrets.into_iter().flatten());
+        let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
+        for plugin in plugins.current().iter() {
+            tracing::info!(
+                plugin = %plugin.name(),
+                package = %plugin.info.package,
+                version = %plugin.info.version,
+                events = %plugin.subscriptions().iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                "plugin loaded"
+            );
+        }
+        let workers = Workers::new(WorkerDeps {
+            journal: Arc::clone(&journal),
+            plugins: Arc::clone(&plugins),
+            logs: logs.clone(),
+            github,
+            public_url: config.public_url(),
+            concurrency: config.workers.concurrency,
+            retry_backoff: Duration::from_millis(config.workers.retry_backoff_ms),
+        });
+        let unfinished = journal.unfinished().await?;
+        if !unfinished.is_empty() {
+            tracing::info!(jobs = unfinished.len(), "re-running jobs left unfinished");
+        }
+        for job in unfinished {
+            workers.dispatch(job);
+        }
+        let state = AppState {
+            ingress: Arc::new(IngressSettings {
+                secret,
+                accept_sha1: config.server.accept_sha1,
+                redeliveries: config.server.redeliveries,
+            }),
+            journal,
+            plugins,
+            workers,
+            logs,
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            state,
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        app(self.state.clone(), &self.config.server.webhook_path)
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets running jobs finish within
+    /// the configured grace period. Jobs not finished by then run again on the next start.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartError::Serve)?;
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
+        tracing::info!(jobs = self.state.workers.in_flight(), grace_secs = grace.as_secs(), "stopped taking deliveries; finishing running jobs");
+        if !self.state.workers.shutdown(grace).await {
+            tracing::warn!("grace period over; unfinished jobs will run again on the next start");
+        }
+        Ok(())
+    }
+}
+
+/// `switchyard serve`: start, listen on `[server] listen`, stop on SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let addr = config.server.listen;
+    let webhook = format!("{}{}", config.public_url(), config.server.webhook_path);
+    let host = Switchyard::start(config).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(%addr, %webhook, "switchyard is listening");
+    host.serve(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match terminate.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

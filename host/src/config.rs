@@ -1,0 +1,490 @@
+//! `config.toml`: parse, fill defaults, validate, then freeze. Every error names the file, the
+//! key and the problem. Secrets are never read from here: only the names of the environment
+//! variables that hold them.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+use switchyard_plugin_api::Subscription;
+
+/// The whole configuration, as loaded from one file. Whether plugin libraries exist and load is
+/// checked when they are loaded (`plugins::PluginSet::load`), with the same kind of message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where and how webhooks are received.
+    pub server: ServerConfig,
+    /// The GitHub (or GitHub Enterprise) API the plugins talk to.
+    #[serde(default)]
+    pub github: GitHubConfig,
+    /// The journal of deliveries and jobs.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// How jobs are run.
+    #[serde(default)]
+    pub workers: WorkersConfig,
+    /// Handler plugins, in the order they are listed.
+    #[serde(default)]
+    pub plugins: Vec<PluginEntry>,
+    /// The folder of the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// The config file itself, for error messages.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Path GitHub POSTs deliveries to.
+    #[serde(default = "default_webhook_path")]
+    pub webhook_path: String,
+    /// Base of the links to job logs sent to GitHub. Defaults to `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Name of the environment variable holding the webhook secret.
+    #[serde(default = "default_secret_env")]
+    pub secret_env: String,
+    /// Accept the legacy SHA-1 `X-Hub-Signature` when `X-Hub-Signature-256` is absent.
+    #[serde(default)]
+    pub accept_sha1: bool,
+    /// What to do with a delivery id seen before: `ignore` (answer 200, run nothing) or `rerun`.
+    #[serde(default)]
+    pub redeliveries: Redeliveries,
+    /// On SIGINT/SIGTERM, how long running jobs may take to finish before the host exits.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+/// What a delivery id seen before gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Redeliveries {
+    /// Answer 200 and dispatch nothing: protects against replayed requests.
+    #[default]
+    Ignore,
+    /// Dispatch again: GitHub's "Redeliver" button re-runs the handlers.
+    Rerun,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// REST API base URL; GitHub Enterprise Server is `https://HOST/api/v3`.
+    #[serde(default = "default_api_url")]
+    pub api_url: String,
+    /// Name of the environment variable holding the API token.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+    /// Retries of a call that got 5xx, 429 or a rate-limit 403.
+    #[serde(default = "default_github_retries")]
+    pub max_retries: u32,
+    /// First retry delay when GitHub gives none; doubles each retry.
+    #[serde(default = "default_github_backoff_ms")]
+    pub backoff_ms: u64,
+    /// Longest wait the client accepts for a rate limit before failing the call as retryable.
+    #[serde(default = "default_github_max_wait_secs")]
+    pub max_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite journal file; job logs go in a `logs` folder beside it.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Jobs that may run at once, across all plugins.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// First delay before retrying a job that failed retryably; doubles each attempt.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// Unique name of this entry: used in logs, the journal and `switchyard replay --plugin`.
+    pub name: String,
+    /// Path of the plugin's shared library, relative to the config file's folder.
+    pub library: PathBuf,
+    /// Whether the plugin gets events.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Overrides the plugin's own subscriptions: `"pull_request.opened"`, `"deployment"`, `"*"`.
+    #[serde(default)]
+    pub events: Option<Vec<Subscription>>,
+    /// Only events from these repositories: `"owner/repo"` or `"owner/*"`.
+    #[serde(default)]
+    pub repositories: Option<Vec<RepositoryPattern>>,
+    /// A job running longer is cut off and fails.
+    #[serde(default = "default_plugin_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Tries of a job whose failures are retryable, the first included.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Threads of the plugin's own tokio runtime.
+    #[serde(default = "default_plugin_threads")]
+    pub threads: usize,
+    /// Free settings handed to the plugin.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+impl PluginEntry {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+/// `owner/repo` or `owner/*`, compared case-insensitively as GitHub does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryPattern {
+    owner: String,
+    repo: Option<String>,
+}
+
+impl RepositoryPattern {
+    pub fn matches(&self, full_name: &str) -> bool {
+        let Some((owner, repo)) = full_name.split_once('/') else {
+            return false;
+        };
+        owner.eq_ignore_ascii_case(&self.owner)
+            && self.repo.as_deref().is_none_or(|r| r.eq_ignore_ascii_case(repo))
+    }
+}
+
+impl std::str::FromStr for RepositoryPattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("invalid repository {s:?}: expected \"owner/repo\" or \"owner/*\"");
+        let (owner, repo) = s.split_once('/').ok_or_else(invalid)?;
+        let word = |w: &str| {
+            !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !word(owner) || !(repo == "*" || word(repo)) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            owner: owner.to_owned(),
+            repo: (repo != "*").then(|| repo.to_owned()),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RepositoryPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9393))
+}
+fn default_webhook_path() -> String {
+    "/event_handler".to_owned()
+}
+fn default_secret_env() -> String {
+    "SWITCHYARD_WEBHOOK_SECRET".to_owned()
+}
+fn default_shutdown_grace_secs() -> u64 {
+    30
+}
+fn default_api_url() -> String {
+    "https://api.github.com".to_owned()
+}
+fn default_token_env() -> String {
+    "GITHUB_TOKEN".to_owned()
+}
+fn default_github_retries() -> u32 {
+    4
+}
+fn default_github_backoff_ms() -> u64 {
+    500
+}
+fn default_github_max_wait_secs() -> u64 {
+    60
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("switchyard.db")
+}
+fn default_concurrency() -> usize {
+    16
+}
+fn default_retry_backoff_ms() -> u64 {
+    2_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_plugin_timeout_secs() -> u64 {
+    600
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_plugin_threads() -> usize {
+    2
+}
+
+impl Default for GitHubConfig {
+    fn default() -> Self {
+        Self {
+            api_url: default_api_url(),
+            token_env: default_token_env(),
+            max_retries: default_github_retries(),
+            backoff_ms: default_github_backoff_ms(),
+            max_wait_secs: default_github_max_wait_secs(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: default_store_path(),
+        }
+    }
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            retry_backoff_ms: default_retry_backoff_ms(),
+        }
+    }
+}
+
+/// A config that cannot be used, naming the file, the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", file.display())]
+    Parse { file: PathBuf, message: String },
+    #[error("{}: {key}: {problem}", file.display())]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, file)
+    }
+
+    /// Parses and validates config text that was read from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.file = file.to_owned();
+        config.dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        if !server.webhook_path.starts_with('/') {
+            return Err(self.invalid("server.webhook_path", "must start with `/`"));
+        }
+        if let Some(url) = &server.public_url {
+            check_http_url(url).map_err(|p| self.invalid("server.public_url", p))?;
+        }
+        check_http_url(&self.github.api_url).map_err(|p| self.invalid("github.api_url", p))?;
+        for (key, variable) in [
+            ("server.secret_env", &server.secret_env),
+            ("github.token_env", &self.github.token_env),
+        ] {
+            if !is_env_name(variable) {
+                return Err(self.invalid(key, format!("{variable:?} is not an environment variable name")));
+            }
+        }
+        if self.workers.concurrency == 0 {
+            return Err(self.invalid("workers.concurrency", "must be at least 1"));
+        }
+        for (i, plugin) in self.plugins.iter().enumerate() {
+            let key = |k: &str| format!("plugins[{i}].{k}");
+            let valid_name = !plugin.name.is_empty()
+                && plugin
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid_name {
+                return Err(self.invalid(key("name"), "use letters, digits, `-` and `_`"));
+            }
+            if self.plugins[..i].iter().any(|p| p.name == plugin.name) {
+                return Err(self.invalid(key("name"), format!("{:?} is used twice", plugin.name)));
+            }
+            if plugin.timeout_secs == 0 {
+                return Err(self.invalid(key("timeout_secs"), "must be at least 1"));
+            }
+            if plugin.max_attempts == 0 {
+                return Err(self.invalid(key("max_attempts"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The plugin's library path, resolved against the config file's folder.
+    pub fn library_path(&self, plugin: &PluginEntry) -> PathBuf {
+        self.dir.join(&plugin.library)
+    }
+
+    /// The journal's path, resolved against the config file's folder.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.join(&self.store.path)
+    }
+
+    /// Base URL for links to job logs.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.listen),
+        }
+    }
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(_) => Err(format!("{url:?} is not an http(s) URL")),
+        Err(e) => Err(format!("{url:?} is not a URL: {e}")),
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Reads a secret from the environment; `None` when unset or empty.
+pub fn secret_from_env(variable: &str) -> Option<String> {
+    std::env::var(variable).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/switchyard/config.toml"))
+    }
+
+    #[test]
+    fn the_shipped_config_parses() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.toml");
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.server.webhook_path, "/event_handler");
+        assert_eq!(config.github.api_url, "https://api.github.com");
+        assert!(config.plugins.iter().any(|p| p.name == "event-log" && p.enabled));
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let config = parse("[server]\n").unwrap();
+        assert_eq!(config.server.listen, default_listen());
+        assert_eq!(config.server.webhook_path, "/event_handler");
+        assert_eq!(config.server.secret_env, "SWITCHYARD_WEBHOOK_SECRET");
+        assert_eq!(config.server.redeliveries, Redeliveries::Ignore);
+        assert!(!config.server.accept_sha1);
+        assert_eq!(config.github.api_url, "https://api.github.com");
+        assert_eq!(config.github.token_env, "GITHUB_TOKEN");
+        assert_eq!(config.store_path(), Path::new("/etc/switchyard/switchyard.db"));
+        assert_eq!(config.public_url(), "http://127.0.0.1:9393");
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_problem() {
+        // (config text, fragments the message must contain)
+        let cases: &[(&str, &[&str])] = &[
+            ("[server]\nlisten = \"x\"", &["config.toml", "listen", "invalid socket address"]),
+            ("[server]\nsecret = \"hunter2\"", &["config.toml", "unknown field `secret`"]),
+            ("[server]\nwebhook_path = \"hook\"", &["server.webhook_path", "must start with `/`"]),
+            ("[server]\nsecret_env = \"not a name\"", &["server.secret_env", "not an environment variable name"]),
+            ("[server]\n[github]\napi_url = \"ftp://x\"", &["github.api_url", "not an http(s) URL"]),
+            ("[server]\nredeliveries = \"sometimes\"", &["redeliveries", "unknown variant `sometimes`"]),
+            (
+                "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\nevents = [\"Pull Request\"]",
+                &["events", "invalid subscription \"Pull Request\""],
+            ),
+            (
+                "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\nrepositories = [\"octo\"]",
+                &["repositories", "expected \"owner/repo\" or \"owner/*\""],
+            ),
+            (
+                "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\nenabled = false\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\nenabled = false",
+                &["plugins[1].name", "\"ci\" is used twice"],
+            ),
+            (
+                "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\nlibary = \"typo\"",
+                &["unknown field `libary`"],
+            ),
+        ];
+        for (text, fragments) in cases {
+            let message = parse(text).unwrap_err().to_string();
+            for fragment in *fragments {
+                assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn repository_patterns_match_owner_and_repo() {
+        // (pattern, repository, expected)
+        let cases = [
+            ("octo/repo", "octo/repo", true),
+            ("octo/repo", "Octo/Repo", true),
+            ("octo/repo", "octo/other", false),
+            ("octo/*", "octo/anything", true),
+            ("octo/*", "other/anything", false),
+            ("octo/*", "octo", false),
+        ];
+        for (pattern, repo, expected) in cases {
+            let pattern: RepositoryPattern = pattern.parse().unwrap();
+            assert_eq!(pattern.matches(repo), expected, "{pattern:?} vs {repo}");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The `VerifiedDelivery` extractor: reads the body within GitHub's size cap, checks the
+//! signature over the raw bytes, then the headers, the content type and the JSON.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    error_response,
+    signature::{self, SignatureError, SignatureHeaders},
+};
+use crate::{
+    app::AppState,
+    event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339},
+};
+
+/// GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// A delivery whose signature, headers and body checked out.
+pub struct VerifiedDelivery(pub Delivery);
+
+/// Why a delivery was refused. Messages are safe to send back: they never hold the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("invalid {0} header")]
+    InvalidHeader(&'static str),
+    #[error("unsupported content type {0:?}: send application/json or application/x-www-form-urlencoded")]
+    UnsupportedContentType(String),
+    #[error("form body has no `payload` field")]
+    MissingFormPayload,
+    #[error("malformed JSON payload: {0}")]
+    MalformedJson(serde_json::Error),
+    #[error("body larger than {} MiB", MAX_BODY_BYTES / 1024 / 1024)]
+    TooLarge,
+    #[error("could not read the body: {0}")]
+    UnreadableBody(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl IngressError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for IngressError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_client_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "delivery refused");
+        }
+        error_response(status, &self.to_string())
+    }
+}
+
+impl FromRequest<AppState> for VerifiedDelivery {
+    type Rejection = IngressError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                IngressError::TooLarge
+            } else {
+                IngressError::UnreadableBody(rejection.body_text())
+            }
+        })?;
+        let settings = &state.ingress;
+        let signatures = SignatureHeaders {
+            sha256: header(&headers, "x-hub-signature-256"),
+            sha1: header(&headers, "x-hub-signature"),
+        };
+        signature::verify(&settings.secret, signatures, &body, settings.accept_sha1)?;
+
+        let kind = header(&headers, "x-github-event").ok_or(IngressError::MissingHeader("X-GitHub-Event"))?;
+        let kind = EventKind::parse(kind).ok_or(IngressError::InvalidHeader("X-GitHub-Event"))?;
+        let id = header(&headers, "x-github-delivery").ok_or(IngressError::MissingHeader("X-GitHub-Delivery"))?;
+        let id = DeliveryId::parse(id).ok_or(IngressError::InvalidHeader("X-GitHub-Delivery"))?;
+
+        let payload = payload(&headers, body)?;
+        let facts = RoutingFacts::parse(&payload).map_err(IngressError::MalformedJson)?;
+        Ok(Self(Delivery {
+            id,
+            kind,
+            facts,
+            payload,
+            received_at: now_rfc3339(),
+        }))
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// The JSON payload: the body itself, or the `payload` field of a form body.
+fn payload(headers: &HeaderMap, body: Bytes) -> Result<Bytes, IngressError> {
+    let content_type = header(headers, "content-type").unwrap_or_default();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/json" => Ok(body),
+        "application/x-www-form-urlencoded" => form_urlencoded::parse(&body)
+            .find(|(key, _)| key == "payload")
+            .map(|(_, value)| Bytes::from(value.into_owned()))
+            .ok_or(IngressError::MissingFormPayload),
+        _ => Err(IngressError::UnsupportedContentType(content_type.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_str(content_type).unwrap());
+        headers
+    }
+
+    #[test]
+    fn json_and_form_bodies_yield_the_payload() {
+        let json = r#"{"action":"opened","n":"a b&c"}"#;
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", json)
+            .finish();
+        // (content type, body, expected payload)
+        let cases = [
+            ("application/json", json.to_owned(), json),
+            ("application/json; charset=utf-8", json.to_owned(), json),
+            ("Application/JSON", json.to_owned(), json),
+            ("application/x-www-form-urlencoded", form.clone(), json),
+            ("application/x-www-form-urlencoded", format!("other=1&{form}"), json),
+        ];
+        for (content_type, body, expected) in cases {
+            let payload = payload(&headers(content_type), Bytes::from(body)).unwrap();
+            assert_eq!(payload, expected.as_bytes(), "{content_type}");
+        }
+    }
+
+    #[test]
+    fn other_bodies_are_refused() {
+        let refused = |content_type: &str, body: &str| payload(&headers(content_type), Bytes::from(body.to_owned())).unwrap_err();
+        assert!(matches!(refused("text/plain", "{}"), IngressError::UnsupportedContentType(t) if t == "text/plain"));
+        assert!(matches!(refused("", "{}"), IngressError::UnsupportedContentType(_)));
+        assert!(matches!(refused("application/x-www-form-urlencoded", "other=1"), IngressError::MissingFormPayload));
+    }
+
+    #[test]
+    fn refusals_map_to_statuses() {
+        // (error, status)
+        let cases = [
+            (IngressError::Signature(SignatureError::Missing), 401),
+            (IngressError::Signature(SignatureError::Mismatch), 401),
+            (IngressError::MissingHeader("X-GitHub-Event"), 400),
+            (IngressError::UnsupportedContentType("text/plain".into()), 415),
+            (IngressError::TooLarge, 413),
+            (IngressError::MissingFormPayload, 400),
+            (IngressError::Internal, 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Ingress: the webhook endpoint. It verifies, parses just enough to route, has the journal
+//! commit the delivery and its jobs, hands the jobs to the workers and answers, without ever
+//! waiting for a plugin. Client faults get a 4xx with a short JSON reason; nothing is stored or
+//! dispatched for them.
+
+mod delivery;
+mod signature;
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+pub use delivery::{IngressError, MAX_BODY_BYTES, VerifiedDelivery};
+pub use signature::{SignatureError, SignatureHeaders, WebhookSecret, verify};
+
+use crate::{app::AppState, config::Redeliveries, journal::Appended, router};
+
+/// `POST {webhook_path}`.
+pub async fn receive(
+    State(state): State<AppState>,
+    VerifiedDelivery(delivery): VerifiedDelivery,
+) -> Result<Response, IngressError> {
+    if delivery.kind.is_ping() {
+        tracing::info!(delivery = %delivery.id, "ping received");
+        return Ok((StatusCode::OK, Json(json!({"delivery": delivery.id.as_str(), "pong": true}))).into_response());
+    }
+    let plugins = state.plugins.current();
+    let targets = router::route(&plugins, &delivery);
+    let rerun = state.ingress.redeliveries == Redeliveries::Rerun;
+    let delivery = Arc::new(delivery);
+    let appended = state
+        .journal
+        .append(Arc::clone(&delivery), targets, rerun)
+        .await
+        .map_err(|error| {
+            tracing::error!(delivery = %delivery.id, %error, "journal append failed");
+            IngressError::Internal
+        })?;
+    match appended {
+        Appended::Duplicate => {
+            tracing::info!(delivery = %delivery.id, "delivery seen before; not dispatched again");
+            Ok((
+                StatusCode::OK,
+                Json(json!({"delivery": delivery.id.as_str(), "duplicate": true, "jobs": 0})),
+            )
+                .into_response())
+        }
+        Appended::New(jobs) => {
+            let count = jobs.len();
+            tracing::debug!(delivery = %delivery.id, event = %delivery.kind, jobs = count, "delivery accepted");
+            for job in jobs {
+                state.workers.dispatch(job);
+            }
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"delivery": delivery.id.as_str(), "jobs": count})),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// Answer for other methods on the webhook path.
+pub async fn method_not_allowed() -> Response {
+    let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}

@@ -1,0 +1,117 @@
+//! Job logs: one plain-text file per job under the store's `logs` folder, with secrets masked
+//! on the way in, served at `/jobs/{id}/log`.
+
+use std::{path::PathBuf, sync::Arc};
+
+use axum::{
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::{app::AppState, ingress::error_response, journal::JobId};
+
+/// Where job logs live, and the secrets they must never show.
+#[derive(Clone)]
+pub struct JobLogs {
+    dir: PathBuf,
+    secrets: Arc<Vec<Vec<u8>>>,
+}
+
+const MASK: &[u8] = b"********";
+
+impl JobLogs {
+    /// `secrets` shorter than 4 bytes are not masked: they would mask ordinary text.
+    pub fn new(dir: PathBuf, secrets: impl IntoIterator<Item = String>) -> Self {
+        let secrets = secrets
+            .into_iter()
+            .filter(|s| s.len() >= 4)
+            .map(String::into_bytes)
+            .collect();
+        Self {
+            dir,
+            secrets: Arc::new(secrets),
+        }
+    }
+
+    pub fn path(&self, job: JobId) -> PathBuf {
+        self.dir.join(format!("{job}.log"))
+    }
+
+    /// Appends text to a job's log. Each call is one `write` on an O_APPEND file, so lines from
+    /// concurrent writers (stdout and stderr of a command) stay whole.
+    pub async fn append(&self, job: JobId, text: &[u8]) -> std::io::Result<()> {
+        let text = self.mask(text);
+        tokio::fs::create_dir_all(&self.dir).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(job))
+            .await?;
+        file.write_all(&text).await?;
+        file.flush().await
+    }
+
+    /// Replaces every occurrence of a secret with `********`.
+    pub fn mask(&self, text: &[u8]) -> Vec<u8> {
+        let mut text = text.to_vec();
+        for secret in self.secrets.iter() {
+            let mut at = 0;
+            while let Some(found) = find(&text[at..], secret) {
+                let start = at + found;
+                text.splice(start..start + secret.len(), MASK.iter().copied());
+                at = start + MASK.len();
+            }
+        }
+        text
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `GET /jobs/{id}/log`.
+pub async fn serve_log(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+    match tokio::fs::read(state.logs.path(JobId(id))).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            error_response(StatusCode::NOT_FOUND, &format!("no log for job {id}"))
+        }
+        Err(error) => {
+            tracing::error!(job = id, %error, "cannot read job log");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked() {
+        let logs = JobLogs::new(PathBuf::new(), ["ghp_token123".to_owned(), "web-secret".to_owned(), "ab".to_owned()]);
+        // (input, expected)
+        let cases = [
+            ("clone https://x-access-token:ghp_token123@github.com", "clone https://x-access-token:********@github.com"),
+            ("ghp_token123ghp_token123", "****************"),
+            ("secret is web-secret.", "secret is ********."),
+            ("nothing to hide, ab", "nothing to hide, ab"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(String::from_utf8(logs.mask(input.as_bytes())).unwrap(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_accumulate_in_one_file_per_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path().join("logs"), []);
+        logs.append(JobId(7), b"one\n").await.unwrap();
+        logs.append(JobId(7), b"two\n").await.unwrap();
+        logs.append(JobId(8), b"other\n").await.unwrap();
+        assert_eq!(std::fs::read_to_string(logs.path(JobId(7))).unwrap(), "one\ntwo\n");
+    }
+}

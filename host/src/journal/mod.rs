@@ -1,0 +1,134 @@
+//! The journal: every accepted delivery and every job, durable before ingress answers. The only
+//! module that writes SQL. It sits behind the [`Journal`] trait so another backend (PostgreSQL
+//! with `FOR UPDATE SKIP LOCKED`, for several hosts sharing one queue) can replace SQLite
+//! without touching ingress, workers or plugins.
+
+mod sqlite;
+
+use std::{fmt, sync::Arc};
+
+pub use sqlite::SqliteJournal;
+
+use crate::event::Delivery;
+
+/// A job's id: one plugin's work on one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub i64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+/// A job ready to run, with its delivery.
+#[derive(Debug, Clone)]
+pub struct PendingJob {
+    pub id: JobId,
+    pub plugin: String,
+    /// Attempts already made.
+    pub attempts: u32,
+    pub delivery: Arc<Delivery>,
+}
+
+/// What appending a delivery did.
+#[derive(Debug)]
+pub enum Appended {
+    /// Stored (or, for a rerun redelivery, stored before) with these new jobs.
+    New(Vec<PendingJob>),
+    /// The id was seen before and redeliveries are ignored: nothing new.
+    Duplicate,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptEnd {
+    Succeeded { note: Option<String> },
+    Failed { error: String },
+    /// Failed, to be tried again: the job goes back to `queued`.
+    WillRetry { error: String },
+}
+
+/// A job as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub delivery: String,
+    pub plugin: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot open the journal at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("journal database error: {0}")]
+    Database(Arc<rusqlite::Error>),
+    #[error("journal is shut down")]
+    Closed,
+    #[error("no job {0} in the journal")]
+    NoSuchJob(JobId),
+}
+
+impl From<rusqlite::Error> for JournalError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
+}
+
+/// Durable storage of deliveries and jobs.
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync {
+    /// Stores a delivery and one queued job per plugin, durably, before returning. A delivery
+    /// id seen before is [`Appended::Duplicate`] unless `rerun`, which adds new jobs to it.
+    async fn append(
+        &self,
+        delivery: Arc<Delivery>,
+        plugins: Vec<String>,
+        rerun: bool,
+    ) -> Result<Appended, JournalError>;
+
+    /// Marks a job running and returns the number of this attempt (1 for the first).
+    async fn start_attempt(&self, job: JobId) -> Result<u32, JournalError>;
+
+    /// Records how an attempt ended.
+    async fn end_attempt(&self, job: JobId, end: AttemptEnd) -> Result<(), JournalError>;
+
+    /// Jobs left queued or running (by a crash or a shutdown), oldest first.
+    async fn unfinished(&self) -> Result<Vec<PendingJob>, JournalError>;
+
+    /// One job's record.
+    async fn job(&self, job: JobId) -> Result<JobRecord, JournalError>;
+
+    /// All jobs of one delivery.
+    async fn jobs_of(&self, delivery: &str) -> Result<Vec<JobRecord>, JournalError>;
+}

@@ -1,0 +1,459 @@
+//! SQLite journal (WAL). One writer thread owns the write connection and commits whatever
+//! arrived meanwhile in one transaction (group commit: one fsync for many deliveries); reads
+//! use a second connection so they never queue behind writes.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AttemptEnd, Appended, JobId, JobRecord, JobState, Journal, JournalError, PendingJob,
+};
+use crate::event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE deliveries (
+    id          TEXT PRIMARY KEY,
+    event       TEXT NOT NULL,
+    action      TEXT,
+    repository  TEXT,
+    received_at TEXT NOT NULL,
+    payload     BLOB NOT NULL
+);
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY,
+    delivery    TEXT NOT NULL REFERENCES deliveries(id),
+    plugin      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    note        TEXT,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT
+);
+CREATE INDEX jobs_by_delivery ON jobs(delivery);
+CREATE INDEX jobs_unfinished ON jobs(state) WHERE state IN ('queued', 'running');
+CREATE TABLE locks (
+    name        TEXT PRIMARY KEY,
+    job         INTEGER NOT NULL REFERENCES jobs(id),
+    acquired_at TEXT NOT NULL
+);
+"#];
+
+/// Most operations committed in one transaction; bounds a batch's latency.
+const MAX_BATCH: usize = 512;
+
+/// One write, run inside the batch's transaction; it returns what to do once the batch's fate
+/// (commit or not) is known.
+type Write = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(Result<(), JournalError>) + Send>;
+
+pub struct SqliteJournal {
+    writes: mpsc::Sender<Write>,
+    reads: Arc<Mutex<Connection>>,
+}
+
+impl SqliteJournal {
+    /// Opens (creating and migrating if needed) the journal at `path`.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let open_error = |e: &dyn std::fmt::Display| JournalError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_error(&e))?;
+        }
+        let writer = Connection::open(path).map_err(|e| open_error(&e))?;
+        // FULL: every commit is fsynced, so a 202 means the delivery survives power loss too.
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| open_error(&e))?;
+        migrate(&writer).map_err(|e| open_error(&e))?;
+        let reader = Connection::open(path).map_err(|e| open_error(&e))?;
+        reader
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(|e| open_error(&e))?;
+
+        let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("journal-writer".to_owned())
+            .spawn(move || write_batches(writer, queue))
+            .map_err(|e| open_error(&e))?;
+        Ok(Self {
+            writes,
+            reads: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// Queues a write for the next batch and waits until that batch is committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let (reply, answer) = oneshot::channel();
+        let write: Write = Box::new(move |conn| {
+            let result = write(conn);
+            Box::new(move |committed| {
+                let _ = reply.send(committed.and(result));
+            })
+        });
+        self.writes.send(write).await.map_err(|_| JournalError::Closed)?;
+        answer.await.map_err(|_| JournalError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let reads = Arc::clone(&self.reads);
+        tokio::task::spawn_blocking(move || {
+            let conn = reads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            read(&conn)
+        })
+        .await
+        .map_err(|_| JournalError::Closed)?
+    }
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (version, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {migration}; PRAGMA user_version = {}; COMMIT;",
+            version + 1
+        ))?;
+    }
+    Ok(())
+}
+
+/// The writer thread: take everything queued, run it in one transaction, commit, answer.
+fn write_batches(conn: Connection, mut queue: mpsc::Receiver<Write>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        let completions: Result<Vec<Completion>, rusqlite::Error> = (|| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let completions = batch
+                .drain(..)
+                .map(|write| {
+                    // A savepoint per write: one failing write rolls back alone, not the batch.
+                    let savepoint = conn.execute_batch("SAVEPOINT write");
+                    let completion = write(&conn);
+                    let _ = savepoint.and_then(|()| conn.execute_batch("RELEASE write"));
+                    completion
+                })
+                .collect();
+            Ok(completions)
+        })();
+        let completions = match completions {
+            Ok(completions) => completions,
+            Err(error) => {
+                tracing::error!(%error, "journal cannot begin a transaction");
+                // The writes were dropped unrun; their callers see the journal as closed.
+                batch.clear();
+                continue;
+            }
+        };
+        let committed = conn.execute_batch("COMMIT").map_err(JournalError::from);
+        if let Err(error) = &committed {
+            tracing::error!(%error, "journal commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for completion in completions {
+            completion(committed.clone());
+        }
+    }
+}
+
+/// Rolls the savepoint back when a write failed, so it leaves nothing half-done.
+fn rolled_back<T>(conn: &Connection, result: Result<T, JournalError>) -> Result<T, JournalError> {
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK TO write");
+    }
+    result
+}
+
+fn insert_delivery(
+    conn: &Connection,
+    delivery: &Delivery,
+    plugins: &[String],
+    rerun: bool,
+) -> Result<Option<Vec<(JobId, String)>>, JournalError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO deliveries (id, event, action, repository, received_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            delivery.id.as_str(),
+            delivery.kind.as_str(),
+            delivery.facts.action,
+            delivery.facts.repository,
+            delivery.received_at,
+            &delivery.payload[..],
+        ])?;
+    if inserted == 0 && !rerun {
+        return Ok(None);
+    }
+    let mut insert_job = conn.prepare_cached(
+        "INSERT INTO jobs (delivery, plugin, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+    )?;
+    let mut jobs = Vec::with_capacity(plugins.len());
+    for plugin in plugins {
+        insert_job.execute(params![delivery.id.as_str(), plugin, delivery.received_at])?;
+        jobs.push((JobId(conn.last_insert_rowid()), plugin.clone()));
+    }
+    Ok(Some(jobs))
+}
+
+#[async_trait::async_trait]
+impl Journal for SqliteJournal {
+    async fn append(
+        &self,
+        delivery: Arc<Delivery>,
+        plugins: Vec<String>,
+        rerun: bool,
+    ) -> Result<Appended, JournalError> {
+        let stored = Arc::clone(&delivery);
+        let jobs = self
+            .write(move |conn| rolled_back(conn, insert_delivery(conn, &stored, &plugins, rerun)))
+            .await?;
+        Ok(match jobs {
+            Some(jobs) => Appended::New(
+                jobs.into_iter()
+                    .map(|(id, plugin)| PendingJob {
+                        id,
+                        plugin,
+                        attempts: 0,
+                        delivery: Arc::clone(&delivery),
+                    })
+                    .collect(),
+            ),
+            None => Appended::Duplicate,
+        })
+    }
+
+    async fn start_attempt(&self, job: JobId) -> Result<u32, JournalError> {
+        self.write(move |conn| {
+            let attempts = conn
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?2
+                     WHERE id = ?1 RETURNING attempts",
+                )?
+                .query_row(params![job.0, now_rfc3339()], |row| row.get(0))
+                .optional()?;
+            attempts.ok_or(JournalError::NoSuchJob(job))
+        })
+        .await
+    }
+
+    async fn end_attempt(&self, job: JobId, end: AttemptEnd) -> Result<(), JournalError> {
+        self.write(move |conn| {
+            let (state, error, note) = match end {
+                AttemptEnd::Succeeded { note } => (JobState::Succeeded, None, note),
+                AttemptEnd::Failed { error } => (JobState::Failed, Some(error), None),
+                AttemptEnd::WillRetry { error } => (JobState::Queued, Some(error), None),
+            };
+            let finished_at = (state != JobState::Queued).then(now_rfc3339);
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE jobs SET state = ?2, error = ?3, note = ?4, finished_at = ?5 WHERE id = ?1",
+                )?
+                .execute(params![job.0, state.as_str(), error, note, finished_at])?;
+            if changed == 0 {
+                return Err(JournalError::NoSuchJob(job));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unfinished(&self) -> Result<Vec<PendingJob>, JournalError> {
+        self.read(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
+                        d.received_at, d.payload
+                 FROM jobs j JOIN deliveries d ON d.id = j.delivery
+                 WHERE j.state IN ('queued', 'running') ORDER BY j.id",
+            )?;
+            let mut deliveries: HashMap<String, Arc<Delivery>> = HashMap::new();
+            let mut jobs = Vec::new();
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let delivery_id: String = row.get(3)?;
+                let delivery = match deliveries.get(&delivery_id) {
+                    Some(delivery) => Arc::clone(delivery),
+                    None => {
+                        let delivery = Arc::new(stored_delivery(&delivery_id, row)?);
+                        deliveries.insert(delivery_id, Arc::clone(&delivery));
+                        delivery
+                    }
+                };
+                jobs.push(PendingJob {
+                    id: JobId(row.get(0)?),
+                    plugin: row.get(1)?,
+                    attempts: row.get(2)?,
+                    delivery,
+                });
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("{JOB_COLUMNS} WHERE id = ?1"),
+                [job.0],
+                job_record,
+            )
+            .optional()?
+            .ok_or(JournalError::NoSuchJob(job))
+        })
+        .await
+    }
+
+    async fn jobs_of(&self, delivery: &str) -> Result<Vec<JobRecord>, JournalError> {
+        let delivery = delivery.to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare(&format!("{JOB_COLUMNS} WHERE delivery = ?1 ORDER BY id"))?;
+            let jobs = statement
+                .query_map([delivery], job_record)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(jobs)
+        })
+        .await
+    }
+}
+
+const JOB_COLUMNS: &str = "SELECT id, delivery, plugin, state, attempts, error, note FROM jobs";
+
+fn job_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    let state: String = row.get(3)?;
+    Ok(JobRecord {
+        id: JobId(row.get(0)?),
+        delivery: row.get(1)?,
+        plugin: row.get(2)?,
+        state: JobState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, state.into())
+        })?,
+        attempts: row.get(4)?,
+        error: row.get(5)?,
+        note: row.get(6)?,
+    })
+}
+
+/// Rebuilds a delivery from its row (columns 3..=8 of the unfinished-jobs query).
+fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, JournalError> {
+    let event: String = row.get(4)?;
+    let corrupt = |what: &str| {
+        JournalError::Database(Arc::new(rusqlite::Error::InvalidColumnName(format!(
+            "delivery {id} has an invalid {what}"
+        ))))
+    };
+    Ok(Delivery {
+        id: DeliveryId::parse(id).ok_or_else(|| corrupt("id"))?,
+        kind: EventKind::parse(&event).ok_or_else(|| corrupt("event"))?,
+        facts: RoutingFacts {
+            action: row.get(5)?,
+            repository: row.get(6)?,
+        },
+        received_at: row.get(7)?,
+        payload: Bytes::from(row.get::<_, Vec<u8>>(8)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: &str) -> Arc<Delivery> {
+        Arc::new(Delivery {
+            id: DeliveryId::parse(id).unwrap(),
+            kind: EventKind::parse("pull_request").unwrap(),
+            facts: RoutingFacts {
+                action: Some("opened".into()),
+                repository: Some("octo/repo".into()),
+            },
+            payload: Bytes::from_static(br#"{"action":"opened"}"#),
+            received_at: now_rfc3339(),
+        })
+    }
+
+    fn plugins(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn appends_are_durable_and_duplicates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = SqliteJournal::open(&path).unwrap();
+        let Appended::New(jobs) = journal.append(delivery("d1"), plugins(&["a", "b"]), false).await.unwrap() else {
+            panic!("first append must be new");
+        };
+        assert_eq!(jobs.len(), 2);
+        assert!(matches!(
+            journal.append(delivery("d1"), plugins(&["a", "b"]), false).await.unwrap(),
+            Appended::Duplicate
+        ));
+        let Appended::New(rerun) = journal.append(delivery("d1"), plugins(&["a"]), true).await.unwrap() else {
+            panic!("a rerun adds jobs");
+        };
+        assert_eq!(rerun.len(), 1);
+        drop(journal);
+
+        // A second process sees what the first committed.
+        let reopened = SqliteJournal::open(&path).unwrap();
+        let unfinished = reopened.unfinished().await.unwrap();
+        assert_eq!(unfinished.len(), 3);
+        assert_eq!(unfinished[0].delivery.payload, &br#"{"action":"opened"}"#[..]);
+        assert_eq!(unfinished[0].delivery.facts.repository.as_deref(), Some("octo/repo"));
+    }
+
+    #[tokio::test]
+    async fn attempts_move_jobs_through_their_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+        let Appended::New(jobs) = journal.append(delivery("d2"), plugins(&["a"]), false).await.unwrap() else {
+            panic!()
+        };
+        let job = jobs[0].id;
+        assert_eq!(journal.start_attempt(job).await.unwrap(), 1);
+        assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
+        journal.end_attempt(job, AttemptEnd::WillRetry { error: "flaky".into() }).await.unwrap();
+        let record = journal.job(job).await.unwrap();
+        assert_eq!((record.state, record.error.as_deref()), (JobState::Queued, Some("flaky")));
+        assert_eq!(journal.unfinished().await.unwrap()[0].attempts, 1);
+        assert_eq!(journal.start_attempt(job).await.unwrap(), 2);
+        journal.end_attempt(job, AttemptEnd::Failed { error: "gave up".into() }).await.unwrap();
+        let record = journal.job(job).await.unwrap();
+        assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
+        assert!(journal.unfinished().await.unwrap().is_empty());
+        assert!(matches!(journal.start_attempt(JobId(999)).await, Err(JournalError::NoSuchJob(_))));
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+        let appends = (0..200).map(|i| {
+            let journal = Arc::clone(&journal);
+            tokio::spawn(async move { journal.append(delivery(&format!("c{i}")), plugins(&["a"]), false).await })
+        });
+        for append in appends {
+            assert!(matches!(append.await.unwrap().unwrap(), Appended::New(_)));
+        }
+        assert_eq!(journal.unfinished().await.unwrap().len(), 200);
+    }
+}

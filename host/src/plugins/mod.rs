@@ -1,0 +1,126 @@
+//! Plugins: loading the libraries listed in the config, the ABI handshake, instance lifetimes
+//! and calling a plugin for one job. The host's unsafe code lives in `loader` and `services`.
+
+mod loader;
+mod services;
+
+use std::sync::{Arc, RwLock};
+
+use switchyard_plugin_api::{
+    Outcome, PluginConfig, PluginError, Subscription,
+    wire::CallResult,
+};
+
+pub use loader::{LoadError, PluginInfo};
+pub use services::JobServices;
+
+use crate::{config::{Config, PluginEntry}, router::Interest};
+
+/// A loaded, running plugin entry.
+pub struct LoadedPlugin {
+    pub entry: PluginEntry,
+    pub info: PluginInfo,
+    /// The events it gets: the config's `events` when given, else the plugin's own.
+    pub interest: Interest,
+    instance: loader::PluginInstance,
+}
+
+impl LoadedPlugin {
+    pub fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.interest.subscriptions
+    }
+
+    /// Runs the plugin's handler for one job. `call` is a JSON `wire::Call`.
+    pub async fn handle(&self, call: &[u8], services: Arc<JobServices>) -> Result<Outcome, PluginError> {
+        let answer = self.instance.call(call, services.into_ffi()).await;
+        match serde_json::from_slice::<CallResult>(answer.as_slice()) {
+            Ok(CallResult::Ok(outcome)) => Ok(outcome),
+            Ok(CallResult::Err(error)) => Err(error),
+            Err(e) => Err(PluginError::fatal(format!("plugin gave an unreadable answer: {e}"))),
+        }
+    }
+}
+
+/// A plugin entry that could not be loaded, named as in the config.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: plugins[{index}] ({name:?}).library: {source}", file.display())]
+pub struct PluginSetError {
+    pub file: std::path::PathBuf,
+    pub index: usize,
+    pub name: String,
+    pub source: LoadError,
+}
+
+/// The enabled plugins of one config, in config order.
+#[derive(Default)]
+pub struct PluginSet {
+    plugins: Vec<Arc<LoadedPlugin>>,
+}
+
+impl PluginSet {
+    /// Loads and starts every enabled plugin; the first failure is returned, naming its entry.
+    pub fn load(config: &Config) -> Result<Self, PluginSetError> {
+        let mut plugins = Vec::new();
+        for (index, entry) in config.plugins.iter().enumerate() {
+            if !entry.enabled {
+                continue;
+            }
+            let failed = |source| PluginSetError {
+                file: config.file.clone(),
+                index,
+                name: entry.name.clone(),
+                source,
+            };
+            let library = loader::open(&config.library_path(entry)).map_err(failed)?;
+            let plugin_config = PluginConfig {
+                name: entry.name.clone(),
+                settings: serde_json::to_value(&entry.settings)
+                    .expect("TOML tables always convert to JSON"),
+                config_dir: config.dir.clone(),
+                worker_threads: entry.threads,
+            };
+            let (instance, own) = library.instantiate(&plugin_config).map_err(failed)?;
+            plugins.push(Arc::new(LoadedPlugin {
+                interest: Interest {
+                    subscriptions: entry.events.clone().unwrap_or(own),
+                    repositories: entry.repositories.clone(),
+                },
+                entry: entry.clone(),
+                info: library.info.clone(),
+                instance,
+            }));
+        }
+        Ok(Self { plugins })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.plugins.iter().find(|p| p.name() == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
+        self.plugins.iter()
+    }
+}
+
+/// The current plugin set, swappable as a whole: jobs keep the set (and instances) they
+/// started with, new deliveries see the new one.
+#[derive(Default)]
+pub struct Plugins(RwLock<Arc<PluginSet>>);
+
+impl Plugins {
+    pub fn new(set: PluginSet) -> Self {
+        Self(RwLock::new(Arc::new(set)))
+    }
+
+    pub fn current(&self) -> Arc<PluginSet> {
+        Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn replace(&self, set: PluginSet) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+}

@@ -1,0 +1,150 @@
+//! Running a command for a plugin: output streamed line by line into the job's log, a timeout,
+//! and the whole process group killed when the timeout fires or the job is dropped.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+use switchyard_plugin_api::{HostError, RunOutput, RunRequest};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncRead, BufReader},
+    process::Command,
+};
+
+use crate::{job_log::JobLogs, journal::JobId};
+
+/// Kills the process group when dropped: covers timeouts and jobs cut off by the host, and
+/// reaches grandchildren that `kill_on_drop` alone would leave behind.
+struct ProcessGroup(Option<Pid>);
+
+impl ProcessGroup {
+    fn kill(&mut self) {
+        if let Some(group) = self.0.take() {
+            let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `request`, appending its output to `job`'s log.
+pub async fn run(request: RunRequest, logs: JobLogs, job: JobId) -> Result<RunOutput, HostError> {
+    let mut command = Command::new(&request.program);
+    command
+        .args(&request.args)
+        .envs(&request.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(cwd) = &request.cwd {
+        command.current_dir(cwd);
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().map_err(|e| {
+        HostError::Run(format!("could not start `{}`: {e}", request.program))
+    })?;
+    let mut group = ProcessGroup(child.id().map(|pid| Pid::from_raw(pid as i32)));
+
+    let stdout = copy_lines(child.stdout.take(), logs.clone(), job);
+    let stderr = copy_lines(child.stderr.take(), logs.clone(), job);
+    let finish = async {
+        let (status, (), ()) = tokio::join!(child.wait(), stdout, stderr);
+        status
+    };
+    let timeout = request.timeout_secs.map(Duration::from_secs).unwrap_or(Duration::MAX);
+    let (exit_code, timed_out) = match tokio::time::timeout(timeout, finish).await {
+        // Background processes the command left behind die with the group when it drops.
+        Ok(Ok(status)) => (status.code(), false),
+        Ok(Err(e)) => return Err(HostError::Run(format!("waiting for `{}` failed: {e}", request.program))),
+        Err(_) => {
+            group.kill();
+            let _ = child.wait().await;
+            let line = format!("switchyard: killed after {} s (timeout)\n", timeout.as_secs());
+            let _ = logs.append(job, line.as_bytes()).await;
+            (None, true)
+        }
+    };
+    Ok(RunOutput {
+        exit_code,
+        timed_out,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, logs: JobLogs, job: JobId) {
+    let Some(stream) = stream else { return };
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if let Err(error) = logs.append(job, &line).await {
+                    tracing::warn!(%job, %error, "cannot write job log");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run_script(script: &str, timeout_secs: Option<u64>) -> (Result<RunOutput, HostError>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path().to_owned(), ["sup3rsecret".to_owned()]);
+        let mut request = RunRequest::shell(script).env("GREETING", "hello");
+        request.timeout_secs = timeout_secs;
+        let output = run(request, logs.clone(), JobId(1)).await;
+        let log = std::fs::read_to_string(logs.path(JobId(1))).unwrap_or_default();
+        (output, log)
+    }
+
+    #[tokio::test]
+    async fn output_and_exit_codes_are_captured() {
+        let (output, log) = run_script("echo $GREETING; echo oops >&2; exit 3", None).await;
+        let output = output.unwrap();
+        assert_eq!((output.exit_code, output.timed_out), (Some(3), false));
+        assert!(log.contains("hello\n") && log.contains("oops\n"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn secrets_in_output_are_masked() {
+        let (output, log) = run_script("echo token=sup3rsecret", None).await;
+        assert!(output.unwrap().success());
+        assert_eq!(log, "token=********\n");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // The background grandchild would write the marker if it outlived the timeout.
+        let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let (output, log) = run_script(&script, Some(1)).await;
+        let output = output.unwrap();
+        assert!(output.timed_out && output.exit_code.is_none());
+        assert!(log.contains("killed after 1 s"), "{log}");
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert!(!marker.exists(), "a grandchild outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path().to_owned(), []);
+        let request = RunRequest { program: "/no/such/program".into(), ..Default::default() };
+        let error = run(request, logs, JobId(1)).await.unwrap_err();
+        assert!(error.to_string().starts_with("could not start `/no/such/program`"), "{error}");
+    }
+}

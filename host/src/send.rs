@@ -1,0 +1,85 @@
+//! `switchyard send`: sign a payload file with the configured secret and POST it to the server,
+//! as GitHub's "Redeliver" button would, without GitHub or a tunnel.
+
+use std::path::PathBuf;
+
+use crate::{
+    app::{StartError, webhook_secret},
+    config::Config,
+    event::EventKind,
+};
+
+/// One delivery to send.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub event: String,
+    pub file: PathBuf,
+    /// Where to send it; defaults to the config's listen address and webhook path.
+    pub url: Option<String>,
+    /// Defaults to a fresh UUID, as GitHub uses.
+    pub delivery: Option<String>,
+}
+
+/// The server's answer.
+#[derive(Debug)]
+pub struct SendAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Secret(#[from] StartError),
+    #[error("invalid event name {0:?}: expected something like pull_request")]
+    Event(String),
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not valid JSON: {source}", file.display())]
+    Json {
+        file: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot reach {url}: {source} (is `switchyard serve` running?)")]
+    Http { url: String, source: reqwest::Error },
+}
+
+pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, SendError> {
+    let secret = webhook_secret(config)?;
+    EventKind::parse(&request.event).ok_or_else(|| SendError::Event(request.event.clone()))?;
+    let body = std::fs::read(&request.file).map_err(|source| SendError::Read {
+        file: request.file.clone(),
+        source,
+    })?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|source| SendError::Json {
+        file: request.file.clone(),
+        source,
+    })?;
+    let url = request.url.unwrap_or_else(|| {
+        let mut addr = config.server.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}{}", config.server.webhook_path)
+    });
+    let delivery = request
+        .delivery
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .header("User-Agent", concat!("switchyard-send/", env!("CARGO_PKG_VERSION")))
+        .header("X-GitHub-Event", &request.event)
+        .header("X-GitHub-Delivery", &delivery)
+        .header("X-Hub-Signature-256", secret.sign_sha256(&body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|source| SendError::Http { url: url.clone(), source })?;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    Ok(SendAnswer { status, body })
+}
