@@ -52,7 +52,9 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("the webhook secret is not set: export {variable} (named by [server] secret_env in {config})")]
+    #[error(
+        "the webhook secret is not set: export {variable} (named by [server] secret_env in {config})"
+    )]
     NoSecret { variable: String, config: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -75,6 +77,39 @@ pub struct Switchyard {
     pub state: AppState,
 }
 
+/// The secrets the host runs with, read from the environment variables the config names.
+#[derive(Clone)]
+pub struct Secrets {
+    pub webhook: WebhookSecret,
+    pub github_token: Option<String>,
+}
+
+impl Secrets {
+    /// Reads both secrets. The webhook secret is required; without a GitHub token the host
+    /// runs, with one warning, and jobs that call GitHub fail naming the variable.
+    pub fn from_env(config: &Config) -> Result<Self, StartError> {
+        let webhook = webhook_secret(config)?;
+        let github_token = secret_from_env(&config.github.token_env);
+        if github_token.is_none() {
+            tracing::warn!(
+                variable = %config.github.token_env,
+                "no GitHub token: {} is not set, so jobs that call GitHub will fail",
+                config.github.token_env
+            );
+        }
+        Ok(Self {
+            webhook,
+            github_token,
+        })
+    }
+
+    /// Every secret value, for masking in job logs.
+    fn values(&self) -> impl Iterator<Item = String> {
+        let webhook = String::from_utf8_lossy(self.webhook.as_bytes()).into_owned();
+        std::iter::once(webhook).chain(self.github_token.clone())
+    }
+}
+
 /// Reads the webhook secret named by the config, or says which variable to set.
 pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
     secret_from_env(&config.server.secret_env)
@@ -85,32 +120,21 @@ pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
         })
 }
 
-/// Reads the GitHub token named by the config; without one the host runs, with one warning.
-pub fn github_token(config: &Config) -> Option<String> {
-    let token = secret_from_env(&config.github.token_env);
-    if token.is_none() {
-        tracing::warn!(
-            variable = %config.github.token_env,
-            "no GitHub token: {} is not set, so jobs that call GitHub will fail",
-            config.github.token_env
-        );
-    }
-    token
-}
-
 impl Switchyard {
     /// Opens the journal, loads the plugins, starts the workers and re-runs jobs a crash or
     /// shutdown left unfinished.
-    pub async fn start(config: Config) -> Result<Self, StartError> {
-        let secret = webhook_secret(&config)?;
-        let token = github_token(&config);
-        let github: Arc<dyn GitHub> =
-            Arc::new(GitHubClient::new(&config.github, token.clone()).map_err(StartError::GitHubClient)?);
+    pub async fn start(config: Config, secrets: Secrets) -> Result<Self, StartError> {
+        let github: Arc<dyn GitHub> = Arc::new(
+            GitHubClient::new(&config.github, secrets.github_token.clone())
+                .map_err(StartError::GitHubClient)?,
+        );
         let store = config.store_path();
         let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&store)?);
-        let logs_dir = store.parent().unwrap_or(std::path::Path::new(".")).join("logs");
-        let secrets = [Some(String::from_utf8_lossy(secret.as_bytes()).into_owned()), token];
-        let logs = JobLogs::new(logs_dir, secrets.into_iter().flatten());
+        let logs_dir = store
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("logs");
+        let logs = JobLogs::new(logs_dir, secrets.values());
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
         for plugin in plugins.current().iter() {
             tracing::info!(
@@ -139,7 +163,7 @@ impl Switchyard {
         }
         let state = AppState {
             ingress: Arc::new(IngressSettings {
-                secret,
+                secret: secrets.webhook,
                 accept_sha1: config.server.accept_sha1,
                 redeliveries: config.server.redeliveries,
             }),
@@ -170,7 +194,11 @@ impl Switchyard {
             .await
             .map_err(StartError::Serve)?;
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
-        tracing::info!(jobs = self.state.workers.in_flight(), grace_secs = grace.as_secs(), "stopped taking deliveries; finishing running jobs");
+        tracing::info!(
+            jobs = self.state.workers.in_flight(),
+            grace_secs = grace.as_secs(),
+            "stopped taking deliveries; finishing running jobs"
+        );
         if !self.state.workers.shutdown(grace).await {
             tracing::warn!("grace period over; unfinished jobs will run again on the next start");
         }
@@ -182,7 +210,8 @@ impl Switchyard {
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let addr = config.server.listen;
     let webhook = format!("{}{}", config.public_url(), config.server.webhook_path);
-    let host = Switchyard::start(config).await?;
+    let secrets = Secrets::from_env(&config)?;
+    let host = Switchyard::start(config, secrets).await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;

@@ -163,7 +163,10 @@ impl RepositoryPattern {
             return false;
         };
         owner.eq_ignore_ascii_case(&self.owner)
-            && self.repo.as_deref().is_none_or(|r| r.eq_ignore_ascii_case(repo))
+            && self
+                .repo
+                .as_deref()
+                .is_none_or(|r| r.eq_ignore_ascii_case(repo))
     }
 }
 
@@ -171,10 +174,13 @@ impl std::str::FromStr for RepositoryPattern {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || format!("invalid repository {s:?}: expected \"owner/repo\" or \"owner/*\"");
+        let invalid =
+            || format!("invalid repository {s:?}: expected \"owner/repo\" or \"owner/*\"");
         let (owner, repo) = s.split_once('/').ok_or_else(invalid)?;
         let word = |w: &str| {
-            !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         };
         if !word(owner) || !(repo == "*" || word(repo)) {
             return Err(invalid());
@@ -338,7 +344,10 @@ impl Config {
             ("github.token_env", &self.github.token_env),
         ] {
             if !is_env_name(variable) {
-                return Err(self.invalid(key, format!("{variable:?} is not an environment variable name")));
+                return Err(self.invalid(
+                    key,
+                    format!("{variable:?} is not an environment variable name"),
+                ));
             }
         }
         if self.workers.concurrency == 0 {
@@ -419,7 +428,12 @@ mod tests {
         let config = Config::load(&file).unwrap();
         assert_eq!(config.server.webhook_path, "/event_handler");
         assert_eq!(config.github.api_url, "https://api.github.com");
-        assert!(config.plugins.iter().any(|p| p.name == "event-log" && p.enabled));
+        assert!(
+            config
+                .plugins
+                .iter()
+                .any(|p| p.name == "event-log" && p.enabled)
+        );
     }
 
     #[test]
@@ -432,7 +446,10 @@ mod tests {
         assert!(!config.server.accept_sha1);
         assert_eq!(config.github.api_url, "https://api.github.com");
         assert_eq!(config.github.token_env, "GITHUB_TOKEN");
-        assert_eq!(config.store_path(), Path::new("/etc/switchyard/switchyard.db"));
+        assert_eq!(
+            config.store_path(),
+            Path::new("/etc/switchyard/switchyard.db")
+        );
         assert_eq!(config.public_url(), "http://127.0.0.1:9393");
     }
 
@@ -440,12 +457,30 @@ mod tests {
     fn errors_name_the_file_the_key_and_the_problem() {
         // (config text, fragments the message must contain)
         let cases: &[(&str, &[&str])] = &[
-            ("[server]\nlisten = \"x\"", &["config.toml", "listen", "invalid socket address"]),
-            ("[server]\nsecret = \"hunter2\"", &["config.toml", "unknown field `secret`"]),
-            ("[server]\nwebhook_path = \"hook\"", &["server.webhook_path", "must start with `/`"]),
-            ("[server]\nsecret_env = \"not a name\"", &["server.secret_env", "not an environment variable name"]),
-            ("[server]\n[github]\napi_url = \"ftp://x\"", &["github.api_url", "not an http(s) URL"]),
-            ("[server]\nredeliveries = \"sometimes\"", &["redeliveries", "unknown variant `sometimes`"]),
+            (
+                "[server]\nlisten = \"x\"",
+                &["config.toml", "listen", "invalid socket address"],
+            ),
+            (
+                "[server]\nsecret = \"hunter2\"",
+                &["config.toml", "unknown field `secret`"],
+            ),
+            (
+                "[server]\nwebhook_path = \"hook\"",
+                &["server.webhook_path", "must start with `/`"],
+            ),
+            (
+                "[server]\nsecret_env = \"not a name\"",
+                &["server.secret_env", "not an environment variable name"],
+            ),
+            (
+                "[server]\n[github]\napi_url = \"ftp://x\"",
+                &["github.api_url", "not an http(s) URL"],
+            ),
+            (
+                "[server]\nredeliveries = \"sometimes\"",
+                &["redeliveries", "unknown variant `sometimes`"],
+            ),
             (
                 "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\nevents = [\"Pull Request\"]",
                 &["events", "invalid subscription \"Pull Request\""],

@@ -14,7 +14,8 @@ impl DeliveryId {
     /// Accepts 1-100 characters of letters, digits, `-`, `_` and `.` (GitHub sends GUIDs).
     pub fn parse(s: &str) -> Option<Self> {
         let valid = (1..=100).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         valid.then(|| Self(s.to_owned()))
     }
 
@@ -63,11 +64,17 @@ impl fmt::Display for EventKind {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 pub struct RoutingFacts {
     pub action: Option<String>,
-    #[serde(default, deserialize_with = "repository_full_name", rename = "repository")]
+    #[serde(
+        default,
+        deserialize_with = "repository_full_name",
+        rename = "repository"
+    )]
     pub repository: Option<String>,
 }
 
-fn repository_full_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+fn repository_full_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     struct Repository {
         full_name: Option<String>,
@@ -110,9 +117,21 @@ mod tests {
     fn routing_facts_come_from_the_payload() {
         // (payload, action, repository)
         let cases: &[(&str, Option<&str>, Option<&str>)] = &[
-            (r#"{"action":"opened","repository":{"full_name":"octo/repo","id":1}}"#, Some("opened"), Some("octo/repo")),
-            (r#"{"ref":"refs/heads/main","repository":{"full_name":"octo/repo"}}"#, None, Some("octo/repo")),
-            (r#"{"action":"created","repository":null}"#, Some("created"), None),
+            (
+                r#"{"action":"opened","repository":{"full_name":"octo/repo","id":1}}"#,
+                Some("opened"),
+                Some("octo/repo"),
+            ),
+            (
+                r#"{"ref":"refs/heads/main","repository":{"full_name":"octo/repo"}}"#,
+                None,
+                Some("octo/repo"),
+            ),
+            (
+                r#"{"action":"created","repository":null}"#,
+                Some("created"),
+                None,
+            ),
             (r#"{"zen":"Keep it logically awesome."}"#, None, None),
         ];
         for (payload, action, repository) in cases {
@@ -124,15 +143,31 @@ mod tests {
 
     #[test]
     fn malformed_payloads_are_refused() {
-        for payload in ["", "{", "[1,2]", "\"text\"", r#"{"action": 3}"#, "{} trailing"] {
-            assert!(RoutingFacts::parse(payload.as_bytes()).is_err(), "{payload:?}");
+        for payload in [
+            "",
+            "{",
+            "[1,2]",
+            "\"text\"",
+            r#"{"action": 3}"#,
+            "{} trailing",
+        ] {
+            assert!(
+                RoutingFacts::parse(payload.as_bytes()).is_err(),
+                "{payload:?}"
+            );
         }
     }
 
     #[test]
     fn every_fixture_payload_yields_its_routing_facts() {
-        let fixtures: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/webhook-examples.json")).unwrap()).unwrap();
+        let fixtures: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/webhook-examples.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
         let mut checked = 0;
         for hook in fixtures.as_array().unwrap() {
             for example in hook["examples"].as_array().unwrap() {

@@ -90,12 +90,18 @@ impl GitHub for GitHubClient {
                             body: json,
                         });
                     }
-                    let message = json["message"]
-                        .as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+                    let message =
+                        json["message"]
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| {
+                                String::from_utf8_lossy(&body).chars().take(200).collect()
+                            });
                     match retry_delay(status, &headers, &message, SystemTime::now()) {
-                        Some(delay) => (format!("{method} {} answered {status}: {message}", call.path), delay),
+                        Some(delay) => (
+                            format!("{method} {} answered {status}: {message}", call.path),
+                            delay,
+                        ),
                         None => {
                             return Err(HostError::GitHub {
                                 status: status.as_u16(),
@@ -173,32 +179,68 @@ mod tests {
             (503, headers(&[("retry-after", "7")]), "", secs(7)),
             (429, headers(&[("retry-after", "2")]), "", secs(2)),
             (429, headers(&[]), "", Some(None)),
-            (403, headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1030")]), "API rate limit exceeded", secs(30)),
-            (403, headers(&[]), "You have exceeded a secondary rate limit", Some(None)),
-            (403, headers(&[]), "Resource not accessible by integration", None),
+            (
+                403,
+                headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1030"),
+                ]),
+                "API rate limit exceeded",
+                secs(30),
+            ),
+            (
+                403,
+                headers(&[]),
+                "You have exceeded a secondary rate limit",
+                Some(None),
+            ),
+            (
+                403,
+                headers(&[]),
+                "Resource not accessible by integration",
+                None,
+            ),
             (404, headers(&[]), "Not Found", None),
             (422, headers(&[]), "Validation Failed", None),
         ];
         for (status, headers, message, expected) in cases {
             let status = StatusCode::from_u16(status).unwrap();
-            assert_eq!(retry_delay(status, &headers, message, now), expected, "{status} {message}");
+            assert_eq!(
+                retry_delay(status, &headers, message, now),
+                expected,
+                "{status} {message}"
+            );
         }
     }
 
     #[tokio::test]
     async fn without_a_token_calls_fail_naming_the_variable() {
         let client = GitHubClient::new(&GitHubConfig::default(), None).unwrap();
-        let call = GitHubCall { method: "GET".into(), path: "/rate_limit".into(), body: None };
+        let call = GitHubCall {
+            method: "GET".into(),
+            path: "/rate_limit".into(),
+            body: None,
+        };
         let error = client.send(call).await.unwrap_err();
-        assert_eq!(error.to_string(), "no GitHub token: set the environment variable GITHUB_TOKEN");
+        assert_eq!(
+            error.to_string(),
+            "no GitHub token: set the environment variable GITHUB_TOKEN"
+        );
     }
 
     #[tokio::test]
     async fn paths_cannot_send_the_token_elsewhere() {
         let client = GitHubClient::new(&GitHubConfig::default(), Some("t0ken".into())).unwrap();
         for path in ["https://evil.example/x", "//evil.example/x", "repos/x"] {
-            let call = GitHubCall { method: "GET".into(), path: path.into(), body: None };
-            assert!(matches!(client.send(call).await, Err(HostError::InvalidRequest(_))), "{path}");
+            let call = GitHubCall {
+                method: "GET".into(),
+                path: path.into(),
+                body: None,
+            };
+            assert!(
+                matches!(client.send(call).await, Err(HostError::InvalidRequest(_))),
+                "{path}"
+            );
         }
     }
 }

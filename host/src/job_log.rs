@@ -92,16 +92,29 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        let logs = JobLogs::new(PathBuf::new(), ["ghp_token123".to_owned(), "web-secret".to_owned(), "ab".to_owned()]);
+        let logs = JobLogs::new(
+            PathBuf::new(),
+            [
+                "ghp_token123".to_owned(),
+                "web-secret".to_owned(),
+                "ab".to_owned(),
+            ],
+        );
         // (input, expected)
         let cases = [
-            ("clone https://x-access-token:ghp_token123@github.com", "clone https://x-access-token:********@github.com"),
+            (
+                "clone https://x-access-token:ghp_token123@github.com",
+                "clone https://x-access-token:********@github.com",
+            ),
             ("ghp_token123ghp_token123", "****************"),
             ("secret is web-secret.", "secret is ********."),
             ("nothing to hide, ab", "nothing to hide, ab"),
         ];
         for (input, expected) in cases {
-            assert_eq!(String::from_utf8(logs.mask(input.as_bytes())).unwrap(), expected);
+            assert_eq!(
+                String::from_utf8(logs.mask(input.as_bytes())).unwrap(),
+                expected
+            );
         }
     }
 
@@ -112,6 +125,9 @@ mod tests {
         logs.append(JobId(7), b"one\n").await.unwrap();
         logs.append(JobId(7), b"two\n").await.unwrap();
         logs.append(JobId(8), b"other\n").await.unwrap();
-        assert_eq!(std::fs::read_to_string(logs.path(JobId(7))).unwrap(), "one\ntwo\n");
+        assert_eq!(
+            std::fs::read_to_string(logs.path(JobId(7))).unwrap(),
+            "one\ntwo\n"
+        );
     }
 }

@@ -71,9 +71,24 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => {
             switchyard::serve(Config::load(&config)?).await?;
         }
-        Command::Send { config, event, delivery, url, file } => {
+        Command::Send {
+            config,
+            event,
+            delivery,
+            url,
+            file,
+        } => {
             let config = Config::load(&config)?;
-            let answer = switchyard::send::send(&config, SendRequest { event, file, url, delivery }).await?;
+            let answer = switchyard::send::send(
+                &config,
+                SendRequest {
+                    event,
+                    file,
+                    url,
+                    delivery,
+                },
+            )
+            .await?;
             println!("HTTP {}\n{}", answer.status, answer.body);
             if !(200..300).contains(&answer.status) {
                 return Ok(ExitCode::FAILURE);
@@ -81,13 +96,22 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
-            switchyard::app::webhook_secret(&config)?;
-            switchyard::app::github_token(&config);
+            switchyard::app::Secrets::from_env(&config)?;
             let plugins = PluginSet::load(&config)?;
             println!("{}: ok", config.file.display());
             for plugin in plugins.iter() {
-                let events: Vec<String> = plugin.subscriptions().iter().map(ToString::to_string).collect();
-                println!("  {} ({} {}): {}", plugin.name(), plugin.info.package, plugin.info.version, events.join(", "));
+                let events: Vec<String> = plugin
+                    .subscriptions()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                println!(
+                    "  {} ({} {}): {}",
+                    plugin.name(),
+                    plugin.info.package,
+                    plugin.info.version,
+                    events.join(", ")
+                );
             }
             for entry in config.plugins.iter().filter(|p| !p.enabled) {
                 println!("  {} (disabled)", entry.name);

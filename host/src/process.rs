@@ -48,9 +48,9 @@ pub async fn run(request: RunRequest, logs: JobLogs, job: JobId) -> Result<RunOu
         command.current_dir(cwd);
     }
     let started = Instant::now();
-    let mut child = command.spawn().map_err(|e| {
-        HostError::Run(format!("could not start `{}`: {e}", request.program))
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| HostError::Run(format!("could not start `{}`: {e}", request.program)))?;
     let mut group = ProcessGroup(child.id().map(|pid| Pid::from_raw(pid as i32)));
 
     let stdout = copy_lines(child.stdout.take(), logs.clone(), job);
@@ -59,15 +59,26 @@ pub async fn run(request: RunRequest, logs: JobLogs, job: JobId) -> Result<RunOu
         let (status, (), ()) = tokio::join!(child.wait(), stdout, stderr);
         status
     };
-    let timeout = request.timeout_secs.map(Duration::from_secs).unwrap_or(Duration::MAX);
+    let timeout = request
+        .timeout_secs
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::MAX);
     let (exit_code, timed_out) = match tokio::time::timeout(timeout, finish).await {
         // Background processes the command left behind die with the group when it drops.
         Ok(Ok(status)) => (status.code(), false),
-        Ok(Err(e)) => return Err(HostError::Run(format!("waiting for `{}` failed: {e}", request.program))),
+        Ok(Err(e)) => {
+            return Err(HostError::Run(format!(
+                "waiting for `{}` failed: {e}",
+                request.program
+            )));
+        }
         Err(_) => {
             group.kill();
             let _ = child.wait().await;
-            let line = format!("switchyard: killed after {} s (timeout)\n", timeout.as_secs());
+            let line = format!(
+                "switchyard: killed after {} s (timeout)\n",
+                timeout.as_secs()
+            );
             let _ = logs.append(job, line.as_bytes()).await;
             (None, true)
         }
@@ -100,7 +111,10 @@ async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, logs: JobLogs, job: 
 mod tests {
     use super::*;
 
-    async fn run_script(script: &str, timeout_secs: Option<u64>) -> (Result<RunOutput, HostError>, String) {
+    async fn run_script(
+        script: &str,
+        timeout_secs: Option<u64>,
+    ) -> (Result<RunOutput, HostError>, String) {
         let dir = tempfile::tempdir().unwrap();
         let logs = JobLogs::new(dir.path().to_owned(), ["sup3rsecret".to_owned()]);
         let mut request = RunRequest::shell(script).env("GREETING", "hello");
@@ -143,8 +157,16 @@ mod tests {
     async fn a_missing_program_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let logs = JobLogs::new(dir.path().to_owned(), []);
-        let request = RunRequest { program: "/no/such/program".into(), ..Default::default() };
+        let request = RunRequest {
+            program: "/no/such/program".into(),
+            ..Default::default()
+        };
         let error = run(request, logs, JobId(1)).await.unwrap_err();
-        assert!(error.to_string().starts_with("could not start `/no/such/program`"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("could not start `/no/such/program`"),
+            "{error}"
+        );
     }
 }

@@ -61,13 +61,31 @@ mod tests {
         // (interest, event, action, repository, expected)
         let cases = [
             (&ci, "pull_request", Some("opened"), Some("octo/app"), true),
-            (&ci, "pull_request", Some("synchronize"), Some("octo/app"), true),
+            (
+                &ci,
+                "pull_request",
+                Some("synchronize"),
+                Some("octo/app"),
+                true,
+            ),
             (&ci, "pull_request", Some("closed"), Some("octo/app"), false),
             (&ci, "push", None, Some("octo/app"), false),
             (&all, "anything_new", None, None, true),
             (&all, "push", None, Some("x/y"), true),
-            (&deploys, "deployment", Some("created"), Some("octo/app"), true),
-            (&deploys, "deployment", Some("created"), Some("other/app"), false),
+            (
+                &deploys,
+                "deployment",
+                Some("created"),
+                Some("octo/app"),
+                true,
+            ),
+            (
+                &deploys,
+                "deployment",
+                Some("created"),
+                Some("other/app"),
+                false,
+            ),
             (&deploys, "deployment", Some("created"), None, false),
             (&one_repo, "push", None, Some("octo/app"), true),
             (&one_repo, "push", None, Some("octo/lib"), false),
@@ -78,7 +96,11 @@ mod tests {
                 repository: repository.map(str::to_owned),
             };
             let kind = EventKind::parse(event).unwrap();
-            assert_eq!(interest.wants(&kind, &facts), expected, "{interest:?} vs {event}.{action:?} in {repository:?}");
+            assert_eq!(
+                interest.wants(&kind, &facts),
+                expected,
+                "{interest:?} vs {event}.{action:?} in {repository:?}"
+            );
         }
     }
 }

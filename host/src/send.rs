@@ -71,14 +71,20 @@ pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, S
     let response = reqwest::Client::new()
         .post(&url)
         .header("Content-Type", "application/json")
-        .header("User-Agent", concat!("switchyard-send/", env!("CARGO_PKG_VERSION")))
+        .header(
+            "User-Agent",
+            concat!("switchyard-send/", env!("CARGO_PKG_VERSION")),
+        )
         .header("X-GitHub-Event", &request.event)
         .header("X-GitHub-Delivery", &delivery)
         .header("X-Hub-Signature-256", secret.sign_sha256(&body))
         .body(body)
         .send()
         .await
-        .map_err(|source| SendError::Http { url: url.clone(), source })?;
+        .map_err(|source| SendError::Http {
+            url: url.clone(),
+            source,
+        })?;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     Ok(SendAnswer { status, body })

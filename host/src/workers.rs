@@ -71,7 +71,9 @@ impl Workers {
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.stopping.cancel();
         self.inner.tasks.close();
-        tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_ok()
     }
 
     /// Jobs waiting for a worker or running.
@@ -88,7 +90,10 @@ impl Inner {
         };
         let Ok(_permit) = permit else { return };
         let Some(plugin) = self.deps.plugins.current().get(&job.plugin).cloned() else {
-            let error = format!("plugin {:?} is no longer loaded (removed or disabled in the config)", job.plugin);
+            let error = format!(
+                "plugin {:?} is no longer loaded (removed or disabled in the config)",
+                job.plugin
+            );
             self.record(&job, AttemptEnd::Failed { error }).await;
             return;
         };
@@ -107,9 +112,13 @@ impl Inner {
                 note: Some(format!("skipped: {reason}")),
             },
             Err(error) if error.retryable && attempt < plugin.entry.max_attempts => {
-                AttemptEnd::WillRetry { error: error.message }
+                AttemptEnd::WillRetry {
+                    error: error.message,
+                }
             }
-            Err(error) => AttemptEnd::Failed { error: error.message },
+            Err(error) => AttemptEnd::Failed {
+                error: error.message,
+            },
         };
         tracing::info!(
             delivery = %job.delivery.id,
@@ -127,13 +136,24 @@ impl Inner {
         let retry = matches!(end, AttemptEnd::WillRetry { .. });
         self.record(&job, end).await;
         if retry {
-            self.retry_later(PendingJob { attempts: attempt, ..job }, attempt);
+            self.retry_later(
+                PendingJob {
+                    attempts: attempt,
+                    ..job
+                },
+                attempt,
+            );
         }
     }
 
     /// Calls the plugin under its timeout. The call runs in its own task so that even a host
     /// side panic (an FFI future reporting a panic) fails only this job.
-    async fn call(&self, plugin: &Arc<LoadedPlugin>, job: &PendingJob, attempt: u32) -> Result<Outcome, PluginError> {
+    async fn call(
+        &self,
+        plugin: &Arc<LoadedPlugin>,
+        job: &PendingJob,
+        attempt: u32,
+    ) -> Result<Outcome, PluginError> {
         let delivery = &job.delivery;
         let head = CallHead {
             job: JobInfo {

@@ -53,15 +53,16 @@ impl Event {
 
     /// Parses the payload into your own type, naming the event in the error.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
-        serde_json::from_str(self.raw_payload.get()).map_err(|e| {
-            PluginError::fatal(format!("unexpected `{}` payload: {e}", self.name))
-        })
+        serde_json::from_str(self.raw_payload.get())
+            .map_err(|e| PluginError::fatal(format!("unexpected `{}` payload: {e}", self.name)))
     }
 
     /// Builds an event in a plugin's own unit tests, without a host.
     pub fn for_test(name: &str, payload: Value) -> Self {
         let action = payload["action"].as_str().map(str::to_owned);
-        let repository = payload["repository"]["full_name"].as_str().map(str::to_owned);
+        let repository = payload["repository"]["full_name"]
+            .as_str()
+            .map(str::to_owned);
         Self {
             delivery: "00000000-0000-0000-0000-000000000000".to_owned(),
             name: name.to_owned(),

@@ -173,7 +173,10 @@ mod tests {
             git_ref: "abc".into(),
             ..Default::default()
         };
-        assert_eq!(serde_json::to_value(&deployment).unwrap(), serde_json::json!({"ref": "abc"}));
+        assert_eq!(
+            serde_json::to_value(&deployment).unwrap(),
+            serde_json::json!({"ref": "abc"})
+        );
     }
 
     #[test]

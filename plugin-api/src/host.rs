@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     abi::{self, HostServices},
-    github::{
-        CommitStatus, GitHubResponse, NewDeployment, NewDeploymentStatus, repo_path,
-    },
+    github::{CommitStatus, GitHubResponse, NewDeployment, NewDeploymentStatus, repo_path},
     wire::{GitHubCall, ServiceResult},
 };
 
@@ -150,7 +148,11 @@ impl Host {
         sha: &str,
         status: &CommitStatus,
     ) -> Result<GitHubResponse, HostError> {
-        let path = format!("/repos/{}/statuses/{}", repo_path(repo)?, path_segment(sha)?);
+        let path = format!(
+            "/repos/{}/statuses/{}",
+            repo_path(repo)?,
+            path_segment(sha)?
+        );
         self.github("POST", &path, Some(to_value(status))).await
     }
 
@@ -171,7 +173,10 @@ impl Host {
         deployment_id: u64,
         status: &NewDeploymentStatus,
     ) -> Result<GitHubResponse, HostError> {
-        let path = format!("/repos/{}/deployments/{deployment_id}/statuses", repo_path(repo)?);
+        let path = format!(
+            "/repos/{}/deployments/{deployment_id}/statuses",
+            repo_path(repo)?
+        );
         self.github("POST", &path, Some(to_value(status))).await
     }
 
@@ -189,7 +194,9 @@ impl Host {
         match serde_json::from_slice::<ServiceResult<Resp>>(answer.as_slice()) {
             Ok(ServiceResult::Ok(value)) => Ok(value),
             Ok(ServiceResult::Err(error)) => Err(error),
-            Err(e) => Err(HostError::Internal(format!("unreadable answer from host: {e}"))),
+            Err(e) => Err(HostError::Internal(format!(
+                "unreadable answer from host: {e}"
+            ))),
         }
     }
 }
@@ -202,7 +209,9 @@ fn path_segment(s: &str) -> Result<&str, HostError> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(s)
     } else {
-        Err(HostError::InvalidRequest(format!("not a commit sha: {s:?}")))
+        Err(HostError::InvalidRequest(format!(
+            "not a commit sha: {s:?}"
+        )))
     }
 }
 

@@ -76,9 +76,9 @@ pub use plugin::{Outcome, Plugin, PluginConfig, PluginError, Subscription, Subsc
 /// Everything a plugin needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment,
-        NewDeploymentStatus, Outcome, Plugin, PluginConfig, PluginError, RunOutput, RunRequest,
-        StatusState, Subscription, async_trait, declare_plugin,
+        CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment, NewDeploymentStatus,
+        Outcome, Plugin, PluginConfig, PluginError, RunOutput, RunRequest, StatusState,
+        Subscription, async_trait, declare_plugin,
     };
 }
 
@@ -104,7 +104,9 @@ macro_rules! declare_plugin {
         #[unsafe(no_mangle)]
         pub static SWITCHYARD_PLUGIN_VTABLE: $crate::abi::PluginVTable = {
             #[allow(unsafe_code)]
-            unsafe extern "C" fn create(config: $crate::abi::FfiSlice) -> $crate::abi::CreateResult {
+            unsafe extern "C" fn create(
+                config: $crate::abi::FfiSlice,
+            ) -> $crate::abi::CreateResult {
                 let construct: fn(&$crate::PluginConfig) -> Result<$plugin, $crate::PluginError> =
                     $constructor;
                 // SAFETY: the host keeps `config` alive for the duration of this call.

@@ -224,20 +224,37 @@ mod tests {
         ];
         for (sub, event, action, expected) in cases {
             let sub: Subscription = sub.parse().unwrap();
-            assert_eq!(sub.matches(event, action), expected, "{sub} vs {event}.{action:?}");
+            assert_eq!(
+                sub.matches(event, action),
+                expected,
+                "{sub} vs {event}.{action:?}"
+            );
         }
     }
 
     #[test]
     fn subscriptions_parse_and_print_round_trip() {
-        for s in ["*", "push", "pull_request.synchronize", "check_run.completed"] {
+        for s in [
+            "*",
+            "push",
+            "pull_request.synchronize",
+            "check_run.completed",
+        ] {
             assert_eq!(s.parse::<Subscription>().unwrap().to_string(), s);
         }
     }
 
     #[test]
     fn bad_subscriptions_are_refused_with_the_input() {
-        for s in ["", "Pull_Request", "pull_request.", ".opened", "pull request", "a.b.c", "**"] {
+        for s in [
+            "",
+            "Pull_Request",
+            "pull_request.",
+            ".opened",
+            "pull request",
+            "a.b.c",
+            "**",
+        ] {
             let err = s.parse::<Subscription>().unwrap_err();
             assert_eq!(err.input, s);
         }

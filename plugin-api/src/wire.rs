@@ -83,7 +83,11 @@ mod tests {
     #[test]
     fn an_encoded_call_decodes_with_its_payload_intact() {
         let head = CallHead {
-            job: crate::JobInfo { id: 4, attempt: 2, log_url: "http://h/jobs/4/log".into() },
+            job: crate::JobInfo {
+                id: 4,
+                attempt: 2,
+                log_url: "http://h/jobs/4/log".into(),
+            },
             delivery: "d-1",
             event: "pull_request",
             action: Some("opened"),
@@ -94,7 +98,10 @@ mod tests {
         let bytes = encode_call(&head, payload);
         let call: Call<'_> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(call.payload.get().as_bytes(), payload);
-        assert_eq!((call.job.id, call.job.attempt, call.delivery, call.action), (4, 2, "d-1", Some("opened")));
+        assert_eq!(
+            (call.job.id, call.job.attempt, call.delivery, call.action),
+            (4, 2, "d-1", Some("opened"))
+        );
         assert_eq!(call.repository, None);
     }
 }

@@ -32,7 +32,9 @@ pub enum IngressError {
     MissingHeader(&'static str),
     #[error("invalid {0} header")]
     InvalidHeader(&'static str),
-    #[error("unsupported content type {0:?}: send application/json or application/x-www-form-urlencoded")]
+    #[error(
+        "unsupported content type {0:?}: send application/json or application/x-www-form-urlencoded"
+    )]
     UnsupportedContentType(String),
     #[error("form body has no `payload` field")]
     MissingFormPayload,
@@ -73,13 +75,15 @@ impl FromRequest<AppState> for VerifiedDelivery {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = request.headers().clone();
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                IngressError::TooLarge
-            } else {
-                IngressError::UnreadableBody(rejection.body_text())
-            }
-        })?;
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    IngressError::TooLarge
+                } else {
+                    IngressError::UnreadableBody(rejection.body_text())
+                }
+            })?;
         let settings = &state.ingress;
         let signatures = SignatureHeaders {
             sha256: header(&headers, "x-hub-signature-256"),
@@ -87,9 +91,11 @@ impl FromRequest<AppState> for VerifiedDelivery {
         };
         signature::verify(&settings.secret, signatures, &body, settings.accept_sha1)?;
 
-        let kind = header(&headers, "x-github-event").ok_or(IngressError::MissingHeader("X-GitHub-Event"))?;
+        let kind = header(&headers, "x-github-event")
+            .ok_or(IngressError::MissingHeader("X-GitHub-Event"))?;
         let kind = EventKind::parse(kind).ok_or(IngressError::InvalidHeader("X-GitHub-Event"))?;
-        let id = header(&headers, "x-github-delivery").ok_or(IngressError::MissingHeader("X-GitHub-Delivery"))?;
+        let id = header(&headers, "x-github-delivery")
+            .ok_or(IngressError::MissingHeader("X-GitHub-Delivery"))?;
         let id = DeliveryId::parse(id).ok_or(IngressError::InvalidHeader("X-GitHub-Delivery"))?;
 
         let payload = payload(&headers, body)?;
@@ -105,7 +111,10 @@ impl FromRequest<AppState> for VerifiedDelivery {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// The JSON payload: the body itself, or the `payload` field of a form body.
@@ -123,7 +132,9 @@ fn payload(headers: &HeaderMap, body: Bytes) -> Result<Bytes, IngressError> {
             .find(|(key, _)| key == "payload")
             .map(|(_, value)| Bytes::from(value.into_owned()))
             .ok_or(IngressError::MissingFormPayload),
-        _ => Err(IngressError::UnsupportedContentType(content_type.to_owned())),
+        _ => Err(IngressError::UnsupportedContentType(
+            content_type.to_owned(),
+        )),
     }
 }
 
@@ -151,7 +162,11 @@ mod tests {
             ("application/json; charset=utf-8", json.to_owned(), json),
             ("Application/JSON", json.to_owned(), json),
             ("application/x-www-form-urlencoded", form.clone(), json),
-            ("application/x-www-form-urlencoded", format!("other=1&{form}"), json),
+            (
+                "application/x-www-form-urlencoded",
+                format!("other=1&{form}"),
+                json,
+            ),
         ];
         for (content_type, body, expected) in cases {
             let payload = payload(&headers(content_type), Bytes::from(body)).unwrap();
@@ -161,10 +176,20 @@ mod tests {
 
     #[test]
     fn other_bodies_are_refused() {
-        let refused = |content_type: &str, body: &str| payload(&headers(content_type), Bytes::from(body.to_owned())).unwrap_err();
-        assert!(matches!(refused("text/plain", "{}"), IngressError::UnsupportedContentType(t) if t == "text/plain"));
-        assert!(matches!(refused("", "{}"), IngressError::UnsupportedContentType(_)));
-        assert!(matches!(refused("application/x-www-form-urlencoded", "other=1"), IngressError::MissingFormPayload));
+        let refused = |content_type: &str, body: &str| {
+            payload(&headers(content_type), Bytes::from(body.to_owned())).unwrap_err()
+        };
+        assert!(
+            matches!(refused("text/plain", "{}"), IngressError::UnsupportedContentType(t) if t == "text/plain")
+        );
+        assert!(matches!(
+            refused("", "{}"),
+            IngressError::UnsupportedContentType(_)
+        ));
+        assert!(matches!(
+            refused("application/x-www-form-urlencoded", "other=1"),
+            IngressError::MissingFormPayload
+        ));
     }
 
     #[test]
@@ -174,7 +199,10 @@ mod tests {
             (IngressError::Signature(SignatureError::Missing), 401),
             (IngressError::Signature(SignatureError::Mismatch), 401),
             (IngressError::MissingHeader("X-GitHub-Event"), 400),
-            (IngressError::UnsupportedContentType("text/plain".into()), 415),
+            (
+                IngressError::UnsupportedContentType("text/plain".into()),
+                415,
+            ),
             (IngressError::TooLarge, 413),
             (IngressError::MissingFormPayload, 400),
             (IngressError::Internal, 500),

@@ -28,7 +28,11 @@ pub async fn receive(
 ) -> Result<Response, IngressError> {
     if delivery.kind.is_ping() {
         tracing::info!(delivery = %delivery.id, "ping received");
-        return Ok((StatusCode::OK, Json(json!({"delivery": delivery.id.as_str(), "pong": true}))).into_response());
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"delivery": delivery.id.as_str(), "pong": true})),
+        )
+            .into_response());
     }
     let plugins = state.plugins.current();
     let targets = router::route(&plugins, &delivery);

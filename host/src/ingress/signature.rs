@@ -19,7 +19,8 @@ impl WebhookSecret {
 
     /// `sha256=<hex>`, as GitHub sends in `X-Hub-Signature-256`.
     pub fn sign_sha256(&self, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     }
@@ -36,7 +37,9 @@ impl std::fmt::Debug for WebhookSecret {
 pub enum SignatureError {
     #[error("missing X-Hub-Signature-256 header")]
     Missing,
-    #[error("only a SHA-1 X-Hub-Signature was sent; send X-Hub-Signature-256 or set [server] accept_sha1 = true")]
+    #[error(
+        "only a SHA-1 X-Hub-Signature was sent; send X-Hub-Signature-256 or set [server] accept_sha1 = true"
+    )]
     Sha1NotAccepted,
     #[error("malformed signature header: expected {0}=<hex>")]
     Malformed(&'static str),
@@ -61,7 +64,9 @@ pub fn verify(
 ) -> Result<(), SignatureError> {
     match (headers.sha256, headers.sha1) {
         (Some(signature), _) => check::<Hmac<Sha256>>(secret, "sha256", signature, body),
-        (None, Some(signature)) if accept_sha1 => check::<Hmac<Sha1>>(secret, "sha1", signature, body),
+        (None, Some(signature)) if accept_sha1 => {
+            check::<Hmac<Sha1>>(secret, "sha1", signature, body)
+        }
         (None, Some(_)) => Err(SignatureError::Sha1NotAccepted),
         (None, None) => Err(SignatureError::Missing),
     }
@@ -82,7 +87,8 @@ fn check<M: Mac + hmac::digest::KeyInit>(
         .expect("HMAC takes keys of any length");
     mac.update(body);
     // verify_slice compares in constant time.
-    mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 #[cfg(test)]
@@ -116,19 +122,43 @@ mod tests {
         // (headers, accept_sha1, expected)
         let cases = [
             (h(Some(&good256), None), false, Ok(())),
-            (h(Some(&other256), None), false, Err(SignatureError::Mismatch)),
+            (
+                h(Some(&other256), None),
+                false,
+                Err(SignatureError::Mismatch),
+            ),
             (h(None, None), false, Err(SignatureError::Missing)),
             (h(None, None), true, Err(SignatureError::Missing)),
-            (h(Some("sha256=zz"), None), false, Err(SignatureError::Malformed("sha256"))),
-            (h(Some(&good1), None), true, Err(SignatureError::Malformed("sha256"))),
-            (h(None, Some(&good1)), false, Err(SignatureError::Sha1NotAccepted)),
+            (
+                h(Some("sha256=zz"), None),
+                false,
+                Err(SignatureError::Malformed("sha256")),
+            ),
+            (
+                h(Some(&good1), None),
+                true,
+                Err(SignatureError::Malformed("sha256")),
+            ),
+            (
+                h(None, Some(&good1)),
+                false,
+                Err(SignatureError::Sha1NotAccepted),
+            ),
             (h(None, Some(&good1)), true, Ok(())),
             (h(None, Some(&bad1)), true, Err(SignatureError::Mismatch)),
             // SHA-1 is only a fallback: a bad SHA-256 is not rescued by a good SHA-1.
-            (h(Some(&other256), Some(&good1)), true, Err(SignatureError::Mismatch)),
+            (
+                h(Some(&other256), Some(&good1)),
+                true,
+                Err(SignatureError::Mismatch),
+            ),
         ];
         for (headers, accept_sha1, expected) in cases {
-            assert_eq!(verify(&secret, headers, body, accept_sha1), expected, "{headers:?}");
+            assert_eq!(
+                verify(&secret, headers, body, accept_sha1),
+                expected,
+                "{headers:?}"
+            );
         }
     }
 
@@ -136,8 +166,14 @@ mod tests {
     fn a_changed_body_fails() {
         let secret = WebhookSecret::new("s3cret");
         let signature = secret.sign_sha256(b"{\"a\":1}");
-        let headers = SignatureHeaders { sha256: Some(&signature), sha1: None };
-        assert_eq!(verify(&secret, headers, b"{\"a\":2}", false), Err(SignatureError::Mismatch));
+        let headers = SignatureHeaders {
+            sha256: Some(&signature),
+            sha1: None,
+        };
+        assert_eq!(
+            verify(&secret, headers, b"{\"a\":2}", false),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

@@ -69,10 +69,16 @@ pub enum Appended {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptEnd {
-    Succeeded { note: Option<String> },
-    Failed { error: String },
+    Succeeded {
+        note: Option<String>,
+    },
+    Failed {
+        error: String,
+    },
     /// Failed, to be tried again: the job goes back to `queued`.
-    WillRetry { error: String },
+    WillRetry {
+        error: String,
+    },
 }
 
 /// A job as the journal records it.

@@ -12,9 +12,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    AttemptEnd, Appended, JobId, JobRecord, JobState, Journal, JournalError, PendingJob,
-};
+use super::{Appended, AttemptEnd, JobId, JobRecord, JobState, Journal, JournalError, PendingJob};
 use crate::event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -107,7 +105,10 @@ impl SqliteJournal {
                 let _ = reply.send(committed.and(result));
             })
         });
-        self.writes.send(write).await.map_err(|_| JournalError::Closed)?;
+        self.writes
+            .send(write)
+            .await
+            .map_err(|_| JournalError::Closed)?;
         answer.await.map_err(|_| JournalError::Closed)?
     }
 
@@ -117,7 +118,9 @@ impl SqliteJournal {
     ) -> Result<T, JournalError> {
         let reads = Arc::clone(&self.reads);
         tokio::task::spawn_blocking(move || {
-            let conn = reads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let conn = reads
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             read(&conn)
         })
         .await
@@ -312,13 +315,9 @@ impl Journal for SqliteJournal {
 
     async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
         self.read(move |conn| {
-            conn.query_row(
-                &format!("{JOB_COLUMNS} WHERE id = ?1"),
-                [job.0],
-                job_record,
-            )
-            .optional()?
-            .ok_or(JournalError::NoSuchJob(job))
+            conn.query_row(&format!("{JOB_COLUMNS} WHERE id = ?1"), [job.0], job_record)
+                .optional()?
+                .ok_or(JournalError::NoSuchJob(job))
         })
         .await
     }
@@ -326,7 +325,8 @@ impl Journal for SqliteJournal {
     async fn jobs_of(&self, delivery: &str) -> Result<Vec<JobRecord>, JournalError> {
         let delivery = delivery.to_owned();
         self.read(move |conn| {
-            let mut statement = conn.prepare(&format!("{JOB_COLUMNS} WHERE delivery = ?1 ORDER BY id"))?;
+            let mut statement =
+                conn.prepare(&format!("{JOB_COLUMNS} WHERE delivery = ?1 ORDER BY id"))?;
             let jobs = statement
                 .query_map([delivery], job_record)?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -399,15 +399,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         let journal = SqliteJournal::open(&path).unwrap();
-        let Appended::New(jobs) = journal.append(delivery("d1"), plugins(&["a", "b"]), false).await.unwrap() else {
+        let Appended::New(jobs) = journal
+            .append(delivery("d1"), plugins(&["a", "b"]), false)
+            .await
+            .unwrap()
+        else {
             panic!("first append must be new");
         };
         assert_eq!(jobs.len(), 2);
         assert!(matches!(
-            journal.append(delivery("d1"), plugins(&["a", "b"]), false).await.unwrap(),
+            journal
+                .append(delivery("d1"), plugins(&["a", "b"]), false)
+                .await
+                .unwrap(),
             Appended::Duplicate
         ));
-        let Appended::New(rerun) = journal.append(delivery("d1"), plugins(&["a"]), true).await.unwrap() else {
+        let Appended::New(rerun) = journal
+            .append(delivery("d1"), plugins(&["a"]), true)
+            .await
+            .unwrap()
+        else {
             panic!("a rerun adds jobs");
         };
         assert_eq!(rerun.len(), 1);
@@ -417,30 +428,62 @@ mod tests {
         let reopened = SqliteJournal::open(&path).unwrap();
         let unfinished = reopened.unfinished().await.unwrap();
         assert_eq!(unfinished.len(), 3);
-        assert_eq!(unfinished[0].delivery.payload, &br#"{"action":"opened"}"#[..]);
-        assert_eq!(unfinished[0].delivery.facts.repository.as_deref(), Some("octo/repo"));
+        assert_eq!(
+            unfinished[0].delivery.payload,
+            &br#"{"action":"opened"}"#[..]
+        );
+        assert_eq!(
+            unfinished[0].delivery.facts.repository.as_deref(),
+            Some("octo/repo")
+        );
     }
 
     #[tokio::test]
     async fn attempts_move_jobs_through_their_states() {
         let dir = tempfile::tempdir().unwrap();
         let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
-        let Appended::New(jobs) = journal.append(delivery("d2"), plugins(&["a"]), false).await.unwrap() else {
+        let Appended::New(jobs) = journal
+            .append(delivery("d2"), plugins(&["a"]), false)
+            .await
+            .unwrap()
+        else {
             panic!()
         };
         let job = jobs[0].id;
         assert_eq!(journal.start_attempt(job).await.unwrap(), 1);
         assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
-        journal.end_attempt(job, AttemptEnd::WillRetry { error: "flaky".into() }).await.unwrap();
+        journal
+            .end_attempt(
+                job,
+                AttemptEnd::WillRetry {
+                    error: "flaky".into(),
+                },
+            )
+            .await
+            .unwrap();
         let record = journal.job(job).await.unwrap();
-        assert_eq!((record.state, record.error.as_deref()), (JobState::Queued, Some("flaky")));
+        assert_eq!(
+            (record.state, record.error.as_deref()),
+            (JobState::Queued, Some("flaky"))
+        );
         assert_eq!(journal.unfinished().await.unwrap()[0].attempts, 1);
         assert_eq!(journal.start_attempt(job).await.unwrap(), 2);
-        journal.end_attempt(job, AttemptEnd::Failed { error: "gave up".into() }).await.unwrap();
+        journal
+            .end_attempt(
+                job,
+                AttemptEnd::Failed {
+                    error: "gave up".into(),
+                },
+            )
+            .await
+            .unwrap();
         let record = journal.job(job).await.unwrap();
         assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
         assert!(journal.unfinished().await.unwrap().is_empty());
-        assert!(matches!(journal.start_attempt(JobId(999)).await, Err(JournalError::NoSuchJob(_))));
+        assert!(matches!(
+            journal.start_attempt(JobId(999)).await,
+            Err(JournalError::NoSuchJob(_))
+        ));
     }
 
     #[tokio::test]
@@ -449,7 +492,11 @@ mod tests {
         let journal = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
         let appends = (0..200).map(|i| {
             let journal = Arc::clone(&journal);
-            tokio::spawn(async move { journal.append(delivery(&format!("c{i}")), plugins(&["a"]), false).await })
+            tokio::spawn(async move {
+                journal
+                    .append(delivery(&format!("c{i}")), plugins(&["a"]), false)
+                    .await
+            })
         });
         for append in appends {
             assert!(matches!(append.await.unwrap().unwrap(), Appended::New(_)));

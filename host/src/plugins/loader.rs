@@ -79,8 +79,12 @@ pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
         reason: reason.to_owned(),
     };
     // SAFETY: we only take the symbol's address here; what it points at is checked below.
-    let header = unsafe { library.get::<*const HeaderPrefix>(abi::HEADER_SYMBOL) }
-        .map_err(|_| not_a_plugin("it exports no SWITCHYARD_PLUGIN_HEADER (was it built with `declare_plugin!`?)"))?;
+    let header =
+        unsafe { library.get::<*const HeaderPrefix>(abi::HEADER_SYMBOL) }.map_err(|_| {
+            not_a_plugin(
+                "it exports no SWITCHYARD_PLUGIN_HEADER (was it built with `declare_plugin!`?)",
+            )
+        })?;
     // Asked for as a pointer type, a data symbol yields the static's own address.
     let prefix_ptr: *const HeaderPrefix = *header;
     if prefix_ptr.is_null() {
@@ -90,7 +94,9 @@ pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
     // valid for any library that exports the symbol; the magic confirms it is really ours.
     let prefix = unsafe { std::ptr::read_unaligned(prefix_ptr) };
     if prefix.magic != abi::MAGIC {
-        return Err(not_a_plugin("its header does not start with Switchyard's magic bytes"));
+        return Err(not_a_plugin(
+            "its header does not start with Switchyard's magic bytes",
+        ));
     }
     if prefix.abi_version != abi::ABI_VERSION {
         return Err(refuse(format!(
@@ -204,7 +210,9 @@ impl PluginLibrary {
                     // SAFETY: the instance came from this vtable's create and is not shared.
                     unsafe { (self.vtable.destroy)(instance.as_ptr()) };
                 }
-                Err(create_error(format!("unexpected answer from create: {reply:?}")))
+                Err(create_error(format!(
+                    "unexpected answer from create: {reply:?}"
+                )))
             }
         }
     }

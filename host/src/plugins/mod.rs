@@ -6,15 +6,15 @@ mod services;
 
 use std::sync::{Arc, RwLock};
 
-use switchyard_plugin_api::{
-    Outcome, PluginConfig, PluginError, Subscription,
-    wire::CallResult,
-};
+use switchyard_plugin_api::{Outcome, PluginConfig, PluginError, Subscription, wire::CallResult};
 
 pub use loader::{LoadError, PluginInfo};
 pub use services::JobServices;
 
-use crate::{config::{Config, PluginEntry}, router::Interest};
+use crate::{
+    config::{Config, PluginEntry},
+    router::Interest,
+};
 
 /// A loaded, running plugin entry.
 pub struct LoadedPlugin {
@@ -35,12 +35,18 @@ impl LoadedPlugin {
     }
 
     /// Runs the plugin's handler for one job. `call` is a JSON `wire::Call`.
-    pub async fn handle(&self, call: &[u8], services: Arc<JobServices>) -> Result<Outcome, PluginError> {
+    pub async fn handle(
+        &self,
+        call: &[u8],
+        services: Arc<JobServices>,
+    ) -> Result<Outcome, PluginError> {
         let answer = self.instance.call(call, services.into_ffi()).await;
         match serde_json::from_slice::<CallResult>(answer.as_slice()) {
             Ok(CallResult::Ok(outcome)) => Ok(outcome),
             Ok(CallResult::Err(error)) => Err(error),
-            Err(e) => Err(PluginError::fatal(format!("plugin gave an unreadable answer: {e}"))),
+            Err(e) => Err(PluginError::fatal(format!(
+                "plugin gave an unreadable answer: {e}"
+            ))),
         }
     }
 }

@@ -147,5 +147,7 @@ fn encode<T: Serialize>(result: Result<T, HostError>) -> FfiBytes {
 
 fn panicked(message: String) -> FfiBytes {
     tracing::error!(panic = %message, "host service panicked");
-    encode::<()>(Err(HostError::Internal(format!("host service panicked: {message}"))))
+    encode::<()>(Err(HostError::Internal(format!(
+        "host service panicked: {message}"
+    ))))
 }

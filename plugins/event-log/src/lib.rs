@@ -37,9 +37,8 @@ impl EventLog {
         let settings: Settings = config.settings()?;
         let path = config.resolve_path(settings.path);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                PluginError::fatal(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| PluginError::fatal(format!("cannot create {}: {e}", dir.display())))?;
         }
         let file = OpenOptions::new()
             .create(true)

@@ -36,13 +36,26 @@ mod tests {
                 json!("opened"),
                 json!("octo/repo"),
             ),
-            ("push", json!({"repository": {"full_name": "octo/repo"}}), Value::Null, json!("octo/repo")),
-            ("meta", json!({"action": "deleted"}), json!("deleted"), Value::Null),
+            (
+                "push",
+                json!({"repository": {"full_name": "octo/repo"}}),
+                Value::Null,
+                json!("octo/repo"),
+            ),
+            (
+                "meta",
+                json!({"action": "deleted"}),
+                json!("deleted"),
+                Value::Null,
+            ),
         ];
         for (name, payload, action, repository) in cases {
             let event = Event::for_test(name, payload);
             let line = line(&event);
-            assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line}");
+            assert!(
+                line.ends_with('\n') && line.matches('\n').count() == 1,
+                "{line}"
+            );
             let record: Value = serde_json::from_str(&line).unwrap();
             assert_eq!(record["event"], name);
             assert_eq!(record["action"], action);

@@ -1,0 +1,133 @@
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use switchyard::journal::{JobState, Journal, SqliteJournal};
+
+use crate::support::{SECRET, behaviours, example, expand, library};
+
+fn spawn_server(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("DURABILITY_TEST_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn write_config(dir: &Path, port: u16, sleep_millis: u64) -> std::path::PathBuf {
+    let _ = library("switchyard-event-log");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"DURABILITY_TEST_SECRET\"\nshutdown_grace_secs = 5\n\
+         [store]\npath = \"{{dir}}/switchyard.db\"\n{}",
+        behaviours(
+            "slow",
+            "timeout_secs = 120",
+            &format!("behaviour = \"sleep\"\nmillis = {sleep_millis}")
+        )
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, expand(&text, dir)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn accepted_deliveries_survive_kill_9_and_run_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // First life: every job sleeps far longer than the test, so none can end before the kill.
+    let config = write_config(dir.path(), port, 600_000);
+    let mut server = spawn_server(&config);
+    wait_until_listening(port).await;
+
+    let client = reqwest::Client::new();
+    let body = serde_json::to_vec(&example("pull_request", Some("opened"))).unwrap();
+    let signature = switchyard::ingress::WebhookSecret::new(SECRET).sign_sha256(&body);
+    let mut accepted = Vec::new();
+    for n in 0..20 {
+        let delivery = format!("crash-{n}");
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/event_handler"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", &delivery)
+            .header("x-hub-signature-256", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        accepted.push(delivery);
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+
+    // Second life: the same jobs, now quick, must all run.
+    let config = write_config(dir.path(), port, 1);
+    let mut server = spawn_server(&config);
+    wait_until_listening(port).await;
+    let journal = SqliteJournal::open(&dir.path().join("switchyard.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for delivery in &accepted {
+        loop {
+            let jobs = journal.jobs_of(delivery).await.unwrap();
+            assert_eq!(jobs.len(), 1, "{delivery} lost its job");
+            if jobs[0].state == JobState::Succeeded {
+                assert!(jobs[0].attempts >= 1);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{delivery} did not run after restart: {jobs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // SIGTERM: stop taking deliveries, finish, exit 0.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_secret_and_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 9, 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("DURABILITY_TEST_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the webhook secret is not set: export DURABILITY_TEST_SECRET"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real host, real plugin libraries loaded through libloading, a fake
+//! GitHub on 127.0.0.1. One binary; one line per module.
+
+mod support;
+
+mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0
+mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4xx
+mod ingress; // signed deliveries, every bad input's answer, replays, form bodies
+mod loading; // the ABI handshake and its refusals; `switchyard check`
+mod plugin_failures; // panics, hangs, retries and host services seen from a job

@@ -1,0 +1,251 @@
+//! Shared test helpers: plugin libraries built once, a host on a free loopback port with a
+//! temporary store, signed requests, and waiting for jobs to end.
+
+pub mod fake_github;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use switchyard::{
+    Config, Switchyard,
+    app::Secrets,
+    ingress::WebhookSecret,
+    journal::{JobRecord, JobState},
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub const SECRET: &str = "test-secret-value";
+pub const TOKEN: &str = "test-token-value";
+
+/// Path of a plugin library of this workspace, built (once per test run) in the test profile.
+pub fn library(package: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let packages = [
+            "switchyard-event-log",
+            "switchyard-test-behaviours",
+            "switchyard-test-old-abi",
+            "switchyard-test-not-a-plugin",
+        ];
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.arg("build").current_dir(workspace());
+        for package in packages {
+            cargo.args(["-p", package]);
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "building the plugin libraries failed");
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target
+        .join("debug")
+        .join(format!("lib{}.so", package.replace('-', "_")))
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A fixture payload from GitHub's own examples: the first of `event` with `action`.
+pub fn example(event: &str, action: Option<&str>) -> serde_json::Value {
+    static FIXTURES: OnceLock<serde_json::Value> = OnceLock::new();
+    let fixtures = FIXTURES.get_or_init(|| {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhook-examples.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    });
+    let hook = fixtures
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == event)
+        .unwrap_or_else(|| panic!("no fixture for {event}"));
+    hook["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| action.is_none_or(|a| e["action"] == a))
+        .unwrap_or_else(|| panic!("no {event}.{action:?} example"))
+        .clone()
+}
+
+/// What to put in a test host's config beside the defaults.
+#[derive(Default)]
+pub struct HostSpec {
+    /// Extra `[server]` keys.
+    pub server: String,
+    /// `[[plugins]]` tables; `{lib:PACKAGE}` becomes that library's path, `{dir}` the store.
+    pub plugins: String,
+    pub github_url: Option<String>,
+    pub github_token: Option<&'static str>,
+    /// Extra `[github]` keys.
+    pub github: String,
+}
+
+/// A running host on a free loopback port.
+pub struct TestHost {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub host_state: switchyard::app::AppState,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<JoinHandle<()>>,
+}
+
+pub fn expand(text: &str, dir: &Path) -> String {
+    let mut text = text.replace("{dir}", &dir.display().to_string());
+    for package in [
+        "switchyard-event-log",
+        "switchyard-test-behaviours",
+        "switchyard-test-old-abi",
+        "switchyard-test-not-a-plugin",
+    ] {
+        text = text.replace(
+            &format!("{{lib:{package}}}"),
+            &library(package).display().to_string(),
+        );
+    }
+    text
+}
+
+impl TestHost {
+    pub async fn start(spec: HostSpec) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{server}\n\
+             [github]\napi_url = \"{github}\"\nbackoff_ms = 10\n{github_extra}\n\
+             [store]\npath = \"{{dir}}/switchyard.db\"\n\
+             [workers]\nretry_backoff_ms = 10\n\n{plugins}",
+            server = spec.server,
+            github = spec.github_url.as_deref().unwrap_or("http://127.0.0.1:9"),
+            github_extra = spec.github,
+            plugins = spec.plugins,
+        );
+        let text = expand(&text, dir.path());
+        let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
+        let secrets = Secrets {
+            webhook: WebhookSecret::new(SECRET),
+            github_token: spec.github_token.map(str::to_owned),
+        };
+        let host = Switchyard::start(config, secrets).await.unwrap();
+        let host_state = host.state.clone();
+        let (stop, stopped) = oneshot::channel();
+        let served = tokio::spawn(async move {
+            host.serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            host_state,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}/event_handler", self.base)
+    }
+
+    /// POSTs a JSON body signed with the test secret.
+    pub async fn send(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let body = serde_json::to_vec(body).unwrap();
+        let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
+        self.post(
+            &[
+                ("content-type", "application/json"),
+                ("x-github-event", event),
+                ("x-github-delivery", delivery),
+                ("x-hub-signature-256", &signature),
+            ],
+            body,
+        )
+        .await
+    }
+
+    /// POSTs raw bytes with exactly these headers.
+    pub async fn post(&self, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, serde_json::Value) {
+        let mut request = self.http.post(self.webhook_url()).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Waits until the delivery has `count` jobs, all ended; panics after 30 s.
+    pub async fn ended_jobs(&self, delivery: &str, count: usize) -> Vec<JobRecord> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let jobs = self.host_state.journal.jobs_of(delivery).await.unwrap();
+            let ended = jobs
+                .iter()
+                .all(|j| matches!(j.state, JobState::Succeeded | JobState::Failed));
+            if jobs.len() == count && ended {
+                return jobs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jobs of {delivery} did not end: {jobs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn events_logged(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.unwrap();
+        }
+    }
+}
+
+/// An event-log plugin entry writing to `{dir}/events.jsonl`.
+pub const EVENT_LOG: &str = "[[plugins]]\nname = \"event-log\"\nlibrary = \"{lib:switchyard-event-log}\"\n[plugins.settings]\npath = \"{dir}/events.jsonl\"\n";
+
+/// A behaviours plugin entry named `name`, with extra entry keys and a settings table body.
+pub fn behaviours(name: &str, entry: &str, settings: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"{name}\"\nlibrary = \"{{lib:switchyard-test-behaviours}}\"\n{entry}\n[plugins.settings]\n{settings}\n"
+    )
+}
