@@ -97,6 +97,16 @@ impl Inner {
             self.record(&job, AttemptEnd::Failed { error }).await;
             return;
         };
+        if job.attempts >= plugin.entry.max_attempts {
+            // Only a job whose attempts all ended with the host stopping (a crash, or a
+            // shutdown past its grace period) gets here: do not let it loop forever.
+            let error = format!(
+                "gave up after {} attempts: the host stopped during each",
+                job.attempts
+            );
+            self.record(&job, AttemptEnd::Failed { error }).await;
+            return;
+        }
         let attempt = match self.deps.journal.start_attempt(job.id).await {
             Ok(attempt) => attempt,
             Err(error) => {

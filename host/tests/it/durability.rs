@@ -131,3 +131,71 @@ fn serve_refuses_to_start_without_a_secret_and_names_the_variable() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_job_the_host_died_during_every_time_is_given_up() {
+    use std::sync::Arc;
+    use switchyard::{
+        Config, Switchyard,
+        app::Secrets,
+        event::{Delivery, DeliveryId, EventKind, RoutingFacts},
+        ingress::WebhookSecret,
+        journal::Appended,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("switchyard.db");
+    // Two attempts started and never ended: what two crashes mid-job leave behind.
+    let journal = SqliteJournal::open(&store).unwrap();
+    let delivery = Arc::new(Delivery {
+        id: DeliveryId::parse("poison-1").unwrap(),
+        kind: EventKind::parse("pull_request").unwrap(),
+        facts: RoutingFacts {
+            action: Some("opened".into()),
+            repository: None,
+        },
+        payload: bytes::Bytes::from_static(b"{\"action\":\"opened\"}"),
+        received_at: "2026-01-01T00:00:00Z".into(),
+    });
+    let Appended::New(jobs) = journal
+        .append(delivery, vec!["slow".into()], false)
+        .await
+        .unwrap()
+    else {
+        panic!("new delivery")
+    };
+    journal.start_attempt(jobs[0].id).await.unwrap();
+    journal.start_attempt(jobs[0].id).await.unwrap();
+    drop(journal);
+
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:9\"\n[store]\npath = \"{}\"\n{}",
+        store.display(),
+        behaviours(
+            "slow",
+            "max_attempts = 2",
+            "behaviour = \"sleep\"\nmillis = 1"
+        )
+    );
+    let config =
+        Config::parse(&expand(&text, dir.path()), &dir.path().join("config.toml")).unwrap();
+    let secrets = Secrets {
+        webhook: WebhookSecret::new(SECRET),
+        github_token: None,
+    };
+    let host = Switchyard::start(config, secrets).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = host.state.journal.job(jobs[0].id).await.unwrap();
+        if job.state == JobState::Failed {
+            assert_eq!(
+                job.error.as_deref(),
+                Some("gave up after 2 attempts: the host stopped during each")
+            );
+            assert_eq!(job.attempts, 2, "not run a third time");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{job:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
