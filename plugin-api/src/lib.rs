@@ -54,6 +54,11 @@
 //! plugins that abort on panic, as it could not contain their panics), then list the library in
 //! `config.toml`. A panic in `handle` fails that job with the panic's message; the host goes on.
 
+// The README's plugin example compiles as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
 mod event;
 mod github;
 mod host;
