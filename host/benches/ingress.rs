@@ -18,6 +18,10 @@ use std::{
 
 use switchyard::ingress::WebhookSecret;
 
+#[path = "../tests/it/support/net.rs"]
+mod net;
+use net::wait_until_listening;
+
 const SECRET: &str = "bench-secret";
 
 fn main() {
@@ -171,36 +175,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
+/// GitHub's example `pull_request.opened` payload, compact as GitHub sends it (~21 KB).
 fn pull_request_payload() -> Vec<u8> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/webhook-examples.json"
+        "/tests/fixtures/pull_request.opened.json"
     );
-    let hooks: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let hook = hooks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["name"] == "pull_request")
-        .unwrap();
-    let example = hook["examples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "opened")
-        .unwrap();
-    serde_json::to_vec(example).unwrap()
-}
-
-async fn wait_until_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let example: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    serde_json::to_vec(&example).unwrap()
 }
 
 fn env_or(name: &str, default: &str) -> String {

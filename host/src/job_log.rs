@@ -43,12 +43,17 @@ impl JobLogs {
     /// concurrent writers (stdout and stderr of a command) stay whole.
     pub async fn append(&self, job: JobId, text: &[u8]) -> std::io::Result<()> {
         let text = self.mask(text);
-        tokio::fs::create_dir_all(&self.dir).await?;
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(job))
-            .await?;
+        let path = self.path(job);
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).append(true);
+        let mut file = match options.open(&path).await {
+            // The folder is made on first use only, not on every line.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tokio::fs::create_dir_all(&self.dir).await?;
+                options.open(&path).await?
+            }
+            opened => opened?,
+        };
         file.write_all(&text).await?;
         file.flush().await
     }

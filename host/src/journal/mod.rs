@@ -99,8 +99,10 @@ pub enum JournalError {
     Open { path: String, message: String },
     #[error("journal database error: {0}")]
     Database(Arc<rusqlite::Error>),
-    #[error("journal is shut down")]
-    Closed,
+    /// The writer thread dropped the write: it is gone, or could not begin a transaction
+    /// (the reason is in the log).
+    #[error("the journal writer is unavailable (see the log)")]
+    Unavailable,
     #[error("no job {0} in the journal")]
     NoSuchJob(JobId),
 }

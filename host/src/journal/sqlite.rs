@@ -113,8 +113,8 @@ impl SqliteJournal {
         self.writes
             .send(write)
             .await
-            .map_err(|_| JournalError::Closed)?;
-        answer.await.map_err(|_| JournalError::Closed)?
+            .map_err(|_| JournalError::Unavailable)?;
+        answer.await.map_err(|_| JournalError::Unavailable)?
     }
 
     async fn read<T: Send + 'static>(
@@ -129,7 +129,7 @@ impl SqliteJournal {
             read(&conn)
         })
         .await
-        .map_err(|_| JournalError::Closed)?
+        .map_err(|_| JournalError::Unavailable)?
     }
 }
 
@@ -166,7 +166,7 @@ fn write_batches(conn: Connection, mut queue: mpsc::Receiver<Write>) {
             Ok(completions) => completions,
             Err(error) => {
                 tracing::error!(%error, "journal cannot begin a transaction");
-                // The writes were dropped unrun; their callers see the journal as closed.
+                // The writes are dropped unrun; their callers get `Unavailable`.
                 batch.clear();
                 continue;
             }

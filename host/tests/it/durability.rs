@@ -6,7 +6,7 @@ use std::{
 
 use switchyard::journal::{JobState, Journal, SqliteJournal};
 
-use crate::support::{SECRET, behaviours, example, expand, library};
+use crate::support::{SECRET, behaviours, example, expand, library, net::wait_until_listening};
 
 fn spawn_server(config: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -18,17 +18,6 @@ fn spawn_server(config: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-async fn wait_until_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn write_config(dir: &Path, port: u16, sleep_millis: u64) -> std::path::PathBuf {

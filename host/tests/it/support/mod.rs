@@ -2,6 +2,7 @@
 //! temporary store, signed requests, and waiting for jobs to end.
 
 pub mod fake_github;
+pub mod net;
 
 use std::{
     path::{Path, PathBuf},
