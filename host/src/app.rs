@@ -62,10 +62,10 @@ pub enum StartError {
     Plugins(#[from] PluginSetError),
     #[error("cannot build the GitHub client: {0}")]
     GitHubClient(reqwest::Error),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -214,7 +214,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let host = Switchyard::start(config, secrets).await?;
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+        .map_err(|error| StartError::Bind { addr, error })?;
     tracing::info!(%addr, %webhook, "switchyard is listening");
     host.serve(listener, shutdown_signal()).await
 }

@@ -281,10 +281,10 @@ impl Default for WorkersConfig {
 /// A config that cannot be used, naming the file, the key and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", file.display())]
+    #[error("cannot read {}: {error}", file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {message}", file.display())]
     Parse { file: PathBuf, message: String },
@@ -299,9 +299,9 @@ pub enum ConfigError {
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Read {
             file: file.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, file)
     }

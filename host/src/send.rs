@@ -33,30 +33,31 @@ pub enum SendError {
     Secret(#[from] StartError),
     #[error("invalid event name {0:?}: expected something like pull_request")]
     Event(String),
-    #[error("cannot read {}: {source}", file.display())]
+    #[error("cannot read {}: {error}", file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{} is not valid JSON: {source}", file.display())]
+    #[error("{} is not valid JSON: {error}", file.display())]
     Json {
         file: PathBuf,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
-    #[error("cannot reach {url}: {source} (is `switchyard serve` running?)")]
+    // reqwest's own message is generic; the cause (e.g. "Connection refused") follows in the chain.
+    #[error("cannot reach {url} (is `switchyard serve` running?)")]
     Http { url: String, source: reqwest::Error },
 }
 
 pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, SendError> {
     let secret = webhook_secret(config)?;
     EventKind::parse(&request.event).ok_or_else(|| SendError::Event(request.event.clone()))?;
-    let body = std::fs::read(&request.file).map_err(|source| SendError::Read {
+    let body = std::fs::read(&request.file).map_err(|error| SendError::Read {
         file: request.file.clone(),
-        source,
+        error,
     })?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|source| SendError::Json {
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|error| SendError::Json {
         file: request.file.clone(),
-        source,
+        error,
     })?;
     let url = request.url.unwrap_or_else(|| {
         let mut addr = config.server.listen;

@@ -21,8 +21,11 @@ use crate::event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[r#"
+-- An integer rowid keeps inserts appending to the table's last pages; keyed by the random
+-- delivery GUID, each insert of a batch would dirty a different page (a 4 KB WAL frame each).
 CREATE TABLE deliveries (
-    id          TEXT PRIMARY KEY,
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
     event       TEXT NOT NULL,
     action      TEXT,
     repository  TEXT,
@@ -32,7 +35,7 @@ CREATE TABLE deliveries (
 );
 CREATE TABLE jobs (
     id          INTEGER PRIMARY KEY,
-    delivery    TEXT NOT NULL REFERENCES deliveries(id),
+    delivery    INTEGER NOT NULL REFERENCES deliveries(seq),
     plugin      TEXT NOT NULL,
     state       TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -214,15 +217,19 @@ fn insert_delivery(
             delivery.received_at,
             compressed_payload,
         ])?;
-    if inserted == 0 && !rerun {
-        return Ok(None);
-    }
+    let seq = match (inserted, rerun) {
+        (0, false) => return Ok(None),
+        (0, true) => conn
+            .prepare_cached("SELECT seq FROM deliveries WHERE id = ?1")?
+            .query_row([delivery.id.as_str()], |row| row.get::<_, i64>(0))?,
+        _ => conn.last_insert_rowid(),
+    };
     let mut insert_job = conn.prepare_cached(
         "INSERT INTO jobs (delivery, plugin, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
     )?;
     let mut jobs = Vec::with_capacity(plugins.len());
     for plugin in plugins {
-        insert_job.execute(params![delivery.id.as_str(), plugin, delivery.received_at])?;
+        insert_job.execute(params![seq, plugin, delivery.received_at])?;
         jobs.push((JobId(conn.last_insert_rowid()), plugin.clone()));
     }
     Ok(Some(jobs))
@@ -301,7 +308,7 @@ impl Journal for SqliteJournal {
             let mut statement = conn.prepare(
                 "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
                         d.received_at, d.payload
-                 FROM jobs j JOIN deliveries d ON d.id = j.delivery
+                 FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE j.state IN ('queued', 'running') ORDER BY j.id",
             )?;
             let mut deliveries: HashMap<String, Arc<Delivery>> = HashMap::new();
@@ -331,9 +338,13 @@ impl Journal for SqliteJournal {
 
     async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
         self.read(move |conn| {
-            conn.query_row(&format!("{JOB_COLUMNS} WHERE id = ?1"), [job.0], job_record)
-                .optional()?
-                .ok_or(JournalError::NoSuchJob(job))
+            conn.query_row(
+                &format!("{JOB_COLUMNS} WHERE j.id = ?1"),
+                [job.0],
+                job_record,
+            )
+            .optional()?
+            .ok_or(JournalError::NoSuchJob(job))
         })
         .await
     }
@@ -342,7 +353,7 @@ impl Journal for SqliteJournal {
         let delivery = delivery.to_owned();
         self.read(move |conn| {
             let mut statement =
-                conn.prepare(&format!("{JOB_COLUMNS} WHERE delivery = ?1 ORDER BY id"))?;
+                conn.prepare(&format!("{JOB_COLUMNS} WHERE d.id = ?1 ORDER BY j.id"))?;
             let jobs = statement
                 .query_map([delivery], job_record)?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -352,7 +363,8 @@ impl Journal for SqliteJournal {
     }
 }
 
-const JOB_COLUMNS: &str = "SELECT id, delivery, plugin, state, attempts, error, note FROM jobs";
+const JOB_COLUMNS: &str = "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note
+     FROM jobs j JOIN deliveries d ON d.seq = j.delivery";
 
 fn job_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let state: String = row.get(3)?;

@@ -53,12 +53,12 @@ impl LoadedPlugin {
 
 /// A plugin entry that could not be loaded, named as in the config.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: plugins[{index}] ({name:?}).library: {source}", file.display())]
+#[error("{}: plugins[{index}] ({name:?}).library: {error}", file.display())]
 pub struct PluginSetError {
     pub file: std::path::PathBuf,
     pub index: usize,
     pub name: String,
-    pub source: LoadError,
+    pub error: LoadError,
 }
 
 /// The enabled plugins of one config, in config order.
@@ -75,11 +75,11 @@ impl PluginSet {
             if !entry.enabled {
                 continue;
             }
-            let failed = |source| PluginSetError {
+            let failed = |error| PluginSetError {
                 file: config.file.clone(),
                 index,
                 name: entry.name.clone(),
-                source,
+                error,
             };
             let library = loader::open(&config.library_path(entry)).map_err(failed)?;
             let plugin_config = PluginConfig {
