@@ -8,8 +8,18 @@ use switchyard::journal::{JobState, Journal, SqliteJournal};
 
 use crate::support::{SECRET, behaviours, example, expand, library, net::wait_until_listening};
 
-fn spawn_server(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+/// The server process, killed if the test panics before it is stopped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_server(config: &Path) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["serve", "--config"])
         .arg(config)
         .env("DURABILITY_TEST_SECRET", SECRET)
@@ -17,7 +27,8 @@ fn spawn_server(config: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Server(child)
 }
 
 fn write_config(dir: &Path, port: u16, sleep_millis: u64) -> std::path::PathBuf {
@@ -68,8 +79,8 @@ async fn accepted_deliveries_survive_kill_9_and_run_after_restart() {
         assert_eq!(response.status(), 202);
         accepted.push(delivery);
     }
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
 
     // Second life: the same jobs, now quick, must all run.
     let config = write_config(dir.path(), port, 1);
@@ -95,11 +106,11 @@ async fn accepted_deliveries_survive_kill_9_and_run_after_restart() {
 
     // SIGTERM: stop taking deliveries, finish, exit 0.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::unistd::Pid::from_raw(server.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = server.wait().unwrap();
+    let status = server.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
 
