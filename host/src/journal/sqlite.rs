@@ -153,16 +153,7 @@ fn write_batches(conn: Connection, mut queue: mpsc::Receiver<Write>) {
     while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         let completions: Result<Vec<Completion>, rusqlite::Error> = (|| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            let completions = batch
-                .drain(..)
-                .map(|write| {
-                    // A savepoint per write: one failing write rolls back alone, not the batch.
-                    let savepoint = run_cached(&conn, "SAVEPOINT write");
-                    let completion = write(&conn);
-                    let _ = savepoint.and_then(|()| run_cached(&conn, "RELEASE write"));
-                    completion
-                })
-                .collect();
+            let completions = batch.drain(..).map(|write| write(&conn)).collect();
             Ok(completions)
         })();
         let completions = match completions {
@@ -189,11 +180,20 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-/// Rolls the savepoint back when a write failed, so it leaves nothing half-done.
-fn rolled_back<T>(conn: &Connection, result: Result<T, JournalError>) -> Result<T, JournalError> {
+/// Runs a write of several statements inside a savepoint, so that if it fails it leaves
+/// nothing half-done and the rest of its batch still commits. (A write of one statement needs
+/// none: SQLite undoes a failed statement by itself.)
+fn all_or_nothing<T>(
+    conn: &Connection,
+    write: impl FnOnce() -> Result<T, JournalError>,
+) -> Result<T, JournalError> {
+    run_cached(conn, "SAVEPOINT write")?;
+    let result = write();
     if result.is_err() {
-        let _ = conn.execute_batch("ROLLBACK TO write");
+        let _ = run_cached(conn, "ROLLBACK TO write");
     }
+    // RELEASE closes the savepoint whether or not it was rolled back to.
+    run_cached(conn, "RELEASE write")?;
     result
 }
 
@@ -247,10 +247,9 @@ impl Journal for SqliteJournal {
         let payload = lz4_flex::compress_prepend_size(&delivery.payload);
         let jobs = self
             .write(move |conn| {
-                rolled_back(
-                    conn,
-                    insert_delivery(conn, &stored, &payload, &plugins, rerun),
-                )
+                all_or_nothing(conn, || {
+                    insert_delivery(conn, &stored, &payload, &plugins, rerun)
+                })
             })
             .await?;
         Ok(match jobs {
@@ -515,6 +514,31 @@ mod tests {
             journal.start_attempt(JobId(999)).await,
             Err(JournalError::NoSuchJob(_))
         ));
+    }
+
+    #[test]
+    fn a_failing_write_rolls_back_alone() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE); BEGIN;")
+            .unwrap();
+        let insert = |x: i64| {
+            conn.execute("INSERT INTO t VALUES (?1)", [x])
+                .map(drop)
+                .map_err(JournalError::from)
+        };
+        // The second statement fails (duplicate), so the first must not stay either.
+        let failed = all_or_nothing(&conn, || insert(1).and_then(|()| insert(1)));
+        assert!(failed.is_err());
+        all_or_nothing(&conn, || insert(2)).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        let rows: Vec<i64> = conn
+            .prepare("SELECT x FROM t")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [2]);
     }
 
     #[tokio::test]
