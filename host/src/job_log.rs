@@ -10,7 +10,11 @@ use axum::{
 };
 use tokio::io::AsyncWriteExt as _;
 
-use crate::{app::AppState, ingress::error_response, journal::JobId};
+use crate::{
+    app::AppState,
+    ingress::error_response,
+    journal::{JobId, JournalError},
+};
 
 /// Where job logs live, and the secrets they must never show.
 #[derive(Clone)]
@@ -77,18 +81,28 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// `GET /jobs/{id}/log`.
+/// `GET /jobs/{id}/log`: the log so far. A job that has written nothing yet has an empty log;
+/// only an unknown job is a 404.
 pub async fn serve_log(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    match tokio::fs::read(state.logs.path(JobId(id))).await {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+    let text = match tokio::fs::read(state.logs.path(JobId(id))).await {
+        Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            error_response(StatusCode::NOT_FOUND, &format!("no log for job {id}"))
+            match state.journal.job(JobId(id)).await {
+                Ok(_) => Vec::new(),
+                Err(JournalError::NoSuchJob(_)) => {
+                    return error_response(StatusCode::NOT_FOUND, &format!("no job {id}"));
+                }
+                Err(error) => return internal_error(id, &error),
+            }
         }
-        Err(error) => {
-            tracing::error!(job = id, %error, "cannot read job log");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    }
+        Err(error) => return internal_error(id, &error),
+    };
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+fn internal_error(job: i64, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(job, %error, "cannot read job log");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
 #[cfg(test)]

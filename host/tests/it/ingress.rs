@@ -34,6 +34,11 @@ async fn a_signed_delivery_reaches_the_event_log() {
     assert_eq!(logged[0]["action"], "opened");
     assert_eq!(logged[0]["repository"], payload["repository"]["full_name"]);
     assert!(logged[0]["received_at"].as_str().unwrap().ends_with('Z'));
+    // The job wrote no log lines: its log exists and is empty.
+    assert_eq!(
+        host.get(&format!("/jobs/{}/log", jobs[0].id)).await,
+        (200, String::new())
+    );
     host.stop().await;
 }
 

@@ -149,7 +149,10 @@ async fn commands_run_through_the_host_land_in_the_served_job_log() {
         "{log}"
     );
 
-    let (status, _) = host.get("/jobs/999999/log").await;
-    assert_eq!(status, 404);
+    let (status, body) = host.get("/jobs/999999/log").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"error":"no job 999999"}"#)
+    );
     host.stop().await;
 }
