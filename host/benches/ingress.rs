@@ -20,7 +20,7 @@ use switchyard::ingress::WebhookSecret;
 
 #[path = "../tests/it/support/net.rs"]
 mod net;
-use net::wait_until_listening;
+use net::{free_port, wait_until_listening};
 
 const SECRET: &str = "bench-secret";
 
@@ -53,11 +53,7 @@ fn main() {
         .collect();
 
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,

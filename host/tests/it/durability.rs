@@ -6,7 +6,10 @@ use std::{
 
 use switchyard::journal::{JobState, Journal, SqliteJournal};
 
-use crate::support::{SECRET, behaviours, example, expand, library, net::wait_until_listening};
+use crate::support::{
+    SECRET, behaviours, example, expand, library,
+    net::{free_port, wait_until_listening},
+};
 
 /// The server process, killed if the test panics before it is stopped.
 struct Server(Child);
@@ -50,11 +53,7 @@ fn write_config(dir: &Path, port: u16, sleep_millis: u64) -> std::path::PathBuf 
 #[tokio::test]
 async fn accepted_deliveries_survive_kill_9_and_run_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // First life: every job sleeps far longer than the test, so none can end before the kill.
     let config = write_config(dir.path(), port, 600_000);
     let mut server = spawn_server(&config);

@@ -1,4 +1,5 @@
-//! Waiting for a server started as a separate process; shared with the ingress benchmark.
+//! Ports and waiting for a server started as a separate process; shared with the ingress
+//! benchmark.
 
 use std::time::{Duration, Instant};
 
@@ -12,4 +13,10 @@ pub async fn wait_until_listening(port: u16) {
         assert!(Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A loopback port that was free a moment ago, for a server process to listen on.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
