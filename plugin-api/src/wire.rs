@@ -27,7 +27,9 @@ pub struct Call<'a> {
     pub payload: &'a RawValue,
 }
 
-/// Everything of a [`Call`] but the payload, as the host writes it.
+/// Everything of a [`Call`] but the payload, as the host writes it. Its own type rather than a
+/// `#[serde(flatten)]` part of `Call`: flatten buffers fields, which a borrowed `RawValue`
+/// cannot survive.
 #[derive(Debug, Serialize)]
 pub struct CallHead<'a> {
     pub job: crate::JobInfo,
