@@ -1,19 +1,20 @@
 //! Job logs: one plain-text file per job under the store's `logs` folder, with secrets masked
-//! on the way in, served at `/jobs/{id}/log`.
+//! on the way in, served at `/jobs/{id}/log` (streamed live while the job runs).
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
+    body::Body,
     extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use crate::{
     app::AppState,
     ingress::error_response,
-    journal::{JobId, JournalError},
+    journal::{JobId, JobState, Journal, JournalError},
 };
 
 /// Where job logs live, and the secrets they must never show.
@@ -81,28 +82,87 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// `GET /jobs/{id}/log`: the log so far. A job that has written nothing yet has an empty log;
-/// only an unknown job is a 404.
+/// How often a streamed log checks for new output while its job runs.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// `GET /jobs/{id}/log`: the job's log as plain text. While the job is queued or running the
+/// response streams, sending new output as it is written, and ends when the job ends; so a
+/// status link shows a build live. Only an unknown job is a 404.
 pub async fn serve_log(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    let text = match tokio::fs::read(state.logs.path(JobId(id))).await {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match state.journal.job(JobId(id)).await {
-                Ok(_) => Vec::new(),
-                Err(JournalError::NoSuchJob(_)) => {
-                    return error_response(StatusCode::NOT_FOUND, &format!("no job {id}"));
-                }
-                Err(error) => return internal_error(id, &error),
-            }
+    let job = JobId(id);
+    match state.journal.job(job).await {
+        Ok(_) => {}
+        Err(JournalError::NoSuchJob(_)) => {
+            return error_response(StatusCode::NOT_FOUND, &format!("no job {id}"));
         }
-        Err(error) => return internal_error(id, &error),
+        Err(error) => {
+            tracing::error!(job = id, %error, "cannot look up job for its log");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    }
+    let follow = Follow {
+        path: state.logs.path(job),
+        offset: 0,
+        job,
+        journal: state.journal.clone(),
+        ended: false,
     };
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    let body = Body::from_stream(futures_util::stream::unfold(follow, Follow::next));
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-fn internal_error(job: i64, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(job, %error, "cannot read job log");
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+/// A reader that follows a job's log file until the job ends and everything is sent.
+struct Follow {
+    path: PathBuf,
+    offset: u64,
+    job: JobId,
+    journal: Arc<dyn Journal>,
+    /// The job had ended when last checked: send what is left, then stop.
+    ended: bool,
+}
+
+impl Follow {
+    async fn next(mut self) -> Option<(std::io::Result<Vec<u8>>, Self)> {
+        loop {
+            match self.read_new().await {
+                Ok(chunk) if !chunk.is_empty() => return Some((Ok(chunk), self)),
+                Ok(_) if self.ended => return None,
+                Ok(_) => {}
+                Err(error) => {
+                    return Some((
+                        Err(error),
+                        Self {
+                            ended: true,
+                            ..self
+                        },
+                    ));
+                }
+            }
+            // Nothing new: check (after reading, so no output written before the end is
+            // missed) whether the job is over, else wait for more.
+            self.ended = match self.journal.job(self.job).await {
+                Ok(record) => matches!(record.state, JobState::Succeeded | JobState::Failed),
+                Err(_) => true,
+            };
+            if !self.ended {
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
+            }
+        }
+    }
+
+    /// Bytes written since the last read; none while the file does not exist yet.
+    async fn read_new(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut file = match tokio::fs::File::open(&self.path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        file.seek(std::io::SeekFrom::Start(self.offset)).await?;
+        let mut chunk = Vec::new();
+        file.read_to_end(&mut chunk).await?;
+        self.offset += chunk.len() as u64;
+        Ok(chunk)
+    }
 }
 
 #[cfg(test)]

@@ -156,3 +156,45 @@ async fn commands_run_through_the_host_land_in_the_served_job_log() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_running_jobs_log_streams_until_the_job_ends() {
+    let script = "echo first; sleep 2; echo second";
+    let plugins = behaviours(
+        "streams",
+        "",
+        &format!("behaviour = \"run\"\nscript = \"{script}\""),
+    );
+    let host = TestHost::start(host_with(plugins)).await;
+    assert_eq!(
+        host.send(
+            "pull_request",
+            "stream-1",
+            &example("pull_request", Some("opened"))
+        )
+        .await
+        .0,
+        202
+    );
+    let job = host.host_state.journal.jobs_of("stream-1").await.unwrap()[0].id;
+
+    let mut response = host.get_streaming(&format!("/jobs/{job}/log")).await;
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().expect("a first chunk");
+    assert_eq!(&first[..], b"first\n");
+    // The first line arrived while the command was still sleeping.
+    let state = host.host_state.journal.job(job).await.unwrap().state;
+    assert!(matches!(state, JobState::Running), "{state:?}");
+
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"second\n");
+    // The response ended because the job did.
+    assert_eq!(
+        host.host_state.journal.job(job).await.unwrap().state,
+        JobState::Succeeded
+    );
+    host.stop().await;
+}

@@ -194,6 +194,15 @@ impl TestHost {
         (status, body)
     }
 
+    /// A streaming GET, for reading a response chunk by chunk.
+    pub async fn get_streaming(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
             .http
