@@ -40,7 +40,6 @@ pub enum LoadError {
 pub struct PluginInfo {
     pub package: String,
     pub version: String,
-    pub api_version: String,
     pub rustc_version: String,
 }
 
@@ -56,6 +55,13 @@ pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
     let refuse = |reason: String| LoadError::Incompatible {
         path: path.to_owned(),
         reason,
+    };
+    // Refusals a rebuild against this host's plugin-api fixes end with that advice.
+    let rebuild = |reason: String| {
+        refuse(format!(
+            "{reason}; rebuild the plugin against switchyard-plugin-api {}",
+            abi::API_VERSION
+        ))
     };
     if !path.is_file() {
         return Err(LoadError::Missing {
@@ -99,20 +105,18 @@ pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
         ));
     }
     if prefix.abi_version != abi::ABI_VERSION {
-        return Err(refuse(format!(
-            "plugin ABI v{} but host speaks ABI v{}; rebuild the plugin against switchyard-plugin-api {}",
+        return Err(rebuild(format!(
+            "plugin ABI v{} but host speaks ABI v{}",
             prefix.abi_version,
-            abi::ABI_VERSION,
-            abi::API_VERSION
+            abi::ABI_VERSION
         )));
     }
     if (prefix.header_size as usize) < size_of::<PluginHeader>() {
-        return Err(refuse(format!(
-            "plugin header is {} bytes but ABI v{} needs {}; rebuild the plugin against switchyard-plugin-api {}",
+        return Err(rebuild(format!(
+            "plugin header is {} bytes but ABI v{} needs {}",
             prefix.header_size,
             abi::ABI_VERSION,
-            size_of::<PluginHeader>(),
-            abi::API_VERSION
+            size_of::<PluginHeader>()
         )));
     }
     // SAFETY: magic, ABI version and size all match this host's PluginHeader layout.
@@ -122,15 +126,13 @@ pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
     let info = PluginInfo {
         package: text(&header.plugin_name),
         version: text(&header.plugin_version),
-        api_version: text(&header.api_version),
         rustc_version: text(&header.rustc_version),
     };
     if header.async_ffi_abi != async_ffi::ABI_VERSION {
-        return Err(refuse(format!(
-            "plugin uses async-ffi ABI v{} but host uses v{}; rebuild the plugin against switchyard-plugin-api {}",
+        return Err(rebuild(format!(
+            "plugin uses async-ffi ABI v{} but host uses v{}",
             header.async_ffi_abi,
-            async_ffi::ABI_VERSION,
-            abi::API_VERSION
+            async_ffi::ABI_VERSION
         )));
     }
     if header.panic_unwind != 1 {

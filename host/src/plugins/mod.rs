@@ -112,8 +112,8 @@ impl PluginSet {
     }
 }
 
-/// The current plugin set, swappable as a whole: jobs keep the set (and instances) they
-/// started with, new deliveries see the new one.
+/// The current plugin set. Behind a lock so a config reload can swap it as a whole: jobs keep
+/// the set (and instances) they started with, new deliveries see the new one.
 #[derive(Default)]
 pub struct Plugins(RwLock<Arc<PluginSet>>);
 
@@ -124,9 +124,5 @@ impl Plugins {
 
     pub fn current(&self) -> Arc<PluginSet> {
         Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    pub fn replace(&self, set: PluginSet) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
     }
 }
