@@ -11,12 +11,14 @@ use axum::{
 use tokio::net::TcpListener;
 
 use crate::{
+    checkout::Checkouts,
     config::{Config, Redeliveries, secret_from_env},
     github::{GitHub, GitHubClient},
     ingress::{self, MAX_BODY_BYTES, WebhookSecret},
     job_log::{self, JobLogs},
     journal::{Journal, JournalError, SqliteJournal},
-    plugins::{PluginSet, PluginSetError, Plugins},
+    locks::Locks,
+    plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     workers::{WorkerDeps, Workers},
 };
 
@@ -130,11 +132,18 @@ impl Switchyard {
         );
         let store = config.store_path();
         let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&store)?);
-        let logs_dir = store
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join("logs");
-        let logs = JobLogs::new(logs_dir, secrets.values());
+        let store_dir = store.parent().unwrap_or(std::path::Path::new("."));
+        let checkouts = Checkouts::new(
+            store_dir.join("workspaces"),
+            &config.github.api_url,
+            secrets.github_token.as_deref(),
+        );
+        // Left by a crash; no job runs yet, and the jobs they belonged to check out again.
+        checkouts.clean_all().await;
+        let logs = JobLogs::new(
+            store_dir.join("logs"),
+            secrets.values().chain(checkouts.secrets()),
+        );
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
         for plugin in plugins.current().iter() {
             tracing::info!(
@@ -148,8 +157,16 @@ impl Switchyard {
         let workers = Workers::new(WorkerDeps {
             journal: Arc::clone(&journal),
             plugins: Arc::clone(&plugins),
-            logs: logs.clone(),
-            github,
+            services: Arc::new(ServiceDeps {
+                logs: logs.clone(),
+                github,
+                checkouts,
+                locks: Locks::new(Arc::clone(&journal)),
+                hidden_env: vec![
+                    config.server.secret_env.clone(),
+                    config.github.token_env.clone(),
+                ],
+            }),
             public_url: config.public_url(),
             concurrency: config.workers.concurrency,
             retry_backoff: Duration::from_millis(config.workers.retry_backoff_ms),

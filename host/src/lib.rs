@@ -4,12 +4,14 @@
 //! `job_log` as the services plugins call back into.
 
 pub mod app;
+pub mod checkout;
 pub mod config;
 pub mod event;
 pub mod github;
 pub mod ingress;
 pub mod job_log;
 pub mod journal;
+pub mod locks;
 pub mod plugins;
 pub mod process;
 pub mod router;

@@ -33,9 +33,18 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Runs `request`, appending its output to `job`'s log.
-pub async fn run(request: RunRequest, logs: JobLogs, job: JobId) -> Result<RunOutput, HostError> {
+/// Runs `request`, appending its output to `job`'s log. The command inherits the host's
+/// environment except `hidden_env`: the variables holding the host's own secrets.
+pub async fn run(
+    request: RunRequest,
+    logs: JobLogs,
+    job: JobId,
+    hidden_env: &[String],
+) -> Result<RunOutput, HostError> {
     let mut command = Command::new(&request.program);
+    for variable in hidden_env {
+        command.env_remove(variable);
+    }
     command
         .args(&request.args)
         .envs(&request.env)
@@ -119,7 +128,7 @@ mod tests {
         let logs = JobLogs::new(dir.path().to_owned(), ["sup3rsecret".to_owned()]);
         let mut request = RunRequest::shell(script).env("GREETING", "hello");
         request.timeout_secs = timeout_secs;
-        let output = run(request, logs.clone(), JobId(1)).await;
+        let output = run(request, logs.clone(), JobId(1), &[]).await;
         let log = std::fs::read_to_string(logs.path(JobId(1))).unwrap_or_default();
         (output, log)
     }
@@ -137,6 +146,18 @@ mod tests {
         let (output, log) = run_script("echo token=sup3rsecret", None).await;
         assert!(output.unwrap().success());
         assert_eq!(log, "token=********\n");
+    }
+
+    #[tokio::test]
+    async fn the_hosts_secret_variables_are_not_inherited() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path().to_owned(), []);
+        // HOME is set wherever tests run; hide it as if it held a secret.
+        let request = RunRequest::shell("echo \"HOME=[${HOME:-unset}]\"");
+        let hidden = ["HOME".to_owned()];
+        run(request, logs.clone(), JobId(1), &hidden).await.unwrap();
+        let log = std::fs::read_to_string(logs.path(JobId(1))).unwrap();
+        assert_eq!(log, "HOME=[unset]\n");
     }
 
     #[tokio::test]
@@ -161,7 +182,7 @@ mod tests {
             program: "/no/such/program".into(),
             ..Default::default()
         };
-        let error = run(request, logs, JobId(1)).await.unwrap_err();
+        let error = run(request, logs, JobId(1), &[]).await.unwrap_err();
         assert!(
             error
                 .to_string()

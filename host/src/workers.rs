@@ -14,18 +14,16 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    github::GitHub,
-    job_log::JobLogs,
     journal::{AttemptEnd, JobId, Journal, PendingJob},
-    plugins::{JobServices, LoadedPlugin, Plugins},
+    plugins::{JobServices, LoadedPlugin, Plugins, ServiceDeps},
 };
 
 /// What the workers need from the rest of the host.
 pub struct WorkerDeps {
     pub journal: Arc<dyn Journal>,
     pub plugins: Arc<Plugins>,
-    pub logs: JobLogs,
-    pub github: Arc<dyn GitHub>,
+    /// Job logs, GitHub, checkouts and locks, shared by every job's host services.
+    pub services: Arc<ServiceDeps>,
     /// Base of job log URLs.
     pub public_url: String,
     pub concurrency: usize,
@@ -141,10 +139,18 @@ impl Inner {
         );
         if let AttemptEnd::Failed { error } | AttemptEnd::WillRetry { error } = &end {
             let line = format!("switchyard: attempt {attempt} failed: {error}\n");
-            let _ = self.deps.logs.append(job.id, line.as_bytes()).await;
+            let _ = self
+                .deps
+                .services
+                .logs
+                .append(job.id, line.as_bytes())
+                .await;
         }
         let retry = matches!(end, AttemptEnd::WillRetry { .. });
         self.record(&job, end).await;
+        // The attempt's locks went with its record; its workspace goes now (the log stays).
+        self.deps.services.locks.released();
+        self.deps.services.checkouts.clean(job.id).await;
         if retry {
             self.retry_later(
                 PendingJob {
@@ -180,8 +186,7 @@ impl Inner {
         let call = encode_call(&head, &delivery.payload);
         let services = Arc::new(JobServices {
             job: job.id,
-            logs: self.deps.logs.clone(),
-            github: Arc::clone(&self.deps.github),
+            deps: Arc::clone(&self.deps.services),
             runtime: tokio::runtime::Handle::current(),
         });
         let running = Arc::clone(plugin);

@@ -232,10 +232,10 @@ pub struct HostVTable {
     pub release: unsafe extern "C" fn(ctx: *const c_void),
     /// Appends text to the job's log.
     pub log: unsafe extern "C" fn(ctx: *const c_void, text: FfiSlice) -> FfiFuture<()>,
-    /// JSON `wire::GitHubCall` in, JSON `wire::ServiceResult<GitHubResponse>` out.
-    pub github: unsafe extern "C" fn(ctx: *const c_void, request: FfiSlice) -> FfiFuture<FfiBytes>,
-    /// JSON [`crate::RunRequest`] in, JSON `wire::ServiceResult<RunOutput>` out.
-    pub run: unsafe extern "C" fn(ctx: *const c_void, request: FfiSlice) -> FfiFuture<FfiBytes>,
+    /// JSON `wire::ServiceRequest` in, JSON `wire::ServiceResult<_>` out. One entry for every
+    /// service, so a new service is a new enum variant, not a new ABI version; a host that does
+    /// not know a service answers `InvalidRequest` naming it.
+    pub request: unsafe extern "C" fn(ctx: *const c_void, request: FfiSlice) -> FfiFuture<FfiBytes>,
 }
 
 impl HostServices {
@@ -259,14 +259,9 @@ impl HostServices {
         unsafe { (self.vtable.log)(self.ctx, FfiSlice::new(text)) }
     }
 
-    pub fn github(&self, request: &[u8]) -> FfiFuture<FfiBytes> {
+    pub fn request(&self, request: &[u8]) -> FfiFuture<FfiBytes> {
         // SAFETY: as in `log`.
-        unsafe { (self.vtable.github)(self.ctx, FfiSlice::new(request)) }
-    }
-
-    pub fn run(&self, request: &[u8]) -> FfiFuture<FfiBytes> {
-        // SAFETY: as in `log`.
-        unsafe { (self.vtable.run)(self.ctx, FfiSlice::new(request)) }
+        unsafe { (self.vtable.request)(self.ctx, FfiSlice::new(request)) }
     }
 }
 

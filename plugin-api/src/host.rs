@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::{
     abi::{self, HostServices},
     github::{CommitStatus, GitHubResponse, NewDeployment, NewDeploymentStatus, repo_path},
-    wire::{GitHubCall, ServiceResult},
+    wire::{GitHubCall, ServiceRequest, ServiceResult},
 };
 
 /// Why a host service failed.
@@ -31,6 +31,9 @@ pub enum HostError {
     /// A command could not be started.
     #[error("{0}")]
     Run(String),
+    /// The code could not be checked out.
+    #[error("checkout failed: {0}")]
+    Checkout(String),
     /// The host failed internally (details are in the host's log).
     #[error("host error: {0}")]
     Internal(String),
@@ -106,6 +109,35 @@ impl RunOutput {
     }
 }
 
+/// Check out one commit into the job's workspace: see [`Host::checkout`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRequest {
+    /// Where to fetch from: `https://`, `ssh://`, `git@host:path` or `file://`.
+    pub clone_url: String,
+    /// The full commit sha to check out.
+    pub sha: String,
+}
+
+/// A checked-out workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub path: PathBuf,
+}
+
+/// Take a named lock for the rest of the job: see [`Host::lock`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRequest {
+    pub name: String,
+    /// Wait for the lock (true) or answer at once whether it was free (false).
+    pub wait: bool,
+}
+
+/// Whether the job now holds the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockAnswer {
+    pub acquired: bool,
+}
+
 /// The host's services for the job being handled.
 pub struct Host {
     services: HostServices,
@@ -138,7 +170,7 @@ impl Host {
             path: path.to_owned(),
             body,
         };
-        self.service(HostServices::github, &call).await
+        self.service(ServiceRequest::Github(call)).await
     }
 
     /// `POST /repos/{repo}/statuses/{sha}`.
@@ -182,15 +214,52 @@ impl Host {
 
     /// Runs a command with a timeout, its stdout and stderr going to the job's log.
     pub async fn run(&self, request: &RunRequest) -> Result<RunOutput, HostError> {
-        self.service(HostServices::run, request).await
+        self.service(ServiceRequest::Run(request.clone())).await
     }
 
-    async fn service<Req: Serialize, Resp: DeserializeOwned>(
+    /// Checks out `sha` from `clone_url` into a fresh workspace that belongs to this job and
+    /// returns its path. The host removes it when the job's attempt ends (the log stays).
+    ///
+    /// HTTPS clones from the configured GitHub host use the host's token, passed to git in its
+    /// environment: it never appears in the URL, the workspace's `.git/config` or the log. Git's
+    /// output goes to the job's log. Fetches the sha itself, falling back to all branches and
+    /// pull request heads for servers that refuse fetching by sha.
+    pub async fn checkout(&self, clone_url: &str, sha: &str) -> Result<PathBuf, HostError> {
+        let request = CheckoutRequest {
+            clone_url: clone_url.to_owned(),
+            sha: sha.to_owned(),
+        };
+        let workspace: Workspace = self.service(ServiceRequest::Checkout(request)).await?;
+        Ok(workspace.path)
+    }
+
+    /// Waits for the lock called `name` and holds it until this job's attempt ends (however it
+    /// ends). Locks are kept in the journal, so they survive a host restart; a job that runs
+    /// again after a restart gets back the lock it held.
+    pub async fn lock(&self, name: &str) -> Result<(), HostError> {
+        self.lock_request(name, true).await.map(|_| ())
+    }
+
+    /// Takes the lock called `name` if it is free, without waiting. Returns whether this job
+    /// now holds it.
+    pub async fn try_lock(&self, name: &str) -> Result<bool, HostError> {
+        self.lock_request(name, false).await
+    }
+
+    async fn lock_request(&self, name: &str, wait: bool) -> Result<bool, HostError> {
+        let request = LockRequest {
+            name: name.to_owned(),
+            wait,
+        };
+        let answer: LockAnswer = self.service(ServiceRequest::Lock(request)).await?;
+        Ok(answer.acquired)
+    }
+
+    async fn service<Resp: DeserializeOwned>(
         &self,
-        call: fn(&HostServices, &[u8]) -> async_ffi::FfiFuture<abi::FfiBytes>,
-        request: &Req,
+        request: ServiceRequest,
     ) -> Result<Resp, HostError> {
-        let answer = call(&self.services, &abi::to_json(request)).await;
+        let answer = self.services.request(&abi::to_json(&request)).await;
         match serde_json::from_slice::<ServiceResult<Resp>>(answer.as_slice()) {
             Ok(ServiceResult::Ok(value)) => Ok(value),
             Ok(ServiceResult::Err(error)) => Err(error),

@@ -3,8 +3,9 @@
 //! A plugin is a `cdylib` crate that implements [`Plugin`] and exports it with
 //! [`declare_plugin!`]. The host loads it from the path in `config.toml`, hands it the events it
 //! subscribes to, and offers it services through [`Host`]: GitHub REST calls with the host's
-//! credentials and retries, the job's log, and running commands with a timeout. Each plugin runs
-//! on its own tokio runtime, so tokio, reqwest or any other crate work inside it as usual.
+//! credentials and retries, the job's log, checking out a commit, named locks, and running
+//! commands with a timeout. Each plugin runs on its own tokio runtime, so tokio, reqwest or any
+//! other crate work inside it as usual.
 //!
 //! ```
 //! use switchyard_plugin_api::prelude::*;
@@ -62,7 +63,9 @@ struct ReadmeExamples;
 mod event;
 mod github;
 mod host;
+pub mod payload;
 mod plugin;
+mod source;
 
 #[doc(hidden)]
 pub mod abi;
@@ -75,15 +78,19 @@ pub use github::{
     CommitStatus, DeploymentState, GitHubResponse, MAX_DESCRIPTION_CHARS, NewDeployment,
     NewDeploymentStatus, StatusState, fit_description,
 };
-pub use host::{Host, HostError, RunOutput, RunRequest};
+pub use host::{
+    CheckoutRequest, Host, HostError, LockAnswer, LockRequest, RunOutput, RunRequest, Workspace,
+};
 pub use plugin::{Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError};
+pub use source::Source;
 
 /// Everything a plugin needs, in one `use`.
 pub mod prelude {
     pub use crate::{
         CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment, NewDeploymentStatus,
-        Outcome, Plugin, PluginConfig, PluginError, RunOutput, RunRequest, StatusState,
-        Subscription, async_trait, declare_plugin,
+        Outcome, Plugin, PluginConfig, PluginError, RunOutput, RunRequest, Source, StatusState,
+        Subscription, async_trait, declare_plugin, fit_description,
+        payload::{self, short_sha},
     };
 }
 

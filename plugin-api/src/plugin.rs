@@ -123,6 +123,19 @@ impl Subscription {
         }
     }
 
+    /// Every action of one event. Panics unless `event` is a valid event name (a programming
+    /// error in the plugin, caught by its first test).
+    pub fn event(event: &str) -> Self {
+        event.parse().expect("a valid event name")
+    }
+
+    /// One action of one event, e.g. `("pull_request", "opened")`. Panics like [`Self::event`].
+    pub fn action(event: &str, action: &str) -> Self {
+        format!("{event}.{action}")
+            .parse()
+            .expect("a valid event and action name")
+    }
+
     /// Whether an event with this name and action is wanted.
     pub fn matches(&self, event: &str, action: Option<&str>) -> bool {
         let event_ok = self.event.as_deref().is_none_or(|e| e == event);

@@ -70,6 +70,16 @@ pub struct GitHubCall {
     pub body: Option<serde_json::Value>,
 }
 
+/// A service request from a plugin to the host, tagged by `service`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "service", rename_all = "snake_case")]
+pub enum ServiceRequest {
+    Github(GitHubCall),
+    Run(crate::RunRequest),
+    Checkout(crate::CheckoutRequest),
+    Lock(crate::LockRequest),
+}
+
 /// The answer of a host service.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

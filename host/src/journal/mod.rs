@@ -139,4 +139,8 @@ pub trait Journal: Send + Sync {
 
     /// All jobs of one delivery.
     async fn jobs_of(&self, delivery: &str) -> Result<Vec<JobRecord>, JournalError>;
+
+    /// Takes the lock `name` for `job` if it is free or already `job`'s. Returns whether `job`
+    /// holds it. A job's locks are released when its attempt ends (see `end_attempt`).
+    async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError>;
 }

@@ -289,15 +289,37 @@ impl Journal for SqliteJournal {
                 AttemptEnd::WillRetry { error } => (JobState::Queued, Some(error), None),
             };
             let finished_at = (state != JobState::Queued).then(now_rfc3339);
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE jobs SET state = ?2, error = ?3, note = ?4, finished_at = ?5 WHERE id = ?1",
-                )?
-                .execute(params![job.0, state.as_str(), error, note, finished_at])?;
-            if changed == 0 {
-                return Err(JournalError::NoSuchJob(job));
-            }
-            Ok(())
+            all_or_nothing(conn, || {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = ?2, error = ?3, note = ?4, finished_at = ?5 WHERE id = ?1",
+                    )?
+                    .execute(params![job.0, state.as_str(), error, note, finished_at])?;
+                if changed == 0 {
+                    return Err(JournalError::NoSuchJob(job));
+                }
+                // In the same transaction as the state: a lock outlives its attempt only when
+                // the host dies during it, and then the job runs again and finds it its own.
+                conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?
+                    .execute(params![job.0])?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO locks (name, job, acquired_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![name, job.0, now_rfc3339()])?;
+            let holder: i64 = conn
+                .prepare_cached("SELECT job FROM locks WHERE name = ?1")?
+                .query_row(params![name], |row| row.get(0))?;
+            Ok(holder == job.0)
         })
         .await
     }
@@ -422,6 +444,65 @@ mod tests {
 
     fn plugins(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_lock_has_one_holder_until_its_attempt_ends_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = SqliteJournal::open(&path).unwrap();
+        let Appended::New(jobs) = journal
+            .append(delivery("d1"), plugins(&["a", "b"]), false)
+            .await
+            .unwrap()
+        else {
+            panic!("first append must be new");
+        };
+        let (first, second) = (jobs[0].id, jobs[1].id);
+        assert!(
+            journal
+                .try_lock("deploy:o/r:production", first)
+                .await
+                .unwrap()
+        );
+        assert!(
+            journal
+                .try_lock("deploy:o/r:production", first)
+                .await
+                .unwrap(),
+            "re-entrant"
+        );
+        assert!(
+            !journal
+                .try_lock("deploy:o/r:production", second)
+                .await
+                .unwrap()
+        );
+        assert!(
+            journal
+                .try_lock("deploy:o/r:staging", second)
+                .await
+                .unwrap()
+        );
+        drop(journal);
+
+        // As after a crash: the lock is still held.
+        let journal = SqliteJournal::open(&path).unwrap();
+        assert!(
+            !journal
+                .try_lock("deploy:o/r:production", second)
+                .await
+                .unwrap()
+        );
+        journal.start_attempt(first).await.unwrap();
+        let end = AttemptEnd::Succeeded { note: None };
+        journal.end_attempt(first, end).await.unwrap();
+        assert!(
+            journal
+                .try_lock("deploy:o/r:production", second)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use switchyard_plugin_api::{Outcome, PluginConfig, PluginError, Subscription, wire::CallResult};
 
 pub use loader::{LoadError, PluginInfo};
-pub use services::JobServices;
+pub use services::{JobServices, ServiceDeps};
 
 use crate::{
     config::{Config, PluginEntry},

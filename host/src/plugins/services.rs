@@ -1,5 +1,5 @@
-//! The host's side of the services table handed to plugins: the job log, GitHub calls and
-//! running commands. Each function copies its input, runs the work on the host's runtime and
+//! The host's side of the services table handed to plugins: the job log, GitHub calls,
+//! checkouts, locks and running commands. Each function copies its input, runs the work on the host's runtime and
 //! returns a future that only awaits it, so plugin threads never run host code paths that need
 //! the host's tokio context.
 #![allow(unsafe_code)]
@@ -11,20 +11,31 @@ use std::{
 };
 
 use async_ffi::FfiFuture;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use switchyard_plugin_api::{
-    HostError, RunRequest,
+    HostError, LockAnswer,
     abi::{self, FfiBytes, FfiSlice, HostServices, HostVTable},
-    wire::{GitHubCall, ServiceResult},
+    wire::{ServiceRequest, ServiceResult},
 };
 
-use crate::{github::GitHub, job_log::JobLogs, journal::JobId, process};
+use crate::{
+    checkout::Checkouts, github::GitHub, job_log::JobLogs, journal::JobId, locks::Locks, process,
+};
+
+/// What every job's services share.
+pub struct ServiceDeps {
+    pub logs: JobLogs,
+    pub github: Arc<dyn GitHub>,
+    pub checkouts: Checkouts,
+    pub locks: Locks,
+    /// Environment variables holding the host's secrets, which commands must not inherit.
+    pub hidden_env: Vec<String>,
+}
 
 /// What one job's plugin call may use. Shared with the plugin as a reference-counted pointer.
 pub struct JobServices {
     pub job: JobId,
-    pub logs: JobLogs,
-    pub github: Arc<dyn GitHub>,
+    pub deps: Arc<ServiceDeps>,
     pub runtime: tokio::runtime::Handle,
 }
 
@@ -32,8 +43,7 @@ static HOST_VTABLE: HostVTable = HostVTable {
     retain,
     release,
     log,
-    github,
-    run,
+    request,
 };
 
 impl JobServices {
@@ -42,6 +52,32 @@ impl JobServices {
         HostServices {
             ctx: Arc::into_raw(self).cast(),
             vtable: &HOST_VTABLE,
+        }
+    }
+
+    async fn serve(&self, request: ServiceRequest) -> FfiBytes {
+        let deps = &self.deps;
+        match request {
+            ServiceRequest::Github(call) => encode(deps.github.send(call).await),
+            ServiceRequest::Run(request) => {
+                encode(process::run(request, deps.logs.clone(), self.job, &deps.hidden_env).await)
+            }
+            ServiceRequest::Checkout(request) => encode(
+                deps.checkouts
+                    .checkout(request, &deps.logs, self.job, &deps.hidden_env)
+                    .await,
+            ),
+            ServiceRequest::Lock(request) => {
+                let acquired = deps
+                    .locks
+                    .acquire(&request.name, self.job, request.wait)
+                    .await;
+                encode(
+                    acquired
+                        .map(|acquired| LockAnswer { acquired })
+                        .map_err(|e| HostError::Internal(format!("lock {:?}: {e}", request.name))),
+                )
+            }
         }
     }
 }
@@ -78,7 +114,7 @@ unsafe extern "C" fn log(ctx: *const c_void, text: FfiSlice) -> FfiFuture<()> {
         abi::spawn_ffi(
             &runtime,
             async move {
-                if let Err(error) = services.logs.append(services.job, &text).await {
+                if let Err(error) = services.deps.logs.append(services.job, &text).await {
                     tracing::warn!(job = %services.job, %error, "cannot write job log");
                 }
             },
@@ -88,51 +124,25 @@ unsafe extern "C" fn log(ctx: *const c_void, text: FfiSlice) -> FfiFuture<()> {
     started.unwrap_or_else(|_| abi::ready(()))
 }
 
-unsafe extern "C" fn github(ctx: *const c_void, request: FfiSlice) -> FfiFuture<FfiBytes> {
-    // SAFETY: called through the table with the ctx and a slice alive for this call.
-    unsafe {
-        serve(ctx, request, |services, call: GitHubCall| async move {
-            services.github.send(call).await
-        })
-    }
-}
-
-unsafe extern "C" fn run(ctx: *const c_void, request: FfiSlice) -> FfiFuture<FfiBytes> {
-    // SAFETY: as in `github`.
-    unsafe {
-        serve(ctx, request, |services, request: RunRequest| async move {
-            process::run(request, services.logs.clone(), services.job).await
-        })
-    }
-}
-
-/// The shared shape of a JSON service: copy and decode the request, run the work on the host
-/// runtime, encode its result. A panic anywhere becomes an `Internal` error for the plugin.
-///
-/// # Safety
-/// As for [`services`], and `request` must be alive for this call.
-unsafe fn serve<Req, Resp, Work>(
-    ctx: *const c_void,
-    request: FfiSlice,
-    work: impl FnOnce(Arc<JobServices>, Req) -> Work,
-) -> FfiFuture<FfiBytes>
-where
-    Req: DeserializeOwned,
-    Resp: Serialize,
-    Work: Future<Output = Result<Resp, HostError>> + Send + 'static,
-{
+unsafe extern "C" fn request(ctx: *const c_void, request: FfiSlice) -> FfiFuture<FfiBytes> {
     let started = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: per this function's contract.
+        // SAFETY: called through the table with the ctx and a slice alive for this call.
         let (services, bytes) = unsafe { (services(ctx), request.to_vec()) };
-        let runtime = services.runtime.clone();
-        let answer = match serde_json::from_slice::<Req>(&bytes) {
-            Ok(request) => work(services, request),
+        let request = match serde_json::from_slice::<ServiceRequest>(&bytes) {
+            Ok(request) => request,
             Err(e) => {
+                // Also what a plugin built against a newer API gets for a service this host
+                // does not offer.
                 let error = HostError::InvalidRequest(format!("unreadable service request: {e}"));
-                return abi::ready(encode::<Resp>(Err(error)));
+                return abi::ready(encode::<()>(Err(error)));
             }
         };
-        abi::spawn_ffi(&runtime, async move { encode(answer.await) }, panicked)
+        let runtime = services.runtime.clone();
+        abi::spawn_ffi(
+            &runtime,
+            async move { services.serve(request).await },
+            panicked,
+        )
     }));
     started.unwrap_or_else(|panic| abi::ready(panicked(abi::panic_message(&*panic))))
 }

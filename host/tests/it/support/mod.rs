@@ -2,6 +2,7 @@
 //! temporary store, signed requests, and waiting for jobs to end.
 
 pub mod fake_github;
+pub mod git;
 pub mod net;
 
 use std::{
@@ -21,19 +22,22 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 pub const SECRET: &str = "test-secret-value";
 pub const TOKEN: &str = "test-token-value";
 
+/// The workspace's plugin packages, which tests load as `{lib:PACKAGE}`.
+const PACKAGES: [&str; 5] = [
+    "switchyard-ci",
+    "switchyard-event-log",
+    "switchyard-test-behaviours",
+    "switchyard-test-old-abi",
+    "switchyard-test-not-a-plugin",
+];
+
 /// Path of a plugin library of this workspace, built (once per test run) in the test profile.
 pub fn library(package: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let packages = [
-            "switchyard-event-log",
-            "switchyard-test-behaviours",
-            "switchyard-test-old-abi",
-            "switchyard-test-not-a-plugin",
-        ];
         let mut cargo = std::process::Command::new(env!("CARGO"));
         cargo.arg("build").current_dir(workspace());
-        for package in packages {
+        for package in PACKAGES {
             cargo.args(["-p", package]);
         }
         let status = cargo.status().expect("cargo runs");
@@ -102,12 +106,7 @@ pub struct TestHost {
 
 pub fn expand(text: &str, dir: &Path) -> String {
     let mut text = text.replace("{dir}", &dir.display().to_string());
-    for package in [
-        "switchyard-event-log",
-        "switchyard-test-behaviours",
-        "switchyard-test-old-abi",
-        "switchyard-test-not-a-plugin",
-    ] {
+    for package in PACKAGES {
         text = text.replace(
             &format!("{{lib:{package}}}"),
             &library(package).display().to_string(),

@@ -1,0 +1,300 @@
+//! Checking out a commit for a job: a fresh workspace per job, git's output in the job's log,
+//! and the GitHub token handed to git without ever being written down.
+//!
+//! The token travels as an `http.<url>.extraHeader` through git's `GIT_CONFIG_*` environment
+//! variables, scoped to the GitHub host the config names: it is not in the URL (which git
+//! prints and stores), not in `.git/config` (which the job's command can read), and never sent
+//! to a mirror on another host.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use switchyard_plugin_api::{CheckoutRequest, HostError, RunRequest, Workspace};
+
+use crate::{job_log::JobLogs, journal::JobId, process};
+
+/// Bounds each git command, so a hung server cannot hold a worker for the job's whole timeout.
+const GIT_TIMEOUT_SECS: u64 = 600;
+
+/// Workspaces of running jobs, under the store's `workspaces` folder.
+pub struct Checkouts {
+    dir: PathBuf,
+    credentials: Option<GitCredentials>,
+}
+
+/// The token as git wants it, and the URL prefix it may be sent to.
+struct GitCredentials {
+    /// `https://github.com/`, or the GitHub Enterprise host.
+    url_prefix: String,
+    /// `basic base64(x-access-token:TOKEN)`: masked in logs like the token itself.
+    encoded: String,
+}
+
+impl Checkouts {
+    /// `api_url` is `[github] api_url`: api.github.com means git on github.com; a GitHub
+    /// Enterprise `https://HOST/api/v3` means git on HOST.
+    pub fn new(dir: PathBuf, api_url: &str, token: Option<&str>) -> Self {
+        let credentials = token
+            .zip(git_url_prefix(api_url))
+            .map(|(token, url_prefix)| {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("x-access-token:{token}"));
+                GitCredentials {
+                    url_prefix,
+                    encoded: basic,
+                }
+            });
+        Self { dir, credentials }
+    }
+
+    /// Secrets derived from the token, for the job logs to mask.
+    pub fn secrets(&self) -> impl Iterator<Item = String> + use<> {
+        self.credentials
+            .as_ref()
+            .map(|c| c.encoded.clone())
+            .into_iter()
+    }
+
+    pub fn workspace(&self, job: JobId) -> PathBuf {
+        self.dir.join(job.to_string())
+    }
+
+    /// Removes a job's workspace, if it has one.
+    pub async fn clean(&self, job: JobId) {
+        remove_dir(&self.workspace(job)).await;
+    }
+
+    /// Removes every workspace: at start, none belongs to a running job.
+    pub async fn clean_all(&self) {
+        remove_dir(&self.dir).await;
+    }
+
+    /// Fetches `request.sha` into the job's fresh workspace and checks it out (detached).
+    pub async fn checkout(
+        &self,
+        request: CheckoutRequest,
+        logs: &JobLogs,
+        job: JobId,
+        hidden_env: &[String],
+    ) -> Result<Workspace, HostError> {
+        let CheckoutRequest { clone_url, sha } = request;
+        if !(4..=64).contains(&sha.len()) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(HostError::InvalidRequest(format!(
+                "not a commit sha: {sha:?}"
+            )));
+        }
+        if clone_url.is_empty() || clone_url.starts_with('-') {
+            return Err(HostError::InvalidRequest(format!(
+                "not a clone URL: {clone_url:?}"
+            )));
+        }
+        let path = self.workspace(job);
+        remove_dir(&path).await;
+        tokio::fs::create_dir_all(&path)
+            .await
+            .map_err(|e| HostError::Checkout(format!("cannot create {}: {e}", path.display())))?;
+        let git = Git {
+            cwd: &path,
+            logs,
+            job,
+            env: self.git_env(&clone_url),
+            hidden_env,
+        };
+        let shown_url = without_userinfo(&clone_url);
+        git.run(&["init", "--quiet"]).await?;
+        let by_sha = git
+            .run(&["fetch", "--depth=1", "--no-tags", &clone_url, &sha])
+            .await;
+        if by_sha.is_err() {
+            // Some servers refuse to serve a sha no ref was asked for: fetch every branch and
+            // pull request head, one of which has it.
+            git.note("fetching by sha failed; fetching branches and pull request heads instead")
+                .await;
+            git.run(&[
+                "fetch",
+                "--no-tags",
+                &clone_url,
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/pull/*/head:refs/remotes/origin/pull/*",
+            ])
+            .await
+            .map_err(|_| {
+                HostError::Checkout(format!("cannot fetch {sha} from {shown_url} (see the log)"))
+            })?;
+        }
+        git.run(&[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            &sha,
+        ])
+        .await
+        .map_err(|_| HostError::Checkout(format!("commit {sha} is not in {shown_url}")))?;
+        Ok(Workspace { path })
+    }
+
+    /// The environment git runs with: never prompt, and the token for GitHub URLs only.
+    fn git_env(&self, clone_url: &str) -> Vec<(String, String)> {
+        let mut env = vec![("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned())];
+        if let Some(credentials) = &self.credentials
+            && clone_url.starts_with(&credentials.url_prefix)
+        {
+            env.extend([
+                ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
+                (
+                    "GIT_CONFIG_KEY_0".to_owned(),
+                    format!("http.{}.extraHeader", credentials.url_prefix),
+                ),
+                (
+                    "GIT_CONFIG_VALUE_0".to_owned(),
+                    format!("Authorization: basic {}", credentials.encoded),
+                ),
+            ]);
+        }
+        env
+    }
+}
+
+/// Runs git commands in a workspace, echoing each into the job's log.
+struct Git<'a> {
+    cwd: &'a Path,
+    logs: &'a JobLogs,
+    job: JobId,
+    env: Vec<(String, String)>,
+    hidden_env: &'a [String],
+}
+
+impl Git<'_> {
+    async fn run(&self, args: &[&str]) -> Result<(), HostError> {
+        let shown: Vec<String> = args.iter().map(|a| without_userinfo(a)).collect();
+        self.note(&format!("$ git {}", shown.join(" "))).await;
+        let mut request = RunRequest {
+            program: "git".to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            cwd: Some(self.cwd.to_owned()),
+            timeout_secs: Some(GIT_TIMEOUT_SECS),
+            ..RunRequest::default()
+        };
+        request.env.extend(self.env.iter().cloned());
+        let output = process::run(request, self.logs.clone(), self.job, self.hidden_env).await?;
+        if output.success() {
+            Ok(())
+        } else {
+            Err(HostError::Checkout(format!("git {} failed", args[0])))
+        }
+    }
+
+    async fn note(&self, text: &str) {
+        let line = format!("switchyard: {text}\n");
+        let _ = self.logs.append(self.job, line.as_bytes()).await;
+    }
+}
+
+/// `https://HOST/` of git on the GitHub that `api_url` belongs to.
+fn git_url_prefix(api_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(api_url).ok()?;
+    let host = url.host_str()?;
+    let host = if host == "api.github.com" {
+        "github.com"
+    } else {
+        host
+    };
+    Some(match url.port() {
+        Some(port) => format!("https://{host}:{port}/"),
+        None => format!("https://{host}/"),
+    })
+}
+
+/// A URL with any `user:password@` removed, for the log.
+fn without_userinfo(text: &str) -> String {
+    match reqwest::Url::parse(text) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+async fn remove_dir(path: &Path) {
+    match tokio::fs::remove_dir_all(path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(path = %path.display(), %error, "cannot remove workspace"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_runs_on_the_host_the_api_url_names() {
+        let cases = [
+            ("https://api.github.com", Some("https://github.com/")),
+            (
+                "https://ghe.example.com/api/v3",
+                Some("https://ghe.example.com/"),
+            ),
+            (
+                "http://127.0.0.1:8080/api/v3",
+                Some("https://127.0.0.1:8080/"),
+            ),
+            ("not a url", None),
+        ];
+        for (api_url, expected) in cases {
+            assert_eq!(git_url_prefix(api_url).as_deref(), expected, "{api_url}");
+        }
+    }
+
+    #[test]
+    fn the_token_goes_to_github_urls_only_and_only_in_the_environment() {
+        let checkouts = Checkouts::new("/w".into(), "https://api.github.com", Some("ghp_secret"));
+        let env = checkouts.git_env("https://github.com/octo/hello.git");
+        let header = &env
+            .iter()
+            .find(|(k, _)| k == "GIT_CONFIG_VALUE_0")
+            .unwrap()
+            .1;
+        // base64("x-access-token:ghp_secret")
+        assert_eq!(
+            header,
+            "Authorization: basic eC1hY2Nlc3MtdG9rZW46Z2hwX3NlY3JldA=="
+        );
+        assert!(env.contains(&(
+            "GIT_CONFIG_KEY_0".to_owned(),
+            "http.https://github.com/.extraHeader".to_owned()
+        )));
+        assert_eq!(
+            checkouts.secrets().collect::<Vec<_>>(),
+            ["eC1hY2Nlc3MtdG9rZW46Z2hwX3NlY3JldA=="]
+        );
+        for elsewhere in [
+            "https://mirror.example.com/octo/hello.git",
+            "https://github.com.evil.example/octo/hello.git",
+            "file:///srv/octo/hello.git",
+        ] {
+            let env = checkouts.git_env(elsewhere);
+            assert!(
+                env.iter().all(|(k, _)| !k.starts_with("GIT_CONFIG")),
+                "{elsewhere}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_in_the_log() {
+        assert_eq!(
+            without_userinfo("https://bot:hunter2@mirror.example.com/o/r.git"),
+            "https://mirror.example.com/o/r.git"
+        );
+        assert_eq!(
+            without_userinfo("file:///srv/o/r.git"),
+            "file:///srv/o/r.git"
+        );
+        assert_eq!(without_userinfo("--depth=1"), "--depth=1");
+    }
+}
