@@ -4,6 +4,7 @@
 mod support;
 
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
+mod deployer; // merge -> deployment -> webhook -> locked deploy with statuses
 mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0
 mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4xx
 mod ingress; // signed deliveries, every bad input's answer, replays, form bodies

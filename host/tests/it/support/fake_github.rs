@@ -38,6 +38,11 @@ struct State {
     requests: Vec<Recorded>,
     script: VecDeque<Scripted>,
     violations: Vec<String>,
+    /// Where to send webhooks, and the secret to sign them with.
+    webhooks: Option<(String, String)>,
+    /// Deployments created, by id.
+    deployments: Vec<Value>,
+    sent: u64,
 }
 
 pub struct FakeGitHub {
@@ -106,6 +111,12 @@ impl FakeGitHub {
         });
     }
 
+    /// From now on, like GitHub, answer a created deployment (or deployment status) with a
+    /// signed `deployment` (or `deployment_status`) webhook to `url`.
+    pub fn send_webhooks_to(&self, url: &str, secret: &str) {
+        self.state.lock().unwrap().webhooks = Some((url.to_owned(), secret.to_owned()));
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -164,8 +175,92 @@ fn answer(
         }
         return response;
     }
-    let example = fixtures()[name]["example_response"].clone();
-    (StatusCode::CREATED, axum::Json(example)).into_response()
+    let mut answer = fixtures()[name]["example_response"].clone();
+    let repo = path
+        .split('/')
+        .skip(2)
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("/");
+    let repository = json!({"full_name": repo, "name": repo.split('/').nth(1)});
+    let hook = match name {
+        "create_deployment" => {
+            let id = state.deployments.len() as u64 + 1;
+            for (key, value) in [
+                ("id", json!(id)),
+                ("sha", body["ref"].clone()),
+                ("ref", body["ref"].clone()),
+                ("task", body.get("task").cloned().unwrap_or(json!("deploy"))),
+                ("payload", body.get("payload").cloned().unwrap_or(json!({}))),
+                (
+                    "environment",
+                    body.get("environment")
+                        .cloned()
+                        .unwrap_or(json!("production")),
+                ),
+                (
+                    "description",
+                    body.get("description").cloned().unwrap_or(Value::Null),
+                ),
+                ("creator", json!({"login": "switchyard[bot]"})),
+            ] {
+                answer[key] = value;
+            }
+            state.deployments.push(answer.clone());
+            Some((
+                "deployment",
+                json!({"action": "created", "deployment": answer, "repository": repository}),
+            ))
+        }
+        "create_deployment_status" => {
+            let id: usize = path
+                .split('/')
+                .nth(5)
+                .and_then(|id| id.parse().ok())
+                .unwrap_or(0);
+            let deployment = state.deployments.get(id.wrapping_sub(1)).cloned().unwrap_or_else(|| {
+                json!({"id": id, "sha": "0000000000000000000000000000000000000000", "ref": "main", "environment": "production"})
+            });
+            for key in ["state", "description", "log_url", "environment"] {
+                answer[key] = body.get(key).cloned().unwrap_or(Value::Null);
+            }
+            Some((
+                "deployment_status",
+                json!({
+                    "action": "created", "deployment_status": answer, "deployment": deployment,
+                    "repository": repository
+                }),
+            ))
+        }
+        _ => None,
+    };
+    if let (Some((event, payload)), Some((url, secret))) = (hook, state.webhooks.clone()) {
+        state.sent += 1;
+        let delivery = format!("fake-github-{}-{}", std::process::id(), state.sent);
+        tokio::spawn(send_webhook(url, secret, event, delivery, payload));
+    }
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+/// Posts a signed webhook, as GitHub does after an API call that creates something.
+async fn send_webhook(url: String, secret: String, event: &str, delivery: String, payload: Value) {
+    let body = serde_json::to_vec(&payload).unwrap();
+    let signature = switchyard::ingress::WebhookSecret::new(secret.as_str()).sign_sha256(&body);
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("the host takes webhooks");
+    assert_eq!(
+        answer.status().as_u16(),
+        202,
+        "the host accepted the {event} webhook"
+    );
 }
 
 #[test]

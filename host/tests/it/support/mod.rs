@@ -23,8 +23,10 @@ pub const SECRET: &str = "test-secret-value";
 pub const TOKEN: &str = "test-token-value";
 
 /// The workspace's plugin packages, which tests load as `{lib:PACKAGE}`.
-const PACKAGES: [&str; 5] = [
+const PACKAGES: [&str; 7] = [
     "switchyard-ci",
+    "switchyard-deployer",
+    "switchyard-deploy-template",
     "switchyard-event-log",
     "switchyard-test-behaviours",
     "switchyard-test-old-abi",

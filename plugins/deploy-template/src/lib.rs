@@ -1,0 +1,89 @@
+//! A minimal deploy plugin: on each `deployment` event for its environment it checks the commit
+//! out, runs `command`, and reports `in_progress`, then `success` or `failure`, to GitHub. Copy
+//! it, then change `handle` to do what your deploys need.
+
+use serde::Deserialize;
+use switchyard_plugin_api::{payload::DeploymentEvent, prelude::*};
+
+/// The entry's `[plugins.settings]`. Unknown keys are errors, so typos are caught at startup.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Run by `sh -c` in a checkout of the deployment's commit.
+    command: String,
+    #[serde(default = "production")]
+    environment: String,
+    /// For mirrors or local repositories, e.g. `file:///srv/git/{full_name}.git`.
+    clone_url: Option<String>,
+}
+
+fn production() -> String {
+    "production".into()
+}
+
+struct MyDeploy {
+    settings: Settings,
+    source: Source,
+}
+
+impl MyDeploy {
+    fn new(config: &PluginConfig) -> Result<Self, PluginError> {
+        let mut settings: Settings = config.settings()?;
+        let source = Source::from_settings(config, settings.clone_url.take(), true, None)?;
+        Ok(Self { settings, source })
+    }
+}
+
+#[async_trait]
+impl Plugin for MyDeploy {
+    fn subscriptions(&self) -> Vec<Subscription> {
+        vec![Subscription::event("deployment")]
+    }
+
+    async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
+        let DeploymentEvent {
+            deployment,
+            repository,
+            ..
+        } = event.parse()?;
+        if deployment.environment != self.settings.environment {
+            return Ok(Outcome::Skipped("another environment".into()));
+        }
+        let repo = &repository.full_name;
+        let status = |state, description: &str| {
+            let mut status = NewDeploymentStatus::new(state, description);
+            status.log_url = Some(event.job.log_url.clone());
+            status
+        };
+        // One deploy at a time per repository and environment; freed when this job ends.
+        host.lock(&format!("deploy:{repo}:{}", deployment.environment))
+            .await?;
+        let running = status(DeploymentState::InProgress, "Deploying");
+        host.create_deployment_status(repo, deployment.id, &running)
+            .await?;
+
+        let dir = self
+            .source
+            .prepare(host, &repository, &deployment.sha)
+            .await?;
+        let command = RunRequest::shell(&self.settings.command)
+            .cwd(dir)
+            .env("SWITCHYARD_ENVIRONMENT", &deployment.environment)
+            .env("SWITCHYARD_SHA", &deployment.sha)
+            .timeout_secs(1800);
+        let output = host.run(&command).await?;
+
+        let done = match output.exit_code {
+            Some(0) => status(DeploymentState::Success, "Deployed"),
+            code => status(
+                DeploymentState::Failure,
+                &format!("Deploy failed: {code:?}"),
+            ),
+        };
+        host.create_deployment_status(repo, deployment.id, &done)
+            .await?;
+        Ok(Outcome::Done)
+    }
+}
+
+declare_plugin!(MyDeploy, MyDeploy::new);

@@ -1,0 +1,285 @@
+//! `switchyard-deployer`: deploys on merge through GitHub Deployments, as Heaven did. A merged
+//! pull request becomes a deployment; the `deployment` event GitHub then sends (or one anybody
+//! else created) runs the deploy command, one at a time per repository and environment, with
+//! deployment statuses along the way.
+
+mod merge;
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+use switchyard_plugin_api::{
+    payload::{Deployment, DeploymentEvent, DeploymentStatusEvent, PullRequestEvent},
+    prelude::*,
+};
+
+use crate::merge::{MergeRules, deployment_for};
+
+/// `[plugins.settings]` of a `deployer` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// The deploy command, run by `sh -c` in a checkout of the deployment's sha.
+    command: String,
+    /// Environment that merged pull requests deploy to.
+    #[serde(default = "default_environment")]
+    environment: String,
+    /// Environments whose deployments this plugin runs; default `[environment]`.
+    #[serde(default)]
+    environments: Vec<String>,
+    /// Base branches whose merges deploy; default the repository's default branch.
+    #[serde(default)]
+    branches: Vec<String>,
+    /// Status contexts GitHub must see green before it creates the deployment.
+    #[serde(default)]
+    required_contexts: Vec<String>,
+    /// Where the deployed environment can be seen, given with `success`.
+    #[serde(default)]
+    environment_url: Option<String>,
+    #[serde(default = "default_timeout_secs")]
+    timeout_secs: u64,
+    #[serde(default)]
+    clone_url: Option<String>,
+    #[serde(default = "default_checkout")]
+    checkout: bool,
+    #[serde(default)]
+    workdir: Option<PathBuf>,
+}
+
+fn default_environment() -> String {
+    "production".to_owned()
+}
+fn default_timeout_secs() -> u64 {
+    3600
+}
+fn default_checkout() -> bool {
+    true
+}
+
+struct Deployer {
+    settings: Settings,
+    source: Source,
+}
+
+impl Deployer {
+    fn new(config: &PluginConfig) -> Result<Self, PluginError> {
+        let mut settings: Settings = config.settings()?;
+        if settings.command.trim().is_empty() {
+            return Err(PluginError::fatal("settings.command is empty"));
+        }
+        if settings.environments.is_empty() {
+            settings.environments = vec![settings.environment.clone()];
+        }
+        let source = Source::from_settings(
+            config,
+            settings.clone_url.take(),
+            settings.checkout,
+            settings.workdir.take(),
+        )?;
+        Ok(Self { settings, source })
+    }
+}
+
+#[async_trait]
+impl Plugin for Deployer {
+    fn subscriptions(&self) -> Vec<Subscription> {
+        vec![
+            Subscription::action("pull_request", "closed"),
+            Subscription::event("deployment"),
+            Subscription::event("deployment_status"),
+        ]
+    }
+
+    async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
+        match event.name.as_str() {
+            "pull_request" => self.on_merge(&event.parse()?, host).await,
+            "deployment" => self.deploy(&event.parse()?, event, host).await,
+            "deployment_status" => record(&event.parse()?, host).await,
+            other => Ok(Outcome::Skipped(format!("{other} events deploy nothing"))),
+        }
+    }
+}
+
+impl Deployer {
+    /// A merged pull request: ask GitHub for a deployment. GitHub answers with a `deployment`
+    /// event, which does the deploying.
+    async fn on_merge(
+        &self,
+        event: &PullRequestEvent,
+        host: &Host,
+    ) -> Result<Outcome, PluginError> {
+        let rules = MergeRules {
+            environment: &self.settings.environment,
+            branches: &self.settings.branches,
+            required_contexts: &self.settings.required_contexts,
+        };
+        let deployment = match deployment_for(event, &rules) {
+            Ok(deployment) => deployment,
+            Err(reason) => return Ok(Outcome::Skipped(reason)),
+        };
+        let repo = &event.repository.full_name;
+        let created = host.create_deployment(repo, &deployment).await?;
+        host.log(format!(
+            "switchyard: created deployment {} of {} to {} for pull request #{}",
+            created.body["id"], deployment.git_ref, self.settings.environment, event.number
+        ))
+        .await;
+        Ok(Outcome::Done)
+    }
+
+    /// A deployment: wait for the environment's lock, check out, run the command, report.
+    async fn deploy(
+        &self,
+        event: &DeploymentEvent,
+        raw: &Event,
+        host: &Host,
+    ) -> Result<Outcome, PluginError> {
+        let deployment = &event.deployment;
+        let environment = &deployment.environment;
+        if !self.settings.environments.contains(environment) {
+            return Ok(Outcome::Skipped(format!(
+                "environment {environment} is not in settings.environments"
+            )));
+        }
+        let report = Reporter {
+            host,
+            repo: &event.repository.full_name,
+            deployment,
+            log_url: &raw.job.log_url,
+        };
+        // Heaven's lock: one deploy at a time per repository and environment.
+        let lock = format!("deploy:{}:{environment}", event.repository.full_name);
+        if !host.try_lock(&lock).await? {
+            let waiting = format!("Waiting for the running deploy to {environment} to finish");
+            report.status(DeploymentState::Queued, &waiting).await?;
+            host.lock(&lock).await?;
+        }
+        let short = short_sha(&deployment.sha);
+        report
+            .status(
+                DeploymentState::InProgress,
+                &format!("Deploying {short} to {environment}"),
+            )
+            .await?;
+        let ran = match self
+            .source
+            .prepare(host, &event.repository, &deployment.sha)
+            .await
+        {
+            Ok(dir) => host.run(&self.command(event, dir)).await,
+            Err(error) => Err(error),
+        };
+        match ran {
+            Ok(output) if output.success() => {
+                let took = Duration::from_millis(output.duration_ms).as_secs();
+                let mut status = report.body(
+                    DeploymentState::Success,
+                    &format!("Deployed {short} to {environment} in {took} s"),
+                );
+                status.environment_url = self.settings.environment_url.clone();
+                report.post(status).await?;
+                Ok(Outcome::Done)
+            }
+            Ok(output) if !output.timed_out => {
+                let took = Duration::from_millis(output.duration_ms).as_secs();
+                let how = output.exit_code.map_or_else(
+                    || "killed by a signal".to_owned(),
+                    |code| format!("exit {code}"),
+                );
+                let description = format!("Deploy of {short} failed: {how} after {took} s");
+                report
+                    .status(DeploymentState::Failure, &description)
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            Ok(_) => {
+                let description = format!(
+                    "Deploy of {short} timed out after {} s",
+                    self.settings.timeout_secs
+                );
+                report.status(DeploymentState::Error, &description).await?;
+                Err(PluginError::fatal(description))
+            }
+            Err(error) => {
+                let description = format!("Deploy of {short} errored: {error}");
+                report.status(DeploymentState::Error, &description).await?;
+                Err(PluginError::fatal(description))
+            }
+        }
+    }
+
+    fn command(&self, event: &DeploymentEvent, dir: PathBuf) -> RunRequest {
+        let deployment = &event.deployment;
+        let payload = deployment.payload_object();
+        // Who asked: the pull request's author for deploys on merge, else whoever created it.
+        let deploy_user = payload["deploy_user"]
+            .as_str()
+            .or(deployment.creator.as_ref().map(|c| c.login.as_str()))
+            .or(event.sender.as_ref().map(|s| s.login.as_str()))
+            .unwrap_or_default();
+        RunRequest::shell(&self.settings.command)
+            .cwd(dir)
+            .timeout_secs(self.settings.timeout_secs)
+            .env("SWITCHYARD_DEPLOYMENT_ID", deployment.id.to_string())
+            .env("SWITCHYARD_ENVIRONMENT", &deployment.environment)
+            .env("SWITCHYARD_SHA", &deployment.sha)
+            .env("SWITCHYARD_REF", &deployment.git_ref)
+            .env("SWITCHYARD_REPO", &event.repository.full_name)
+            .env(
+                "SWITCHYARD_TASK",
+                deployment.task.as_deref().unwrap_or("deploy"),
+            )
+            .env("SWITCHYARD_DEPLOY_USER", deploy_user)
+            .env("SWITCHYARD_PAYLOAD", payload.to_string())
+    }
+}
+
+/// Posts one deployment's statuses, each linking to the live deploy log.
+struct Reporter<'a> {
+    host: &'a Host,
+    repo: &'a str,
+    deployment: &'a Deployment,
+    log_url: &'a str,
+}
+
+impl Reporter<'_> {
+    fn body(&self, state: DeploymentState, description: &str) -> NewDeploymentStatus {
+        let mut status = NewDeploymentStatus::new(state, description);
+        status.log_url = Some(self.log_url.to_owned());
+        status
+    }
+
+    async fn status(&self, state: DeploymentState, description: &str) -> Result<(), PluginError> {
+        self.post(self.body(state, description)).await
+    }
+
+    async fn post(&self, status: NewDeploymentStatus) -> Result<(), PluginError> {
+        let description = status.description.as_deref().unwrap_or_default();
+        self.host.log(format!("switchyard: {description}")).await;
+        self.host
+            .create_deployment_status(self.repo, self.deployment.id, &status)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `deployment_status` events are only recorded (the guide's `update_deployment_status`).
+async fn record(event: &DeploymentStatusEvent, host: &Host) -> Result<Outcome, PluginError> {
+    let status = &event.deployment_status;
+    host.log(format!(
+        "switchyard: deployment {} of {} to {} is {}{}",
+        event.deployment.id,
+        short_sha(&event.deployment.sha),
+        event.deployment.environment,
+        status.state,
+        status
+            .description
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default()
+    ))
+    .await;
+    Ok(Outcome::Done)
+}
+
+declare_plugin!(Deployer, Deployer::new);
