@@ -18,6 +18,7 @@ use crate::{
     job_log::{self, JobLogs},
     journal::{Journal, JournalError, SqliteJournal},
     locks::Locks,
+    outbound::{RetryPolicy, WebhookClient},
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     workers::{WorkerDeps, Workers},
 };
@@ -62,7 +63,7 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Plugins(#[from] PluginSetError),
-    #[error("cannot build the GitHub client: {0}")]
+    #[error("cannot build the HTTP client: {0}")]
     GitHubClient(reqwest::Error),
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -161,6 +162,8 @@ impl Switchyard {
                 logs: logs.clone(),
                 github,
                 checkouts,
+                webhooks: WebhookClient::new(RetryPolicy::from_config(&config.github))
+                    .map_err(StartError::GitHubClient)?,
                 locks: Locks::new(Arc::clone(&journal)),
                 hidden_env: vec![
                     config.server.secret_env.clone(),

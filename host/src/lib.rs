@@ -12,6 +12,7 @@ pub mod ingress;
 pub mod job_log;
 pub mod journal;
 pub mod locks;
+pub mod outbound;
 pub mod plugins;
 pub mod process;
 pub mod router;

@@ -34,6 +34,13 @@ pub enum HostError {
     /// The code could not be checked out.
     #[error("checkout failed: {0}")]
     Checkout(String),
+    /// An endpoint given to [`Host::post_json`] answered with an error retrying will not fix.
+    /// The message names the host, never the URL.
+    #[error("{message}")]
+    Http { status: u16, message: String },
+    /// An endpoint given to [`Host::post_json`] kept failing or could not be reached.
+    #[error("{0}")]
+    HttpUnavailable(String),
     /// The host failed internally (details are in the host's log).
     #[error("host error: {0}")]
     Internal(String),
@@ -42,9 +49,9 @@ pub enum HostError {
 impl From<HostError> for crate::PluginError {
     fn from(error: HostError) -> Self {
         match error {
-            HostError::GitHubUnavailable(_) | HostError::Internal(_) => {
-                crate::PluginError::retryable(error.to_string())
-            }
+            HostError::GitHubUnavailable(_)
+            | HostError::HttpUnavailable(_)
+            | HostError::Internal(_) => crate::PluginError::retryable(error.to_string()),
             _ => crate::PluginError::fatal(error.to_string()),
         }
     }
@@ -136,6 +143,24 @@ pub struct LockRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockAnswer {
     pub acquired: bool,
+}
+
+/// A JSON POST to an endpoint outside GitHub: see [`Host::post_json`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpPost {
+    /// Often a secret (incoming-webhook URLs are): the host never logs it.
+    pub url: String,
+    pub body: serde_json::Value,
+    /// Extra headers, e.g. an API key header.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}
+
+/// A success answer to an [`HttpPost`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: String,
 }
 
 /// The host's services for the job being handled.
@@ -231,6 +256,24 @@ impl Host {
         };
         let workspace: Workspace = self.service(ServiceRequest::Checkout(request)).await?;
         Ok(workspace.path)
+    }
+
+    /// POSTs `body` as JSON to `url` (a chat or pager endpoint) with the host's HTTP client:
+    /// 5xx and 429 answers are retried with backoff (honouring `Retry-After`) a bounded number
+    /// of times, then fail with [`HostError::HttpUnavailable`] (the job is retried later);
+    /// other error answers fail with [`HostError::Http`] and the endpoint's message. Neither
+    /// error, nor any log line, contains the URL: only its host name.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: serde_json::Value,
+    ) -> Result<HttpAnswer, HostError> {
+        let post = HttpPost {
+            url: url.to_owned(),
+            body,
+            headers: Vec::new(),
+        };
+        self.service(ServiceRequest::HttpPost(post)).await
     }
 
     /// Waits for the lock called `name` and holds it until this job's attempt ends (however it

@@ -79,7 +79,8 @@ pub use github::{
     NewDeploymentStatus, StatusState, fit_description,
 };
 pub use host::{
-    CheckoutRequest, Host, HostError, LockAnswer, LockRequest, RunOutput, RunRequest, Workspace,
+    CheckoutRequest, Host, HostError, HttpAnswer, HttpPost, LockAnswer, LockRequest, RunOutput,
+    RunRequest, Workspace,
 };
 pub use plugin::{Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError};
 pub use source::Source;

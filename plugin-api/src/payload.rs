@@ -168,6 +168,8 @@ pub struct StatusEvent {
     /// Branches whose head is this commit.
     #[serde(default)]
     pub branches: Vec<NamedBranch>,
+    #[serde(default)]
+    pub commit: Option<StatusCommit>,
     pub repository: Repository,
     #[serde(default)]
     pub sender: Option<User>,
@@ -176,6 +178,60 @@ pub struct StatusEvent {
 #[derive(Debug, Clone, Deserialize)]
 pub struct NamedBranch {
     pub name: String,
+}
+
+/// The commit a status is about; `author` is the GitHub user, when GitHub knows one.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusCommit {
+    #[serde(default)]
+    pub author: Option<User>,
+}
+
+impl StatusEvent {
+    /// Whether the commit is the head of the repository's default branch.
+    pub fn on_default_branch(&self) -> bool {
+        let default = self.repository.default_branch.as_deref();
+        self.branches
+            .iter()
+            .any(|b| Some(b.name.as_str()) == default)
+    }
+
+    /// Who the status concerns: the commit's author, else whoever set the status.
+    pub fn who(&self) -> Option<&str> {
+        let author = self.commit.as_ref().and_then(|c| c.author.as_ref());
+        author.or(self.sender.as_ref()).map(|u| u.login.as_str())
+    }
+}
+
+impl DeploymentStatusEvent {
+    /// Who asked for the deployment: the payload's `deploy_user` (set by the deployer on
+    /// merge), else the deployment's creator, else whoever set the status.
+    pub fn who(&self) -> Option<String> {
+        let payload = self.deployment.payload_object();
+        payload["deploy_user"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| self.deployment.creator.as_ref().map(|c| c.login.clone()))
+            .or_else(|| self.sender.as_ref().map(|s| s.login.clone()))
+    }
+
+    /// The status's environment, else the deployment's.
+    pub fn environment(&self) -> &str {
+        self.deployment_status
+            .environment
+            .as_deref()
+            .unwrap_or(&self.deployment.environment)
+    }
+
+    /// The status's log link, else its target URL.
+    pub fn log_url(&self) -> Option<&str> {
+        let status = &self.deployment_status;
+        status
+            .log_url
+            .as_deref()
+            .or(status.target_url.as_deref())
+            .filter(|u| !u.is_empty())
+    }
 }
 
 /// The first 7 characters of a sha, as GitHub shows it.
@@ -226,6 +282,35 @@ mod tests {
             event(Value::Null).from_fork(),
             "a deleted fork is still a fork"
         );
+    }
+
+    /// GitHub's own example payloads (the host's test fixtures) all read as these types.
+    #[test]
+    fn githubs_examples_parse() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../host/tests/fixtures/webhook-examples.json"
+        );
+        let hooks: Vec<Value> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let mut parsed = 0;
+        for hook in &hooks {
+            for example in hook["examples"].as_array().into_iter().flatten() {
+                let example = example.clone();
+                let result = match hook["name"].as_str().unwrap() {
+                    "pull_request" => serde_json::from_value::<PullRequestEvent>(example).map(drop),
+                    "push" => serde_json::from_value::<PushEvent>(example).map(drop),
+                    "deployment" => serde_json::from_value::<DeploymentEvent>(example).map(drop),
+                    "deployment_status" => {
+                        serde_json::from_value::<DeploymentStatusEvent>(example).map(drop)
+                    }
+                    "status" => serde_json::from_value::<StatusEvent>(example).map(drop),
+                    _ => continue,
+                };
+                result.unwrap_or_else(|e| panic!("{}: {e}", hook["name"]));
+                parsed += 1;
+            }
+        }
+        assert!(parsed >= 5, "the fixtures hold examples of every type");
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub enum ServiceRequest {
     Run(crate::RunRequest),
     Checkout(crate::CheckoutRequest),
     Lock(crate::LockRequest),
+    HttpPost(crate::HttpPost),
 }
 
 /// The answer of a host service.

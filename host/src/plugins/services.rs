@@ -19,7 +19,8 @@ use switchyard_plugin_api::{
 };
 
 use crate::{
-    checkout::Checkouts, github::GitHub, job_log::JobLogs, journal::JobId, locks::Locks, process,
+    checkout::Checkouts, github::GitHub, job_log::JobLogs, journal::JobId, locks::Locks,
+    outbound::WebhookClient, process,
 };
 
 /// What every job's services share.
@@ -27,6 +28,7 @@ pub struct ServiceDeps {
     pub logs: JobLogs,
     pub github: Arc<dyn GitHub>,
     pub checkouts: Checkouts,
+    pub webhooks: WebhookClient,
     pub locks: Locks,
     /// Environment variables holding the host's secrets, which commands must not inherit.
     pub hidden_env: Vec<String>,
@@ -67,6 +69,7 @@ impl JobServices {
                     .checkout(request, &deps.logs, self.job, &deps.hidden_env)
                     .await,
             ),
+            ServiceRequest::HttpPost(post) => encode(deps.webhooks.post(post).await),
             ServiceRequest::Lock(request) => {
                 let acquired = deps
                     .locks

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard::journal::JobState;
 
-use crate::support::{
-    HostSpec, SECRET, TOKEN, TestHost, example, fake_github::FakeGitHub, git::Origin,
-};
+use crate::support::{HostSpec, TOKEN, TestHost, example, fake_github::FakeGitHub, git::Origin};
 
 const REPO: &str = "Codertocat/Hello-World";
 
@@ -35,7 +33,7 @@ impl Deploys {
             ..Default::default()
         })
         .await;
-        github.send_webhooks_to(&host.webhook_url(), SECRET);
+        github.send_webhooks_to(&host.webhook_url());
         Self {
             github,
             origin,

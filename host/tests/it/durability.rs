@@ -1,6 +1,6 @@
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -9,29 +9,11 @@ use switchyard::journal::{JobState, Journal, SqliteJournal};
 use crate::support::{
     SECRET, behaviours, example, expand, library,
     net::{free_port, wait_until_listening},
+    server::{self, Server},
 };
 
-/// The server process, killed if the test panics before it is stopped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn_server(config: &Path) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("DURABILITY_TEST_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server(child)
+    server::spawn_server(config, &[("DURABILITY_TEST_SECRET", SECRET)], None)
 }
 
 fn write_config(dir: &Path, port: u16, sleep_millis: u64) -> std::path::PathBuf {

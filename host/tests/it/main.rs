@@ -9,4 +9,5 @@ mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 
 mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4xx
 mod ingress; // signed deliveries, every bad input's answer, replays, form bodies
 mod loading; // the ABI handshake and its refusals; `switchyard check`
+mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod plugin_failures; // panics, hangs, retries and host services seen from a job

@@ -38,8 +38,8 @@ struct State {
     requests: Vec<Recorded>,
     script: VecDeque<Scripted>,
     violations: Vec<String>,
-    /// Where to send webhooks, and the secret to sign them with.
-    webhooks: Option<(String, String)>,
+    /// Where to send webhooks (signed with the test secret).
+    webhooks: Option<String>,
     /// Deployments created, by id.
     deployments: Vec<Value>,
     sent: u64,
@@ -113,8 +113,8 @@ impl FakeGitHub {
 
     /// From now on, like GitHub, answer a created deployment (or deployment status) with a
     /// signed `deployment` (or `deployment_status`) webhook to `url`.
-    pub fn send_webhooks_to(&self, url: &str, secret: &str) {
-        self.state.lock().unwrap().webhooks = Some((url.to_owned(), secret.to_owned()));
+    pub fn send_webhooks_to(&self, url: &str) {
+        self.state.lock().unwrap().webhooks = Some(url.to_owned());
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -234,33 +234,18 @@ fn answer(
         }
         _ => None,
     };
-    if let (Some((event, payload)), Some((url, secret))) = (hook, state.webhooks.clone()) {
+    if let (Some((event, payload)), Some(url)) = (hook, state.webhooks.clone()) {
         state.sent += 1;
         let delivery = format!("fake-github-{}-{}", std::process::id(), state.sent);
-        tokio::spawn(send_webhook(url, secret, event, delivery, payload));
+        tokio::spawn(send_webhook(url, event, delivery, payload));
     }
     (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
 /// Posts a signed webhook, as GitHub does after an API call that creates something.
-async fn send_webhook(url: String, secret: String, event: &str, delivery: String, payload: Value) {
-    let body = serde_json::to_vec(&payload).unwrap();
-    let signature = switchyard::ingress::WebhookSecret::new(secret.as_str()).sign_sha256(&body);
-    let answer = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("x-github-event", event)
-        .header("x-github-delivery", delivery)
-        .header("x-hub-signature-256", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("the host takes webhooks");
-    assert_eq!(
-        answer.status().as_u16(),
-        202,
-        "the host accepted the {event} webhook"
-    );
+async fn send_webhook(url: String, event: &str, delivery: String, payload: Value) {
+    let status = super::send_signed(&url, event, &delivery, &payload).await;
+    assert_eq!(status, 202, "the host accepted the {event} webhook");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 pub mod fake_github;
 pub mod git;
 pub mod net;
+pub mod receiver;
+pub mod server;
 
 use std::{
     path::{Path, PathBuf},
@@ -23,7 +25,9 @@ pub const SECRET: &str = "test-secret-value";
 pub const TOKEN: &str = "test-token-value";
 
 /// The workspace's plugin packages, which tests load as `{lib:PACKAGE}`.
-const PACKAGES: [&str; 7] = [
+const PACKAGES: [&str; 9] = [
+    "switchyard-chat",
+    "switchyard-pager",
     "switchyard-ci",
     "switchyard-deployer",
     "switchyard-deploy-template",
@@ -259,4 +263,27 @@ pub fn behaviours(name: &str, entry: &str, settings: &str) -> String {
     format!(
         "[[plugins]]\nname = \"{name}\"\nlibrary = \"{{lib:switchyard-test-behaviours}}\"\n{entry}\n[plugins.settings]\n{settings}\n"
     )
+}
+
+/// POSTs `payload` to a webhook URL as GitHub would: JSON, signed with the test secret.
+pub async fn send_signed(
+    url: &str,
+    event: &str,
+    delivery: &str,
+    payload: &serde_json::Value,
+) -> u16 {
+    let body = serde_json::to_vec(payload).unwrap();
+    let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }

@@ -1,0 +1,59 @@
+//! `switchyard serve` as a separate process: for kill -9, signals, and secrets that only the
+//! environment may hold (a test cannot set its own process's environment safely).
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use switchyard::journal::{JobRecord, JobState, Journal, SqliteJournal};
+
+/// The server process, killed if the test panics before it is stopped.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `switchyard serve --config config` with `env` added; its stderr (the host's log)
+/// goes to `log`, or nowhere.
+pub fn spawn_server(config: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Server {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    Server(child)
+}
+
+/// Waits until `delivery` has `count` ended jobs in the journal at `store`; panics after 30 s.
+pub async fn ended_jobs(store: &Path, delivery: &str, count: usize) -> Vec<JobRecord> {
+    let journal = SqliteJournal::open(store).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = journal.jobs_of(delivery).await.unwrap();
+        let ended = jobs
+            .iter()
+            .all(|j| matches!(j.state, JobState::Succeeded | JobState::Failed));
+        if jobs.len() == count && ended {
+            return jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs of {delivery} did not end: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
