@@ -20,6 +20,7 @@ use crate::{
     locks::Locks,
     outbound::{RetryPolicy, WebhookClient},
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
+    reload::Reloader,
     workers::{WorkerDeps, Workers},
 };
 
@@ -78,6 +79,7 @@ pub enum StartError {
 pub struct Switchyard {
     pub config: Arc<Config>,
     pub state: AppState,
+    pub reloader: Arc<Reloader>,
 }
 
 /// The secrets the host runs with, read from the environment variables the config names.
@@ -192,9 +194,15 @@ impl Switchyard {
             workers,
             logs,
         };
+        let reloader = Arc::new(Reloader::new(
+            config.clone(),
+            Arc::clone(&state.plugins),
+            store_dir.join("plugin-copies"),
+        ));
         Ok(Self {
             config: Arc::new(config),
             state,
+            reloader,
         })
     }
 
@@ -209,10 +217,12 @@ impl Switchyard {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        axum::serve(listener, self.router())
+        let watching = tokio::spawn(Arc::clone(&self.reloader).watch());
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve)?;
+            .await;
+        watching.abort();
+        served.map_err(StartError::Serve)?;
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         tracing::info!(
             jobs = self.state.workers.in_flight(),

@@ -114,7 +114,7 @@ pub struct WorkersConfig {
     pub retry_backoff_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginEntry {
     /// Unique name of this entry: used in logs, the journal and `switchyard replay --plugin`.

@@ -15,6 +15,7 @@ pub mod locks;
 pub mod outbound;
 pub mod plugins;
 pub mod process;
+pub mod reload;
 pub mod router;
 pub mod send;
 pub mod workers;

@@ -50,6 +50,52 @@ pub struct PluginLibrary {
     vtable: &'static PluginVTable,
 }
 
+/// Opens a private copy of `path` made in `scratch`, and checks it like [`open`]. The dynamic
+/// loader hands back the already-mapped image for a path it has opened before, so a library
+/// rebuilt in place is only picked up through a new file. The copy is deleted once opened (the
+/// mapping stays); errors name `path`, not the copy.
+pub fn open_copy(path: &Path, scratch: &Path) -> Result<PluginLibrary, LoadError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COPIES: AtomicU64 = AtomicU64::new(0);
+    if !path.is_file() {
+        return Err(LoadError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let n = COPIES.fetch_add(1, Ordering::Relaxed);
+    let copy = scratch.join(format!("{}-{n}-{name}", std::process::id()));
+    let copied = std::fs::create_dir_all(scratch).and_then(|()| std::fs::copy(path, &copy));
+    if let Err(e) = copied {
+        return Err(LoadError::Open {
+            path: path.to_owned(),
+            reason: format!("cannot copy it to {}: {e}", scratch.display()),
+        });
+    }
+    let opened = open(&copy);
+    let _ = std::fs::remove_file(&copy);
+    opened
+        .map(|mut library| {
+            library.path = path.to_owned();
+            library
+        })
+        .map_err(|error| error.at(path))
+}
+
+impl LoadError {
+    /// The same error, naming `path`.
+    fn at(self, path: &Path) -> Self {
+        let path = path.to_owned();
+        match self {
+            Self::Missing { .. } => Self::Missing { path },
+            Self::Open { reason, .. } => Self::Open { path, reason },
+            Self::NotAPlugin { reason, .. } => Self::NotAPlugin { path, reason },
+            Self::Incompatible { reason, .. } => Self::Incompatible { path, reason },
+            Self::Create { reason, .. } => Self::Create { path, reason },
+        }
+    }
+}
+
 /// Opens `path` and checks its header against this host.
 pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
     let refuse = |reason: String| LoadError::Incompatible {

@@ -4,7 +4,11 @@
 mod loader;
 mod services;
 
-use std::sync::{Arc, RwLock};
+use std::{
+    path::Path,
+    sync::{Arc, RwLock},
+    time::SystemTime,
+};
 
 use switchyard_plugin_api::{Outcome, PluginConfig, PluginError, Subscription, wire::CallResult};
 
@@ -20,6 +24,8 @@ use crate::{
 pub struct LoadedPlugin {
     pub entry: PluginEntry,
     pub info: PluginInfo,
+    /// The library file as it was when loaded: a reload reloads the plugin when it changed.
+    library: LibraryStamp,
     /// The events it gets: the config's `events` when given, else the plugin's own.
     pub interest: Interest,
     instance: loader::PluginInstance,
@@ -70,9 +76,29 @@ pub struct PluginSet {
 impl PluginSet {
     /// Loads and starts every enabled plugin; the first failure is returned, naming its entry.
     pub fn load(config: &Config) -> Result<Self, PluginSetError> {
+        Self::load_reusing(config, &Self::default(), None)
+    }
+
+    /// Like [`Self::load`], but keeps the running instance of every plugin whose entry and
+    /// library file are unchanged in `previous`, and opens changed libraries through a private
+    /// copy in `scratch` (see `loader::open_copy`), so a library rebuilt in place is picked up.
+    pub fn load_reusing(
+        config: &Config,
+        previous: &PluginSet,
+        scratch: Option<&Path>,
+    ) -> Result<Self, PluginSetError> {
         let mut plugins = Vec::new();
         for (index, entry) in config.plugins.iter().enumerate() {
             if !entry.enabled {
+                continue;
+            }
+            let path = config.library_path(entry);
+            let stamp = LibraryStamp::of(&path);
+            if let Some(running) = previous.get(&entry.name)
+                && running.entry == *entry
+                && stamp.is_some_and(|stamp| stamp == running.library)
+            {
+                plugins.push(Arc::clone(running));
                 continue;
             }
             let failed = |error| PluginSetError {
@@ -81,7 +107,11 @@ impl PluginSet {
                 name: entry.name.clone(),
                 error,
             };
-            let library = loader::open(&config.library_path(entry)).map_err(failed)?;
+            let library = match scratch {
+                Some(scratch) => loader::open_copy(&path, scratch),
+                None => loader::open(&path),
+            }
+            .map_err(failed)?;
             let plugin_config = PluginConfig {
                 name: entry.name.clone(),
                 settings: serde_json::to_value(&entry.settings)
@@ -97,6 +127,7 @@ impl PluginSet {
                 },
                 entry: entry.clone(),
                 info: library.info.clone(),
+                library: stamp.unwrap_or_default(),
                 instance,
             }));
         }
@@ -122,7 +153,30 @@ impl Plugins {
         Self(RwLock::new(Arc::new(set)))
     }
 
+    /// Swaps in a new set. Jobs running on the old one finish on it; an old instance is
+    /// destroyed when its last job ends (its library stays mapped: see `loader`).
+    pub fn replace(&self, set: PluginSet) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
     pub fn current(&self) -> Arc<PluginSet> {
         Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A library file's size and modification time: what a rebuild changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LibraryStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl LibraryStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
     }
 }

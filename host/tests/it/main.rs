@@ -11,3 +11,4 @@ mod ingress; // signed deliveries, every bad input's answer, replays, form bodie
 mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod plugin_failures; // panics, hangs, retries and host services seen from a job
+mod reload; // live reload under load, bad edits, libraries rebuilt in place

@@ -105,6 +105,7 @@ pub struct TestHost {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub host_state: switchyard::app::AppState,
+    pub reloader: std::sync::Arc<switchyard::reload::Reloader>,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     served: Option<JoinHandle<()>>,
@@ -137,13 +138,17 @@ impl TestHost {
             plugins = spec.plugins,
         );
         let text = expand(&text, dir.path());
-        let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
+        // Written out, so the host's watcher sees edits (see `rewrite_plugins`).
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, &text).unwrap();
+        let config = Config::load(&file).unwrap();
         let secrets = Secrets {
             webhook: WebhookSecret::new(SECRET),
             github_token: spec.github_token.map(str::to_owned),
         };
         let host = Switchyard::start(config, secrets).await.unwrap();
         let host_state = host.state.clone();
+        let reloader = std::sync::Arc::clone(&host.reloader);
         let (stop, stopped) = oneshot::channel();
         let served = tokio::spawn(async move {
             host.serve(listener, async {
@@ -156,10 +161,32 @@ impl TestHost {
             base: format!("http://127.0.0.1:{port}"),
             dir,
             host_state,
+            reloader,
             http: reqwest::Client::new(),
             stop: Some(stop),
             served: Some(served),
         }
+    }
+
+    /// Replaces the `[[plugins]]` part of the config file the way editors save: a new file
+    /// renamed over the old one.
+    pub fn rewrite_plugins(&self, plugins: &str) {
+        let file = self.dir.path().join("config.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let head = text.split("[[plugins]]").next().unwrap();
+        let temporary = self.dir.path().join(".config.toml.swp");
+        std::fs::write(
+            &temporary,
+            format!("{head}{}", expand(plugins, self.dir.path())),
+        )
+        .unwrap();
+        std::fs::rename(&temporary, &file).unwrap();
+    }
+
+    /// Names of the plugins in the current set.
+    pub fn plugin_names(&self) -> Vec<String> {
+        let set = self.host_state.plugins.current();
+        set.iter().map(|p| p.name().to_owned()).collect()
     }
 
     pub fn webhook_url(&self) -> String {

@@ -1,0 +1,225 @@
+//! Live reload: when `config.toml` changes (or on SIGHUP), parse and validate the whole new
+//! config and load its new or changed plugins; only if all of that succeeds is the plugin set
+//! swapped, at once. A bad edit keeps the running set and logs what is wrong. Jobs already
+//! running finish on the instance they started on; deliveries are routed by whichever set was
+//! current when they arrived, so each is dispatched once per matching plugin.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use notify::Watcher as _;
+use tokio::sync::mpsc;
+
+use crate::{
+    config::{Config, ConfigError},
+    plugins::{PluginSet, PluginSetError, Plugins},
+};
+
+/// Editors save in bursts (write, rename, chmod): changes this close together are one reload.
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// Why a reload kept the running config.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Plugins(#[from] PluginSetError),
+}
+
+/// What a reload changed, for the one-line log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub enabled: Vec<String>,
+    pub disabled: Vec<String>,
+    /// Entries or libraries that changed, now running a new instance.
+    pub reloaded: Vec<String>,
+    /// Settings that changed but only apply after a restart.
+    pub need_restart: Vec<&'static str>,
+}
+
+impl fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts = [
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("enabled", &self.enabled),
+            ("disabled", &self.disabled),
+            ("reloaded", &self.reloaded),
+        ];
+        let changes: Vec<String> = parts
+            .iter()
+            .filter(|(_, names)| !names.is_empty())
+            .map(|(what, names)| format!("{what} {}", names.join(", ")))
+            .collect();
+        if changes.is_empty() {
+            f.write_str("no plugin changed")
+        } else {
+            f.write_str(&changes.join("; "))
+        }
+    }
+}
+
+/// Reloads the plugin set from the config file.
+pub struct Reloader {
+    file: PathBuf,
+    running: Mutex<Config>,
+    plugins: Arc<Plugins>,
+    /// Where private copies of changed libraries are made.
+    scratch: PathBuf,
+}
+
+impl Reloader {
+    pub fn new(config: Config, plugins: Arc<Plugins>, scratch: PathBuf) -> Self {
+        Self {
+            file: config.file.clone(),
+            running: Mutex::new(config),
+            plugins,
+            scratch,
+        }
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Loads the config file and swaps the plugin set if all of it is good. Blocking: it
+    /// opens libraries and starts plugins.
+    pub fn reload(&self) -> Result<ReloadSummary, ReloadError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let config = Config::load(&self.file)?;
+        let previous = self.plugins.current();
+        let next = PluginSet::load_reusing(&config, &previous, Some(&self.scratch))?;
+        let mut summary = ReloadSummary {
+            need_restart: restart_only_changes(&running, &config),
+            ..ReloadSummary::default()
+        };
+        for entry in &config.plugins {
+            let name = entry.name.clone();
+            match running.plugins.iter().find(|old| old.name == entry.name) {
+                None => summary.added.push(name),
+                Some(old) if !old.enabled && entry.enabled => summary.enabled.push(name),
+                Some(old) if old.enabled && !entry.enabled => summary.disabled.push(name),
+                Some(_) => {
+                    let (old, new) = (previous.get(&entry.name), next.get(&entry.name));
+                    if let (Some(old), Some(new)) = (old, new)
+                        && !Arc::ptr_eq(old, new)
+                    {
+                        summary.reloaded.push(name);
+                    }
+                }
+            }
+        }
+        for old in &running.plugins {
+            if !config.plugins.iter().any(|entry| entry.name == old.name) {
+                summary.removed.push(old.name.clone());
+            }
+        }
+        self.plugins.replace(next);
+        *running = config;
+        Ok(summary)
+    }
+
+    /// Reloads on every change of the config file and on SIGHUP, until the task is dropped.
+    /// Watches the file's folder rather than the file: editors that save by writing a temporary
+    /// file and renaming it over the config replace the watched inode.
+    pub async fn watch(self: Arc<Self>) {
+        let (changed, mut changes) = mpsc::unbounded_channel::<()>();
+        let name = self.file.file_name().map(ToOwned::to_owned);
+        let on_event = move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event
+                && event.paths.iter().any(|p| p.file_name() == name.as_deref())
+            {
+                let _ = changed.send(());
+            }
+        };
+        let folder = self
+            .file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let _watcher = match notify::recommended_watcher(on_event).and_then(|mut watcher| {
+            watcher.watch(folder, notify::RecursiveMode::NonRecursive)?;
+            Ok(watcher)
+        }) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(%error, folder = %folder.display(), "cannot watch the config; reload with SIGHUP");
+                None
+            }
+        };
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            let hangup_received = async {
+                match hangup.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(()) = changes.recv() => {
+                    tokio::time::sleep(SETTLE).await;
+                    while changes.try_recv().is_ok() {}
+                    tracing::info!(file = %self.file.display(), "config changed; reloading");
+                }
+                Some(()) = hangup_received => tracing::info!("SIGHUP received; reloading"),
+                else => return,
+            }
+            let reloader = Arc::clone(&self);
+            match tokio::task::spawn_blocking(move || reloader.reload()).await {
+                Ok(Ok(summary)) => {
+                    for setting in &summary.need_restart {
+                        tracing::warn!(
+                            "{setting} changed: restart switchyard to apply it; running with the old value"
+                        );
+                    }
+                    tracing::info!("config reloaded: {summary}");
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(
+                        "config reload failed, still running the previous config: {error}"
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(%error, "config reload panicked; still running the previous config")
+                }
+            }
+        }
+    }
+}
+
+/// Settings read only at startup.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let checks = [
+        ("[server] listen", old.server.listen != new.server.listen),
+        (
+            "[server] webhook_path",
+            old.server.webhook_path != new.server.webhook_path,
+        ),
+        (
+            "[server] secret_env",
+            old.server.secret_env != new.server.secret_env,
+        ),
+        ("[store] path", old.store_path() != new.store_path()),
+        ("[github] api_url", old.github.api_url != new.github.api_url),
+        (
+            "[github] token_env",
+            old.github.token_env != new.github.token_env,
+        ),
+        (
+            "[workers] concurrency",
+            old.workers.concurrency != new.workers.concurrency,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(setting, changed)| changed.then_some(setting))
+        .collect()
+}
