@@ -6,6 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    middleware,
     routing::{get, post},
 };
 use tokio::net::TcpListener;
@@ -18,6 +19,8 @@ use crate::{
     job_log::{self, JobLogs},
     journal::{Journal, JournalError, SqliteJournal},
     locks::Locks,
+    metrics::Metrics,
+    ops,
     outbound::{RetryPolicy, WebhookClient},
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     reload::Reloader,
@@ -39,16 +42,25 @@ pub struct AppState {
     pub plugins: Arc<Plugins>,
     pub workers: Workers,
     pub logs: JobLogs,
+    pub metrics: Arc<Metrics>,
 }
 
-/// The HTTP interface: the webhook endpoint and job logs.
+/// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.
 pub fn app(state: AppState, webhook_path: &str) -> Router {
+    let counted = middleware::from_fn_with_state(state.clone(), ops::count_deliveries);
     Router::new()
         .route(
             webhook_path,
-            post(ingress::receive).fallback(ingress::method_not_allowed),
+            post(ingress::receive)
+                .fallback(ingress::method_not_allowed)
+                .route_layer(counted),
         )
         .route("/jobs/{id}/log", get(job_log::serve_log))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/admin/replay", post(ops::replay))
+        .route("/admin/plugins", post(ops::plugins))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -129,9 +141,14 @@ impl Switchyard {
     /// Opens the journal, loads the plugins, starts the workers and re-runs jobs a crash or
     /// shutdown left unfinished.
     pub async fn start(config: Config, secrets: Secrets) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new());
         let github: Arc<dyn GitHub> = Arc::new(
-            GitHubClient::new(&config.github, secrets.github_token.clone())
-                .map_err(StartError::GitHubClient)?,
+            GitHubClient::new(
+                &config.github,
+                secrets.github_token.clone(),
+                Arc::clone(&metrics),
+            )
+            .map_err(StartError::GitHubClient)?,
         );
         let store = config.store_path();
         let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&store)?);
@@ -164,8 +181,11 @@ impl Switchyard {
                 logs: logs.clone(),
                 github,
                 checkouts,
-                webhooks: WebhookClient::new(RetryPolicy::from_config(&config.github))
-                    .map_err(StartError::GitHubClient)?,
+                webhooks: WebhookClient::new(
+                    RetryPolicy::from_config(&config.github),
+                    Arc::clone(&metrics),
+                )
+                .map_err(StartError::GitHubClient)?,
                 locks: Locks::new(Arc::clone(&journal)),
                 hidden_env: vec![
                     config.server.secret_env.clone(),
@@ -173,6 +193,7 @@ impl Switchyard {
                 ],
             }),
             public_url: config.public_url(),
+            metrics: Arc::clone(&metrics),
             concurrency: config.workers.concurrency,
             retry_backoff: Duration::from_millis(config.workers.retry_backoff_ms),
         });
@@ -193,11 +214,13 @@ impl Switchyard {
             plugins,
             workers,
             logs,
+            metrics: Arc::clone(&metrics),
         };
         let reloader = Arc::new(Reloader::new(
             config.clone(),
             Arc::clone(&state.plugins),
             store_dir.join("plugin-copies"),
+            metrics,
         ));
         Ok(Self {
             config: Arc::new(config),

@@ -6,7 +6,8 @@ use switchyard_plugin_api::{GitHubResponse, HostError, wire::GitHubCall};
 
 use crate::{
     config::GitHubConfig,
-    outbound::{self, Failure, RetryPolicy, send_with_retries},
+    metrics::Metrics,
+    outbound::{self, Counted, Failure, RetryPolicy, send_with_retries},
 };
 
 /// What the host needs from GitHub; a trait so tests and other backends can stand in.
@@ -23,10 +24,15 @@ pub struct GitHubClient {
     token: Option<String>,
     token_env: String,
     policy: RetryPolicy,
+    counted: Counted,
 }
 
 impl GitHubClient {
-    pub fn new(config: &GitHubConfig, token: Option<String>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        config: &GitHubConfig,
+        token: Option<String>,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
         let http = outbound::client()?;
         Ok(Self {
             http,
@@ -34,6 +40,10 @@ impl GitHubClient {
             token,
             token_env: config.token_env.clone(),
             policy: RetryPolicy::from_config(config),
+            counted: Counted {
+                metrics,
+                target: "github",
+            },
         })
     }
 }
@@ -58,7 +68,7 @@ impl GitHub for GitHubClient {
             .map_err(|_| HostError::InvalidRequest(format!("bad HTTP method {:?}", call.method)))?;
         let url = format!("{}{}", self.api_url, call.path);
         let what = format!("{method} {}", call.path);
-        let answer = send_with_retries(&self.policy, &what, || {
+        let answer = send_with_retries(&self.policy, &self.counted, &what, || {
             let request = self
                 .http
                 .request(method.clone(), &url)
@@ -88,7 +98,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_token_calls_fail_naming_the_variable() {
-        let client = GitHubClient::new(&GitHubConfig::default(), None).unwrap();
+        let client = GitHubClient::new(&GitHubConfig::default(), None, Default::default()).unwrap();
         let call = GitHubCall {
             method: "GET".into(),
             path: "/rate_limit".into(),
@@ -103,7 +113,12 @@ mod tests {
 
     #[tokio::test]
     async fn paths_cannot_send_the_token_elsewhere() {
-        let client = GitHubClient::new(&GitHubConfig::default(), Some("t0ken".into())).unwrap();
+        let client = GitHubClient::new(
+            &GitHubConfig::default(),
+            Some("t0ken".into()),
+            Default::default(),
+        )
+        .unwrap();
         for path in ["https://evil.example/x", "//evil.example/x", "repos/x"] {
             let call = GitHubCall {
                 method: "GET".into(),

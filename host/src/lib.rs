@@ -3,6 +3,7 @@
 //! `ingress` -> `journal` -> `router` -> `workers` -> `plugins`, with `github`, `process` and
 //! `job_log` as the services plugins call back into.
 
+pub mod admin;
 pub mod app;
 pub mod checkout;
 pub mod config;
@@ -12,6 +13,8 @@ pub mod ingress;
 pub mod job_log;
 pub mod journal;
 pub mod locks;
+pub mod metrics;
+pub mod ops;
 pub mod outbound;
 pub mod plugins;
 pub mod process;

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchyard::{Config, plugins::PluginSet, send::SendRequest};
+use switchyard::{Config, admin, journal::RecentFilter, plugins::PluginSet, send::SendRequest};
 
 /// Receives GitHub webhooks and routes each event to handler plugins.
 #[derive(Parser)]
@@ -40,6 +40,35 @@ enum Command {
     },
     /// Validate the config and load every enabled plugin.
     Check {
+        #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// List recent deliveries and their jobs' states, from the journal.
+    Deliveries {
+        #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+        /// How many deliveries, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only deliveries of this event (e.g. pull_request).
+        #[arg(long)]
+        event: Option<String>,
+        /// Only deliveries with a failed job.
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Dispatch a stored delivery again, through the running server.
+    Replay {
+        #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+        /// Only to this plugin (default: every plugin it routes to now).
+        #[arg(long)]
+        plugin: Option<String>,
+        /// The delivery id (X-GitHub-Delivery).
+        delivery: String,
+    },
+    /// Show the running server's plugins: versions, subscriptions, enabled state.
+    Plugins {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
     },
@@ -93,6 +122,42 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if !(200..300).contains(&answer.status) {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Deliveries {
+            config,
+            limit,
+            event,
+            failed,
+        } => {
+            let config = Config::load(&config)?;
+            let filter = RecentFilter {
+                limit,
+                event,
+                failed,
+            };
+            print!("{}", admin::deliveries(&config, filter).await?);
+        }
+        Command::Replay {
+            config,
+            plugin,
+            delivery,
+        } => {
+            let config = Config::load(&config)?;
+            let answer = admin::replay(&config, delivery, plugin).await?;
+            println!("HTTP {}\n{}", answer.status, answer.body);
+            if !(200..300).contains(&answer.status) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Plugins { config } => {
+            let config = Config::load(&config)?;
+            let answer = admin::plugins(&config).await?;
+            if answer.status != 200 {
+                println!("HTTP {}\n{}", answer.status, answer.body);
+                return Ok(ExitCode::FAILURE);
+            }
+            let body = serde_json::from_str(&answer.body).unwrap_or_default();
+            print!("{}", admin::format_plugins(&config, &body));
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;

@@ -10,7 +10,30 @@ use bytes::Bytes;
 use reqwest::{StatusCode, header::HeaderMap};
 use switchyard_plugin_api::{HostError, HttpAnswer, HttpPost};
 
-use crate::config::GitHubConfig;
+use crate::{config::GitHubConfig, metrics::Metrics};
+
+/// Where a call's answers and retries are counted.
+#[derive(Clone)]
+pub struct Counted {
+    pub metrics: std::sync::Arc<Metrics>,
+    /// `github` or `http_post`.
+    pub target: &'static str,
+}
+
+impl Counted {
+    fn answer(&self, status: &str) {
+        let labels = [self.target, status];
+        self.metrics.outbound_calls.with_label_values(&labels).inc();
+    }
+
+    fn retry(&self) {
+        let labels = [self.target];
+        self.metrics
+            .outbound_retries
+            .with_label_values(&labels)
+            .inc();
+    }
+}
 
 /// The host's HTTP client: a user agent and timeouts, so no call hangs a job.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
@@ -60,6 +83,7 @@ pub enum Failure {
 /// the call in logs and errors (`POST /repos/o/r/statuses/abc`, `POST to hooks.slack.com`).
 pub async fn send_with_retries(
     policy: &RetryPolicy,
+    counted: &Counted,
     what: &str,
     request: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Answer, Failure> {
@@ -68,6 +92,7 @@ pub async fn send_with_retries(
         let (reason, delay) = match request().send().await {
             Ok(response) => {
                 let status = response.status();
+                counted.answer(status.as_str());
                 let headers = response.headers().clone();
                 let body = response.bytes().await.unwrap_or_default();
                 if status.is_success() {
@@ -88,7 +113,10 @@ pub async fn send_with_retries(
                 }
             }
             // Without the URL: it may carry a secret.
-            Err(error) => (format!("{what} failed: {}", error.without_url()), None),
+            Err(error) => {
+                counted.answer("error");
+                (format!("{what} failed: {}", error.without_url()), None)
+            }
         };
         let delay = delay.unwrap_or(policy.backoff * 2u32.saturating_pow(attempt));
         if attempt >= policy.max_retries || delay > policy.max_wait {
@@ -97,6 +125,7 @@ pub async fn send_with_retries(
                 attempt + 1
             )));
         }
+        counted.retry();
         tracing::warn!(call = %what, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, %reason, "retrying");
         tokio::time::sleep(delay).await;
         attempt += 1;
@@ -130,13 +159,21 @@ fn error_message(body: &[u8]) -> String {
 pub struct WebhookClient {
     http: reqwest::Client,
     policy: RetryPolicy,
+    counted: Counted,
 }
 
 impl WebhookClient {
-    pub fn new(policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        policy: RetryPolicy,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             http: client()?,
             policy,
+            counted: Counted {
+                metrics,
+                target: "http_post",
+            },
         })
     }
 
@@ -147,7 +184,7 @@ impl WebhookClient {
             // Not the URL itself: it is probably a secret.
             .ok_or_else(|| HostError::InvalidRequest("http_post needs an http(s) URL".into()))?;
         let what = format!("POST to {}", url.host_str().unwrap_or_default());
-        let answer = send_with_retries(&self.policy, &what, || {
+        let answer = send_with_retries(&self.policy, &self.counted, &what, || {
             let mut request = self.http.post(url.clone()).json(&post.body);
             for (name, value) in &post.headers {
                 request = request.header(name, value);
@@ -268,12 +305,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_is_refused_without_being_echoed() {
-        let client = WebhookClient::new(RetryPolicy {
+        let policy = RetryPolicy {
             max_retries: 0,
             backoff: Duration::ZERO,
             max_wait: Duration::ZERO,
-        })
-        .unwrap();
+        };
+        let client = WebhookClient::new(policy, Default::default()).unwrap();
         for url in ["ftp://secret-token@example.com/x", "not a url with s3cr3t"] {
             let post = HttpPost {
                 url: url.into(),

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     config::{Config, ConfigError},
+    metrics::Metrics,
     plugins::{PluginSet, PluginSetError, Plugins},
 };
 
@@ -73,15 +74,22 @@ pub struct Reloader {
     plugins: Arc<Plugins>,
     /// Where private copies of changed libraries are made.
     scratch: PathBuf,
+    metrics: Arc<Metrics>,
 }
 
 impl Reloader {
-    pub fn new(config: Config, plugins: Arc<Plugins>, scratch: PathBuf) -> Self {
+    pub fn new(
+        config: Config,
+        plugins: Arc<Plugins>,
+        scratch: PathBuf,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             file: config.file.clone(),
             running: Mutex::new(config),
             plugins,
             scratch,
+            metrics,
         }
     }
 
@@ -92,6 +100,15 @@ impl Reloader {
     /// Loads the config file and swaps the plugin set if all of it is good. Blocking: it
     /// opens libraries and starts plugins.
     pub fn reload(&self) -> Result<ReloadSummary, ReloadError> {
+        let reloaded = self.try_reload();
+        match &reloaded {
+            Ok(_) => self.metrics.reloads.inc(),
+            Err(_) => self.metrics.reload_failures.inc(),
+        }
+        reloaded
+    }
+
+    fn try_reload(&self) -> Result<ReloadSummary, ReloadError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let config = Config::load(&self.file)?;
         let previous = self.plugins.current();

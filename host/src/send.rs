@@ -7,6 +7,7 @@ use crate::{
     app::{StartError, webhook_secret},
     config::Config,
     event::EventKind,
+    ingress::WebhookSecret,
 };
 
 /// One delivery to send.
@@ -59,31 +60,52 @@ pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, S
         file: request.file.clone(),
         error,
     })?;
-    let url = request.url.unwrap_or_else(|| {
-        let mut addr = config.server.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{addr}{}", config.server.webhook_path)
-    });
+    let url = request
+        .url
+        .unwrap_or_else(|| format!("{}{}", server_base(config), config.server.webhook_path));
     let delivery = request
         .delivery
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let response = reqwest::Client::new()
-        .post(&url)
+    let headers = [
+        ("X-GitHub-Event", request.event.as_str()),
+        ("X-GitHub-Delivery", delivery.as_str()),
+    ];
+    post_signed(&secret, &url, &headers, body).await
+}
+
+/// `http://{listen}` of the server this config runs, for commands that talk to it.
+pub fn server_base(config: &Config) -> String {
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
+/// POSTs a JSON body signed with the webhook secret, as GitHub signs deliveries.
+pub async fn post_signed(
+    secret: &WebhookSecret,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<SendAnswer, SendError> {
+    let mut request = reqwest::Client::new()
+        .post(url)
         .header("Content-Type", "application/json")
         .header(
             "User-Agent",
             concat!("switchyard-send/", env!("CARGO_PKG_VERSION")),
         )
-        .header("X-GitHub-Event", &request.event)
-        .header("X-GitHub-Delivery", &delivery)
-        .header("X-Hub-Signature-256", secret.sign_sha256(&body))
+        .header("X-Hub-Signature-256", secret.sign_sha256(&body));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
         .body(body)
         .send()
         .await
         .map_err(|source| SendError::Http {
-            url: url.clone(),
+            url: url.to_owned(),
             source,
         })?;
     let status = response.status().as_u16();

@@ -15,6 +15,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     journal::{AttemptEnd, JobId, Journal, PendingJob},
+    metrics::Metrics,
     plugins::{JobServices, LoadedPlugin, Plugins, ServiceDeps},
 };
 
@@ -26,6 +27,7 @@ pub struct WorkerDeps {
     pub services: Arc<ServiceDeps>,
     /// Base of job log URLs.
     pub public_url: String,
+    pub metrics: Arc<Metrics>,
     pub concurrency: usize,
     pub retry_backoff: Duration,
 }
@@ -128,6 +130,20 @@ impl Inner {
                 error: error.message,
             },
         };
+        let outcome = match &end {
+            AttemptEnd::Succeeded { note: None } => "succeeded",
+            AttemptEnd::Succeeded { note: Some(_) } => "skipped",
+            AttemptEnd::Failed { .. } => "failed",
+            AttemptEnd::WillRetry { .. } => "retried",
+        };
+        let metrics = &self.deps.metrics;
+        metrics
+            .jobs
+            .with_label_values(&[&job.plugin, outcome])
+            .inc();
+        let labels = [job.plugin.as_str()];
+        let histogram = metrics.job_duration.with_label_values(&labels);
+        histogram.observe(started.elapsed().as_secs_f64());
         tracing::info!(
             delivery = %job.delivery.id,
             job = %job.id,

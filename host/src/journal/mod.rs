@@ -93,6 +93,27 @@ pub struct JobRecord {
     pub note: Option<String>,
 }
 
+/// Which deliveries `recent` lists.
+#[derive(Debug, Clone, Default)]
+pub struct RecentFilter {
+    pub limit: usize,
+    /// Only this event.
+    pub event: Option<String>,
+    /// Only deliveries with at least one failed job.
+    pub failed: bool,
+}
+
+/// A delivery as `switchyard deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub received_at: String,
+    pub jobs: Vec<JobRecord>,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot open the journal at {path}: {message}")]
@@ -139,6 +160,15 @@ pub trait Journal: Send + Sync {
 
     /// All jobs of one delivery.
     async fn jobs_of(&self, delivery: &str) -> Result<Vec<JobRecord>, JournalError>;
+
+    /// The stored delivery with this id, payload included.
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, JournalError>;
+
+    /// The latest deliveries, newest first, with their jobs.
+    async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError>;
+
+    /// Commits an empty write: proves the journal is writable (for `/readyz`).
+    async fn ping(&self) -> Result<(), JournalError>;
 
     /// Takes the lock `name` for `job` if it is free or already `job`'s. Returns whether `job`
     /// holds it. A job's locks are released when its attempt ends (see `end_attempt`).

@@ -16,7 +16,10 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Appended, AttemptEnd, JobId, JobRecord, JobState, Journal, JournalError, PendingJob};
+use super::{
+    Appended, AttemptEnd, DeliveryRecord, JobId, JobRecord, JobState, Journal, JournalError,
+    PendingJob, RecentFilter,
+};
 use crate::event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -308,6 +311,66 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, JournalError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            // Columns laid out as `stored_delivery` reads them (3..=8).
+            let row = conn
+                .query_row(
+                    "SELECT NULL, NULL, NULL, id, event, action, repository, received_at, payload
+                     FROM deliveries WHERE id = ?1",
+                    [&id],
+                    |row| Ok(stored_delivery(&id, row)),
+                )
+                .optional()?;
+            row.transpose()
+        })
+        .await
+    }
+
+    async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at
+                 FROM deliveries d
+                 WHERE (?1 IS NULL OR d.event = ?1)
+                   AND (?2 = 0 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
+                 ORDER BY d.seq DESC LIMIT ?3",
+            )?;
+            let rows = statement.query_map(
+                params![filter.event, filter.failed, filter.limit as i64],
+                |row| {
+                    Ok(DeliveryRecord {
+                        id: row.get(1)?,
+                        event: row.get(2)?,
+                        action: row.get(3)?,
+                        repository: row.get(4)?,
+                        received_at: row.get(5)?,
+                        jobs: Vec::new(),
+                    })
+                },
+            )?;
+            let mut deliveries = rows.collect::<Result<Vec<_>, _>>()?;
+            let mut jobs = conn.prepare_cached(&format!("{JOB_COLUMNS} WHERE d.id = ?1 ORDER BY j.id"))?;
+            for delivery in &mut deliveries {
+                delivery.jobs = jobs
+                    .query_map([&delivery.id], job_record)?
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            Ok(deliveries)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), JournalError> {
+        // Through the writer's batch: the write lock was taken (BEGIN IMMEDIATE) and committed.
+        self.write(|conn| {
+            conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
         let name = name.to_owned();
         self.write(move |conn| {
@@ -444,6 +507,64 @@ mod tests {
 
     fn plugins(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn recent_deliveries_filter_by_event_and_failure_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(&dir.path().join("journal.db")).unwrap();
+        for id in ["d1", "d2", "d3"] {
+            journal
+                .append(delivery(id), plugins(&["a"]), false)
+                .await
+                .unwrap();
+        }
+        let failed = journal.jobs_of("d2").await.unwrap()[0].id;
+        journal.start_attempt(failed).await.unwrap();
+        let end = AttemptEnd::Failed {
+            error: "boom".into(),
+        };
+        journal.end_attempt(failed, end).await.unwrap();
+        journal.ping().await.unwrap();
+
+        let all = journal
+            .recent(RecentFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["d3", "d2", "d1"]);
+        assert_eq!(all[0].jobs.len(), 1);
+        let limited = journal
+            .recent(RecentFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(limited.len(), 1);
+        let failed_only = journal
+            .recent(RecentFilter {
+                limit: 10,
+                failed: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed_only.len(), 1);
+        assert_eq!(failed_only[0].jobs[0].error.as_deref(), Some("boom"));
+        let other_event = RecentFilter {
+            limit: 10,
+            event: Some("push".into()),
+            failed: false,
+        };
+        assert!(journal.recent(other_event).await.unwrap().is_empty());
+
+        let stored = journal.delivery("d2").await.unwrap().unwrap();
+        assert_eq!(&stored.payload[..], br#"{"action":"opened"}"#);
+        assert!(journal.delivery("nope").await.unwrap().is_none());
     }
 
     #[tokio::test]

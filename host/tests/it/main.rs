@@ -10,5 +10,6 @@ mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4
 mod ingress; // signed deliveries, every bad input's answer, replays, form bodies
 mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
+mod operations; // health, metrics, replay, and the operator commands against a server process
 mod plugin_failures; // panics, hangs, retries and host services seen from a job
 mod reload; // live reload under load, bad edits, libraries rebuilt in place

@@ -1,0 +1,184 @@
+//! Operations endpoints: health (`/healthz`, `/readyz`), Prometheus metrics (`/metrics`), the
+//! webhook answer counter, and the admin calls behind `switchyard replay` and `switchyard
+//! plugins`. Admin calls are POSTs whose JSON body is signed with the webhook secret, exactly
+//! like a webhook (`X-Hub-Signature-256`), so they need no other credential.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Request, State},
+    http::{HeaderMap, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    app::AppState,
+    ingress::{SignatureHeaders, error_response, verify},
+    journal::Appended,
+    router,
+};
+
+/// `GET /healthz`: the process is up and serving.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the journal takes writes and the plugins are loaded.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.journal.ping().await {
+        Ok(()) => {
+            let plugins = state.plugins.current().iter().count();
+            Json(json!({"journal": "writable", "plugins": plugins})).into_response()
+        }
+        Err(error) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the journal is not writable: {error}"),
+        ),
+    }
+}
+
+/// `GET /metrics`, in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state
+        .metrics
+        .queue_depth
+        .set(state.workers.in_flight() as i64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts every answer of the webhook endpoint. Only deliveries that were accepted are
+/// labelled with their event: anything else could be an unsigned request naming any event.
+pub async fn count_deliveries(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let event = request
+        .headers()
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let status = response.status();
+    let event = match event {
+        Some(event) if status.is_success() => event,
+        _ => "rejected".to_owned(),
+    };
+    let labels = [event.as_str(), status.as_str()];
+    state.metrics.deliveries.with_label_values(&labels).inc();
+    if status == StatusCode::UNAUTHORIZED {
+        state.metrics.signature_failures.inc();
+    }
+    response
+}
+
+/// Body of `POST /admin/replay`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    pub delivery: String,
+    /// Only this plugin; default: every plugin the delivery routes to now.
+    #[serde(default)]
+    pub plugin: Option<String>,
+}
+
+/// `POST /admin/replay`: dispatch a stored delivery again, as new jobs.
+pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let request: ReplayRequest = match admin_body(&state, &headers, &body) {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
+    let delivery = match state.journal.delivery(&request.delivery).await {
+        Ok(Some(delivery)) => delivery,
+        Ok(None) => {
+            let message = format!("no delivery {:?} in the journal", request.delivery);
+            return error_response(StatusCode::NOT_FOUND, &message);
+        }
+        Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    };
+    let plugins = state.plugins.current();
+    let targets = match &request.plugin {
+        Some(name) if plugins.get(name).is_some() => vec![name.clone()],
+        Some(name) => {
+            let loaded: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+            let message = format!(
+                "plugin {name:?} is not loaded (loaded: {})",
+                loaded.join(", ")
+            );
+            return error_response(StatusCode::NOT_FOUND, &message);
+        }
+        None => router::route(&plugins, &delivery),
+    };
+    let delivery = Arc::new(delivery);
+    match state.journal.append(delivery, targets, true).await {
+        Ok(Appended::New(jobs)) => {
+            let listed: Vec<_> = jobs
+                .iter()
+                .map(|job| json!({"job": job.id.0, "plugin": job.plugin}))
+                .collect();
+            tracing::info!(delivery = %request.delivery, jobs = jobs.len(), "delivery replayed");
+            for job in jobs {
+                state.workers.dispatch(job);
+            }
+            let answer = json!({"delivery": request.delivery, "jobs": listed});
+            (StatusCode::ACCEPTED, Json(answer)).into_response()
+        }
+        Ok(Appended::Duplicate) => error_response(StatusCode::CONFLICT, "not replayed"),
+        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    }
+}
+
+/// `POST /admin/plugins`: the running plugin set.
+pub async fn plugins(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = admin_body::<serde::de::IgnoredAny>(&state, &headers, &body) {
+        return refused.into_response();
+    }
+    let set = state.plugins.current();
+    let listed: Vec<_> = set
+        .iter()
+        .map(|plugin| {
+            json!({
+                "name": plugin.name(),
+                "package": plugin.info.package,
+                "version": plugin.info.version,
+                "events": plugin.subscriptions().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "plugins": listed })).into_response()
+}
+
+/// Why an admin call was refused.
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error_response(self.0, &self.1)
+    }
+}
+
+/// Checks an admin call's signature, then reads its JSON body.
+fn admin_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Refused> {
+    let signature = SignatureHeaders {
+        sha256: headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok()),
+        sha1: None,
+    };
+    verify(&state.ingress.secret, signature, body, false)
+        .map_err(|error| Refused(StatusCode::UNAUTHORIZED, error.to_string()))?;
+    serde_json::from_slice(body)
+        .map_err(|error| Refused(StatusCode::BAD_REQUEST, format!("malformed body: {error}")))
+}
