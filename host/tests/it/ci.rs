@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard::journal::JobState;
 
-use crate::support::{HostSpec, TOKEN, TestHost, example, fake_github::FakeGitHub, git::Origin};
+use crate::support::{
+    HostSpec, TOKEN, TestHost, eventually, example, fake_github::FakeGitHub, git::Origin,
+};
 
 const REPO: &str = "Codertocat/Hello-World";
 
@@ -19,10 +21,15 @@ struct Ci {
 impl Ci {
     /// A host running the CI plugin with `settings` added to a clone URL pointing at `origin`.
     async fn start(settings: &str) -> Self {
+        Self::start_entry("", settings).await
+    }
+
+    /// Like `start`, with extra keys for the `[[plugins]]` entry itself.
+    async fn start_entry(entry: &str, settings: &str) -> Self {
         let github = FakeGitHub::start().await;
         let origin = Origin::new(REPO);
         let plugins = format!(
-            "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n\
+            "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{entry}\n\
              [plugins.settings]\nclone_url = \"{}\"\n{settings}\n",
             origin.clone_url_template()
         );
@@ -65,15 +72,8 @@ impl Ci {
 
     /// Waits until a status for `sha` has a description containing `needle`.
     async fn wait_for_status(&self, sha: &str, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.statuses(sha).iter().any(|(_, d)| d.contains(needle)) {
-            assert!(
-                Instant::now() < deadline,
-                "no status {needle:?} for {sha}: {:?}",
-                self.statuses(sha)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let found = || self.statuses(sha).iter().any(|(_, d)| d.contains(needle));
+        eventually(&format!("a status {needle:?} for {sha}"), found).await;
     }
 
     async fn stop(self) {
@@ -281,20 +281,13 @@ async fn builds_past_max_builds_wait_with_a_queued_status() {
 
 #[tokio::test]
 async fn pushes_are_built_when_the_config_subscribes_to_them() {
-    let github = FakeGitHub::start().await;
-    let origin = Origin::new(REPO);
-    let plugins = format!(
-        "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\nevents = [\"push\"]\n\
-         [plugins.settings]\nclone_url = \"{}\"\ncommand = \"test \\\"$SWITCHYARD_REF\\\" = main\"\n",
-        origin.clone_url_template()
-    );
-    let host = TestHost::start(HostSpec {
-        plugins,
-        github_url: Some(github.url.clone()),
-        github_token: Some(TOKEN),
-        ..Default::default()
-    })
-    .await;
+    let command = "command = \"test \\\"$SWITCHYARD_REF\\\" = main\"";
+    let ci = Ci::start_entry("events = [\"push\"]", command).await;
+    let Ci {
+        github,
+        origin,
+        host,
+    } = &ci;
     let sha = origin.commit("refs/heads/main", &[]);
     let mut payload = example("push", None);
     payload["ref"] = json!("refs/heads/main");
@@ -309,6 +302,5 @@ async fn pushes_are_built_when_the_config_subscribes_to_them() {
         .map(|r| r.body["state"].clone())
         .collect();
     assert_eq!(states, [json!("pending"), json!("success")]);
-    assert!(github.violations().is_empty(), "{:?}", github.violations());
-    host.stop().await;
+    ci.stop().await;
 }

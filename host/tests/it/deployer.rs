@@ -2,12 +2,12 @@
 //! which, like GitHub, answers with a signed `deployment` webhook; the deploy runs against a
 //! local git repository and reports deployment statuses validated against GitHub's schema.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use switchyard::journal::JobState;
 
-use crate::support::{HostSpec, TOKEN, TestHost, example, fake_github::FakeGitHub, git::Origin};
+use crate::support::{
+    HostSpec, TOKEN, TestHost, eventually, example, fake_github::FakeGitHub, git::Origin,
+};
 
 const REPO: &str = "Codertocat/Hello-World";
 
@@ -68,15 +68,8 @@ impl Deploys {
     }
 
     async fn wait_for_state(&self, id: u64, state: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.statuses(id).iter().any(|(s, _, _)| s == state) {
-            assert!(
-                Instant::now() < deadline,
-                "deployment {id} never got {state}: {:?}",
-                self.statuses(id)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let found = || self.statuses(id).iter().any(|(s, _, _)| s == state);
+        eventually(&format!("deployment {id} to be {state}"), found).await;
     }
 
     async fn stop(self) {

@@ -8,7 +8,7 @@ use std::{
 
 use switchyard::journal::JobState;
 
-use crate::support::{HostSpec, TestHost, example, library};
+use crate::support::{HostSpec, TestHost, eventually, example, library};
 
 /// An event-log entry named `name` writing to `{dir}/{name}.jsonl`.
 fn log_plugin(name: &str, extra: &str) -> String {
@@ -16,14 +16,6 @@ fn log_plugin(name: &str, extra: &str) -> String {
         "[[plugins]]\nname = \"{name}\"\nlibrary = \"{{lib:switchyard-event-log}}\"\n{extra}\n\
          [plugins.settings]\npath = \"{{dir}}/{name}.jsonl\"\n"
     )
-}
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -40,7 +32,7 @@ async fn a_disabled_handler_stops_receiving_within_seconds() {
 
     let started = Instant::now();
     host.rewrite_plugins(&(log_plugin("a", "") + &log_plugin("b", "enabled = false")));
-    wait_for("b to be disabled", || host.plugin_names() == ["a"]).await;
+    eventually("b to be disabled", || host.plugin_names() == ["a"]).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -97,9 +89,9 @@ async fn reloading_under_a_stream_of_deliveries_loses_and_doubles_nothing() {
     let editing = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         host.rewrite_plugins(&(log_plugin("a", "") + &log_plugin("b", "")));
-        wait_for("b to be added", || host.plugin_names() == ["a", "b"]).await;
+        eventually("b to be added", || host.plugin_names() == ["a", "b"]).await;
         host.rewrite_plugins(&log_plugin("a", "threads = 3"));
-        wait_for("b to be removed", || host.plugin_names() == ["a"]).await;
+        eventually("b to be removed", || host.plugin_names() == ["a"]).await;
     };
     tokio::join!(sending, editing);
 

@@ -247,21 +247,7 @@ impl TestHost {
 
     /// Waits until the delivery has `count` jobs, all ended; panics after 30 s.
     pub async fn ended_jobs(&self, delivery: &str, count: usize) -> Vec<JobRecord> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let jobs = self.host_state.journal.jobs_of(delivery).await.unwrap();
-            let ended = jobs
-                .iter()
-                .all(|j| matches!(j.state, JobState::Succeeded | JobState::Failed));
-            if jobs.len() == count && ended {
-                return jobs;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jobs of {delivery} did not end: {jobs:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        ended_jobs(&*self.host_state.journal, delivery, count).await
     }
 
     pub fn events_logged(&self) -> Vec<serde_json::Value> {
@@ -313,4 +299,36 @@ pub async fn send_signed(
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// Waits until `delivery` has `count` jobs in `journal`, all ended; panics after 30 s.
+pub async fn ended_jobs(
+    journal: &dyn switchyard::journal::Journal,
+    delivery: &str,
+    count: usize,
+) -> Vec<JobRecord> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = journal.jobs_of(delivery).await.unwrap();
+        let ended = jobs
+            .iter()
+            .all(|j| matches!(j.state, JobState::Succeeded | JobState::Failed));
+        if jobs.len() == count && ended {
+            return jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs of {delivery} did not end: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `done` until it holds; panics naming `what` after 30 s.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -4,10 +4,9 @@
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
-use switchyard::journal::{JobRecord, JobState, Journal, SqliteJournal};
+use switchyard::journal::{JobRecord, SqliteJournal};
 
 /// The server process, killed if the test panics before it is stopped.
 pub struct Server(pub Child);
@@ -41,19 +40,5 @@ pub fn spawn_server(config: &Path, env: &[(&str, &str)], log: Option<&Path>) -> 
 /// Waits until `delivery` has `count` ended jobs in the journal at `store`; panics after 30 s.
 pub async fn ended_jobs(store: &Path, delivery: &str, count: usize) -> Vec<JobRecord> {
     let journal = SqliteJournal::open(store).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let jobs = journal.jobs_of(delivery).await.unwrap();
-        let ended = jobs
-            .iter()
-            .all(|j| matches!(j.state, JobState::Succeeded | JobState::Failed));
-        if jobs.len() == count && ended {
-            return jobs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "jobs of {delivery} did not end: {jobs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    super::ended_jobs(&journal, delivery, count).await
 }
