@@ -77,7 +77,7 @@ pub enum StartError {
     #[error(transparent)]
     Plugins(#[from] PluginSetError),
     #[error("cannot build the HTTP client: {0}")]
-    GitHubClient(reqwest::Error),
+    HttpClient(reqwest::Error),
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
@@ -148,7 +148,7 @@ impl Switchyard {
                 secrets.github_token.clone(),
                 Arc::clone(&metrics),
             )
-            .map_err(StartError::GitHubClient)?,
+            .map_err(StartError::HttpClient)?,
         );
         let store = config.store_path();
         let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&store)?);
@@ -160,9 +160,17 @@ impl Switchyard {
         );
         // Left by a crash; no job runs yet, and the jobs they belonged to check out again.
         checkouts.clean_all().await;
+        // Plugins' secrets too (chat URLs, routing keys), in case a plugin echoes one.
+        let plugin_secrets = config
+            .secret_variables()
+            .into_iter()
+            .filter_map(|variable| secret_from_env(&variable));
         let logs = JobLogs::new(
             store_dir.join("logs"),
-            secrets.values().chain(checkouts.secrets()),
+            secrets
+                .values()
+                .chain(checkouts.secrets())
+                .chain(plugin_secrets),
         );
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
         for plugin in plugins.current().iter() {
@@ -185,12 +193,9 @@ impl Switchyard {
                     RetryPolicy::from_config(&config.github),
                     Arc::clone(&metrics),
                 )
-                .map_err(StartError::GitHubClient)?,
+                .map_err(StartError::HttpClient)?,
                 locks: Locks::new(Arc::clone(&journal)),
-                hidden_env: vec![
-                    config.server.secret_env.clone(),
-                    config.github.token_env.clone(),
-                ],
+                hidden_env: config.secret_variables(),
             }),
             public_url: config.public_url(),
             metrics: Arc::clone(&metrics),

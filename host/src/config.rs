@@ -377,6 +377,26 @@ impl Config {
     }
 
     /// The plugin's library path, resolved against the config file's folder.
+    /// Names of every environment variable that holds a secret: the webhook secret, the GitHub
+    /// token, and each plugin setting ending in `_env` (by convention, such as the chat
+    /// plugin's `url_env`). Commands run for plugins never inherit them.
+    pub fn secret_variables(&self) -> Vec<String> {
+        let from_plugins = self.plugins.iter().flat_map(|entry| {
+            entry
+                .settings
+                .iter()
+                .filter(|(key, _)| key.ends_with("_env"))
+                .filter_map(|(_, value)| value.as_str().map(str::to_owned))
+        });
+        [
+            self.server.secret_env.clone(),
+            self.github.token_env.clone(),
+        ]
+        .into_iter()
+        .chain(from_plugins)
+        .collect()
+    }
+
     pub fn library_path(&self, plugin: &PluginEntry) -> PathBuf {
         self.dir.join(&plugin.library)
     }
@@ -420,6 +440,20 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/switchyard/config.toml"))
+    }
+
+    #[test]
+    fn secret_variables_include_plugin_settings_ending_in_env() {
+        let config = parse(
+            "[server]\n[github]\ntoken_env = \"GH\"\n\
+             [[plugins]]\nname = \"chat\"\nlibrary = \"/x.so\"\nenabled = false\n\
+             [plugins.settings]\nurl_env = \"CHAT_URL\"\nstates = [\"failure\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.secret_variables(),
+            ["SWITCHYARD_WEBHOOK_SECRET", "GH", "CHAT_URL"]
+        );
     }
 
     #[test]
