@@ -240,3 +240,38 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         .filter_map(|(setting, changed)| changed.then_some(setting))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("/etc/switchyard/config.toml")).unwrap()
+    }
+
+    #[test]
+    fn settings_read_at_startup_are_named_when_they_change() {
+        let old = config("[server]\nlisten = \"127.0.0.1:9393\"\n");
+        let same = config("[server]\nlisten = \"127.0.0.1:9393\"\n");
+        assert!(restart_only_changes(&old, &same).is_empty());
+        let new = config(
+            "[server]\nlisten = \"0.0.0.0:80\"\n[store]\npath = \"elsewhere.db\"\n\
+             [workers]\nconcurrency = 3\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["[server] listen", "[store] path", "[workers] concurrency"]
+        );
+    }
+
+    #[test]
+    fn the_summary_is_one_line_naming_each_change() {
+        let summary = ReloadSummary {
+            added: vec!["chat".into()],
+            disabled: vec!["pager".into(), "ci".into()],
+            ..ReloadSummary::default()
+        };
+        assert_eq!(summary.to_string(), "added chat; disabled pager, ci");
+        assert_eq!(ReloadSummary::default().to_string(), "no plugin changed");
+    }
+}
