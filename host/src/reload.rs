@@ -150,8 +150,13 @@ impl Reloader {
         let (changed, mut changes) = mpsc::unbounded_channel::<()>();
         let name = self.file.file_name().map(ToOwned::to_owned);
         let on_event = move |event: notify::Result<notify::Event>| {
+            // Not access events: the reload's own reading of the file would trigger the next.
+            let changed_file = |event: &notify::Event| {
+                !matches!(event.kind, notify::EventKind::Access(_))
+                    && event.paths.iter().any(|p| p.file_name() == name.as_deref())
+            };
             if let Ok(event) = event
-                && event.paths.iter().any(|p| p.file_name() == name.as_deref())
+                && changed_file(&event)
             {
                 let _ = changed.send(());
             }

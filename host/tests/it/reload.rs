@@ -41,6 +41,16 @@ async fn a_disabled_handler_stops_receiving_within_seconds() {
     host.send("pull_request", "after", &payload).await;
     let jobs = host.ended_jobs("after", 1).await;
     assert_eq!(jobs[0].plugin, "a");
+    // One edit, one reload: reading the file must not count as a change.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let reloads = host.host_state.metrics.reloads.get();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        host.host_state.metrics.reloads.get(),
+        reloads,
+        "reloads keep coming"
+    );
+    assert!(reloads <= 2, "{reloads} reloads for one edit");
     host.stop().await;
 }
 
