@@ -509,6 +509,18 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Appends a new delivery and returns its jobs.
+    async fn new_jobs(journal: &SqliteJournal, id: &str, names: &[&str]) -> Vec<PendingJob> {
+        match journal
+            .append(delivery(id), plugins(names), false)
+            .await
+            .unwrap()
+        {
+            Appended::New(jobs) => jobs,
+            Appended::Duplicate => panic!("{id} must be new"),
+        }
+    }
+
     #[tokio::test]
     async fn recent_deliveries_filter_by_event_and_failure_newest_first() {
         let dir = tempfile::tempdir().unwrap();
@@ -572,13 +584,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         let journal = SqliteJournal::open(&path).unwrap();
-        let Appended::New(jobs) = journal
-            .append(delivery("d1"), plugins(&["a", "b"]), false)
-            .await
-            .unwrap()
-        else {
-            panic!("first append must be new");
-        };
+        let jobs = new_jobs(&journal, "d1", &["a", "b"]).await;
         let (first, second) = (jobs[0].id, jobs[1].id);
         assert!(
             journal
