@@ -114,6 +114,20 @@ impl RunOutput {
     pub fn success(&self) -> bool {
         self.exit_code == Some(0) && !self.timed_out
     }
+
+    /// Whole seconds it ran, as statuses show it.
+    pub fn seconds(&self) -> u64 {
+        self.duration_ms / 1000
+    }
+
+    /// How it ended, for a status or a log line: `exit 3`, `killed by a signal`, `timed out`.
+    pub fn ending(&self) -> String {
+        match (self.timed_out, self.exit_code) {
+            (true, _) => "timed out".to_owned(),
+            (false, Some(code)) => format!("exit {code}"),
+            (false, None) => "killed by a signal".to_owned(),
+        }
+    }
 }
 
 /// Check out one commit into the job's workspace: see [`Host::checkout`].
@@ -332,5 +346,24 @@ impl Clone for Host {
         Self {
             services: self.services.retain(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_says_how_it_ended_and_for_how_long() {
+        let output = |exit_code, timed_out| RunOutput {
+            exit_code,
+            timed_out,
+            duration_ms: 12_900,
+        };
+        assert_eq!(output(Some(3), false).ending(), "exit 3");
+        assert_eq!(output(None, false).ending(), "killed by a signal");
+        assert_eq!(output(None, true).ending(), "timed out");
+        assert_eq!(output(Some(0), false).seconds(), 12);
+        assert!(output(Some(0), false).success() && !output(Some(0), true).success());
     }
 }

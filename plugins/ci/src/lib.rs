@@ -5,7 +5,7 @@
 mod superseding;
 mod target;
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use switchyard_plugin_api::prelude::*;
@@ -172,29 +172,23 @@ impl Ci {
         let ended = self.run(report).await;
         drop(slot);
         match ended {
-            Ended::Ran(output) if output.success() => {
-                let took = seconds(output.duration_ms);
-                report
-                    .status(StatusState::Success, &format!("passed in {took} s"))
-                    .await?;
+            Ok(output) if output.success() => {
+                let description = format!("passed in {} s", output.seconds());
+                report.status(StatusState::Success, &description).await?;
                 Ok(Outcome::Done)
             }
-            Ended::Ran(output) if !output.timed_out => {
-                let took = seconds(output.duration_ms);
-                let how = match output.exit_code {
-                    Some(code) => format!("exit {code}"),
-                    None => "killed by a signal".to_owned(),
-                };
-                let description = format!("failed: {how} after {took} s");
+            Ok(output) if !output.timed_out => {
+                let description =
+                    format!("failed: {} after {} s", output.ending(), output.seconds());
                 report.status(StatusState::Failure, &description).await?;
                 Ok(Outcome::Done)
             }
-            Ended::Ran(_) => {
+            Ok(_) => {
                 let description = format!("timed out after {} s", self.settings.timeout_secs);
                 report.status(StatusState::Error, &description).await?;
                 Err(PluginError::fatal(description))
             }
-            Ended::Error(error) => {
+            Err(error) => {
                 let description = format!("errored: {error}");
                 report.status(StatusState::Error, &description).await?;
                 Err(PluginError::fatal(description))
@@ -202,16 +196,13 @@ impl Ci {
         }
     }
 
-    async fn run(&self, report: &Reporter<'_>) -> Ended {
+    /// Checks out and runs the command; an error means it could not run.
+    async fn run(&self, report: &Reporter<'_>) -> Result<RunOutput, HostError> {
         let (host, target) = (report.host, report.target);
-        let dir = match self
+        let dir = self
             .source
             .prepare(host, &target.repository, &target.sha)
-            .await
-        {
-            Ok(dir) => dir,
-            Err(error) => return Ended::Error(error),
-        };
+            .await?;
         let mut request = RunRequest::shell(&self.settings.command)
             .cwd(dir)
             .timeout_secs(self.settings.timeout_secs)
@@ -225,27 +216,14 @@ impl Ci {
         }
         host.log(format!("switchyard: $ {}", self.settings.command))
             .await;
-        match host.run(&request).await {
-            Ok(output) => Ended::Ran(output),
-            Err(error) => Ended::Error(error),
-        }
+        host.run(&request).await
     }
-}
-
-/// How a build's command ended, before it is reported.
-enum Ended {
-    Ran(RunOutput),
-    Error(HostError),
 }
 
 async fn superseded(report: &Reporter<'_>, newer_sha: &str) -> Result<Outcome, PluginError> {
     let reason = format!("superseded by {}", short_sha(newer_sha));
     report.status(StatusState::Error, &reason).await?;
     Ok(Outcome::Skipped(reason))
-}
-
-fn seconds(millis: u64) -> u64 {
-    Duration::from_millis(millis).as_secs()
 }
 
 declare_plugin!(Ci, Ci::new);

@@ -73,12 +73,13 @@ impl Plugin for MyDeploy {
             .timeout_secs(1800);
         let output = host.run(&command).await?;
 
-        let done = match output.exit_code {
-            Some(0) => status(DeploymentState::Success, "Deployed"),
-            code => status(
+        let done = if output.success() {
+            status(DeploymentState::Success, "Deployed")
+        } else {
+            status(
                 DeploymentState::Failure,
-                &format!("Deploy failed: {code:?}"),
-            ),
+                &format!("Deploy failed: {}", output.ending()),
+            )
         };
         host.create_deployment_status(repo, deployment.id, &done)
             .await?;

@@ -5,7 +5,7 @@
 
 mod merge;
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use switchyard_plugin_api::{
@@ -171,7 +171,7 @@ impl Deployer {
         };
         match ran {
             Ok(output) if output.success() => {
-                let took = Duration::from_millis(output.duration_ms).as_secs();
+                let took = output.seconds();
                 let mut status = report.body(
                     DeploymentState::Success,
                     &format!("Deployed {short} to {environment} in {took} s"),
@@ -181,11 +181,7 @@ impl Deployer {
                 Ok(Outcome::Done)
             }
             Ok(output) if !output.timed_out => {
-                let took = Duration::from_millis(output.duration_ms).as_secs();
-                let how = output.exit_code.map_or_else(
-                    || "killed by a signal".to_owned(),
-                    |code| format!("exit {code}"),
-                );
+                let (how, took) = (output.ending(), output.seconds());
                 let description = format!("Deploy of {short} failed: {how} after {took} s");
                 report
                     .status(DeploymentState::Failure, &description)
