@@ -9,10 +9,16 @@ pub const MAX_DESCRIPTION_CHARS: usize = 140;
 
 /// Shortens a description to GitHub's limit, ending in `…` when cut.
 pub fn fit_description(text: &str) -> String {
-    if text.chars().count() <= MAX_DESCRIPTION_CHARS {
+    fit_chars(text, MAX_DESCRIPTION_CHARS)
+}
+
+/// Shortens `text` to at most `max` characters, ending in `…` when cut: for any service's
+/// length limit (PagerDuty summaries, chat messages).
+pub fn fit_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
         return text.to_owned();
     }
-    let mut cut: String = text.chars().take(MAX_DESCRIPTION_CHARS - 1).collect();
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
     cut.push('…');
     cut
 }

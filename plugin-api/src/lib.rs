@@ -76,7 +76,7 @@ pub use async_trait::async_trait;
 pub use event::{Event, JobInfo};
 pub use github::{
     CommitStatus, DeploymentState, GitHubResponse, MAX_DESCRIPTION_CHARS, NewDeployment,
-    NewDeploymentStatus, StatusState, fit_description,
+    NewDeploymentStatus, StatusState, fit_chars, fit_description,
 };
 pub use host::{
     CheckoutRequest, Host, HostError, HttpAnswer, HttpPost, LockAnswer, LockRequest, RunOutput,

@@ -2,7 +2,10 @@
 //! alert keyed by repository + environment (or context); the next success resolves it.
 
 use serde_json::{Value, json};
-use switchyard_plugin_api::payload::{DeploymentStatusEvent, StatusEvent, short_sha};
+use switchyard_plugin_api::{
+    fit_chars,
+    payload::{DeploymentStatusEvent, StatusEvent, short_sha},
+};
 
 /// What to tell PagerDuty.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,13 +125,7 @@ impl Alert {
 }
 
 fn summary(text: String) -> String {
-    if text.chars().count() <= MAX_SUMMARY_CHARS {
-        return text;
-    }
-    text.chars()
-        .take(MAX_SUMMARY_CHARS - 1)
-        .chain(['…'])
-        .collect()
+    fit_chars(&text, MAX_SUMMARY_CHARS)
 }
 
 #[cfg(test)]
