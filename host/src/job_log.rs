@@ -29,11 +29,15 @@ const MASK: &[u8] = b"********";
 impl JobLogs {
     /// `secrets` shorter than 4 bytes are not masked: they would mask ordinary text.
     pub fn new(dir: PathBuf, secrets: impl IntoIterator<Item = String>) -> Self {
-        let secrets = secrets
+        let mut secrets: Vec<Vec<u8>> = secrets
             .into_iter()
             .filter(|s| s.len() >= 4)
             .map(String::into_bytes)
             .collect();
+        // Longest first, so a secret that contains another is masked whole; and each once,
+        // though a value can come from two sources (a plugin's `_env` naming the token).
+        secrets.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        secrets.dedup();
         Self {
             dir,
             secrets: Arc::new(secrets),
@@ -168,6 +172,22 @@ impl Follow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_containing_another_is_masked_whole() {
+        let logs = JobLogs::new(
+            PathBuf::new(),
+            [
+                "token".to_owned(),
+                "x-token-long".to_owned(),
+                "token".to_owned(),
+            ],
+        );
+        assert_eq!(
+            logs.mask(b"a x-token-long b token c"),
+            b"a ******** b ******** c"
+        );
+    }
 
     #[test]
     fn secrets_are_masked() {
