@@ -1,7 +1,8 @@
 //! Ingress benchmark: the real `switchyard serve` (release build) with a durable journal and the
 //! event-log plugin subscribed to everything, driven over loopback with signed ~22 KB
 //! `pull_request` deliveries (GitHub's own example, each with a unique delivery id) at
-//! concurrency 1, 16 and 64. Reports requests/s and p50/p99 latency to the 202.
+//! concurrency 1, 16 and 64. Reports requests/s, p50/p99 latency to the 202, and the server's
+//! CPU time (user + system, all threads) per delivery.
 //!
 //! Run: `cargo bench -p switchyard --bench ingress`
 //! Env: `BENCH_SECS` (per level, default 5), `BENCH_LEVELS` (default "1,16,64").
@@ -16,6 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
 use switchyard::ingress::WebhookSecret;
 
 #[path = "../tests/it/support/net.rs"]
@@ -59,8 +63,8 @@ fn main() {
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"BENCH_SECRET\"\n\
-             [store]\npath = \"switchyard.db\"\n\
-             [[plugins]]\nname = \"event-log\"\nlibrary = \"{}\"\nevents = [\"*\"]\n[plugins.settings]\npath = \"events.jsonl\"\n",
+             [store]\npath = \"data/switchyard.db\"\n\
+             [[plugins]]\nname = \"event-log\"\nlibrary = \"{}\"\nevents = [\"*\"]\n[plugins.settings]\npath = \"data/events.jsonl\"\n",
             target.join("libswitchyard_event_log.so").display()
         ),
     )
@@ -74,27 +78,47 @@ fn main() {
         .spawn()
         .expect("the server starts");
 
+    let (port, mut server) = match std::env::var("BENCH_PORT") {
+        Ok(p) => {
+            let _ = server.kill();
+            let _ = server.wait();
+            (
+                p.parse::<u16>().unwrap(),
+                Command::new("true").spawn().unwrap(),
+            )
+        }
+        Err(_) => (port, server),
+    };
+    let pid: u32 = std::env::var("BENCH_PID")
+        .map(|p| p.parse().unwrap())
+        .unwrap_or(server.id());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let url = format!("http://127.0.0.1:{port}/event_handler");
         wait_until_listening(port).await;
-        let body = bytes::Bytes::from(pull_request_payload());
+        let body = Bytes::from(pull_request_payload());
         let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
         println!(
             "payload {} bytes; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per level",
             body.len()
         );
-        println!("{:>11} {:>10} {:>10} {:>10} {:>10}", "concurrency", "requests", "req/s", "p50 ms", "p99 ms");
+        println!(
+            "{:>11} {:>10} {:>10} {:>10} {:>10} {:>14}",
+            "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "server CPU µs"
+        );
         let counter = Arc::new(AtomicU64::new(0));
         for concurrency in levels {
-            let run = drive(&url, &body, &signature, concurrency, Duration::from_secs(secs), &counter).await;
+            let cpu_before = cpu_time(pid);
+            let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &counter).await;
+            let cpu = cpu_time(pid) - cpu_before;
+            let requests = run.latencies.len();
             println!(
-                "{:>11} {:>10} {:>10.0} {:>10.2} {:>10.2}",
+                "{:>11} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>14.0}",
                 concurrency,
-                run.latencies.len(),
-                run.latencies.len() as f64 / run.elapsed.as_secs_f64(),
+                requests,
+                requests as f64 / run.elapsed.as_secs_f64(),
                 percentile(&run.latencies, 0.50),
                 percentile(&run.latencies, 0.99),
+                cpu.as_secs_f64() * 1e6 / requests as f64,
             );
         }
     });
@@ -110,53 +134,59 @@ struct Run {
     elapsed: Duration,
 }
 
+/// One sender per connection, each posting as soon as its previous delivery is answered. The
+/// sender speaks HTTP/1.1 through hyper's bare connection (no pool, no URL parsing) so that the
+/// load generator, which shares the machine's two cores with the server, costs as little as it
+/// can.
 async fn drive(
-    url: &str,
-    body: &bytes::Bytes,
+    port: u16,
+    body: &Bytes,
     signature: &str,
     concurrency: usize,
     duration: Duration,
     counter: &Arc<AtomicU64>,
 ) -> Run {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
     let started = Instant::now();
     let deadline = started + duration;
-    let workers = (0..concurrency).map(|_| {
-        let (client, url, body, signature, counter) = (
-            client.clone(),
-            url.to_owned(),
-            body.clone(),
-            signature.to_owned(),
-            Arc::clone(counter),
-        );
+    let senders = (0..concurrency).map(|_| {
+        let (body, signature, counter) = (body.clone(), signature.to_owned(), Arc::clone(counter));
         tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("the server accepts a connection");
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let delivery = format!("bench-{}", counter.fetch_add(1, Ordering::Relaxed));
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
+                let request = hyper::Request::post("/event_handler")
+                    .header("host", "127.0.0.1")
                     .header("content-type", "application/json")
                     .header("x-github-event", "pull_request")
                     .header("x-github-delivery", delivery)
                     .header("x-hub-signature-256", &signature)
-                    .body(body.clone())
-                    .send()
+                    .body(Full::new(body.clone()))
+                    .unwrap();
+                let sent = Instant::now();
+                sender.ready().await.expect("the connection stays open");
+                let response = sender
+                    .send_request(request)
                     .await
                     .expect("the server answers");
                 assert_eq!(response.status(), 202, "every delivery is accepted");
-                let _ = response.bytes().await;
+                response.into_body().collect().await.unwrap();
                 latencies.push(sent.elapsed());
             }
             latencies
         })
     });
     let mut latencies = Vec::new();
-    for worker in workers.collect::<Vec<_>>() {
-        latencies.extend(worker.await.unwrap());
+    for sender in senders.collect::<Vec<_>>() {
+        latencies.extend(sender.await.unwrap());
     }
     let elapsed = started.elapsed();
     latencies.sort();
@@ -179,6 +209,18 @@ fn pull_request_payload() -> Vec<u8> {
     );
     let example: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     serde_json::to_vec(&example).unwrap()
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server runs");
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as u64;
+    Duration::from_secs_f64(ticks as f64 / per_second as f64)
 }
 
 fn env_or(name: &str, default: &str) -> String {
