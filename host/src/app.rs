@@ -200,14 +200,19 @@ impl Switchyard {
             public_url: config.public_url(),
             metrics: Arc::clone(&metrics),
             concurrency: config.workers.concurrency,
+            memory_queue_bytes: config.workers.memory_queue_mib << 20,
             retry_backoff: Duration::from_millis(config.workers.retry_backoff_ms),
         });
-        let unfinished = journal.unfinished().await?;
-        if !unfinished.is_empty() {
-            tracing::info!(jobs = unfinished.len(), "re-running jobs left unfinished");
-        }
-        for job in unfinished {
-            workers.dispatch(job);
+        // No job runs yet: any marked running was cut off by a crash or a shutdown.
+        let interrupted = journal.requeue_interrupted().await?;
+        let unfinished = journal.unfinished_count().await?;
+        if unfinished > 0 {
+            tracing::info!(
+                jobs = unfinished,
+                interrupted,
+                "running jobs left unfinished"
+            );
+            workers.recover();
         }
         let state = AppState {
             ingress: Arc::new(IngressSettings {
@@ -253,7 +258,7 @@ impl Switchyard {
         served.map_err(StartError::Serve)?;
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         tracing::info!(
-            jobs = self.state.workers.in_flight(),
+            jobs = self.state.workers.running(),
             grace_secs = grace.as_secs(),
             "stopped taking deliveries; finishing running jobs"
         );

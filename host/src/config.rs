@@ -112,6 +112,9 @@ pub struct WorkersConfig {
     /// First delay before retrying a job that failed retryably; doubles each attempt.
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
+    /// Payload MiB that queued jobs may hold in memory; more wait in the journal only.
+    #[serde(default = "default_memory_queue_mib")]
+    pub memory_queue_mib: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -236,6 +239,9 @@ fn default_concurrency() -> usize {
 fn default_retry_backoff_ms() -> u64 {
     2_000
 }
+fn default_memory_queue_mib() -> usize {
+    64
+}
 fn default_true() -> bool {
     true
 }
@@ -274,6 +280,7 @@ impl Default for WorkersConfig {
         Self {
             concurrency: default_concurrency(),
             retry_backoff_ms: default_retry_backoff_ms(),
+            memory_queue_mib: default_memory_queue_mib(),
         }
     }
 }

@@ -80,10 +80,7 @@ impl Metrics {
             ),
             queue_depth: register(
                 &registry,
-                IntGauge::new(
-                    "switchyard_queue_depth",
-                    "Jobs waiting for a worker or running",
-                ),
+                IntGauge::new("switchyard_queue_depth", "Jobs queued or running"),
             ),
             outbound_calls: register(
                 &registry,

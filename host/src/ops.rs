@@ -44,10 +44,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`, in the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state
-        .metrics
-        .queue_depth
-        .set(state.workers.in_flight() as i64);
+    // Counted in the journal: queued jobs may be there only (see `workers`).
+    if let Ok(unfinished) = state.journal.unfinished_count().await {
+        state.metrics.queue_depth.set(unfinished as i64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

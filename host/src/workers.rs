@@ -1,16 +1,28 @@
-//! Workers: run each job with bounded concurrency, the plugin's timeout and bounded retries,
-//! and record every attempt in the journal. A job is only ever handed here after its delivery
-//! was committed, so a crash at any point leaves it queued or running, and it runs again on the
-//! next start.
+//! Workers: a pool of `[workers] concurrency` tasks runs jobs under the plugin's timeout with
+//! bounded retries, and records every attempt in the journal.
+//!
+//! The journal is the queue, and memory holds a bounded window of it. A job handed over after
+//! its delivery was committed waits in memory while the payloads waiting there fit in
+//! `[workers] memory_queue_mib`; past that it is left in the journal only ("spilled"), and the
+//! workers read spilled jobs back, oldest first, as memory frees up. Jobs left by a crash are
+//! read back the same way. Starting an attempt is a compare-and-set in the journal, so a job
+//! handed over twice (kept in memory and also read back) still runs once.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use switchyard_plugin_api::{
     JobInfo, Outcome, PluginError,
     abi::panic_message,
     wire::{CallHead, encode_call},
 };
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -18,6 +30,12 @@ use crate::{
     metrics::Metrics,
     plugins::{JobServices, LoadedPlugin, Plugins, ServiceDeps},
 };
+
+/// Most jobs read back from the journal at once.
+const READ_BACK_LIMIT: usize = 1024;
+
+/// Pause before reading back again after the journal failed to answer.
+const READ_BACK_RETRY: Duration = Duration::from_secs(1);
 
 /// What the workers need from the rest of the host.
 pub struct WorkerDeps {
@@ -29,6 +47,8 @@ pub struct WorkerDeps {
     pub public_url: String,
     pub metrics: Arc<Metrics>,
     pub concurrency: usize,
+    /// Payload bytes that queued jobs may hold in memory.
+    pub memory_queue_bytes: usize,
     pub retry_backoff: Duration,
 }
 
@@ -40,31 +60,89 @@ pub struct Workers {
 
 struct Inner {
     deps: WorkerDeps,
-    permits: Semaphore,
+    queue: Mutex<Queue>,
+    /// Wakes idle workers: a job was queued or read back.
+    wake: Notify,
+    running: AtomicUsize,
     tasks: TaskTracker,
     stopping: CancellationToken,
 }
 
-impl Workers {
-    pub fn new(deps: WorkerDeps) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                permits: Semaphore::new(deps.concurrency),
-                deps,
-                tasks: TaskTracker::new(),
-                stopping: CancellationToken::new(),
-            }),
-        }
+/// Jobs waiting for a worker.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<PendingJob>,
+    /// Payload bytes of `jobs`.
+    bytes: usize,
+    /// Set from the first job left in the journal only until a read-back finds none left, so
+    /// that no later job overtakes a spilled one.
+    spilling: bool,
+    /// The lowest id spilled since the last read-back began.
+    spilled_from: Option<JobId>,
+    reading_back: bool,
+    /// Jobs waiting out a retry delay; a read-back leaves them to their timer.
+    retrying: HashSet<JobId>,
+}
+
+impl Queue {
+    fn push(&mut self, job: PendingJob) {
+        self.bytes += job.delivery.payload.len();
+        self.jobs.push_back(job);
     }
 
-    /// Runs a job as soon as a worker is free. After shutdown began, the job stays queued in
-    /// the journal for the next start.
+    fn pop(&mut self) -> Option<PendingJob> {
+        let job = self.jobs.pop_front()?;
+        self.bytes -= job.delivery.payload.len();
+        Some(job)
+    }
+
+    fn spill(&mut self, job: JobId) {
+        self.spilling = true;
+        self.spilled_from = Some(self.spilled_from.map_or(job, |from| from.min(job)));
+    }
+}
+
+impl Workers {
+    /// Starts the worker pool. Jobs already in the journal are not read until [`Self::recover`].
+    pub fn new(deps: WorkerDeps) -> Self {
+        let workers = Self {
+            inner: Arc::new(Inner {
+                queue: Mutex::new(Queue::default()),
+                wake: Notify::new(),
+                running: AtomicUsize::new(0),
+                tasks: TaskTracker::new(),
+                stopping: CancellationToken::new(),
+                deps,
+            }),
+        };
+        for _ in 0..workers.inner.deps.concurrency {
+            let inner = Arc::clone(&workers.inner);
+            workers.inner.tasks.spawn(async move { inner.work().await });
+        }
+        workers
+    }
+
+    /// Hands over a job whose delivery is committed. After shutdown began, the job stays
+    /// queued in the journal for the next start.
     pub fn dispatch(&self, job: PendingJob) {
         if self.inner.stopping.is_cancelled() {
             return;
         }
-        let inner = Arc::clone(&self.inner);
-        self.inner.tasks.spawn(async move { inner.run(job).await });
+        let mut queue = self.inner.queue();
+        let fits = queue.bytes + job.delivery.payload.len() <= self.inner.deps.memory_queue_bytes;
+        if queue.spilling || !(fits || queue.jobs.is_empty()) {
+            queue.spill(job.id);
+        } else {
+            queue.push(job);
+        }
+        drop(queue);
+        self.inner.wake.notify_one();
+    }
+
+    /// Runs every job the journal holds queued: those a crash or shutdown left behind.
+    pub fn recover(&self) {
+        self.inner.queue().spill(JobId(0));
+        self.inner.wake.notify_one();
     }
 
     /// Stops starting jobs and waits up to `grace` for running ones. Returns whether all ended.
@@ -76,25 +154,110 @@ impl Workers {
             .is_ok()
     }
 
-    /// Jobs waiting for a worker or running.
-    pub fn in_flight(&self) -> usize {
-        self.inner.tasks.len()
+    /// Jobs running now.
+    pub fn running(&self) -> usize {
+        self.inner.running.load(Ordering::Relaxed)
     }
 }
 
 impl Inner {
-    async fn run(self: &Arc<Self>, job: PendingJob) {
-        let permit = tokio::select! {
-            permit = self.permits.acquire() => permit,
-            () = self.stopping.cancelled() => return,
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One worker: take the next job and run it, until shutdown.
+    async fn work(self: Arc<Self>) {
+        while let Some(job) = self.next_job().await {
+            self.running.fetch_add(1, Ordering::Relaxed);
+            self.run(job).await;
+            self.running.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn next_job(self: &Arc<Self>) -> Option<PendingJob> {
+        loop {
+            if self.stopping.is_cancelled() {
+                return None;
+            }
+            // Registered before looking, so a job queued meanwhile still wakes this worker.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let job = {
+                let mut queue = self.queue();
+                let job = queue.pop();
+                self.read_back_if_room(&mut queue);
+                job
+            };
+            if job.is_some() {
+                return job;
+            }
+            tokio::select! {
+                () = woken => {}
+                () = self.stopping.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Starts reading spilled jobs back once at most half the memory budget is in use.
+    fn read_back_if_room(self: &Arc<Self>, queue: &mut Queue) {
+        let room = queue.bytes <= self.deps.memory_queue_bytes / 2;
+        let Some(from) = queue.spilled_from.filter(|_| room && !queue.reading_back) else {
+            return;
         };
-        let Ok(_permit) = permit else { return };
+        queue.reading_back = true;
+        queue.spilled_from = None;
+        let budget = self.deps.memory_queue_bytes.saturating_sub(queue.bytes);
+        let inner = Arc::clone(self);
+        self.tasks
+            .spawn(async move { inner.read_back(from, budget).await });
+    }
+
+    async fn read_back(&self, from: JobId, budget: usize) {
+        let page = self
+            .deps
+            .journal
+            .queued(from, READ_BACK_LIMIT, budget)
+            .await;
+        let page = match page {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(%error, "cannot read queued jobs from the journal; trying again");
+                tokio::time::sleep(READ_BACK_RETRY).await;
+                let mut queue = self.queue();
+                queue.spill(from);
+                queue.reading_back = false;
+                drop(queue);
+                self.wake.notify_one();
+                return;
+            }
+        };
+        let mut queue = self.queue();
+        queue.reading_back = false;
+        for job in page.jobs {
+            if !queue.retrying.contains(&job.id) {
+                queue.push(job);
+            }
+        }
+        match page.next {
+            Some(next) => queue.spill(next),
+            // Caught up, unless a job was spilled while reading.
+            None if queue.spilled_from.is_none() => queue.spilling = false,
+            None => {}
+        }
+        drop(queue);
+        self.wake.notify_waiters();
+        // A worker that was not waiting when notified still finds the jobs when it looks.
+        self.wake.notify_one();
+    }
+
+    async fn run(self: &Arc<Self>, job: PendingJob) {
         let Some(plugin) = self.deps.plugins.current().get(&job.plugin).cloned() else {
             let error = format!(
                 "plugin {:?} is no longer loaded (removed or disabled in the config)",
                 job.plugin
             );
-            self.record(&job, AttemptEnd::Failed { error }).await;
+            self.fail_unstarted(&job, error).await;
             return;
         };
         if job.attempts >= plugin.entry.max_attempts {
@@ -104,13 +267,18 @@ impl Inner {
                 "gave up after {} attempts: the host stopped during each",
                 job.attempts
             );
-            self.record(&job, AttemptEnd::Failed { error }).await;
+            self.fail_unstarted(&job, error).await;
             return;
         }
-        let attempt = match self.deps.journal.start_attempt(job.id).await {
-            Ok(attempt) => attempt,
+        let attempt = match self.deps.journal.start_attempt(job.id, job.attempts).await {
+            Ok(Some(attempt)) => attempt,
+            Ok(None) => {
+                tracing::debug!(job = %job.id, "job already started by another hand-over");
+                return;
+            }
             Err(error) => {
                 tracing::error!(job = %job.id, %error, "cannot record job start; it stays queued");
+                self.queue().spill(job.id);
                 return;
             }
         };
@@ -228,14 +396,38 @@ impl Inner {
 
     fn retry_later(self: &Arc<Self>, job: PendingJob, attempt: u32) {
         let delay = self.deps.retry_backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.queue().retrying.insert(job.id);
         let inner = Arc::clone(self);
         self.tasks.spawn(async move {
             tokio::select! {
-                () = tokio::time::sleep(delay) => Box::pin(inner.run(job)).await,
+                () = tokio::time::sleep(delay) => {
+                    let mut queue = inner.queue();
+                    queue.retrying.remove(&job.id);
+                    queue.push(job);
+                    drop(queue);
+                    inner.wake.notify_one();
+                }
                 // Left queued in the journal: the next start runs it.
                 () = inner.stopping.cancelled() => {}
             }
         });
+    }
+
+    async fn fail_unstarted(&self, job: &PendingJob, error: String) {
+        match self
+            .deps
+            .journal
+            .fail_unstarted(job.id, job.attempts, error.clone())
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(job = %job.id, plugin = %job.plugin, "job failed unstarted: {error}")
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(job = %job.id, %error, "cannot record job outcome; it will run again on restart")
+            }
+        }
     }
 
     async fn record(&self, job: &PendingJob, end: AttemptEnd) {

@@ -57,6 +57,14 @@ pub struct PendingJob {
     pub delivery: Arc<Delivery>,
 }
 
+/// A page of queued jobs read back from the journal.
+#[derive(Debug, Default)]
+pub struct QueuedPage {
+    pub jobs: Vec<PendingJob>,
+    /// Where the next page starts, when this one stopped at its limit or byte budget.
+    pub next: Option<JobId>,
+}
+
 /// What appending a delivery did.
 #[derive(Debug)]
 pub enum Appended {
@@ -146,14 +154,39 @@ pub trait Journal: Send + Sync {
         rerun: bool,
     ) -> Result<Appended, JournalError>;
 
-    /// Marks a job running and returns the number of this attempt (1 for the first).
-    async fn start_attempt(&self, job: JobId) -> Result<u32, JournalError>;
+    /// Starts an attempt of a job that is `queued` with `attempts` attempts made: marks it
+    /// running and returns this attempt's number (1 for the first). `None` when the job is not
+    /// in that state: another hand-over of the same job started it first, or it ended.
+    async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError>;
 
     /// Records how an attempt ended.
     async fn end_attempt(&self, job: JobId, end: AttemptEnd) -> Result<(), JournalError>;
 
-    /// Jobs left queued or running (by a crash or a shutdown), oldest first.
-    async fn unfinished(&self) -> Result<Vec<PendingJob>, JournalError>;
+    /// Fails a job that is `queued` with `attempts` attempts made, without running it (its
+    /// plugin is gone, or the host died during each attempt). Returns whether it did.
+    async fn fail_unstarted(
+        &self,
+        job: JobId,
+        attempts: u32,
+        error: String,
+    ) -> Result<bool, JournalError>;
+
+    /// Puts jobs left `running` (by a crash, or a shutdown past its grace period) back to
+    /// `queued`, keeping their attempts, and returns how many. For start-up, before any job
+    /// runs: afterwards every unfinished job is `queued`.
+    async fn requeue_interrupted(&self) -> Result<usize, JournalError>;
+
+    /// `queued` jobs with ids from `from` on, oldest first: at most `limit`, and no more than
+    /// fit in `max_bytes` of payload (but at least one).
+    async fn queued(
+        &self,
+        from: JobId,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<QueuedPage, JournalError>;
+
+    /// Jobs `queued` or `running`.
+    async fn unfinished_count(&self) -> Result<u64, JournalError>;
 
     /// One job's record.
     async fn job(&self, job: JobId) -> Result<JobRecord, JournalError>;

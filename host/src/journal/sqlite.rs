@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Appended, AttemptEnd, DeliveryRecord, JobId, JobRecord, JobState, Journal, JournalError,
-    PendingJob, RecentFilter,
+    PendingJob, QueuedPage, RecentFilter,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339};
 
@@ -270,16 +270,103 @@ impl Journal for SqliteJournal {
         })
     }
 
-    async fn start_attempt(&self, job: JobId) -> Result<u32, JournalError> {
+    async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError> {
         self.write(move |conn| {
-            let attempts = conn
+            let attempt = conn
                 .prepare_cached(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?2
-                     WHERE id = ?1 RETURNING attempts",
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?3
+                     WHERE id = ?1 AND state = 'queued' AND attempts = ?2 RETURNING attempts",
                 )?
-                .query_row(params![job.0, now_rfc3339()], |row| row.get(0))
+                .query_row(params![job.0, attempts, now_rfc3339()], |row| row.get(0))
                 .optional()?;
-            attempts.ok_or(JournalError::NoSuchJob(job))
+            Ok(attempt)
+        })
+        .await
+    }
+
+    async fn fail_unstarted(
+        &self,
+        job: JobId,
+        attempts: u32,
+        error: String,
+    ) -> Result<bool, JournalError> {
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'failed', error = ?3, finished_at = ?4
+                     WHERE id = ?1 AND state = 'queued' AND attempts = ?2",
+                )?
+                .execute(params![job.0, attempts, error, now_rfc3339()])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn requeue_interrupted(&self) -> Result<usize, JournalError> {
+        self.write(|conn| {
+            let changed = conn
+                .prepare_cached("UPDATE jobs SET state = 'queued' WHERE state = 'running'")?
+                .execute([])?;
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn queued(
+        &self,
+        from: JobId,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<QueuedPage, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
+                        d.received_at, d.payload
+                 FROM jobs j JOIN deliveries d ON d.seq = j.delivery
+                 WHERE j.state = 'queued' AND j.id >= ?1 ORDER BY j.id LIMIT ?2",
+            )?;
+            let mut page = QueuedPage::default();
+            // A delivery's jobs share one copy of it.
+            let mut deliveries: HashMap<String, Arc<Delivery>> = HashMap::new();
+            let mut bytes = 0;
+            let mut rows = statement.query(params![from.0, limit as i64])?;
+            while let Some(row) = rows.next()? {
+                let id = JobId(row.get(0)?);
+                let delivery_id: String = row.get(3)?;
+                let delivery = match deliveries.get(&delivery_id) {
+                    Some(delivery) => Arc::clone(delivery),
+                    None => {
+                        let delivery = Arc::new(stored_delivery(&delivery_id, row)?);
+                        deliveries.insert(delivery_id, Arc::clone(&delivery));
+                        delivery
+                    }
+                };
+                bytes += delivery.payload.len();
+                if bytes > max_bytes && !page.jobs.is_empty() {
+                    page.next = Some(id);
+                    return Ok(page);
+                }
+                page.jobs.push(PendingJob {
+                    id,
+                    plugin: row.get(1)?,
+                    attempts: row.get(2)?,
+                    delivery,
+                });
+            }
+            if page.jobs.len() == limit {
+                page.next = page.jobs.last().map(|job| JobId(job.id.0 + 1));
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn unfinished_count(&self) -> Result<u64, JournalError> {
+        self.read(|conn| {
+            let count: i64 = conn
+                .prepare_cached("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")?
+                .query_row([], |row| row.get(0))?;
+            Ok(count as u64)
         })
         .await
     }
@@ -387,39 +474,6 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn unfinished(&self) -> Result<Vec<PendingJob>, JournalError> {
-        self.read(|conn| {
-            let mut statement = conn.prepare(
-                "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
-                        d.received_at, d.payload
-                 FROM jobs j JOIN deliveries d ON d.seq = j.delivery
-                 WHERE j.state IN ('queued', 'running') ORDER BY j.id",
-            )?;
-            let mut deliveries: HashMap<String, Arc<Delivery>> = HashMap::new();
-            let mut jobs = Vec::new();
-            let mut rows = statement.query([])?;
-            while let Some(row) = rows.next()? {
-                let delivery_id: String = row.get(3)?;
-                let delivery = match deliveries.get(&delivery_id) {
-                    Some(delivery) => Arc::clone(delivery),
-                    None => {
-                        let delivery = Arc::new(stored_delivery(&delivery_id, row)?);
-                        deliveries.insert(delivery_id, Arc::clone(&delivery));
-                        delivery
-                    }
-                };
-                jobs.push(PendingJob {
-                    id: JobId(row.get(0)?),
-                    plugin: row.get(1)?,
-                    attempts: row.get(2)?,
-                    delivery,
-                });
-            }
-            Ok(jobs)
-        })
-        .await
-    }
-
     async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
         self.read(move |conn| {
             conn.query_row(
@@ -465,7 +519,7 @@ fn job_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
-/// Rebuilds a delivery from its row (columns 3..=8 of the unfinished-jobs query).
+/// Rebuilds a delivery from its row (columns 3..=8 of the queued-jobs query).
 fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, JournalError> {
     let event: String = row.get(4)?;
     let corrupt = |what: &str| {
@@ -532,7 +586,7 @@ mod tests {
                 .unwrap();
         }
         let failed = journal.jobs_of("d2").await.unwrap()[0].id;
-        journal.start_attempt(failed).await.unwrap();
+        journal.start_attempt(failed, 0).await.unwrap();
         let end = AttemptEnd::Failed {
             error: "boom".into(),
         };
@@ -621,7 +675,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        journal.start_attempt(first).await.unwrap();
+        journal.start_attempt(first, 0).await.unwrap();
         let end = AttemptEnd::Succeeded { note: None };
         journal.end_attempt(first, end).await.unwrap();
         assert!(
@@ -664,16 +718,17 @@ mod tests {
 
         // A second process sees what the first committed.
         let reopened = SqliteJournal::open(&path).unwrap();
-        let unfinished = reopened.unfinished().await.unwrap();
-        assert_eq!(unfinished.len(), 3);
+        let queued = reopened.queued(JobId(0), 100, usize::MAX).await.unwrap();
+        assert_eq!(queued.jobs.len(), 3);
         assert_eq!(
-            unfinished[0].delivery.payload,
+            queued.jobs[0].delivery.payload,
             &br#"{"action":"opened"}"#[..]
         );
         assert_eq!(
-            unfinished[0].delivery.facts.repository.as_deref(),
+            queued.jobs[0].delivery.facts.repository.as_deref(),
             Some("octo/repo")
         );
+        assert_eq!(reopened.unfinished_count().await.unwrap(), 3);
     }
 
     #[tokio::test]
@@ -688,8 +743,10 @@ mod tests {
             panic!()
         };
         let job = jobs[0].id;
-        assert_eq!(journal.start_attempt(job).await.unwrap(), 1);
+        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), Some(1));
         assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
+        // A second hand-over of the same job does not start it again.
+        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), None);
         journal
             .end_attempt(
                 job,
@@ -704,8 +761,14 @@ mod tests {
             (record.state, record.error.as_deref()),
             (JobState::Queued, Some("flaky"))
         );
-        assert_eq!(journal.unfinished().await.unwrap()[0].attempts, 1);
-        assert_eq!(journal.start_attempt(job).await.unwrap(), 2);
+        let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
+        assert_eq!(queued.jobs[0].attempts, 1);
+        assert_eq!(
+            journal.start_attempt(job, 0).await.unwrap(),
+            None,
+            "stale count"
+        );
+        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), Some(2));
         journal
             .end_attempt(
                 job,
@@ -717,11 +780,16 @@ mod tests {
             .unwrap();
         let record = journal.job(job).await.unwrap();
         assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
-        assert!(journal.unfinished().await.unwrap().is_empty());
-        assert!(matches!(
-            journal.start_attempt(JobId(999)).await,
-            Err(JournalError::NoSuchJob(_))
-        ));
+        assert_eq!(journal.unfinished_count().await.unwrap(), 0);
+        assert!(
+            journal
+                .queued(JobId(0), 10, usize::MAX)
+                .await
+                .unwrap()
+                .jobs
+                .is_empty()
+        );
+        assert_eq!(journal.start_attempt(JobId(999), 0).await.unwrap(), None);
     }
 
     #[test]
@@ -764,6 +832,75 @@ mod tests {
         for append in appends {
             assert!(matches!(append.await.unwrap().unwrap(), Appended::New(_)));
         }
-        assert_eq!(journal.unfinished().await.unwrap().len(), 200);
+        assert_eq!(journal.unfinished_count().await.unwrap(), 200);
+    }
+
+    #[tokio::test]
+    async fn queued_pages_stop_at_their_limit_or_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(new_jobs(&journal, &format!("p{i}"), &["a"]).await[0].id);
+        }
+        let page = journal.queued(JobId(0), 2, usize::MAX).await.unwrap();
+        let listed: Vec<JobId> = page.jobs.iter().map(|job| job.id).collect();
+        assert_eq!(
+            (listed, page.next),
+            (ids[..2].to_vec(), Some(JobId(ids[1].0 + 1)))
+        );
+
+        // Each payload is 19 bytes: a budget of 30 holds one, and a page holds at least one.
+        let page = journal.queued(ids[2], 10, 30).await.unwrap();
+        assert_eq!(page.jobs.len(), 1);
+        assert_eq!(page.next, Some(ids[3]));
+        let page = journal.queued(ids[3], 10, 0).await.unwrap();
+        assert_eq!((page.jobs[0].id, page.next), (ids[3], Some(ids[4])));
+
+        // Started jobs are not queued; the last page says nothing follows.
+        journal.start_attempt(ids[4], 0).await.unwrap();
+        let page = journal.queued(ids[3], 10, usize::MAX).await.unwrap();
+        assert_eq!((page.jobs.len(), page.next), (1, None));
+    }
+
+    #[tokio::test]
+    async fn interrupted_jobs_are_requeued_with_their_attempts_and_unstarted_ones_can_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+        let jobs = new_jobs(&journal, "i1", &["a", "b"]).await;
+        let (cut_off, never_started) = (jobs[0].id, jobs[1].id);
+        journal.start_attempt(cut_off, 0).await.unwrap();
+
+        assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
+        let record = journal.job(cut_off).await.unwrap();
+        assert_eq!((record.state, record.attempts), (JobState::Queued, 1));
+        assert_eq!(journal.start_attempt(cut_off, 1).await.unwrap(), Some(2));
+
+        let error = "plugin gone".to_owned();
+        assert!(
+            !journal
+                .fail_unstarted(cut_off, 2, error.clone())
+                .await
+                .unwrap(),
+            "running"
+        );
+        assert!(
+            journal
+                .fail_unstarted(never_started, 0, error.clone())
+                .await
+                .unwrap()
+        );
+        let record = journal.job(never_started).await.unwrap();
+        assert_eq!(
+            (record.state, record.error),
+            (JobState::Failed, Some(error.clone()))
+        );
+        assert!(
+            !journal
+                .fail_unstarted(never_started, 0, error)
+                .await
+                .unwrap(),
+            "ended"
+        );
     }
 }

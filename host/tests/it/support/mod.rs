@@ -98,6 +98,8 @@ pub struct HostSpec {
     pub github_token: Option<&'static str>,
     /// Extra `[github]` keys.
     pub github: String,
+    /// Extra `[workers]` keys.
+    pub workers: String,
 }
 
 /// A running host on a free loopback port.
@@ -131,10 +133,11 @@ impl TestHost {
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{server}\n\
              [github]\napi_url = \"{github}\"\nbackoff_ms = 10\n{github_extra}\n\
              [store]\npath = \"{{dir}}/switchyard.db\"\n\
-             [workers]\nretry_backoff_ms = 10\n\n{plugins}",
+             [workers]\nretry_backoff_ms = 10\n{workers}\n\n{plugins}",
             server = spec.server,
             github = spec.github_url.as_deref().unwrap_or("http://127.0.0.1:9"),
             github_extra = spec.github,
+            workers = spec.workers,
             plugins = spec.plugins,
         );
         let text = expand(&text, dir.path());
