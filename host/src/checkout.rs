@@ -6,7 +6,11 @@
 //! prints and stores), not in `.git/config` (which the job's command can read), and never sent
 //! to a mirror on another host.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use base64::Engine as _;
 use switchyard_plugin_api::{CheckoutRequest, HostError, RunRequest, Workspace};
@@ -20,6 +24,8 @@ const GIT_TIMEOUT_SECS: u64 = 600;
 pub struct Checkouts {
     dir: PathBuf,
     credentials: Option<GitCredentials>,
+    /// Jobs that made a workspace: most jobs never check out, and need no cleaning.
+    made: Mutex<HashSet<JobId>>,
 }
 
 /// The token as git wants it, and the URL prefix it may be sent to.
@@ -44,7 +50,11 @@ impl Checkouts {
                     encoded: basic,
                 }
             });
-        Self { dir, credentials }
+        Self {
+            dir,
+            credentials,
+            made: Mutex::default(),
+        }
     }
 
     /// Secrets derived from the token, for the job logs to mask.
@@ -59,9 +69,16 @@ impl Checkouts {
         self.dir.join(job.to_string())
     }
 
-    /// Removes a job's workspace, if it has one.
+    /// Removes a job's workspace, if it made one.
     pub async fn clean(&self, job: JobId) {
-        remove_dir(&self.workspace(job)).await;
+        let made = self.made().remove(&job);
+        if made {
+            remove_dir(&self.workspace(job)).await;
+        }
+    }
+
+    fn made(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
+        self.made.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Removes every workspace: at start, none belongs to a running job.
@@ -89,6 +106,7 @@ impl Checkouts {
             )));
         }
         let path = self.workspace(job);
+        self.made().insert(job);
         remove_dir(&path).await;
         tokio::fs::create_dir_all(&path)
             .await
