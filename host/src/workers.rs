@@ -321,6 +321,15 @@ impl Inner {
             outcome = ?end,
             "job attempt ended"
         );
+        // The worker is free as soon as the plugin returned: recording the end is the host's
+        // bookkeeping, and waiting for its commit would idle the worker for a batch.
+        let inner = Arc::clone(self);
+        self.tasks
+            .spawn(async move { inner.finish(job, attempt, end).await });
+    }
+
+    /// Records an attempt's end, frees what it held, and schedules its retry.
+    async fn finish(self: Arc<Self>, job: PendingJob, attempt: u32, end: AttemptEnd) {
         if let AttemptEnd::Failed { error } | AttemptEnd::WillRetry { error } = &end {
             let line = format!("switchyard: attempt {attempt} failed: {error}\n");
             let _ = self
