@@ -1,15 +1,19 @@
 //! Ingress benchmark: the real `switchyard serve` (release build) with a durable journal and the
 //! event-log plugin subscribed to everything, driven over loopback with signed ~22 KB
 //! `pull_request` deliveries (GitHub's own example, each with a unique delivery id) at
-//! concurrency 1, 16 and 64. Reports requests/s, p50/p99 latency to the 202, and the server's
-//! CPU time (user + system, all threads) per delivery.
+//! concurrency 1, 16 and 64. Reports requests/s, p50/p99 latency to the 202, the server's CPU
+//! time (user + system, all threads) per delivery, and how many jobs ended per second meanwhile
+//! (below the request rate, the backlog grew: it waits in the journal).
+//!
+//! Calibration: `BENCH_TARGET_PORT` and `BENCH_TARGET_PID` drive a server already running
+//! instead, such as the `bare_webhook_server` example (HMAC and JSON parse only).
 //!
 //! Run: `cargo bench -p switchyard --bench ingress`
 //! Env: `BENCH_SECS` (per level, default 5), `BENCH_LEVELS` (default "1,16,64").
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -29,6 +33,83 @@ use net::{free_port, wait_until_listening};
 const SECRET: &str = "bench-secret";
 
 fn main() {
+    let secs: u64 = env_or("BENCH_SECS", "5")
+        .parse()
+        .expect("BENCH_SECS is a number");
+    let levels: Vec<usize> = env_or("BENCH_LEVELS", "1,16,64")
+        .split(',')
+        .map(|l| l.trim().parse().expect("BENCH_LEVELS is a list of numbers"))
+        .collect();
+    // Calibration: drive a server already running (the `bare_webhook_server` example) instead.
+    let other: Option<(u16, u32)> = std::env::var("BENCH_TARGET_PORT").ok().map(|port| {
+        let pid = std::env::var("BENCH_TARGET_PID").expect("BENCH_TARGET_PID goes with the port");
+        (port.parse().unwrap(), pid.parse().unwrap())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut switchyard = None;
+    let (port, pid) = match other {
+        Some(target) => target,
+        None => {
+            let port = free_port();
+            let server = start_switchyard(dir.path(), port);
+            let pid = server.id();
+            switchyard = Some(server);
+            (port, pid)
+        }
+    };
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        wait_until_listening(port).await;
+        let body = Bytes::from(pull_request_payload());
+        let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
+        match other {
+            Some(_) => println!("payload {} bytes; server on port {port}; {secs} s per level", body.len()),
+            None => println!(
+                "payload {} bytes; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per level",
+                body.len()
+            ),
+        }
+        println!(
+            "{:>11} {:>10} {:>10} {:>10} {:>10} {:>14} {:>10}",
+            "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "server CPU µs", "jobs/s"
+        );
+        let counter = Arc::new(AtomicU64::new(0));
+        let with_jobs = switchyard.is_some();
+        for concurrency in levels {
+            let cpu_before = cpu_time(pid);
+            let jobs_before = if with_jobs { jobs_ended(port).await } else { 0.0 };
+            let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &counter).await;
+            let cpu = cpu_time(pid) - cpu_before;
+            let requests = run.latencies.len();
+            let jobs = match with_jobs {
+                true => format!("{:.0}", (jobs_ended(port).await - jobs_before) / run.elapsed.as_secs_f64()),
+                false => "-".to_owned(),
+            };
+            println!(
+                "{:>11} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>14.0} {:>10}",
+                concurrency,
+                requests,
+                requests as f64 / run.elapsed.as_secs_f64(),
+                percentile(&run.latencies, 0.50),
+                percentile(&run.latencies, 0.99),
+                cpu.as_secs_f64() * 1e6 / requests as f64,
+                jobs,
+            );
+        }
+    });
+    if let Some(mut server) = switchyard {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = server.wait();
+    }
+}
+
+/// Builds the release binary and event-log, and starts `switchyard serve` in `dir` with the
+/// shipped layout: the store under `data/`, beside the config.
+fn start_switchyard(dir: &Path, port: u16) -> Child {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(env!("CARGO"))
         .args([
@@ -47,18 +128,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
         .join("release");
-
-    let secs: u64 = env_or("BENCH_SECS", "5")
-        .parse()
-        .expect("BENCH_SECS is a number");
-    let levels: Vec<usize> = env_or("BENCH_LEVELS", "1,16,64")
-        .split(',')
-        .map(|l| l.trim().parse().expect("BENCH_LEVELS is a list of numbers"))
-        .collect();
-
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("config.toml");
+    let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
@@ -69,64 +139,14 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut server = Command::new(target.join("switchyard"))
+    Command::new(target.join("switchyard"))
         .args(["serve", "--config"])
         .arg(&config)
         .env("BENCH_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .expect("the server starts");
-
-    let (port, mut server) = match std::env::var("BENCH_PORT") {
-        Ok(p) => {
-            let _ = server.kill();
-            let _ = server.wait();
-            (
-                p.parse::<u16>().unwrap(),
-                Command::new("true").spawn().unwrap(),
-            )
-        }
-        Err(_) => (port, server),
-    };
-    let pid: u32 = std::env::var("BENCH_PID")
-        .map(|p| p.parse().unwrap())
-        .unwrap_or(server.id());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        wait_until_listening(port).await;
-        let body = Bytes::from(pull_request_payload());
-        let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
-        println!(
-            "payload {} bytes; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per level",
-            body.len()
-        );
-        println!(
-            "{:>11} {:>10} {:>10} {:>10} {:>10} {:>14}",
-            "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "server CPU µs"
-        );
-        let counter = Arc::new(AtomicU64::new(0));
-        for concurrency in levels {
-            let cpu_before = cpu_time(pid);
-            let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &counter).await;
-            let cpu = cpu_time(pid) - cpu_before;
-            let requests = run.latencies.len();
-            println!(
-                "{:>11} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>14.0}",
-                concurrency,
-                requests,
-                requests as f64 / run.elapsed.as_secs_f64(),
-                percentile(&run.latencies, 0.50),
-                percentile(&run.latencies, 0.99),
-                cpu.as_secs_f64() * 1e6 / requests as f64,
-            );
-        }
-    });
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = server.wait();
+        .expect("the server starts")
 }
 
 struct Run {
@@ -209,6 +229,19 @@ fn pull_request_payload() -> Vec<u8> {
     );
     let example: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     serde_json::to_vec(&example).unwrap()
+}
+
+/// Jobs ended so far, whatever their outcome, from the server's `/metrics`.
+async fn jobs_ended(port: u16) -> f64 {
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .and_then(|response| response.error_for_status())
+        .expect("the server serves /metrics");
+    let text = metrics.text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("switchyard_jobs_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.

@@ -1,0 +1,47 @@
+//! A bare webhook server to calibrate the ingress benchmark against: axum, an HMAC-SHA256 check
+//! of the body and a full JSON parse, no journal and no plugins (what issue 3's reference
+//! figure measured). Secret `bench-secret`, as the benchmark signs.
+//!
+//! ```sh
+//! cargo run --release -p switchyard --example bare_webhook_server -- 39001 &
+//! BENCH_TARGET_PORT=39001 BENCH_TARGET_PID=$! cargo bench -p switchyard --bench ingress
+//! ```
+
+use axum::{
+    Router,
+    body::Bytes,
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+
+async fn receive(headers: HeaderMap, body: Bytes) -> StatusCode {
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|value| value.to_str().ok()?.strip_prefix("sha256="))
+        .and_then(|hex_digest| hex::decode(hex_digest).ok())
+        .unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"bench-secret").expect("any key length");
+    mac.update(&body);
+    if mac.verify_slice(&signature).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(_) => StatusCode::ACCEPTED,
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|port| port.parse().ok())
+        .expect("usage: bare_webhook_server PORT");
+    let app = Router::new().route("/event_handler", post(receive));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
