@@ -5,6 +5,8 @@
 //! time (user + system, all threads) per delivery, and how many jobs ended per second meanwhile
 //! (below the request rate, the backlog grew: it waits in the journal).
 //!
+//! `BENCH_IDS=uuid` sends random UUIDs as delivery ids instead of `bench-N`.
+//!
 //! Calibration: `BENCH_TARGET_PORT` and `BENCH_TARGET_PID` drive a server already running
 //! instead, such as the `bare_webhook_server` example (HMAC and JSON parse only).
 //!
@@ -74,12 +76,16 @@ fn main() {
             "{:>11} {:>10} {:>10} {:>10} {:>10} {:>14} {:>10}",
             "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "server CPU µs", "jobs/s"
         );
-        let counter = Arc::new(AtomicU64::new(0));
+        let ids = match env_or("BENCH_IDS", "sequential").as_str() {
+            "sequential" => DeliveryIds::Sequential(Arc::new(AtomicU64::new(0))),
+            "uuid" => DeliveryIds::Random,
+            other => panic!("BENCH_IDS is sequential or uuid, not {other:?}"),
+        };
         let with_jobs = switchyard.is_some();
         for concurrency in levels {
             let cpu_before = cpu_time(pid);
             let jobs_before = if with_jobs { jobs_ended(port).await } else { 0.0 };
-            let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &counter).await;
+            let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
             let cpu = cpu_time(pid) - cpu_before;
             let requests = run.latencies.len();
             let jobs = match with_jobs {
@@ -149,6 +155,25 @@ fn start_switchyard(dir: &Path, port: u16) -> Child {
         .expect("the server starts")
 }
 
+/// Delivery ids: `bench-0`, `bench-1`, ... or random UUIDs, as GitHub's GUIDs are. A random id
+/// lands on a random page of the journal's id index, so it costs one more page write.
+#[derive(Clone)]
+enum DeliveryIds {
+    Sequential(Arc<AtomicU64>),
+    Random,
+}
+
+impl DeliveryIds {
+    fn next(&self) -> String {
+        match self {
+            Self::Sequential(counter) => {
+                format!("bench-{}", counter.fetch_add(1, Ordering::Relaxed))
+            }
+            Self::Random => uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
 struct Run {
     latencies: Vec<Duration>,
     elapsed: Duration,
@@ -164,12 +189,12 @@ async fn drive(
     signature: &str,
     concurrency: usize,
     duration: Duration,
-    counter: &Arc<AtomicU64>,
+    ids: &DeliveryIds,
 ) -> Run {
     let started = Instant::now();
     let deadline = started + duration;
     let senders = (0..concurrency).map(|_| {
-        let (body, signature, counter) = (body.clone(), signature.to_owned(), Arc::clone(counter));
+        let (body, signature, ids) = (body.clone(), signature.to_owned(), ids.clone());
         tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -182,7 +207,7 @@ async fn drive(
             tokio::spawn(connection);
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
-                let delivery = format!("bench-{}", counter.fetch_add(1, Ordering::Relaxed));
+                let delivery = ids.next();
                 let request = hyper::Request::post("/event_handler")
                     .header("host", "127.0.0.1")
                     .header("content-type", "application/json")
