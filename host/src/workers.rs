@@ -246,9 +246,8 @@ impl Inner {
             None => {}
         }
         drop(queue);
+        // Busy workers find the jobs when they next look; only idle ones need waking.
         self.wake.notify_waiters();
-        // A worker that was not waiting when notified still finds the jobs when it looks.
-        self.wake.notify_one();
     }
 
     async fn run(self: &Arc<Self>, job: PendingJob) {
