@@ -235,6 +235,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "[workers] concurrency",
             old.workers.concurrency != new.workers.concurrency,
         ),
+        (
+            "[workers] memory_queue_mib",
+            old.workers.memory_queue_mib != new.workers.memory_queue_mib,
+        ),
     ];
     checks
         .into_iter()
@@ -257,11 +261,16 @@ mod tests {
         assert!(restart_only_changes(&old, &same).is_empty());
         let new = config(
             "[server]\nlisten = \"0.0.0.0:80\"\n[store]\npath = \"elsewhere.db\"\n\
-             [workers]\nconcurrency = 3\n",
+             [workers]\nconcurrency = 3\nmemory_queue_mib = 1\n",
         );
         assert_eq!(
             restart_only_changes(&old, &new),
-            ["[server] listen", "[store] path", "[workers] concurrency"]
+            [
+                "[server] listen",
+                "[store] path",
+                "[workers] concurrency",
+                "[workers] memory_queue_mib"
+            ]
         );
     }
 
