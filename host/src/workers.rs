@@ -34,7 +34,7 @@ use crate::{
 /// Most jobs read back from the journal at once.
 const READ_BACK_LIMIT: usize = 1024;
 
-/// Pause before reading back again after the journal failed to answer.
+/// Pause before reading a job back again after the journal failed to read or start it.
 const READ_BACK_RETRY: Duration = Duration::from_secs(1);
 
 /// What the workers need from the rest of the host.
@@ -277,7 +277,7 @@ impl Inner {
             }
             Err(error) => {
                 tracing::error!(job = %job.id, %error, "cannot record job start; it stays queued");
-                self.queue().spill(job.id);
+                self.spill_after_pause(job.id);
                 return;
             }
         };
@@ -413,6 +413,22 @@ impl Inner {
                     queue.retrying.remove(&job.id);
                     queue.push(job);
                     drop(queue);
+                    inner.wake.notify_one();
+                }
+                // Left queued in the journal: the next start runs it.
+                () = inner.stopping.cancelled() => {}
+            }
+        });
+    }
+
+    /// Leaves a job to a later read-back. The journal just failed to start it: reading it
+    /// back at once would retry in a tight loop for as long as the journal keeps failing.
+    fn spill_after_pause(self: &Arc<Self>, job: JobId) {
+        let inner = Arc::clone(self);
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(READ_BACK_RETRY) => {
+                    inner.queue().spill(job);
                     inner.wake.notify_one();
                 }
                 // Left queued in the journal: the next start runs it.
