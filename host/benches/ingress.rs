@@ -81,16 +81,19 @@ fn main() {
             "uuid" => DeliveryIds::Random,
             other => panic!("BENCH_IDS is sequential or uuid, not {other:?}"),
         };
-        let with_jobs = switchyard.is_some();
         for concurrency in levels {
             let cpu_before = cpu_time(pid);
-            let jobs_before = if with_jobs { jobs_ended(port).await } else { 0.0 };
+            // Only Switchyard runs jobs (and serves /metrics).
+            let jobs_before = match switchyard {
+                Some(_) => Some(jobs_ended(port).await),
+                None => None,
+            };
             let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
             let cpu = cpu_time(pid) - cpu_before;
             let requests = run.latencies.len();
-            let jobs = match with_jobs {
-                true => format!("{:.0}", (jobs_ended(port).await - jobs_before) / run.elapsed.as_secs_f64()),
-                false => "-".to_owned(),
+            let jobs = match jobs_before {
+                Some(before) => format!("{:.0}", (jobs_ended(port).await - before) / run.elapsed.as_secs_f64()),
+                None => "-".to_owned(),
             };
             println!(
                 "{:>11} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>14.0} {:>10}",
