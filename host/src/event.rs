@@ -1,5 +1,5 @@
 //! What a delivery is once ingress has checked it: its id, its typed event kind, the few facts
-//! routing needs (parsed from the raw bytes without building a JSON tree), and the raw payload.
+//! the host reads (parsed from the raw bytes without building a JSON tree), and the raw payload.
 
 use std::fmt;
 
@@ -60,21 +60,18 @@ impl fmt::Display for EventKind {
     }
 }
 
-/// The payload fields routing needs. serde skips everything else without allocating.
+/// The payload fields the host reads: `action` and `repository.full_name` route the delivery,
+/// and `sender.login` goes to plugins with them. serde skips everything else without allocating.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
-pub struct RoutingFacts {
+pub struct PayloadFacts {
     pub action: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "repository_full_name",
-        rename = "repository"
-    )]
+    #[serde(default, deserialize_with = "full_name", rename = "repository")]
     pub repository: Option<String>,
+    #[serde(default, deserialize_with = "login", rename = "sender")]
+    pub sender: Option<String>,
 }
 
-fn repository_full_name<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
+fn full_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     struct Repository {
         full_name: Option<String>,
@@ -82,9 +79,17 @@ fn repository_full_name<'de, D: serde::Deserializer<'de>>(
     Ok(Option::<Repository>::deserialize(d)?.and_then(|r| r.full_name))
 }
 
-impl RoutingFacts {
-    /// Reads `action` and `repository.full_name`, checking on the way that the whole body is one
-    /// JSON object.
+fn login<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct User {
+        login: Option<String>,
+    }
+    Ok(Option::<User>::deserialize(d)?.and_then(|u| u.login))
+}
+
+impl PayloadFacts {
+    /// Reads `action`, `repository.full_name` and `sender.login`, checking on the way that the
+    /// whole body is one JSON object.
     pub fn parse(payload: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(payload)
     }
@@ -95,7 +100,7 @@ impl RoutingFacts {
 pub struct Delivery {
     pub id: DeliveryId,
     pub kind: EventKind,
-    pub facts: RoutingFacts,
+    pub facts: PayloadFacts,
     /// The JSON payload exactly as GitHub sent it (decoded from `payload=` for form bodies).
     pub payload: Bytes,
     /// RFC 3339, UTC.
@@ -114,30 +119,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routing_facts_come_from_the_payload() {
-        // (payload, action, repository)
-        let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+    fn payload_facts_come_from_the_payload() {
+        let facts =
+            |action: Option<&str>, repository: Option<&str>, sender: Option<&str>| PayloadFacts {
+                action: action.map(str::to_owned),
+                repository: repository.map(str::to_owned),
+                sender: sender.map(str::to_owned),
+            };
+        let cases = [
             (
-                r#"{"action":"opened","repository":{"full_name":"octo/repo","id":1}}"#,
-                Some("opened"),
-                Some("octo/repo"),
+                r#"{"action":"opened","repository":{"full_name":"octo/repo","id":1},"sender":{"login":"mona","id":2}}"#,
+                facts(Some("opened"), Some("octo/repo"), Some("mona")),
             ),
             (
                 r#"{"ref":"refs/heads/main","repository":{"full_name":"octo/repo"}}"#,
-                None,
-                Some("octo/repo"),
+                facts(None, Some("octo/repo"), None),
             ),
             (
-                r#"{"action":"created","repository":null}"#,
-                Some("created"),
-                None,
+                r#"{"action":"created","repository":null,"sender":{"type":"Bot"}}"#,
+                facts(Some("created"), None, None),
             ),
-            (r#"{"zen":"Keep it logically awesome."}"#, None, None),
+            (
+                r#"{"zen":"Keep it logically awesome."}"#,
+                facts(None, None, None),
+            ),
         ];
-        for (payload, action, repository) in cases {
-            let facts = RoutingFacts::parse(payload.as_bytes()).unwrap();
-            assert_eq!(facts.action.as_deref(), *action, "{payload}");
-            assert_eq!(facts.repository.as_deref(), *repository, "{payload}");
+        for (payload, expected) in cases {
+            assert_eq!(
+                PayloadFacts::parse(payload.as_bytes()).unwrap(),
+                expected,
+                "{payload}"
+            );
         }
     }
 
@@ -149,17 +161,18 @@ mod tests {
             "[1,2]",
             "\"text\"",
             r#"{"action": 3}"#,
+            r#"{"sender": "mona"}"#,
             "{} trailing",
         ] {
             assert!(
-                RoutingFacts::parse(payload.as_bytes()).is_err(),
+                PayloadFacts::parse(payload.as_bytes()).is_err(),
                 "{payload:?}"
             );
         }
     }
 
     #[test]
-    fn every_fixture_payload_yields_its_routing_facts() {
+    fn every_fixture_payload_yields_its_facts() {
         let fixtures: serde_json::Value = serde_json::from_slice(
             &std::fs::read(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -172,12 +185,13 @@ mod tests {
         for hook in fixtures.as_array().unwrap() {
             for example in hook["examples"].as_array().unwrap() {
                 let bytes = serde_json::to_vec(example).unwrap();
-                let facts = RoutingFacts::parse(&bytes).unwrap();
+                let facts = PayloadFacts::parse(&bytes).unwrap();
                 assert_eq!(facts.action.as_deref(), example["action"].as_str());
                 assert_eq!(
                     facts.repository.as_deref(),
                     example["repository"]["full_name"].as_str()
                 );
+                assert_eq!(facts.sender.as_deref(), example["sender"]["login"].as_str());
                 checked += 1;
             }
         }

@@ -5,7 +5,7 @@ use switchyard_plugin_api::Subscription;
 
 use crate::{
     config::RepositoryPattern,
-    event::{Delivery, EventKind, RoutingFacts},
+    event::{Delivery, EventKind, PayloadFacts},
     plugins::PluginSet,
 };
 
@@ -18,7 +18,7 @@ pub struct Interest {
 }
 
 impl Interest {
-    pub fn wants(&self, kind: &EventKind, facts: &RoutingFacts) -> bool {
+    pub fn wants(&self, kind: &EventKind, facts: &PayloadFacts) -> bool {
         let subscribed = self
             .subscriptions
             .iter()
@@ -91,9 +91,10 @@ mod tests {
             (&one_repo, "push", None, Some("octo/lib"), false),
         ];
         for (interest, event, action, repository, expected) in cases {
-            let facts = RoutingFacts {
+            let facts = PayloadFacts {
                 action: action.map(str::to_owned),
                 repository: repository.map(str::to_owned),
+                sender: None,
             };
             let kind = EventKind::parse(event).unwrap();
             assert_eq!(

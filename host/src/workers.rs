@@ -17,11 +17,7 @@ use std::{
     time::Duration,
 };
 
-use switchyard_plugin_api::{
-    JobInfo, Outcome, PluginError,
-    abi::panic_message,
-    wire::{CallHead, encode_call},
-};
+use switchyard_plugin_api::{JobInfo, Outcome, PluginError, abi::panic_message, wire::CallHead};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -369,20 +365,22 @@ impl Inner {
                 attempt,
                 log_url: self.log_url(job.id),
             },
-            delivery: delivery.id.as_str(),
-            event: delivery.kind.as_str(),
-            action: delivery.facts.action.as_deref(),
-            repository: delivery.facts.repository.as_deref(),
-            received_at: &delivery.received_at,
+            delivery: delivery.id.as_str().to_owned(),
+            event: delivery.kind.as_str().to_owned(),
+            action: delivery.facts.action.clone(),
+            repository: delivery.facts.repository.clone(),
+            sender: delivery.facts.sender.clone(),
+            received_at: delivery.received_at.clone(),
         };
-        let call = encode_call(&head, &delivery.payload);
+        let head = serde_json::to_vec(&head).expect("a call head always serializes");
+        let payload = delivery.payload.clone();
         let services = Arc::new(JobServices {
             job: job.id,
             deps: Arc::clone(&self.deps.services),
             runtime: tokio::runtime::Handle::current(),
         });
         let running = Arc::clone(plugin);
-        let task = tokio::spawn(async move { running.handle(&call, services).await });
+        let task = tokio::spawn(async move { running.handle(&head, &payload, services).await });
         let abort = task.abort_handle();
         match tokio::time::timeout(plugin.entry.timeout(), task).await {
             Ok(Ok(result)) => result,

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Bumped whenever anything in this module changes shape. The host refuses other versions.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// First bytes of every plugin header: tells a Switchyard plugin from any other library.
 pub const MAGIC: [u8; 8] = *b"SWYDPLG\0";
 /// Symbol of the [`PluginHeader`] static. The host reads it before anything else.
@@ -192,11 +192,13 @@ pub struct CreateResult {
 pub struct PluginVTable {
     /// `config` is a JSON [`crate::PluginConfig`].
     pub create: unsafe extern "C" fn(config: FfiSlice) -> CreateResult,
-    /// `call` is a JSON `wire::Call`; the future yields a JSON [`CallResult`]. Dropping the
-    /// future aborts the handler's task.
+    /// `head` is a JSON `wire::CallHead`, `payload` the delivery's JSON exactly as GitHub sent
+    /// it; the future yields a JSON [`CallResult`]. Dropping the future aborts the handler's
+    /// task.
     pub handle: unsafe extern "C" fn(
         instance: *const c_void,
-        call: FfiSlice,
+        head: FfiSlice,
+        payload: FfiSlice,
         services: HostServices,
     ) -> FfiFuture<FfiBytes>,
     pub destroy: unsafe extern "C" fn(instance: *mut c_void),
@@ -323,19 +325,20 @@ pub unsafe fn create<P: Plugin>(
 
 unsafe extern "C" fn handle<P: Plugin>(
     instance: *const c_void,
-    call: FfiSlice,
+    head: FfiSlice,
+    payload: FfiSlice,
     services: HostServices,
 ) -> FfiFuture<FfiBytes> {
     let started = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the host passes back the pointer `create` returned and keeps it alive (it
         // never calls destroy while a call is in flight).
         let instance = unsafe { &*instance.cast::<Instance<P>>() };
-        // SAFETY: `call` is alive for the duration of this function; we copy it.
-        let call = unsafe { call.to_vec() };
+        // SAFETY: both slices are alive for the duration of this function; we copy them.
+        let (head, payload) = unsafe { (head.to_vec(), payload.to_vec()) };
         let plugin = Arc::clone(&instance.plugin);
         let host = Host::new(services);
         let task = instance.runtime.spawn(async move {
-            let event = Event::from_call(&call)?;
+            let event = Event::from_call(&head, payload)?;
             plugin.handle(&event, &host).await
         });
         AbortOnDrop(task)

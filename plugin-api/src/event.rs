@@ -1,9 +1,9 @@
-//! The event a plugin handles: the delivery's routing facts plus GitHub's payload, parsed lazily.
+//! The event a plugin handles: what the host read off the delivery, plus GitHub's payload, parsed lazily.
 
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use serde_json::{Value, value::RawValue};
+use serde_json::Value;
 
 use crate::PluginError;
 
@@ -29,31 +29,32 @@ pub struct Event {
     pub action: Option<String>,
     /// The payload's `repository.full_name`, e.g. `octo-org/octo-repo`, when it has one.
     pub repository: Option<String>,
+    /// The payload's `sender.login`: who triggered the event, when it says.
+    pub sender: Option<String>,
     /// When the host received the delivery (RFC 3339, UTC).
     pub received_at: String,
     /// The job this call runs for.
     pub job: JobInfo,
-    raw_payload: Box<RawValue>,
+    /// Valid JSON: the host checked it at ingress.
+    raw_payload: String,
     payload: OnceLock<Value>,
 }
 
 impl Event {
     /// GitHub's payload as a JSON value, parsed on first use.
     pub fn payload(&self) -> &Value {
-        self.payload.get_or_init(|| {
-            // The host checked at ingress that the payload is valid JSON.
-            serde_json::from_str(self.raw_payload.get()).unwrap_or(Value::Null)
-        })
+        self.payload
+            .get_or_init(|| serde_json::from_str(&self.raw_payload).unwrap_or(Value::Null))
     }
 
     /// GitHub's payload exactly as received.
     pub fn raw_payload(&self) -> &str {
-        self.raw_payload.get()
+        &self.raw_payload
     }
 
     /// Parses the payload into your own type, naming the event in the error.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
-        serde_json::from_str(self.raw_payload.get())
+        serde_json::from_str(&self.raw_payload)
             .map_err(|e| PluginError::fatal(format!("unexpected `{}` payload: {e}", self.name)))
     }
 
@@ -63,35 +64,102 @@ impl Event {
         let repository = payload["repository"]["full_name"]
             .as_str()
             .map(str::to_owned);
+        let sender = payload["sender"]["login"].as_str().map(str::to_owned);
         Self {
             delivery: "00000000-0000-0000-0000-000000000000".to_owned(),
             name: name.to_owned(),
             action,
             repository,
+            sender,
             received_at: "2026-01-01T00:00:00Z".to_owned(),
             job: JobInfo {
                 id: 1,
                 attempt: 1,
                 log_url: "http://127.0.0.1:9393/jobs/1/log".to_owned(),
             },
-            raw_payload: RawValue::from_string(payload.to_string())
-                .expect("a Value always serializes to valid JSON"),
+            raw_payload: payload.to_string(),
             payload: OnceLock::new(),
         }
     }
 
-    pub(crate) fn from_call(bytes: &[u8]) -> Result<Self, PluginError> {
-        let call: crate::wire::Call<'_> = serde_json::from_slice(bytes)
+    pub(crate) fn from_call(head: &[u8], payload: Vec<u8>) -> Result<Self, PluginError> {
+        let head: crate::wire::CallHead = serde_json::from_slice(head)
             .map_err(|e| PluginError::fatal(format!("host sent an unreadable call: {e}")))?;
+        let raw_payload = String::from_utf8(payload).map_err(|e| {
+            PluginError::fatal(format!("host sent a payload that is not UTF-8: {e}"))
+        })?;
         Ok(Self {
-            delivery: call.delivery.to_owned(),
-            name: call.event.to_owned(),
-            action: call.action.map(str::to_owned),
-            repository: call.repository.map(str::to_owned),
-            received_at: call.received_at.to_owned(),
-            job: call.job,
-            raw_payload: call.payload.to_owned(),
+            delivery: head.delivery,
+            name: head.event,
+            action: head.action,
+            repository: head.repository,
+            sender: head.sender,
+            received_at: head.received_at,
+            job: head.job,
+            raw_payload,
             payload: OnceLock::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::CallHead;
+
+    fn head() -> Vec<u8> {
+        serde_json::to_vec(&CallHead {
+            job: JobInfo {
+                id: 7,
+                attempt: 1,
+                log_url: "http://h/jobs/7/log".into(),
+            },
+            delivery: "d-7".into(),
+            event: "pull_request".into(),
+            action: Some("opened".into()),
+            repository: Some("octo/repo".into()),
+            sender: Some("mona".into()),
+            received_at: "2026-01-01T00:00:00Z".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_call_becomes_an_event_with_its_payload_untouched() {
+        let payload = br#"{ "action" : "opened", "n": [1, {"x": "\u00e9"}] }"#;
+        let event = Event::from_call(&head(), payload.to_vec()).unwrap();
+        assert_eq!(event.raw_payload().as_bytes(), payload);
+        assert_eq!(event.payload()["n"][1]["x"], "é");
+        assert_eq!(
+            (event.delivery.as_str(), event.name.as_str(), event.job.id),
+            ("d-7", "pull_request", 7)
+        );
+        assert_eq!(
+            (event.action, event.repository, event.sender),
+            (
+                Some("opened".into()),
+                Some("octo/repo".into()),
+                Some("mona".into())
+            )
+        );
+    }
+
+    #[test]
+    fn a_broken_call_fails_the_job_saying_what_was_wrong() {
+        let unreadable = Event::from_call(b"{\"job\":", b"{}".to_vec()).unwrap_err();
+        assert!(
+            unreadable
+                .message
+                .starts_with("host sent an unreadable call"),
+            "{unreadable:?}"
+        );
+        let not_utf8 = Event::from_call(&head(), vec![b'"', 0xff, b'"']).unwrap_err();
+        assert!(
+            not_utf8
+                .message
+                .starts_with("host sent a payload that is not UTF-8"),
+            "{not_utf8:?}"
+        );
+        assert!(!unreadable.retryable && !not_utf8.retryable);
     }
 }

@@ -2,7 +2,6 @@
 //! Plugin authors never see this module.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::{Outcome, PluginError, Subscription};
 
@@ -14,43 +13,18 @@ pub enum CreateReply {
     Failed { error: String },
 }
 
-/// One job handed to a plugin, as the plugin reads it. The payload is the raw bytes GitHub sent.
-#[derive(Debug, Deserialize)]
-pub struct Call<'a> {
+/// Everything about a call but the payload: the job and the facts the host read off the
+/// delivery. It travels as JSON, and the payload beside it as the raw bytes GitHub sent: the
+/// payload is never spliced into a message, and a plugin that never reads it never scans it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallHead {
     pub job: crate::JobInfo,
-    pub delivery: &'a str,
-    pub event: &'a str,
-    pub action: Option<&'a str>,
-    pub repository: Option<&'a str>,
-    pub received_at: &'a str,
-    #[serde(borrow)]
-    pub payload: &'a RawValue,
-}
-
-/// Everything of a [`Call`] but the payload, as the host writes it. Its own type rather than a
-/// `#[serde(flatten)]` part of `Call`: flatten buffers fields, which a borrowed `RawValue`
-/// cannot survive.
-#[derive(Debug, Serialize)]
-pub struct CallHead<'a> {
-    pub job: crate::JobInfo,
-    pub delivery: &'a str,
-    pub event: &'a str,
-    pub action: Option<&'a str>,
-    pub repository: Option<&'a str>,
-    pub received_at: &'a str,
-}
-
-/// Writes a [`Call`]: the head's fields plus the payload spliced in as it is, so a 25 MB
-/// payload is copied once and never re-parsed. `payload` must be one JSON value (ingress
-/// checked it); if not, the plugin's decoding fails and the job fails with that message.
-pub fn encode_call(head: &CallHead<'_>, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 512);
-    serde_json::to_writer(&mut out, head).expect("the call head always serializes");
-    out.pop(); // the head object's closing brace
-    out.extend_from_slice(b",\"payload\":");
-    out.extend_from_slice(payload);
-    out.push(b'}');
-    out
+    pub delivery: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub sender: Option<String>,
+    pub received_at: String,
 }
 
 /// What a handler's future yields, as JSON.
@@ -94,27 +68,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_encoded_call_decodes_with_its_payload_intact() {
+    fn a_call_head_round_trips_with_escapes_and_nulls() {
         let head = CallHead {
             job: crate::JobInfo {
                 id: 4,
                 attempt: 2,
                 log_url: "http://h/jobs/4/log".into(),
             },
-            delivery: "d-1",
-            event: "pull_request",
-            action: Some("opened"),
+            delivery: "d-1".into(),
+            event: "pull_request".into(),
+            action: Some("opened".into()),
             repository: None,
-            received_at: "2026-01-01T00:00:00Z",
+            sender: Some("m\u{e9}na \"bot\"".into()),
+            received_at: "2026-01-01T00:00:00Z".into(),
         };
-        let payload = br#"{"action":"opened","n":[1,2,{"x":"\u00e9"}]}"#;
-        let bytes = encode_call(&head, payload);
-        let call: Call<'_> = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(call.payload.get().as_bytes(), payload);
+        let bytes = serde_json::to_vec(&head).unwrap();
+        let read: CallHead = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
-            (call.job.id, call.job.attempt, call.delivery, call.action),
-            (4, 2, "d-1", Some("opened"))
+            (
+                read.job,
+                read.delivery,
+                read.action,
+                read.repository,
+                read.sender
+            ),
+            (
+                head.job,
+                head.delivery,
+                head.action,
+                head.repository,
+                head.sender
+            )
         );
-        assert_eq!(call.repository, None);
     }
 }

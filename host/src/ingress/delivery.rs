@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339},
+    event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339},
 };
 
 /// GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
@@ -99,7 +99,7 @@ impl FromRequest<AppState> for VerifiedDelivery {
         let id = DeliveryId::parse(id).ok_or(IngressError::InvalidHeader("X-GitHub-Delivery"))?;
 
         let payload = payload(&headers, body)?;
-        let facts = RoutingFacts::parse(&payload).map_err(IngressError::MalformedJson)?;
+        let facts = PayloadFacts::parse(&payload).map_err(IngressError::MalformedJson)?;
         Ok(Self(Delivery {
             id,
             kind,

@@ -20,10 +20,11 @@ use super::{
     Appended, AttemptEnd, DeliveryRecord, JobId, JobRecord, JobState, Journal, JournalError,
     PendingJob, QueuedPage, RecentFilter,
 };
-use crate::event::{Delivery, DeliveryId, EventKind, RoutingFacts, now_rfc3339};
+use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 -- An integer rowid keeps inserts appending to the table's last pages; keyed by the random
 -- delivery GUID, each insert of a batch would dirty a different page (a 4 KB WAL frame each).
 CREATE TABLE deliveries (
@@ -55,7 +56,12 @@ CREATE TABLE locks (
     job         INTEGER NOT NULL REFERENCES jobs(id),
     acquired_at TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+-- `sender.login`, handed to plugins with the routing facts (NULL for deliveries stored before).
+ALTER TABLE deliveries ADD COLUMN sender TEXT;
+"#,
+];
 
 /// Most operations committed in one transaction; bounds a batch's latency.
 const MAX_BATCH: usize = 512;
@@ -209,8 +215,8 @@ fn insert_delivery(
 ) -> Result<Option<Vec<(JobId, String)>>, JournalError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO deliveries (id, event, action, repository, received_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO deliveries (id, event, action, repository, received_at, payload, sender)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
             delivery.id.as_str(),
@@ -219,6 +225,7 @@ fn insert_delivery(
             delivery.facts.repository,
             delivery.received_at,
             compressed_payload,
+            delivery.facts.sender,
         ])?;
     let seq = match (inserted, rerun) {
         (0, false) => return Ok(None),
@@ -321,7 +328,7 @@ impl Journal for SqliteJournal {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
-                        d.received_at, d.payload
+                        d.received_at, d.payload, d.sender
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE j.state = 'queued' AND j.id >= ?1 ORDER BY j.id LIMIT ?2",
             )?;
@@ -401,10 +408,11 @@ impl Journal for SqliteJournal {
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, JournalError> {
         let id = id.to_owned();
         self.read(move |conn| {
-            // Columns laid out as `stored_delivery` reads them (3..=8).
+            // Columns laid out as `stored_delivery` reads them (3..=9).
             let row = conn
                 .query_row(
-                    "SELECT NULL, NULL, NULL, id, event, action, repository, received_at, payload
+                    "SELECT NULL, NULL, NULL, id, event, action, repository, received_at, payload,
+                            sender
                      FROM deliveries WHERE id = ?1",
                     [&id],
                     |row| Ok(stored_delivery(&id, row)),
@@ -519,7 +527,7 @@ fn job_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
-/// Rebuilds a delivery from its row (columns 3..=8 of the queued-jobs query).
+/// Rebuilds a delivery from its row (columns 3..=9 of the queued-jobs query).
 fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, JournalError> {
     let event: String = row.get(4)?;
     let corrupt = |what: &str| {
@@ -530,14 +538,17 @@ fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, Journa
     Ok(Delivery {
         id: DeliveryId::parse(id).ok_or_else(|| corrupt("id"))?,
         kind: EventKind::parse(&event).ok_or_else(|| corrupt("event"))?,
-        facts: RoutingFacts {
+        facts: PayloadFacts {
             action: row.get(5)?,
             repository: row.get(6)?,
+            sender: row.get(9)?,
         },
         received_at: row.get(7)?,
         payload: Bytes::from(
-            lz4_flex::decompress_size_prepended(&row.get::<_, Vec<u8>>(8)?)
-                .map_err(|_| corrupt("payload"))?,
+            lz4_flex::decompress_size_prepended(
+                row.get_ref(8)?.as_blob().map_err(rusqlite::Error::from)?,
+            )
+            .map_err(|_| corrupt("payload"))?,
         ),
     })
 }
@@ -550,9 +561,10 @@ mod tests {
         Arc::new(Delivery {
             id: DeliveryId::parse(id).unwrap(),
             kind: EventKind::parse("pull_request").unwrap(),
-            facts: RoutingFacts {
+            facts: PayloadFacts {
                 action: Some("opened".into()),
                 repository: Some("octo/repo".into()),
+                sender: Some("mona".into()),
             },
             payload: Bytes::from_static(br#"{"action":"opened"}"#),
             received_at: now_rfc3339(),
@@ -630,7 +642,38 @@ mod tests {
 
         let stored = journal.delivery("d2").await.unwrap().unwrap();
         assert_eq!(&stored.payload[..], br#"{"action":"opened"}"#);
+        assert_eq!(stored.facts, delivery("d2").facts);
         assert!(journal.delivery("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let v1 = Connection::open(&path).unwrap();
+        v1.execute_batch(&format!("{} PRAGMA user_version = 1;", MIGRATIONS[0]))
+            .unwrap();
+        v1.execute(
+            "INSERT INTO deliveries (id, event, action, repository, received_at, payload)
+             VALUES ('old-1', 'push', NULL, 'octo/repo', '2026-01-01T00:00:00Z', ?1)",
+            [lz4_flex::compress_prepend_size(b"{}")],
+        )
+        .unwrap();
+        drop(v1);
+
+        let journal = SqliteJournal::open(&path).unwrap();
+        let old = journal.delivery("old-1").await.unwrap().unwrap();
+        let expected = PayloadFacts {
+            repository: Some("octo/repo".into()),
+            ..PayloadFacts::default()
+        };
+        assert_eq!(old.facts, expected);
+        journal
+            .append(delivery("new-1"), Vec::new(), false)
+            .await
+            .unwrap();
+        let new = journal.delivery("new-1").await.unwrap().unwrap();
+        assert_eq!(new.facts.sender.as_deref(), Some("mona"));
     }
 
     #[tokio::test]
@@ -724,10 +767,7 @@ mod tests {
             queued.jobs[0].delivery.payload,
             &br#"{"action":"opened"}"#[..]
         );
-        assert_eq!(
-            queued.jobs[0].delivery.facts.repository.as_deref(),
-            Some("octo/repo")
-        );
+        assert_eq!(queued.jobs[0].delivery.facts, delivery("d1").facts);
         assert_eq!(reopened.unfinished_count().await.unwrap(), 3);
     }
 

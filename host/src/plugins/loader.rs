@@ -203,7 +203,7 @@ pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
         );
     }
 
-    // SAFETY: as for the header; a checked ABI v1 plugin exports its vtable with this layout.
+    // SAFETY: as for the header; a plugin whose header checked out exports its vtable with this layout.
     let vtable = unsafe { library.get::<*const PluginVTable>(abi::VTABLE_SYMBOL) }
         .map_err(|_| not_a_plugin("it exports a header but no SWITCHYARD_PLUGIN_VTABLE"))?;
     let vtable: *const PluginVTable = *vtable;
@@ -268,10 +268,11 @@ impl PluginLibrary {
 
 impl PluginInstance {
     /// Hands one job to the plugin. Dropping the future aborts the plugin's task.
-    pub fn call(&self, call: &[u8], services: HostServices) -> FfiFuture<FfiBytes> {
-        // SAFETY: the instance is alive while `self` is, and `call` outlives this call (the
-        // plugin copies it before returning).
-        unsafe { (self.vtable.handle)(self.instance.as_ptr(), FfiSlice::new(call), services) }
+    pub fn call(&self, head: &[u8], payload: &[u8], services: HostServices) -> FfiFuture<FfiBytes> {
+        let (head, payload) = (FfiSlice::new(head), FfiSlice::new(payload));
+        // SAFETY: the instance is alive while `self` is, and both slices outlive this call (the
+        // plugin copies them before returning).
+        unsafe { (self.vtable.handle)(self.instance.as_ptr(), head, payload, services) }
     }
 }
 

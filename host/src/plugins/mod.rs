@@ -40,13 +40,14 @@ impl LoadedPlugin {
         &self.interest.subscriptions
     }
 
-    /// Runs the plugin's handler for one job. `call` is a JSON `wire::Call`.
+    /// Runs the plugin's handler for one job. `head` is a JSON `wire::CallHead`.
     pub async fn handle(
         &self,
-        call: &[u8],
+        head: &[u8],
+        payload: &[u8],
         services: Arc<JobServices>,
     ) -> Result<Outcome, PluginError> {
-        let answer = self.instance.call(call, services.into_ffi()).await;
+        let answer = self.instance.call(head, payload, services.into_ffi()).await;
         match serde_json::from_slice::<CallResult>(answer.as_slice()) {
             Ok(CallResult::Ok(outcome)) => Ok(outcome),
             Ok(CallResult::Err(error)) => Err(error),

@@ -119,7 +119,7 @@ async fn a_job_the_host_died_during_every_time_is_given_up() {
     use switchyard::{
         Config, Switchyard,
         app::Secrets,
-        event::{Delivery, DeliveryId, EventKind, RoutingFacts},
+        event::{Delivery, DeliveryId, EventKind, PayloadFacts},
         ingress::WebhookSecret,
         journal::Appended,
     };
@@ -131,9 +131,10 @@ async fn a_job_the_host_died_during_every_time_is_given_up() {
     let delivery = Arc::new(Delivery {
         id: DeliveryId::parse("poison-1").unwrap(),
         kind: EventKind::parse("pull_request").unwrap(),
-        facts: RoutingFacts {
+        facts: PayloadFacts {
             action: Some("opened".into()),
             repository: None,
+            sender: None,
         },
         payload: bytes::Bytes::from_static(b"{\"action\":\"opened\"}"),
         received_at: "2026-01-01T00:00:00Z".into(),

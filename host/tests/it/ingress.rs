@@ -33,6 +33,8 @@ async fn a_signed_delivery_reaches_the_event_log() {
     assert_eq!(logged[0]["event"], "pull_request");
     assert_eq!(logged[0]["action"], "opened");
     assert_eq!(logged[0]["repository"], payload["repository"]["full_name"]);
+    assert_eq!(logged[0]["sender"], payload["sender"]["login"]);
+    assert!(logged[0]["sender"].is_string());
     assert!(logged[0]["received_at"].as_str().unwrap().ends_with('Z'));
     // The job wrote no log lines: its log exists and is empty.
     assert_eq!(
