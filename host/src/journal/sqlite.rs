@@ -99,10 +99,17 @@ impl SqliteJournal {
             .execute_batch("PRAGMA busy_timeout = 5000;")
             .map_err(|e| open_error(&e))?;
 
+        let checkpointer = Connection::open(path).map_err(|e| open_error(&e))?;
+        let (commits, committed) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("journal-checkpoint".to_owned())
+            .spawn(move || checkpoint_after_commits(checkpointer, committed))
+            .map_err(|e| open_error(&e))?;
+
         let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
         std::thread::Builder::new()
             .name("journal-writer".to_owned())
-            .spawn(move || write_batches(writer, queue))
+            .spawn(move || write_batches(writer, queue, commits))
             .map_err(|e| open_error(&e))?;
         Ok(Self {
             writes,
@@ -156,8 +163,28 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Least time between two background checkpoints: each costs two fsyncs, whatever it copies.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Copies committed pages from the WAL into the database file on a thread and connection of its
+/// own, so that the writer, whose transactions every delivery waits for, does not. The writer
+/// keeps SQLite's automatic checkpoint too: it then finds little left to copy, and a checkpoint
+/// that ends right after a commit is what lets the next transaction start the WAL over.
+fn checkpoint_after_commits(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "background journal checkpoint failed; the writer's own catch up");
+        }
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+    }
+}
+
 /// The writer thread: take everything queued, run it in one transaction, commit, answer.
-fn write_batches(conn: Connection, mut queue: mpsc::Receiver<Write>) {
+fn write_batches(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Write>,
+    commits: std::sync::mpsc::SyncSender<()>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         let completions: Result<Vec<Completion>, rusqlite::Error> = (|| {
@@ -175,9 +202,13 @@ fn write_batches(conn: Connection, mut queue: mpsc::Receiver<Write>) {
             }
         };
         let committed = conn.execute_batch("COMMIT").map_err(JournalError::from);
-        if let Err(error) = &committed {
-            tracing::error!(%error, "journal commit failed");
-            let _ = conn.execute_batch("ROLLBACK");
+        match &committed {
+            // Full: the checkpointer has a commit to look at already.
+            Ok(()) => drop(commits.try_send(())),
+            Err(error) => {
+                tracing::error!(%error, "journal commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
         for completion in completions {
             completion(committed.clone());
@@ -644,6 +675,35 @@ mod tests {
         assert_eq!(&stored.payload[..], br#"{"action":"opened"}"#);
         assert_eq!(stored.facts, delivery("d2").facts);
         assert!(journal.delivery("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = SqliteJournal::open(&path).unwrap();
+        let empty = std::fs::metadata(&path).unwrap().len();
+        // Random hex, which LZ4 cannot shrink much: about 100 pages in all, well under the
+        // 1,000 at which the writer checkpoints by itself.
+        for n in 0..100 {
+            let mut delivery = (*delivery(&format!("d{n}"))).clone();
+            let noise: String = (0..100)
+                .map(|_| uuid::Uuid::new_v4().simple().to_string())
+                .collect();
+            delivery.payload = Bytes::from(format!(r#"{{"noise":"{noise}"}}"#));
+            journal
+                .append(Arc::new(delivery), Vec::new(), false)
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() < empty + 40 * 4096 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
