@@ -11,7 +11,9 @@
 //! instead, such as the `bare_webhook_server` example (HMAC and JSON parse only).
 //!
 //! Run: `cargo bench -p switchyard --bench ingress`
-//! Env: `BENCH_SECS` (per level, default 5), `BENCH_LEVELS` (default "1,16,64").
+//! Env: `BENCH_SECS` (per level, default 5), `BENCH_LEVELS` (default "1,16,64"), `BENCH_REST`
+//! (seconds of idle before each level after the first, default 20: this machine runs slower
+//! for a while after sustained load, so each level starts from the same rested state).
 
 use std::{
     path::{Path, PathBuf},
@@ -42,6 +44,11 @@ fn main() {
         .split(',')
         .map(|l| l.trim().parse().expect("BENCH_LEVELS is a list of numbers"))
         .collect();
+    let rest = Duration::from_secs(
+        env_or("BENCH_REST", "20")
+            .parse()
+            .expect("BENCH_REST is a number"),
+    );
     // Calibration: drive a server already running (the `bare_webhook_server` example) instead.
     let other: Option<(u16, u32)> = std::env::var("BENCH_TARGET_PORT").ok().map(|port| {
         let pid = std::env::var("BENCH_TARGET_PID").expect("BENCH_TARGET_PID goes with the port");
@@ -68,8 +75,9 @@ fn main() {
         match other {
             Some(_) => println!("payload {} bytes; server on port {port}; {secs} s per level", body.len()),
             None => println!(
-                "payload {} bytes; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per level",
-                body.len()
+                "payload {} bytes; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per level, {} s rest between",
+                body.len(),
+                rest.as_secs()
             ),
         }
         println!(
@@ -81,7 +89,10 @@ fn main() {
             "uuid" => DeliveryIds::Random,
             other => panic!("BENCH_IDS is sequential or uuid, not {other:?}"),
         };
-        for concurrency in levels {
+        for (level, concurrency) in levels.into_iter().enumerate() {
+            if level > 0 {
+                tokio::time::sleep(rest).await;
+            }
             let cpu_before = cpu_time(pid);
             // Only Switchyard runs jobs (and serves /metrics).
             let jobs_before = match switchyard {
