@@ -173,7 +173,7 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 fn checkpoint_after_commits(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
     while commits.recv().is_ok() {
         if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "background journal checkpoint failed; the writer's own catch up");
+            tracing::warn!(%error, "background journal checkpoint failed; the writer's own checkpoints catch up");
         }
         std::thread::sleep(CHECKPOINT_INTERVAL);
     }
