@@ -4,19 +4,17 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    middleware,
+    Router, middleware,
     routing::{get, post},
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
     checkout::Checkouts,
     config::{Config, Redeliveries, secret_from_env},
     github::{GitHub, GitHubClient},
-    ingress::{self, MAX_BODY_BYTES, WebhookSecret},
-    job_log::{self, JobLogs},
+    ingress::{self, BodyLimits, WebhookSecret},
+    job_log::{self, JobLogs, LINK_SECRET, LogLinks},
     journal::{Journal, JournalError, SqliteJournal},
     locks::Locks,
     metrics::Metrics,
@@ -24,6 +22,7 @@ use crate::{
     outbound::{RetryPolicy, WebhookClient},
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     reload::Reloader,
+    server::{self, ServerLimits},
     workers::{WorkerDeps, Workers},
 };
 
@@ -32,6 +31,8 @@ pub struct IngressSettings {
     pub secret: WebhookSecret,
     pub accept_sha1: bool,
     pub redeliveries: Redeliveries,
+    /// Bounds on reading request bodies, the webhook's and the admin calls'.
+    pub bodies: BodyLimits,
 }
 
 /// State shared by every request handler. Cheap to clone.
@@ -42,6 +43,9 @@ pub struct AppState {
     pub plugins: Arc<Plugins>,
     pub workers: Workers,
     pub logs: JobLogs,
+    pub links: LogLinks,
+    /// One permit per job log being streamed.
+    pub log_readers: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -55,13 +59,12 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
                 .fallback(ingress::method_not_allowed)
                 .route_layer(counted),
         )
-        .route("/jobs/{id}/log", get(job_log::serve_log))
+        .route("/jobs/{id}/log/{key}", get(job_log::serve_log))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/admin/replay", post(ops::replay))
         .route("/admin/plugins", post(ops::plugins))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -83,8 +86,6 @@ pub enum StartError {
         addr: SocketAddr,
         error: std::io::Error,
     },
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A started host: journal open, plugins loaded, workers running.
@@ -152,6 +153,7 @@ impl Switchyard {
         );
         let store = config.store_path();
         let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&store)?);
+        let links = LogLinks::new(&config.public_url(), &journal.host_key(LINK_SECRET).await?);
         let store_dir = store.parent().unwrap_or(std::path::Path::new("."));
         let checkouts = Checkouts::new(
             store_dir.join("workspaces"),
@@ -197,7 +199,7 @@ impl Switchyard {
                 locks: Locks::new(Arc::clone(&journal)),
                 hidden_env: config.secret_variables(),
             }),
-            public_url: config.public_url(),
+            links: links.clone(),
             metrics: Arc::clone(&metrics),
             concurrency: config.workers.concurrency,
             memory_queue_bytes: config.workers.memory_queue_mib << 20,
@@ -219,11 +221,17 @@ impl Switchyard {
                 secret: secrets.webhook,
                 accept_sha1: config.server.accept_sha1,
                 redeliveries: config.server.redeliveries,
+                bodies: BodyLimits::new(
+                    config.server.body_budget_mib << 20,
+                    config.server.body_timeout(),
+                ),
             }),
             journal,
             plugins,
             workers,
             logs,
+            links,
+            log_readers: Arc::new(Semaphore::new(config.server.max_log_readers)),
             metrics: Arc::clone(&metrics),
         };
         let reloader = Arc::new(Reloader::new(
@@ -251,12 +259,15 @@ impl Switchyard {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let watching = tokio::spawn(Arc::clone(&self.reloader).watch());
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let settings = &self.config.server;
+        let limits = ServerLimits {
+            max_connections: settings.max_connections,
+            header_timeout: settings.header_timeout(),
+        }
+        .fit_open_files();
+        let grace = Duration::from_secs(settings.shutdown_grace_secs);
+        server::serve(listener, self.router(), limits, shutdown, grace).await;
         watching.abort();
-        served.map_err(StartError::Serve)?;
-        let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         tracing::info!(
             jobs = self.state.workers.running(),
             grace_secs = grace.as_secs(),

@@ -11,6 +11,11 @@ use std::{
 use serde::Deserialize;
 use switchyard_plugin_api::Subscription;
 
+use crate::ingress::MAX_BODY_BYTES;
+
+/// GitHub's payload cap in whole MiB.
+const MAX_BODY_MIB: usize = MAX_BODY_BYTES.div_ceil(1 << 20);
+
 /// The whole configuration, as loaded from one file. Whether plugin libraries exist and load is
 /// checked when they are loaded (`plugins::PluginSet::load`), with the same kind of message.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +67,35 @@ pub struct ServerConfig {
     /// On SIGINT/SIGTERM, how long running jobs may take to finish before the host exits.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Connections served at once. At the cap the oldest connection still waiting for a
+    /// request is closed to make room; if every one is mid-request, new ones wait in the
+    /// listen backlog. Lowered at start to what the open-file limit allows.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, counted from the connection's start or
+    /// the end of the previous response: it also closes silent and idle keep-alive sockets.
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Time a client has to send a request's whole body once its headers are in.
+    #[serde(default = "default_body_timeout_secs")]
+    pub body_timeout_secs: u64,
+    /// MiB of request bodies being read at once, across all requests. A request that would
+    /// go past it is answered 503 with `Retry-After`.
+    #[serde(default = "default_body_budget_mib")]
+    pub body_budget_mib: usize,
+    /// Job logs streamed at once; more readers get 503 with `Retry-After`.
+    #[serde(default = "default_max_log_readers")]
+    pub max_log_readers: usize,
+}
+
+impl ServerConfig {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
 }
 
 /// What a delivery id seen before gets.
@@ -215,6 +249,23 @@ fn default_secret_env() -> String {
 fn default_shutdown_grace_secs() -> u64 {
     30
 }
+fn default_max_connections() -> usize {
+    512
+}
+// GitHub sends a delivery's headers and body at once, and gives up on an answer after 10 s.
+fn default_header_timeout_secs() -> u64 {
+    10
+}
+fn default_body_timeout_secs() -> u64 {
+    10
+}
+// Room for two of GitHub's largest (25 MB) payloads or thousands of ordinary ones.
+fn default_body_budget_mib() -> usize {
+    64
+}
+fn default_max_log_readers() -> usize {
+    64
+}
 fn default_api_url() -> String {
     "https://api.github.com".to_owned()
 }
@@ -356,6 +407,23 @@ impl Config {
                     format!("{variable:?} is not an environment variable name"),
                 ));
             }
+        }
+        for (key, value) in [
+            ("server.max_connections", server.max_connections as u64),
+            ("server.header_timeout_secs", server.header_timeout_secs),
+            ("server.body_timeout_secs", server.body_timeout_secs),
+            ("server.max_log_readers", server.max_log_readers as u64),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
+        // One of GitHub's largest payloads must fit, or such a delivery could never arrive.
+        if server.body_budget_mib < MAX_BODY_MIB {
+            return Err(self.invalid(
+                "server.body_budget_mib",
+                format!("must be at least {MAX_BODY_MIB}: GitHub's largest payloads are 25 MB"),
+            ));
         }
         if self.workers.concurrency == 0 {
             return Err(self.invalid("workers.concurrency", "must be at least 1"));

@@ -21,6 +21,7 @@ pub mod process;
 pub mod reload;
 pub mod router;
 pub mod send;
+pub mod server;
 pub mod workers;
 
 pub use app::{Switchyard, serve};

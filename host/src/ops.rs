@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    body::Bytes,
     extract::{Request, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -18,7 +17,7 @@ use serde_json::json;
 
 use crate::{
     app::AppState,
-    ingress::{SignatureHeaders, error_response, verify},
+    ingress::{BodyError, SignatureHeaders, error_response, verify},
     journal::Appended,
     router,
 };
@@ -90,9 +89,12 @@ pub struct ReplayRequest {
     pub plugin: Option<String>,
 }
 
+/// Admin requests are a few hundred bytes.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
 /// `POST /admin/replay`: dispatch a stored delivery again, as new jobs.
-pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let request: ReplayRequest = match admin_body(&state, &headers, &body) {
+pub async fn replay(State(state): State<AppState>, request: Request) -> Response {
+    let request: ReplayRequest = match admin_body(&state, request).await {
         Ok(request) => request,
         Err(refused) => return refused.into_response(),
     };
@@ -137,8 +139,8 @@ pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// `POST /admin/plugins`: the running plugin set.
-pub async fn plugins(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = admin_body::<serde::de::IgnoredAny>(&state, &headers, &body) {
+pub async fn plugins(State(state): State<AppState>, request: Request) -> Response {
+    if let Err(refused) = admin_body::<serde::de::IgnoredAny>(&state, request).await {
         return refused.into_response();
     }
     let set = state.plugins.current();
@@ -157,28 +159,41 @@ pub async fn plugins(State(state): State<AppState>, headers: HeaderMap, body: By
 }
 
 /// Why an admin call was refused.
-struct Refused(StatusCode, String);
+enum Refused {
+    Body(BodyError),
+    Other(StatusCode, String),
+}
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        error_response(self.0, &self.1)
+        match self {
+            Self::Body(error) => error.into_response(),
+            Self::Other(status, message) => error_response(status, &message),
+        }
     }
 }
 
-/// Checks an admin call's signature, then reads its JSON body.
-fn admin_body<T: serde::de::DeserializeOwned>(
+/// Reads an admin call's body within the ingress bounds, checks its signature, then parses it.
+async fn admin_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: Request,
 ) -> Result<T, Refused> {
+    let (parts, body) = state
+        .ingress
+        .bodies
+        .read(request, MAX_ADMIN_BODY)
+        .await
+        .map_err(Refused::Body)?;
     let signature = SignatureHeaders {
-        sha256: headers
+        sha256: parts
+            .headers
             .get("x-hub-signature-256")
             .and_then(|v| v.to_str().ok()),
         sha1: None,
     };
-    verify(&state.ingress.secret, signature, body, false)
-        .map_err(|error| Refused(StatusCode::UNAUTHORIZED, error.to_string()))?;
-    serde_json::from_slice(body)
-        .map_err(|error| Refused(StatusCode::BAD_REQUEST, format!("malformed body: {error}")))
+    verify(&state.ingress.secret, signature, &body.bytes, false)
+        .map_err(|error| Refused::Other(StatusCode::UNAUTHORIZED, error.to_string()))?;
+    serde_json::from_slice(&body.bytes).map_err(|error| {
+        Refused::Other(StatusCode::BAD_REQUEST, format!("malformed body: {error}"))
+    })
 }

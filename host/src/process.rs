@@ -99,20 +99,65 @@ pub async fn run(
     })
 }
 
+/// Longest line of a command's output that reaches the log: the rest of a longer line is
+/// dropped and the cut noted, so a command printing without newlines cannot make the host hold
+/// its output in memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
 async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, logs: JobLogs, job: JobId) {
     let Some(stream) = stream else { return };
     let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
+    // Kept past the cut: room for the longest secret, so one straddling the cut is masked
+    // whole before the line is cut, never shown in part.
+    let keep = MAX_LINE + logs.longest_secret();
+    let mut line = Line::default();
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if let Err(error) = logs.append(job, &line).await {
-                    tracing::warn!(%job, %error, "cannot write job log");
-                }
-            }
+        let chunk = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk,
+        };
+        let end = chunk.iter().position(|&b| b == b'\n');
+        let part = &chunk[..end.map_or(chunk.len(), |at| at + 1)];
+        let taken = keep.saturating_sub(line.kept.len()).min(part.len());
+        line.kept.extend_from_slice(&part[..taken]);
+        line.dropped += (part.len() - taken) as u64;
+        let read = part.len();
+        reader.consume(read);
+        if end.is_some() {
+            line.write(&logs, job).await;
         }
+    }
+    // A last line without a newline.
+    if !line.kept.is_empty() {
+        line.write(&logs, job).await;
+    }
+}
+
+/// A line being read: its first bytes, and how many more were dropped.
+#[derive(Default)]
+struct Line {
+    kept: Vec<u8>,
+    dropped: u64,
+}
+
+impl Line {
+    async fn write(&mut self, logs: &JobLogs, job: JobId) {
+        let length = self.kept.len() as u64 + self.dropped;
+        let text = if length > MAX_LINE as u64 {
+            let mut cut = logs.mask(&self.kept);
+            cut.truncate(MAX_LINE);
+            let note =
+                format!("\nswitchyard: line cut: {length} bytes, the first {MAX_LINE} kept\n");
+            cut.extend_from_slice(note.as_bytes());
+            cut
+        } else {
+            std::mem::take(&mut self.kept)
+        };
+        if let Err(error) = logs.append(job, &text).await {
+            tracing::warn!(%job, %error, "cannot write job log");
+        }
+        self.kept.clear();
+        self.dropped = 0;
     }
 }
 
@@ -172,6 +217,38 @@ mod tests {
         assert!(log.contains("killed after 1 s"), "{log}");
         tokio::time::sleep(Duration::from_millis(2_500)).await;
         assert!(!marker.exists(), "a grandchild outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_line_past_the_maximum_is_cut_and_the_cut_noted() {
+        // 300 MB without a newline, then a short line: read through without holding it.
+        let script = "head -c 300000000 /dev/zero | tr '\\0' a; echo; echo sup3rsecret after";
+        let (output, log) = run_script(script, None).await;
+        assert!(output.unwrap().success());
+        let mut lines = log.lines();
+        let cut = lines.next().unwrap();
+        assert_eq!(cut.len(), MAX_LINE);
+        assert!(cut.bytes().all(|b| b == b'a'));
+        let note = format!("switchyard: line cut: 300000001 bytes, the first {MAX_LINE} kept");
+        assert_eq!(lines.next(), Some(note.as_str()));
+        assert_eq!(lines.next(), Some("******** after"));
+        assert_eq!(lines.next(), None);
+    }
+
+    #[tokio::test]
+    async fn a_secret_across_the_cut_is_masked_whole() {
+        let pad = MAX_LINE - 4;
+        let script = format!("head -c {pad} /dev/zero | tr '\\0' a; echo sup3rsecret; echo");
+        let (output, log) = run_script(&script, None).await;
+        assert!(output.unwrap().success());
+        let first = log.lines().next().unwrap();
+        assert_eq!(first.len(), MAX_LINE);
+        assert!(
+            first.ends_with("aaaa****"),
+            "{}",
+            &first[first.len() - 20..]
+        );
+        assert!(!log.contains("sup3"), "a part of the secret is shown");
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    job_log::LogLinks,
     journal::{AttemptEnd, JobId, Journal, PendingJob},
     metrics::Metrics,
     plugins::{JobServices, LoadedPlugin, Plugins, ServiceDeps},
@@ -40,7 +41,8 @@ pub struct WorkerDeps {
     /// Job logs, GitHub, checkouts and locks, shared by every job's host services.
     pub services: Arc<ServiceDeps>,
     /// Base of job log URLs.
-    pub public_url: String,
+    /// Links to job logs, handed to plugins.
+    pub links: LogLinks,
     pub metrics: Arc<Metrics>,
     pub concurrency: usize,
     /// Payload bytes that queued jobs may hold in memory.
@@ -459,6 +461,6 @@ impl Inner {
     }
 
     fn log_url(&self, job: JobId) -> String {
-        format!("{}/jobs/{job}/log", self.deps.public_url)
+        self.deps.links.url(job)
     }
 }

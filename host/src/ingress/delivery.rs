@@ -1,5 +1,6 @@
-//! The `VerifiedDelivery` extractor: reads the body within GitHub's size cap, checks the
-//! signature over the raw bytes, then the headers, the content type and the JSON.
+//! The `VerifiedDelivery` extractor: reads the body within GitHub's size cap and the host's
+//! body budget, checks the signature over the raw bytes, and only then looks at the headers,
+//! the content type and the JSON.
 
 use axum::{
     body::Bytes,
@@ -9,6 +10,7 @@ use axum::{
 };
 
 use super::{
+    body::BodyError,
     error_response,
     signature::{self, SignatureError, SignatureHeaders},
 };
@@ -27,6 +29,8 @@ pub struct VerifiedDelivery(pub Delivery);
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
     #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error("missing {0} header")]
     MissingHeader(&'static str),
@@ -40,10 +44,6 @@ pub enum IngressError {
     MissingFormPayload,
     #[error("malformed JSON payload: {0}")]
     MalformedJson(serde_json::Error),
-    #[error("body larger than {} MiB", MAX_BODY_BYTES / 1024 / 1024)]
-    TooLarge,
-    #[error("could not read the body: {0}")]
-    UnreadableBody(String),
     #[error("internal error")]
     Internal,
 }
@@ -51,9 +51,9 @@ pub enum IngressError {
 impl IngressError {
     fn status(&self) -> StatusCode {
         match self {
+            Self::Body(error) => error.status(),
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -66,7 +66,10 @@ impl IntoResponse for IngressError {
         if status.is_client_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "delivery refused");
         }
-        error_response(status, &self.to_string())
+        match self {
+            Self::Body(error) => error.response(status),
+            _ => error_response(status, &self.to_string()),
+        }
     }
 }
 
@@ -74,22 +77,21 @@ impl FromRequest<AppState> for VerifiedDelivery {
     type Rejection = IngressError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let headers = request.headers().clone();
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    IngressError::TooLarge
-                } else {
-                    IngressError::UnreadableBody(rejection.body_text())
-                }
-            })?;
         let settings = &state.ingress;
+        let (parts, body) = settings.bodies.read(request, MAX_BODY_BYTES).await?;
+        let headers = parts.headers;
         let signatures = SignatureHeaders {
             sha256: header(&headers, "x-hub-signature-256"),
             sha1: header(&headers, "x-hub-signature"),
         };
-        signature::verify(&settings.secret, signatures, &body, settings.accept_sha1)?;
+        signature::verify(
+            &settings.secret,
+            signatures,
+            &body.bytes,
+            settings.accept_sha1,
+        )?;
+        // Its budget is given back when this returns: a signed body is GitHub's.
+        let body = body.bytes.clone();
 
         let kind = header(&headers, "x-github-event")
             .ok_or(IngressError::MissingHeader("X-GitHub-Event"))?;
@@ -203,7 +205,8 @@ mod tests {
                 IngressError::UnsupportedContentType("text/plain".into()),
                 415,
             ),
-            (IngressError::TooLarge, 413),
+            (IngressError::Body(BodyError::TooLarge { max: 1 }), 413),
+            (IngressError::Body(BodyError::Busy), 503),
             (IngressError::MissingFormPayload, 400),
             (IngressError::Internal, 500),
         ];

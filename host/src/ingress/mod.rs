@@ -3,6 +3,7 @@
 //! waiting for a plugin. Client faults get a 4xx with a short JSON reason; nothing is stored or
 //! dispatched for them.
 
+mod body;
 mod delivery;
 mod signature;
 
@@ -16,6 +17,7 @@ use axum::{
 };
 use serde_json::json;
 
+pub use body::{BodyError, BodyLimits, ReadBody};
 pub use delivery::{IngressError, MAX_BODY_BYTES, VerifiedDelivery};
 pub use signature::{SignatureError, SignatureHeaders, WebhookSecret, verify};
 

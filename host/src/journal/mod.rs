@@ -134,6 +134,8 @@ pub enum JournalError {
     Unavailable,
     #[error("no job {0} in the journal")]
     NoSuchJob(JobId),
+    #[error("the system's random number generator failed: {0}")]
+    Random(String),
 }
 
 impl From<rusqlite::Error> for JournalError {
@@ -202,6 +204,10 @@ pub trait Journal: Send + Sync {
 
     /// Commits an empty write: proves the journal is writable (for `/readyz`).
     async fn ping(&self) -> Result<(), JournalError>;
+
+    /// The host's secret `name`: 32 random bytes made on first use and kept, so every restart
+    /// (and every host sharing the journal) uses the same one.
+    async fn host_key(&self, name: &str) -> Result<Vec<u8>, JournalError>;
 
     /// Takes the lock `name` for `job` if it is free or already `job`'s. Returns whether `job`
     /// holds it. A job's locks are released when its attempt ends (see `end_attempt`).

@@ -61,6 +61,13 @@ CREATE TABLE locks (
 -- `sender.login`, handed to plugins with the routing facts (NULL for deliveries stored before).
 ALTER TABLE deliveries ADD COLUMN sender TEXT;
 "#,
+    r#"
+-- Random secrets the host makes once and keeps, such as the key that signs job log links.
+CREATE TABLE host_keys (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"#,
 ];
 
 /// Most operations committed in one transaction; bounds a batch's latency.
@@ -497,6 +504,23 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn host_key(&self, name: &str) -> Result<Vec<u8>, JournalError> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|error| JournalError::Random(error.to_string()))?;
+        let name = name.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO host_keys (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![name, &fresh[..]])?;
+            let kept = conn
+                .prepare_cached("SELECT value FROM host_keys WHERE name = ?1")?
+                .query_row(params![name], |row| row.get(0))?;
+            Ok(kept)
+        })
+        .await
+    }
+
     async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
         let name = name.to_owned();
         self.write(move |conn| {
@@ -616,6 +640,20 @@ mod tests {
             Appended::New(jobs) => jobs,
             Appended::Duplicate => panic!("{id} must be new"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_host_key_is_made_once_and_kept_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = SqliteJournal::open(&path).unwrap();
+        let key = journal.host_key("links").await.unwrap();
+        assert_eq!(key.len(), 32);
+        assert_eq!(journal.host_key("links").await.unwrap(), key);
+        assert_ne!(journal.host_key("other").await.unwrap(), key);
+        drop(journal);
+        let reopened = SqliteJournal::open(&path).unwrap();
+        assert_eq!(reopened.host_key("links").await.unwrap(), key);
     }
 
     #[tokio::test]

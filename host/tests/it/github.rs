@@ -51,7 +51,7 @@ async fn a_5xx_is_retried_and_the_request_is_what_github_expects() {
         assert_eq!(request.body["state"], "success");
         assert_eq!(
             request.body["target_url"],
-            format!("{}/jobs/{}/log", host.base, jobs[0].id)
+            host.host_state.links.url(jobs[0].id)
         );
     }
     assert!(github.violations().is_empty(), "{:?}", github.violations());

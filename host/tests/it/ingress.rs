@@ -38,7 +38,7 @@ async fn a_signed_delivery_reaches_the_event_log() {
     assert!(logged[0]["received_at"].as_str().unwrap().ends_with('Z'));
     // The job wrote no log lines: its log exists and is empty.
     assert_eq!(
-        host.get(&format!("/jobs/{}/log", jobs[0].id)).await,
+        host.get(&host.log_path(jobs[0].id)).await,
         (200, String::new())
     );
     host.stop().await;

@@ -1,4 +1,4 @@
-use switchyard::journal::JobState;
+use switchyard::journal::{JobId, JobState};
 
 use crate::support::{EVENT_LOG, HostSpec, TestHost, behaviours, example};
 
@@ -126,7 +126,7 @@ async fn commands_run_through_the_host_land_in_the_served_job_log() {
     let jobs = host.ended_jobs("run-1", 2).await;
     let runs = jobs.iter().find(|j| j.plugin == "runs").unwrap();
     assert_eq!(runs.state, JobState::Succeeded, "{runs:?}");
-    let (status, log) = host.get(&format!("/jobs/{}/log", runs.id)).await;
+    let (status, log) = host.get(&host.log_path(runs.id)).await;
     assert_eq!(status, 200);
     assert!(
         log.contains("built by sh\n") && log.contains("careful\n"),
@@ -143,17 +143,15 @@ async fn commands_run_through_the_host_land_in_the_served_job_log() {
             .contains("timed_out: true"),
         "{timed_out:?}"
     );
-    let (_, log) = host.get(&format!("/jobs/{}/log", timed_out.id)).await;
+    let (_, log) = host.get(&host.log_path(timed_out.id)).await;
     assert!(
         log.contains("start\n") && log.contains("killed after 1 s"),
         "{log}"
     );
 
-    let (status, body) = host.get("/jobs/999999/log").await;
-    assert_eq!(
-        (status, body.as_str()),
-        (404, r#"{"error":"no job 999999"}"#)
-    );
+    // A well-signed link to a job that does not exist tells nothing more than a bad key.
+    let (status, body) = host.get(&host.log_path(JobId(999_999))).await;
+    assert_eq!((status, body.as_str()), (404, r#"{"error":"no such log"}"#));
     host.stop().await;
 }
 
@@ -178,7 +176,7 @@ async fn a_running_jobs_log_streams_until_the_job_ends() {
     );
     let job = host.host_state.journal.jobs_of("stream-1").await.unwrap()[0].id;
 
-    let mut response = host.get_streaming(&format!("/jobs/{job}/log")).await;
+    let mut response = host.get_streaming(&host.log_path(job)).await;
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().expect("a first chunk");
     assert_eq!(&first[..], b"first\n");

@@ -17,7 +17,7 @@ use switchyard::{
     Config, Switchyard,
     app::Secrets,
     ingress::WebhookSecret,
-    journal::{JobRecord, JobState},
+    journal::{JobId, JobRecord, JobState},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -246,6 +246,11 @@ impl TestHost {
             .await
             .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// The path of `job`'s log, with its key.
+    pub fn log_path(&self, job: JobId) -> String {
+        self.host_state.links.path(job)
     }
 
     /// Waits until the delivery has `count` jobs, all ended; panics after 30 s.

@@ -1,21 +1,18 @@
 //! Job logs: one plain-text file per job under the store's `logs` folder, with secrets masked
-//! on the way in, served at `/jobs/{id}/log` (streamed live while the job runs).
+//! on the way in, served at a capability link (`link`), streamed live while the job runs
+//! (`follow`).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+mod follow;
+mod link;
 
-use axum::{
-    body::Body,
-    extract::{Path, State},
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
-};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+use std::{path::PathBuf, sync::Arc};
 
-use crate::{
-    app::AppState,
-    ingress::error_response,
-    journal::{JobId, JobState, Journal, JournalError},
-};
+use tokio::io::AsyncWriteExt as _;
+
+pub use follow::{LOG_CHUNK, serve_log};
+pub use link::{LINK_SECRET, LogLinks};
+
+use crate::journal::JobId;
 
 /// Where job logs live, and the secrets they must never show.
 #[derive(Clone)]
@@ -42,6 +39,11 @@ impl JobLogs {
             dir,
             secrets: Arc::new(secrets),
         }
+    }
+
+    /// Length of the longest secret masked, 0 when there is none.
+    pub fn longest_secret(&self) -> usize {
+        self.secrets.first().map_or(0, Vec::len)
     }
 
     pub fn path(&self, job: JobId) -> PathBuf {
@@ -84,89 +86,6 @@ impl JobLogs {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// How often a streamed log checks for new output while its job runs.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
-
-/// `GET /jobs/{id}/log`: the job's log as plain text. While the job is queued or running the
-/// response streams, sending new output as it is written, and ends when the job ends; so a
-/// status link shows a build live. Only an unknown job is a 404.
-pub async fn serve_log(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    let job = JobId(id);
-    match state.journal.job(job).await {
-        Ok(_) => {}
-        Err(JournalError::NoSuchJob(_)) => {
-            return error_response(StatusCode::NOT_FOUND, &format!("no job {id}"));
-        }
-        Err(error) => {
-            tracing::error!(job = id, %error, "cannot look up job for its log");
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
-    }
-    let follow = Follow {
-        path: state.logs.path(job),
-        offset: 0,
-        job,
-        journal: state.journal.clone(),
-        ended: false,
-    };
-    let body = Body::from_stream(futures_util::stream::unfold(follow, Follow::next));
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
-}
-
-/// A reader that follows a job's log file until the job ends and everything is sent.
-struct Follow {
-    path: PathBuf,
-    offset: u64,
-    job: JobId,
-    journal: Arc<dyn Journal>,
-    /// The job had ended when last checked: send what is left, then stop.
-    ended: bool,
-}
-
-impl Follow {
-    async fn next(mut self) -> Option<(std::io::Result<Vec<u8>>, Self)> {
-        loop {
-            match self.read_new().await {
-                Ok(chunk) if !chunk.is_empty() => return Some((Ok(chunk), self)),
-                Ok(_) if self.ended => return None,
-                Ok(_) => {}
-                Err(error) => {
-                    return Some((
-                        Err(error),
-                        Self {
-                            ended: true,
-                            ..self
-                        },
-                    ));
-                }
-            }
-            // Nothing new: check (after reading, so no output written before the end is
-            // missed) whether the job is over, else wait for more.
-            self.ended = match self.journal.job(self.job).await {
-                Ok(record) => matches!(record.state, JobState::Succeeded | JobState::Failed),
-                Err(_) => true,
-            };
-            if !self.ended {
-                tokio::time::sleep(FOLLOW_INTERVAL).await;
-            }
-        }
-    }
-
-    /// Bytes written since the last read; none while the file does not exist yet.
-    async fn read_new(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut file = match tokio::fs::File::open(&self.path).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        file.seek(std::io::SeekFrom::Start(self.offset)).await?;
-        let mut chunk = Vec::new();
-        file.read_to_end(&mut chunk).await?;
-        self.offset += chunk.len() as u64;
-        Ok(chunk)
-    }
 }
 
 #[cfg(test)]

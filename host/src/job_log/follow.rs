@@ -1,0 +1,143 @@
+//! `GET /jobs/{id}/log/{key}`: a job's log, read from its file in fixed-size chunks and sent as
+//! the client takes them, so a reader that stops reading costs one chunk, not the log. While the
+//! job is queued or running the response follows the file and ends when the job ends. Readers
+//! at once are capped; past the cap, 503 with `Retry-After`.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncSeekExt as _},
+    sync::OwnedSemaphorePermit,
+};
+
+use crate::{
+    app::AppState,
+    ingress::error_response,
+    journal::{JobId, JobState, Journal, JournalError},
+};
+
+/// Bytes read from a log file and sent at a time.
+pub const LOG_CHUNK: usize = 64 * 1024;
+
+/// How often a followed log checks for new output while its job runs.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The answer for a wrong key, a malformed id and an unknown job alike: a link either opens a
+/// log or tells nothing.
+fn no_such_log() -> Response {
+    error_response(StatusCode::NOT_FOUND, "no such log")
+}
+
+pub async fn serve_log(
+    State(state): State<AppState>,
+    Path((id, key)): Path<(String, String)>,
+) -> Response {
+    let Ok(id) = id.parse() else {
+        return no_such_log();
+    };
+    let job = JobId(id);
+    if !state.links.verify(job, &key) {
+        return no_such_log();
+    }
+    match state.journal.job(job).await {
+        Ok(_) => {}
+        Err(JournalError::NoSuchJob(_)) => return no_such_log(),
+        Err(error) => {
+            tracing::error!(%job, %error, "cannot look up job for its log");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    }
+    let Ok(reader) = Arc::clone(&state.log_readers).try_acquire_owned() else {
+        let mut busy = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many job logs are being read at once; retry shortly",
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return busy;
+    };
+    let follow = Follow {
+        path: state.logs.path(job),
+        file: None,
+        offset: 0,
+        job,
+        journal: state.journal.clone(),
+        ended: false,
+        _reader: reader,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(follow, Follow::next));
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A reader that follows a job's log file until the job ends and everything is sent.
+struct Follow {
+    path: PathBuf,
+    /// Open once the file exists.
+    file: Option<tokio::fs::File>,
+    offset: u64,
+    job: JobId,
+    journal: Arc<dyn Journal>,
+    /// The job had ended when last checked: send what is left, then stop.
+    ended: bool,
+    /// This reader's place under the cap, given back when the response ends or is dropped.
+    _reader: OwnedSemaphorePermit,
+}
+
+impl Follow {
+    async fn next(mut self) -> Option<(std::io::Result<Vec<u8>>, Self)> {
+        loop {
+            match self.read_chunk().await {
+                Ok(chunk) if !chunk.is_empty() => return Some((Ok(chunk), self)),
+                Ok(_) if self.ended => return None,
+                Ok(_) => {}
+                // The body fails with it, and the stream is not polled again.
+                Err(error) => return Some((Err(error), self)),
+            }
+            // Nothing new: check (after reading, so no output written before the end is
+            // missed) whether the job is over, else wait for more.
+            self.ended = match self.journal.job(self.job).await {
+                Ok(record) => matches!(record.state, JobState::Succeeded | JobState::Failed),
+                Err(_) => true,
+            };
+            if !self.ended {
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
+            }
+        }
+    }
+
+    /// Up to [`LOG_CHUNK`] bytes written since the last read; none while the file does not
+    /// exist yet.
+    async fn read_chunk(&mut self) -> std::io::Result<Vec<u8>> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => match tokio::fs::File::open(&self.path).await {
+                Ok(mut file) => {
+                    file.seek(std::io::SeekFrom::Start(self.offset)).await?;
+                    self.file.insert(file)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            },
+        };
+        let mut chunk = Vec::with_capacity(LOG_CHUNK);
+        (&mut *file)
+            .take(LOG_CHUNK as u64)
+            .read_to_end(&mut chunk)
+            .await?;
+        self.offset += chunk.len() as u64;
+        Ok(chunk)
+    }
+}
