@@ -104,57 +104,82 @@ pub async fn run(
 /// its output in memory.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Bytes of output read at a time; the whole lines among them are written to the log at once.
+const READ_CHUNK: usize = 64 * 1024;
+
 async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, logs: JobLogs, job: JobId) {
     let Some(stream) = stream else { return };
-    let mut reader = BufReader::new(stream);
-    // Kept past the cut: room for the longest secret, so one straddling the cut is masked
-    // whole before the line is cut, never shown in part.
-    let keep = MAX_LINE + logs.longest_secret();
-    let mut line = Line::default();
+    let mut reader = BufReader::with_capacity(READ_CHUNK, stream);
+    let mut line = Line::new(&logs);
+    let mut lines = Vec::with_capacity(READ_CHUNK);
     loop {
         let chunk = match reader.fill_buf().await {
             Ok([]) | Err(_) => break,
             Ok(chunk) => chunk,
         };
-        let end = chunk.iter().position(|&b| b == b'\n');
-        let part = &chunk[..end.map_or(chunk.len(), |at| at + 1)];
-        let taken = keep.saturating_sub(line.kept.len()).min(part.len());
-        line.kept.extend_from_slice(&part[..taken]);
-        line.dropped += (part.len() - taken) as u64;
-        let read = part.len();
-        reader.consume(read);
-        if end.is_some() {
-            line.write(&logs, job).await;
+        for piece in chunk.split_inclusive(|&b| b == b'\n') {
+            line.push(piece);
+            if piece.ends_with(b"\n") {
+                line.finish(&logs, &mut lines);
+            }
         }
+        let read = chunk.len();
+        reader.consume(read);
+        write(&logs, job, &mut lines).await;
     }
     // A last line without a newline.
     if !line.kept.is_empty() {
-        line.write(&logs, job).await;
+        line.finish(&logs, &mut lines);
+        write(&logs, job, &mut lines).await;
     }
 }
 
+async fn write(logs: &JobLogs, job: JobId, lines: &mut Vec<u8>) {
+    if lines.is_empty() {
+        return;
+    }
+    if let Err(error) = logs.append(job, lines).await {
+        tracing::warn!(%job, %error, "cannot write job log");
+    }
+    lines.clear();
+}
+
 /// A line being read: its first bytes, and how many more were dropped.
-#[derive(Default)]
 struct Line {
     kept: Vec<u8>,
     dropped: u64,
+    /// Bytes kept past the cut: room for the longest secret, so one straddling the cut is
+    /// masked whole before the line is cut, never shown in part.
+    keep: usize,
 }
 
 impl Line {
-    async fn write(&mut self, logs: &JobLogs, job: JobId) {
+    fn new(logs: &JobLogs) -> Self {
+        Self {
+            kept: Vec::new(),
+            dropped: 0,
+            keep: MAX_LINE + logs.longest_secret(),
+        }
+    }
+
+    fn push(&mut self, piece: &[u8]) {
+        let taken = self.keep.saturating_sub(self.kept.len()).min(piece.len());
+        self.kept.extend_from_slice(&piece[..taken]);
+        self.dropped += (piece.len() - taken) as u64;
+    }
+
+    /// Moves the line to `out`, cut and noted if it was too long.
+    fn finish(&mut self, logs: &JobLogs, out: &mut Vec<u8>) {
         let length = self.kept.len() as u64 + self.dropped;
-        let text = if length > MAX_LINE as u64 {
+        if length > MAX_LINE as u64 {
             let mut cut = logs.mask(&self.kept);
             cut.truncate(MAX_LINE);
+            out.extend_from_slice(&cut);
             let note =
                 format!("\nswitchyard: line cut: {length} bytes, the first {MAX_LINE} kept\n");
-            cut.extend_from_slice(note.as_bytes());
-            cut
+            out.extend_from_slice(note.as_bytes());
         } else {
-            std::mem::take(&mut self.kept)
-        };
-        if let Err(error) = logs.append(job, &text).await {
-            tracing::warn!(%job, %error, "cannot write job log");
+            out.extend_from_slice(&self.kept);
         }
         self.kept.clear();
         self.dropped = 0;

@@ -7,7 +7,9 @@ mod ci; // the CI runner: statuses around a real checkout and test run, supersed
 mod deployer; // merge -> deployment -> webhook -> locked deploy with statuses
 mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0
 mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4xx
+mod hostile; // slow, silent, huge and many clients; stalled log readers; log links need their key
 mod ingress; // signed deliveries, every bad input's answer, replays, form bodies
+mod ingress_properties; // arbitrary bytes, headers and form bodies: documented answers only
 mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod operations; // health, metrics, replay, and the operator commands against a server process

@@ -1,0 +1,439 @@
+//! Tried as an attacker would, against a server process: slow, silent and stalled clients, huge
+//! unsigned bodies over HTTP/1.1 and HTTP/2, more sockets than the open-file limit, readers of a
+//! big log that never read. Each keeps the host answering, with its memory (read from /proc)
+//! under the documented bound. Timeouts are short here; the bounds asserted are generous.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use switchyard::{
+    ingress::WebhookSecret,
+    job_log::{LINK_SECRET, LogLinks},
+    journal::{JobState, Journal, SqliteJournal},
+};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+
+use crate::support::{
+    SECRET, behaviours, example, expand, library,
+    net::{free_port, wait_until_listening},
+    server::{Server, ended_jobs},
+};
+
+/// The bound README documents for the host's memory under any unsigned load, with defaults.
+const RSS_BOUND_MIB: u64 = 256;
+
+const SECRET_VARIABLE: &str = "HOSTILE_TEST_SECRET";
+
+/// A server process under attack.
+struct Target {
+    server: Server,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Target {
+    /// Starts `switchyard serve` with these `[server]` keys and plugin entries, under an
+    /// open-file limit when given.
+    async fn start(server_keys: &str, plugins: &str, open_files: Option<u32>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let target = Self {
+            server: spawn(dir.path(), port, server_keys, plugins, open_files),
+            port,
+            dir,
+        };
+        wait_until_listening(port).await;
+        target
+    }
+
+    fn restart(&mut self, server_keys: &str, plugins: &str) {
+        let _ = self.server.0.kill();
+        let _ = self.server.0.wait();
+        self.server = spawn(self.dir.path(), self.port, server_keys, plugins, None);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The host's peak resident memory so far, in MiB.
+    fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.0.id()))
+            .expect("the server is running");
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .unwrap();
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .expect("VmHWM in kB");
+        kib / 1024
+    }
+
+    fn host_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("switchyard.db")
+    }
+
+    async fn connect(&self) -> TcpStream {
+        TcpStream::connect(("127.0.0.1", self.port)).await.unwrap()
+    }
+
+    /// A signed delivery and `/healthz` are both answered, each within `limit`.
+    async fn still_answers(&self, delivery: &str, limit: Duration) {
+        let client = reqwest::Client::builder().timeout(limit).build().unwrap();
+        let health = client.get(self.url("/healthz")).send().await;
+        assert_eq!(
+            health.map(|r| r.status().as_u16()).ok(),
+            Some(200),
+            "/healthz"
+        );
+        let body = serde_json::to_vec(&example("pull_request", Some("opened"))).unwrap();
+        let answer = client
+            .post(self.url("/event_handler"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", delivery)
+            .header(
+                "x-hub-signature-256",
+                WebhookSecret::new(SECRET).sign_sha256(&body),
+            )
+            .body(body)
+            .send()
+            .await;
+        assert_eq!(
+            answer.map(|r| r.status().as_u16()).ok(),
+            Some(202),
+            "a signed delivery"
+        );
+    }
+}
+
+fn spawn(
+    dir: &Path,
+    port: u16,
+    server_keys: &str,
+    plugins: &str,
+    open_files: Option<u32>,
+) -> Server {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+         secret_env = \"{SECRET_VARIABLE}\"\n{server_keys}\n\
+         [store]\npath = \"{{dir}}/switchyard.db\"\n{plugins}"
+    );
+    let config = dir.join("config.toml");
+    std::fs::write(&config, expand(&text, dir)).unwrap();
+    // Through `sh`, whose `ulimit` sets the limit the host then lives under; `exec` keeps the
+    // pid the host's.
+    let limit = open_files.map_or(String::new(), |n| format!("ulimit -n {n} && "));
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{limit}exec \"$0\" serve --config \"$1\""))
+        .arg(env!("CARGO_BIN_EXE_switchyard"))
+        .arg(&config)
+        .env(SECRET_VARIABLE, SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("host.log")).unwrap())
+        .spawn()
+        .unwrap();
+    Server(child)
+}
+
+/// Whether the server closes `stream` within `limit`, reading and dropping whatever it sends.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut sink = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut sink)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Raises this test process's own open-file limit, for holding many sockets.
+fn raise_own_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+}
+
+#[tokio::test]
+async fn silent_and_slow_header_connections_are_closed() {
+    let target = Target::start("header_timeout_secs = 1", "", None).await;
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(target.connect().await);
+    }
+    // Headers a byte at a time, every 200 ms: whole after 20 s, far past the timeout.
+    let request = b"POST /event_handler HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: ping\r\n\r\n";
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let mut stream = target.connect().await;
+        slow.spawn(async move {
+            for byte in request {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            closed_within(&mut stream, Duration::from_secs(1)).await
+        });
+    }
+    for stream in &mut silent {
+        assert!(
+            closed_within(stream, Duration::from_secs(20)).await,
+            "a silent socket stayed open"
+        );
+    }
+    while let Some(closed) = slow.join_next().await {
+        assert!(closed.unwrap(), "a slow sender finished its headers");
+    }
+    target
+        .still_answers("after-slow", Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_cut_off() {
+    let target = Target::start("body_timeout_secs = 1", "", None).await;
+    let mut stream = target.connect().await;
+    let head = "POST /event_handler HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 20000000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[b' '; 1024]).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer));
+    assert!(read.await.is_ok(), "the stalled body was waited for");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test]
+async fn huge_unsigned_bodies_over_http1_and_http2_keep_memory_bounded() {
+    // Defaults, but for a body timeout long enough for the stall to outlast the measurement.
+    let target = Target::start("body_timeout_secs = 120", "", None).await;
+    const BODY: usize = 24 << 20;
+    let head = format!(
+        "POST /event_handler HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-GitHub-Event: push\r\nX-GitHub-Delivery: x\r\nX-Hub-Signature-256: sha256=00\r\n\
+         Content-Length: {BODY}\r\n\r\n"
+    );
+    // 40 connections each send all but the last byte of 24 MiB, then stall.
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let mut stream = target.connect().await;
+        let head = head.clone();
+        writers.spawn(async move {
+            let chunk = vec![b' '; 1 << 20];
+            let send = async {
+                stream.write_all(head.as_bytes()).await?;
+                for _ in 0..BODY / chunk.len() - 1 {
+                    stream.write_all(&chunk).await?;
+                }
+                stream.write_all(&chunk[1..]).await
+            };
+            // A refused body is answered and closed; one being read stalls.
+            let _ = tokio::time::timeout(Duration::from_secs(60), send).await;
+            stream
+        });
+    }
+    let mut stalled = Vec::new();
+    while let Some(stream) = writers.join_next().await {
+        stalled.push(stream.unwrap());
+    }
+    // While they stall, GitHub's deliveries still get in.
+    target
+        .still_answers("during-http1", Duration::from_secs(10))
+        .await;
+    let after_http1 = target.peak_rss_mib();
+
+    // One HTTP/2 connection, 40 streams of 24 MiB each.
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut streams = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let request = http2
+            .post(target.url("/event_handler"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .body(vec![b' '; BODY]);
+        streams.spawn(request.send());
+    }
+    while let Some(answer) = streams.join_next().await {
+        assert!(answer.unwrap().is_err(), "HTTP/2 was served");
+    }
+    target
+        .still_answers("after-http2", Duration::from_secs(10))
+        .await;
+    let peak = target.peak_rss_mib();
+    assert!(
+        peak < RSS_BOUND_MIB,
+        "peak RSS {peak} MiB ({after_http1} MiB after HTTP/1.1)"
+    );
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn sockets_past_the_open_file_limit_do_not_lock_github_out() {
+    raise_own_open_file_limit();
+    // Asks for more connections than 1,024 descriptors allow: the host lowers the cap.
+    let target = Target::start("max_connections = 5000", "", Some(1024)).await;
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        let connect = TcpStream::connect(("127.0.0.1", target.port));
+        match tokio::time::timeout(Duration::from_secs(10), connect).await {
+            Ok(Ok(stream)) => idle.push(stream),
+            other => panic!("connection {} was not taken: {other:?}", idle.len()),
+        }
+    }
+    target
+        .still_answers("past-the-cap", Duration::from_secs(10))
+        .await;
+    let log = target.host_log();
+    assert!(
+        log.contains("max_connections lowered to 768"),
+        "no warning about the cap: {log}"
+    );
+    assert!(!log.contains("Too many open files"), "{log}");
+    // Room was made by closing the sockets that waited longest.
+    let mut closed = 0;
+    for stream in &mut idle[..400] {
+        if closed_within(stream, Duration::from_millis(50)).await {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 300,
+        "only {closed} of the oldest idle sockets were closed"
+    );
+}
+
+/// A job writing a 50 MB log, and one printing a 300 MB line without a newline.
+fn log_writers() -> String {
+    let line = "a line of a long build log, with enough text to look like one...";
+    behaviours(
+        "big-log",
+        "",
+        &format!(
+            "behaviour = \"run\"\nscript = \"yes '{line}' | head -c 50000000\"\ntimeout_secs = 120"
+        ),
+    ) + &behaviours(
+        "long-line",
+        "",
+        "behaviour = \"run\"\nscript = \"head -c 300000000 /dev/zero | tr '\\\\0' a\"\ntimeout_secs = 120",
+    )
+}
+
+#[tokio::test]
+async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
+    let _ = library("switchyard-test-behaviours");
+    let server_keys = "max_log_readers = 40";
+    let mut target = Target::start(server_keys, &log_writers(), None).await;
+    target.still_answers("logs", Duration::from_secs(10)).await;
+    let jobs = ended_jobs(&target.store(), "logs", 2).await;
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{jobs:?}"
+    );
+    let job = |plugin: &str| jobs.iter().find(|j| j.plugin == plugin).unwrap().id;
+    let journal = SqliteJournal::open(&target.store()).unwrap();
+    let links = LogLinks::new(
+        &target.url(""),
+        &journal.host_key(LINK_SECRET).await.unwrap(),
+    );
+    let after_commands = target.peak_rss_mib();
+
+    // The 300 MB line was cut, not held.
+    let client = reqwest::Client::new();
+    let long_line = client
+        .get(links.url(job("long-line")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long_line.status(), 200);
+    let text = long_line.text().await.unwrap();
+    assert!(text.len() < 100_000, "{} bytes", text.len());
+    assert!(
+        text.contains("line cut: 300000000 bytes"),
+        "{}",
+        &text[text.len() - 100..]
+    );
+
+    // 40 readers of the 50 MB log that read nothing after their request.
+    let big = links.path(job("big-log"));
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        let mut stream = target.connect().await;
+        let request = format!("GET {big} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The 41st reader is turned away until one of them goes.
+    let busy = client.get(links.url(job("big-log"))).send().await.unwrap();
+    assert_eq!(busy.status(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let peak = target.peak_rss_mib();
+    assert!(
+        peak < RSS_BOUND_MIB,
+        "peak RSS {peak} MiB ({after_commands} MiB before the readers)"
+    );
+    drop(stalled);
+
+    // A reader that reads gets all of it, once the stalled readers' places are given back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let whole = loop {
+        let response = client.get(links.url(job("big-log"))).send().await.unwrap();
+        if response.status() == 200 {
+            break response.bytes().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readers' places were not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(whole.len(), 50_000_000);
+
+    // Without its key, or with another's, a log is not there; with it, after a restart too.
+    let big_url = links.url(job("big-log"));
+    let other_key = links.url(job("long-line"));
+    let other_key = other_key.rsplit('/').next().unwrap();
+    let (base, _) = big_url.rsplit_once('/').unwrap();
+    for wrong in [
+        format!("{base}/{other_key}"),
+        format!("{base}/"),
+        base.to_owned(),
+        format!("{base}/{}", "0".repeat(32)),
+    ] {
+        let response = client.get(&wrong).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{wrong}");
+    }
+    target.restart(server_keys, &log_writers());
+    wait_until_listening(target.port).await;
+    let after_restart = client
+        .get(links.url(job("long-line")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after_restart.status(), 200);
+}
