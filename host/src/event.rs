@@ -61,37 +61,225 @@ impl fmt::Display for EventKind {
 }
 
 /// The payload fields the host reads: `action` and `repository.full_name` route the delivery,
-/// and `sender.login` goes to plugins with them. serde skips everything else without allocating.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+/// and `sender.login` goes to plugins with them. Everything else is skipped without allocating.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PayloadFacts {
     pub action: Option<String>,
-    #[serde(default, deserialize_with = "full_name", rename = "repository")]
     pub repository: Option<String>,
-    #[serde(default, deserialize_with = "login", rename = "sender")]
     pub sender: Option<String>,
 }
 
-fn full_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct Repository {
-        full_name: Option<String>,
-    }
-    Ok(Option::<Repository>::deserialize(d)?.and_then(|r| r.full_name))
-}
-
-fn login<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct User {
-        login: Option<String>,
-    }
-    Ok(Option::<User>::deserialize(d)?.and_then(|u| u.login))
+/// Why a payload is not a delivery, in GitHub's terms: what is wrong with the body, never
+/// which Rust type failed to parse.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the payload is not UTF-8 (invalid byte at offset {0})")]
+    NotUtf8(usize),
+    #[error("the payload must be a JSON object")]
+    NotAnObject,
+    #[error("the payload is not valid JSON: {0}")]
+    Syntax(serde_json::Error),
+    #[error("invalid payload: {0}")]
+    Field(serde_json::Error),
 }
 
 impl PayloadFacts {
     /// Reads `action`, `repository.full_name` and `sender.login`, checking on the way that the
-    /// whole body is one JSON object.
-    pub fn parse(payload: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(payload)
+    /// whole body is UTF-8 and one JSON object whose known fields have GitHub's types.
+    pub fn parse(payload: &[u8]) -> Result<Self, PayloadError> {
+        // serde_json skips ignored strings without checking their UTF-8: check it all first,
+        // so no plugin is ever handed a payload it cannot read.
+        let text =
+            std::str::from_utf8(payload).map_err(|e| PayloadError::NotUtf8(e.valid_up_to()))?;
+        if !text.trim_start().starts_with('{') {
+            return Err(PayloadError::NotAnObject);
+        }
+        serde_json::from_str::<Facts>(text)
+            .map(|Facts(facts)| facts)
+            .map_err(|error| match error.classify() {
+                serde_json::error::Category::Data => PayloadError::Field(error),
+                _ => PayloadError::Syntax(error),
+            })
+    }
+}
+
+/// Deserializes [`PayloadFacts`] with errors that name the field and the type GitHub sends.
+struct Facts(PayloadFacts);
+
+impl<'de> Deserialize<'de> for Facts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FactsVisitor).map(Facts)
+    }
+}
+
+struct FactsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FactsVisitor {
+    type Value = PayloadFacts;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut facts = PayloadFacts::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "action" => facts.action = map.next_value_seed(Text("action"))?,
+                "repository" => facts.repository = map.next_value_seed(REPOSITORY)?,
+                "sender" => facts.sender = map.next_value_seed(SENDER)?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(facts)
+    }
+}
+
+/// A string field, or null: anything else is an error naming the field.
+struct Text(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Text {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Text {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\" must be a string", self.0)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.wrong())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.wrong())
+    }
+}
+
+impl Text {
+    fn wrong<E: serde::de::Error>(&self) -> E {
+        E::custom(format_args!("\"{}\" must be a string", self.0))
+    }
+}
+
+/// An object field (or null) of which one string member is read: `repository.full_name`.
+struct Member {
+    field: &'static str,
+    member: &'static str,
+    /// `field.member`, for the member's own errors.
+    path: &'static str,
+}
+
+const REPOSITORY: Member = Member {
+    field: "repository",
+    member: "full_name",
+    path: "repository.full_name",
+};
+const SENDER: Member = Member {
+    field: "sender",
+    member: "login",
+    path: "sender.login",
+};
+
+impl<'de> serde::de::DeserializeSeed<'de> for Member {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Member {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\" must be an object", self.field)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut value = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.member {
+                value = map.next_value_seed(Text(self.path))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(value)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(self.wrong())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.wrong())
+    }
+}
+
+impl Member {
+    fn wrong<E: serde::de::Error>(&self) -> E {
+        E::custom(format_args!("\"{}\" must be an object", self.field))
     }
 }
 
@@ -154,20 +342,43 @@ mod tests {
     }
 
     #[test]
-    fn malformed_payloads_are_refused() {
-        for payload in [
-            "",
-            "{",
-            "[1,2]",
-            "\"text\"",
-            r#"{"action": 3}"#,
-            r#"{"sender": "mona"}"#,
-            "{} trailing",
-        ] {
+    fn malformed_payloads_are_refused_in_githubs_terms() {
+        // (payload, the error's message starts with)
+        let cases: [(&[u8], &str); 14] = [
+            (b"", "the payload must be a JSON object"),
+            (b"{", "the payload is not valid JSON: EOF while parsing"),
+            (b"[1,2]", "the payload must be a JSON object"),
+            (b"[null]", "the payload must be a JSON object"),
+            (b"\"text\"", "the payload must be a JSON object"),
+            (b"{} trailing", "the payload is not valid JSON: trailing characters"),
+            (b"{\"action\": 3}", "invalid payload: \"action\" must be a string"),
+            (b"{\"action\": {}}", "invalid payload: \"action\" must be a string"),
+            (b"{\"sender\": \"mona\"}", "invalid payload: \"sender\" must be an object"),
+            (b"{\"repository\": [1]}", "invalid payload: \"repository\" must be an object"),
+            (b"{\"repository\": 1}", "invalid payload: \"repository\" must be an object"),
+            (
+                b"{\"repository\": {\"full_name\": 1}}",
+                "invalid payload: \"repository.full_name\" must be a string",
+            ),
+            (
+                b"{\"sender\": {\"login\": false}}",
+                "invalid payload: \"sender.login\" must be a string",
+            ),
+            (
+                b"{\"ignored\": \"caf\xc3\", \"action\": \"opened\"}",
+                "the payload is not UTF-8 (invalid byte at offset 16)",
+            ),
+        ];
+        for (payload, expected) in cases {
+            let error = PayloadFacts::parse(payload).unwrap_err().to_string();
             assert!(
-                PayloadFacts::parse(payload.as_bytes()).is_err(),
-                "{payload:?}"
+                error.starts_with(expected),
+                "{}: {error}",
+                String::from_utf8_lossy(payload)
             );
+            for rust_word in ["invalid type", "struct", "PayloadFacts", "expected a"] {
+                assert!(!error.contains(rust_word), "{error}");
+            }
         }
     }
 

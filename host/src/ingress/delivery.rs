@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339},
+    event::{Delivery, DeliveryId, EventKind, PayloadError, PayloadFacts, now_rfc3339},
 };
 
 /// GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
@@ -42,8 +42,8 @@ pub enum IngressError {
     UnsupportedContentType(String),
     #[error("form body has no `payload` field")]
     MissingFormPayload,
-    #[error("malformed JSON payload: {0}")]
-    MalformedJson(serde_json::Error),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
     #[error("internal error")]
     Internal,
 }
@@ -101,7 +101,7 @@ impl FromRequest<AppState> for VerifiedDelivery {
         let id = DeliveryId::parse(id).ok_or(IngressError::InvalidHeader("X-GitHub-Delivery"))?;
 
         let payload = payload(&headers, body)?;
-        let facts = PayloadFacts::parse(&payload).map_err(IngressError::MalformedJson)?;
+        let facts = PayloadFacts::parse(&payload)?;
         Ok(Self(Delivery {
             id,
             kind,

@@ -138,7 +138,7 @@ async fn every_bad_input_gets_its_answer_and_dispatches_nothing() {
             ],
             malformed.clone(),
             400,
-            "malformed JSON payload",
+            "the payload is not valid JSON",
         ),
         (
             "text body",
@@ -187,6 +187,54 @@ async fn every_bad_input_gets_its_answer_and_dispatches_nothing() {
                 .unwrap()
                 .is_empty()
         );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(host.events_logged().is_empty());
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn signed_bodies_of_the_wrong_shape_are_refused_naming_what_is_wrong() {
+    let host = TestHost::start(event_log_host()).await;
+    let mut wrong_types = example("pull_request", Some("opened"));
+    wrong_types["action"] = json!(1);
+    let mut repository_text = example("pull_request", Some("opened"));
+    repository_text["repository"] = json!("octo/app");
+    let mut invalid_utf8 = br#"{"action":"opened","ignored":"caf"#.to_vec();
+    invalid_utf8.extend_from_slice(b"\xc3\"}");
+    // (body, error)
+    let cases: [(Vec<u8>, &str); 6] = [
+        (
+            invalid_utf8,
+            "the payload is not UTF-8 (invalid byte at offset 33)",
+        ),
+        (b"[null]".to_vec(), "the payload must be a JSON object"),
+        (b"\"x\"".to_vec(), "the payload must be a JSON object"),
+        (b"[]".to_vec(), "the payload must be a JSON object"),
+        (
+            serde_json::to_vec(&wrong_types).unwrap(),
+            "invalid payload: \"action\" must be a string",
+        ),
+        (
+            serde_json::to_vec(&repository_text).unwrap(),
+            "invalid payload: \"repository\" must be an object",
+        ),
+    ];
+    for (n, (body, expected)) in cases.into_iter().enumerate() {
+        let delivery = format!("shape-{n}");
+        let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-github-event", "pull_request"),
+            ("x-github-delivery", delivery.as_str()),
+            ("x-hub-signature-256", signature.as_str()),
+        ];
+        let (status, answer) = host.post(&headers, body).await;
+        assert_eq!(status, 400, "{expected}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.starts_with(expected), "{error:?} is not {expected:?}");
+        let stored = host.host_state.journal.delivery(&delivery).await.unwrap();
+        assert!(stored.is_none(), "{delivery} was stored");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(host.events_logged().is_empty());
