@@ -75,6 +75,10 @@ pub enum StartError {
         "the webhook secret is not set: export {variable} (named by [server] secret_env in {config})"
     )]
     NoSecret { variable: String, config: String },
+    #[error(
+        "the webhook secret in {variable} is blank: set it to the secret configured on GitHub's webhook (a long random string)"
+    )]
+    BlankSecret { variable: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -128,14 +132,29 @@ impl Secrets {
     }
 }
 
+/// Secrets shorter than this are accepted with a warning: easy to guess by brute force.
+const SHORT_SECRET: usize = 16;
+
 /// Reads the webhook secret named by the config, or says which variable to set.
 pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
-    secret_from_env(&config.server.secret_env)
-        .map(WebhookSecret::new)
-        .ok_or_else(|| StartError::NoSecret {
-            variable: config.server.secret_env.clone(),
-            config: config.file.display().to_string(),
-        })
+    let variable = &config.server.secret_env;
+    let secret = secret_from_env(variable).ok_or_else(|| StartError::NoSecret {
+        variable: variable.clone(),
+        config: config.file.display().to_string(),
+    })?;
+    if secret.trim().is_empty() {
+        return Err(StartError::BlankSecret {
+            variable: variable.clone(),
+        });
+    }
+    if secret.len() < SHORT_SECRET {
+        tracing::warn!(
+            %variable,
+            bytes = secret.len(),
+            "the webhook secret is shorter than {SHORT_SECRET} bytes: anyone who guesses it can send deliveries; use a long random string"
+        );
+    }
+    Ok(WebhookSecret::new(secret))
 }
 
 impl Switchyard {

@@ -390,9 +390,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let server = &self.server;
-        if !server.webhook_path.starts_with('/') {
-            return Err(self.invalid("server.webhook_path", "must start with `/`"));
-        }
+        check_webhook_path(&server.webhook_path)
+            .map_err(|problem| self.invalid("server.webhook_path", problem))?;
         if let Some(url) = &server.public_url {
             check_http_url(url).map_err(|p| self.invalid("server.public_url", p))?;
         }
@@ -490,6 +489,32 @@ impl Config {
     }
 }
 
+/// The host's own paths: the webhook may not be one of them or lie under one.
+const HOST_PATHS: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/admin", "/jobs"];
+
+fn check_webhook_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err("must start with `/`".to_owned());
+    }
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/".contains(&b);
+    if !path.bytes().all(plain) || path.contains("//") {
+        return Err(format!(
+            "{path:?}: use letters, digits, `-`, `.`, `_`, `~` and single `/`"
+        ));
+    }
+    let taken = HOST_PATHS.iter().find(|own| {
+        path.strip_prefix(**own)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
+    match taken {
+        Some(own) => Err(format!(
+            "{path:?} collides with the host's own {own} (taken: {})",
+            HOST_PATHS.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_http_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
@@ -529,6 +554,34 @@ mod tests {
             config.secret_variables(),
             ["SWITCHYARD_WEBHOOK_SECRET", "GH", "CHAT_URL"]
         );
+    }
+
+    #[test]
+    fn webhook_paths_that_collide_or_are_not_plain_are_refused() {
+        let path = |p: &str| parse(&format!("[server]\nwebhook_path = \"{p}\"\n"));
+        for good in ["/event_handler", "/hooks/github", "/jobsx", "/healthzz", "/a.b~c-d_e/"] {
+            assert!(path(good).is_ok(), "{good}");
+        }
+        // (path, problem)
+        let cases = [
+            ("/admin/replay", "collides with the host's own /admin"),
+            ("/admin", "collides with the host's own /admin"),
+            ("/healthz", "collides with the host's own /healthz"),
+            ("/jobs/1/log", "collides with the host's own /jobs"),
+            ("/metrics/", "collides with the host's own /metrics"),
+            ("/{id}", "use letters, digits"),
+            ("/a*", "use letters, digits"),
+            ("/a//b", "use letters, digits"),
+            ("/a b", "use letters, digits"),
+            ("event_handler", "must start with `/`"),
+        ];
+        for (bad, problem) in cases {
+            let error = path(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("server.webhook_path") && error.contains(problem),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

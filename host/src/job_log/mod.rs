@@ -24,11 +24,12 @@ pub struct JobLogs {
 const MASK: &[u8] = b"********";
 
 impl JobLogs {
-    /// `secrets` shorter than 4 bytes are not masked: they would mask ordinary text.
+    /// Every secret is masked, however short: a short one masks ordinary text too, which is
+    /// better than showing it (the host warns about short webhook secrets at start).
     pub fn new(dir: PathBuf, secrets: impl IntoIterator<Item = String>) -> Self {
         let mut secrets: Vec<Vec<u8>> = secrets
             .into_iter()
-            .filter(|s| s.len() >= 4)
+            .filter(|s| !s.is_empty())
             .map(String::into_bytes)
             .collect();
         // Longest first, so a secret that contains another is masked whole; and each once,
@@ -126,7 +127,7 @@ mod tests {
             ),
             ("ghp_token123ghp_token123", "****************"),
             ("secret is web-secret.", "secret is ********."),
-            ("nothing to hide, ab", "nothing to hide, ab"),
+            ("short ones too: ab", "short ones too: ********"),
         ];
         for (input, expected) in cases {
             assert_eq!(

@@ -117,7 +117,9 @@ fn switchyard_check_lists_plugins_or_names_the_problem() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["check", "--config"])
             .arg(&config)
-            .env("CHECK_TEST_SECRET", "s3cret-value")
+            .env("CHECK_TEST_SECRET", "s3cret-value-long-enough")
+            .env("CHECK_TEST_BLANK", " \t")
+            .env("CHECK_TEST_SHORT", "~%^")
             .env_remove("GITHUB_TOKEN")
             .output()
             .unwrap();
@@ -142,6 +144,20 @@ fn switchyard_check_lists_plugins_or_names_the_problem() {
         "the missing token is warned about: {out}"
     );
     assert!(!out.contains("s3cret-value"), "{out}");
+    assert!(!out.contains("shorter than"), "{out}");
+
+    let (ok, out) = check("[server]\nsecret_env = \"CHECK_TEST_BLANK\"\n");
+    assert!(!ok && out.contains("CHECK_TEST_BLANK is blank"), "{out}");
+    let (ok, out) = check("[server]\nsecret_env = \"CHECK_TEST_SHORT\"\n");
+    assert!(ok && out.contains("shorter than 16 bytes"), "{out}");
+    assert!(!out.contains("~%^"), "{out}");
+    let (ok, out) = check(
+        "[server]\nsecret_env = \"CHECK_TEST_SECRET\"\nwebhook_path = \"/admin/replay\"\n",
+    );
+    assert!(
+        !ok && out.contains("server.webhook_path") && out.contains("collides"),
+        "{out}"
+    );
 
     let (ok, out) = check("[server]\nsecret_env = \"CHECK_TEST_UNSET_SECRET\"\n");
     assert!(
