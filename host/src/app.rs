@@ -256,7 +256,6 @@ impl Switchyard {
         let reloader = Arc::new(Reloader::new(
             config.clone(),
             Arc::clone(&state.plugins),
-            store_dir.join("plugin-copies"),
             metrics,
         ));
         Ok(Self {

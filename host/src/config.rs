@@ -480,6 +480,16 @@ impl Config {
         self.dir.join(&self.store.path)
     }
 
+    /// Where plugin libraries are copied to be loaded: beside the journal, so on a file system
+    /// the host writes to and may map code from (unlike a `noexec` /tmp).
+    pub fn plugin_copies_dir(&self) -> PathBuf {
+        let store = self.store_path();
+        store
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("plugin-copies")
+    }
+
     /// Base URL for links to job logs.
     pub fn public_url(&self) -> String {
         match &self.server.public_url {
@@ -559,7 +569,13 @@ mod tests {
     #[test]
     fn webhook_paths_that_collide_or_are_not_plain_are_refused() {
         let path = |p: &str| parse(&format!("[server]\nwebhook_path = \"{p}\"\n"));
-        for good in ["/event_handler", "/hooks/github", "/jobsx", "/healthzz", "/a.b~c-d_e/"] {
+        for good in [
+            "/event_handler",
+            "/hooks/github",
+            "/jobsx",
+            "/healthzz",
+            "/a.b~c-d_e/",
+        ] {
             assert!(path(good).is_ok(), "{good}");
         }
         // (path, problem)

@@ -350,12 +350,30 @@ mod tests {
             (b"[1,2]", "the payload must be a JSON object"),
             (b"[null]", "the payload must be a JSON object"),
             (b"\"text\"", "the payload must be a JSON object"),
-            (b"{} trailing", "the payload is not valid JSON: trailing characters"),
-            (b"{\"action\": 3}", "invalid payload: \"action\" must be a string"),
-            (b"{\"action\": {}}", "invalid payload: \"action\" must be a string"),
-            (b"{\"sender\": \"mona\"}", "invalid payload: \"sender\" must be an object"),
-            (b"{\"repository\": [1]}", "invalid payload: \"repository\" must be an object"),
-            (b"{\"repository\": 1}", "invalid payload: \"repository\" must be an object"),
+            (
+                b"{} trailing",
+                "the payload is not valid JSON: trailing characters",
+            ),
+            (
+                b"{\"action\": 3}",
+                "invalid payload: \"action\" must be a string",
+            ),
+            (
+                b"{\"action\": {}}",
+                "invalid payload: \"action\" must be a string",
+            ),
+            (
+                b"{\"sender\": \"mona\"}",
+                "invalid payload: \"sender\" must be an object",
+            ),
+            (
+                b"{\"repository\": [1]}",
+                "invalid payload: \"repository\" must be an object",
+            ),
+            (
+                b"{\"repository\": 1}",
+                "invalid payload: \"repository\" must be an object",
+            ),
             (
                 b"{\"repository\": {\"full_name\": 1}}",
                 "invalid payload: \"repository.full_name\" must be a string",

@@ -75,23 +75,15 @@ pub struct Reloader {
     file: PathBuf,
     running: Mutex<Config>,
     plugins: Arc<Plugins>,
-    /// Where private copies of changed libraries are made.
-    scratch: PathBuf,
     metrics: Arc<Metrics>,
 }
 
 impl Reloader {
-    pub fn new(
-        config: Config,
-        plugins: Arc<Plugins>,
-        scratch: PathBuf,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(config: Config, plugins: Arc<Plugins>, metrics: Arc<Metrics>) -> Self {
         Self {
             file: config.file.clone(),
             running: Mutex::new(config),
             plugins,
-            scratch,
             metrics,
         }
     }
@@ -115,7 +107,7 @@ impl Reloader {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let config = Config::load(&self.file)?;
         let previous = self.plugins.current();
-        let next = PluginSet::load_reusing(&config, &previous, Some(&self.scratch))?;
+        let next = PluginSet::load_reusing(&config, &previous)?;
         let mut summary = ReloadSummary {
             need_restart: restart_only_changes(&running, &config),
             ..ReloadSummary::default()

@@ -20,6 +20,8 @@ use switchyard_plugin_api::{
     wire::CreateReply,
 };
 
+use super::elf;
+
 /// Why a library was refused. Each message names the file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
@@ -50,36 +52,60 @@ pub struct PluginLibrary {
     vtable: &'static PluginVTable,
 }
 
-/// Opens a private copy of `path` made in `scratch`, and checks it like [`open`]. The dynamic
-/// loader hands back the already-mapped image for a path it has opened before, so a library
-/// rebuilt in place is only picked up through a new file. The copy is deleted once opened (the
-/// mapping stays); errors name `path`, not the copy.
+/// Opens a private copy of `path` made in `scratch`, once the file proved to be a complete
+/// shared object for this machine (see `elf`). The copy holds exactly the bytes checked, so
+/// nothing done to the operator's file afterwards (a rebuild in place, a cut copy renamed over
+/// it) reaches the mapped pages; and the dynamic loader, which hands back the image already
+/// mapped for a path it opened before, sees a new path each time. The copy is deleted once
+/// mapped (the mapping stays); errors name `path`, not the copy.
 pub fn open_copy(path: &Path, scratch: &Path) -> Result<PluginLibrary, LoadError> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COPIES: AtomicU64 = AtomicU64::new(0);
-    if !path.is_file() {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing {
+            path: path.to_owned(),
+        },
+        _ => LoadError::Open {
+            path: path.to_owned(),
+            reason: format!("cannot read it: {e}"),
+        },
+    })?;
+    if bytes.is_empty() && path.is_dir() {
         return Err(LoadError::Missing {
             path: path.to_owned(),
         });
     }
+    elf::check_shared_object(&bytes).map_err(|reason| LoadError::Open {
+        path: path.to_owned(),
+        reason,
+    })?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let n = COPIES.fetch_add(1, Ordering::Relaxed);
-    let copy = scratch.join(format!("{}-{n}-{name}", std::process::id()));
-    let copied = std::fs::create_dir_all(scratch).and_then(|()| std::fs::copy(path, &copy));
-    if let Err(e) = copied {
-        return Err(LoadError::Open {
-            path: path.to_owned(),
-            reason: format!("cannot copy it to {}: {e}", scratch.display()),
-        });
-    }
-    let opened = open(&copy);
-    let _ = std::fs::remove_file(&copy);
-    opened
+    let copy = private_copy(&bytes, scratch, &name).map_err(|e| LoadError::Open {
+        path: path.to_owned(),
+        reason: format!("cannot copy it to {}: {e}", scratch.display()),
+    })?;
+    open(copy.path())
         .map(|mut library| {
             library.path = path.to_owned();
             library
         })
         .map_err(|error| error.at(path))
+}
+
+/// Writes `bytes` to a new file of this process's own in `scratch` (created exclusively, so
+/// nothing planted there is followed), deleted when dropped.
+fn private_copy(
+    bytes: &[u8],
+    scratch: &Path,
+    name: &str,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(scratch)?;
+    let mut copy = tempfile::Builder::new()
+        .prefix(&format!("{}-", std::process::id()))
+        .suffix(&format!("-{name}"))
+        .tempfile_in(scratch)?;
+    copy.write_all(bytes)?;
+    copy.flush()?;
+    Ok(copy)
 }
 
 impl LoadError {
@@ -96,8 +122,9 @@ impl LoadError {
     }
 }
 
-/// Opens `path` and checks its header against this host.
-pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
+/// Opens `path` and checks its header against this host. Only ever given a checked private
+/// copy (see [`open_copy`]).
+fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
     let refuse = |reason: String| LoadError::Incompatible {
         path: path.to_owned(),
         reason,
@@ -109,11 +136,6 @@ pub fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
             abi::API_VERSION
         ))
     };
-    if !path.is_file() {
-        return Err(LoadError::Missing {
-            path: path.to_owned(),
-        });
-    }
     // SAFETY: loading runs the library's initialisers. This is the trust step of any plugin
     // system: the operator listed this file in the config.
     let library = unsafe { Library::new(path) }.map_err(|e| LoadError::Open {

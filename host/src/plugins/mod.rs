@@ -1,6 +1,7 @@
 //! Plugins: loading the libraries listed in the config, the ABI handshake, instance lifetimes
 //! and calling a plugin for one job. The host's unsafe code lives in `loader` and `services`.
 
+mod elf;
 mod loader;
 mod services;
 
@@ -77,17 +78,14 @@ pub struct PluginSet {
 impl PluginSet {
     /// Loads and starts every enabled plugin; the first failure is returned, naming its entry.
     pub fn load(config: &Config) -> Result<Self, PluginSetError> {
-        Self::load_reusing(config, &Self::default(), None)
+        Self::load_reusing(config, &Self::default())
     }
 
     /// Like [`Self::load`], but keeps the running instance of every plugin whose entry and
-    /// library file are unchanged in `previous`, and opens changed libraries through a private
-    /// copy in `scratch` (see `loader::open_copy`), so a library rebuilt in place is picked up.
-    pub fn load_reusing(
-        config: &Config,
-        previous: &PluginSet,
-        scratch: Option<&Path>,
-    ) -> Result<Self, PluginSetError> {
+    /// library file are unchanged in `previous`. Each library is checked and opened through a
+    /// private copy in the store's `plugin-copies` folder (see `loader::open_copy`).
+    pub fn load_reusing(config: &Config, previous: &PluginSet) -> Result<Self, PluginSetError> {
+        let scratch = config.plugin_copies_dir();
         let mut plugins = Vec::new();
         for (index, entry) in config.plugins.iter().enumerate() {
             if !entry.enabled {
@@ -108,11 +106,7 @@ impl PluginSet {
                 name: entry.name.clone(),
                 error,
             };
-            let library = match scratch {
-                Some(scratch) => loader::open_copy(&path, scratch),
-                None => loader::open(&path),
-            }
-            .map_err(failed)?;
+            let library = loader::open_copy(&path, &scratch).map_err(failed)?;
             let plugin_config = PluginConfig {
                 name: entry.name.clone(),
                 settings: serde_json::to_value(&entry.settings)

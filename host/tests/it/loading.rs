@@ -151,9 +151,8 @@ fn switchyard_check_lists_plugins_or_names_the_problem() {
     let (ok, out) = check("[server]\nsecret_env = \"CHECK_TEST_SHORT\"\n");
     assert!(ok && out.contains("shorter than 16 bytes"), "{out}");
     assert!(!out.contains("~%^"), "{out}");
-    let (ok, out) = check(
-        "[server]\nsecret_env = \"CHECK_TEST_SECRET\"\nwebhook_path = \"/admin/replay\"\n",
-    );
+    let (ok, out) =
+        check("[server]\nsecret_env = \"CHECK_TEST_SECRET\"\nwebhook_path = \"/admin/replay\"\n");
     assert!(
         !ok && out.contains("server.webhook_path") && out.contains("collides"),
         "{out}"

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bad_files; // cut or replaced plugin libraries, a full disk: refused or reported, host serving
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
 mod deployer; // merge -> deployment -> webhook -> locked deploy with statuses
 mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0
