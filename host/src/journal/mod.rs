@@ -136,6 +136,8 @@ pub enum JournalError {
     NoSuchJob(JobId),
     #[error("the system's random number generator failed: {0}")]
     Random(String),
+    #[error("the journal's folder takes no writes: {0}")]
+    Storage(String),
 }
 
 impl From<rusqlite::Error> for JournalError {
@@ -202,7 +204,8 @@ pub trait Journal: Send + Sync {
     /// The latest deliveries, newest first, with their jobs.
     async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError>;
 
-    /// Commits an empty write: proves the journal is writable (for `/readyz`).
+    /// Proves the journal takes writes as a delivery needs them (for `/readyz`): space in its
+    /// storage, and a committed write through the writer.
     async fn ping(&self) -> Result<(), JournalError>;
 
     /// The host's secret `name`: 32 random bytes made on first use and kept, so every restart

@@ -8,7 +8,7 @@
 
 use std::{
     collections::HashMap,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -81,6 +81,8 @@ type Completion = Box<dyn FnOnce(Result<(), JournalError>) + Send>;
 pub struct SqliteJournal {
     writes: mpsc::Sender<Write>,
     reads: Arc<Mutex<Connection>>,
+    /// The journal's folder, where the readiness probe checks for free space.
+    dir: PathBuf,
 }
 
 impl SqliteJournal {
@@ -121,6 +123,11 @@ impl SqliteJournal {
         Ok(Self {
             writes,
             reads: Arc::new(Mutex::new(reader)),
+            dir: path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_owned(),
         })
     }
 
@@ -221,6 +228,18 @@ fn write_batches(
             completion(committed.clone());
         }
     }
+}
+
+/// Bytes the readiness probe writes: more than a usual delivery takes in the WAL.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// Writes and syncs [`PROBE_BYTES`] to an unnamed file in `dir` (gone when closed, even after a
+/// crash): fails as a delivery would on a full or read-only file system.
+fn probe_space(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut probe = tempfile::tempfile_in(dir)?;
+    probe.write_all(&[0u8; PROBE_BYTES])?;
+    probe.sync_data()
 }
 
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
@@ -496,9 +515,20 @@ impl Journal for SqliteJournal {
     }
 
     async fn ping(&self) -> Result<(), JournalError> {
-        // Through the writer's batch: the write lock was taken (BEGIN IMMEDIATE) and committed.
+        // An empty transaction commits without writing a byte, even on a full disk. So first
+        // the space a delivery needs, in the journal's folder ...
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || probe_space(&dir))
+            .await
+            .map_err(|_| JournalError::Unavailable)?
+            .map_err(|error| JournalError::Storage(error.to_string()))?;
+        // ... then a write through the writer's batch, which puts a page in the WAL.
         self.write(|conn| {
-            conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+            conn.prepare_cached(
+                "INSERT INTO host_keys (name, value) VALUES ('readiness-probe', randomblob(16))
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([])?;
             Ok(())
         })
         .await

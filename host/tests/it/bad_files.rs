@@ -141,3 +141,74 @@ async fn cut_and_replaced_libraries_are_refused_naming_the_file_and_the_host_kee
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn readiness_fails_while_the_journals_disk_is_full_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"{SECRET_VARIABLE}\"\n\
+         [store]\npath = \"{}/switchyard.db\"\n",
+        store.display()
+    );
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    // The store on a small file system of its own, in a mount namespace of the server's: a
+    // user namespace too, so this needs no root.
+    let server = Server(
+        Command::new("unshare")
+            .args(["-rm", "sh", "-c"])
+            .arg("mount -t tmpfs -o size=4m tmpfs \"$2\" && exec \"$0\" serve --config \"$1\"")
+            .arg(env!("CARGO_BIN_EXE_switchyard"))
+            .arg(&config)
+            .arg(&store)
+            .env(SECRET_VARIABLE, SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_listening(port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let readyz = || async {
+        let response = client.get(format!("{base}/readyz")).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(readyz().await.0, 200);
+
+    // Fill the server's file system, seen through its root in /proc.
+    let filler = PathBuf::from(format!("/proc/{}/root", server.0.id()))
+        .join(store.strip_prefix("/").unwrap())
+        .join("filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+    }
+    let (status, reason) = readyz().await;
+    assert_eq!(status, 503, "{reason}");
+    assert!(reason.contains("No space left on device"), "{reason}");
+    // A delivery that needs new pages is refused, never answered 202 unsaved.
+    let mut big = example("pull_request", Some("opened"));
+    big["pull_request"]["body"] = serde_json::json!(
+        (0..200_000u32)
+            .map(|n| format!("{:x}", n.wrapping_mul(2_654_435_761)))
+            .collect::<String>()
+    );
+    let url = format!("{base}/event_handler");
+    assert_eq!(send_signed(&url, "pull_request", "full-1", &big).await, 500);
+
+    // Space comes back: ready again, with no restart, and deliveries are taken.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while readyz().await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "still not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(send_signed(&url, "pull_request", "full-2", &big).await, 202);
+    drop(server);
+}
