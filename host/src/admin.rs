@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::{
+    admin_call::AdminSignature,
     app::webhook_secret,
     config::Config,
     journal::{DeliveryRecord, Journal, JournalError, RecentFilter, SqliteJournal},
     ops::ReplayRequest,
-    send::{SendAnswer, SendError, post_signed, server_base},
+    send::{SendAnswer, SendError, post, server_base},
 };
 
 /// `switchyard deliveries`: the latest deliveries with their jobs' states, one block each.
@@ -77,7 +78,10 @@ pub async fn plugins(config: &Config) -> Result<SendAnswer, SendError> {
 async fn admin_call(config: &Config, path: &str, body: Vec<u8>) -> Result<SendAnswer, SendError> {
     let secret = webhook_secret(config)?;
     let url = format!("{}{path}", server_base(config));
-    post_signed(&secret, &url, &[], body).await
+    let signature = AdminSignature::sign(&secret, path, &body);
+    let headers = signature.headers();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    post(&url, &headers, body).await
 }
 
 /// The server's `/admin/plugins` answer as lines, disabled entries of the config included.

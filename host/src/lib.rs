@@ -4,6 +4,7 @@
 //! `job_log` as the services plugins call back into.
 
 pub mod admin;
+pub mod admin_call;
 pub mod app;
 pub mod checkout;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Operations endpoints: health (`/healthz`, `/readyz`), Prometheus metrics (`/metrics`), the
 //! webhook answer counter, and the admin calls behind `switchyard replay` and `switchyard
-//! plugins`. Admin calls are POSTs whose JSON body is signed with the webhook secret, exactly
-//! like a webhook (`X-Hub-Signature-256`), so they need no other credential.
+//! plugins`. Admin calls are POSTs signed with the webhook secret, as `admin_call` describes,
+//! so they need no other credential.
 
 use std::sync::Arc;
 
@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
+    admin_call::{AdminCallError, AdminSignature, unix_now},
     app::AppState,
-    ingress::{BodyError, SignatureHeaders, error_response, verify},
+    ingress::{BodyError, error_response},
     journal::Appended,
     router,
 };
@@ -173,26 +174,40 @@ impl IntoResponse for Refused {
     }
 }
 
-/// Reads an admin call's body within the ingress bounds, checks its signature, then parses it.
+/// Reads an admin call's body within the ingress bounds, checks its signature (see
+/// `admin_call`) and claims its nonce, then parses it.
 async fn admin_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     request: Request,
 ) -> Result<T, Refused> {
+    let path = request.uri().path().to_owned();
     let (parts, body) = state
         .ingress
         .bodies
         .read(request, MAX_ADMIN_BODY)
         .await
         .map_err(Refused::Body)?;
-    let signature = SignatureHeaders {
-        sha256: parts
-            .headers
-            .get("x-hub-signature-256")
-            .and_then(|v| v.to_str().ok()),
-        sha1: None,
+    let unauthorized = |error: AdminCallError| {
+        tracing::warn!(%path, %error, "admin call refused");
+        Refused::Other(StatusCode::UNAUTHORIZED, error.to_string())
     };
-    verify(&state.ingress.secret, signature, &body.bytes, false)
-        .map_err(|error| Refused::Other(StatusCode::UNAUTHORIZED, error.to_string()))?;
+    let now = unix_now();
+    let signed = AdminSignature::verify(
+        &state.ingress.secret,
+        &path,
+        &parts.headers,
+        &body.bytes,
+        now,
+    )
+    .map_err(unauthorized)?;
+    let claimed = state
+        .journal
+        .claim_nonce(&signed.nonce, signed.remember_until(), now)
+        .await
+        .map_err(|error| Refused::Other(StatusCode::SERVICE_UNAVAILABLE, error.to_string()))?;
+    if !claimed {
+        return Err(unauthorized(AdminCallError::Replayed));
+    }
     serde_json::from_slice(&body.bytes).map_err(|error| {
         Refused::Other(StatusCode::BAD_REQUEST, format!("malformed body: {error}"))
     })

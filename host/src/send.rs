@@ -7,7 +7,6 @@ use crate::{
     app::{StartError, webhook_secret},
     config::Config,
     event::EventKind,
-    ingress::WebhookSecret,
 };
 
 /// One delivery to send.
@@ -66,11 +65,13 @@ pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, S
     let delivery = request
         .delivery
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let signature = secret.sign_sha256(&body);
     let headers = [
         ("X-GitHub-Event", request.event.as_str()),
         ("X-GitHub-Delivery", delivery.as_str()),
+        ("X-Hub-Signature-256", signature.as_str()),
     ];
-    post_signed(&secret, &url, &headers, body).await
+    post(&url, &headers, body).await
 }
 
 /// `http://{listen}` of the server this config runs, for commands that talk to it.
@@ -82,9 +83,8 @@ pub fn server_base(config: &Config) -> String {
     format!("http://{addr}")
 }
 
-/// POSTs a JSON body signed with the webhook secret, as GitHub signs deliveries.
-pub async fn post_signed(
-    secret: &WebhookSecret,
+/// POSTs a JSON body with these (signature) headers to the server.
+pub async fn post(
     url: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
@@ -95,8 +95,7 @@ pub async fn post_signed(
         .header(
             "User-Agent",
             concat!("switchyard-send/", env!("CARGO_PKG_VERSION")),
-        )
-        .header("X-Hub-Signature-256", secret.sign_sha256(&body));
+        );
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -212,6 +212,10 @@ pub trait Journal: Send + Sync {
     /// (and every host sharing the journal) uses the same one.
     async fn host_key(&self, name: &str) -> Result<Vec<u8>, JournalError>;
 
+    /// Records the nonce of a signed admin call, to be remembered until `until` (seconds since
+    /// the epoch); forgets those expired by `now`. Returns false when it was seen before.
+    async fn claim_nonce(&self, nonce: &str, until: u64, now: u64) -> Result<bool, JournalError>;
+
     /// Takes the lock `name` for `job` if it is free or already `job`'s. Returns whether `job`
     /// holds it. A job's locks are released when its attempt ends (see `end_attempt`).
     async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError>;

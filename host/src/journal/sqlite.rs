@@ -67,6 +67,11 @@ CREATE TABLE host_keys (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL
 );
+-- Nonces of signed admin calls seen, kept until their timestamps are too old to be accepted.
+CREATE TABLE admin_nonces (
+    nonce      TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -551,6 +556,22 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn claim_nonce(&self, nonce: &str, until: u64, now: u64) -> Result<bool, JournalError> {
+        let nonce = nonce.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM admin_nonces WHERE expires_at < ?1")?
+                .execute([now as i64])?;
+            let claimed = conn
+                .prepare_cached(
+                    "INSERT INTO admin_nonces (nonce, expires_at) VALUES (?1, ?2)
+                     ON CONFLICT (nonce) DO NOTHING",
+                )?
+                .execute(params![nonce, until as i64])?;
+            Ok(claimed == 1)
+        })
+        .await
+    }
+
     async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
         let name = name.to_owned();
         self.write(move |conn| {
@@ -670,6 +691,21 @@ mod tests {
             Appended::New(jobs) => jobs,
             Appended::Duplicate => panic!("{id} must be new"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_nonce_is_claimed_once_until_it_expires_even_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = SqliteJournal::open(&path).unwrap();
+        assert!(journal.claim_nonce("n-1", 160, 100).await.unwrap());
+        assert!(!journal.claim_nonce("n-1", 160, 100).await.unwrap());
+        assert!(journal.claim_nonce("n-2", 160, 100).await.unwrap());
+        drop(journal);
+        let reopened = SqliteJournal::open(&path).unwrap();
+        assert!(!reopened.claim_nonce("n-1", 170, 110).await.unwrap());
+        // Past its expiry it is forgotten (the timestamp check refuses such a call by then).
+        assert!(reopened.claim_nonce("n-1", 261, 201).await.unwrap());
     }
 
     #[tokio::test]

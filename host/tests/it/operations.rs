@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use serde_json::json;
-use switchyard::{ingress::WebhookSecret, journal::JobState};
+use switchyard::{admin_call::AdminSignature, ingress::WebhookSecret, journal::JobState};
 
 use crate::support::{
     EVENT_LOG, HostSpec, SECRET, TOKEN, TestHost, behaviours, example, expand,
@@ -138,20 +138,31 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     host.stop().await;
 }
 
-async fn admin(host: &TestHost, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+/// A signed admin call, as `switchyard replay` makes it: its body and headers, to send again.
+fn admin_request(path: &str, body: serde_json::Value) -> (Vec<u8>, [(&'static str, String); 3]) {
     let body = serde_json::to_vec(&body).unwrap();
-    let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", host.base))
-        .header("x-hub-signature-256", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let signature = AdminSignature::sign(&WebhookSecret::new(SECRET), path, &body);
+    (body, signature.headers())
+}
+
+async fn post_admin(
+    base: &str,
+    path: &str,
+    (body, headers): &(Vec<u8>, [(&'static str, String); 3]),
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().post(format!("{base}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.body(body.clone()).send().await.unwrap();
     (
         response.status().as_u16(),
         response.json().await.unwrap_or_default(),
     )
+}
+
+async fn admin(host: &TestHost, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    post_admin(&host.base, path, &admin_request(path, body)).await
 }
 
 #[tokio::test]
@@ -264,4 +275,64 @@ async fn the_operator_commands_work_against_a_running_server() {
         "{plugins}"
     );
     assert!(plugins.contains("ci  disabled"), "{plugins}");
+}
+
+#[tokio::test]
+async fn a_captured_admin_call_is_refused_again_even_after_a_restart_and_webhooks_never_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"TEST_WEBHOOK_SECRET\"\n\
+         [store]\npath = \"{{dir}}/switchyard.db\"\n{EVENT_LOG}"
+    );
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, expand(&text, dir.path())).unwrap();
+    let env = [("TEST_WEBHOOK_SECRET", SECRET)];
+    let server = spawn_server(&config, &env, None);
+    wait_until_listening(port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let payload = example("pull_request", Some("opened"));
+    let url = format!("{base}/event_handler");
+    assert_eq!(
+        send_signed(&url, "pull_request", "cap-1", &payload).await,
+        202
+    );
+    let store = dir.path().join("switchyard.db");
+    ended_jobs(&store, "cap-1", 1).await;
+
+    // Captured on the way and sent again: the first is run, the copy is refused.
+    let captured = admin_request("/admin/replay", json!({"delivery": "cap-1"}));
+    assert_eq!(post_admin(&base, "/admin/replay", &captured).await.0, 202);
+    let (status, answer) = post_admin(&base, "/admin/replay", &captured).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("made before"),
+        "{answer}"
+    );
+    // Sent to the other admin route: its signature covers the path.
+    assert_eq!(post_admin(&base, "/admin/plugins", &captured).await.0, 401);
+
+    // A webhook body, signed as GitHub signs it, is no admin call.
+    let webhook = serde_json::to_vec(&json!({"delivery": "cap-1"})).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/admin/plugins"))
+        .header(
+            "x-hub-signature-256",
+            WebhookSecret::new(SECRET).sign_sha256(&webhook),
+        )
+        .body(webhook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // After a restart the nonce is still known.
+    drop(server);
+    let _server = spawn_server(&config, &env, None);
+    wait_until_listening(port).await;
+    assert_eq!(post_admin(&base, "/admin/replay", &captured).await.0, 401);
+    let fresh = admin_request("/admin/replay", json!({"delivery": "cap-1"}));
+    assert_eq!(post_admin(&base, "/admin/replay", &fresh).await.0, 202);
+    // One delivery, its job, and the two replays that were accepted: nothing more ran.
+    assert_eq!(ended_jobs(&store, "cap-1", 3).await.len(), 3);
 }
