@@ -22,6 +22,7 @@ use crate::{
     outbound::{RetryPolicy, WebhookClient},
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     reload::Reloader,
+    retention::Retention,
     server::{self, ServerLimits},
     workers::{WorkerDeps, Workers},
 };
@@ -265,6 +266,16 @@ impl Switchyard {
         })
     }
 
+    /// Retention of this host's journal and logs, per `[store] keep_days`.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            journal: Arc::clone(&self.state.journal),
+            logs: self.state.logs.clone(),
+            metrics: Arc::clone(&self.state.metrics),
+            keep_days: self.config.store.keep_days,
+        }
+    }
+
     pub fn router(&self) -> Router {
         app(self.state.clone(), &self.config.server.webhook_path)
     }
@@ -277,6 +288,7 @@ impl Switchyard {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let watching = tokio::spawn(Arc::clone(&self.reloader).watch());
+        let pruning = tokio::spawn(self.retention().run());
         let settings = &self.config.server;
         let limits = ServerLimits {
             max_connections: settings.max_connections,
@@ -286,6 +298,7 @@ impl Switchyard {
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
         server::serve(listener, self.router(), limits, shutdown, grace).await;
         watching.abort();
+        pruning.abort();
         tracing::info!(
             jobs = self.state.workers.running(),
             grace_secs = grace.as_secs(),

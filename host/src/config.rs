@@ -135,6 +135,9 @@ pub struct StoreConfig {
     /// SQLite journal file; job logs go in a `logs` folder beside it.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// Days finished jobs, their logs and deliveries are kept; delivery ids at least 7.
+    #[serde(default = "default_keep_days")]
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +287,9 @@ fn default_github_max_wait_secs() -> u64 {
 fn default_store_path() -> PathBuf {
     PathBuf::from("switchyard.db")
 }
+fn default_keep_days() -> u32 {
+    30
+}
 fn default_concurrency() -> usize {
     16
 }
@@ -322,6 +328,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: default_store_path(),
+            keep_days: default_keep_days(),
         }
     }
 }
@@ -423,6 +430,9 @@ impl Config {
                 "server.body_budget_mib",
                 format!("must be at least {MAX_BODY_MIB}: GitHub's largest payloads are 25 MB"),
             ));
+        }
+        if self.store.keep_days == 0 {
+            return Err(self.invalid("store.keep_days", "must be at least 1"));
         }
         if self.workers.concurrency == 0 {
             return Err(self.invalid("workers.concurrency", "must be at least 1"));

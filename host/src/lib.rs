@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod plugins;
 pub mod process;
 pub mod reload;
+pub mod retention;
 pub mod router;
 pub mod send;
 pub mod server;

@@ -77,6 +77,13 @@ enum Command {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
     },
+    /// Copy the journal to PATH, consistently, while the server runs.
+    Backup {
+        #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+        /// Where to write the copy (replaced if it exists).
+        path: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -178,6 +185,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let body = serde_json::from_str(&answer.body).unwrap_or_default();
             print!("{}", admin::format_plugins(&config, &body));
+        }
+        Command::Backup { config, path } => {
+            let config = Config::load(&config)?;
+            let store = config.store_path();
+            switchyard::journal::backup(&store, &path)
+                .with_context(|| format!("cannot back up {}", store.display()))?;
+            println!("{} backed up to {}", store.display(), path.display());
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub outbound_retries: IntCounterVec,
     pub reloads: IntCounter,
     pub reload_failures: IntCounter,
+    /// Rows and files removed by retention, by kind: jobs, logs, deliveries.
+    pub pruned: IntCounterVec,
 }
 
 impl Metrics {
@@ -107,6 +109,14 @@ impl Metrics {
                 counter(
                     "switchyard_reload_failures_total",
                     "Config reloads refused (the previous config kept running)",
+                ),
+            ),
+            pruned: register(
+                &registry,
+                counters(
+                    "switchyard_pruned_total",
+                    "Finished jobs, their logs and deliveries removed by retention, by kind",
+                    &["kind"],
                 ),
             ),
             registry,

@@ -70,6 +70,18 @@ impl JobLogs {
         file.flush().await
     }
 
+    /// Deletes a job's log file; returns whether there was one.
+    pub async fn remove(&self, job: JobId) -> bool {
+        match tokio::fs::remove_file(self.path(job)).await {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(error) => {
+                tracing::warn!(%job, %error, "cannot remove a job log");
+                false
+            }
+        }
+    }
+
     /// Replaces every occurrence of a secret with `********`.
     pub fn mask(&self, text: &[u8]) -> Vec<u8> {
         let mut text = text.to_vec();

@@ -7,7 +7,7 @@ mod sqlite;
 
 use std::{fmt, sync::Arc};
 
-pub use sqlite::SqliteJournal;
+pub use sqlite::{SqliteJournal, backup};
 
 use crate::event::Delivery;
 
@@ -211,6 +211,22 @@ pub trait Journal: Send + Sync {
     /// The host's secret `name`: 32 random bytes made on first use and kept, so every restart
     /// (and every host sharing the journal) uses the same one.
     async fn host_key(&self, name: &str) -> Result<Vec<u8>, JournalError>;
+
+    /// Deletes up to `limit` finished jobs that ended before `ended_before` (RFC 3339), with any
+    /// lock rows left behind, and returns their ids: their log files are the caller's.
+    async fn prune_jobs(
+        &self,
+        ended_before: &str,
+        limit: usize,
+    ) -> Result<Vec<JobId>, JournalError>;
+
+    /// Deletes up to `limit` deliveries received before `received_before` (RFC 3339) that have
+    /// no jobs left, and returns how many.
+    async fn prune_deliveries(
+        &self,
+        received_before: &str,
+        limit: usize,
+    ) -> Result<usize, JournalError>;
 
     /// Records the nonce of a signed admin call, to be remembered until `until` (seconds since
     /// the epoch); forgets those expired by `now`. Returns false when it was seen before.

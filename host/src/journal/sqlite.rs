@@ -235,6 +235,38 @@ fn write_batches(
     }
 }
 
+/// Copies the journal at `store` to `to` while it may be in use, as one consistent snapshot
+/// (SQLite's online backup API, in one step: under WAL the writer goes on meanwhile). The copy
+/// is written beside `to` and renamed over it, so `to` is never a half-written file.
+pub fn backup(store: &Path, to: &Path) -> Result<(), JournalError> {
+    let open_error = |e: &dyn std::fmt::Display| JournalError::Open {
+        path: store.display().to_string(),
+        message: e.to_string(),
+    };
+    if !store.is_file() {
+        return Err(open_error(&"no journal there"));
+    }
+    let source = Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| open_error(&e))?;
+    source
+        .execute_batch("PRAGMA busy_timeout = 5000;")
+        .map_err(|e| open_error(&e))?;
+    let partial = to.with_file_name(format!(
+        ".{}.partial",
+        to.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&partial);
+    let mut copy = Connection::open(&partial)?;
+    {
+        let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
+        backup.step(-1)?;
+    }
+    // The copy is a single file, with no WAL of its own to carry along.
+    copy.execute_batch("PRAGMA journal_mode = DELETE;")?;
+    drop(copy);
+    std::fs::rename(&partial, to).map_err(|e| JournalError::Storage(e.to_string()))
+}
+
 /// Bytes the readiness probe writes: more than a usual delivery takes in the WAL.
 const PROBE_BYTES: usize = 64 * 1024;
 
@@ -552,6 +584,85 @@ impl Journal for SqliteJournal {
                 .prepare_cached("SELECT value FROM host_keys WHERE name = ?1")?
                 .query_row(params![name], |row| row.get(0))?;
             Ok(kept)
+        })
+        .await
+    }
+
+    async fn prune_jobs(
+        &self,
+        ended_before: &str,
+        limit: usize,
+    ) -> Result<Vec<JobId>, JournalError> {
+        // Found on the reader, so the writer (and ingress behind it) never waits on the scan;
+        // the delete re-checks that each job is still finished.
+        let before = ended_before.to_owned();
+        let found: Vec<i64> = self
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT id FROM jobs WHERE state IN ('succeeded', 'failed') AND finished_at < ?1
+                     ORDER BY id LIMIT ?2",
+                )?;
+                let ids = statement
+                    .query_map(params![before, limit as i64], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(ids)
+            })
+            .await?;
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |conn| {
+            all_or_nothing(conn, || {
+                let mut pruned = Vec::with_capacity(found.len());
+                let mut locks = conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?;
+                let mut delete = conn.prepare_cached(
+                    "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed')",
+                )?;
+                for id in found {
+                    locks.execute([id])?;
+                    if delete.execute([id])? == 1 {
+                        pruned.push(JobId(id));
+                    }
+                }
+                Ok(pruned)
+            })
+        })
+        .await
+    }
+
+    async fn prune_deliveries(
+        &self,
+        received_before: &str,
+        limit: usize,
+    ) -> Result<usize, JournalError> {
+        let before = received_before.to_owned();
+        let found: Vec<i64> = self
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT d.seq FROM deliveries d WHERE d.received_at < ?1
+                     AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq)
+                     ORDER BY d.seq LIMIT ?2",
+                )?;
+                let seqs = statement
+                    .query_map(params![before, limit as i64], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(seqs)
+            })
+            .await?;
+        if found.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |conn| {
+            // A delivery replayed since it was found has jobs again: it stays.
+            let mut delete = conn.prepare_cached(
+                "DELETE FROM deliveries WHERE seq = ?1
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = ?1)",
+            )?;
+            let mut pruned = 0;
+            for seq in found {
+                pruned += delete.execute([seq])?;
+            }
+            Ok(pruned)
         })
         .await
     }

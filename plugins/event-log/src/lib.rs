@@ -2,14 +2,11 @@
 //! delivery the host dispatched to it. It is also the smallest complete plugin to copy from.
 
 mod record;
+mod rotate;
 
-use std::{
-    fs::{File, OpenOptions},
-    io::Write as _,
-    path::PathBuf,
-    sync::Mutex,
-};
+use std::{path::PathBuf, sync::Mutex};
 
+use rotate::RotatingFile;
 use serde::Deserialize;
 use switchyard_plugin_api::prelude::*;
 
@@ -20,16 +17,23 @@ struct Settings {
     /// File to append to, relative to the config file's folder. Created when missing.
     #[serde(default = "default_path")]
     path: PathBuf,
+    /// MiB past which the file is renamed to `PATH.1` and a new one started; 0: never.
+    #[serde(default = "default_rotate_mib")]
+    rotate_mib: u64,
 }
 
 fn default_path() -> PathBuf {
     PathBuf::from("events.jsonl")
 }
 
+fn default_rotate_mib() -> u64 {
+    100
+}
+
 struct EventLog {
     // One short `write_all` per line on an O_APPEND file: cheaper than a blocking-pool hop, and
     // the lock keeps concurrent jobs' lines whole.
-    file: Mutex<File>,
+    file: Mutex<RotatingFile>,
 }
 
 impl EventLog {
@@ -40,10 +44,8 @@ impl EventLog {
             std::fs::create_dir_all(dir)
                 .map_err(|e| PluginError::fatal(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let limit = (settings.rotate_mib > 0).then_some(settings.rotate_mib << 20);
+        let file = RotatingFile::open(path.clone(), limit)
             .map_err(|e| PluginError::fatal(format!("cannot open {}: {e}", path.display())))?;
         Ok(Self {
             file: Mutex::new(file),
@@ -63,7 +65,7 @@ impl Plugin for EventLog {
             .file
             .lock()
             .map_err(|_| PluginError::fatal("event log file lock poisoned"))?;
-        file.write_all(line.as_bytes())
+        file.append(line.as_bytes())
             .map_err(|e| PluginError::retryable(format!("cannot append to the event log: {e}")))?;
         Ok(Outcome::Done)
     }

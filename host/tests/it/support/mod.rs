@@ -100,6 +100,8 @@ pub struct HostSpec {
     pub github: String,
     /// Extra `[workers]` keys.
     pub workers: String,
+    /// Extra `[store]` keys.
+    pub store: String,
 }
 
 /// A running host on a free loopback port.
@@ -132,12 +134,13 @@ impl TestHost {
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{server}\n\
              [github]\napi_url = \"{github}\"\nbackoff_ms = 10\n{github_extra}\n\
-             [store]\npath = \"{{dir}}/switchyard.db\"\n\
+             [store]\npath = \"{{dir}}/switchyard.db\"\n{store}\n\
              [workers]\nretry_backoff_ms = 10\n{workers}\n\n{plugins}",
             server = spec.server,
             github = spec.github_url.as_deref().unwrap_or("http://127.0.0.1:9"),
             github_extra = spec.github,
             workers = spec.workers,
+            store = spec.store,
             plugins = spec.plugins,
         );
         let text = expand(&text, dir.path());
