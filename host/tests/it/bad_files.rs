@@ -133,13 +133,19 @@ async fn cut_and_replaced_libraries_are_refused_naming_the_file_and_the_host_kee
     // A start on the bad file is refused with the file named, and exits non-zero.
     server.0.kill().unwrap();
     server.0.wait().unwrap();
-    let start = switchyard(&["serve"], &config).output().unwrap();
-    let printed = String::from_utf8_lossy(&start.stderr);
-    assert!(!start.status.success(), "{printed}");
-    assert!(
-        printed.contains("libinstalled.so: cannot load"),
-        "{printed}"
-    );
+    for (bad, reason) in [
+        (&b"this is not a library\n"[..], "not a 64-bit ELF"),
+        (&whole[..4096], "truncated"),
+    ] {
+        std::fs::write(&installed, bad).unwrap();
+        let start = switchyard(&["serve"], &config).output().unwrap();
+        let printed = String::from_utf8_lossy(&start.stderr);
+        assert!(!start.status.success(), "{printed}");
+        assert!(
+            printed.contains("libinstalled.so: cannot load") && printed.contains(reason),
+            "{printed}"
+        );
+    }
 }
 
 #[tokio::test]
