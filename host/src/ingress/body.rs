@@ -1,7 +1,8 @@
-//! Reading a request body within bounds, before anything is known about who sent it: a cap
-//! per body (checked against `Content-Length` before a byte is read), a time limit, and a
-//! budget of body bytes across all requests being read at once. Whoever connects can make the
-//! host hold at most the budget in bodies, however many connections they open.
+//! Reading a request body within bounds, before anything is known about who sent it: a declared
+//! length (GitHub always sends `Content-Length`; a body of unknown length is refused, so no
+//! buffer ever grows), a cap per body checked before a byte is read, a time limit, and a budget
+//! of body bytes across all requests being read at once. Whoever connects can make the host
+//! hold at most the budget in bodies, however many connections they open.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,6 +16,7 @@ use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error_response;
+use crate::server::Connection;
 
 /// Seconds a client refused for lack of budget is asked to wait.
 const RETRY_AFTER_SECS: u64 = 1;
@@ -45,6 +47,8 @@ pub enum BodyError {
     TimedOut(Duration),
     #[error("invalid Content-Length header")]
     BadLength,
+    #[error("a body needs a Content-Length header")]
+    NoLength,
     #[error("could not read the body: {0}")]
     Unreadable(String),
 }
@@ -55,6 +59,7 @@ impl BodyError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::NoLength => StatusCode::LENGTH_REQUIRED,
             Self::BadLength | Self::Unreadable(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -91,55 +96,39 @@ impl BodyLimits {
         self.budget_bytes
     }
 
-    /// Reads `request`'s body, at most `max` bytes. A declared length over `max` is refused
-    /// before reading; the budget is taken for the declared length up front (or as chunks
-    /// arrive, without one), and a body that would go past it is refused at once rather than
-    /// waited for: waiting would let stalled clients queue up behind each other.
+    /// Reads `request`'s body, at most `max` bytes. Its length must be known (declared, or an
+    /// in-process body's own); over `max` it is refused before reading. The budget is taken for
+    /// the whole length up front, and a body that would go past it is refused at once rather
+    /// than waited for: waiting would let stalled clients queue up behind each other. While
+    /// the body arrives, its connection may be evicted to make room for others.
     pub async fn read(&self, request: Request, max: usize) -> Result<(Parts, ReadBody), BodyError> {
         let (parts, body) = request.into_parts();
-        let declared = declared_length(&parts.headers)?;
-        if declared.is_some_and(|length| length > max as u64) {
+        let length = match declared_length(&parts.headers)? {
+            Some(length) => length,
+            None => http_body::Body::size_hint(&body)
+                .exact()
+                .ok_or(BodyError::NoLength)?,
+        };
+        if length > max as u64 {
             return Err(BodyError::TooLarge { max });
         }
-        let declared = declared.unwrap_or(0) as usize;
-        let budget = self.take(declared)?;
-        let read = tokio::time::timeout(self.timeout, self.collect(body, max, declared, budget));
-        let body = read
+        let length = length as usize;
+        let budget = self.take(length)?;
+        let _reading = parts
+            .extensions
+            .get::<Connection>()
+            .map(Connection::reading_body);
+        let read = tokio::time::timeout(self.timeout, collect(body, length));
+        let bytes = read
             .await
             .map_err(|_| BodyError::TimedOut(self.timeout))??;
-        Ok((parts, body))
-    }
-
-    async fn collect(
-        &self,
-        mut body: Body,
-        max: usize,
-        declared: usize,
-        mut budget: OwnedSemaphorePermit,
-    ) -> Result<ReadBody, BodyError> {
-        // The budget covers the buffer's capacity, not just what arrived: growing a buffer
-        // takes more of it first.
-        let mut buffer = Vec::with_capacity(declared);
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|error| BodyError::Unreadable(error.to_string()))?;
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers
-            };
-            let needed = buffer.len() + data.len();
-            if needed > max {
-                return Err(BodyError::TooLarge { max });
-            }
-            if needed > budget.num_permits() {
-                let grown = needed.max(2 * budget.num_permits()).min(max);
-                budget.merge(self.take(grown - budget.num_permits())?);
-                buffer.reserve_exact(grown - buffer.len());
-            }
-            buffer.extend_from_slice(&data);
-        }
-        Ok(ReadBody {
-            bytes: Bytes::from(buffer),
-            _budget: budget,
-        })
+        Ok((
+            parts,
+            ReadBody {
+                bytes,
+                _budget: budget,
+            },
+        ))
     }
 
     fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, BodyError> {
@@ -157,6 +146,25 @@ fn in_units(max: usize) -> String {
         m if m >= 1 << 10 && m % (1 << 10) == 0 => format!("{} KiB", m >> 10),
         m => format!("{m} bytes"),
     }
+}
+
+/// Reads a body of `length` bytes into one buffer of exactly that size.
+async fn collect(mut body: Body, length: usize) -> Result<Bytes, BodyError> {
+    let mut buffer = Vec::with_capacity(length);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| BodyError::Unreadable(error.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        // hyper holds a body to its Content-Length; an in-process body could lie.
+        if buffer.len() + data.len() > length {
+            return Err(BodyError::Unreadable(
+                "longer than its declared length".into(),
+            ));
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(buffer))
 }
 
 fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, BodyError> {
@@ -196,12 +204,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(body.bytes, "hello");
-        // Without a declared length, in chunks that grow the buffer.
+        // Declared, and sent in chunks.
         let (_, body) = limits
-            .read(request(None, chunked(10, 1000)), 20_000)
+            .read(request(Some("10000"), chunked(10, 1000)), 20_000)
             .await
             .unwrap();
         assert_eq!(body.bytes.len(), 10_000);
+        // In process, a body knows its own length.
+        let (_, body) = limits
+            .read(request(None, Body::from(vec![0; 300])), 20_000)
+            .await
+            .unwrap();
+        assert_eq!(body.bytes.len(), 300);
     }
 
     #[tokio::test]
@@ -210,9 +224,10 @@ mod tests {
         // (declared length, body, max, expected status)
         let cases = [
             (Some("101"), Body::from("x"), 100, 413),
-            (None, chunked(3, 50), 100, 413),
+            (None, Body::from(vec![0; 101]), 100, 413),
             (Some("20000"), Body::empty(), 50_000, 503),
-            (None, chunked(30, 1000), 50_000, 503),
+            (None, chunked(3, 50), 100, 411),
+            (Some("10"), chunked(3, 50), 100, 400),
             (Some("ten"), Body::empty(), 100, 400),
             (Some("-1"), Body::empty(), 100, 400),
         ];

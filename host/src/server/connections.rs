@@ -1,24 +1,29 @@
 //! The open connections, for the cap on how many are served at once. At the cap, room is made
-//! by closing the connection that has waited longest without a request in flight: a silent or
-//! slow client loses its place to a new one, while a request being answered is never cut off.
+//! by closing the connection that has kept the host waiting longest: waiting for a request's
+//! headers (a silent or slow-header client, or an idle keep-alive one) or for a request's body
+//! (a slow-body client; GitHub sends a delivery at once). A request whose body is in and is
+//! being answered is never cut off, and a connection that just arrived is the last to go, so a
+//! flood of new sockets pushes out the older ones, not GitHub's.
 
 use std::{
     collections::BTreeMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
+    time::Instant,
 };
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Every open connection, oldest first.
-#[derive(Default)]
 pub(super) struct Connections {
     open: Mutex<Registry>,
     /// Woken each time a connection closes.
     closed: Notify,
+    /// Where body-reading times are counted from.
+    epoch: Instant,
 }
 
 #[derive(Default)]
@@ -28,11 +33,14 @@ struct Registry {
 }
 
 /// One connection's entry.
-#[derive(Default)]
 pub(super) struct Slot {
-    /// Requests being answered, their response bodies included.
-    in_flight: AtomicUsize,
-    /// Asks the connection to finish what it is answering and close.
+    /// Since when (nanoseconds after the registry's epoch, plus one) the host has been waiting
+    /// on this client, for a request or for its body; 0 while a request is being answered.
+    waiting_since: AtomicU64,
+    epoch: Instant,
+    /// Closes the connection at once: it was evicted to make room.
+    pub evict: CancellationToken,
+    /// Asks the connection to finish what it is answering and close: the server is stopping.
     pub close: CancellationToken,
 }
 
@@ -46,9 +54,32 @@ pub(super) struct Registered {
 /// Marks a request in flight on its connection until dropped (with the response body).
 pub(super) struct InFlight(Arc<Slot>);
 
+/// The connection a request came on, put in the request's extensions so that reading a body
+/// can mark it (see [`Connection::reading_body`]).
+#[derive(Clone)]
+pub struct Connection(pub(super) Arc<Slot>);
+
+/// Marks a request body as being read on its connection until dropped.
+pub struct ReadingBody(Arc<Slot>);
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            open: Mutex::default(),
+            closed: Notify::new(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
 impl Connections {
     pub fn register(self: &Arc<Self>) -> Registered {
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            waiting_since: AtomicU64::new(stamp(self.epoch)),
+            epoch: self.epoch,
+            evict: CancellationToken::new(),
+            close: CancellationToken::new(),
+        });
         let mut open = self.lock();
         let id = open.next;
         open.next += 1;
@@ -64,17 +95,23 @@ impl Connections {
         self.lock().by_age.len()
     }
 
-    /// Asks the oldest connection with no request in flight, and not already asked, to close.
-    /// Returns false when there is none: every connection is answering a request.
-    pub fn evict_oldest_waiting(&self) -> bool {
+    /// Evicts the connection the host has been waiting on longest. Returns false when every
+    /// connection is answering a request.
+    pub fn evict_one(&self) -> bool {
         let open = self.lock();
-        let oldest = open
+        let longest = open
             .by_age
             .values()
-            .find(|slot| slot.in_flight.load(Ordering::Acquire) == 0 && !slot.close.is_cancelled());
-        match oldest {
+            .filter(|slot| !slot.evict.is_cancelled())
+            .filter_map(|slot| match slot.waiting_since.load(Ordering::Acquire) {
+                0 => None,
+                since => Some((since, slot)),
+            })
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, slot)| slot);
+        match longest {
             Some(slot) => {
-                slot.close.cancel();
+                slot.evict.cancel();
                 true
             }
             None => false,
@@ -109,16 +146,43 @@ impl Drop for Registered {
     }
 }
 
+/// Now, as a `waiting_since` stamp: never 0.
+fn stamp(epoch: Instant) -> u64 {
+    epoch.elapsed().as_nanos() as u64 + 1
+}
+
 impl Slot {
+    /// A request's headers are in: it is being answered until the guard drops.
     pub fn request_started(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.waiting_since.store(0, Ordering::Release);
         InFlight(Arc::clone(self))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Answered: waiting for the client's next request from now on.
+        let slot = &self.0;
+        slot.waiting_since
+            .store(stamp(slot.epoch), Ordering::Release);
+    }
+}
+
+impl Connection {
+    /// Marks this connection as sending a request body until the guard is dropped: while it
+    /// is, the connection may be evicted to make room, as a silent one may.
+    pub fn reading_body(&self) -> ReadingBody {
+        let slot = &self.0;
+        slot.waiting_since
+            .store(stamp(slot.epoch), Ordering::Release);
+        ReadingBody(Arc::clone(slot))
+    }
+}
+
+impl Drop for ReadingBody {
+    fn drop(&mut self) {
+        // The body is in (or the request failed): the request is being answered.
+        self.0.waiting_since.store(0, Ordering::Release);
     }
 }
 
@@ -127,30 +191,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_oldest_connection_without_a_request_is_evicted_first() {
+    fn the_connection_waited_on_longest_goes_first_never_one_being_answered() {
         let connections = Arc::new(Connections::default());
-        let first = connections.register();
-        let second = connections.register();
-        let third = connections.register();
-        let _busy = first.slot.request_started();
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(2));
+        let answering = connections.register();
+        let _answering = answering.slot.request_started();
+        let idle = connections.register();
+        pause();
+        let slow_body = connections.register();
+        let _slow = slow_body.slot.request_started();
+        let _reading = Connection(Arc::clone(&slow_body.slot)).reading_body();
+        pause();
+        let just_arrived = connections.register();
+        assert_eq!(connections.count(), 4);
+
+        // (evicted, in this order)
+        for evicted in [&idle, &slow_body, &just_arrived] {
+            assert!(connections.evict_one());
+            assert!(evicted.slot.evict.is_cancelled());
+        }
+        assert!(
+            !connections.evict_one(),
+            "only the one being answered is left"
+        );
+        assert!(!answering.slot.evict.is_cancelled());
+
+        drop(idle);
         assert_eq!(connections.count(), 3);
-
-        assert!(connections.evict_oldest_waiting());
-        assert!(
-            !first.slot.close.is_cancelled(),
-            "a request in flight is never evicted"
-        );
-        assert!(second.slot.close.is_cancelled());
-        // Already asked: the next eviction takes the next one.
-        assert!(connections.evict_oldest_waiting());
-        assert!(third.slot.close.is_cancelled());
-        assert!(
-            !connections.evict_oldest_waiting(),
-            "only the busy one is left"
-        );
-
-        drop(second);
-        assert_eq!(connections.count(), 2);
     }
 
     #[test]
@@ -158,9 +225,9 @@ mod tests {
         let connections = Arc::new(Connections::default());
         let only = connections.register();
         let busy = only.slot.request_started();
-        assert!(!connections.evict_oldest_waiting());
+        assert!(!connections.evict_one());
         drop(busy);
-        assert!(connections.evict_oldest_waiting());
+        assert!(connections.evict_one());
     }
 
     #[tokio::test]

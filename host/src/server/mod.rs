@@ -8,6 +8,8 @@
 mod connections;
 mod open_files;
 
+pub use connections::{Connection, ReadingBody};
+
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::Request};
@@ -20,8 +22,9 @@ use tower::ServiceExt as _;
 use connections::{Connections, Registered};
 
 /// Most bytes hyper buffers per connection, reading or writing. Headers must fit (GitHub's are
-/// about 1 KB); bodies stream through it, so it bounds what a slow client pins per socket.
-const CONNECTION_BUFFER: usize = 64 * 1024;
+/// about 1 KB; more is answered 431); bodies stream through it in pieces, so it bounds what a
+/// slow client pins per socket (hyper's buffer can take about twice this).
+const CONNECTION_BUFFER: usize = 16 * 1024;
 
 /// How long to wait before accepting again when `accept` fails (out of descriptors, say).
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
@@ -105,16 +108,16 @@ pub async fn serve(
     }
 }
 
-/// Accepts the next connection once there is room for it. At the cap, the connection that has
-/// waited longest without a request is closed to make room; when every connection is answering
-/// a request, new ones wait in the listen backlog until one ends.
+/// Accepts the next connection once there is room for it. At the cap, a connection that
+/// answers nothing is closed to make room (see `connections`); when every connection is
+/// answering a request, new ones wait in the listen backlog until one ends.
 async fn accept(
     listener: &TcpListener,
     connections: &Connections,
     max: usize,
 ) -> std::io::Result<TcpStream> {
     while connections.count() >= max {
-        connections.evict_oldest_waiting();
+        connections.evict_one();
         connections.one_closed().await;
     }
     let (stream, _) = listener.accept().await?;
@@ -133,9 +136,13 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         // In flight until the response's body is sent: a streaming log is never evicted.
         let in_flight = slot.request_started();
+        let mut request = request.map(Body::new);
+        request
+            .extensions_mut()
+            .insert(Connection(Arc::clone(&slot)));
         let router = router.clone();
         async move {
-            let response = router.oneshot(request.map(Body::new)).await?;
+            let response = router.oneshot(request).await?;
             Ok::<_, Infallible>(response.map(|body| {
                 Body::new(body.map_frame(move |frame| {
                     let _ = &in_flight;
@@ -148,9 +155,15 @@ async fn serve_connection(
     tokio::pin!(connection);
     let served = tokio::select! {
         served = connection.as_mut() => served,
+        // Evicted: dropped at once. Only a connection answering nothing is ever evicted, and
+        // a graceful close would wait for one that has sent part of its headers.
+        () = registered.slot.evict.cancelled() => Ok(()),
         () = registered.slot.close.cancelled() => {
             connection.as_mut().graceful_shutdown();
-            connection.await
+            tokio::select! {
+                served = connection.as_mut() => served,
+                () = registered.slot.evict.cancelled() => Ok(()),
+            }
         }
     };
     if let Err(error) = served {

@@ -93,7 +93,12 @@ impl Target {
 
     /// A signed delivery and `/healthz` are both answered, each within `limit`.
     async fn still_answers(&self, delivery: &str, limit: Duration) {
-        let client = reqwest::Client::builder().timeout(limit).build().unwrap();
+        // A connection per request, as GitHub makes them: an idle pooled one may be evicted.
+        let client = reqwest::Client::builder()
+            .timeout(limit)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
         let health = client.get(self.url("/healthz")).send().await;
         assert_eq!(
             health.map(|r| r.status().as_u16()).ok(),
@@ -210,6 +215,51 @@ async fn silent_and_slow_header_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn slow_bodies_and_partial_headers_past_the_cap_lose_their_place_to_github() {
+    raise_own_open_file_limit();
+    // Timeouts far longer than the test: only eviction can make room.
+    let keys = "max_connections = 100\nheader_timeout_secs = 120\nbody_timeout_secs = 120";
+    let target = Target::start(keys, "", None).await;
+    let mut held = Vec::new();
+    // Bodies that never finish arriving, on connections that look busy.
+    for _ in 0..150 {
+        let mut stream = target.connect().await;
+        let head = "POST /event_handler HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                    Content-Length: 10\r\n\r\n123456789";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        held.push(stream);
+    }
+    target
+        .still_answers("past-slow-bodies", Duration::from_secs(5))
+        .await;
+    // Headers begun and never finished.
+    for _ in 0..150 {
+        let mut stream = target.connect().await;
+        stream.write_all(b"G").await.unwrap();
+        held.push(stream);
+    }
+    target
+        .still_answers("past-partial-headers", Duration::from_secs(5))
+        .await;
+    assert!(target.server.0.id() > 0);
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_length_is_refused() {
+    let target = Target::start("", "", None).await;
+    let mut stream = target.connect().await;
+    let request = "POST /event_handler HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer));
+    let n = read.await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
+}
+
+#[tokio::test]
 async fn a_stalled_body_is_cut_off() {
     let target = Target::start("body_timeout_secs = 1", "", None).await;
     let mut stream = target.connect().await;
@@ -256,6 +306,13 @@ async fn huge_unsigned_bodies_over_http1_and_http2_keep_memory_bounded() {
     let mut stalled = Vec::new();
     while let Some(stream) = writers.join_next().await {
         stalled.push(stream.unwrap());
+    }
+    // And 400 sockets each holding most of a header's allowance, unfinished.
+    let header = format!("GET /healthz HTTP/1.1\r\nX-Filler: {}", "x".repeat(15_000));
+    for _ in 0..400 {
+        let mut stream = target.connect().await;
+        stream.write_all(header.as_bytes()).await.unwrap();
+        stalled.push(stream);
     }
     // While they stall, GitHub's deliveries still get in.
     target
