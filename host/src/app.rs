@@ -8,6 +8,7 @@ use axum::{
     routing::{get, post},
 };
 use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     checkout::Checkouts,
@@ -48,6 +49,8 @@ pub struct AppState {
     /// One permit per job log being streamed.
     pub log_readers: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the host begins to shut down: log streams end, workers stop.
+    pub stopping: CancellationToken,
 }
 
 /// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.
@@ -224,6 +227,7 @@ impl Switchyard {
             concurrency: config.workers.concurrency,
             memory_queue_bytes: config.workers.memory_queue_mib << 20,
             retry_backoff: Duration::from_millis(config.workers.retry_backoff_ms),
+            cancel_grace: Duration::from_secs(config.workers.cancel_grace_secs),
         });
         // No job runs yet: any marked running was cut off by a crash or a shutdown.
         let interrupted = journal.requeue_interrupted().await?;
@@ -252,6 +256,7 @@ impl Switchyard {
             logs,
             links,
             log_readers: Arc::new(Semaphore::new(config.server.max_log_readers)),
+            stopping: CancellationToken::new(),
             metrics: Arc::clone(&metrics),
         };
         let reloader = Arc::new(Reloader::new(
@@ -296,17 +301,37 @@ impl Switchyard {
         }
         .fit_open_files();
         let grace = Duration::from_secs(settings.shutdown_grace_secs);
-        server::serve(listener, self.router(), limits, shutdown, grace).await;
-        watching.abort();
-        pruning.abort();
-        tracing::info!(
-            jobs = self.state.workers.running(),
-            grace_secs = grace.as_secs(),
-            "stopped taking deliveries; finishing running jobs"
+        let stopping = self.state.stopping.clone();
+        // At the signal everything stops at once: connections are asked to close (log streams
+        // end), and workers start no more jobs and give running ones the grace. Both within
+        // the grace, whatever clients keep open.
+        let signalled = async {
+            shutdown.await;
+            stopping.cancel();
+        };
+        let serving = server::serve(
+            listener,
+            self.router(),
+            limits,
+            self.state.stopping.clone().cancelled_owned(),
+            grace,
         );
-        if !self.state.workers.shutdown(grace).await {
-            tracing::warn!("grace period over; unfinished jobs will run again on the next start");
-        }
+        let finishing = async {
+            self.state.stopping.cancelled().await;
+            watching.abort();
+            pruning.abort();
+            tracing::info!(
+                jobs = self.state.workers.running(),
+                grace_secs = grace.as_secs(),
+                "stopped taking deliveries; finishing running jobs"
+            );
+            if !self.state.workers.shutdown(grace).await {
+                tracing::warn!(
+                    "grace period over; unfinished jobs will run again on the next start"
+                );
+            }
+        };
+        tokio::join!(signalled, serving, finishing);
         Ok(())
     }
 }

@@ -152,6 +152,10 @@ pub struct WorkersConfig {
     /// Payload MiB that queued jobs may hold in memory; more wait in the journal only.
     #[serde(default = "default_memory_queue_mib")]
     pub memory_queue_mib: usize,
+    /// Seconds a cancelled job (its timeout, a shutdown, a person) has to post a final status
+    /// and return before its commands are killed and its future dropped.
+    #[serde(default = "default_cancel_grace_secs")]
+    pub cancel_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -299,6 +303,9 @@ fn default_retry_backoff_ms() -> u64 {
 fn default_memory_queue_mib() -> usize {
     64
 }
+fn default_cancel_grace_secs() -> u64 {
+    10
+}
 fn default_true() -> bool {
     true
 }
@@ -339,6 +346,7 @@ impl Default for WorkersConfig {
             concurrency: default_concurrency(),
             retry_backoff_ms: default_retry_backoff_ms(),
             memory_queue_mib: default_memory_queue_mib(),
+            cancel_grace_secs: default_cancel_grace_secs(),
         }
     }
 }

@@ -25,12 +25,19 @@ impl Locks {
         }
     }
 
-    /// Takes `name` for `job`, waiting for it when `wait` is true. Returns whether `job` holds it.
-    pub async fn acquire(&self, name: &str, job: JobId, wait: bool) -> Result<bool, JournalError> {
+    /// Takes `name` for attempt `attempt` of `job`, waiting for it when `wait` is true.
+    /// Returns whether the attempt holds it.
+    pub async fn acquire(
+        &self,
+        name: &str,
+        job: JobId,
+        attempt: u32,
+        wait: bool,
+    ) -> Result<bool, JournalError> {
         loop {
             // Registered before looking, so a release between the look and the wait still wakes us.
             let released = self.released.notified();
-            if self.journal.try_lock(name, job).await? {
+            if self.journal.try_lock(name, job, attempt).await? {
                 return Ok(true);
             }
             if !wait {

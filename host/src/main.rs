@@ -98,7 +98,13 @@ fn main() -> ExitCode {
         .init();
     let result = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(cli.command)));
+        .and_then(|runtime| {
+            let result = runtime.block_on(run(cli.command));
+            // Work left on the blocking pool (a journal read, a command's pipe) must not hold
+            // up an exit the shutdown grace already bounded.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
+        });
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -18,8 +18,7 @@ use serde_json::json;
 use crate::{
     admin_call::{AdminCallError, AdminSignature, unix_now},
     app::AppState,
-    ingress::{BodyError, error_response},
-    journal::Appended,
+    ingress::{BodyError, Committed, commit_and_dispatch, error_response},
     router,
 };
 
@@ -120,21 +119,17 @@ pub async fn replay(State(state): State<AppState>, request: Request) -> Response
         }
         None => router::route(&plugins, &delivery),
     };
-    let delivery = Arc::new(delivery);
-    match state.journal.append(delivery, targets, true).await {
-        Ok(Appended::New(jobs)) => {
+    match commit_and_dispatch(&state, Arc::new(delivery), targets, true).await {
+        Ok(Committed::New(jobs)) => {
             let listed: Vec<_> = jobs
                 .iter()
-                .map(|job| json!({"job": job.id.0, "plugin": job.plugin}))
+                .map(|(job, plugin)| json!({"job": job.0, "plugin": plugin}))
                 .collect();
             tracing::info!(delivery = %request.delivery, jobs = jobs.len(), "delivery replayed");
-            for job in jobs {
-                state.workers.dispatch(job);
-            }
             let answer = json!({"delivery": request.delivery, "jobs": listed});
             (StatusCode::ACCEPTED, Json(answer)).into_response()
         }
-        Ok(Appended::Duplicate) => error_response(StatusCode::CONFLICT, "not replayed"),
+        Ok(Committed::Duplicate) => error_response(StatusCode::CONFLICT, "not replayed"),
         Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     }
 }

@@ -22,8 +22,10 @@ use crate::{
     wire::{CallResult, CreateReply},
 };
 
-/// Bumped whenever anything in this module changes shape. The host refuses other versions.
-pub const ABI_VERSION: u32 = 2;
+/// Bumped whenever anything in this module, or what a call may expect of the other side,
+/// changes. The host refuses other versions. v3: cancellation (a handler is told and given a
+/// grace before its future is dropped), and each handler on a thread of its own.
+pub const ABI_VERSION: u32 = 3;
 /// First bytes of every plugin header: tells a Switchyard plugin from any other library.
 pub const MAGIC: [u8; 8] = *b"SWYDPLG\0";
 /// Symbol of the [`PluginHeader`] static. The host reads it before anything else.
@@ -290,27 +292,30 @@ pub unsafe fn create<P: Plugin>(
 ) -> CreateResult {
     // SAFETY: the host keeps `config` alive for this call.
     let config = unsafe { config.to_vec() };
-    let made = catch_unwind(AssertUnwindSafe(|| -> Result<Instance<P>, String> {
+    let made = catch_unwind(AssertUnwindSafe(|| -> Result<(Instance<P>, _), String> {
         let config: PluginConfig = serde_json::from_slice(&config)
             .map_err(|e| format!("host sent an unreadable plugin config: {e}"))?;
         let plugin = construct(&config).map_err(|e| e.to_string())?;
+        // Asked here, under catch_unwind: a panic in it fails the load, not the host.
+        let subscriptions = plugin.subscriptions();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.clamp(1, 64))
             .thread_name(format!("plugin-{}", config.name))
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the plugin's runtime: {e}"))?;
-        Ok(Instance {
-            plugin: Arc::new(plugin),
-            runtime,
-        })
+        Ok((
+            Instance {
+                plugin: Arc::new(plugin),
+                runtime,
+            },
+            subscriptions,
+        ))
     }));
     let made = made.unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
     match made {
-        Ok(instance) => {
-            let reply = CreateReply::Ready {
-                subscriptions: instance.plugin.subscriptions(),
-            };
+        Ok((instance, subscriptions)) => {
+            let reply = CreateReply::Ready { subscriptions };
             CreateResult {
                 instance: Box::into_raw(Box::new(instance)).cast(),
                 reply: FfiBytes::from_vec(to_json(&reply)),
@@ -337,17 +342,32 @@ unsafe extern "C" fn handle<P: Plugin>(
         let (head, payload) = unsafe { (head.to_vec(), payload.to_vec()) };
         let plugin = Arc::clone(&instance.plugin);
         let host = Host::new(services);
-        let task = instance.runtime.spawn(async move {
-            let event = Event::from_call(&head, payload)?;
-            plugin.handle(&event, &host).await
+        let runtime = instance.runtime.handle().clone();
+        // Dropped with the host's future (a cancellation past its grace): stops the handler.
+        let (dropped, on_drop) = tokio::sync::oneshot::channel::<()>();
+        // A thread of the blocking pool per job, driving the handler on the plugin's runtime:
+        // a handler that blocks its thread holds up no other job of this plugin.
+        let task = instance.runtime.spawn_blocking(move || {
+            runtime.block_on(async move {
+                let handled = async {
+                    let event = Event::from_call(&head, payload)?;
+                    plugin.handle(&event, &host).await
+                };
+                tokio::select! {
+                    result = handled => Some(result),
+                    _ = on_drop => None,
+                }
+            })
         });
-        AbortOnDrop(task)
+        (task, dropped)
     }));
     match started {
-        Ok(task) => async move {
-            let result = match task.wait().await {
-                Ok(Ok(outcome)) => CallResult::Ok(outcome),
-                Ok(Err(error)) => CallResult::Err(error),
+        Ok((task, dropped)) => async move {
+            let _dropped = dropped;
+            let result = match task.await {
+                Ok(Some(Ok(outcome))) => CallResult::Ok(outcome),
+                Ok(Some(Err(error))) => CallResult::Err(error),
+                Ok(None) => CallResult::Err(PluginError::fatal("plugin task was cancelled")),
                 Err(join) if join.is_panic() => CallResult::Err(PluginError::fatal(format!(
                     "plugin panicked: {}",
                     panic_message(&*join.into_panic())

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
+    CancelReason,
     abi::{self, HostServices},
     github::{CommitStatus, GitHubResponse, NewDeployment, NewDeploymentStatus, repo_path},
     wire::{GitHubCall, ServiceRequest, ServiceResult},
@@ -44,6 +45,10 @@ pub enum HostError {
     /// The host failed internally (details are in the host's log).
     #[error("host error: {0}")]
     Internal(String),
+    /// The job's attempt has ended (it returned, timed out or was cancelled): its services are
+    /// closed, so a task that outlived it cannot take locks, run commands or write its log.
+    #[error("the job's attempt has ended; its host services are closed")]
+    JobEnded,
 }
 
 impl From<HostError> for crate::PluginError {
@@ -310,6 +315,35 @@ impl Host {
         };
         let answer: LockAnswer = self.service(ServiceRequest::Lock(request)).await?;
         Ok(answer.acquired)
+    }
+
+    /// Completes when the host cancels this job, with the reason: the job's timeout, the host
+    /// shutting down (the job runs again after the restart) or a person. Race it against the
+    /// work, then post a final status and return within `[workers] cancel_grace_secs`; after
+    /// that the host kills the job's commands and drops its future.
+    ///
+    /// ```no_run
+    /// # use switchyard_plugin_api::prelude::*;
+    /// # async fn build(host: &Host) -> Result<Outcome, PluginError> { Ok(Outcome::Done) }
+    /// # async fn example(host: &Host) -> Result<Outcome, PluginError> {
+    /// tokio::select! {
+    ///     done = build(host) => done,
+    ///     reason = host.cancelled() => {
+    ///         host.log(format!("stopped: {reason}")).await;
+    ///         Err(PluginError::fatal(reason.to_string()))
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn cancelled(&self) -> CancelReason {
+        match self
+            .service::<CancelReason>(ServiceRequest::Cancelled)
+            .await
+        {
+            Ok(reason) => reason,
+            // Asked after the attempt ended: it is as good as cancelled, but no reason is known.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     async fn service<Resp: DeserializeOwned>(

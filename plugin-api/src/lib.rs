@@ -54,12 +54,23 @@
 //! Build it with `crate-type = ["cdylib"]` and the default `panic = "unwind"` (the host refuses
 //! plugins that abort on panic, as it could not contain their panics), then list the library in
 //! `config.toml`. A panic in `handle` fails that job with the panic's message; the host goes on.
+//!
+//! Each job's handler runs on a thread of its own from the plugin runtime's blocking pool, so a
+//! handler that blocks (blocking I/O, `std::thread::sleep`, a busy loop) holds up only itself:
+//! the plugin's other jobs go on. Don't rely on it: a blocked handler cannot be cancelled, and
+//! its thread is lost until it returns. Use async I/O, `tokio::time::sleep`, and
+//! `tokio::task::spawn_blocking` for blocking work.
+//!
+//! When the host cancels a job (its timeout, a shutdown, a person), [`Host::cancelled`]
+//! completes with the [`CancelReason`]; the handler then has `[workers] cancel_grace_secs` to
+//! post a final status and return before its commands are killed and its future dropped.
 
 // The README's plugin example compiles as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;
 
+mod cancel;
 mod event;
 mod github;
 mod host;
@@ -73,6 +84,7 @@ pub mod abi;
 pub mod wire;
 
 pub use async_trait::async_trait;
+pub use cancel::CancelReason;
 pub use event::{Event, JobInfo};
 pub use github::{
     CommitStatus, DeploymentState, GitHubResponse, MAX_DESCRIPTION_CHARS, NewDeployment,
@@ -88,9 +100,9 @@ pub use source::Source;
 /// Everything a plugin needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment, NewDeploymentStatus,
-        Outcome, Plugin, PluginConfig, PluginError, RunOutput, RunRequest, Source, StatusState,
-        Subscription, async_trait, declare_plugin, fit_description,
+        CancelReason, CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment,
+        NewDeploymentStatus, Outcome, Plugin, PluginConfig, PluginError, RunOutput, RunRequest,
+        Source, StatusState, Subscription, async_trait, declare_plugin, fit_description,
         payload::{self, short_sha},
     };
 }

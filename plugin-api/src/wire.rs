@@ -53,6 +53,8 @@ pub enum ServiceRequest {
     Checkout(crate::CheckoutRequest),
     Lock(crate::LockRequest),
     HttpPost(crate::HttpPost),
+    /// Answers with a [`crate::CancelReason`] once the host cancels the job; until then, not at all.
+    Cancelled,
 }
 
 /// The answer of a host service.

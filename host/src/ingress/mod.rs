@@ -21,7 +21,13 @@ pub use body::{BodyError, BodyLimits, ReadBody};
 pub use delivery::{IngressError, MAX_BODY_BYTES, VerifiedDelivery};
 pub use signature::{SignatureError, SignatureHeaders, WebhookSecret, verify};
 
-use crate::{app::AppState, config::Redeliveries, journal::Appended, router};
+use crate::{
+    app::AppState,
+    config::Redeliveries,
+    event::Delivery,
+    journal::{Appended, JobId, JournalError},
+    router,
+};
 
 /// `POST {webhook_path}`.
 pub async fn receive(
@@ -40,16 +46,14 @@ pub async fn receive(
     let targets = router::route(&plugins, &delivery);
     let rerun = state.ingress.redeliveries == Redeliveries::Rerun;
     let delivery = Arc::new(delivery);
-    let appended = state
-        .journal
-        .append(Arc::clone(&delivery), targets, rerun)
+    let appended = commit_and_dispatch(&state, Arc::clone(&delivery), targets, rerun)
         .await
         .map_err(|error| {
             tracing::error!(delivery = %delivery.id, %error, "journal append failed");
             IngressError::Internal
         })?;
     match appended {
-        Appended::Duplicate => {
+        Committed::Duplicate => {
             tracing::info!(delivery = %delivery.id, "delivery seen before; not dispatched again");
             Ok((
                 StatusCode::OK,
@@ -57,12 +61,9 @@ pub async fn receive(
             )
                 .into_response())
         }
-        Appended::New(jobs) => {
+        Committed::New(jobs) => {
             let count = jobs.len();
             tracing::debug!(delivery = %delivery.id, event = %delivery.kind, jobs = count, "delivery accepted");
-            for job in jobs {
-                state.workers.dispatch(job);
-            }
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({"delivery": delivery.id.as_str(), "jobs": count})),
@@ -70,6 +71,38 @@ pub async fn receive(
                 .into_response())
         }
     }
+}
+
+/// What committing a delivery did.
+pub(crate) enum Committed {
+    /// Stored, and these jobs (id, plugin) handed to the workers.
+    New(Vec<(JobId, String)>),
+    Duplicate,
+}
+
+/// Has the journal commit `delivery` with a job per target and hands the jobs to the workers,
+/// in a task of its own: once the commit is under way it runs to the hand-over even if the
+/// client goes (GitHub gives up after 10 s) and this request's future is dropped.
+pub(crate) async fn commit_and_dispatch(
+    state: &AppState,
+    delivery: Arc<Delivery>,
+    targets: Vec<String>,
+    rerun: bool,
+) -> Result<Committed, JournalError> {
+    let (journal, workers) = (Arc::clone(&state.journal), state.workers.clone());
+    let handed_over = tokio::spawn(async move {
+        match journal.append(delivery, targets, rerun).await? {
+            Appended::Duplicate => Ok(Committed::Duplicate),
+            Appended::New(jobs) => {
+                let listed = jobs.iter().map(|j| (j.id, j.plugin.clone())).collect();
+                for job in jobs {
+                    workers.dispatch(job);
+                }
+                Ok(Committed::New(listed))
+            }
+        }
+    });
+    handed_over.await.map_err(|_| JournalError::Unavailable)?
 }
 
 /// Answer for other methods on the webhook path.

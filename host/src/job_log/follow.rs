@@ -15,6 +15,7 @@ use tokio::{
     io::{AsyncReadExt as _, AsyncSeekExt as _},
     sync::OwnedSemaphorePermit,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::AppState,
@@ -69,6 +70,7 @@ pub async fn serve_log(
         job,
         journal: state.journal.clone(),
         ended: false,
+        stopping: state.stopping.clone(),
         _reader: reader,
     };
     let body = Body::from_stream(futures_util::stream::unfold(follow, Follow::next));
@@ -92,6 +94,8 @@ struct Follow {
     journal: Arc<dyn Journal>,
     /// The job had ended when last checked: send what is left, then stop.
     ended: bool,
+    /// The host is shutting down: the stream ends, so it holds no connection open.
+    stopping: CancellationToken,
     /// This reader's place under the cap, given back when the response ends or is dropped.
     _reader: OwnedSemaphorePermit,
 }
@@ -113,7 +117,10 @@ impl Follow {
                 Err(_) => true,
             };
             if !self.ended {
-                tokio::time::sleep(FOLLOW_INTERVAL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+                    () = self.stopping.cancelled() => return None,
+                }
             }
         }
     }

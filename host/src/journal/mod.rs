@@ -7,7 +7,7 @@ mod sqlite;
 
 use std::{fmt, sync::Arc};
 
-pub use sqlite::{SqliteJournal, backup};
+pub use sqlite::{SqliteJournal, backup, unix_millis};
 
 use crate::event::Delivery;
 
@@ -83,9 +83,11 @@ pub enum AttemptEnd {
     Failed {
         error: String,
     },
-    /// Failed, to be tried again: the job goes back to `queued`.
+    /// Failed, to be tried again: the job goes back to `queued`, not to start before
+    /// `not_before` (Unix milliseconds).
     WillRetry {
         error: String,
+        not_before: u64,
     },
 }
 
@@ -134,6 +136,8 @@ pub enum JournalError {
     Unavailable,
     #[error("no job {0} in the journal")]
     NoSuchJob(JobId),
+    #[error("job {job} is not running as attempt {attempt}")]
+    NotRunning { job: JobId, attempt: u32 },
     #[error("the system's random number generator failed: {0}")]
     Random(String),
     #[error("the journal's folder takes no writes: {0}")]
@@ -163,8 +167,14 @@ pub trait Journal: Send + Sync {
     /// in that state: another hand-over of the same job started it first, or it ended.
     async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError>;
 
-    /// Records how an attempt ended.
-    async fn end_attempt(&self, job: JobId, end: AttemptEnd) -> Result<(), JournalError>;
+    /// Records how attempt `attempt` of a running job ended, and frees its locks in the same
+    /// transaction. [`JournalError::NotRunning`] when the job is not running as that attempt.
+    async fn end_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        end: AttemptEnd,
+    ) -> Result<(), JournalError>;
 
     /// Fails a job that is `queued` with `attempts` attempts made, without running it (its
     /// plugin is gone, or the host died during each attempt). Returns whether it did.
@@ -232,7 +242,8 @@ pub trait Journal: Send + Sync {
     /// the epoch); forgets those expired by `now`. Returns false when it was seen before.
     async fn claim_nonce(&self, nonce: &str, until: u64, now: u64) -> Result<bool, JournalError>;
 
-    /// Takes the lock `name` for `job` if it is free or already `job`'s. Returns whether `job`
-    /// holds it. A job's locks are released when its attempt ends (see `end_attempt`).
-    async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError>;
+    /// Takes the lock `name` for attempt `attempt` of `job` if it is free or already that
+    /// attempt's. Returns whether it holds it. Locks are released when the attempt ends (see
+    /// `end_attempt`), when its job is given up, and at start for attempts the host died in.
+    async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError>;
 }

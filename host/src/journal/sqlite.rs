@@ -73,6 +73,12 @@ CREATE TABLE admin_nonces (
     expires_at INTEGER NOT NULL
 );
 "#,
+    r#"
+-- A retry's backoff, in Unix milliseconds: the job is not started (nor read back) before it.
+ALTER TABLE jobs ADD COLUMN not_before INTEGER;
+-- The attempt holding a lock: recovery frees what a dead attempt held.
+ALTER TABLE locks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Most operations committed in one transaction; bounds a batch's latency.
@@ -267,6 +273,13 @@ pub fn backup(store: &Path, to: &Path) -> Result<(), JournalError> {
     std::fs::rename(&partial, to).map_err(|e| JournalError::Storage(e.to_string()))
 }
 
+/// Now, in Unix milliseconds: how retry backoffs are kept.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 /// Bytes the readiness probe writes: more than a usual delivery takes in the WAL.
 const PROBE_BYTES: usize = 64 * 1024;
 
@@ -376,9 +389,14 @@ impl Journal for SqliteJournal {
             let attempt = conn
                 .prepare_cached(
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?3
-                     WHERE id = ?1 AND state = 'queued' AND attempts = ?2 RETURNING attempts",
+                     WHERE id = ?1 AND state = 'queued' AND attempts = ?2
+                       AND (not_before IS NULL OR not_before <= ?4)
+                     RETURNING attempts",
                 )?
-                .query_row(params![job.0, attempts, now_rfc3339()], |row| row.get(0))
+                .query_row(
+                    params![job.0, attempts, now_rfc3339(), unix_millis() as i64],
+                    |row| row.get(0),
+                )
                 .optional()?;
             Ok(attempt)
         })
@@ -392,23 +410,37 @@ impl Journal for SqliteJournal {
         error: String,
     ) -> Result<bool, JournalError> {
         self.write(move |conn| {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE jobs SET state = 'failed', error = ?3, finished_at = ?4
-                     WHERE id = ?1 AND state = 'queued' AND attempts = ?2",
-                )?
-                .execute(params![job.0, attempts, error, now_rfc3339()])?;
-            Ok(changed == 1)
+            all_or_nothing(conn, || {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = 'failed', error = ?3, finished_at = ?4
+                         WHERE id = ?1 AND state = 'queued' AND attempts = ?2",
+                    )?
+                    .execute(params![job.0, attempts, error, now_rfc3339()])?;
+                // Whatever an attempt of it held when the host died goes with it.
+                if changed == 1 {
+                    conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?
+                        .execute(params![job.0])?;
+                }
+                Ok(changed == 1)
+            })
         })
         .await
     }
 
     async fn requeue_interrupted(&self) -> Result<usize, JournalError> {
         self.write(|conn| {
-            let changed = conn
-                .prepare_cached("UPDATE jobs SET state = 'queued' WHERE state = 'running'")?
+            all_or_nothing(conn, || {
+                // The attempts that held these locks are dead: free them with their jobs.
+                conn.prepare_cached(
+                    "DELETE FROM locks WHERE job IN (SELECT id FROM jobs WHERE state = 'running')",
+                )?
                 .execute([])?;
-            Ok(changed)
+                let changed = conn
+                    .prepare_cached("UPDATE jobs SET state = 'queued' WHERE state = 'running'")?
+                    .execute([])?;
+                Ok(changed)
+            })
         })
         .await
     }
@@ -424,13 +456,15 @@ impl Journal for SqliteJournal {
                 "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
                         d.received_at, d.payload, d.sender
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
-                 WHERE j.state = 'queued' AND j.id >= ?1 ORDER BY j.id LIMIT ?2",
+                 WHERE j.state = 'queued' AND j.id >= ?1
+                   AND (j.not_before IS NULL OR j.not_before <= ?3)
+                 ORDER BY j.id LIMIT ?2",
             )?;
             let mut page = QueuedPage::default();
             // A delivery's jobs share one copy of it.
             let mut deliveries: HashMap<String, Arc<Delivery>> = HashMap::new();
             let mut bytes = 0;
-            let mut rows = statement.query(params![from.0, limit as i64])?;
+            let mut rows = statement.query(params![from.0, limit as i64, unix_millis() as i64])?;
             while let Some(row) = rows.next()? {
                 let id = JobId(row.get(0)?);
                 let delivery_id: String = row.get(3)?;
@@ -472,25 +506,41 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn end_attempt(&self, job: JobId, end: AttemptEnd) -> Result<(), JournalError> {
+    async fn end_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        end: AttemptEnd,
+    ) -> Result<(), JournalError> {
         self.write(move |conn| {
-            let (state, error, note) = match end {
-                AttemptEnd::Succeeded { note } => (JobState::Succeeded, None, note),
-                AttemptEnd::Failed { error } => (JobState::Failed, Some(error), None),
-                AttemptEnd::WillRetry { error } => (JobState::Queued, Some(error), None),
+            let (state, error, note, not_before) = match end {
+                AttemptEnd::Succeeded { note } => (JobState::Succeeded, None, note, None),
+                AttemptEnd::Failed { error } => (JobState::Failed, Some(error), None, None),
+                AttemptEnd::WillRetry { error, not_before } => {
+                    (JobState::Queued, Some(error), None, Some(not_before as i64))
+                }
             };
             let finished_at = (state != JobState::Queued).then(now_rfc3339);
             all_or_nothing(conn, || {
                 let changed = conn
                     .prepare_cached(
-                        "UPDATE jobs SET state = ?2, error = ?3, note = ?4, finished_at = ?5 WHERE id = ?1",
+                        "UPDATE jobs SET state = ?3, error = ?4, note = ?5, finished_at = ?6,
+                                not_before = ?7
+                         WHERE id = ?1 AND state = 'running' AND attempts = ?2",
                     )?
-                    .execute(params![job.0, state.as_str(), error, note, finished_at])?;
+                    .execute(params![
+                        job.0,
+                        attempt,
+                        state.as_str(),
+                        error,
+                        note,
+                        finished_at,
+                        not_before
+                    ])?;
                 if changed == 0 {
-                    return Err(JournalError::NoSuchJob(job));
+                    return Err(JournalError::NotRunning { job, attempt });
                 }
-                // In the same transaction as the state: a lock outlives its attempt only when
-                // the host dies during it, and then the job runs again and finds it its own.
+                // In the same transaction as the state: the attempt's end is one fact.
                 conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?
                     .execute(params![job.0])?;
                 Ok(())
@@ -683,18 +733,18 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn try_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
+    async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError> {
         let name = name.to_owned();
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO locks (name, job, acquired_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO locks (name, job, attempt, acquired_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING",
             )?
-            .execute(params![name, job.0, now_rfc3339()])?;
-            let holder: i64 = conn
-                .prepare_cached("SELECT job FROM locks WHERE name = ?1")?
-                .query_row(params![name], |row| row.get(0))?;
-            Ok(holder == job.0)
+            .execute(params![name, job.0, attempt, now_rfc3339()])?;
+            let holder: (i64, u32) = conn
+                .prepare_cached("SELECT job, attempt FROM locks WHERE name = ?1")?
+                .query_row(params![name], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(holder == (job.0, attempt))
         })
         .await
     }
@@ -848,7 +898,7 @@ mod tests {
         let end = AttemptEnd::Failed {
             error: "boom".into(),
         };
-        journal.end_attempt(failed, end).await.unwrap();
+        journal.end_attempt(failed, 1, end).await.unwrap();
         journal.ping().await.unwrap();
 
         let all = journal
@@ -958,50 +1008,79 @@ mod tests {
         let journal = SqliteJournal::open(&path).unwrap();
         let jobs = new_jobs(&journal, "d1", &["a", "b"]).await;
         let (first, second) = (jobs[0].id, jobs[1].id);
+        let production = "deploy:o/r:production";
+        assert_eq!(journal.start_attempt(first, 0).await.unwrap(), Some(1));
+        assert!(journal.try_lock(production, first, 1).await.unwrap());
         assert!(
-            journal
-                .try_lock("deploy:o/r:production", first)
-                .await
-                .unwrap()
-        );
-        assert!(
-            journal
-                .try_lock("deploy:o/r:production", first)
-                .await
-                .unwrap(),
+            journal.try_lock(production, first, 1).await.unwrap(),
             "re-entrant"
         );
-        assert!(
-            !journal
-                .try_lock("deploy:o/r:production", second)
-                .await
-                .unwrap()
-        );
+        assert!(!journal.try_lock(production, second, 1).await.unwrap());
         assert!(
             journal
-                .try_lock("deploy:o/r:staging", second)
+                .try_lock("deploy:o/r:staging", second, 1)
                 .await
                 .unwrap()
         );
         drop(journal);
 
-        // As after a crash: the lock is still held.
+        // Reopened by another reader while the host runs: the lock is still held.
         let journal = SqliteJournal::open(&path).unwrap();
-        assert!(
-            !journal
-                .try_lock("deploy:o/r:production", second)
-                .await
-                .unwrap()
-        );
-        journal.start_attempt(first, 0).await.unwrap();
+        assert!(!journal.try_lock(production, second, 1).await.unwrap());
         let end = AttemptEnd::Succeeded { note: None };
-        journal.end_attempt(first, end).await.unwrap();
-        assert!(
-            journal
-                .try_lock("deploy:o/r:production", second)
-                .await
-                .unwrap()
-        );
+        journal.end_attempt(first, 1, end).await.unwrap();
+        assert!(journal.try_lock(production, second, 1).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn recovery_frees_the_locks_of_dead_attempts_and_a_given_up_job_keeps_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = SqliteJournal::open(&path).unwrap();
+        let jobs = new_jobs(&journal, "d1", &["deployer", "other"]).await;
+        let (deploy, other) = (jobs[0].id, jobs[1].id);
+        let production = "deploy:o/r:production";
+        assert_eq!(journal.start_attempt(deploy, 0).await.unwrap(), Some(1));
+        assert!(journal.try_lock(production, deploy, 1).await.unwrap());
+        // The host dies during the attempt. At the next start the job is put back in the
+        // queue, and what its dead attempt held is free.
+        assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
+        assert!(journal.try_lock(production, other, 1).await.unwrap());
+
+        // A queued job still holding a lock (a journal from before locks were freed at start)
+        // that is given up frees it with its end.
+        let staging = "deploy:o/r:staging";
+        assert_eq!(journal.start_attempt(deploy, 1).await.unwrap(), Some(2));
+        assert!(journal.try_lock(staging, deploy, 2).await.unwrap());
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1", [deploy.0])
+            .unwrap();
+        let given_up = journal.fail_unstarted(deploy, 2, "gave up".into());
+        assert!(given_up.await.unwrap());
+        assert!(journal.try_lock(staging, other, 1).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_retry_is_neither_started_nor_read_back_before_its_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = SqliteJournal::open(&path).unwrap();
+        let job = new_jobs(&journal, "d1", &["a"]).await[0].id;
+        journal.start_attempt(job, 0).await.unwrap();
+        let retry = AttemptEnd::WillRetry {
+            error: "flaky".into(),
+            not_before: unix_millis() + 60_000,
+        };
+        journal.end_attempt(job, 1, retry).await.unwrap();
+        let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
+        assert!(queued.jobs.is_empty());
+        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), None);
+        // Once due, it is read back and started.
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute("UPDATE jobs SET not_before = 0", []).unwrap();
+        let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
+        assert_eq!(queued.jobs.len(), 1);
+        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), Some(2));
     }
 
     #[tokio::test]
@@ -1065,8 +1144,10 @@ mod tests {
         journal
             .end_attempt(
                 job,
+                1,
                 AttemptEnd::WillRetry {
                     error: "flaky".into(),
+                    not_before: 0,
                 },
             )
             .await
@@ -1087,6 +1168,7 @@ mod tests {
         journal
             .end_attempt(
                 job,
+                2,
                 AttemptEnd::Failed {
                     error: "gave up".into(),
                 },

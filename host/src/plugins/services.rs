@@ -19,8 +19,8 @@ use switchyard_plugin_api::{
 };
 
 use crate::{
-    checkout::Checkouts, github::GitHub, job_log::JobLogs, journal::JobId, locks::Locks,
-    outbound::WebhookClient, process,
+    checkout::Checkouts, github::GitHub, job_log::JobLogs, locks::Locks, outbound::WebhookClient,
+    process, workers::Attempt,
 };
 
 /// What every job's services share.
@@ -34,9 +34,10 @@ pub struct ServiceDeps {
     pub hidden_env: Vec<String>,
 }
 
-/// What one job's plugin call may use. Shared with the plugin as a reference-counted pointer.
+/// What one job's plugin call may use. Shared with the plugin as a reference-counted pointer,
+/// which a plugin's task may keep past the attempt: every service checks the attempt first.
 pub struct JobServices {
-    pub job: JobId,
+    pub attempt: Arc<Attempt>,
     pub deps: Arc<ServiceDeps>,
     pub runtime: tokio::runtime::Handle,
 }
@@ -57,23 +58,43 @@ impl JobServices {
         }
     }
 
+    /// Serves a request while the attempt lasts: refused once it ended, and dropped (its
+    /// command killed, its lock wait given up) if it ends meanwhile.
     async fn serve(&self, request: ServiceRequest) -> FfiBytes {
+        let attempt = &self.attempt;
+        if attempt.has_ended() {
+            return encode::<()>(Err(HostError::JobEnded));
+        }
+        if let ServiceRequest::Cancelled = request {
+            return tokio::select! {
+                reason = attempt.cancelled() => encode(Ok(reason)),
+                () = attempt.ended() => encode::<()>(Err(HostError::JobEnded)),
+            };
+        }
+        tokio::select! {
+            answer = self.work(request) => answer,
+            () = attempt.ended() => encode::<()>(Err(HostError::JobEnded)),
+        }
+    }
+
+    async fn work(&self, request: ServiceRequest) -> FfiBytes {
         let deps = &self.deps;
+        let job = self.attempt.job;
         match request {
             ServiceRequest::Github(call) => encode(deps.github.send(call).await),
             ServiceRequest::Run(request) => {
-                encode(process::run(request, deps.logs.clone(), self.job, &deps.hidden_env).await)
+                encode(process::run(request, deps.logs.clone(), job, &deps.hidden_env).await)
             }
             ServiceRequest::Checkout(request) => encode(
                 deps.checkouts
-                    .checkout(request, &deps.logs, self.job, &deps.hidden_env)
+                    .checkout(request, &deps.logs, job, &deps.hidden_env)
                     .await,
             ),
             ServiceRequest::HttpPost(post) => encode(deps.webhooks.post(post).await),
             ServiceRequest::Lock(request) => {
                 let acquired = deps
                     .locks
-                    .acquire(&request.name, self.job, request.wait)
+                    .acquire(&request.name, job, self.attempt.number, request.wait)
                     .await;
                 encode(
                     acquired
@@ -81,6 +102,10 @@ impl JobServices {
                         .map_err(|e| HostError::Internal(format!("lock {:?}: {e}", request.name))),
                 )
             }
+            // Answered by `serve` before any work starts.
+            ServiceRequest::Cancelled => encode::<()>(Err(HostError::Internal(
+                "cancellation asked for as work".to_owned(),
+            ))),
         }
     }
 }
@@ -117,8 +142,14 @@ unsafe extern "C" fn log(ctx: *const c_void, text: FfiSlice) -> FfiFuture<()> {
         abi::spawn_ffi(
             &runtime,
             async move {
-                if let Err(error) = services.deps.logs.append(services.job, &text).await {
-                    tracing::warn!(job = %services.job, %error, "cannot write job log");
+                let job = services.attempt.job;
+                // An ended attempt's log is closed: a late line would land after its end.
+                if services.attempt.has_ended() {
+                    tracing::debug!(%job, "log line after the attempt ended dropped");
+                    return;
+                }
+                if let Err(error) = services.deps.logs.append(job, &text).await {
+                    tracing::warn!(%job, %error, "cannot write job log");
                 }
             },
             |_| (),

@@ -23,7 +23,7 @@ fn a_plugin_built_against_another_abi_is_refused_naming_both_versions_and_the_fi
     assert!(error.contains("plugins[0]"), "{error}");
     assert!(error.contains(&old.display().to_string()), "{error}");
     assert!(
-        error.contains("plugin ABI v0 but host speaks ABI v2; rebuild the plugin against switchyard-plugin-api 0.1.0"),
+        error.contains("plugin ABI v2 but host speaks ABI v3; rebuild the plugin against switchyard-plugin-api 0.1.0"),
         "{error}"
     );
 }

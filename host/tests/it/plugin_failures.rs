@@ -54,7 +54,9 @@ async fn a_hanging_plugin_is_cut_off_by_its_timeout() {
     assert_eq!(jobs[0].state, JobState::Failed);
     assert_eq!(
         jobs[0].error.as_deref(),
-        Some("timed out after 1 s (plugins.timeout_secs)")
+        Some(
+            "timed out after 1 s (the job's timeout); it did not stop within the 1 s cancel grace"
+        )
     );
     host.stop().await;
 }

@@ -139,7 +139,12 @@ impl TestHost {
             server = spec.server,
             github = spec.github_url.as_deref().unwrap_or("http://127.0.0.1:9"),
             github_extra = spec.github,
-            workers = spec.workers,
+            // A cancelled job's grace, short unless a test sets its own.
+            workers = if spec.workers.contains("cancel_grace_secs") {
+                spec.workers.clone()
+            } else {
+                format!("cancel_grace_secs = 1\n{}", spec.workers)
+            },
             store = spec.store,
             plugins = spec.plugins,
         );

@@ -1,6 +1,12 @@
 //! Workers: a pool of `[workers] concurrency` tasks runs jobs under the plugin's timeout with
 //! bounded retries, and records every attempt in the journal.
 //!
+//! An attempt ends one way, whatever ended it (the plugin returned, its timeout, a shutdown,
+//! a person): the plugin is told it is cancelled and given `cancel_grace` to post a final
+//! status (see `attempt`); then its services close, its commands die, its workspace goes, and
+//! its end is recorded with its locks freed in the same transaction, retried until the journal
+//! takes it. A retry is recorded with the time it may start, which the journal enforces.
+//!
 //! The journal is the queue, and memory holds a bounded window of it. A job handed over after
 //! its delivery was committed waits in memory while the payloads waiting there fit in
 //! `[workers] memory_queue_mib`; past that it is left in the journal only ("spilled"), and the
@@ -8,8 +14,10 @@
 //! read back the same way. Starting an attempt is a compare-and-set in the journal, so a job
 //! handed over twice (kept in memory and also read back) still runs once.
 
+mod attempt;
+
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -17,13 +25,17 @@ use std::{
     time::Duration,
 };
 
-use switchyard_plugin_api::{JobInfo, Outcome, PluginError, abi::panic_message, wire::CallHead};
+use switchyard_plugin_api::{
+    CancelReason, JobInfo, Outcome, PluginError, abi::panic_message, wire::CallHead,
+};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+pub use attempt::Attempt;
+
 use crate::{
     job_log::LogLinks,
-    journal::{AttemptEnd, JobId, Journal, PendingJob},
+    journal::{AttemptEnd, JobId, Journal, JournalError, PendingJob, unix_millis},
     metrics::Metrics,
     plugins::{JobServices, LoadedPlugin, Plugins, ServiceDeps},
 };
@@ -34,13 +46,19 @@ const READ_BACK_LIMIT: usize = 1024;
 /// Pause before reading a job back again after the journal failed to read or start it.
 const READ_BACK_RETRY: Duration = Duration::from_secs(1);
 
+/// How often the journal is swept for queued jobs no worker holds: a retry due after a
+/// restart, or a job whose hand-over was lost.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Longest pause between tries to record an attempt's end the journal refused (a full disk).
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// What the workers need from the rest of the host.
 pub struct WorkerDeps {
     pub journal: Arc<dyn Journal>,
     pub plugins: Arc<Plugins>,
     /// Job logs, GitHub, checkouts and locks, shared by every job's host services.
     pub services: Arc<ServiceDeps>,
-    /// Base of job log URLs.
     /// Links to job logs, handed to plugins.
     pub links: LogLinks,
     pub metrics: Arc<Metrics>,
@@ -48,6 +66,8 @@ pub struct WorkerDeps {
     /// Payload bytes that queued jobs may hold in memory.
     pub memory_queue_bytes: usize,
     pub retry_backoff: Duration,
+    /// How long a cancelled plugin has to post a final status and return.
+    pub cancel_grace: Duration,
 }
 
 /// The job runner. Cheap to clone.
@@ -62,6 +82,8 @@ struct Inner {
     /// Wakes idle workers: a job was queued or read back.
     wake: Notify,
     running: AtomicUsize,
+    /// The attempts running now, for cancelling them.
+    attempts: Mutex<HashMap<JobId, Arc<Attempt>>>,
     tasks: TaskTracker,
     stopping: CancellationToken,
 }
@@ -78,8 +100,6 @@ struct Queue {
     /// The lowest id spilled since the last read-back began.
     spilled_from: Option<JobId>,
     reading_back: bool,
-    /// Jobs waiting out a retry delay; a read-back leaves them to their timer.
-    retrying: HashSet<JobId>,
 }
 
 impl Queue {
@@ -108,6 +128,7 @@ impl Workers {
                 queue: Mutex::new(Queue::default()),
                 wake: Notify::new(),
                 running: AtomicUsize::new(0),
+                attempts: Mutex::default(),
                 tasks: TaskTracker::new(),
                 stopping: CancellationToken::new(),
                 deps,
@@ -117,6 +138,11 @@ impl Workers {
             let inner = Arc::clone(&workers.inner);
             workers.inner.tasks.spawn(async move { inner.work().await });
         }
+        let inner = Arc::clone(&workers.inner);
+        workers
+            .inner
+            .tasks
+            .spawn(async move { inner.sweep().await });
         workers
     }
 
@@ -143,13 +169,33 @@ impl Workers {
         self.inner.wake.notify_one();
     }
 
-    /// Stops starting jobs and waits up to `grace` for running ones. Returns whether all ended.
+    /// Stops starting jobs at once and gives running ones `grace` to finish. Those still
+    /// running when only their cancel grace is left are cancelled (reason: shutdown), so they
+    /// can say on GitHub that they will run again; their ends are not recorded, and they run
+    /// again after the restart. Returns whether every job ended within the grace.
     pub async fn shutdown(&self, grace: Duration) -> bool {
-        self.inner.stopping.cancel();
-        self.inner.tasks.close();
-        tokio::time::timeout(grace, self.inner.tasks.wait())
+        let inner = &self.inner;
+        inner.stopping.cancel();
+        inner.tasks.close();
+        let cancel_after = grace.saturating_sub(inner.deps.cancel_grace);
+        if tokio::time::timeout(cancel_after, inner.tasks.wait())
             .await
             .is_ok()
+        {
+            return true;
+        }
+        for attempt in inner.running_attempts() {
+            attempt.cancel(CancelReason::Shutdown);
+        }
+        tokio::time::timeout(grace - cancel_after, inner.tasks.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Cancels a running job, for `reason`. Returns whether it was running here.
+    pub fn cancel(&self, job: JobId, reason: CancelReason) -> bool {
+        let attempt = self.inner.attempts().get(&job).cloned();
+        attempt.map(|attempt| attempt.cancel(reason)).is_some()
     }
 
     /// Jobs running now.
@@ -161,6 +207,28 @@ impl Workers {
 impl Inner {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<Attempt>>> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn running_attempts(&self) -> Vec<Arc<Attempt>> {
+        self.attempts().values().cloned().collect()
+    }
+
+    /// Every so often, reads back queued jobs that nothing holds in memory: a retry that came
+    /// due after a restart, or a job whose hand-over was lost. A job read back twice still
+    /// starts once (the journal's compare-and-set).
+    async fn sweep(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                () = self.stopping.cancelled() => return,
+            }
+            self.queue().spill(JobId(0));
+            self.wake.notify_one();
+        }
     }
 
     /// One worker: take the next job and run it, until shutdown.
@@ -232,10 +300,9 @@ impl Inner {
         };
         let mut queue = self.queue();
         queue.reading_back = false;
+        // Jobs waiting out a retry's backoff are not read: the journal keeps them until due.
         for job in page.jobs {
-            if !queue.retrying.contains(&job.id) {
-                queue.push(job);
-            }
+            queue.push(job);
         }
         match page.next {
             Some(next) => queue.spill(next),
@@ -249,6 +316,10 @@ impl Inner {
     }
 
     async fn run(self: &Arc<Self>, job: PendingJob) {
+        // Shutdown began while this job waited for a worker: it stays queued for the restart.
+        if self.stopping.is_cancelled() {
+            return;
+        }
         let Some(plugin) = self.deps.plugins.current().get(&job.plugin).cloned() else {
             let error = format!(
                 "plugin {:?} is no longer loaded (removed or disabled in the config)",
@@ -267,10 +338,10 @@ impl Inner {
             self.fail_unstarted(&job, error).await;
             return;
         }
-        let attempt = match self.deps.journal.start_attempt(job.id, job.attempts).await {
-            Ok(Some(attempt)) => attempt,
+        let number = match self.deps.journal.start_attempt(job.id, job.attempts).await {
+            Ok(Some(number)) => number,
             Ok(None) => {
-                tracing::debug!(job = %job.id, "job already started by another hand-over");
+                tracing::debug!(job = %job.id, "job already started, or not due yet");
                 return;
             }
             Err(error) => {
@@ -279,16 +350,44 @@ impl Inner {
                 return;
             }
         };
+        let attempt = Attempt::new(job.id, number);
+        self.attempts().insert(job.id, Arc::clone(&attempt));
         let started = std::time::Instant::now();
-        let result = self.call(&plugin, &job, attempt).await;
+        let result = self.call(&plugin, &job, &attempt).await;
+        // Over: its services close and whatever they were doing stops, before anything else.
+        attempt.end();
+        self.attempts().remove(&job.id);
+        let interrupted = attempt
+            .cancel_reason()
+            .is_some_and(CancelReason::runs_again);
         let end = match result {
             Ok(Outcome::Done) => AttemptEnd::Succeeded { note: None },
             Ok(Outcome::Skipped(reason)) => AttemptEnd::Succeeded {
                 note: Some(format!("skipped: {reason}")),
             },
-            Err(error) if error.retryable && attempt < plugin.entry.max_attempts => {
+            Err(error) if interrupted => {
+                tracing::info!(job = %job.id, plugin = %job.plugin, %error, "job interrupted by the shutdown; it runs again after the restart");
+                let line =
+                    "switchyard: interrupted by the shutdown; runs again after the restart\n";
+                let _ = self
+                    .deps
+                    .services
+                    .logs
+                    .append(job.id, line.as_bytes())
+                    .await;
+                self.deps.services.checkouts.clean(job.id).await;
+                self.deps
+                    .metrics
+                    .jobs
+                    .with_label_values(&[&job.plugin, "interrupted"])
+                    .inc();
+                return;
+            }
+            Err(error) if error.retryable && number < plugin.entry.max_attempts => {
+                let backoff = self.deps.retry_backoff * 2u32.saturating_pow(number - 1);
                 AttemptEnd::WillRetry {
                     error: error.message,
+                    not_before: unix_millis() + backoff.as_millis() as u64,
                 }
             }
             Err(error) => AttemptEnd::Failed {
@@ -313,7 +412,7 @@ impl Inner {
             delivery = %job.delivery.id,
             job = %job.id,
             plugin = %job.plugin,
-            attempt,
+            attempt = number,
             elapsed_ms = started.elapsed().as_millis() as u64,
             outcome = ?end,
             "job attempt ended"
@@ -322,12 +421,14 @@ impl Inner {
         // bookkeeping, and waiting for its commit would idle the worker for a batch.
         let inner = Arc::clone(self);
         self.tasks
-            .spawn(async move { inner.finish(job, attempt, end).await });
+            .spawn(async move { inner.finish(job, number, end).await });
     }
 
-    /// Records an attempt's end, frees what it held, and schedules its retry.
+    /// Cleans up after an attempt, records its end (which frees its locks), and schedules its
+    /// retry. The workspace goes first: a retry must not find the old one, nor have it removed
+    /// under it.
     async fn finish(self: Arc<Self>, job: PendingJob, attempt: u32, end: AttemptEnd) {
-        if let AttemptEnd::Failed { error } | AttemptEnd::WillRetry { error } = &end {
+        if let AttemptEnd::Failed { error } | AttemptEnd::WillRetry { error, .. } = &end {
             let line = format!("switchyard: attempt {attempt} failed: {error}\n");
             let _ = self
                 .deps
@@ -336,35 +437,41 @@ impl Inner {
                 .append(job.id, line.as_bytes())
                 .await;
         }
-        let retry = matches!(end, AttemptEnd::WillRetry { .. });
-        self.record(&job, end).await;
-        // The attempt's locks went with its record; its workspace goes now (the log stays).
-        self.deps.services.locks.released();
         self.deps.services.checkouts.clean(job.id).await;
-        if retry {
-            self.retry_later(
+        let retry_at = match &end {
+            AttemptEnd::WillRetry { not_before, .. } => Some(*not_before),
+            _ => None,
+        };
+        if !self.record(&job, attempt, end).await {
+            return;
+        }
+        self.deps.services.locks.released();
+        if let Some(not_before) = retry_at {
+            self.retry_at(
                 PendingJob {
                     attempts: attempt,
                     ..job
                 },
-                attempt,
+                not_before,
             );
         }
     }
 
-    /// Calls the plugin under its timeout. The call runs in its own task so that even a host
-    /// side panic (an FFI future reporting a panic) fails only this job.
+    /// Calls the plugin. When its timeout passes, or the attempt is cancelled from elsewhere
+    /// (a shutdown, a person), the plugin is told why and given the cancel grace to return;
+    /// past it, its future is dropped, which stops it and kills its commands. The call runs
+    /// in a task of its own, so even a host-side panic fails only this job.
     async fn call(
         &self,
         plugin: &Arc<LoadedPlugin>,
         job: &PendingJob,
-        attempt: u32,
+        attempt: &Arc<Attempt>,
     ) -> Result<Outcome, PluginError> {
         let delivery = &job.delivery;
         let head = CallHead {
             job: JobInfo {
                 id: job.id.0,
-                attempt,
+                attempt: attempt.number,
                 log_url: self.log_url(job.id),
             },
             delivery: delivery.id.as_str().to_owned(),
@@ -377,45 +484,53 @@ impl Inner {
         let head = serde_json::to_vec(&head).expect("a call head always serializes");
         let payload = delivery.payload.clone();
         let services = Arc::new(JobServices {
-            job: job.id,
+            attempt: Arc::clone(attempt),
             deps: Arc::clone(&self.deps.services),
             runtime: tokio::runtime::Handle::current(),
         });
         let running = Arc::clone(plugin);
-        let task = tokio::spawn(async move { running.handle(&head, &payload, services).await });
-        let abort = task.abort_handle();
-        match tokio::time::timeout(plugin.entry.timeout(), task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => Err(PluginError::fatal(format!(
-                "plugin panicked: {}",
-                panic_message(&*join.into_panic())
-            ))),
-            Ok(Err(_)) => Err(PluginError::fatal("job was cancelled")),
+        let mut task = tokio::spawn(async move { running.handle(&head, &payload, services).await });
+        let timeout = plugin.entry.timeout_secs;
+        tokio::select! {
+            joined = &mut task => return joined_result(joined),
+            () = tokio::time::sleep(plugin.entry.timeout()) => {
+                attempt.cancel(CancelReason::Timeout { secs: timeout });
+            }
+            _ = attempt.cancelled() => {}
+        }
+        let reason = attempt
+            .cancel_reason()
+            .cloned()
+            .expect("cancelled before the grace");
+        let grace = self.deps.cancel_grace;
+        match tokio::time::timeout(grace, &mut task).await {
+            // It finished its work anyway: that stands.
+            Ok(Ok(Ok(outcome))) => Ok(outcome),
+            Ok(joined) => Err(PluginError::fatal(match joined_result(joined) {
+                Err(error) => format!("{reason}: {}", error.message),
+                Ok(_) => reason.to_string(),
+            })),
             Err(_) => {
-                // Dropping the call's future aborts the plugin's task and kills its commands.
-                abort.abort();
+                task.abort();
                 Err(PluginError::fatal(format!(
-                    "timed out after {} s (plugins.timeout_secs)",
-                    plugin.entry.timeout_secs
+                    "{reason}; it did not stop within the {} s cancel grace",
+                    grace.as_secs()
                 )))
             }
         }
     }
 
-    fn retry_later(self: &Arc<Self>, job: PendingJob, attempt: u32) {
-        let delay = self.deps.retry_backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.queue().retrying.insert(job.id);
+    /// Hands a retry to the workers once it is due (the journal would not start it before).
+    fn retry_at(self: &Arc<Self>, job: PendingJob, not_before: u64) {
+        let delay = Duration::from_millis(not_before.saturating_sub(unix_millis()));
         let inner = Arc::clone(self);
         self.tasks.spawn(async move {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {
-                    let mut queue = inner.queue();
-                    queue.retrying.remove(&job.id);
-                    queue.push(job);
-                    drop(queue);
+                    inner.queue().push(job);
                     inner.wake.notify_one();
                 }
-                // Left queued in the journal: the next start runs it.
+                // Left queued in the journal: the next start's sweep runs it.
                 () = inner.stopping.cancelled() => {}
             }
         });
@@ -454,13 +569,51 @@ impl Inner {
         }
     }
 
-    async fn record(&self, job: &PendingJob, end: AttemptEnd) {
-        if let Err(error) = self.deps.journal.end_attempt(job.id, end).await {
-            tracing::error!(job = %job.id, %error, "cannot record job outcome; it will run again on restart");
+    /// Records an attempt's end, trying again (with a growing pause) for as long as the journal
+    /// refuses it, as on a full disk: the job is not left running until a restart. Returns
+    /// whether it was recorded.
+    async fn record(&self, job: &PendingJob, attempt: u32, end: AttemptEnd) -> bool {
+        let mut pause = READ_BACK_RETRY;
+        loop {
+            match self
+                .deps
+                .journal
+                .end_attempt(job.id, attempt, end.clone())
+                .await
+            {
+                Ok(()) => return true,
+                Err(error @ (JournalError::NotRunning { .. } | JournalError::NoSuchJob(_))) => {
+                    tracing::warn!(job = %job.id, %error, "job's end not recorded: it is no longer this attempt's");
+                    return false;
+                }
+                Err(error) => {
+                    tracing::error!(job = %job.id, %error, retry_in_ms = pause.as_millis() as u64, "cannot record the job's end; trying again");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                // Still `running` in the journal: it runs again after the restart.
+                () = self.stopping.cancelled() => return false,
+            }
+            pause = (pause * 2).min(RECORD_RETRY_MAX);
         }
     }
 
     fn log_url(&self, job: JobId) -> String {
         self.deps.links.url(job)
+    }
+}
+
+/// A call task's result: a panic on the host's side of the call fails the job with its message.
+fn joined_result(
+    joined: Result<Result<Outcome, PluginError>, tokio::task::JoinError>,
+) -> Result<Outcome, PluginError> {
+    match joined {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => Err(PluginError::fatal(format!(
+            "plugin panicked: {}",
+            panic_message(&*join.into_panic())
+        ))),
+        Err(_) => Err(PluginError::fatal("job was cancelled")),
     }
 }

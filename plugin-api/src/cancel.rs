@@ -1,0 +1,76 @@
+//! Cancellation: how a plugin learns that the host is stopping its job, and why. One mechanism
+//! for every reason (the job's timeout, the host shutting down, a person pressing Cancel): the
+//! host tells the plugin through [`crate::Host::cancelled`], gives it `[workers]
+//! cancel_grace_secs` to post a final status and return, and only then kills its commands and
+//! drops its future.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why the host is cancelling a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// The job ran past its entry's `timeout_secs` (the host's cut-off for the whole job).
+    Timeout { secs: u64 },
+    /// The host is stopping. The job was not recorded as ended: it runs again after the
+    /// restart, so a plugin should say so rather than report a failure.
+    Shutdown,
+    /// Someone cancelled it.
+    User { by: String },
+}
+
+impl CancelReason {
+    /// Whether the job runs again after this (a shutdown): report it as interrupted, not failed.
+    pub fn runs_again(&self) -> bool {
+        matches!(self, Self::Shutdown)
+    }
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout { secs } => write!(f, "timed out after {secs} s (the job's timeout)"),
+            Self::Shutdown => {
+                f.write_str("interrupted by a host shutdown; runs again after the restart")
+            }
+            Self::User { by } => write!(f, "cancelled by {by}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_well_and_round_trip() {
+        // (reason, text, JSON)
+        let cases = [
+            (
+                CancelReason::Timeout { secs: 60 },
+                "timed out after 60 s (the job's timeout)",
+                r#"{"reason":"timeout","secs":60}"#,
+            ),
+            (
+                CancelReason::Shutdown,
+                "interrupted by a host shutdown; runs again after the restart",
+                r#"{"reason":"shutdown"}"#,
+            ),
+            (
+                CancelReason::User { by: "mona".into() },
+                "cancelled by mona",
+                r#"{"reason":"user","by":"mona"}"#,
+            ),
+        ];
+        for (reason, text, json) in cases {
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(serde_json::to_string(&reason).unwrap(), json);
+            assert_eq!(serde_json::from_str::<CancelReason>(json).unwrap(), reason);
+        }
+        assert!(CancelReason::Shutdown.runs_again());
+        assert!(!CancelReason::Timeout { secs: 1 }.runs_again());
+    }
+}
