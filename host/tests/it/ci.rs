@@ -26,6 +26,11 @@ impl Ci {
 
     /// Like `start`, with extra keys for the `[[plugins]]` entry itself.
     async fn start_entry(entry: &str, settings: &str) -> Self {
+        Self::start_with("", entry, settings).await
+    }
+
+    /// Like `start_entry`, with extra `[server]` keys.
+    async fn start_with(server: &str, entry: &str, settings: &str) -> Self {
         let github = FakeGitHub::start().await;
         let origin = Origin::new(REPO);
         let plugins = format!(
@@ -34,6 +39,7 @@ impl Ci {
             origin.clone_url_template()
         );
         let host = TestHost::start(HostSpec {
+            server: server.to_owned(),
             plugins,
             github_url: Some(github.url.clone()),
             github_token: Some(TOKEN),
@@ -302,5 +308,74 @@ async fn pushes_are_built_when_the_config_subscribes_to_them() {
         .map(|r| r.body["state"].clone())
         .collect();
     assert_eq!(states, [json!("pending"), json!("success")]);
+    ci.stop().await;
+}
+
+#[tokio::test]
+async fn a_build_cut_off_by_its_jobs_timeout_says_so_on_the_pull_request() {
+    // The entry's timeout (the host's cut-off), far shorter than the command's own.
+    let ci = Ci::start_entry("timeout_secs = 2", "command = \"sleep 30\"").await;
+    let sha = ci.origin.commit("refs/heads/slow", &[("README", "slow")]);
+    ci.push("cut-1", "opened", 3, &sha, REPO).await;
+    let jobs = ci.host.ended_jobs("cut-1", 1).await;
+    assert_eq!(jobs[0].state, JobState::Failed);
+    let build = jobs[0].id;
+    let statuses = ci.statuses(&sha);
+    assert_eq!(
+        statuses.last().unwrap(),
+        &(
+            "error".to_owned(),
+            format!("Build #{build} timed out after 2 s (the job's timeout)")
+        ),
+        "{statuses:?}"
+    );
+    ci.stop().await;
+}
+
+#[tokio::test]
+async fn a_build_interrupted_by_a_shutdown_says_so_and_runs_again_after_the_restart() {
+    let scratch = tempfile::tempdir().unwrap();
+    let second = scratch.path().join("second-run");
+    // Hangs the first time, passes the second.
+    let command = format!(
+        "command = \"if [ -f {0} ]; then exit 0; fi; touch {0}; sleep 60\"",
+        second.display()
+    );
+    let ci = Ci::start_with("shutdown_grace_secs = 1", "", &command).await;
+    let sha = ci.origin.commit("refs/heads/long", &[("README", "long")]);
+    ci.push("restart-1", "opened", 4, &sha, REPO).await;
+    ci.wait_for_status(&sha, "running").await;
+    eventually("the command to start", || second.exists()).await;
+    let Ci {
+        github,
+        origin,
+        host,
+    } = ci;
+    let host = host.restart().await;
+    let ci = Ci {
+        github,
+        origin,
+        host,
+    };
+    let jobs = ci.host.ended_jobs("restart-1", 1).await;
+    assert_eq!((jobs[0].state, jobs[0].attempts), (JobState::Succeeded, 2));
+    let build = jobs[0].id;
+    let statuses = ci.statuses(&sha);
+    let described: Vec<(&str, &str)> = statuses
+        .iter()
+        .map(|(state, description)| (state.as_str(), description.as_str()))
+        .collect();
+    let interrupted = format!("Build #{build} interrupted; runs again after the restart");
+    let running = format!("Build #{build} running");
+    assert_eq!(
+        described,
+        [
+            ("pending", running.as_str()),
+            ("pending", interrupted.as_str()),
+            ("pending", running.as_str()),
+            ("success", described[3].1),
+        ],
+        "{statuses:?}"
+    );
     ci.stop().await;
 }

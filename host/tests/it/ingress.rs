@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use serde_json::json;
 use switchyard::{ingress::WebhookSecret, journal::JobState};
 
@@ -188,8 +186,7 @@ async fn every_bad_input_gets_its_answer_and_dispatches_nothing() {
                 .is_empty()
         );
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(host.events_logged().is_empty());
+    host.nothing_else_dispatched().await;
     host.stop().await;
 }
 
@@ -236,8 +233,7 @@ async fn signed_bodies_of_the_wrong_shape_are_refused_naming_what_is_wrong() {
         let stored = host.host_state.journal.delivery(&delivery).await.unwrap();
         assert!(stored.is_none(), "{delivery} was stored");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(host.events_logged().is_empty());
+    host.nothing_else_dispatched().await;
     host.stop().await;
 }
 
@@ -298,6 +294,8 @@ async fn ping_is_answered_and_not_dispatched() {
     let host = TestHost::start(event_log_host()).await;
     let (status, answer) = host.send("ping", "ping-1", &example("ping", None)).await;
     assert_eq!((status, answer["pong"].as_bool()), (200, Some(true)));
+    let stored = host.host_state.journal.delivery("ping-1").await.unwrap();
+    assert!(stored.is_none(), "a ping was stored");
     assert!(
         host.host_state
             .journal

@@ -11,6 +11,7 @@ mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4
 mod hostile; // slow, silent, huge and many clients; stalled log readers; log links need their key
 mod ingress; // signed deliveries, every bad input's answer, replays, form bodies
 mod ingress_properties; // arbitrary bytes, headers and form bodies: documented answers only
+mod lifecycle; // services closed at a job's end, shutdown in its grace, retries, refused ends, contained plugins
 mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod operations; // health, metrics, replay, and the operator commands against a server process

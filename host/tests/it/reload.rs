@@ -106,6 +106,7 @@ async fn reloading_under_a_stream_of_deliveries_loses_and_doubles_nothing() {
     tokio::join!(sending, editing);
 
     let mut counts: HashMap<String, usize> = HashMap::new();
+    let (mut b_ran, mut b_gone) = (0, 0);
     for n in 0..150 {
         let delivery = format!("stream-{n}");
         let journal = &host.host_state.journal;
@@ -126,6 +127,15 @@ async fn reloading_under_a_stream_of_deliveries_loses_and_doubles_nothing() {
         assert!(jobs.len() <= 2, "{jobs:?}");
         for job in &jobs {
             *counts.entry(job.plugin.clone()).or_default() += 1;
+            if job.plugin == "b" {
+                match (job.state, job.error.as_deref()) {
+                    (JobState::Succeeded, _) => b_ran += 1,
+                    (JobState::Failed, Some(error)) if error.contains("no longer loaded") => {
+                        b_gone += 1
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     // What the plugins wrote matches the journal: nothing lost, nothing run twice.
@@ -136,10 +146,16 @@ async fn reloading_under_a_stream_of_deliveries_loses_and_doubles_nothing() {
             .count()
     };
     assert_eq!(lines("a"), 150);
-    let b_succeeded = counts.get("b").copied().unwrap_or_default();
-    assert!(
-        lines("b") <= b_succeeded,
-        "b wrote {} for {b_succeeded} jobs",
+    // Every job of b either ran (and wrote its line) or found b gone before it started.
+    assert_eq!(
+        counts.get("b").copied().unwrap_or_default(),
+        b_ran + b_gone,
+        "a job of b ended some other way"
+    );
+    assert_eq!(
+        lines("b"),
+        b_ran,
+        "b wrote {} lines for {b_ran} jobs",
         lines("b")
     );
     host.stop().await;

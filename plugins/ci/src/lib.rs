@@ -151,6 +151,7 @@ impl Plugin for Ci {
             ended = self.build(&report) => ended,
             // Dropping the build's future kills its command (the host kills the process group).
             newer_sha = current.superseded() => superseded(&report, &newer_sha).await,
+            reason = host.cancelled() => cancelled(&report, &reason).await,
         }
     }
 }
@@ -224,6 +225,20 @@ async fn superseded(report: &Reporter<'_>, newer_sha: &str) -> Result<Outcome, P
     let reason = format!("superseded by {}", short_sha(newer_sha));
     report.status(StatusState::Error, &reason).await?;
     Ok(Outcome::Skipped(reason))
+}
+
+/// The host cancelled the build (its job's timeout, a shutdown, a person): say so on the pull
+/// request within the cancel grace. A shutdown's build runs again after the restart.
+async fn cancelled(report: &Reporter<'_>, reason: &CancelReason) -> Result<Outcome, PluginError> {
+    if reason.runs_again() {
+        let description = "interrupted; runs again after the restart";
+        report.status(StatusState::Pending, description).await?;
+    } else {
+        report
+            .status(StatusState::Error, &reason.to_string())
+            .await?;
+    }
+    Err(PluginError::fatal(reason.to_string()))
 }
 
 declare_plugin!(Ci, Ci::new);

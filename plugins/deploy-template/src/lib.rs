@@ -49,41 +49,56 @@ impl Plugin for MyDeploy {
         if deployment.environment != self.settings.environment {
             return Ok(Outcome::Skipped("another environment".into()));
         }
-        let repo = &repository.full_name;
         let status = |state, description: &str| {
             let mut status = NewDeploymentStatus::new(state, description);
             status.log_url = Some(event.job.log_url.clone());
             status
         };
+        let repo = &repository.full_name;
+        let done = tokio::select! {
+            output = self.deploy(host, &repository, &deployment, &event.job.log_url) => match output? {
+                output if output.success() => status(DeploymentState::Success, "Deployed"),
+                output => status(
+                    DeploymentState::Failure,
+                    &format!("Deploy failed: {}", output.ending()),
+                ),
+            },
+            // The host is stopping the job (its timeout, a shutdown): say so, then return.
+            reason = host.cancelled() => status(DeploymentState::Error, &reason.to_string()),
+        };
+        host.create_deployment_status(repo, deployment.id, &done)
+            .await?;
+        Ok(Outcome::Done)
+    }
+}
+
+impl MyDeploy {
+    /// Takes the environment's lock, reports `in_progress`, checks out and runs the command.
+    async fn deploy(
+        &self,
+        host: &Host,
+        repository: &payload::Repository,
+        deployment: &payload::Deployment,
+        log_url: &str,
+    ) -> Result<RunOutput, PluginError> {
+        let repo = &repository.full_name;
         // One deploy at a time per repository and environment; freed when this job ends.
         host.lock(&format!("deploy:{repo}:{}", deployment.environment))
             .await?;
-        let running = status(DeploymentState::InProgress, "Deploying");
+        let mut running = NewDeploymentStatus::new(DeploymentState::InProgress, "Deploying");
+        running.log_url = Some(log_url.to_owned());
         host.create_deployment_status(repo, deployment.id, &running)
             .await?;
-
         let dir = self
             .source
-            .prepare(host, &repository, &deployment.sha)
+            .prepare(host, repository, &deployment.sha)
             .await?;
         let command = RunRequest::shell(&self.settings.command)
             .cwd(dir)
             .env("SWITCHYARD_ENVIRONMENT", &deployment.environment)
             .env("SWITCHYARD_SHA", &deployment.sha)
             .timeout_secs(1800);
-        let output = host.run(&command).await?;
-
-        let done = if output.success() {
-            status(DeploymentState::Success, "Deployed")
-        } else {
-            status(
-                DeploymentState::Failure,
-                &format!("Deploy failed: {}", output.ending()),
-            )
-        };
-        host.create_deployment_status(repo, deployment.id, &done)
-            .await?;
-        Ok(Outcome::Done)
+        Ok(host.run(&command).await?)
     }
 }
 

@@ -147,6 +147,33 @@ impl Deployer {
             deployment,
             log_url: &raw.job.log_url,
         };
+        let short = short_sha(&deployment.sha);
+        tokio::select! {
+            ended = self.deploy_locked(event, &report, host) => ended,
+            // Told by the host (the job's timeout, a shutdown, a person): say so on GitHub
+            // within the cancel grace. A shutdown's deploy runs again after the restart.
+            reason = host.cancelled() => {
+                if reason.runs_again() {
+                    let description = format!("Deploy of {short} interrupted; runs again after the restart");
+                    report.status(DeploymentState::Queued, &description).await?;
+                } else {
+                    let description = format!("Deploy of {short} {reason}");
+                    report.status(DeploymentState::Error, &description).await?;
+                }
+                Err(PluginError::fatal(reason.to_string()))
+            }
+        }
+    }
+
+    /// Waits for the environment's lock, then checks out, runs the command and reports.
+    async fn deploy_locked(
+        &self,
+        event: &DeploymentEvent,
+        report: &Reporter<'_>,
+        host: &Host,
+    ) -> Result<Outcome, PluginError> {
+        let deployment = &event.deployment;
+        let environment = &deployment.environment;
         // Heaven's lock: one deploy at a time per repository and environment.
         let lock = format!("deploy:{}:{environment}", event.repository.full_name);
         if !host.try_lock(&lock).await? {

@@ -110,6 +110,7 @@ pub struct TestHost {
     pub dir: tempfile::TempDir,
     pub host_state: switchyard::app::AppState,
     pub reloader: std::sync::Arc<switchyard::reload::Reloader>,
+    github_token: Option<&'static str>,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     served: Option<JoinHandle<()>>,
@@ -152,10 +153,20 @@ impl TestHost {
         // Written out, so the host's watcher sees edits (see `rewrite_plugins`).
         let file = dir.path().join("config.toml");
         std::fs::write(&file, &text).unwrap();
-        let config = Config::load(&file).unwrap();
+        Self::serve(dir, listener, spec.github_token).await
+    }
+
+    /// Starts a host from the config file in `dir`, on `listener`.
+    async fn serve(
+        dir: tempfile::TempDir,
+        listener: TcpListener,
+        github_token: Option<&'static str>,
+    ) -> Self {
+        let port = listener.local_addr().unwrap().port();
+        let config = Config::load(&dir.path().join("config.toml")).unwrap();
         let secrets = Secrets {
             webhook: WebhookSecret::new(SECRET),
-            github_token: spec.github_token.map(str::to_owned),
+            github_token: github_token.map(str::to_owned),
         };
         let host = Switchyard::start(config, secrets).await.unwrap();
         let host_state = host.state.clone();
@@ -173,10 +184,21 @@ impl TestHost {
             dir,
             host_state,
             reloader,
+            github_token,
             http: reqwest::Client::new(),
             stop: Some(stop),
             served: Some(served),
         }
+    }
+
+    /// Shuts the host down as SIGTERM would, then starts it again on the same store, config
+    /// and port.
+    pub async fn restart(mut self) -> Self {
+        let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
+        self.shut_down().await;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::serve(dir, listener, self.github_token).await
     }
 
     /// Replaces the `[[plugins]]` part of the config file the way editors save: a new file
@@ -266,6 +288,24 @@ impl TestHost {
         ended_jobs(&*self.host_state.journal, delivery, count).await
     }
 
+    /// Sends a valid delivery and waits for its event-log job: any delivery answered before it
+    /// and dispatched would be in the journal and the event log by then. Asserts that this
+    /// one is all there is in both.
+    pub async fn nothing_else_dispatched(&self) {
+        let payload = example("pull_request", Some("opened"));
+        assert_eq!(self.send("pull_request", "sentinel", &payload).await.0, 202);
+        self.ended_jobs("sentinel", 1).await;
+        let filter = switchyard::journal::RecentFilter {
+            limit: 100,
+            ..Default::default()
+        };
+        let stored = self.host_state.journal.recent(filter).await.unwrap();
+        let ids: Vec<&str> = stored.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["sentinel"], "something else was stored");
+        let logged = self.events_logged();
+        assert_eq!(logged.len(), 1, "something else was dispatched: {logged:?}");
+    }
+
     pub fn events_logged(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join("events.jsonl"))
             .unwrap_or_default()
@@ -275,6 +315,10 @@ impl TestHost {
     }
 
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -1,7 +1,7 @@
 //! A plugin for the host's tests: its settings choose what it does with each event, so one
 //! library covers panics, hangs, retries and every host service.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 use switchyard_plugin_api::prelude::*;
@@ -25,6 +25,16 @@ enum Behaviour {
     },
     /// Refuses to start, as a plugin with bad settings would.
     RefuseToStart,
+    /// Panics when asked for its subscriptions.
+    PanicInSubscriptions,
+    /// Leaves a task holding the host behind, which after `millis` tries to log, take a lock
+    /// and run a command (touching `{dir}/ran`), and writes what each answered to `{dir}/late.txt`.
+    LateServices { dir: PathBuf, millis: u64 },
+    /// For deliveries whose id starts with `prefix`, blocks its thread for `millis`; other
+    /// deliveries succeed at once.
+    BlockThreadFor { prefix: String, millis: u64 },
+    /// Waits for the host to cancel the job, logs the reason, and fails with it.
+    AwaitCancel,
 }
 
 struct Behaving(Behaviour);
@@ -32,6 +42,9 @@ struct Behaving(Behaviour);
 #[async_trait]
 impl Plugin for Behaving {
     fn subscriptions(&self) -> Vec<Subscription> {
+        if let Behaviour::PanicInSubscriptions = self.0 {
+            panic!("no subscriptions today");
+        }
         vec!["pull_request".parse().expect("valid subscription")]
     }
 
@@ -45,10 +58,20 @@ impl Plugin for Behaving {
                 host.log(format!("slept {millis} ms")).await;
                 Ok(Outcome::Done)
             }
-            Behaviour::SucceedOnAttempt { attempt } if event.job.attempt < *attempt => Err(
-                PluginError::retryable(format!("attempt {} is too early", event.job.attempt)),
-            ),
-            Behaviour::SucceedOnAttempt { .. } => Ok(Outcome::Done),
+            Behaviour::SucceedOnAttempt { attempt } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                host.log(format!("attempt {} at {now}", event.job.attempt))
+                    .await;
+                if event.job.attempt < *attempt {
+                    return Err(PluginError::retryable(format!(
+                        "attempt {} is too early",
+                        event.job.attempt
+                    )));
+                }
+                Ok(Outcome::Done)
+            }
             Behaviour::CommitStatus => {
                 let repo = event.repository.as_deref().unwrap_or_default();
                 let sha = event.payload()["pull_request"]["head"]["sha"]
@@ -72,7 +95,35 @@ impl Plugin for Behaving {
                     Err(PluginError::fatal(format!("command ended: {output:?}")))
                 }
             }
-            Behaviour::RefuseToStart => unreachable!("never constructed"),
+            Behaviour::LateServices { dir, millis } => {
+                let (late, dir, millis) = (host.clone(), dir.clone(), *millis);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(millis)).await;
+                    late.log("a late line").await;
+                    let lock = late.try_lock("late-lock").await;
+                    let touch = RunRequest::shell(format!("touch {}", dir.join("ran").display()));
+                    let run = late.run(&touch).await;
+                    let answers = format!("lock: {lock:?}\nrun: {run:?}\n");
+                    let _ = std::fs::write(dir.join("late.txt"), answers);
+                });
+                Ok(Outcome::Done)
+            }
+            Behaviour::BlockThreadFor { prefix, millis } => {
+                if event.delivery.starts_with(prefix.as_str()) {
+                    // What a plugin must not do: block its thread.
+                    std::thread::sleep(Duration::from_millis(*millis));
+                }
+                host.log("ran").await;
+                Ok(Outcome::Done)
+            }
+            Behaviour::AwaitCancel => {
+                let reason = host.cancelled().await;
+                host.log(format!("cancelled: {reason}")).await;
+                Err(PluginError::fatal(format!("stopped: {reason}")))
+            }
+            Behaviour::RefuseToStart | Behaviour::PanicInSubscriptions => {
+                unreachable!("never handles a job")
+            }
         }
     }
 }
