@@ -24,6 +24,7 @@ use crate::{
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     reload::Reloader,
     retention::Retention,
+    sandbox::{Sandbox, SandboxError},
     server::{self, ServerLimits},
     workers::{WorkerDeps, Workers},
 };
@@ -87,6 +88,8 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Plugins(#[from] PluginSetError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(reqwest::Error),
     #[error("cannot listen on {addr}: {error}")]
@@ -186,9 +189,15 @@ impl Switchyard {
         // Left by a crash; no job runs yet, and the jobs they belonged to check out again.
         checkouts.clean_all().await;
         // Plugins' secrets too (chat URLs, routing keys), in case a plugin echoes one.
+        // And what `pass_env` hands builds (a registry token).
+        let passed = config
+            .plugins
+            .iter()
+            .flat_map(|entry| entry.pass_env.clone());
         let plugin_secrets = config
             .secret_variables()
             .into_iter()
+            .chain(passed)
             .filter_map(|variable| secret_from_env(&variable));
         let logs = JobLogs::new(
             store_dir.join("logs"),
@@ -196,8 +205,11 @@ impl Switchyard {
                 .values()
                 .chain(checkouts.secrets())
                 .chain(plugin_secrets),
-        );
+        )
+        .with_limit(config.sandbox.log_mib << 20);
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
+        let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
+        tracing::info!(sandbox = %sandbox.describe(), "commands run in");
         for plugin in plugins.current().iter() {
             tracing::info!(
                 plugin = %plugin.name(),
@@ -220,6 +232,7 @@ impl Switchyard {
                 )
                 .map_err(StartError::HttpClient)?,
                 locks: Locks::new(Arc::clone(&journal)),
+                sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
             }),
             links: links.clone(),

@@ -15,7 +15,11 @@ use std::{
 use base64::Engine as _;
 use switchyard_plugin_api::{CheckoutRequest, HostError, RunRequest, Workspace};
 
-use crate::{job_log::JobLogs, journal::JobId, process};
+use crate::{
+    job_log::JobLogs,
+    journal::JobId,
+    process::{self, Place},
+};
 
 /// Bounds each git command, so a hung server cannot hold a worker for the job's whole timeout.
 const GIT_TIMEOUT_SECS: u64 = 600;
@@ -69,6 +73,19 @@ impl Checkouts {
         self.dir.join(job.to_string())
     }
 
+    /// The job's workspace, made if it is not there yet, and owned by `owner` (the user its
+    /// commands run as) when given.
+    pub async fn ensure(
+        &self,
+        job: JobId,
+        owner: Option<(u32, u32)>,
+    ) -> Result<PathBuf, HostError> {
+        let path = self.workspace(job);
+        self.made().insert(job);
+        make_workspace(&path, owner).await?;
+        Ok(path)
+    }
+
     /// Removes a job's workspace, if it made one.
     pub async fn clean(&self, job: JobId) {
         let made = self.made().remove(&job);
@@ -86,13 +103,14 @@ impl Checkouts {
         remove_dir(&self.dir).await;
     }
 
-    /// Fetches `request.sha` into the job's fresh workspace and checks it out (detached).
+    /// Fetches `request.sha` into the job's fresh workspace and checks it out (detached), with
+    /// git run in `place`'s sandbox (its workspace is set here).
     pub async fn checkout(
         &self,
         request: CheckoutRequest,
         logs: &JobLogs,
         job: JobId,
-        hidden_env: &[String],
+        place: Place<'_>,
     ) -> Result<Workspace, HostError> {
         let CheckoutRequest { clone_url, sha } = request;
         if !(4..=64).contains(&sha.len()) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -108,15 +126,15 @@ impl Checkouts {
         let path = self.workspace(job);
         self.made().insert(job);
         remove_dir(&path).await;
-        tokio::fs::create_dir_all(&path)
-            .await
-            .map_err(|e| HostError::Checkout(format!("cannot create {}: {e}", path.display())))?;
+        make_workspace(&path, place.sandbox.run_as()).await?;
         let git = Git {
-            cwd: &path,
+            place: Place {
+                workspace: &path,
+                ..place
+            },
             logs,
             job,
             env: self.git_env(&clone_url),
-            hidden_env,
         };
         let shown_url = without_userinfo(&clone_url);
         git.run(&["init", "--quiet"]).await?;
@@ -177,11 +195,10 @@ impl Checkouts {
 
 /// Runs git commands in a workspace, echoing each into the job's log.
 struct Git<'a> {
-    cwd: &'a Path,
+    place: Place<'a>,
     logs: &'a JobLogs,
     job: JobId,
     env: Vec<(String, String)>,
-    hidden_env: &'a [String],
 }
 
 impl Git<'_> {
@@ -191,12 +208,12 @@ impl Git<'_> {
         let mut request = RunRequest {
             program: "git".to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
-            cwd: Some(self.cwd.to_owned()),
+            cwd: Some(self.place.workspace.to_owned()),
             timeout_secs: Some(GIT_TIMEOUT_SECS),
             ..RunRequest::default()
         };
         request.env.extend(self.env.iter().cloned());
-        let output = process::run(request, self.logs.clone(), self.job, self.hidden_env).await?;
+        let output = process::run(request, self.logs.clone(), self.job, &self.place).await?;
         if output.success() {
             Ok(())
         } else {
@@ -235,6 +252,25 @@ fn without_userinfo(text: &str) -> String {
         }
         _ => text.to_owned(),
     }
+}
+
+/// Makes a workspace folder, owned by `owner` when commands run as another user.
+async fn make_workspace(path: &Path, owner: Option<(u32, u32)>) -> Result<(), HostError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        HostError::Internal(format!("cannot make the workspace {}: {e}", path.display()))
+    };
+    tokio::fs::create_dir_all(path)
+        .await
+        .map_err(|e| failed(&e))?;
+    if let Some((uid, gid)) = owner {
+        nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| failed(&e))?;
+    }
+    Ok(())
 }
 
 async fn remove_dir(path: &Path) {

@@ -32,6 +32,9 @@ pub struct Config {
     /// How jobs are run.
     #[serde(default)]
     pub workers: WorkersConfig,
+    /// Where the commands jobs run go: a sandbox, by default.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
     /// Handler plugins, in the order they are listed.
     #[serde(default)]
     pub plugins: Vec<PluginEntry>,
@@ -158,6 +161,42 @@ pub struct WorkersConfig {
     pub cancel_grace_secs: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// `auto` (bubblewrap where it works; where not, commands fail saying how to fix it),
+    /// `bwrap` (required: the host does not start without it) or `none` (unsandboxed).
+    #[serde(default)]
+    pub mode: SandboxMode,
+    /// The bubblewrap program.
+    #[serde(default = "default_bwrap")]
+    pub bwrap: PathBuf,
+    /// The user commands run as when the host runs as root.
+    #[serde(default = "default_run_as")]
+    pub run_as: String,
+    /// Processes a command's tree may have at once (a fork bomb ends the build).
+    #[serde(default = "default_sandbox_pids")]
+    pub pids: u64,
+    /// Memory a command's tree may use, in MiB.
+    #[serde(default = "default_sandbox_memory_mib")]
+    pub memory_mib: u64,
+    /// CPU seconds each process of a command may use.
+    #[serde(default = "default_sandbox_cpu_secs")]
+    pub cpu_secs: u64,
+    /// MiB a job's log may grow to; past it, output is dropped with a note.
+    #[serde(default = "default_log_mib")]
+    pub log_mib: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    #[default]
+    Auto,
+    Bwrap,
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginEntry {
@@ -183,6 +222,16 @@ pub struct PluginEntry {
     /// Threads of the plugin's own tokio runtime.
     #[serde(default = "default_plugin_threads")]
     pub threads: usize,
+    /// Whether the entry's commands reach the network (builds fetch dependencies).
+    #[serde(default = "default_true")]
+    pub network: bool,
+    /// Host paths bound into the entry's sandboxes at the same place, read-only, or writable
+    /// with a `:rw` suffix: an SSH key, a kubeconfig, a local mirror.
+    #[serde(default)]
+    pub binds: Vec<String>,
+    /// Host environment variables passed into the entry's commands (masked in logs).
+    #[serde(default)]
+    pub pass_env: Vec<String>,
     /// Free settings handed to the plugin.
     #[serde(default)]
     pub settings: toml::Table,
@@ -306,6 +355,24 @@ fn default_memory_queue_mib() -> usize {
 fn default_cancel_grace_secs() -> u64 {
     10
 }
+fn default_bwrap() -> PathBuf {
+    PathBuf::from("bwrap")
+}
+fn default_run_as() -> String {
+    "nobody".to_owned()
+}
+fn default_sandbox_pids() -> u64 {
+    1024
+}
+fn default_sandbox_memory_mib() -> u64 {
+    4096
+}
+fn default_sandbox_cpu_secs() -> u64 {
+    7200
+}
+fn default_log_mib() -> u64 {
+    100
+}
 fn default_true() -> bool {
     true
 }
@@ -336,6 +403,20 @@ impl Default for StoreConfig {
         Self {
             path: default_store_path(),
             keep_days: default_keep_days(),
+        }
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            mode: SandboxMode::default(),
+            bwrap: default_bwrap(),
+            run_as: default_run_as(),
+            pids: default_sandbox_pids(),
+            memory_mib: default_sandbox_memory_mib(),
+            cpu_secs: default_sandbox_cpu_secs(),
+            log_mib: default_log_mib(),
         }
     }
 }
@@ -439,6 +520,17 @@ impl Config {
                 format!("must be at least {MAX_BODY_MIB}: GitHub's largest payloads are 25 MB"),
             ));
         }
+        let sandbox = &self.sandbox;
+        for (key, value) in [
+            ("sandbox.pids", sandbox.pids),
+            ("sandbox.memory_mib", sandbox.memory_mib),
+            ("sandbox.cpu_secs", sandbox.cpu_secs),
+            ("sandbox.log_mib", sandbox.log_mib),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
         if self.store.keep_days == 0 {
             return Err(self.invalid("store.keep_days", "must be at least 1"));
         }
@@ -464,6 +556,21 @@ impl Config {
             if plugin.max_attempts == 0 {
                 return Err(self.invalid(key("max_attempts"), "must be at least 1"));
             }
+            for bind in &plugin.binds {
+                let path = bind.strip_suffix(":rw").unwrap_or(bind);
+                if !Path::new(path).is_absolute() || path.contains(':') {
+                    return Err(self.invalid(
+                        key("binds"),
+                        format!("{bind:?}: use an absolute path, with `:rw` after it to make it writable"),
+                    ));
+                }
+            }
+            if let Some(variable) = plugin.pass_env.iter().find(|v| !is_env_name(v)) {
+                return Err(self.invalid(
+                    key("pass_env"),
+                    format!("{variable:?} is not an environment variable name"),
+                ));
+            }
         }
         Ok(())
     }
@@ -487,6 +594,11 @@ impl Config {
         .into_iter()
         .chain(from_plugins)
         .collect()
+    }
+
+    /// Files holding secrets, named by `*_file` settings.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     pub fn library_path(&self, plugin: &PluginEntry) -> PathBuf {

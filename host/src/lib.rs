@@ -22,6 +22,7 @@ pub mod process;
 pub mod reload;
 pub mod retention;
 pub mod router;
+pub mod sandbox;
 pub mod send;
 pub mod server;
 pub mod workers;

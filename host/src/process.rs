@@ -6,14 +6,28 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::path::Path;
+
 use nix::{sys::signal::Signal, unistd::Pid};
 use switchyard_plugin_api::{HostError, RunOutput, RunRequest};
-use tokio::{
-    io::{AsyncBufReadExt as _, AsyncRead, BufReader},
-    process::Command,
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+
+use crate::{
+    job_log::JobLogs,
+    journal::JobId,
+    sandbox::{Allowance, Prepared, Sandbox},
 };
 
-use crate::{job_log::JobLogs, journal::JobId};
+/// Where and how a job's command runs.
+pub struct Place<'a> {
+    pub sandbox: &'a Sandbox,
+    /// What the plugin entry allows its commands.
+    pub allowance: &'a Allowance,
+    /// The job's workspace: the command's default folder, and where it may write.
+    pub workspace: &'a Path,
+    /// Variables holding the host's secrets: never inherited, even unsandboxed.
+    pub hidden_env: &'a [String],
+}
 
 /// Kills the process group when dropped: covers timeouts and jobs cut off by the host, and
 /// reaches grandchildren that `kill_on_drop` alone would leave behind.
@@ -33,29 +47,31 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Runs `request`, appending its output to `job`'s log. The command inherits the host's
-/// environment except `hidden_env`: the variables holding the host's own secrets.
+/// Runs `request` in `place`'s sandbox, appending its output to `job`'s log.
 pub async fn run(
     request: RunRequest,
     logs: JobLogs,
     job: JobId,
-    hidden_env: &[String],
+    place: &Place<'_>,
 ) -> Result<RunOutput, HostError> {
-    let mut command = Command::new(&request.program);
-    for variable in hidden_env {
+    let Prepared {
+        mut command,
+        groups: _groups,
+    } = place.sandbox.prepare(
+        &request,
+        place.workspace,
+        place.allowance,
+        &format!("job-{job}"),
+    )?;
+    for variable in place.hidden_env {
         command.env_remove(variable);
     }
     command
-        .args(&request.args)
-        .envs(&request.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(cwd) = &request.cwd {
-        command.current_dir(cwd);
-    }
     let started = Instant::now();
     let mut child = command
         .spawn()
@@ -188,7 +204,22 @@ impl Line {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
+
+    /// Running unsandboxed in the test's folder: these tests are about output, timeouts and
+    /// the environment, not the sandbox (see the integration tests' `sandbox` module).
+    fn unsandboxed(hidden_env: &[String]) -> Place<'_> {
+        static OFF: LazyLock<Sandbox> = LazyLock::new(Sandbox::off);
+        static NOTHING: LazyLock<Allowance> = LazyLock::new(Allowance::default);
+        Place {
+            sandbox: &OFF,
+            allowance: &NOTHING,
+            workspace: Path::new("."),
+            hidden_env,
+        }
+    }
 
     async fn run_script(
         script: &str,
@@ -198,7 +229,7 @@ mod tests {
         let logs = JobLogs::new(dir.path().to_owned(), ["sup3rsecret".to_owned()]);
         let mut request = RunRequest::shell(script).env("GREETING", "hello");
         request.timeout_secs = timeout_secs;
-        let output = run(request, logs.clone(), JobId(1), &[]).await;
+        let output = run(request, logs.clone(), JobId(1), &unsandboxed(&[])).await;
         let log = std::fs::read_to_string(logs.path(JobId(1))).unwrap_or_default();
         (output, log)
     }
@@ -225,7 +256,9 @@ mod tests {
         // HOME is set wherever tests run; hide it as if it held a secret.
         let request = RunRequest::shell("echo \"HOME=[${HOME:-unset}]\"");
         let hidden = ["HOME".to_owned()];
-        run(request, logs.clone(), JobId(1), &hidden).await.unwrap();
+        run(request, logs.clone(), JobId(1), &unsandboxed(&hidden))
+            .await
+            .unwrap();
         let log = std::fs::read_to_string(logs.path(JobId(1))).unwrap();
         assert_eq!(log, "HOME=[unset]\n");
     }
@@ -284,7 +317,9 @@ mod tests {
             program: "/no/such/program".into(),
             ..Default::default()
         };
-        let error = run(request, logs, JobId(1), &[]).await.unwrap_err();
+        let error = run(request, logs, JobId(1), &unsandboxed(&[]))
+            .await
+            .unwrap_err();
         assert!(
             error
                 .to_string()

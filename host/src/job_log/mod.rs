@@ -19,6 +19,8 @@ use crate::journal::JobId;
 pub struct JobLogs {
     dir: PathBuf,
     secrets: Arc<Vec<Vec<u8>>>,
+    /// Bytes a log may grow to; what comes after is dropped, with a note.
+    limit: u64,
 }
 
 const MASK: &[u8] = b"********";
@@ -39,7 +41,15 @@ impl JobLogs {
         Self {
             dir,
             secrets: Arc::new(secrets),
+            limit: u64::MAX,
         }
+    }
+
+    /// Caps each log at `bytes` (`[sandbox] log_mib`): a build printing without end fills no
+    /// disk.
+    pub fn with_limit(mut self, bytes: u64) -> Self {
+        self.limit = bytes;
+        self
     }
 
     /// Length of the longest secret masked, 0 when there is none.
@@ -66,7 +76,18 @@ impl JobLogs {
             }
             opened => opened?,
         };
+        let length = file.metadata().await?.len();
+        if length >= self.limit {
+            return Ok(());
+        }
         file.write_all(&text).await?;
+        if length + text.len() as u64 >= self.limit {
+            let note = format!(
+                "\nswitchyard: the log reached its limit of {} MiB; further output is dropped\n",
+                self.limit >> 20
+            );
+            file.write_all(note.as_bytes()).await?;
+        }
         file.flush().await
     }
 
@@ -147,6 +168,20 @@ mod tests {
                 expected
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_log_stops_growing_at_its_limit_with_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path().join("logs"), []).with_limit(1 << 20);
+        let line = vec![b'x'; 100 * 1024];
+        for _ in 0..30 {
+            logs.append(JobId(1), &line).await.unwrap();
+        }
+        let log = std::fs::read(logs.path(JobId(1))).unwrap();
+        assert!(log.len() < (1 << 20) + 200 * 1024, "{} bytes", log.len());
+        let text = String::from_utf8_lossy(&log);
+        assert_eq!(text.matches("reached its limit of 1 MiB").count(), 1);
     }
 
     #[tokio::test]

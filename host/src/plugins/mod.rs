@@ -5,6 +5,8 @@ mod elf;
 mod loader;
 mod services;
 
+use crate::sandbox::Allowance;
+
 use std::{
     path::Path,
     sync::{Arc, RwLock},
@@ -29,6 +31,8 @@ pub struct LoadedPlugin {
     library: LibraryStamp,
     /// The events it gets: the config's `events` when given, else the plugin's own.
     pub interest: Interest,
+    /// What its commands may have in their sandbox.
+    pub allowance: Arc<Allowance>,
     instance: loader::PluginInstance,
 }
 
@@ -120,6 +124,7 @@ impl PluginSet {
                     subscriptions: entry.events.clone().unwrap_or(own),
                     repositories: entry.repositories.clone(),
                 },
+                allowance: Arc::new(Allowance::of(entry)),
                 entry: entry.clone(),
                 info: library.info.clone(),
                 library: stamp.unwrap_or_default(),

@@ -19,8 +19,14 @@ use switchyard_plugin_api::{
 };
 
 use crate::{
-    checkout::Checkouts, github::GitHub, job_log::JobLogs, locks::Locks, outbound::WebhookClient,
-    process, workers::Attempt,
+    checkout::Checkouts,
+    github::GitHub,
+    job_log::JobLogs,
+    locks::Locks,
+    outbound::WebhookClient,
+    process::{self, Place},
+    sandbox::{Allowance, Sandbox},
+    workers::Attempt,
 };
 
 /// What every job's services share.
@@ -30,6 +36,8 @@ pub struct ServiceDeps {
     pub checkouts: Checkouts,
     pub webhooks: WebhookClient,
     pub locks: Locks,
+    /// Where commands run.
+    pub sandbox: Arc<Sandbox>,
     /// Environment variables holding the host's secrets, which commands must not inherit.
     pub hidden_env: Vec<String>,
 }
@@ -38,6 +46,8 @@ pub struct ServiceDeps {
 /// which a plugin's task may keep past the attempt: every service checks the attempt first.
 pub struct JobServices {
     pub attempt: Arc<Attempt>,
+    /// What the plugin's entry lets its commands have (network, binds, passed variables).
+    pub allowance: Arc<Allowance>,
     pub deps: Arc<ServiceDeps>,
     pub runtime: tokio::runtime::Handle,
 }
@@ -77,19 +87,38 @@ impl JobServices {
         }
     }
 
+    /// Where this job's commands run, with `workspace` as their folder.
+    fn place<'a>(&'a self, workspace: &'a std::path::Path) -> Place<'a> {
+        Place {
+            sandbox: &self.deps.sandbox,
+            allowance: &self.allowance,
+            workspace,
+            hidden_env: &self.deps.hidden_env,
+        }
+    }
+
     async fn work(&self, request: ServiceRequest) -> FfiBytes {
         let deps = &self.deps;
         let job = self.attempt.job;
         match request {
             ServiceRequest::Github(call) => encode(deps.github.send(call).await),
             ServiceRequest::Run(request) => {
-                encode(process::run(request, deps.logs.clone(), job, &deps.hidden_env).await)
+                let run = async {
+                    let workspace = deps.checkouts.ensure(job, deps.sandbox.run_as()).await?;
+                    let place = self.place(&workspace);
+                    process::run(request, deps.logs.clone(), job, &place).await
+                };
+                encode(run.await)
             }
-            ServiceRequest::Checkout(request) => encode(
-                deps.checkouts
-                    .checkout(request, &deps.logs, job, &deps.hidden_env)
-                    .await,
-            ),
+            ServiceRequest::Checkout(request) => {
+                let workspace = deps.checkouts.workspace(job);
+                let place = self.place(&workspace);
+                encode(
+                    deps.checkouts
+                        .checkout(request, &deps.logs, job, place)
+                        .await,
+                )
+            }
             ServiceRequest::HttpPost(post) => encode(deps.webhooks.post(post).await),
             ServiceRequest::Lock(request) => {
                 let acquired = deps

@@ -485,6 +485,7 @@ impl Inner {
         let payload = delivery.payload.clone();
         let services = Arc::new(JobServices {
             attempt: Arc::clone(attempt),
+            allowance: Arc::clone(&plugin.allowance),
             deps: Arc::clone(&self.deps.services),
             runtime: tokio::runtime::Handle::current(),
         });

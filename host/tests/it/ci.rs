@@ -29,13 +29,16 @@ impl Ci {
         Self::start_with("", entry, settings).await
     }
 
-    /// Like `start_entry`, with extra `[server]` keys.
+    /// Like `start_entry`, with extra `[server]` keys; `{scratch}` in `settings` becomes the
+    /// origin's scratch folder.
     async fn start_with(server: &str, entry: &str, settings: &str) -> Self {
         let github = FakeGitHub::start().await;
         let origin = Origin::new(REPO);
+        let settings = settings.replace("{scratch}", &origin.scratch().display().to_string());
         let plugins = format!(
-            "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{entry}\n\
+            "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{entry}\n{}\n\
              [plugins.settings]\nclone_url = \"{}\"\n{settings}\n",
+            origin.bind(),
             origin.clone_url_template()
         );
         let host = TestHost::start(HostSpec {
@@ -334,14 +337,11 @@ async fn a_build_cut_off_by_its_jobs_timeout_says_so_on_the_pull_request() {
 
 #[tokio::test]
 async fn a_build_interrupted_by_a_shutdown_says_so_and_runs_again_after_the_restart() {
-    let scratch = tempfile::tempdir().unwrap();
-    let second = scratch.path().join("second-run");
-    // Hangs the first time, passes the second.
-    let command = format!(
-        "command = \"if [ -f {0} ]; then exit 0; fi; touch {0}; sleep 60\"",
-        second.display()
-    );
-    let ci = Ci::start_with("shutdown_grace_secs = 1", "", &command).await;
+    // Hangs the first time, passes the second: a marker in a folder bound into the sandbox.
+    let command = "command = \"if [ -f {scratch}/second-run ]; then exit 0; fi; \
+                   touch {scratch}/second-run; sleep 60\"";
+    let ci = Ci::start_with("shutdown_grace_secs = 1", "", command).await;
+    let second = ci.origin.scratch().join("second-run");
     let sha = ci.origin.commit("refs/heads/long", &[("README", "long")]);
     ci.push("restart-1", "opened", 4, &sha, REPO).await;
     ci.wait_for_status(&sha, "running").await;

@@ -22,8 +22,9 @@ impl Deploys {
         let github = FakeGitHub::start().await;
         let origin = Origin::new(REPO);
         let plugins = format!(
-            "[[plugins]]\nname = \"deployer\"\nlibrary = \"{{lib:{library}}}\"\n\
+            "[[plugins]]\nname = \"deployer\"\nlibrary = \"{{lib:{library}}}\"\n{}\n\
              [plugins.settings]\nclone_url = \"{}\"\n{settings}\n",
+            origin.bind(),
             origin.clone_url_template()
         );
         let host = TestHost::start(HostSpec {

@@ -1,0 +1,454 @@
+//! The sandbox every command a plugin runs goes into: a build is untrusted code. Built on
+//! bubblewrap (`bwrap`, what Flatpak uses). Inside: a PID namespace of its own (the host's
+//! processes and their `/proc` entries are invisible), the system's `/usr` and a few files of
+//! `/etc` read-only, a private `/tmp`, the job's workspace as the only other writable place,
+//! and none of the host's own files (store, config, keys, other jobs). The environment is
+//! cleared: only what the plugin asked for and the entry's `pass_env` cross. When the host runs
+//! as root, the command runs as `[sandbox] run_as` (a real other uid on the host); otherwise in
+//! an unprivileged user namespace. `--die-with-parent` ends it with the host. Process count and
+//! memory are capped through cgroups where the machine lets the host write them (`cgroups`),
+//! CPU time per process by `RLIMIT_CPU`.
+
+mod cgroups;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use switchyard_plugin_api::{HostError, RunRequest};
+use tokio::process::Command;
+
+use crate::config::{PluginEntry, SandboxConfig, SandboxMode};
+pub use cgroups::{Cgroups, CommandGroups};
+
+/// What the sandbox binds of the system, read-only (missing ones are skipped). Nothing here
+/// holds a secret; the host's own files (store, config, keys) are elsewhere and never bound.
+const SYSTEM_PATHS: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/ca-certificates.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/os-release",
+    "/etc/gitconfig",
+];
+
+/// `PATH` inside the sandbox.
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
+/// Joins the command's cgroups and caps its CPU time, then becomes the sandbox. Run by `sh` as
+/// the host's user, before anything of the build exists; its arguments are the sandbox's.
+const LAUNCH: &str = r#"for group in $SWITCHYARD_CGROUPS; do echo $$ > "$group/cgroup.procs" || exit 125; done
+ulimit -t "$SWITCHYARD_CPU_SECS" || exit 125
+exec "$@""#;
+
+/// How commands are run on this host, decided at start.
+#[derive(Debug)]
+pub struct Sandbox {
+    how: How,
+    limits: Limits,
+    cgroups: Cgroups,
+    /// Files holding the host's secrets (`*_file` settings): hidden even under bound paths.
+    secret_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+enum How {
+    /// In bubblewrap, at this program, as this user when the host is root.
+    Bwrap {
+        program: PathBuf,
+        run_as: Option<RunAs>,
+    },
+    /// Unsandboxed, as the operator chose (`mode = "none"`).
+    Off,
+    /// `auto` found no working bubblewrap: commands are refused, saying why.
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    pids: u64,
+    memory_bytes: u64,
+    cpu_secs: u64,
+}
+
+/// What one plugin entry's commands may have beyond the sandbox's base.
+#[derive(Debug, Clone, Default)]
+pub struct Allowance {
+    pub network: bool,
+    /// Host paths bound at the same place: `(path, writable)`.
+    pub binds: Vec<(PathBuf, bool)>,
+    /// Host variables passed in, by name: their values are read when a command starts.
+    pub pass_env: Vec<String>,
+}
+
+impl Allowance {
+    pub fn of(entry: &PluginEntry) -> Self {
+        Self {
+            network: entry.network,
+            binds: entry
+                .binds
+                .iter()
+                .map(|bind| match bind.strip_suffix(":rw") {
+                    Some(path) => (PathBuf::from(path), true),
+                    None => (PathBuf::from(bind), false),
+                })
+                .collect(),
+            pass_env: entry.pass_env.clone(),
+        }
+    }
+}
+
+/// Why the sandbox cannot be used as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "[sandbox] mode = \"bwrap\", but bubblewrap does not work here: {0}. Install it (Debian and Ubuntu: `apt-get install bubblewrap`), or set mode = \"auto\" or \"none\""
+    )]
+    Required(String),
+    #[error("[sandbox] run_as = {0:?}: no such user")]
+    NoSuchUser(String),
+}
+
+/// A command ready to spawn, with the cgroups it joins (kept until it ends).
+pub struct Prepared {
+    pub command: Command,
+    pub groups: Option<CommandGroups>,
+}
+
+impl Sandbox {
+    /// Decides how commands run here: tries a sandboxed `true` under `auto` and `bwrap`.
+    pub async fn start(
+        config: &SandboxConfig,
+        secret_files: Vec<PathBuf>,
+    ) -> Result<Self, SandboxError> {
+        let limits = Limits {
+            pids: config.pids,
+            memory_bytes: config.memory_mib << 20,
+            cpu_secs: config.cpu_secs,
+        };
+        let run_as = if nix::unistd::geteuid().is_root() {
+            let user = nix::unistd::User::from_name(&config.run_as)
+                .ok()
+                .flatten()
+                .ok_or_else(|| SandboxError::NoSuchUser(config.run_as.clone()))?;
+            Some(RunAs {
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+            })
+        } else {
+            None
+        };
+        let cgroups = if run_as.is_some() {
+            Cgroups::probe()
+        } else {
+            Cgroups::default()
+        };
+        let mut sandbox = Self {
+            how: How::Off,
+            limits,
+            cgroups,
+            secret_files,
+        };
+        if config.mode == SandboxMode::None {
+            tracing::warn!(
+                "[sandbox] mode = \"none\": commands run unsandboxed, as the host's user, and can read its secrets and files"
+            );
+            return Ok(sandbox);
+        }
+        sandbox.how = How::Bwrap {
+            program: config.bwrap.clone(),
+            run_as,
+        };
+        if let Err(reason) = sandbox.trial().await {
+            match config.mode {
+                SandboxMode::Bwrap => return Err(SandboxError::Required(reason)),
+                _ => {
+                    tracing::warn!(%reason, "bubblewrap does not work here: every command a job runs will fail until it does (install bubblewrap, or set [sandbox] mode = \"none\" on purpose)");
+                    sandbox.how = How::Unavailable(reason);
+                }
+            }
+        }
+        Ok(sandbox)
+    }
+
+    /// A sandbox that runs nothing sandboxed: for the host's own unit tests of commands.
+    pub fn off() -> Self {
+        Self {
+            how: How::Off,
+            limits: Limits {
+                pids: 0,
+                memory_bytes: 0,
+                cpu_secs: 0,
+            },
+            cgroups: Cgroups::default(),
+            secret_files: Vec::new(),
+        }
+    }
+
+    /// Whether commands run as another user, whose workspace must be theirs.
+    pub fn run_as(&self) -> Option<(u32, u32)> {
+        match &self.how {
+            How::Bwrap {
+                run_as: Some(user), ..
+            } => Some((user.uid, user.gid)),
+            _ => None,
+        }
+    }
+
+    /// What `switchyard check` and the start-up log say about it.
+    pub fn describe(&self) -> String {
+        match &self.how {
+            How::Off => "none: commands run unsandboxed (mode = \"none\")".to_owned(),
+            How::Unavailable(reason) => format!(
+                "unavailable: {reason}; jobs that run commands fail until bubblewrap works (apt-get install bubblewrap)"
+            ),
+            How::Bwrap { program, run_as } => {
+                let user = match run_as {
+                    Some(user) => format!("as uid {}", user.uid),
+                    None => "in a user namespace".to_owned(),
+                };
+                let limit = |on: bool, text: String| if on { text } else { "off".to_owned() };
+                format!(
+                    "bubblewrap ({}), {user}; limits: processes {}, memory {}, CPU {} s per process",
+                    program.display(),
+                    limit(self.cgroups.has_pids(), self.limits.pids.to_string()),
+                    limit(
+                        self.cgroups.has_memory(),
+                        format!("{} MiB", self.limits.memory_bytes >> 20)
+                    ),
+                    self.limits.cpu_secs,
+                )
+            }
+        }
+    }
+
+    /// Runs `true` in the sandbox: whether a command can start here.
+    pub async fn trial(&self) -> Result<(), String> {
+        let scratch = tempfile::tempdir().map_err(|e| format!("no scratch folder: {e}"))?;
+        if let Some((uid, gid)) = self.run_as() {
+            let _ = nix::unistd::chown(
+                scratch.path(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            );
+        }
+        let request = RunRequest {
+            program: "true".to_owned(),
+            ..Default::default()
+        };
+        let prepared = self
+            .prepare(&request, scratch.path(), &Allowance::default(), "trial")
+            .map_err(|e| e.to_string())?;
+        let mut command = prepared.command;
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        let output = command
+            .output()
+            .await
+            .map_err(|e| format!("cannot start it: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let said = String::from_utf8_lossy(&output.stderr);
+            Err(format!("a sandboxed `true` failed: {}", said.trim()))
+        }
+    }
+
+    /// The command to spawn for `request`, sandboxed, with `workspace` as its writable place.
+    /// `name` names its cgroups.
+    pub fn prepare(
+        &self,
+        request: &RunRequest,
+        workspace: &Path,
+        allowance: &Allowance,
+        name: &str,
+    ) -> Result<Prepared, HostError> {
+        let cwd = request.cwd.clone().unwrap_or_else(|| workspace.to_owned());
+        let (program, run_as) = match &self.how {
+            How::Off => {
+                let mut command = Command::new(&request.program);
+                command
+                    .args(&request.args)
+                    .envs(&request.env)
+                    .current_dir(&cwd);
+                return Ok(Prepared {
+                    command,
+                    groups: None,
+                });
+            }
+            How::Unavailable(reason) => {
+                return Err(HostError::Run(format!(
+                    "commands run only in a sandbox, and bubblewrap does not work here ({reason}): install it (Debian and Ubuntu: `apt-get install bubblewrap`), or set [sandbox] mode = \"none\" to run builds unsandboxed on purpose"
+                )));
+            }
+            How::Bwrap { program, run_as } => (program, *run_as),
+        };
+        let reachable = cwd.starts_with(workspace)
+            || allowance
+                .binds
+                .iter()
+                .any(|(path, _)| cwd.starts_with(path));
+        if !reachable {
+            return Err(HostError::Run(format!(
+                "cannot run in {}: inside the sandbox only the job's workspace and the entry's binds exist",
+                cwd.display()
+            )));
+        }
+        static COMMANDS: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "{}-{name}-{}",
+            std::process::id(),
+            COMMANDS.fetch_add(1, Ordering::Relaxed)
+        );
+        let groups = match run_as {
+            Some(_) => Some(
+                self.cgroups
+                    .for_command(&unique, self.limits.pids, self.limits.memory_bytes)
+                    .map_err(|e| HostError::Run(format!("cannot set the build's limits: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(LAUNCH)
+            .arg("switchyard-sandbox")
+            .arg(program)
+            .args(self.bwrap_args(workspace, &cwd, allowance))
+            .env_clear()
+            .env(
+                "SWITCHYARD_CGROUPS",
+                groups
+                    .as_ref()
+                    .map(|g| {
+                        g.dirs()
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default(),
+            )
+            .env("SWITCHYARD_CPU_SECS", self.limits.cpu_secs.to_string())
+            .env("PATH", PATH);
+        // Environment inside: only what is set here.
+        command.arg("--clearenv");
+        let mut setenv = |key: &str, value: &str| {
+            command.args(["--setenv", key, value]);
+        };
+        setenv("PATH", PATH);
+        setenv("HOME", "/tmp");
+        setenv("LANG", "C.UTF-8");
+        for variable in &allowance.pass_env {
+            if let Ok(value) = std::env::var(variable) {
+                setenv(variable, &value);
+            }
+        }
+        for (key, value) in &request.env {
+            setenv(key, value);
+        }
+        command.arg("--");
+        if let Some(user) = run_as {
+            // Dropped to the build's user inside, once the mounts are made: a real other uid.
+            command.args([
+                "setpriv".to_owned(),
+                format!("--reuid={}", user.uid),
+                format!("--regid={}", user.gid),
+                "--clear-groups".to_owned(),
+                "--no-new-privs".to_owned(),
+                "--".to_owned(),
+            ]);
+        }
+        command.arg(&request.program).args(&request.args);
+        Ok(Prepared { command, groups })
+    }
+
+    fn bwrap_args(&self, workspace: &Path, cwd: &Path, allowance: &Allowance) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+        ]
+        .map(str::to_owned)
+        .into();
+        if !allowance.network {
+            args.push("--unshare-net".to_owned());
+        }
+        let path = |p: &Path| p.display().to_string();
+        for system in SYSTEM_PATHS {
+            args.extend([
+                "--ro-bind-try".to_owned(),
+                system.to_string(),
+                system.to_string(),
+            ]);
+        }
+        args.extend(
+            [
+                "--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp",
+            ]
+            .map(str::to_owned),
+        );
+        // bwrap makes the folders above a bind private to root (0700): make them traversable,
+        // or the build's user could not reach what is bound for it.
+        let mut made = std::collections::BTreeSet::new();
+        let mut parents = |target: &Path, args: &mut Vec<String>| {
+            let mut ancestors: Vec<&Path> = target.ancestors().skip(1).collect();
+            ancestors.reverse();
+            for ancestor in ancestors {
+                let bound = ancestor == Path::new("/")
+                    || ancestor == Path::new("/tmp")
+                    || SYSTEM_PATHS.iter().any(|p| ancestor.starts_with(p));
+                if !bound && made.insert(ancestor.to_owned()) {
+                    args.extend([
+                        "--perms".to_owned(),
+                        "0755".to_owned(),
+                        "--dir".to_owned(),
+                        path(ancestor),
+                    ]);
+                }
+            }
+        };
+        for (bind, writable) in &allowance.binds {
+            parents(bind, &mut args);
+            let how = if *writable { "--bind" } else { "--ro-bind" };
+            args.extend([how.to_owned(), path(bind), path(bind)]);
+        }
+        parents(workspace, &mut args);
+        args.extend(["--bind".to_owned(), path(workspace), path(workspace)]);
+        // A secret file under a bound path (a key in /etc/ssl, say) is covered up.
+        for secret in &self.secret_files {
+            let bound = SYSTEM_PATHS.iter().any(|p| secret.starts_with(p))
+                || allowance.binds.iter().any(|(p, _)| secret.starts_with(p));
+            if bound {
+                args.extend(["--ro-bind".to_owned(), "/dev/null".to_owned(), path(secret)]);
+            }
+        }
+        args.extend(["--chdir".to_owned(), path(cwd)]);
+        args
+    }
+}
