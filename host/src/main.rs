@@ -5,7 +5,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchyard::{Config, admin, journal::RecentFilter, plugins::PluginSet, send::SendRequest};
+use switchyard::{
+    Config, admin, journal::RecentFilter, plugins::PluginSet, sandbox::Sandbox, send::SendRequest,
+};
 
 /// The host's own allocations: mimalloc keeps freed memory in per-thread pages and returns it
 /// to the kernel lazily and in bulk, where glibc's malloc hands it back at every chance.
@@ -203,7 +205,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = Config::load(&config)?;
             switchyard::app::Secrets::from_env(&config)?;
             let plugins = PluginSet::load(&config)?;
+            // Tries a sandboxed command, as the server does at start.
+            let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
             println!("{}: ok", config.file.display());
+            println!("  sandbox: {}", sandbox.describe());
             for plugin in plugins.iter() {
                 let events: Vec<String> = plugin
                     .subscriptions()

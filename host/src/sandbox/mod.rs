@@ -400,6 +400,8 @@ impl Sandbox {
             args.push("--unshare-net".to_owned());
         }
         let path = |p: &Path| p.display().to_string();
+        // bwrap would make /etc, for the files bound under it, private to root.
+        args.extend(["--perms", "0755", "--dir", "/etc"].map(str::to_owned));
         for system in SYSTEM_PATHS {
             args.extend([
                 "--ro-bind-try".to_owned(),
@@ -448,6 +450,8 @@ impl Sandbox {
                 args.extend(["--ro-bind".to_owned(), "/dev/null".to_owned(), path(secret)]);
             }
         }
+        // The sandbox's own root (a tmpfs bwrap made) is no place to write either.
+        args.extend(["--remount-ro", "/"].map(str::to_owned));
         args.extend(["--chdir".to_owned(), path(cwd)]);
         args
     }

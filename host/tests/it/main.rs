@@ -19,3 +19,4 @@ mod plugin_failures; // panics, hangs, retries and host services seen from a job
 mod queue; // jobs past the memory budget wait in the journal and still run, once each
 mod reload; // live reload under load, bad edits, libraries rebuilt in place
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups
+mod sandbox; // hostile builds reach nothing of the host; limits, pass_env, binds, no bubblewrap

@@ -1,0 +1,498 @@
+//! Builds in the sandbox, against a server process holding real secrets: a build that tries to
+//! reach the host (its secrets in `/proc`, its journal, config, logs, keys, other workspaces,
+//! its processes) fails to and says so in its log, while git, sh and a compiler work in its
+//! workspace; a fork bomb and a memory hog end the build, not the host; a killed host leaves no
+//! build behind; `pass_env` and `binds` give exactly what they list; without bubblewrap,
+//! commands fail saying how to install it. Real bubblewrap: outside CI these tests skip where
+//! it is missing, under `CI=true` its absence fails them.
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use switchyard::{
+    job_log::{LINK_SECRET, LogLinks},
+    journal::{JobRecord, Journal as _, SqliteJournal},
+};
+
+use crate::support::{
+    EVENT_LOG, SECRET, behaviours, example, expand,
+    net::{free_port, wait_until_listening},
+    send_signed,
+    server::{Server, ended_jobs},
+};
+
+const SECRET_VARIABLE: &str = "SANDBOX_TEST_WEBHOOK_SECRET";
+const TOKEN_VARIABLE: &str = "SANDBOX_TEST_GITHUB_TOKEN";
+const TOKEN: &str = "ghp_sandboxtesttoken1234567890";
+
+/// Whether bubblewrap is here; under CI its absence is a failure, elsewhere a skip.
+fn bubblewrap() -> bool {
+    let here = Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !here {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "bubblewrap is missing: .ci/run installs it (apt-get install bubblewrap)"
+        );
+        eprintln!("skipped: bubblewrap is not installed (apt-get install bubblewrap)");
+    }
+    here
+}
+
+fn root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A server process in `dir` with these `[sandbox]` keys and plugin entries.
+struct Host {
+    server: Server,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Host {
+    async fn start(dir: &Path, sandbox: &str, plugins: &str, user: Option<&str>) -> Self {
+        let port = free_port();
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+             secret_env = \"{SECRET_VARIABLE}\"\n\
+             [github]\ntoken_env = \"{TOKEN_VARIABLE}\"\n\
+             [store]\npath = \"{{dir}}/data/switchyard.db\"\n\
+             [sandbox]\n{sandbox}\n{plugins}"
+        );
+        let config = dir.join("config.toml");
+        std::fs::write(&config, expand(&text, dir)).unwrap();
+        let mut command = match user {
+            // The host itself unprivileged: its builds go into a user namespace.
+            Some(user) => {
+                let mut command = Command::new("setpriv");
+                command.args([
+                    &format!("--reuid={user}"),
+                    &format!("--regid={user}"),
+                    "--clear-groups",
+                    "--",
+                ]);
+                command.arg(env!("CARGO_BIN_EXE_switchyard"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_switchyard")),
+        };
+        let child = command
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env(SECRET_VARIABLE, SECRET)
+            .env(TOKEN_VARIABLE, TOKEN)
+            .env("SANDBOX_TEST_PASSED", "passed-value-1234")
+            .env("SANDBOX_TEST_NOT_PASSED", "not-passed-value")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("host.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let host = Self {
+            server: Server(child),
+            port,
+            dir: dir.to_owned(),
+        };
+        wait_until_listening(port).await;
+        host
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.join("data/switchyard.db")
+    }
+
+    /// Sends a delivery and returns its one job, ended, and that job's log.
+    async fn run(&self, delivery: &str) -> (JobRecord, String) {
+        let url = format!("http://127.0.0.1:{}/event_handler", self.port);
+        let payload = example("pull_request", Some("opened"));
+        assert_eq!(
+            send_signed(&url, "pull_request", delivery, &payload).await,
+            202
+        );
+        let job = ended_jobs(&self.store(), delivery, 1).await.remove(0);
+        let journal = SqliteJournal::open(&self.store()).unwrap();
+        let links = LogLinks::new(
+            &format!("http://127.0.0.1:{}", self.port),
+            &journal.host_key(LINK_SECRET).await.unwrap(),
+        );
+        let log = reqwest::get(links.url(job.id))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (job, log)
+    }
+
+    fn host_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("host.log")).unwrap_or_default()
+    }
+}
+
+/// A `run` plugin entry with `script`, and extra entry keys.
+fn runs(name: &str, entry: &str, script: &str) -> String {
+    let script = toml::Value::String(script.to_owned()).to_string();
+    behaviours(
+        name,
+        entry,
+        &format!("behaviour = \"run\"\nscript = {script}\ntimeout_secs = 60"),
+    )
+}
+
+/// A folder every user can enter: the host may run as another user than the test.
+fn open_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// What a hostile build tries; each line of its log says whether it got through.
+fn attack(host_dir: &Path, key: &Path) -> String {
+    let store = host_dir.join("data");
+    let targets = [
+        store.join("switchyard.db"),
+        host_dir.join("config.toml"),
+        store.join("logs/1.log"),
+        store.join("workspaces/999/planted"),
+        key.to_owned(),
+    ];
+    let mut script = String::from(
+        "echo \"uid $(id -u)\"\n\
+         echo \"pids $(ls /proc | grep -c '^[0-9]')\"\n\
+         echo \"environ $(for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ; done 2>/dev/null | base64 -w0)\"\n",
+    );
+    for target in targets {
+        let target = target.display();
+        script.push_str(&format!(
+            "cat {target} >/dev/null 2>&1 && echo \"READ {target}\" || echo \"cannot read {target}\"\n\
+             [ -e {target} ] && (echo x >> {target}) 2>/dev/null && echo \"WROTE {target}\" || echo \"cannot write {target}\"\n"
+        ));
+    }
+    for dir in ["/", "/usr", "/etc", "/var", "/root", "/home"] {
+        script.push_str(&format!(
+            "touch {dir}/sandbox-probe 2>/dev/null && echo \"WROTE {dir}\" || echo \"cannot write {dir}\"\n"
+        ));
+    }
+    script.push_str(
+        "touch /tmp/ok && echo tmp-writable\n\
+         touch ./ok && echo workspace-writable\n\
+         git init --quiet repo && echo git-works\n\
+         printf 'int main(void) { return 0; }' > t.c && cc t.c -o t && ./t && echo compiler-works\n",
+    );
+    script
+}
+
+/// The log of a build that ran [`attack`]: nothing got through, and the tools worked.
+fn assert_contained(log: &str, host_pid: u32) {
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("READ") && !line.starts_with("WROTE"),
+            "the build got through: {line}\n{log}"
+        );
+    }
+    for works in [
+        "tmp-writable",
+        "workspace-writable",
+        "git-works",
+        "compiler-works",
+    ] {
+        assert!(log.contains(works), "{works} missing:\n{log}");
+    }
+    // The host's secrets appear in no form: raw, or inside what the build encoded.
+    let environ = log
+        .lines()
+        .find_map(|l| l.strip_prefix("environ "))
+        .unwrap_or_default();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(environ.trim())
+        .unwrap_or_default();
+    let decoded = String::from_utf8_lossy(&decoded);
+    for secret in [SECRET, TOKEN] {
+        assert!(!log.contains(secret), "a secret in the log");
+        assert!(
+            !decoded.contains(secret),
+            "a secret read from /proc:\n{decoded}"
+        );
+    }
+    assert!(
+        !decoded.contains(SECRET_VARIABLE),
+        "the host's environment was read"
+    );
+    // Its own few processes only: the host's are invisible.
+    let pids: usize = log
+        .lines()
+        .find_map(|l| l.strip_prefix("pids "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the pid count");
+    assert!(pids < 10, "{pids} processes visible");
+    assert!(!log.contains(&format!("/proc/{host_pid}/")));
+}
+
+async fn hostile_build_is_contained(user: Option<&str>) {
+    let dir = open_dir();
+    let key = dir.path().join("deploy-key");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----").unwrap();
+    if let Some(user) = user {
+        let status = Command::new("chown")
+            .args(["-R", &format!("{user}:{user}")])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let plugins = runs("hostile", "", &attack(dir.path(), &key));
+    let host = Host::start(dir.path(), "", &plugins, user).await;
+    // Another job's workspace, with a file in it (the host cleans workspaces at start).
+    let other = dir.path().join("data/workspaces/999");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("planted"), "other job").unwrap();
+    if let Some(user) = user {
+        let status = Command::new("chown")
+            .args(["-R", &format!("{user}:{user}")])
+            .arg(dir.path().join("data/workspaces"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let watched = [
+        dir.path().join("config.toml"),
+        key.clone(),
+        other.join("planted"),
+    ];
+    let before: Vec<Vec<u8>> = watched.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let (job, log) = host.run("attack").await;
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}\n{log}");
+    assert_contained(&log, host.server.0.id());
+    // The host's files are as they were.
+    let after: Vec<Vec<u8>> = watched.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert_eq!(before, after, "a host file changed");
+    if root() && user.is_none() {
+        assert!(log.contains("uid 65534"), "not run as nobody:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_build_reaches_nothing_of_the_host_and_still_builds() {
+    if bubblewrap() {
+        hostile_build_is_contained(None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_build_under_an_unprivileged_host_is_contained_in_a_user_namespace() {
+    if !bubblewrap() {
+        return;
+    }
+    if !root() {
+        // Already unprivileged: the test above covered this path.
+        return;
+    }
+    hostile_build_is_contained(Some("65534")).await;
+}
+
+#[tokio::test]
+async fn a_fork_bomb_and_a_memory_hog_end_the_build_not_the_host() {
+    if !bubblewrap() || !root() {
+        eprintln!("skipped: cgroup limits need the host to run as root");
+        return;
+    }
+    let dir = open_dir();
+    let plugins = runs(
+        "forks",
+        "",
+        "for i in $(seq 1 200); do sleep 3 & done 2>&1 | tail -n 1; wait; echo forked",
+    ) + &runs(
+        "memory",
+        "",
+        "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived",
+    );
+    let host = Host::start(dir.path(), "pids = 64\nmemory_mib = 64", &plugins, None).await;
+    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(
+        send_signed(&url, "pull_request", "limits", &payload).await,
+        202
+    );
+    let jobs = ended_jobs(&host.store(), "limits", 2).await;
+    let job = |plugin: &str| jobs.iter().find(|j| j.plugin == plugin).unwrap();
+    let journal = SqliteJournal::open(&host.store()).unwrap();
+    let links = LogLinks::new(
+        &format!("http://127.0.0.1:{}", host.port),
+        &journal.host_key(LINK_SECRET).await.unwrap(),
+    );
+    let log = |plugin: &str| {
+        let url = links.url(job(plugin).id);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let forks = log("forks").await;
+    assert!(
+        forks.contains("fork") || forks.contains("Resource temporarily unavailable"),
+        "no fork was refused:\n{forks}"
+    );
+    let memory = job("memory");
+    assert_eq!(memory.state.as_str(), "failed", "{memory:?}");
+    assert!(!log("memory").await.contains("survived"));
+    // The host is fine.
+    assert!(host.server.0.id() > 0);
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", host.port)).await;
+    assert_eq!(health.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_killed_host_leaves_no_build_behind() {
+    if !bubblewrap() {
+        return;
+    }
+    let dir = open_dir();
+    let plugins = runs("long", "", "sleep 987.654");
+    let mut host = Host::start(dir.path(), "", &plugins, None).await;
+    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(
+        send_signed(&url, "pull_request", "orphan", &payload).await,
+        202
+    );
+    let sleeping = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(7).any(|w| w == b"987.654"))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sleeping() {
+        assert!(Instant::now() < deadline, "the build did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    host.server.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    host.server.0.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleeping() {
+        assert!(Instant::now() < deadline, "the build outlived the host");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn pass_env_and_binds_give_exactly_what_they_list() {
+    if !bubblewrap() {
+        return;
+    }
+    let dir = open_dir();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("listed"), "bound in").unwrap();
+    std::fs::write(shared.join("unlisted"), "not bound").unwrap();
+    for file in ["listed", "unlisted"] {
+        let path = shared.join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let listed = shared.join("listed");
+    let entry = format!(
+        "pass_env = [\"SANDBOX_TEST_PASSED\"]\nbinds = [\"{}\"]",
+        listed.display()
+    );
+    let script = format!(
+        "env | cut -d= -f1 | sort | tr '\\n' ' '; echo\n\
+         echo \"passed=$SANDBOX_TEST_PASSED\"\n\
+         cat {} && echo\n\
+         cat {} 2>/dev/null || echo unlisted-missing",
+        listed.display(),
+        shared.join("unlisted").display()
+    );
+    let plugins = runs("env", &entry, &script);
+    let host = Host::start(dir.path(), "", &plugins, None).await;
+    let (job, log) = host.run("env").await;
+    assert_eq!(job.state.as_str(), "succeeded", "{log}");
+    let names: Vec<&str> = log.lines().next().unwrap().split_whitespace().collect();
+    for name in &names {
+        assert!(
+            [
+                "HOME",
+                "LANG",
+                "OLDPWD",
+                "PATH",
+                "PWD",
+                "SHLVL",
+                "SANDBOX_TEST_PASSED",
+                "_"
+            ]
+            .contains(name),
+            "{name} crossed into the sandbox: {names:?}"
+        );
+    }
+    assert!(names.contains(&"SANDBOX_TEST_PASSED"), "{names:?}");
+    // Passed, and masked in the log like any secret.
+    assert!(log.contains("passed=********"), "{log}");
+    assert!(log.contains("bound in"), "{log}");
+    assert!(log.contains("unlisted-missing"), "{log}");
+}
+
+#[tokio::test]
+async fn without_bubblewrap_commands_fail_saying_how_to_install_it_and_other_jobs_run() {
+    let dir = open_dir();
+    let plugins = format!("{EVENT_LOG}{}", runs("build", "", "echo should not run"));
+    let host = Host::start(dir.path(), "bwrap = \"/nonexistent/bwrap\"", &plugins, None).await;
+    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(
+        send_signed(&url, "pull_request", "no-bwrap", &payload).await,
+        202
+    );
+    let jobs = ended_jobs(&host.store(), "no-bwrap", 2).await;
+    let job = |plugin: &str| jobs.iter().find(|j| j.plugin == plugin).unwrap().clone();
+    assert_eq!(job("event-log").state.as_str(), "succeeded");
+    let build = job("build");
+    assert_eq!(build.state.as_str(), "failed");
+    assert!(
+        build
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("apt-get install bubblewrap"),
+        "{build:?}"
+    );
+    assert!(host.host_log().contains("bubblewrap does not work here"));
+    // `check` says so too, and a required sandbox refuses to start.
+    let config = host.dir.join("config.toml");
+    let check = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env(SECRET_VARIABLE, SECRET)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&check.stdout).into_owned()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(printed.contains("sandbox: unavailable"), "{printed}");
+    let required = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[sandbox]\n", "[sandbox]\nmode = \"bwrap\"\n");
+    std::fs::write(&config, required).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env(SECRET_VARIABLE, SECRET)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let printed = String::from_utf8_lossy(&check.stderr);
+    assert!(printed.contains("apt-get install bubblewrap"), "{printed}");
+}
+
+#[tokio::test]
+async fn mode_none_is_warned_about_at_every_start() {
+    let dir = open_dir();
+    let host = Host::start(dir.path(), "mode = \"none\"", EVENT_LOG, None).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host.host_log().contains("commands run unsandboxed") {
+        assert!(Instant::now() < deadline, "{}", host.host_log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
