@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     checkout::Checkouts,
-    config::{Config, Redeliveries, secret_from_env},
+    config::{Config, Redeliveries, secret_from_env, secret_from_file},
     github::{GitHub, GitHubClient},
     ingress::{self, BodyLimits, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks},
@@ -77,9 +77,14 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(
-        "the webhook secret is not set: export {variable} (named by [server] secret_env in {config})"
+        "the webhook secret is not set: export {variable} (named by [server] secret_env in {config}), or name a file holding it in [server] secret_file"
     )]
     NoSecret { variable: String, config: String },
+    #[error("[{setting}]: {problem}")]
+    SecretFile {
+        setting: &'static str,
+        problem: String,
+    },
     #[error(
         "the webhook secret in {variable} is blank: set it to the secret configured on GitHub's webhook (a long random string)"
     )]
@@ -118,7 +123,17 @@ impl Secrets {
     /// runs, with one warning, and jobs that call GitHub fail naming the variable.
     pub fn from_env(config: &Config) -> Result<Self, StartError> {
         let webhook = webhook_secret(config)?;
-        let github_token = secret_from_env(&config.github.token_env);
+        let github_token =
+            match &config.github.token_file {
+                Some(file) => Some(secret_from_file(&config.secret_path(file)).map_err(
+                    |problem| StartError::SecretFile {
+                        setting: "github] token_file",
+                        problem,
+                    },
+                )?),
+                None => secret_from_env(&config.github.token_env),
+            }
+            .filter(|token| !token.is_empty());
         if github_token.is_none() {
             tracing::warn!(
                 variable = %config.github.token_env,
@@ -145,10 +160,18 @@ const SHORT_SECRET: usize = 16;
 /// Reads the webhook secret named by the config, or says which variable to set.
 pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
     let variable = &config.server.secret_env;
-    let secret = secret_from_env(variable).ok_or_else(|| StartError::NoSecret {
-        variable: variable.clone(),
-        config: config.file.display().to_string(),
-    })?;
+    let secret = match &config.server.secret_file {
+        Some(file) => secret_from_file(&config.secret_path(file)).map_err(|problem| {
+            StartError::SecretFile {
+                setting: "server] secret_file",
+                problem,
+            }
+        })?,
+        None => secret_from_env(variable).ok_or_else(|| StartError::NoSecret {
+            variable: variable.clone(),
+            config: config.file.display().to_string(),
+        })?,
+    };
     if secret.trim().is_empty() {
         return Err(StartError::BlankSecret {
             variable: variable.clone(),
@@ -194,11 +217,16 @@ impl Switchyard {
             .plugins
             .iter()
             .flat_map(|entry| entry.pass_env.clone());
+        let from_files = config
+            .secret_files()
+            .into_iter()
+            .filter_map(|file| secret_from_file(&file).ok());
         let plugin_secrets = config
             .secret_variables()
             .into_iter()
             .chain(passed)
-            .filter_map(|variable| secret_from_env(&variable));
+            .filter_map(|variable| secret_from_env(&variable))
+            .chain(from_files);
         let logs = JobLogs::new(
             store_dir.join("logs"),
             secrets

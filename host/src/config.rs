@@ -61,6 +61,10 @@ pub struct ServerConfig {
     /// Name of the environment variable holding the webhook secret.
     #[serde(default = "default_secret_env")]
     pub secret_env: String,
+    /// A file holding the webhook secret, used instead of `secret_env` when set (a systemd
+    /// credential: `$CREDENTIALS_DIRECTORY/webhook-secret`).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
     /// Accept the legacy SHA-1 `X-Hub-Signature` when `X-Hub-Signature-256` is absent.
     #[serde(default)]
     pub accept_sha1: bool,
@@ -121,6 +125,9 @@ pub struct GitHubConfig {
     /// Name of the environment variable holding the API token.
     #[serde(default = "default_token_env")]
     pub token_env: String,
+    /// A file holding the API token, used instead of `token_env` when set.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     /// Retries of a call that got 5xx, 429 or a rate-limit 403.
     #[serde(default = "default_github_retries")]
     pub max_retries: u32,
@@ -391,6 +398,7 @@ impl Default for GitHubConfig {
         Self {
             api_url: default_api_url(),
             token_env: default_token_env(),
+            token_file: None,
             max_retries: default_github_retries(),
             backoff_ms: default_github_backoff_ms(),
             max_wait_secs: default_github_max_wait_secs(),
@@ -596,9 +604,38 @@ impl Config {
         .collect()
     }
 
-    /// Files holding secrets, named by `*_file` settings.
+    /// Files holding secrets, named by `*_file` settings: the host's own and plugins' (by
+    /// convention, every plugin setting ending in `_file` names one). Never visible to builds.
     pub fn secret_files(&self) -> Vec<PathBuf> {
-        Vec::new()
+        let from_plugins = self.plugins.iter().flat_map(|entry| {
+            entry
+                .settings
+                .iter()
+                .filter(|(key, _)| key.ends_with("_file"))
+                .filter_map(|(_, value)| value.as_str().map(PathBuf::from))
+        });
+        [
+            self.server.secret_file.clone(),
+            self.github.token_file.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(from_plugins)
+        .map(|path| self.secret_path(&path))
+        .collect()
+    }
+
+    /// A `*_file` setting's path: `$CREDENTIALS_DIRECTORY/...` (systemd's credentials)
+    /// expanded, and relative paths resolved against the config file's folder.
+    pub fn secret_path(&self, path: &Path) -> PathBuf {
+        let credentials = path
+            .strip_prefix("$CREDENTIALS_DIRECTORY")
+            .ok()
+            .zip(std::env::var_os("CREDENTIALS_DIRECTORY"));
+        match credentials {
+            Some((rest, dir)) => PathBuf::from(dir).join(rest),
+            None => self.dir.join(path),
+        }
     }
 
     pub fn library_path(&self, plugin: &PluginEntry) -> PathBuf {
@@ -667,6 +704,14 @@ fn is_env_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Reads a secret from a file: its content without the trailing newline. The error names the
+/// file, never the content.
+pub fn secret_from_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read the secret file {}: {error}", path.display()))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 /// Reads a secret from the environment; `None` when unset or empty.

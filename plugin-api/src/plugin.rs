@@ -95,6 +95,32 @@ impl PluginConfig {
         }
     }
 
+    /// Reads a secret from the file a setting names (by convention `*_file`, the twin of
+    /// `*_env`): relative to the config file's folder, with a leading `$CREDENTIALS_DIRECTORY`
+    /// (systemd's credentials) expanded, without its trailing newline. The error names the
+    /// file, never the content.
+    pub fn secret_from_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<String, PluginError> {
+        let path = path.as_ref();
+        let credentials = path
+            .strip_prefix("$CREDENTIALS_DIRECTORY")
+            .ok()
+            .zip(std::env::var_os("CREDENTIALS_DIRECTORY"));
+        let path = match credentials {
+            Some((rest, dir)) => PathBuf::from(dir).join(rest),
+            None => self.resolve_path(path),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            PluginError::fatal(format!(
+                "cannot read the secret file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+    }
+
     /// Reads a secret from the environment variable a setting names, with an error that names the
     /// variable (never the value).
     pub fn secret_from_env(&self, variable: &str) -> Result<String, PluginError> {

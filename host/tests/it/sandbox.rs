@@ -59,11 +59,26 @@ struct Host {
 
 impl Host {
     async fn start(dir: &Path, sandbox: &str, plugins: &str, user: Option<&str>) -> Self {
+        let keys = format!(
+            "secret_env = \"{SECRET_VARIABLE}\"\n[github]\ntoken_env = \"{TOKEN_VARIABLE}\""
+        );
+        Self::start_with(dir, &keys, sandbox, plugins, user, &[]).await
+    }
+
+    /// Like `start`, with `[server]` keys of its own (and `[github]` after them), and these
+    /// environment variables set.
+    async fn start_with(
+        dir: &Path,
+        server: &str,
+        sandbox: &str,
+        plugins: &str,
+        user: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
-             secret_env = \"{SECRET_VARIABLE}\"\n\
-             [github]\ntoken_env = \"{TOKEN_VARIABLE}\"\n\
+             {server}\n\
              [store]\npath = \"{{dir}}/data/switchyard.db\"\n\
              [sandbox]\n{sandbox}\n{plugins}"
         );
@@ -91,6 +106,7 @@ impl Host {
             .env(TOKEN_VARIABLE, TOKEN)
             .env("SANDBOX_TEST_PASSED", "passed-value-1234")
             .env("SANDBOX_TEST_NOT_PASSED", "not-passed-value")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("host.log")).unwrap())
@@ -495,4 +511,34 @@ async fn mode_none_is_warned_about_at_every_start() {
         assert!(Instant::now() < deadline, "{}", host.host_log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn secrets_from_files_are_used_and_never_reach_a_build_even_under_a_bind() {
+    if !bubblewrap() {
+        return;
+    }
+    let dir = open_dir();
+    // As systemd's LoadCredential= lays them out.
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("webhook-secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(credentials.join("token"), format!("{TOKEN}\n")).unwrap();
+    let server = "secret_env = \"SANDBOX_TEST_UNSET\"\n\
+                  secret_file = \"$CREDENTIALS_DIRECTORY/webhook-secret\"\n\
+                  [github]\ntoken_file = \"$CREDENTIALS_DIRECTORY/token\"";
+    // Even an entry that binds the credentials' folder sees nothing of them.
+    let entry = format!("binds = [\"{}\"]", credentials.display());
+    let script = format!(
+        "echo \"secret [$(cat {0}/webhook-secret)] token [$(cat {0}/token)]\"",
+        credentials.display()
+    );
+    let plugins = runs("peek", &entry, &script);
+    let env = [("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())];
+    let host = Host::start_with(dir.path(), server, "", &plugins, None, &env).await;
+    // Accepted: signed with the secret from the file (the variable is unset).
+    let (job, log) = host.run("from-file").await;
+    assert_eq!(job.state.as_str(), "succeeded", "{log}");
+    assert!(log.contains("secret [] token []"), "{log}");
+    assert!(!log.contains(SECRET) && !log.contains(TOKEN), "{log}");
 }

@@ -16,7 +16,11 @@ use switchyard_plugin_api::{
 #[serde(deny_unknown_fields)]
 struct Settings {
     /// Name of the environment variable holding the incoming-webhook URL.
-    url_env: String,
+    #[serde(default)]
+    url_env: Option<String>,
+    /// A file holding the incoming-webhook URL, used instead of `url_env` when set.
+    #[serde(default)]
+    url_file: Option<std::path::PathBuf>,
     /// States to tell about. Unset: every deployment status, and statuses that are `failure`
     /// or `error`.
     #[serde(default)]
@@ -31,7 +35,15 @@ struct Chat {
 impl Chat {
     fn new(config: &PluginConfig) -> Result<Self, PluginError> {
         let settings: Settings = config.settings()?;
-        let url = config.secret_from_env(&settings.url_env)?;
+        let url = match (&settings.url_file, &settings.url_env) {
+            (Some(file), _) => config.secret_from_file(file)?,
+            (None, Some(variable)) => config.secret_from_env(variable)?,
+            (None, None) => {
+                return Err(PluginError::fatal(
+                    "settings: set url_env (the variable holding the incoming-webhook URL) or url_file (a file holding it)",
+                ));
+            }
+        };
         Ok(Self {
             url,
             states: settings.states,

@@ -15,8 +15,12 @@ const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
-    /// Name of the environment variable holding the integration's routing key.
-    routing_key_env: String,
+    /// Name of the environment variable holding the routing key.
+    #[serde(default)]
+    routing_key_env: Option<String>,
+    /// A file holding the routing key, used instead of `routing_key_env` when set.
+    #[serde(default)]
+    routing_key_file: Option<std::path::PathBuf>,
     #[serde(default = "default_url")]
     url: String,
     /// `critical`, `error`, `warning` or `info`.
@@ -49,7 +53,15 @@ impl Pager {
                 SEVERITIES.join(", ")
             )));
         }
-        let routing_key = config.secret_from_env(&settings.routing_key_env)?;
+        let routing_key = match (&settings.routing_key_file, &settings.routing_key_env) {
+            (Some(file), _) => config.secret_from_file(file)?,
+            (None, Some(variable)) => config.secret_from_env(variable)?,
+            (None, None) => {
+                return Err(PluginError::fatal(
+                    "settings: set routing_key_env (the variable holding the routing key) or routing_key_file (a file holding it)",
+                ));
+            }
+        };
         Ok(Self {
             settings,
             routing_key,
