@@ -137,6 +137,16 @@ impl<'de> serde::de::Visitor<'de> for FactsVisitor {
     }
 }
 
+/// Visitor methods that refuse a JSON type with the field's own message (`self.wrong()`),
+/// rather than serde's, which names Rust types.
+macro_rules! refuse_scalars {
+    ($($method:ident($kind:ty)),*) => {$(
+        fn $method<E: serde::de::Error>(self, _: $kind) -> Result<Self::Value, E> {
+            Err(self.wrong())
+        }
+    )*};
+}
+
 /// A string field, or null: anything else is an error naming the field.
 struct Text(&'static str);
 
@@ -167,21 +177,12 @@ impl<'de> serde::de::Visitor<'de> for Text {
         Ok(None)
     }
 
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
+    refuse_scalars!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64)
+    );
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
         Err(self.wrong())
@@ -252,25 +253,14 @@ impl<'de> serde::de::Visitor<'de> for Member {
         Ok(value)
     }
 
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
+    refuse_scalars!(visit_str(&str));
 
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(self.wrong())
-    }
+    refuse_scalars!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64)
+    );
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
         Err(self.wrong())

@@ -121,6 +121,23 @@ impl PluginConfig {
         Ok(text.trim_end_matches(['\n', '\r']).to_owned())
     }
 
+    /// Reads the secret that the settings `{name}_file` (a file) or `{name}_env` (a variable)
+    /// point at, the file first: the usual pair of settings for a secret.
+    pub fn secret(
+        &self,
+        name: &str,
+        env: Option<&str>,
+        file: Option<&std::path::Path>,
+    ) -> Result<String, PluginError> {
+        match (file, env) {
+            (Some(file), _) => self.secret_from_file(file),
+            (None, Some(variable)) => self.secret_from_env(variable),
+            (None, None) => Err(PluginError::fatal(format!(
+                "settings: set {name}_env (the variable holding it) or {name}_file (a file holding it)"
+            ))),
+        }
+    }
+
     /// Reads a secret from the environment variable a setting names, with an error that names the
     /// variable (never the value).
     pub fn secret_from_env(&self, variable: &str) -> Result<String, PluginError> {

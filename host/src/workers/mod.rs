@@ -524,30 +524,25 @@ impl Inner {
     /// Hands a retry to the workers once it is due (the journal would not start it before).
     fn retry_at(self: &Arc<Self>, job: PendingJob, not_before: u64) {
         let delay = Duration::from_millis(not_before.saturating_sub(unix_millis()));
-        let inner = Arc::clone(self);
-        self.tasks.spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {
-                    inner.queue().push(job);
-                    inner.wake.notify_one();
-                }
-                // Left queued in the journal: the next start's sweep runs it.
-                () = inner.stopping.cancelled() => {}
-            }
-        });
+        self.later(delay, move |queue| queue.push(job));
     }
 
     /// Leaves a job to a later read-back. The journal just failed to start it: reading it
     /// back at once would retry in a tight loop for as long as the journal keeps failing.
     fn spill_after_pause(self: &Arc<Self>, job: JobId) {
+        self.later(READ_BACK_RETRY, move |queue| queue.spill(job));
+    }
+
+    /// Does `action` to the queue after `delay` and wakes a worker, unless the host stops
+    /// first: the job then stays queued in the journal, for the next start.
+    fn later(self: &Arc<Self>, delay: Duration, action: impl FnOnce(&mut Queue) + Send + 'static) {
         let inner = Arc::clone(self);
         self.tasks.spawn(async move {
             tokio::select! {
-                () = tokio::time::sleep(READ_BACK_RETRY) => {
-                    inner.queue().spill(job);
+                () = tokio::time::sleep(delay) => {
+                    action(&mut inner.queue());
                     inner.wake.notify_one();
                 }
-                // Left queued in the journal: the next start runs it.
                 () = inner.stopping.cancelled() => {}
             }
         });

@@ -31,14 +31,7 @@ fn write_config(dir: &Path, port: u16, installed: &Path) -> PathBuf {
 }
 
 fn switchyard(args: &[&str], config: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    command
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env(SECRET_VARIABLE, SECRET)
-        .env("RUST_LOG", "info");
-    command
+    crate::support::server::command(config, args, SECRET_VARIABLE)
 }
 
 /// `switchyard check` on `config`: whether it passed, and what it printed.

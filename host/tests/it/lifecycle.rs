@@ -236,14 +236,7 @@ fn server_config(
 }
 
 fn switchyard(config: &std::path::Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    command
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env("LIFECYCLE_TEST_SECRET", SECRET)
-        .env("RUST_LOG", "info");
-    command
+    crate::support::server::command(config, args, "LIFECYCLE_TEST_SECRET")
 }
 
 #[tokio::test]

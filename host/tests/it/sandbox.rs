@@ -478,27 +478,22 @@ async fn without_bubblewrap_commands_fail_saying_how_to_install_it_and_other_job
     assert!(host.host_log().contains("bubblewrap does not work here"));
     // `check` says so too, and a required sandbox refuses to start.
     let config = host.dir.join("config.toml");
-    let check = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .env(SECRET_VARIABLE, SECRET)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&check.stdout).into_owned()
-        + &String::from_utf8_lossy(&check.stderr);
+    let check = || {
+        let out = crate::support::server::command(&config, &["check"], SECRET_VARIABLE)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), printed)
+    };
+    let (_, printed) = check();
     assert!(printed.contains("sandbox: unavailable"), "{printed}");
     let required = std::fs::read_to_string(&config)
         .unwrap()
         .replace("[sandbox]\n", "[sandbox]\nmode = \"bwrap\"\n");
     std::fs::write(&config, required).unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .env(SECRET_VARIABLE, SECRET)
-        .output()
-        .unwrap();
-    assert!(!check.status.success());
-    let printed = String::from_utf8_lossy(&check.stderr);
+    let (passed, printed) = check();
+    assert!(!passed);
     assert!(printed.contains("apt-get install bubblewrap"), "{printed}");
 }
 

@@ -35,15 +35,11 @@ struct Chat {
 impl Chat {
     fn new(config: &PluginConfig) -> Result<Self, PluginError> {
         let settings: Settings = config.settings()?;
-        let url = match (&settings.url_file, &settings.url_env) {
-            (Some(file), _) => config.secret_from_file(file)?,
-            (None, Some(variable)) => config.secret_from_env(variable)?,
-            (None, None) => {
-                return Err(PluginError::fatal(
-                    "settings: set url_env (the variable holding the incoming-webhook URL) or url_file (a file holding it)",
-                ));
-            }
-        };
+        let url = config.secret(
+            "url",
+            settings.url_env.as_deref(),
+            settings.url_file.as_deref(),
+        )?;
         Ok(Self {
             url,
             states: settings.states,

@@ -53,15 +53,11 @@ impl Pager {
                 SEVERITIES.join(", ")
             )));
         }
-        let routing_key = match (&settings.routing_key_file, &settings.routing_key_env) {
-            (Some(file), _) => config.secret_from_file(file)?,
-            (None, Some(variable)) => config.secret_from_env(variable)?,
-            (None, None) => {
-                return Err(PluginError::fatal(
-                    "settings: set routing_key_env (the variable holding the routing key) or routing_key_file (a file holding it)",
-                ));
-            }
-        };
+        let routing_key = config.secret(
+            "routing_key",
+            settings.routing_key_env.as_deref(),
+            settings.routing_key_file.as_deref(),
+        )?;
         Ok(Self {
             settings,
             routing_key,

@@ -42,3 +42,16 @@ pub async fn ended_jobs(store: &Path, delivery: &str, count: usize) -> Vec<JobRe
     let journal = SqliteJournal::open(store).unwrap();
     super::ended_jobs(&journal, delivery, count).await
 }
+
+/// `switchyard ARGS --config CONFIG`, with the test secret in `secret_variable` and the log at
+/// `info`, ready to run or spawn.
+pub fn command(config: &Path, args: &[&str], secret_variable: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env(secret_variable, super::SECRET)
+        .env("RUST_LOG", "info");
+    command
+}
