@@ -537,3 +537,43 @@ async fn secrets_from_files_are_used_and_never_reach_a_build_even_under_a_bind()
     assert!(log.contains("secret [] token []"), "{log}");
     assert!(!log.contains(SECRET) && !log.contains(TOKEN), "{log}");
 }
+
+#[tokio::test]
+async fn an_entry_without_network_has_only_its_own_loopback() {
+    if !bubblewrap() {
+        return;
+    }
+    let dir = open_dir();
+    let script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '";
+    let plugins = runs("offline", "network = false", script) + &runs("online", "", script);
+    let host = Host::start(dir.path(), "", &plugins, None).await;
+    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(
+        send_signed(&url, "pull_request", "net", &payload).await,
+        202
+    );
+    let jobs = ended_jobs(&host.store(), "net", 2).await;
+    let journal = SqliteJournal::open(&host.store()).unwrap();
+    let links = LogLinks::new(
+        &format!("http://127.0.0.1:{}", host.port),
+        &journal.host_key(LINK_SECRET).await.unwrap(),
+    );
+    for job in &jobs {
+        assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+        let log = reqwest::get(links.url(job.id))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let interfaces: Vec<&str> = log.split_whitespace().collect();
+        if job.plugin == "offline" {
+            assert_eq!(interfaces, ["lo"], "a network namespace of its own");
+        } else {
+            // The host's own interfaces, as the host sees them.
+            let host_dev = std::fs::read_to_string("/proc/net/dev").unwrap();
+            assert_eq!(interfaces.len(), host_dev.lines().count() - 2, "{log}");
+        }
+    }
+}
