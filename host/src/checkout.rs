@@ -273,10 +273,28 @@ async fn make_workspace(path: &Path, owner: Option<(u32, u32)>) -> Result<(), Ho
     Ok(())
 }
 
+/// Removes a workspace a build wrote, whatever it made there. `rm -rf` walks any depth without
+/// recursing on a stack or following links: the standard library's recursive removal
+/// overflowed its thread's stack on a tree 15,000 folders deep, killing the host at every start.
 async fn remove_dir(path: &Path) {
-    match tokio::fs::remove_dir_all(path).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    if tokio::fs::symlink_metadata(path).await.is_err() {
+        return;
+    }
+    let removed = tokio::process::Command::new("rm")
+        .args(["-rf", "--one-file-system", "--"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await;
+    match removed {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => tracing::warn!(
+            path = %path.display(),
+            error = %String::from_utf8_lossy(&output.stderr).trim(),
+            "cannot remove workspace"
+        ),
         Err(error) => tracing::warn!(path = %path.display(), %error, "cannot remove workspace"),
     }
 }

@@ -28,6 +28,10 @@ impl Cgroups {
         let usable = |controller: &str| {
             let dir = Path::new(ROOT).join(controller).join("switchyard");
             std::fs::create_dir_all(&dir).ok()?;
+            // Groups a killed host left behind: empty ones go (one still in use stays).
+            for stale in std::fs::read_dir(&dir).ok()?.flatten() {
+                let _ = std::fs::remove_dir(stale.path());
+            }
             // Writable by us: creating a group is what each command needs.
             let probe = dir.join(format!("probe-{}", std::process::id()));
             std::fs::create_dir(&probe).ok()?;

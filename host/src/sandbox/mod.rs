@@ -56,6 +56,7 @@ const PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin
 /// the host's user, before anything of the build exists; its arguments are the sandbox's.
 const LAUNCH: &str = r#"for group in $SWITCHYARD_CGROUPS; do echo $$ > "$group/cgroup.procs" || exit 125; done
 ulimit -t "$SWITCHYARD_CPU_SECS" || exit 125
+unset SWITCHYARD_CGROUPS SWITCHYARD_CPU_SECS
 exec "$@""#;
 
 /// How commands are run on this host, decided at start.
@@ -353,22 +354,16 @@ impl Sandbox {
             )
             .env("SWITCHYARD_CPU_SECS", self.limits.cpu_secs.to_string())
             .env("PATH", PATH);
-        // Environment inside: only what is set here.
-        command.arg("--clearenv");
-        let mut setenv = |key: &str, value: &str| {
-            command.args(["--setenv", key, value]);
-        };
-        setenv("PATH", PATH);
-        setenv("HOME", "/tmp");
-        setenv("LANG", "C.UTF-8");
+        // Environment inside: only what is set here, handed down through the environment
+        // (readable by the host's user alone), never on a command line, which every local
+        // user can read in /proc: `pass_env` values and the checkout's token are secrets.
+        command.env("HOME", "/tmp").env("LANG", "C.UTF-8");
         for variable in &allowance.pass_env {
             if let Ok(value) = std::env::var(variable) {
-                setenv(variable, &value);
+                command.env(variable, value);
             }
         }
-        for (key, value) in &request.env {
-            setenv(key, value);
-        }
+        command.envs(&request.env);
         command.arg("--");
         if let Some(user) = run_as {
             // Dropped to the build's user inside, once the mounts are made: a real other uid.

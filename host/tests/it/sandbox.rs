@@ -577,3 +577,70 @@ async fn an_entry_without_network_has_only_its_own_loopback() {
         }
     }
 }
+
+#[tokio::test]
+async fn no_secret_a_build_is_given_shows_on_any_command_line() {
+    if !bubblewrap() {
+        return;
+    }
+    let dir = open_dir();
+    let plugins = runs(
+        "waits",
+        "pass_env = [\"SANDBOX_TEST_PASSED\"]",
+        "sleep 987.321",
+    );
+    let host = Host::start(dir.path(), "", &plugins, None).await;
+    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(
+        send_signed(&url, "pull_request", "cmdline", &payload).await,
+        202
+    );
+    let command_lines = || -> Vec<Vec<u8>> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = command_lines();
+        let running = lines.iter().any(|l| l.windows(7).any(|w| w == b"987.321"));
+        if running {
+            // Every local user can read these: the passed value is in none of them.
+            let value = b"passed-value-1234";
+            assert!(
+                !lines
+                    .iter()
+                    .any(|l| l.windows(value.len()).any(|w| w == value)),
+                "a passed secret is on a command line"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_thousands_of_folders_deep_is_removed_and_the_host_lives_on() {
+    if !bubblewrap() {
+        return;
+    }
+    let dir = open_dir();
+    let script = "perl -e 'for (1..15000) { mkdir \"d\" or die; chdir \"d\" or die }' && echo deep";
+    let plugins = runs("deep", "", script);
+    let host = Host::start(dir.path(), "", &plugins, None).await;
+    let (job, log) = host.run("deep").await;
+    assert_eq!(job.state.as_str(), "succeeded", "{log}");
+    assert!(log.contains("deep"), "{log}");
+    let workspace = dir.path().join("data/workspaces").join(job.id.to_string());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while workspace.exists() {
+        assert!(Instant::now() < deadline, "the workspace was not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", host.port)).await;
+    assert_eq!(health.unwrap().status(), 200, "the host died");
+}
