@@ -28,9 +28,16 @@ impl Cgroups {
         let usable = |controller: &str| {
             let dir = Path::new(ROOT).join(controller).join("switchyard");
             std::fs::create_dir_all(&dir).ok()?;
-            // Groups a killed host left behind: empty ones go (one still in use stays).
-            for stale in std::fs::read_dir(&dir).ok()?.flatten() {
-                let _ = std::fs::remove_dir(stale.path());
+            // Groups a killed host left behind (named after its pid): they go. A live host's,
+            // even one made a moment ago and still empty, are not touched.
+            for group in std::fs::read_dir(&dir).ok()?.flatten() {
+                let name = group.file_name();
+                let owner = name.to_string_lossy();
+                let owner = owner.split('-').next().unwrap_or_default();
+                let dead = !owner.is_empty() && !Path::new("/proc").join(owner).exists();
+                if dead {
+                    let _ = std::fs::remove_dir(group.path());
+                }
             }
             // Writable by us: creating a group is what each command needs.
             let probe = dir.join(format!("probe-{}", std::process::id()));
