@@ -63,14 +63,24 @@ impl LoadedPlugin {
     }
 }
 
-/// A plugin entry that could not be loaded, named as in the config.
+/// A plugin entry that could not be loaded, named as in the config: its `library` when the
+/// file was refused, its `settings` when the plugin refused to start with them.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: plugins[{index}] ({name:?}).library: {error}", file.display())]
+#[error("{}: plugins[{index}] ({name:?}).{}: {error}", file.display(), self.key())]
 pub struct PluginSetError {
     pub file: std::path::PathBuf,
     pub index: usize,
     pub name: String,
     pub error: LoadError,
+}
+
+impl PluginSetError {
+    fn key(&self) -> &'static str {
+        match self.error {
+            LoadError::Create { .. } => "settings",
+            _ => "library",
+        }
+    }
 }
 
 /// The enabled plugins of one config, in config order.

@@ -359,5 +359,19 @@ async fn the_deploy_template_deploys_as_documented() {
         log.contains(&format!("deploying {sha} to production")),
         "{log}"
     );
+    // A commit that cannot be checked out, after `in_progress` was posted: it ends in
+    // `error` with the reason, never stuck in progress.
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    deploys
+        .deployment("template-2", 2, missing, json!({}))
+        .await;
+    let jobs = deploys.host.ended_jobs("template-2", 1).await;
+    assert_eq!(jobs[0].state, JobState::Failed, "{jobs:?}");
+    let statuses = deploys.statuses(2);
+    assert_eq!(states(&statuses), ["in_progress", "error"], "{statuses:?}");
+    assert!(
+        statuses[1].1.starts_with("Deploy errored: checkout failed"),
+        "{statuses:?}"
+    );
     deploys.stop().await;
 }

@@ -71,6 +71,11 @@ fn a_plugin_that_refuses_its_settings_is_reported() {
         error.contains("the plugin refused to start: refusing to start, as asked"),
         "{error}"
     );
+    // Its settings are what to look at, not its library.
+    assert!(
+        error.contains("plugins[0] (\"picky\").settings: "),
+        "{error}"
+    );
     let error = load(&behaviours("typo", "", "behaviour = \"sleep\"\nmilis = 3"))
         .err()
         .unwrap();

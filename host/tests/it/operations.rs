@@ -336,3 +336,39 @@ async fn a_captured_admin_call_is_refused_again_even_after_a_restart_and_webhook
     // One delivery, its job, and the two replays that were accepted: nothing more ran.
     assert_eq!(ended_jobs(&store, "cap-1", 3).await.len(), 3);
 }
+
+#[tokio::test]
+async fn logs_are_plain_text_off_a_terminal_and_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"TEST_WEBHOOK_SECRET\"\n\
+         [store]\npath = \"{{dir}}/switchyard.db\"\n{EVENT_LOG}"
+    );
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, expand(&text, dir.path())).unwrap();
+    let env = [("TEST_WEBHOOK_SECRET", SECRET)];
+    for (format, log) in [("text", "text.log"), ("json", "json.log")] {
+        let log = dir.path().join(log);
+        let env = [env[0], ("SWITCHYARD_LOG_FORMAT", format)];
+        let server = spawn_server(&config, &env, Some(&log));
+        wait_until_listening(port).await;
+        drop(server);
+        let written = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !written.contains('\u{1b}'),
+            "colour codes in a file: {written}"
+        );
+        let listening = written
+            .lines()
+            .find(|line| line.contains("switchyard is listening"))
+            .unwrap_or_else(|| panic!("{written}"));
+        if format == "json" {
+            let line: serde_json::Value = serde_json::from_str(listening).unwrap();
+            assert_eq!(line["level"], "INFO");
+            assert_eq!(line["fields"]["message"], "switchyard is listening");
+        } else {
+            assert!(serde_json::from_str::<serde_json::Value>(listening).is_err());
+        }
+    }
+}

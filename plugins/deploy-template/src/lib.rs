@@ -55,19 +55,31 @@ impl Plugin for MyDeploy {
             status
         };
         let repo = &repository.full_name;
-        let done = tokio::select! {
-            output = self.deploy(host, &repository, &deployment, &event.job.log_url) => match output? {
-                output if output.success() => status(DeploymentState::Success, "Deployed"),
-                output => status(
-                    DeploymentState::Failure,
-                    &format!("Deploy failed: {}", output.ending()),
+        // Every way this ends posts a final status: GitHub never shows a deploy stuck
+        // "in progress".
+        let (done, failed) = tokio::select! {
+            output = self.deploy(host, &repository, &deployment, &event.job.log_url) => match output {
+                Ok(output) if output.success() => (status(DeploymentState::Success, "Deployed"), None),
+                Ok(output) => (
+                    status(DeploymentState::Failure, &format!("Deploy failed: {}", output.ending())),
+                    None,
+                ),
+                Err(error) => (
+                    status(DeploymentState::Error, &format!("Deploy errored: {error}")),
+                    Some(error),
                 ),
             },
             // The host is stopping the job (its timeout, a shutdown): say so, then return.
-            reason = host.cancelled() => status(DeploymentState::Error, &reason.to_string()),
+            reason = host.cancelled() => (
+                status(DeploymentState::Error, &reason.to_string()),
+                Some(PluginError::fatal(reason.to_string())),
+            ),
         };
         host.create_deployment_status(repo, deployment.id, &done)
             .await?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
         Ok(Outcome::Done)
     }
 }
