@@ -21,6 +21,10 @@ const MAX_BODY_MIB: usize = MAX_BODY_BYTES.div_ceil(1 << 20);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Folders searched for a plugin `library` given as a bare file name, before the running
+    /// binary's own folder and `../lib/switchyard/plugins` beside it.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
     /// Where and how webhooks are received.
     pub server: ServerConfig,
     /// The GitHub (or GitHub Enterprise) API the plugins talk to.
@@ -638,8 +642,37 @@ impl Config {
         }
     }
 
-    pub fn library_path(&self, plugin: &PluginEntry) -> PathBuf {
-        self.dir.join(&plugin.library)
+    /// The plugin's library file. A path (`target/release/libx.so`) is relative to the config
+    /// file's folder; a bare file name (`libx.so`) is looked for in `plugin_dirs`, the running
+    /// binary's folder (where cargo builds the plugins beside it) and `../lib/switchyard/plugins`
+    /// beside that (an installed layout). `Err` lists the folders searched.
+    pub fn library_path(&self, plugin: &PluginEntry) -> Result<PathBuf, Vec<PathBuf>> {
+        let library = &plugin.library;
+        if library.components().count() > 1 || library.is_absolute() {
+            return Ok(self.dir.join(library));
+        }
+        let searched = self.plugin_search_path();
+        searched
+            .iter()
+            .map(|dir| dir.join(library))
+            .find(|candidate| candidate.is_file())
+            .ok_or(searched)
+    }
+
+    /// Where bare library names are looked for, in order.
+    pub fn plugin_search_path(&self) -> Vec<PathBuf> {
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        let installed = binary
+            .as_ref()
+            .map(|dir| dir.join("../lib/switchyard/plugins"));
+        self.plugin_dirs
+            .iter()
+            .map(|dir| self.dir.join(dir))
+            .chain(binary)
+            .chain(installed)
+            .collect()
     }
 
     /// The journal's path, resolved against the config file's folder.

@@ -27,6 +27,11 @@ use super::elf;
 pub enum LoadError {
     #[error("{}: no such file (build it with `cargo build --release --workspace`)", path.display())]
     Missing { path: PathBuf },
+    #[error("{name}: not found in {} (build it with `cargo build --release --workspace`, or add its folder to plugin_dirs)", searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NotFound {
+        name: String,
+        searched: Vec<PathBuf>,
+    },
     #[error("{}: cannot load: {reason}", path.display())]
     Open { path: PathBuf, reason: String },
     #[error("{}: not a Switchyard plugin: {reason}", path.display())]
@@ -114,6 +119,7 @@ impl LoadError {
         let path = path.to_owned();
         match self {
             Self::Missing { .. } => Self::Missing { path },
+            Self::NotFound { name, searched } => Self::NotFound { name, searched },
             Self::Open { reason, .. } => Self::Open { path, reason },
             Self::NotAPlugin { reason, .. } => Self::NotAPlugin { path, reason },
             Self::Incompatible { reason, .. } => Self::Incompatible { path, reason },

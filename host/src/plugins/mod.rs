@@ -105,7 +105,18 @@ impl PluginSet {
             if !entry.enabled {
                 continue;
             }
-            let path = config.library_path(entry);
+            let failed = |error| PluginSetError {
+                file: config.file.clone(),
+                index,
+                name: entry.name.clone(),
+                error,
+            };
+            let path = config.library_path(entry).map_err(|searched| {
+                failed(LoadError::NotFound {
+                    name: entry.library.display().to_string(),
+                    searched,
+                })
+            })?;
             let stamp = LibraryStamp::of(&path);
             if let Some(running) = previous.get(&entry.name)
                 && running.entry == *entry
@@ -114,12 +125,6 @@ impl PluginSet {
                 plugins.push(Arc::clone(running));
                 continue;
             }
-            let failed = |error| PluginSetError {
-                file: config.file.clone(),
-                index,
-                name: entry.name.clone(),
-                error,
-            };
             let library = loader::open_copy(&path, &scratch).map_err(failed)?;
             let plugin_config = PluginConfig {
                 name: entry.name.clone(),

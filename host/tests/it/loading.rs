@@ -177,7 +177,42 @@ fn switchyard_check_lists_plugins_or_names_the_problem() {
         "[server]\nsecret_env = \"CHECK_TEST_SECRET\"\n[[plugins]]\nname = \"x\"\nlibrary = \"nope.so\"\n",
     );
     assert!(
-        !ok && out.contains("plugins[0] (\"x\").library") && out.contains("no such file"),
+        !ok && out.contains("plugins[0] (\"x\").library: nope.so: not found in"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_bare_library_name_is_looked_for_in_plugin_dirs_and_beside_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    // Under a name only `plugin_dirs` (relative to the config's folder) can find.
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let copy = dir.path().join("plugins/libsy_copied.so");
+    std::fs::copy(library("switchyard-event-log"), copy).unwrap();
+    let config = |text: &str| {
+        Config::parse(&expand(text, dir.path()), &dir.path().join("config.toml")).unwrap()
+    };
+    let entry = "[[plugins]]\nname = \"log\"\nlibrary = \"libsy_copied.so\"\n\
+                 [plugins.settings]\npath = \"{dir}/events.jsonl\"\n";
+    let found = config(&format!("plugin_dirs = [\"plugins\"]\n[server]\n{entry}"));
+    let set = PluginSet::load(&found).unwrap();
+    assert_eq!(
+        set.iter().next().unwrap().info.package,
+        "switchyard-event-log"
+    );
+
+    // Nowhere to be found: the error lists every folder searched.
+    let elsewhere = dir.path().join("nothing-here");
+    let missing = config(&format!(
+        "plugin_dirs = [\"{}\"]\n[server]\n{}",
+        elsewhere.display(),
+        entry.replace("libsy_copied.so", "libswitchyard_nothing.so")
+    ));
+    let error = PluginSet::load(&missing).err().unwrap().to_string();
+    assert!(
+        error.contains("libswitchyard_nothing.so: not found in")
+            && error.contains(&elsewhere.display().to_string())
+            && error.contains("lib/switchyard/plugins"),
+        "{error}"
     );
 }
