@@ -11,10 +11,9 @@ use std::{
 use serde::Deserialize;
 use switchyard_plugin_api::Subscription;
 
-use crate::ingress::MAX_BODY_BYTES;
-
-/// GitHub's payload cap in whole MiB.
-const MAX_BODY_MIB: usize = MAX_BODY_BYTES.div_ceil(1 << 20);
+/// GitHub's cap on a webhook payload, in MiB: ingress refuses larger bodies, and the body
+/// budget must hold one.
+pub const MAX_BODY_MIB: usize = 25;
 
 /// The whole configuration, as loaded from one file. Whether plugin libraries exist and load is
 /// checked when they are loaded (`plugins::PluginSet::load`), with the same kind of message.

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
-pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = crate::config::MAX_BODY_MIB << 20;
 
 /// A delivery whose signature, headers and body checked out.
 pub struct VerifiedDelivery(pub Delivery);
