@@ -20,3 +20,4 @@ mod queue; // jobs past the memory budget wait in the journal and still run, onc
 mod reload; // live reload under load, bad edits, libraries rebuilt in place
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups
 mod sandbox; // hostile builds reach nothing of the host; limits, pass_env, binds, no bubblewrap
+mod service; // install.sh's layout and credentials, the systemd unit verified
