@@ -64,11 +64,13 @@ pub async fn receive(
         Committed::New(jobs) => {
             let count = jobs.len();
             tracing::debug!(delivery = %delivery.id, event = %delivery.kind, jobs = count, "delivery accepted");
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"delivery": delivery.id.as_str(), "jobs": count})),
-            )
-                .into_response())
+            // Each job's log link, by plugin: what `switchyard send` shows a person trying it.
+            let logs: serde_json::Map<String, serde_json::Value> = jobs
+                .iter()
+                .map(|(job, plugin)| (plugin.clone(), state.links.url(*job).into()))
+                .collect();
+            let answer = json!({"delivery": delivery.id.as_str(), "jobs": count, "logs": logs});
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
 }

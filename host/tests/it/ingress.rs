@@ -17,7 +17,10 @@ async fn a_signed_delivery_reaches_the_event_log() {
     let (status, answer) = host.send("pull_request", "d-signed-1", &payload).await;
     assert_eq!(
         (status, &answer),
-        (202, &json!({"delivery": "d-signed-1", "jobs": 1}))
+        (
+            202,
+            &json!({"delivery": "d-signed-1", "jobs": 1, "logs": {"event-log": host.host_state.links.url(switchyard::journal::JobId(1))}})
+        )
     );
 
     let jobs = host.ended_jobs("d-signed-1", 1).await;
