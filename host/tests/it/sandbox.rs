@@ -20,7 +20,7 @@ use switchyard::{
 };
 
 use crate::support::{
-    EVENT_LOG, SECRET, behaviours, example, expand,
+    EVENT_LOG, SECRET, behaviours, eventually, example, expand,
     net::{free_port, wait_until_listening},
     send_signed,
     server::{Server, ended_jobs},
@@ -127,25 +127,34 @@ impl Host {
 
     /// Sends a delivery and returns its one job, ended, and that job's log.
     async fn run(&self, delivery: &str) -> (JobRecord, String) {
+        self.run_all(delivery, 1).await.remove(0)
+    }
+
+    /// Sends a delivery and returns its `count` jobs, ended, each with its log.
+    async fn run_all(&self, delivery: &str, count: usize) -> Vec<(JobRecord, String)> {
         let url = format!("http://127.0.0.1:{}/event_handler", self.port);
         let payload = example("pull_request", Some("opened"));
         assert_eq!(
             send_signed(&url, "pull_request", delivery, &payload).await,
             202
         );
-        let job = ended_jobs(&self.store(), delivery, 1).await.remove(0);
+        let jobs = ended_jobs(&self.store(), delivery, count).await;
         let journal = SqliteJournal::open(&self.store()).unwrap();
         let links = LogLinks::new(
             &format!("http://127.0.0.1:{}", self.port),
             &journal.host_key(LINK_SECRET).await.unwrap(),
         );
-        let log = reqwest::get(links.url(job.id))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        (job, log)
+        let mut logged = Vec::new();
+        for job in jobs {
+            let log = reqwest::get(links.url(job.id))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            logged.push((job, log));
+        }
+        logged
     }
 
     fn host_log(&self) -> String {
@@ -331,31 +340,16 @@ async fn a_fork_bomb_and_a_memory_hog_end_the_build_not_the_host() {
         "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived",
     );
     let host = Host::start(dir.path(), "pids = 64\nmemory_mib = 64", &plugins, None).await;
-    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
-    let payload = example("pull_request", Some("opened"));
-    assert_eq!(
-        send_signed(&url, "pull_request", "limits", &payload).await,
-        202
-    );
-    let jobs = ended_jobs(&host.store(), "limits", 2).await;
-    let job = |plugin: &str| jobs.iter().find(|j| j.plugin == plugin).unwrap();
-    let journal = SqliteJournal::open(&host.store()).unwrap();
-    let links = LogLinks::new(
-        &format!("http://127.0.0.1:{}", host.port),
-        &journal.host_key(LINK_SECRET).await.unwrap(),
-    );
-    let log = |plugin: &str| {
-        let url = links.url(job(plugin).id);
-        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
-    };
-    let forks = log("forks").await;
+    let jobs = host.run_all("limits", 2).await;
+    let job = |plugin: &str| jobs.iter().find(|(j, _)| j.plugin == plugin).unwrap();
+    let (_, forks) = job("forks");
     assert!(
         forks.contains("fork") || forks.contains("Resource temporarily unavailable"),
         "no fork was refused:\n{forks}"
     );
-    let memory = job("memory");
+    let (memory, log) = job("memory");
     assert_eq!(memory.state.as_str(), "failed", "{memory:?}");
-    assert!(!log("memory").await.contains("survived"));
+    assert!(!log.contains("survived"), "{log}");
     // The host is fine.
     assert!(host.server.0.id() > 0);
     let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", host.port)).await;
@@ -382,18 +376,10 @@ async fn a_killed_host_leaves_no_build_behind() {
                 .is_ok_and(|cmdline| cmdline.windows(7).any(|w| w == b"987.654"))
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sleeping() {
-        assert!(Instant::now() < deadline, "the build did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the build to start", sleeping).await;
     host.server.0.kill().unwrap(); // SIGKILL: no chance to clean up
     host.server.0.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sleeping() {
-        assert!(Instant::now() < deadline, "the build outlived the host");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the build to die with the host", || !sleeping()).await;
 }
 
 #[tokio::test]
@@ -501,11 +487,10 @@ async fn without_bubblewrap_commands_fail_saying_how_to_install_it_and_other_job
 async fn mode_none_is_warned_about_at_every_start() {
     let dir = open_dir();
     let host = Host::start(dir.path(), "mode = \"none\"", EVENT_LOG, None).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !host.host_log().contains("commands run unsandboxed") {
-        assert!(Instant::now() < deadline, "{}", host.host_log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the warning about mode none", || {
+        host.host_log().contains("commands run unsandboxed")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -547,26 +532,8 @@ async fn an_entry_without_network_has_only_its_own_loopback() {
     let script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '";
     let plugins = runs("offline", "network = false", script) + &runs("online", "", script);
     let host = Host::start(dir.path(), "", &plugins, None).await;
-    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
-    let payload = example("pull_request", Some("opened"));
-    assert_eq!(
-        send_signed(&url, "pull_request", "net", &payload).await,
-        202
-    );
-    let jobs = ended_jobs(&host.store(), "net", 2).await;
-    let journal = SqliteJournal::open(&host.store()).unwrap();
-    let links = LogLinks::new(
-        &format!("http://127.0.0.1:{}", host.port),
-        &journal.host_key(LINK_SECRET).await.unwrap(),
-    );
-    for job in &jobs {
+    for (job, log) in host.run_all("net", 2).await {
         assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
-        let log = reqwest::get(links.url(job.id))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
         let interfaces: Vec<&str> = log.split_whitespace().collect();
         if job.plugin == "offline" {
             assert_eq!(interfaces, ["lo"], "a network namespace of its own");
@@ -636,11 +603,7 @@ async fn a_workspace_thousands_of_folders_deep_is_removed_and_the_host_lives_on(
     assert_eq!(job.state.as_str(), "succeeded", "{log}");
     assert!(log.contains("deep"), "{log}");
     let workspace = dir.path().join("data/workspaces").join(job.id.to_string());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while workspace.exists() {
-        assert!(Instant::now() < deadline, "the workspace was not removed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the workspace to be removed", || !workspace.exists()).await;
     let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", host.port)).await;
     assert_eq!(health.unwrap().status(), 200, "the host died");
 }
