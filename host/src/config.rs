@@ -171,7 +171,7 @@ pub struct WorkersConfig {
     pub cancel_grace_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
     /// `auto` (bubblewrap where it works; where not, commands fail saying how to fix it),

@@ -207,21 +207,50 @@ impl Reloader {
 
 /// Settings read only at startup.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.server, &new.server);
     let checks = [
-        ("[server] listen", old.server.listen != new.server.listen),
+        ("[server] listen", o.listen != n.listen),
+        ("[server] webhook_path", o.webhook_path != n.webhook_path),
+        ("[server] public_url", old.public_url() != new.public_url()),
+        ("[server] secret_env", o.secret_env != n.secret_env),
+        ("[server] secret_file", o.secret_file != n.secret_file),
         (
-            "[server] webhook_path",
-            old.server.webhook_path != new.server.webhook_path,
+            "[server] shutdown_grace_secs",
+            o.shutdown_grace_secs != n.shutdown_grace_secs,
         ),
         (
-            "[server] secret_env",
-            old.server.secret_env != new.server.secret_env,
+            "[server] max_connections",
+            o.max_connections != n.max_connections,
+        ),
+        (
+            "[server] header_timeout_secs",
+            o.header_timeout_secs != n.header_timeout_secs,
+        ),
+        (
+            "[server] body_timeout_secs",
+            o.body_timeout_secs != n.body_timeout_secs,
+        ),
+        (
+            "[server] body_budget_mib",
+            o.body_budget_mib != n.body_budget_mib,
+        ),
+        (
+            "[server] max_log_readers",
+            o.max_log_readers != n.max_log_readers,
         ),
         ("[store] path", old.store_path() != new.store_path()),
+        (
+            "[store] keep_days",
+            old.store.keep_days != new.store.keep_days,
+        ),
         ("[github] api_url", old.github.api_url != new.github.api_url),
         (
             "[github] token_env",
             old.github.token_env != new.github.token_env,
+        ),
+        (
+            "[github] token_file",
+            old.github.token_file != new.github.token_file,
         ),
         (
             "[workers] concurrency",
@@ -231,6 +260,11 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "[workers] memory_queue_mib",
             old.workers.memory_queue_mib != new.workers.memory_queue_mib,
         ),
+        (
+            "[workers] cancel_grace_secs",
+            old.workers.cancel_grace_secs != new.workers.cancel_grace_secs,
+        ),
+        ("[sandbox]", old.sandbox != new.sandbox),
     ];
     checks
         .into_iter()
@@ -252,16 +286,22 @@ mod tests {
         let same = config("[server]\nlisten = \"127.0.0.1:9393\"\n");
         assert!(restart_only_changes(&old, &same).is_empty());
         let new = config(
-            "[server]\nlisten = \"0.0.0.0:80\"\n[store]\npath = \"elsewhere.db\"\n\
-             [workers]\nconcurrency = 3\nmemory_queue_mib = 1\n",
+            "[server]\nlisten = \"0.0.0.0:80\"\npublic_url = \"http://127.0.0.1:9393\"\n\
+             max_connections = 9\n[store]\npath = \"elsewhere.db\"\n\
+             [workers]\nconcurrency = 3\nmemory_queue_mib = 1\ncancel_grace_secs = 2\n\
+             [sandbox]\npids = 7\n",
         );
+        // (public_url stays the same: it was the default for the old listen address)
         assert_eq!(
             restart_only_changes(&old, &new),
             [
                 "[server] listen",
+                "[server] max_connections",
                 "[store] path",
                 "[workers] concurrency",
-                "[workers] memory_queue_mib"
+                "[workers] memory_queue_mib",
+                "[workers] cancel_grace_secs",
+                "[sandbox]",
             ]
         );
     }
