@@ -80,15 +80,15 @@ pub enum StartError {
         "the webhook secret is not set: export {variable} (named by [server] secret_env in {config}), or name a file holding it in [server] secret_file"
     )]
     NoSecret { variable: String, config: String },
-    #[error("[{setting}]: {problem}")]
+    #[error("{setting}: {problem}")]
     SecretFile {
         setting: &'static str,
         problem: String,
     },
     #[error(
-        "the webhook secret in {variable} is blank: set it to the secret configured on GitHub's webhook (a long random string)"
+        "the webhook secret in {origin} is blank: set it to the secret configured on GitHub's webhook (a long random string)"
     )]
-    BlankSecret { variable: String },
+    BlankSecret { origin: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -111,7 +111,8 @@ pub struct Switchyard {
     pub reloader: Arc<Reloader>,
 }
 
-/// The secrets the host runs with, read from the environment variables the config names.
+/// The secrets the host runs with, read from the files or environment variables the config
+/// names.
 #[derive(Clone)]
 pub struct Secrets {
     pub webhook: WebhookSecret,
@@ -119,15 +120,16 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Reads both secrets. The webhook secret is required; without a GitHub token the host
-    /// runs, with one warning, and jobs that call GitHub fail naming the variable.
+    /// Reads both secrets, each from its `*_file` when one is set, else its `*_env`. The
+    /// webhook secret is required; without a GitHub token the host runs, with one warning, and
+    /// jobs that call GitHub fail naming the variable.
     pub fn from_env(config: &Config) -> Result<Self, StartError> {
         let webhook = webhook_secret(config)?;
         let github_token =
             match &config.github.token_file {
                 Some(file) => Some(secret_from_file(&config.secret_path(file)).map_err(
                     |problem| StartError::SecretFile {
-                        setting: "github] token_file",
+                        setting: "[github] token_file",
                         problem,
                     },
                 )?),
@@ -160,26 +162,30 @@ const SHORT_SECRET: usize = 16;
 /// Reads the webhook secret named by the config, or says which variable to set.
 pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
     let variable = &config.server.secret_env;
-    let secret = match &config.server.secret_file {
-        Some(file) => secret_from_file(&config.secret_path(file)).map_err(|problem| {
-            StartError::SecretFile {
-                setting: "server] secret_file",
+    // Where it came from, for the messages below: the file when one is named, else the variable.
+    let (secret, source) = match &config.server.secret_file {
+        Some(file) => {
+            let path = config.secret_path(file);
+            let secret = secret_from_file(&path).map_err(|problem| StartError::SecretFile {
+                setting: "[server] secret_file",
                 problem,
-            }
-        })?,
-        None => secret_from_env(variable).ok_or_else(|| StartError::NoSecret {
-            variable: variable.clone(),
-            config: config.file.display().to_string(),
-        })?,
+            })?;
+            (secret, path.display().to_string())
+        }
+        None => {
+            let secret = secret_from_env(variable).ok_or_else(|| StartError::NoSecret {
+                variable: variable.clone(),
+                config: config.file.display().to_string(),
+            })?;
+            (secret, variable.clone())
+        }
     };
     if secret.trim().is_empty() {
-        return Err(StartError::BlankSecret {
-            variable: variable.clone(),
-        });
+        return Err(StartError::BlankSecret { origin: source });
     }
     if secret.len() < SHORT_SECRET {
         tracing::warn!(
-            %variable,
+            %source,
             bytes = secret.len(),
             "the webhook secret is shorter than {SHORT_SECRET} bytes: anyone who guesses it can send deliveries; use a long random string"
         );
