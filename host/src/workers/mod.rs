@@ -367,14 +367,11 @@ impl Inner {
             },
             Err(error) if interrupted => {
                 tracing::info!(job = %job.id, plugin = %job.plugin, %error, "job interrupted by the shutdown; it runs again after the restart");
-                let line =
-                    "switchyard: interrupted by the shutdown; runs again after the restart\n";
-                let _ = self
-                    .deps
-                    .services
-                    .logs
-                    .append(job.id, line.as_bytes())
-                    .await;
+                self.note(
+                    job.id,
+                    "interrupted by the shutdown; runs again after the restart",
+                )
+                .await;
                 self.deps.services.checkouts.clean(job.id).await;
                 self.deps
                     .metrics
@@ -429,12 +426,7 @@ impl Inner {
     /// under it.
     async fn finish(self: Arc<Self>, job: PendingJob, attempt: u32, end: AttemptEnd) {
         if let AttemptEnd::Failed { error } | AttemptEnd::WillRetry { error, .. } = &end {
-            let line = format!("switchyard: attempt {attempt} failed: {error}\n");
-            let _ = self
-                .deps
-                .services
-                .logs
-                .append(job.id, line.as_bytes())
+            self.note(job.id, &format!("attempt {attempt} failed: {error}"))
                 .await;
         }
         self.deps.services.checkouts.clean(job.id).await;
@@ -593,6 +585,13 @@ impl Inner {
             }
             pause = (pause * 2).min(RECORD_RETRY_MAX);
         }
+    }
+
+    /// Adds a line of the host's own to a job's log. A log that cannot be written is no reason
+    /// to stop: the journal still records the job.
+    async fn note(&self, job: JobId, text: &str) {
+        let line = format!("switchyard: {text}\n");
+        let _ = self.deps.services.logs.append(job, line.as_bytes()).await;
     }
 
     fn log_url(&self, job: JobId) -> String {
