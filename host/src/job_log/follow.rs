@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Bytes read from a log file and sent at a time.
-pub const LOG_CHUNK: usize = 64 * 1024;
+const LOG_CHUNK: usize = 64 * 1024;
 
 /// How often a followed log checks for new output while its job runs.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);

@@ -162,7 +162,8 @@ impl Sandbox {
         } else {
             None
         };
-        let cgroups = if run_as.is_some() {
+        // Limits apply only to sandboxed commands, made by a root host.
+        let cgroups = if run_as.is_some() && config.mode != SandboxMode::None {
             Cgroups::probe()
         } else {
             Cgroups::default()
