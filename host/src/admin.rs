@@ -81,7 +81,7 @@ async fn admin_call(config: &Config, path: &str, body: Vec<u8>) -> Result<SendAn
     let signature = AdminSignature::sign(&secret, path, &body);
     let headers = signature.headers();
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    post(&url, &headers, body).await
+    post(config, &url, &headers, body).await
 }
 
 /// The server's `/admin/plugins` answer as lines, disabled entries of the config included.

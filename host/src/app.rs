@@ -25,7 +25,7 @@ use crate::{
     reload::Reloader,
     retention::Retention,
     sandbox::{Sandbox, SandboxError},
-    server::{self, ServerLimits},
+    server::{self, ServerLimits, TlsCertificates},
     workers::{WorkerDeps, Workers},
 };
 
@@ -97,6 +97,8 @@ pub enum StartError {
     Sandbox(#[from] SandboxError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(reqwest::Error),
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
@@ -109,6 +111,8 @@ pub struct Switchyard {
     pub config: Arc<Config>,
     pub state: AppState,
     pub reloader: Arc<Reloader>,
+    /// The certificate HTTPS is served with, when `[server] tls_cert` is set.
+    pub tls: Option<Arc<TlsCertificates>>,
 }
 
 /// The secrets the host runs with, read from the files or environment variables the config
@@ -197,6 +201,11 @@ impl Switchyard {
     /// Opens the journal, loads the plugins, starts the workers and re-runs jobs a crash or
     /// shutdown left unfinished.
     pub async fn start(config: Config, secrets: Secrets) -> Result<Self, StartError> {
+        // First: a bad certificate is a config mistake, found before anything is opened.
+        let tls = match config.tls_files() {
+            Some((cert, key)) => Some(Arc::new(TlsCertificates::load(&cert, &key)?)),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let github: Arc<dyn GitHub> = Arc::new(
             GitHubClient::new(
@@ -310,11 +319,13 @@ impl Switchyard {
             config.clone(),
             Arc::clone(&state.plugins),
             metrics,
+            tls.clone(),
         ));
         Ok(Self {
             config: Arc::new(config),
             state,
             reloader,
+            tls,
         })
     }
 
@@ -360,6 +371,7 @@ impl Switchyard {
             listener,
             self.router(),
             limits,
+            self.tls.clone(),
             self.state.stopping.clone().cancelled_owned(),
             grace,
         );

@@ -96,6 +96,13 @@ pub struct ServerConfig {
     /// Job logs streamed at once; more readers get 503 with `Retry-After`.
     #[serde(default = "default_max_log_readers")]
     pub max_log_readers: usize,
+    /// PEM certificate chain to serve HTTPS with (set with `tls_key`). Read again on SIGHUP and
+    /// on every config reload, so a renewed certificate needs no restart.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -524,6 +531,15 @@ impl Config {
                 return Err(self.invalid(key, "must be at least 1"));
             }
         }
+        match (&server.tls_cert, &server.tls_key) {
+            (Some(_), None) => {
+                return Err(self.invalid("server.tls_key", "must be set with tls_cert"));
+            }
+            (None, Some(_)) => {
+                return Err(self.invalid("server.tls_cert", "must be set with tls_key"));
+            }
+            _ => {}
+        }
         // One of GitHub's largest payloads must fit, or such a delivery could never arrive.
         if server.body_budget_mib < MAX_BODY_MIB {
             return Err(self.invalid(
@@ -675,6 +691,16 @@ impl Config {
     }
 
     /// The journal's path, resolved against the config file's folder.
+    /// The certificate and key files when the host serves HTTPS (validation makes it both or
+    /// neither), relative to the config's folder or under `$CREDENTIALS_DIRECTORY`.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        let (cert, key) = (
+            self.server.tls_cert.as_ref()?,
+            self.server.tls_key.as_ref()?,
+        );
+        Some((self.secret_path(cert), self.secret_path(key)))
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.dir.join(&self.store.path)
     }
@@ -690,10 +716,19 @@ impl Config {
     }
 
     /// Base URL for links to job logs.
+    /// `https` when the host serves TLS itself.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_files().is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn public_url(&self) -> String {
         match &self.server.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.server.listen),
+            None => format!("{}://{}", self.scheme(), self.server.listen),
         }
     }
 }

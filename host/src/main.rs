@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchyard::{
     Config, admin, journal::RecentFilter, plugins::PluginSet, sandbox::Sandbox, send::SendRequest,
+    server::TlsCertificates,
 };
 
 /// The host's own allocations: mimalloc keeps freed memory in per-thread pages and returns it
@@ -224,10 +225,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { config } => {
             let config = Config::load(&config)?;
             switchyard::app::Secrets::from_env(&config)?;
+            let tls = match config.tls_files() {
+                Some((cert, key)) => {
+                    TlsCertificates::load(&cert, &key)?;
+                    format!("https, certificate {}", cert.display())
+                }
+                None => "plain http (TLS off: [server] tls_cert unset)".to_owned(),
+            };
             let plugins = PluginSet::load(&config)?;
             // Tries a sandboxed command, as the server does at start.
             let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
             println!("{}: ok", config.file.display());
+            println!("  serving: {tls}");
             println!("  sandbox: {}", sandbox.describe());
             for plugin in plugins.iter() {
                 let events: Vec<String> = plugin

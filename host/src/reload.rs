@@ -18,6 +18,7 @@ use crate::{
     config::{Config, ConfigError},
     metrics::Metrics,
     plugins::{PluginSet, PluginSetError, Plugins},
+    server::TlsCertificates,
 };
 
 /// How often the config file is checked for a change.
@@ -76,15 +77,22 @@ pub struct Reloader {
     running: Mutex<Config>,
     plugins: Arc<Plugins>,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<TlsCertificates>>,
 }
 
 impl Reloader {
-    pub fn new(config: Config, plugins: Arc<Plugins>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: Config,
+        plugins: Arc<Plugins>,
+        metrics: Arc<Metrics>,
+        tls: Option<Arc<TlsCertificates>>,
+    ) -> Self {
         Self {
             file: config.file.clone(),
             running: Mutex::new(config),
             plugins,
             metrics,
+            tls,
         }
     }
 
@@ -95,12 +103,28 @@ impl Reloader {
     /// Loads the config file and swaps the plugin set if all of it is good. Blocking: it
     /// opens libraries and starts plugins.
     pub fn reload(&self) -> Result<ReloadSummary, ReloadError> {
+        self.reload_certificate();
         let reloaded = self.try_reload();
         match &reloaded {
             Ok(_) => self.metrics.reloads.inc(),
             Err(_) => self.metrics.reload_failures.inc(),
         }
         reloaded
+    }
+
+    /// Reads the TLS certificate and key again, whatever becomes of the config: a renewal
+    /// tool's SIGHUP must take effect even if the config has a typo.
+    fn reload_certificate(&self) {
+        let Some(tls) = &self.tls else { return };
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(error) => {
+                self.metrics.reload_failures.inc();
+                tracing::error!(
+                    "TLS certificate not reloaded, still serving the previous one: {error}"
+                );
+            }
+        }
     }
 
     fn try_reload(&self) -> Result<ReloadSummary, ReloadError> {
@@ -214,6 +238,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("[server] public_url", old.public_url() != new.public_url()),
         ("[server] secret_env", o.secret_env != n.secret_env),
         ("[server] secret_file", o.secret_file != n.secret_file),
+        ("[server] tls_cert", o.tls_cert != n.tls_cert),
+        ("[server] tls_key", o.tls_key != n.tls_key),
         (
             "[server] shutdown_grace_secs",
             o.shutdown_grace_secs != n.shutdown_grace_secs,

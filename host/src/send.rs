@@ -43,6 +43,8 @@ pub enum SendError {
         file: PathBuf,
         error: serde_json::Error,
     },
+    #[error("[server] tls_cert {}: holds no PEM certificate this client can trust", .0.display())]
+    Certificate(PathBuf),
     // reqwest's own message is generic; the cause (e.g. "Connection refused") follows in the chain.
     #[error("cannot reach {url} (is `switchyard serve` running?)")]
     Http { url: String, source: reqwest::Error },
@@ -71,25 +73,51 @@ pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, S
         ("X-GitHub-Delivery", delivery.as_str()),
         ("X-Hub-Signature-256", signature.as_str()),
     ];
-    post(&url, &headers, body).await
+    post(config, &url, &headers, body).await
 }
 
-/// `http://{listen}` of the server this config runs, for commands that talk to it.
+/// The server this config runs, for commands that talk to it: `http://{listen}`; with TLS,
+/// `public_url` when set (the name the certificate is for), else `https://{listen}`.
 pub fn server_base(config: &Config) -> String {
+    if let (Some(_), Some(url)) = (config.tls_files(), &config.server.public_url) {
+        return url.trim_end_matches('/').to_owned();
+    }
     let mut addr = config.server.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    format!("http://{addr}")
+    format!("{}://{addr}", config.scheme())
 }
 
-/// POSTs a JSON body with these (signature) headers to the server.
+/// A client for the server this config runs. With TLS it also trusts the configured
+/// certificate itself, so a self-signed one works for these commands as it does for a webhook
+/// whose "SSL verification" is on with that certificate installed.
+fn local_client(config: &Config) -> Result<reqwest::Client, SendError> {
+    let mut client = reqwest::Client::builder();
+    if let Some((cert, _)) = config.tls_files() {
+        let pem = std::fs::read(&cert).map_err(|error| SendError::Read {
+            file: cert.clone(),
+            error,
+        })?;
+        let chain = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| SendError::Certificate(cert.clone()))?;
+        for certificate in chain {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    client
+        .build()
+        .map_err(|_| SendError::Certificate(PathBuf::from("(built-in roots)")))
+}
+
+/// POSTs a JSON body with these (signature) headers to the server `config` runs.
 pub async fn post(
+    config: &Config,
     url: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<SendAnswer, SendError> {
-    let mut request = reqwest::Client::new()
+    let mut request = local_client(config)?
         .post(url)
         .header("Content-Type", "application/json")
         .header(

@@ -7,8 +7,10 @@
 
 mod connections;
 mod open_files;
+mod tls;
 
 pub use connections::{Connection, ReadingBody};
+pub use tls::{TlsCertificates, TlsError};
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
@@ -16,7 +18,11 @@ use axum::{Router, body::Body, extract::Request};
 use http_body_util::BodyExt as _;
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use connections::{Connections, Registered};
@@ -56,15 +62,18 @@ impl ServerLimits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes; then asks every connection to
-/// close once its current request is answered, and waits for them at most `drain`.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes; then
+/// asks every connection to close once its current request is answered, and waits for them at
+/// most `drain`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServerLimits,
+    tls: Option<Arc<TlsCertificates>>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    let tls = tls.map(|certificates| certificates.acceptor());
     let connections = Arc::new(Connections::default());
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -86,12 +95,18 @@ pub async fn serve(
             }
         };
         let registered = connections.register();
-        tokio::spawn(serve_connection(
-            stream,
-            registered,
-            http.clone(),
-            router.clone(),
-        ));
+        let (http, router) = (http.clone(), router.clone());
+        match &tls {
+            None => tokio::spawn(serve_connection(stream, registered, http, router)),
+            Some(tls) => tokio::spawn(serve_tls_connection(
+                tls.clone(),
+                stream,
+                registered,
+                http,
+                router,
+                limits.header_timeout,
+            )),
+        };
     }
     drop(listener);
     connections.close_all();
@@ -126,8 +141,38 @@ async fn accept(
     Ok(stream)
 }
 
-async fn serve_connection(
+/// The TLS handshake counts against the header timeout: a client that opens a socket and says
+/// nothing costs no more over TLS than over plain HTTP. A connection evicted mid-handshake is
+/// dropped like any other answering nothing.
+async fn serve_tls_connection(
+    tls: TlsAcceptor,
     stream: TcpStream,
+    registered: Registered,
+    http: http1::Builder,
+    router: Router,
+    header_timeout: Duration,
+) {
+    let handshake = tokio::time::timeout(header_timeout, tls.accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake not finished within the header timeout");
+                return;
+            }
+        },
+        () = registered.slot.evict.cancelled() => return,
+        () = registered.slot.close.cancelled() => return,
+    };
+    serve_connection(stream, registered, http, router).await;
+}
+
+async fn serve_connection(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     registered: Registered,
     http: http1::Builder,
     router: Router,

@@ -21,3 +21,4 @@ mod reload; // live reload under load, bad edits, libraries rebuilt in place
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups
 mod sandbox; // hostile builds reach nothing of the host; limits, pass_env, binds, no bubblewrap
 mod service; // install.sh's layout and credentials, the systemd unit verified
+mod tls; // HTTPS with the configured certificate, renewed on SIGHUP; bad files refused
