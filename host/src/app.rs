@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     checkout::Checkouts,
     config::{Config, Redeliveries, secret_from_env, secret_from_file},
-    github::{GitHub, GitHubClient},
+    github::{GitHub, GitHubClient, stand_in},
     ingress::{self, BodyLimits, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks},
     journal::{Journal, JournalError, SqliteJournal},
@@ -99,6 +99,8 @@ pub enum StartError {
     HttpClient(reqwest::Error),
     #[error(transparent)]
     Tls(#[from] server::TlsError),
+    #[error("cannot start the GitHub stand-in: {0}")]
+    StandIn(std::io::Error),
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
@@ -395,11 +397,28 @@ impl Switchyard {
     }
 }
 
-/// `switchyard serve`: start, listen on `[server] listen`, stop on SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), StartError> {
+/// `switchyard serve`: start, listen on `[server] listen`, stop on SIGINT or SIGTERM. With
+/// `github_stand_in`, plugins' GitHub calls go to a local stand-in that prints them (see
+/// `github::stand_in`), so a plugin can be tried without a token or GitHub.
+pub async fn serve(mut config: Config, github_stand_in: bool) -> Result<(), StartError> {
     let addr = config.server.listen;
     let webhook = format!("{}{}", config.public_url(), config.server.webhook_path);
-    let secrets = Secrets::from_env(&config)?;
+    let stand_in = match github_stand_in {
+        true => Some(stand_in::start().await.map_err(StartError::StandIn)?),
+        false => None,
+    };
+    if let Some(stand_in) = &stand_in {
+        tracing::warn!(
+            url = %stand_in.url,
+            "GitHub stand-in: plugins' GitHub calls are answered locally and printed; nothing reaches GitHub"
+        );
+        config.github.api_url = stand_in.url.clone();
+    }
+    let mut secrets = Secrets::from_env(&config)?;
+    if stand_in.is_some() {
+        // Only ever sent to the stand-in on loopback.
+        secrets.github_token = Some("stand-in-token".to_owned());
+    }
     let host = Switchyard::start(config, secrets).await?;
     let listener = TcpListener::bind(addr)
         .await

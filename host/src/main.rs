@@ -6,7 +6,11 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchyard::{
-    Config, admin, journal::RecentFilter, plugins::PluginSet, sandbox::Sandbox, send::SendRequest,
+    Config, admin,
+    journal::RecentFilter,
+    plugins::PluginSet,
+    sandbox::Sandbox,
+    send::{Payload, SendRequest},
     server::TlsCertificates,
 };
 
@@ -44,14 +48,26 @@ enum Command {
     Serve {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
+        /// Try plugins locally: answer their GitHub calls with a stand-in on 127.0.0.1 that
+        /// prints each call on stdout, instead of calling [github] api_url. No token needed.
+        #[arg(long)]
+        github_stand_in: bool,
     },
-    /// Sign a payload file with the configured secret and POST it to the server.
+    /// Sign a payload (a file, or one of GitHub's examples) and POST it to the server.
     Send {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
-        /// Event name, as in X-GitHub-Event (e.g. pull_request).
-        #[arg(long)]
-        event: String,
+        /// Event name, as in X-GitHub-Event (e.g. pull_request); with --example, the example's.
+        #[arg(long, required_unless_present = "example")]
+        event: Option<String>,
+        /// Send GitHub's example payload for EVENT or EVENT.ACTION (e.g. deployment,
+        /// pull_request.synchronize) instead of a file.
+        #[arg(long, value_name = "NAME", conflicts_with = "file")]
+        example: Option<String>,
+        /// Change a field before sending: a dotted path and a value (JSON, or else a string),
+        /// e.g. --set deployment.sha=abc123 --set repository.full_name=me/app. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         /// Delivery id (default: a fresh UUID).
         #[arg(long)]
         delivery: Option<String>,
@@ -59,7 +75,8 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
         /// JSON payload file.
-        file: PathBuf,
+        #[arg(required_unless_present = "example")]
+        file: Option<PathBuf>,
     },
     /// Validate the config and load every enabled plugin.
     Check {
@@ -153,28 +170,39 @@ fn keep_freed_memory() {}
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config } => {
-            switchyard::serve(Config::load(&config)?).await?;
+        Command::Serve {
+            config,
+            github_stand_in,
+        } => {
+            switchyard::serve(Config::load(&config)?, github_stand_in).await?;
         }
         Command::Send {
             config,
             event,
+            example,
+            sets,
             delivery,
             url,
             file,
         } => {
             let config = Config::load(&config)?;
+            let payload = match (example, file) {
+                (Some(name), _) => Payload::Example(name),
+                (None, Some(file)) => Payload::File(file),
+                (None, None) => unreachable!("clap requires a file or --example"),
+            };
             let answer = switchyard::send::send(
                 &config,
                 SendRequest {
                     event,
-                    file,
+                    payload,
+                    sets,
                     url,
                     delivery,
                 },
             )
             .await?;
-            println!("HTTP {}\n{}", answer.status, answer.body);
+            print!("{}", switchyard::send::describe(&answer));
             if !(200..300).contains(&answer.status) {
                 return Ok(ExitCode::FAILURE);
             }
@@ -200,7 +228,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let config = Config::load(&config)?;
             let answer = admin::replay(&config, delivery, plugin).await?;
-            println!("HTTP {}\n{}", answer.status, answer.body);
+            print!("{}", switchyard::send::describe(&answer));
             if !(200..300).contains(&answer.status) {
                 return Ok(ExitCode::FAILURE);
             }

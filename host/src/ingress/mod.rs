@@ -57,19 +57,20 @@ pub async fn receive(
             tracing::info!(delivery = %delivery.id, "delivery seen before; not dispatched again");
             Ok((
                 StatusCode::OK,
-                Json(json!({"delivery": delivery.id.as_str(), "duplicate": true, "jobs": 0})),
+                Json(json!({"delivery": delivery.id.as_str(), "duplicate": true, "jobs": []})),
             )
                 .into_response())
         }
         Committed::New(jobs) => {
             let count = jobs.len();
             tracing::debug!(delivery = %delivery.id, event = %delivery.kind, jobs = count, "delivery accepted");
-            // Each job's log link, by plugin: what `switchyard send` shows a person trying it.
-            let logs: serde_json::Map<String, serde_json::Value> = jobs
+            // Each job with its log link: what `switchyard send` shows a person trying it, and
+            // what GitHub's Recent Deliveries shows.
+            let jobs: Vec<_> = jobs
                 .iter()
-                .map(|(job, plugin)| (plugin.clone(), state.links.url(*job).into()))
+                .map(|(job, plugin)| json!({"job": job.0, "plugin": plugin, "log": state.links.url(*job)}))
                 .collect();
-            let answer = json!({"delivery": delivery.id.as_str(), "jobs": count, "logs": logs});
+            let answer = json!({"delivery": delivery.id.as_str(), "jobs": jobs});
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }

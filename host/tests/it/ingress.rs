@@ -19,7 +19,7 @@ async fn a_signed_delivery_reaches_the_event_log() {
         (status, &answer),
         (
             202,
-            &json!({"delivery": "d-signed-1", "jobs": 1, "logs": {"event-log": host.host_state.links.url(switchyard::journal::JobId(1))}})
+            &json!({"delivery": "d-signed-1", "jobs": [{"job": 1, "plugin": "event-log", "log": host.host_state.links.url(switchyard::journal::JobId(1))}]})
         )
     );
 
@@ -351,7 +351,10 @@ async fn unknown_events_are_stored_and_reach_wildcard_subscribers_only() {
     let (status, answer) = host
         .send("brand_new_event", "new-1", &json!({"action": "invented"}))
         .await;
-    assert_eq!((status, answer["jobs"].as_u64()), (202, Some(1)));
+    assert_eq!(
+        (status, answer["jobs"].as_array().map(Vec::len)),
+        (202, Some(1))
+    );
     let jobs = host.ended_jobs("new-1", 1).await;
     assert_eq!(jobs[0].plugin, "event-log");
     host.stop().await;

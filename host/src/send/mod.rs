@@ -1,5 +1,10 @@
-//! `switchyard send`: sign a payload file with the configured secret and POST it to the server,
-//! as GitHub's "Redeliver" button would, without GitHub or a tunnel.
+//! `switchyard send`: sign a payload (a file, or one of GitHub's examples built in) with the
+//! configured secret and POST it to the server, as GitHub's "Redeliver" button would, without
+//! GitHub or a tunnel.
+
+mod examples;
+
+pub use examples::ExampleError;
 
 use std::path::PathBuf;
 
@@ -12,12 +17,23 @@ use crate::{
 /// One delivery to send.
 #[derive(Debug, Clone)]
 pub struct SendRequest {
-    pub event: String,
-    pub file: PathBuf,
+    /// The `X-GitHub-Event`; with an example, defaults to the example's event.
+    pub event: Option<String>,
+    pub payload: Payload,
+    /// `KEY=VALUE` changes to the payload (see `examples::set`).
+    pub sets: Vec<String>,
     /// Where to send it; defaults to the config's listen address and webhook path.
     pub url: Option<String>,
     /// Defaults to a fresh UUID, as GitHub uses.
     pub delivery: Option<String>,
+}
+
+/// Where the payload comes from.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    File(PathBuf),
+    /// One of GitHub's examples: `deployment`, `pull_request.synchronize`.
+    Example(String),
 }
 
 /// The server's answer.
@@ -33,6 +49,10 @@ pub enum SendError {
     Secret(#[from] StartError),
     #[error("invalid event name {0:?}: expected something like pull_request")]
     Event(String),
+    #[error("--event is needed with a payload file")]
+    NoEvent,
+    #[error(transparent)]
+    Example(#[from] ExampleError),
     #[error("cannot read {}: {error}", file.display())]
     Read {
         file: PathBuf,
@@ -52,15 +72,8 @@ pub enum SendError {
 
 pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, SendError> {
     let secret = webhook_secret(config)?;
-    EventKind::parse(&request.event).ok_or_else(|| SendError::Event(request.event.clone()))?;
-    let body = std::fs::read(&request.file).map_err(|error| SendError::Read {
-        file: request.file.clone(),
-        error,
-    })?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|error| SendError::Json {
-        file: request.file.clone(),
-        error,
-    })?;
+    let (event, body) = payload(&request)?;
+    EventKind::parse(&event).ok_or_else(|| SendError::Event(event.clone()))?;
     let url = request
         .url
         .unwrap_or_else(|| format!("{}{}", server_base(config), config.server.webhook_path));
@@ -69,11 +82,74 @@ pub async fn send(config: &Config, request: SendRequest) -> Result<SendAnswer, S
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let signature = secret.sign_sha256(&body);
     let headers = [
-        ("X-GitHub-Event", request.event.as_str()),
+        ("X-GitHub-Event", event.as_str()),
         ("X-GitHub-Delivery", delivery.as_str()),
         ("X-Hub-Signature-256", signature.as_str()),
     ];
     post(config, &url, &headers, body).await
+}
+
+/// The event name and the body to sign. A file is sent byte for byte unless `--set` changes it.
+fn payload(request: &SendRequest) -> Result<(String, Vec<u8>), SendError> {
+    let (event, mut payload, bytes) = match &request.payload {
+        Payload::Example(name) => {
+            let example = examples::example(name)?;
+            (
+                request.event.clone().unwrap_or(example.event),
+                example.payload,
+                None,
+            )
+        }
+        Payload::File(file) => {
+            let event = request.event.clone().ok_or(SendError::NoEvent)?;
+            let bytes = std::fs::read(file).map_err(|error| SendError::Read {
+                file: file.clone(),
+                error,
+            })?;
+            let payload = serde_json::from_slice(&bytes).map_err(|error| SendError::Json {
+                file: file.clone(),
+                error,
+            })?;
+            (event, payload, Some(bytes))
+        }
+    };
+    if let (Some(bytes), true) = (&bytes, request.sets.is_empty()) {
+        return Ok((event, bytes.clone()));
+    }
+    for assignment in &request.sets {
+        examples::set(&mut payload, assignment)?;
+    }
+    let body = serde_json::to_vec_pretty(&payload).expect("a JSON value serializes");
+    Ok((event, body))
+}
+
+/// The answer as a person reads it: the status line, then each job and its log link when the
+/// server accepted the delivery, else the server's body as it came.
+pub fn describe(answer: &SendAnswer) -> String {
+    let mut text = format!("HTTP {}\n", answer.status);
+    let parsed: Option<serde_json::Value> = serde_json::from_str(&answer.body).ok();
+    let jobs = parsed.as_ref().and_then(|body| body["jobs"].as_array());
+    match (parsed.as_ref(), jobs) {
+        (Some(body), Some(jobs)) => {
+            let delivery = body["delivery"].as_str().unwrap_or("?");
+            let duplicate = if body["duplicate"] == true {
+                " (seen before: nothing dispatched)"
+            } else {
+                ""
+            };
+            text += &format!("delivery {delivery}: {} jobs{duplicate}\n", jobs.len());
+            for job in jobs {
+                text += &format!(
+                    "  job {} {}: {}\n",
+                    job["job"],
+                    job["plugin"].as_str().unwrap_or("?"),
+                    job["log"].as_str().unwrap_or("(no log link)")
+                );
+            }
+        }
+        _ => text += &format!("{}\n", answer.body),
+    }
+    text
 }
 
 /// The server this config runs, for commands that talk to it: `http://{listen}`; with TLS,

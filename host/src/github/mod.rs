@@ -1,6 +1,8 @@
 //! The outbound GitHub REST client plugins call through the host: base URL from config (GitHub
 //! Enterprise works the same), the token from the environment, and the retries of `outbound`.
 
+pub mod stand_in;
+
 use reqwest::Method;
 use switchyard_plugin_api::{GitHubResponse, HostError, wire::GitHubCall};
 
