@@ -38,4 +38,4 @@ if [ ! -e "$root/etc/switchyard/config.toml" ]; then
         -e 's|^token_env = .*|token_file = "$CREDENTIALS_DIRECTORY/github-token"|' \
         config.toml > "$root/etc/switchyard/config.toml"
 fi
-echo "installed into ${root:-/}; next: README, \"Run as a service\""
+echo "installed into ${root:-/}; next: docs/operations.md, \"Run as a service\""

@@ -65,10 +65,11 @@
 //! completes with the [`CancelReason`]; the handler then has `[workers] cancel_grace_secs` to
 //! post a final status and return before its commands are killed and its future dropped.
 
-// The README's plugin example compiles as a doctest, so it cannot drift from the API.
+// The plugin example in docs/writing-plugins.md compiles as a doctest, so it cannot drift from
+// the API.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeExamples;
+#[doc = include_str!("../../docs/writing-plugins.md")]
+struct WritingPluginsExamples;
 
 mod cancel;
 mod event;

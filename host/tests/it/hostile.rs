@@ -25,7 +25,7 @@ use crate::support::{
     server::{Server, ended_jobs},
 };
 
-/// The bound README documents for the host's memory under any unsigned load, with defaults.
+/// The bound docs/security.md gives for the host's memory under any unsigned load, with defaults.
 const RSS_BOUND_MIB: u64 = 256;
 
 const SECRET_VARIABLE: &str = "HOSTILE_TEST_SECRET";

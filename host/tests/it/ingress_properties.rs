@@ -1,5 +1,5 @@
 //! Ingress on arbitrary input: any bytes, headers and form bodies, signed or not, get one of the
-//! documented answers (README, "What a delivery gets") and never a panic or a 500.
+//! documented answers (docs/deliveries.md, "What a delivery gets") and never a panic or a 500.
 
 use std::sync::OnceLock;
 

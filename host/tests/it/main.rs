@@ -6,6 +6,7 @@ mod support;
 mod bad_files; // cut or replaced plugin libraries, a full disk: refused or reported, host serving
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
 mod deployer; // merge -> deployment -> webhook -> locked deploy with statuses
+mod docs; // README and docs/: links, paths and switchyard commands that exist; README's commands
 mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0
 mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4xx
 mod hostile; // slow, silent, huge and many clients; stalled log readers; log links need their key

@@ -1,6 +1,6 @@
 //! Installing and running as a service: `host/dist/install.sh` lays out the binary, plugins,
-//! config and unit where README says, the installed host finds its plugins and reads its
-//! secrets as systemd credentials, and the unit passes `systemd-analyze verify`.
+//! config and unit where docs/operations.md says, the installed host finds its plugins and reads
+//! its secrets as systemd credentials, and the unit passes `systemd-analyze verify`.
 
 use std::{path::Path, process::Command};
 
