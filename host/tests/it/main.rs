@@ -23,3 +23,4 @@ mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 da
 mod sandbox; // hostile builds reach nothing of the host; limits, pass_env, binds, no bubblewrap
 mod service; // install.sh's layout and credentials, the systemd unit verified
 mod tls; // HTTPS with the configured certificate, renewed on SIGHUP; bad files refused
+mod try_out; // a deploy tried locally: --github-stand-in, send --example with --set, no token

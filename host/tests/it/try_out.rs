@@ -1,0 +1,108 @@
+//! Trying a deploy plugin on one's own machine, as docs/writing-plugins.md walks through: the
+//! server with `--github-stand-in`, no token, GitHub's example `deployment` payload changed with
+//! `--set` to point at a local repository, and the plugin's GitHub calls printed.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use crate::support::{
+    SECRET,
+    git::Origin,
+    library,
+    net::{free_port, wait_until_listening},
+    server::{Server, command},
+};
+
+const SECRET_VARIABLE: &str = "TRY_OUT_WEBHOOK_SECRET";
+
+#[tokio::test]
+async fn a_deploy_goes_through_against_the_stand_in_without_a_token() {
+    let origin = Origin::new("me/app");
+    let sha = origin.commit("refs/heads/main", &[("README", "hello")]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"{SECRET_VARIABLE}\"\n\
+             [store]\npath = \"{store}/switchyard.db\"\n\
+             [[plugins]]\nname = \"deploy\"\nlibrary = \"{library}\"\n{binds}\n\
+             [plugins.settings]\ncommand = 'echo \"deploying $SWITCHYARD_SHA\"'\n",
+            store = dir.path().display(),
+            library = library("switchyard-deploy-template").display(),
+            binds = origin.bind(),
+        ),
+    )
+    .unwrap();
+    let printed = dir.path().join("stdout");
+    let server = Server(
+        command(&config, &["serve", "--github-stand-in"], SECRET_VARIABLE)
+            .env_remove("GITHUB_TOKEN")
+            .stdout(std::fs::File::create(&printed).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_listening(port).await;
+
+    let clone_url = format!("file://{}/me/app.git", origin.root.path().display());
+    let sent = command(
+        &config,
+        &[
+            "send",
+            "--example",
+            "deployment",
+            "--set",
+            &format!("deployment.sha={sha}"),
+            "--set",
+            "repository.full_name=me/app",
+            "--set",
+            &format!("repository.clone_url={clone_url}"),
+        ],
+        SECRET_VARIABLE,
+    )
+    .output()
+    .unwrap();
+    let answer = String::from_utf8_lossy(&sent.stdout).into_owned();
+    assert!(sent.status.success(), "{answer}");
+    // "HTTP 202", "delivery ID: 1 jobs", "  job 1 deploy: LINK"
+    assert!(answer.starts_with("HTTP 202\n"), "{answer}");
+    let link = answer
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("job 1 deploy: "))
+        .unwrap_or_else(|| panic!("no job line in {answer}"))
+        .to_owned();
+
+    // GitHub's example deployment has id 145988746; the template posts its statuses there.
+    let statuses = "github stand-in: POST /repos/me/app/deployments/145988746/statuses";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let calls = loop {
+        let calls = std::fs::read_to_string(&printed).unwrap();
+        if calls.contains(r#""state":"success""#) {
+            break calls;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no success status printed: {calls}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let posted: Vec<&str> = calls
+        .lines()
+        .filter(|line| line.starts_with(statuses))
+        .collect();
+    assert_eq!(posted.len(), 2, "{calls}");
+    assert!(posted[0].contains(r#""state":"in_progress""#), "{calls}");
+    assert!(posted[1].contains(r#""state":"success""#), "{calls}");
+    assert!(
+        posted[1].contains(&link),
+        "the log link is in the status: {calls}"
+    );
+
+    let log = reqwest::get(&link).await.unwrap().text().await.unwrap();
+    assert!(log.contains(&format!("deploying {sha}")), "{log}");
+    drop(server);
+}
