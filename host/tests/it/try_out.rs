@@ -8,7 +8,6 @@ use std::{
 };
 
 use crate::support::{
-    SECRET,
     git::Origin,
     library,
     net::{free_port, wait_until_listening},
