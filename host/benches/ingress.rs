@@ -1,25 +1,26 @@
-//! Ingress benchmark: the real `switchyard serve` (release build) with a durable journal and the
-//! event-log plugin subscribed to everything, driven over loopback with signed ~22 KB
-//! `pull_request` deliveries (GitHub's own example, each with a unique delivery id) at
-//! concurrency 1, 16 and 64. Reports requests/s, p50/p99 latency to the 202, the server's CPU
-//! time (user + system, all threads) per delivery, and how many jobs ended per second meanwhile
-//! (below the request rate, the backlog grew: it waits in the journal).
-//!
-//! `BENCH_IDS=uuid` sends random UUIDs as delivery ids instead of `bench-N`.
-//!
-//! Calibration: `BENCH_TARGET_PORT` and `BENCH_TARGET_PID` drive a server already running
-//! instead, such as the `bare_webhook_server` example (HMAC and JSON parse only).
+//! End-to-end benchmark: the real `switchyard serve` (release build) with a durable journal and
+//! the event-log plugin subscribed to everything, driven over loopback with signed ~22 KB
+//! `pull_request` deliveries (GitHub's own example, each with a unique delivery id), side by
+//! side with a bare webhook server (the `bare_webhook_server` example: HMAC and a full JSON
+//! parse, nothing stored) in the same run. For each concurrency level it reports, for both,
+//! requests/s and p50/p99 latency to the 202; for Switchyard also its CPU time per delivery
+//! (user + system, all threads), the jobs that ended per second during the load, and its peak
+//! resident memory so far. Then, at concurrency 1, the time from a delivery's arrival to a
+//! plugin's first GitHub call: the CI runner's `pending` status, received by a fake GitHub in
+//! this process.
 //!
 //! Run: `cargo bench -p switchyard --bench ingress`
 //! Env: `BENCH_SECS` (per level, default 5), `BENCH_LEVELS` (default "1,16,64"), `BENCH_REST`
-//! (seconds of idle before each level after the first, default 20: this machine runs slower
-//! for a while after sustained load, so each level starts from the same rested state).
+//! (seconds of idle before each run after the first, default 20: this machine runs slower for a
+//! while after sustained load, so each run starts from the same rested state), `BENCH_IDS`
+//! (`uuid`, the default, random GUIDs as GitHub sends; or `sequential`, `bench-N`),
+//! `BENCH_FIRST_CALLS` (deliveries timed to the first GitHub call, default 200; 0 skips it).
 
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -49,87 +50,114 @@ fn main() {
             .parse()
             .expect("BENCH_REST is a number"),
     );
-    // Calibration: drive a server already running (the `bare_webhook_server` example) instead.
-    let other: Option<(u16, u32)> = std::env::var("BENCH_TARGET_PORT").ok().map(|port| {
-        let pid = std::env::var("BENCH_TARGET_PID").expect("BENCH_TARGET_PID goes with the port");
-        (port.parse().unwrap(), pid.parse().unwrap())
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let mut switchyard = None;
-    let (port, pid) = match other {
-        Some(target) => target,
-        None => {
-            let port = free_port();
-            let server = start_switchyard(dir.path(), port);
-            let pid = server.id();
-            switchyard = Some(server);
-            (port, pid)
-        }
+    let first_calls: usize = env_or("BENCH_FIRST_CALLS", "200")
+        .parse()
+        .expect("BENCH_FIRST_CALLS is a number");
+    let ids = match env_or("BENCH_IDS", "uuid").as_str() {
+        "sequential" => DeliveryIds::Sequential(Arc::new(AtomicU64::new(0))),
+        "uuid" => DeliveryIds::Random,
+        other => panic!("BENCH_IDS is uuid or sequential, not {other:?}"),
     };
+    let target = build();
+    let dir = tempfile::tempdir().unwrap();
+    let bare_port = free_port();
+    let bare = Server(
+        Command::new(target.join("examples/bare_webhook_server"))
+            .arg(bare_port.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the bare server starts"),
+    );
+    let port = free_port();
+    let switchyard = start_switchyard(&target, dir.path(), port, EVENT_LOG);
+    let pid = switchyard.0.id();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        wait_until_listening(bare_port).await;
         wait_until_listening(port).await;
         let body = Bytes::from(pull_request_payload());
         let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
-        match other {
-            Some(_) => println!("payload {} bytes; server on port {port}; {secs} s per level", body.len()),
-            None => println!(
-                "payload {} bytes; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per level, {} s rest between",
-                body.len(),
-                rest.as_secs()
-            ),
-        }
         println!(
-            "{:>11} {:>10} {:>10} {:>10} {:>10} {:>14} {:>10}",
-            "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "server CPU µs", "jobs/s"
+            "payload {} bytes, {} ids; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per run, {} s rest before each",
+            body.len(),
+            ids.name(),
+            rest.as_secs()
         );
-        let ids = match env_or("BENCH_IDS", "sequential").as_str() {
-            "sequential" => DeliveryIds::Sequential(Arc::new(AtomicU64::new(0))),
-            "uuid" => DeliveryIds::Random,
-            other => panic!("BENCH_IDS is sequential or uuid, not {other:?}"),
-        };
-        for (level, concurrency) in levels.into_iter().enumerate() {
-            if level > 0 {
-                tokio::time::sleep(rest).await;
+        println!(
+            "{:>11} {:>11} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9}",
+            "concurrency", "server", "requests", "req/s", "p50 ms", "p99 ms", "CPU µs", "jobs/s", "jobs %", "peak MB"
+        );
+        let mut first = true;
+        for concurrency in levels {
+            for (name, port) in [("bare", bare_port), ("switchyard", port)] {
+                if !first {
+                    tokio::time::sleep(rest).await;
+                }
+                first = false;
+                let measured = name == "switchyard";
+                let cpu_before = cpu_time(pid);
+                let jobs_before = if measured { jobs_ended(port).await } else { 0.0 };
+                let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
+                let requests = run.latencies.len();
+                let rate = requests as f64 / run.elapsed.as_secs_f64();
+                let (cpu, jobs, share, peak) = if measured {
+                    let cpu = (cpu_time(pid) - cpu_before).as_secs_f64() * 1e6 / requests as f64;
+                    let jobs = (jobs_ended(port).await - jobs_before) / run.elapsed.as_secs_f64();
+                    (
+                        format!("{cpu:.0}"),
+                        format!("{jobs:.0}"),
+                        format!("{:.0}", 100.0 * jobs / rate),
+                        format!("{:.1}", peak_rss(pid) as f64 / 1e6),
+                    )
+                } else {
+                    ("-".into(), "-".into(), "-".into(), "-".into())
+                };
+                println!(
+                    "{:>11} {:>11} {:>9} {:>8.0} {:>8.2} {:>8.2} {:>9} {:>9} {:>8} {:>9}",
+                    concurrency,
+                    name,
+                    requests,
+                    rate,
+                    percentile(&run.latencies, 0.50),
+                    percentile(&run.latencies, 0.99),
+                    cpu,
+                    jobs,
+                    share,
+                    peak,
+                );
             }
-            let cpu_before = cpu_time(pid);
-            // Only Switchyard runs jobs (and serves /metrics).
-            let jobs_before = match switchyard {
-                Some(_) => Some(jobs_ended(port).await),
-                None => None,
-            };
-            let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
-            let cpu = cpu_time(pid) - cpu_before;
-            let requests = run.latencies.len();
-            let jobs = match jobs_before {
-                Some(before) => format!("{:.0}", (jobs_ended(port).await - before) / run.elapsed.as_secs_f64()),
-                None => "-".to_owned(),
-            };
-            println!(
-                "{:>11} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>14.0} {:>10}",
-                concurrency,
-                requests,
-                requests as f64 / run.elapsed.as_secs_f64(),
-                percentile(&run.latencies, 0.50),
-                percentile(&run.latencies, 0.99),
-                cpu.as_secs_f64() * 1e6 / requests as f64,
-                jobs,
-            );
         }
     });
-    if let Some(mut server) = switchyard {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(server.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = server.wait();
+    stop(switchyard);
+    drop(bare);
+    if first_calls > 0 {
+        runtime.block_on(first_github_call(&target, first_calls, &ids));
     }
 }
 
-/// Builds the release binary and event-log, and starts `switchyard serve` in `dir` with the
-/// shipped layout: the store under `data/`, beside the config.
-fn start_switchyard(dir: &Path, port: u16) -> Child {
+/// Kills a benchmark process when dropped (a panic, or the end).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIGTERM, and waits for the clean exit.
+fn stop(mut server: Server) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = server.0.wait();
+}
+
+/// Builds the release binary, the plugins the benchmark loads and the bare server; returns
+/// the release folder.
+fn build() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(env!("CARGO"))
         .args([
@@ -137,36 +165,143 @@ fn start_switchyard(dir: &Path, port: u16) -> Child {
             "--release",
             "-p",
             "switchyard",
-            "-p",
-            "switchyard-event-log",
+            "--bins",
+            "--example",
+            "bare_webhook_server",
         ])
+        .args(["-p", "switchyard-event-log", "-p", "switchyard-ci"])
         .current_dir(&workspace)
         .status()
         .expect("cargo runs");
     assert!(status.success(), "release build failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
-        .join("release");
+        .join("release")
+}
+
+const EVENT_LOG: &str = "[[plugins]]\nname = \"event-log\"\nlibrary = \"{release}/libswitchyard_event_log.so\"\nevents = [\"*\"]\n[plugins.settings]\npath = \"data/events.jsonl\"\n";
+
+/// Starts `switchyard serve` in `dir` with the shipped layout (the store under `data/`, beside
+/// the config), default settings, and `plugins` (`{release}` is the release folder).
+fn start_switchyard(release: &Path, dir: &Path, port: u16, plugins: &str) -> Server {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"BENCH_SECRET\"\n\
-             [store]\npath = \"data/switchyard.db\"\n\
-             [[plugins]]\nname = \"event-log\"\nlibrary = \"{}\"\nevents = [\"*\"]\n[plugins.settings]\npath = \"data/events.jsonl\"\n",
-            target.join("libswitchyard_event_log.so").display()
+             [store]\npath = \"data/switchyard.db\"\n{}",
+            plugins.replace("{release}", &release.display().to_string())
         ),
     )
     .unwrap();
-    Command::new(target.join("switchyard"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("BENCH_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the server starts")
+    Server(
+        Command::new(release.join("switchyard"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("BENCH_SECRET", SECRET)
+            .env("GITHUB_TOKEN", "bench-token")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    )
+}
+
+/// From a delivery's arrival to a plugin's first GitHub call, at concurrency 1: a host with the
+/// CI runner, whose first call on a pull request is its `pending` status, against a fake GitHub
+/// in this process that notes when each status arrives.
+async fn first_github_call(release: &Path, count: usize, ids: &DeliveryIds) {
+    let arrived: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let github = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let github_port = github.local_addr().unwrap().port();
+    let noted = Arc::clone(&arrived);
+    let fake = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let noted = Arc::clone(&noted);
+        async move {
+            let now = Instant::now();
+            if let Some(sha) = uri
+                .path()
+                .strip_prefix("/repos/Codertocat/Hello-World/statuses/")
+            {
+                noted.lock().unwrap().push((sha.to_owned(), now));
+            }
+            (
+                axum::http::StatusCode::CREATED,
+                axum::Json(serde_json::json!({"id": 1})),
+            )
+        }
+    });
+    tokio::spawn(async move { axum::serve(github, fake).await });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Checkouts fail fast (nothing answers at the clone URL): only the first call is timed.
+    let ci = format!(
+        "[github]\napi_url = \"http://127.0.0.1:{github_port}\"\n\
+         [[plugins]]\nname = \"ci\"\nlibrary = \"{{release}}/libswitchyard_ci.so\"\n\
+         [plugins.settings]\ncommand = \"true\"\nclone_url = \"file:///nonexistent/{{full_name}}.git\"\n"
+    );
+    let server = start_switchyard(release, dir.path(), port, &ci);
+    wait_until_listening(port).await;
+    let template: serde_json::Value = serde_json::from_slice(&pull_request_payload()).unwrap();
+    let client = reqwest::Client::new();
+    let mut latencies = Vec::with_capacity(count);
+    for n in 0..count {
+        let sha = format!("{n:040x}");
+        let mut payload = template.clone();
+        payload["pull_request"]["head"]["sha"] = sha.clone().into();
+        let body = serde_json::to_vec(&payload).unwrap();
+        let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
+        let sent = Instant::now();
+        let answer = client
+            .post(format!("http://127.0.0.1:{port}/event_handler"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", ids.next())
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(answer.status(), 202);
+        let deadline = sent + Duration::from_secs(10);
+        let at = loop {
+            let found = arrived
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(s, _)| *s == sha)
+                .map(|(_, at)| *at);
+            if let Some(at) = found {
+                break at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no pending status for delivery {n}"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        latencies.push(at - sent);
+        // Let the job's failed checkout finish, so the next delivery finds an idle host.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies.sort();
+    println!(
+        "arrival to first GitHub call (CI runner's pending status), concurrency 1, {count} deliveries: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    stop(server);
+}
+
+/// Peak resident memory of a process so far (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server runs");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Delivery ids: `bench-0`, `bench-1`, ... or random UUIDs, as GitHub's GUIDs are. A random id
@@ -178,6 +313,13 @@ enum DeliveryIds {
 }
 
 impl DeliveryIds {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sequential(_) => "sequential",
+            Self::Random => "random GUID",
+        }
+    }
+
     fn next(&self) -> String {
         match self {
             Self::Sequential(counter) => {

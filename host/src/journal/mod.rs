@@ -165,6 +165,11 @@ pub trait Journal: Send + Sync {
     /// Starts an attempt of a job that is `queued` with `attempts` attempts made: marks it
     /// running and returns this attempt's number (1 for the first). `None` when the job is not
     /// in that state: another hand-over of the same job started it first, or it ended.
+    ///
+    /// A journal may answer before the start is durable (SQLite answers once the change is
+    /// made, and it commits with its batch): a start lost to a crash only means that the job,
+    /// which had not ended, runs again, as any job running at a crash does. Its end is recorded
+    /// after its start, so an end that is durable implies a start that is.
     async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError>;
 
     /// Records how attempt `attempt` of a running job ended, and frees its locks in the same

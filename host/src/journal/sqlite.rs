@@ -161,6 +161,25 @@ impl SqliteJournal {
         answer.await.map_err(|_| JournalError::Unavailable)?
     }
 
+    /// Queues a write and answers as soon as it has run inside its batch's transaction, without
+    /// waiting for the commit's fsync. Only for writes whose loss in a crash costs nothing but
+    /// doing work again; if the batch fails to commit, the write is undone with it.
+    async fn write_uncommitted<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let (reply, answer) = oneshot::channel();
+        let write: Write = Box::new(move |conn| {
+            let _ = reply.send(write(conn));
+            Box::new(|_committed| {})
+        });
+        self.writes
+            .send(write)
+            .await
+            .map_err(|_| JournalError::Unavailable)?;
+        answer.await.map_err(|_| JournalError::Unavailable)?
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
@@ -385,7 +404,9 @@ impl Journal for SqliteJournal {
     }
 
     async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError> {
-        self.write(move |conn| {
+        // Not waiting for the fsync is what lets jobs keep up with ingress: a worker would
+        // otherwise idle for a whole group commit before every job.
+        self.write_uncommitted(move |conn| {
             let attempt = conn
                 .prepare_cached(
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?3

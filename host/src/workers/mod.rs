@@ -338,6 +338,11 @@ impl Inner {
             self.fail_unstarted(&job, error).await;
             return;
         }
+        // Running here already: the journal's start may not be committed yet (see
+        // `Journal::start_attempt`), and a failed commit would leave the job `queued` there.
+        if self.attempts().contains_key(&job.id) {
+            return;
+        }
         let number = match self.deps.journal.start_attempt(job.id, job.attempts).await {
             Ok(Some(number)) => number,
             Ok(None) => {
