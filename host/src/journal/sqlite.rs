@@ -180,6 +180,12 @@ impl SqliteJournal {
         answer.await.map_err(|_| JournalError::Unavailable)?
     }
 
+    /// Waits until every write queued before it is committed (a start answered early, say).
+    #[cfg(test)]
+    async fn settled(&self) {
+        self.write(|_| Ok(())).await.unwrap();
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
@@ -1159,6 +1165,7 @@ mod tests {
         };
         let job = jobs[0].id;
         assert_eq!(journal.start_attempt(job, 0).await.unwrap(), Some(1));
+        journal.settled().await;
         assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
         // A second hand-over of the same job does not start it again.
         assert_eq!(journal.start_attempt(job, 0).await.unwrap(), None);
@@ -1277,6 +1284,7 @@ mod tests {
 
         // Started jobs are not queued; the last page says nothing follows.
         journal.start_attempt(ids[4], 0).await.unwrap();
+        journal.settled().await;
         let page = journal.queued(ids[3], 10, usize::MAX).await.unwrap();
         assert_eq!((page.jobs.len(), page.next), (1, None));
     }
