@@ -159,21 +159,26 @@ fn stop(mut server: Server) {
 /// the release folder.
 fn build() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
+    // Two builds: `--bin` and `--example` would leave the plugins' libraries out.
+    for args in [
+        &[
             "-p",
             "switchyard",
-            "--bins",
+            "--bin",
+            "switchyard",
             "--example",
             "bare_webhook_server",
-        ])
-        .args(["-p", "switchyard-event-log", "-p", "switchyard-ci"])
-        .current_dir(&workspace)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "release build failed");
+        ][..],
+        &["-p", "switchyard-event-log", "-p", "switchyard-ci"],
+    ] {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release"])
+            .args(args)
+            .current_dir(&workspace)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "release build failed");
+    }
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
