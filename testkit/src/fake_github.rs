@@ -45,6 +45,10 @@ pub struct Recorded {
     /// The GitHub operation the path matched (`create_status`, `create_deployment`,
     /// `create_deployment_status`), if any.
     pub operation: Option<&'static str>,
+    /// The status the fake answered: 201 for a call GitHub accepts, 422 for a body it would
+    /// refuse, 404 for an endpoint the fake does not know, or a status from
+    /// [`FakeGitHub::answer_next`].
+    pub status: u16,
 }
 
 /// An answer to give instead of the default success.
@@ -148,14 +152,16 @@ impl FakeGitHub {
         calls.cloned().collect()
     }
 
-    /// The bodies of the deployment statuses posted for deployment `id` of `repo`
-    /// (`owner/name`), in order: `state`, `description`, `log_url`, ... as sent.
+    /// The bodies of the deployment statuses created for deployment `id` of `repo`
+    /// (`owner/name`), in order: `state`, `description`, `log_url`, ... as sent. Only calls
+    /// that succeeded count, as on GitHub; [`FakeGitHub::requests`] has them all.
     pub fn deployment_statuses(&self, repo: &str, id: u64) -> Vec<Value> {
         let path = format!("/repos/{repo}/deployments/{id}/statuses");
         self.bodies_posted_to(&path)
     }
 
-    /// The bodies of the commit statuses posted for `sha` of `repo` (`owner/name`), in order.
+    /// The bodies of the commit statuses created for `sha` of `repo` (`owner/name`), in order;
+    /// only calls that succeeded count.
     pub fn commit_statuses(&self, repo: &str, sha: &str) -> Vec<Value> {
         self.bodies_posted_to(&format!("/repos/{repo}/statuses/{sha}"))
     }
@@ -164,7 +170,7 @@ impl FakeGitHub {
         let requests = &self.state().requests;
         let posted = requests
             .iter()
-            .filter(|r| r.method == "POST" && r.path == path);
+            .filter(|r| r.method == "POST" && r.path == path && (200..300).contains(&r.status));
         posted.map(|r| r.body.clone()).collect()
     }
 
@@ -253,17 +259,31 @@ fn answer(
             .or_insert(value);
     }
     let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let response = respond(shared, &mut state, &method, &path, &body, operation);
     state.requests.push(Recorded {
         method: method.to_string(),
-        path: path.clone(),
+        path,
         headers: recorded_headers,
-        body: body.clone(),
+        body,
         operation,
+        status: response.status().as_u16(),
     });
-    let Some(name) = operation.filter(|_| method == Method::POST) else {
+    response
+}
+
+/// The answer GitHub would give; for a created deployment (status), the webhook it would send.
+fn respond(
+    shared: &Arc<Mutex<State>>,
+    state: &mut State,
+    method: &Method,
+    path: &str,
+    body: &Value,
+    operation: Option<&'static str>,
+) -> Response {
+    let Some(name) = operation.filter(|_| *method == Method::POST) else {
         return json_answer(StatusCode::NOT_FOUND, json!({"message": "Not Found"}));
     };
-    let errors = schema_errors(name, &body);
+    let errors = schema_errors(name, body);
     if !errors.is_empty() {
         state
             .violations
@@ -386,5 +406,74 @@ mod tests {
             Some("create_deployment_status")
         );
         assert_eq!(operation("/repos/o/r/pulls"), None);
+    }
+
+    #[tokio::test]
+    async fn calls_are_recorded_with_their_answers_and_only_accepted_statuses_count() {
+        let github = FakeGitHub::start().await;
+        let http = reqwest::Client::new();
+        let post = |path: &str, body: Value| {
+            let request = http.post(format!("{}{path}", github.url())).json(&body);
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        let statuses = "/repos/o/r/deployments/3/statuses";
+        assert_eq!(post(statuses, json!({"state": "in_progress"})).await, 201);
+        assert_eq!(post(statuses, json!({"state": "done"})).await, 422);
+        github.answer_next(
+            502,
+            &[("retry-after", "1")],
+            json!({"message": "Bad Gateway"}),
+        );
+        assert_eq!(post(statuses, json!({"state": "success"})).await, 502);
+        assert_eq!(post(statuses, json!({"state": "success"})).await, 201);
+        assert_eq!(post("/repos/o/r/pulls", json!({})).await, 404);
+
+        let answered: Vec<u16> = github.requests().iter().map(|r| r.status).collect();
+        assert_eq!(answered, [201, 422, 502, 201, 404]);
+        let created: Vec<Value> = github
+            .deployment_statuses("o/r", 3)
+            .into_iter()
+            .map(|s| s["state"].clone())
+            .collect();
+        assert_eq!(created, ["in_progress", "success"]);
+        assert_eq!(github.calls("create_deployment_status").len(), 4);
+        let violations = github.violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].starts_with("create_deployment_status"));
+    }
+
+    #[tokio::test]
+    async fn a_webhook_the_receiver_refuses_is_a_violation() {
+        let github = FakeGitHub::start().await;
+        // Port 9 (discard) has no listener on loopback: the delivery fails.
+        github.send_webhooks_to(
+            "http://127.0.0.1:9/event_handler",
+            "a-secret-of-some-length",
+        );
+        let answer = reqwest::Client::new()
+            .post(format!("{}/repos/o/r/deployments", github.url()))
+            .json(&json!({"ref": "main", "environment": "staging"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 201);
+        let deployment: Value = answer.json().await.unwrap();
+        assert_eq!(
+            (deployment["id"].clone(), deployment["environment"].clone()),
+            (json!(1), json!("staging"))
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while github.violations().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no violation recorded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            github.violations()[0].starts_with("the deployment webhook"),
+            "{:?}",
+            github.violations()
+        );
     }
 }
