@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard::journal::JobState;
 
-use crate::support::{
-    HostSpec, TOKEN, TestHost, eventually, example, fake_github::FakeGitHub, git::Origin,
-};
+use crate::support::{FakeGitHub, HostSpec, Origin, TOKEN, TestHost, binds, eventually, example};
 
 const REPO: &str = "Codertocat/Hello-World";
 
@@ -38,13 +36,13 @@ impl Ci {
         let plugins = format!(
             "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{entry}\n{}\n\
              [plugins.settings]\nclone_url = \"{}\"\n{settings}\n",
-            origin.bind(),
+            binds(&origin),
             origin.clone_url_template()
         );
         let host = TestHost::start(HostSpec {
             server: server.to_owned(),
             plugins,
-            github_url: Some(github.url.clone()),
+            github_url: Some(github.url().to_owned()),
             github_token: Some(TOKEN),
             ..Default::default()
         })

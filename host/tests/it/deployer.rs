@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use switchyard::journal::JobState;
 
 use crate::support::{
-    HostSpec, TOKEN, TestHost, eventually, example, fake_github::FakeGitHub, git::Origin,
+    FakeGitHub, HostSpec, Origin, SECRET, TOKEN, TestHost, binds, eventually, example,
 };
 
 const REPO: &str = "Codertocat/Hello-World";
@@ -24,17 +24,17 @@ impl Deploys {
         let plugins = format!(
             "[[plugins]]\nname = \"deployer\"\nlibrary = \"{{lib:{library}}}\"\n{}\n\
              [plugins.settings]\nclone_url = \"{}\"\n{settings}\n",
-            origin.bind(),
+            binds(&origin),
             origin.clone_url_template()
         );
         let host = TestHost::start(HostSpec {
             plugins,
-            github_url: Some(github.url.clone()),
+            github_url: Some(github.url().to_owned()),
             github_token: Some(TOKEN),
             ..Default::default()
         })
         .await;
-        github.send_webhooks_to(&host.webhook_url());
+        github.send_webhooks_to(&host.webhook_url(), SECRET);
         Self {
             github,
             origin,

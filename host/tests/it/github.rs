@@ -1,7 +1,7 @@
 use serde_json::json;
 use switchyard::journal::JobState;
 
-use crate::support::{HostSpec, TOKEN, TestHost, behaviours, example, fake_github::FakeGitHub};
+use crate::support::{FakeGitHub, HostSpec, TOKEN, TestHost, behaviours, example};
 
 async fn host(
     github: &FakeGitHub,
@@ -11,7 +11,7 @@ async fn host(
 ) -> TestHost {
     TestHost::start(HostSpec {
         plugins: behaviours("status", entry, "behaviour = \"commit_status\""),
-        github_url: Some(github.url.clone()),
+        github_url: Some(github.url().to_owned()),
         github_token: token,
         github: github_extra.to_owned(),
         ..Default::default()
@@ -42,12 +42,7 @@ async fn a_5xx_is_retried_and_the_request_is_what_github_expects() {
         assert_eq!(request.headers["authorization"], format!("Bearer {TOKEN}"));
         assert_eq!(request.headers["accept"], "application/vnd.github+json");
         assert_eq!(request.headers["x-github-api-version"], "2022-11-28");
-        assert!(
-            request.headers["user-agent"]
-                .to_str()
-                .unwrap()
-                .starts_with("switchyard/")
-        );
+        assert!(request.headers["user-agent"].starts_with("switchyard/"));
         assert_eq!(request.body["state"], "success");
         assert_eq!(
             request.body["target_url"],

@@ -6,8 +6,7 @@ use serde_json::json;
 use switchyard::{admin_call::AdminSignature, ingress::WebhookSecret, journal::JobState};
 
 use crate::support::{
-    EVENT_LOG, HostSpec, SECRET, TOKEN, TestHost, behaviours, example, expand,
-    fake_github::FakeGitHub,
+    EVENT_LOG, FakeGitHub, HostSpec, SECRET, TOKEN, TestHost, behaviours, example, expand,
     net::{free_port, wait_until_listening},
     send_signed,
     server::{ended_jobs, spawn_server},
@@ -55,7 +54,7 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
             "{EVENT_LOG}{}",
             behaviours("status", "", "behaviour = \"commit_status\"")
         ),
-        github_url: Some(github.url.clone()),
+        github_url: Some(github.url().to_owned()),
         github_token: Some(TOKEN),
         ..Default::default()
     })

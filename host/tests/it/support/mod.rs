@@ -1,8 +1,7 @@
 //! Shared test helpers: plugin libraries built once, a host on a free loopback port with a
-//! temporary store, signed requests, and waiting for jobs to end.
+//! temporary store, signed requests, and waiting for jobs to end. The fake GitHub and the local
+//! git repositories are the public test kit's, so plugin authors test against the same ones.
 
-pub mod fake_github;
-pub mod git;
 pub mod net;
 pub mod receiver;
 pub mod server;
@@ -19,6 +18,7 @@ use switchyard::{
     ingress::WebhookSecret,
     journal::{JobId, JobRecord, JobState},
 };
+pub use switchyard_testkit::{FakeGitHub, Origin};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub const SECRET: &str = "test-secret-value";
@@ -43,6 +43,21 @@ pub fn library(package: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let mut cargo = std::process::Command::new(env!("CARGO"));
         cargo.arg("build").current_dir(workspace());
+        // Build scripts (ring, cc) rerun when the package variables cargo set for this test
+        // differ from the outer build's: inherited, they rebuild dependencies at every switch.
+        for (name, _) in std::env::vars() {
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_NAME",
+                "OUT_DIR",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            {
+                cargo.env_remove(name);
+            }
+        }
         for package in PACKAGES {
             cargo.args(["-p", package]);
         }
@@ -336,6 +351,12 @@ pub fn behaviours(name: &str, entry: &str, settings: &str) -> String {
     format!(
         "[[plugins]]\nname = \"{name}\"\nlibrary = \"{{lib:switchyard-test-behaviours}}\"\n{entry}\n[plugins.settings]\n{settings}\n"
     )
+}
+
+/// The `binds` line of a plugin entry that lets its sandboxed git read `origin`'s repositories
+/// and its commands write to `origin.scratch()`.
+pub fn binds(origin: &Origin) -> String {
+    format!("binds = {:?}", origin.binds())
 }
 
 /// POSTs `payload` to a webhook URL as GitHub would: JSON, signed with the test secret.
