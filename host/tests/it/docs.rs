@@ -480,9 +480,18 @@ fn command_lines(text: &str) -> Vec<CommandLine> {
         // `./target/release/switchyard`, `/usr/local/bin/switchyard`; not `ci/switchyard`.
         let program = *token == "switchyard"
             || (token.starts_with(['.', '/']) && token.ends_with("/switchyard"));
-        let after_cargo_flag =
-            index > 0 && matches!(tokens[index - 1], "-p" | "--package" | "--bin");
-        if !program || after_cargo_flag {
+        // An argument of cargo (`cargo install ... switchyard --root DIR`), not a run of it.
+        let command_start = tokens[..index]
+            .iter()
+            .rposition(|word| matches!(*word, "&&" | "||" | "|" | ";" | "&"))
+            .map_or(0, |separator| separator + 1);
+        // Past `VAR=value` assignments before the program.
+        let program_at = tokens[command_start..index]
+            .iter()
+            .position(|word| !word.contains('='))
+            .map_or(index, |offset| command_start + offset);
+        let cargo_argument = tokens.get(program_at) == Some(&"cargo") && program_at < index;
+        if !program || cargo_argument {
             continue;
         }
         let rest = &tokens[index + 1..];

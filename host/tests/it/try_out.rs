@@ -8,8 +8,7 @@ use std::{
 };
 
 use crate::support::{
-    git::Origin,
-    library,
+    Origin, binds, library,
     net::{free_port, wait_until_listening},
     server::{Server, command},
 };
@@ -32,7 +31,7 @@ async fn a_deploy_goes_through_against_the_stand_in_without_a_token() {
              [plugins.settings]\ncommand = 'echo \"deploying $SWITCHYARD_SHA\"'\n",
             store = dir.path().display(),
             library = library("switchyard-deploy-template").display(),
-            binds = origin.bind(),
+            binds = binds(&origin),
         ),
     )
     .unwrap();
@@ -47,7 +46,7 @@ async fn a_deploy_goes_through_against_the_stand_in_without_a_token() {
     );
     wait_until_listening(port).await;
 
-    let clone_url = format!("file://{}/me/app.git", origin.root.path().display());
+    let clone_url = origin.clone_url();
     let sent = command(
         &config,
         &[
