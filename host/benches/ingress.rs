@@ -159,30 +159,36 @@ fn stop(mut server: Server) {
 /// the release folder.
 fn build() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // Two builds: `--bin` and `--example` would leave the plugins' libraries out.
-    for args in [
-        &[
-            "-p",
-            "switchyard",
-            "--bin",
-            "switchyard",
-            "--example",
-            "bare_webhook_server",
-        ][..],
-        &["-p", "switchyard-event-log", "-p", "switchyard-ci"],
-    ] {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release"])
-            .args(args)
-            .current_dir(&workspace)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "release build failed");
-    }
-    std::env::var_os("CARGO_TARGET_DIR")
+    // One build of everything the benchmark runs, in a target folder of its own: cargo's own
+    // bench build unifies features with the dev-dependencies, and sharing a folder with it
+    // would rebuild half the dependency tree at every switch.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
-        .join("release")
+        .join("bench-build");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "--bins",
+            "--example",
+            "bare_webhook_server",
+        ])
+        .args([
+            "-p",
+            "switchyard",
+            "-p",
+            "switchyard-event-log",
+            "-p",
+            "switchyard-ci",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&workspace)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "release build failed");
+    target.join("release")
 }
 
 const EVENT_LOG: &str = "[[plugins]]\nname = \"event-log\"\nlibrary = \"{release}/libswitchyard_event_log.so\"\nevents = [\"*\"]\n[plugins.settings]\npath = \"data/events.jsonl\"\n";

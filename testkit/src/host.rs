@@ -372,13 +372,19 @@ impl TestHost {
                 "the {event} delivery was answered {status}: {answer}"
             ));
         }
-        let logs = answer["logs"].as_object().cloned().unwrap_or_default();
+        // `{"delivery": ID, "jobs": [{"job": N, "plugin": NAME, "log": LINK}, ...]}`
+        let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
         Delivery {
             id,
-            jobs: answer["jobs"].as_u64().unwrap_or(0) as usize,
-            logs: logs
-                .into_iter()
-                .filter_map(|(plugin, url)| Some((plugin, url.as_str()?.to_owned())))
+            jobs: jobs.len(),
+            logs: jobs
+                .iter()
+                .filter_map(|job| {
+                    Some((
+                        job["plugin"].as_str()?.to_owned(),
+                        job["log"].as_str()?.to_owned(),
+                    ))
+                })
                 .collect(),
         }
     }
