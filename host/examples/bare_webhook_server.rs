@@ -1,10 +1,9 @@
-//! A bare webhook server to calibrate the ingress benchmark against: axum, the host's HMAC-SHA256
-//! check of the body and a full JSON parse, no journal and no plugins (what issue 3's reference
-//! figure measured). Secret `bench-secret`, as the benchmark signs.
+//! A bare webhook server the ingress benchmark runs side by side with Switchyard: axum, the
+//! host's HMAC-SHA256 check of the body and a full JSON parse, no journal and no plugins. Secret
+//! `bench-secret`, as the benchmark signs. The benchmark builds and starts it; by hand:
 //!
 //! ```sh
-//! cargo run --release -p switchyard --example bare_webhook_server -- 39001 &
-//! BENCH_TARGET_PORT=39001 BENCH_TARGET_PID=$! cargo bench -p switchyard --bench ingress
+//! cargo run --release -p switchyard --example bare_webhook_server -- 39001
 //! ```
 
 use axum::{

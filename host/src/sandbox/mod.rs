@@ -355,6 +355,7 @@ impl Sandbox {
             )
             .env("SWITCHYARD_CPU_SECS", self.limits.cpu_secs.to_string())
             .env("PATH", PATH);
+        die_with_host(&mut command);
         // Environment inside: only what is set here, handed down through the environment
         // (readable by the host's user alone), never on a command line, which every local
         // user can read in /proc: `pass_env` values and the checkout's token are secrets.
@@ -450,5 +451,26 @@ impl Sandbox {
         args.extend(["--remount-ro", "/"].map(str::to_owned));
         args.extend(["--chdir".to_owned(), path(cwd)]);
         args
+    }
+}
+
+/// Kills the launching `sh` if the host dies before bubblewrap's own `--die-with-parent` is in
+/// place: the launch first joins cgroups, and a host killed meanwhile would otherwise leave a
+/// build running under init. The signal survives the `exec` into bubblewrap (which is not
+/// set-uid here), so there is no gap between the two.
+#[allow(unsafe_code)]
+fn die_with_host(command: &mut Command) {
+    let host = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // async-signal-safe system calls prctl(2), getppid(2) and _exit(2); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The host died between the fork and the prctl: no signal will come.
+            if nix::unistd::getppid() != host {
+                nix::libc::_exit(125);
+            }
+            Ok(())
+        });
     }
 }

@@ -362,7 +362,10 @@ async fn a_killed_host_leaves_no_build_behind() {
         return;
     }
     let dir = open_dir();
-    let plugins = runs("long", "", "sleep 987.654");
+    // A duration no other run uses: another test run's build, or one an earlier failed run
+    // left, must not be taken for this one.
+    let marker = format!("987.{}{}", std::process::id(), rand_digits());
+    let plugins = runs("long", "", &format!("sleep {marker}"));
     let mut host = Host::start(dir.path(), "", &plugins, None).await;
     let url = format!("http://127.0.0.1:{}/event_handler", host.port);
     let payload = example("pull_request", Some("opened"));
@@ -372,8 +375,11 @@ async fn a_killed_host_leaves_no_build_behind() {
     );
     let sleeping = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-            std::fs::read(entry.path().join("cmdline"))
-                .is_ok_and(|cmdline| cmdline.windows(7).any(|w| w == b"987.654"))
+            std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .windows(marker.len())
+                    .any(|w| w == marker.as_bytes())
+            })
         })
     };
     eventually("the build to start", sleeping).await;
@@ -606,4 +612,13 @@ async fn a_workspace_thousands_of_folders_deep_is_removed_and_the_host_lives_on(
     eventually("the workspace to be removed", || !workspace.exists()).await;
     let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", host.port)).await;
     assert_eq!(health.unwrap().status(), 200, "the host died");
+}
+
+/// Six digits that differ from one call to the next.
+fn rand_digits() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{:06}", nanos % 1_000_000)
 }
