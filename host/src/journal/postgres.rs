@@ -279,7 +279,11 @@ fn connect_pool(
     }
     config.keepalives_idle(Duration::from_secs(30));
     let tls = match &settings.tls {
-        Some(client) => Tls::Rustls(MakeRustlsConnect::new((**client).clone())),
+        Some(client) => {
+            // Not `prefer`: with TLS on, a server without it is refused, not used in plain.
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            Tls::Rustls(MakeRustlsConnect::new((**client).clone()))
+        }
         None => Tls::Off,
     };
     let manager_config = ManagerConfig {
