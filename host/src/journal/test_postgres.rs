@@ -204,12 +204,13 @@ fn start(bin: PathBuf) -> TestPostgres {
         data = data.display(),
         root = root.display(),
     );
+    // `setsid -f` forks the watchdog off in a session of its own and returns at once.
     Command::new("setsid")
-        .args(["sh", "-c", &watchdog])
+        .args(["-f", "sh", "-c", &watchdog])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("the watchdog starts");
     pg_ctl_start(&bin, &data, port, as_postgres);
     TestPostgres {
