@@ -10,14 +10,14 @@ use crate::{
     admin_call::AdminSignature,
     app::webhook_secret,
     config::Config,
-    journal::{DeliveryRecord, Journal, JournalError, RecentFilter, SqliteJournal},
+    journal::{self, DeliveryRecord, RecentFilter},
     ops::ReplayRequest,
     send::{SendAnswer, SendError, post, server_base},
 };
 
 /// `switchyard deliveries`: the latest deliveries with their jobs' states, one block each.
-pub async fn deliveries(config: &Config, filter: RecentFilter) -> Result<String, JournalError> {
-    let journal = SqliteJournal::open(&config.store_path())?;
+pub async fn deliveries(config: &Config, filter: RecentFilter) -> anyhow::Result<String> {
+    let journal = journal::open(crate::app::store_target(config)?).await?;
     let deliveries = journal.recent(filter).await?;
     Ok(format_deliveries(&deliveries))
 }

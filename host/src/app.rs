@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     checkout::Checkouts,
+    config::{Backend, StoreTls},
     config::{Config, Redeliveries, secret_from_env, secret_from_file},
     github::{GitHub, GitHubClient, stand_in},
     ingress::{self, BodyLimits, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks},
-    journal::{Journal, JournalError, SqliteJournal},
+    journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
     locks::Locks,
     metrics::Metrics,
     ops,
@@ -89,6 +90,11 @@ pub enum StartError {
         "the webhook secret in {origin} is blank: set it to the secret configured on GitHub's webhook (a long random string)"
     )]
     BlankSecret { origin: String },
+    #[error("{setting}: {problem}")]
+    Store {
+        setting: &'static str,
+        problem: String,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -199,6 +205,77 @@ pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
     Ok(WebhookSecret::new(secret))
 }
 
+/// Where the journal is, from `[store]`: the SQLite file, or PostgreSQL with its connection URL
+/// read from `url_file` or `url_env` (a secret: errors name the setting, never the value).
+pub fn store_target(config: &Config) -> Result<StoreTarget, StartError> {
+    let store = &config.store;
+    if store.backend == Backend::Sqlite {
+        return Ok(StoreTarget::Sqlite(config.store_path()));
+    }
+    let (url, origin) = match &store.url_file {
+        Some(file) => {
+            let path = config.secret_path(file);
+            let url = secret_from_file(&path).map_err(|problem| StartError::Store {
+                setting: "[store] url_file",
+                problem,
+            })?;
+            (url, format!("[store] url_file ({})", path.display()))
+        }
+        None => {
+            let url = secret_from_env(&store.url_env).ok_or_else(|| StartError::Store {
+                setting: "[store] url_env",
+                problem: format!(
+                    "backend = \"postgres\" needs the connection URL: export {} (postgres://user:password@host:port/database), or name a file holding it in [store] url_file",
+                    store.url_env
+                ),
+            })?;
+            (url, format!("[store] url_env ({})", store.url_env))
+        }
+    };
+    let tls = match store.tls {
+        StoreTls::Off => None,
+        StoreTls::On => Some(Arc::new(store_tls(config)?)),
+    };
+    Ok(StoreTarget::Postgres(PostgresSettings {
+        url: url.trim().to_owned(),
+        origin,
+        pool_size: store.pool_size,
+        tls,
+        lease: Duration::from_secs(store.lease_secs),
+        poll: Duration::from_secs(store.poll_secs),
+    }))
+}
+
+/// TLS to PostgreSQL with the ring provider the rest of the binary uses: the server's
+/// certificate must chain to `tls_ca_file`'s authorities, or else to the Mozilla roots.
+fn store_tls(config: &Config) -> Result<rustls::ClientConfig, StartError> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject as _};
+    let problem = |problem: String| StartError::Store {
+        setting: "[store] tls_ca_file",
+        problem,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match &config.store.tls_ca_file {
+        Some(file) => {
+            let path = config.secret_path(file);
+            let certificates = CertificateDer::pem_file_iter(&path)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(|error| problem(format!("cannot read {}: {error}", path.display())))?;
+            let (added, _) = roots.add_parsable_certificates(certificates);
+            if added == 0 {
+                return Err(problem(format!("{} holds no certificate", path.display())));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| problem(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Switchyard {
     /// Opens the journal, loads the plugins, starts the workers and re-runs jobs a crash or
     /// shutdown left unfinished.
@@ -218,7 +295,7 @@ impl Switchyard {
             .map_err(StartError::HttpClient)?,
         );
         let store = config.store_path();
-        let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&store)?);
+        let journal = journals::open(store_target(&config)?).await?;
         let links = LogLinks::new(&config.public_url(), &journal.host_key(LINK_SECRET).await?);
         let store_dir = store.parent().unwrap_or(std::path::Path::new("."));
         let checkouts = Checkouts::new(
@@ -251,7 +328,8 @@ impl Switchyard {
                 .chain(checkouts.secrets())
                 .chain(plugin_secrets),
         )
-        .with_limit(config.sandbox.log_mib << 20);
+        .with_limit(config.sandbox.log_mib << 20)
+        .kept_in(&journal);
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
         let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
         tracing::info!(sandbox = %sandbox.describe(), "commands run in");

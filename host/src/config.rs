@@ -152,12 +152,57 @@ pub struct GitHubConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// SQLite journal file; job logs go in a `logs` folder beside it.
+    /// Where the journal lives: `sqlite` (one host, the file at `path`) or `postgres` (any
+    /// number of hosts sharing one database).
+    #[serde(default)]
+    pub backend: Backend,
+    /// SQLite journal file; job logs go in a `logs` folder beside it. With PostgreSQL, its
+    /// folder still holds this host's own files (workspaces, plugin copies).
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
     /// Days finished jobs, their logs and deliveries are kept; delivery ids at least 7.
     #[serde(default = "default_keep_days")]
     pub keep_days: u32,
+    /// PostgreSQL: the environment variable holding the connection URL (a secret: it carries
+    /// the password).
+    #[serde(default = "default_database_url_env")]
+    pub url_env: String,
+    /// PostgreSQL: a file holding the connection URL, read instead of `url_env` when set.
+    pub url_file: Option<PathBuf>,
+    /// PostgreSQL: connections this host keeps open at most (one more listens for wake-ups).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// PostgreSQL: `off`, or `on` for TLS to the server (certificates checked against
+    /// `tls_ca_file`, or the Mozilla roots when unset).
+    #[serde(default)]
+    pub tls: StoreTls,
+    /// PostgreSQL: PEM file of the certificate authorities the server's certificate must chain
+    /// to.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PostgreSQL: seconds a running job's lease lasts unless its host renews it. A host that
+    /// dies leaves its jobs to the others after this long.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// PostgreSQL: seconds between looks for queued jobs without a wake-up (and for expired
+    /// leases).
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreTls {
+    #[default]
+    Off,
+    On,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -357,6 +402,18 @@ fn default_github_max_wait_secs() -> u64 {
 fn default_store_path() -> PathBuf {
     PathBuf::from("switchyard.db")
 }
+fn default_database_url_env() -> String {
+    "SWITCHYARD_DATABASE_URL".to_owned()
+}
+fn default_pool_size() -> usize {
+    16
+}
+fn default_lease_secs() -> u64 {
+    30
+}
+fn default_poll_secs() -> u64 {
+    5
+}
 fn default_keep_days() -> u32 {
     30
 }
@@ -419,8 +476,16 @@ impl Default for GitHubConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            backend: Backend::default(),
             path: default_store_path(),
             keep_days: default_keep_days(),
+            url_env: default_database_url_env(),
+            url_file: None,
+            pool_size: default_pool_size(),
+            tls: StoreTls::default(),
+            tls_ca_file: None,
+            lease_secs: default_lease_secs(),
+            poll_secs: default_poll_secs(),
         }
     }
 }
@@ -558,8 +623,37 @@ impl Config {
                 return Err(self.invalid(key, "must be at least 1"));
             }
         }
-        if self.store.keep_days == 0 {
+        let store = &self.store;
+        if store.keep_days == 0 {
             return Err(self.invalid("store.keep_days", "must be at least 1"));
+        }
+        if !is_env_name(&store.url_env) {
+            return Err(self.invalid(
+                "store.url_env",
+                format!("{:?} is not an environment variable name", store.url_env),
+            ));
+        }
+        for (key, value) in [
+            ("store.pool_size", store.pool_size as u64),
+            ("store.poll_secs", store.poll_secs),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
+        // Renewed every third of it: shorter leaves no room for a slow renewal.
+        if store.lease_secs < 3 {
+            return Err(self.invalid("store.lease_secs", "must be at least 3"));
+        }
+        if store.backend == Backend::Sqlite
+            && (store.url_file.is_some()
+                || store.tls == StoreTls::On
+                || store.tls_ca_file.is_some())
+        {
+            return Err(self.invalid(
+                "store.backend",
+                "url_file and tls settings are for backend = \"postgres\"; set it, or remove them",
+            ));
         }
         if self.workers.concurrency == 0 {
             return Err(self.invalid("workers.concurrency", "must be at least 1"));
@@ -614,11 +708,14 @@ impl Config {
                 .filter(|(key, _)| key.ends_with("_env"))
                 .filter_map(|(_, value)| value.as_str().map(str::to_owned))
         });
+        let database =
+            (self.store.backend == Backend::Postgres).then(|| self.store.url_env.clone());
         [
             self.server.secret_env.clone(),
             self.github.token_env.clone(),
         ]
         .into_iter()
+        .chain(database)
         .chain(from_plugins)
         .collect()
     }
@@ -636,6 +733,7 @@ impl Config {
         [
             self.server.secret_file.clone(),
             self.github.token_file.clone(),
+            self.store.url_file.clone(),
         ]
         .into_iter()
         .flatten()

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchyard::{
     Config, admin,
-    journal::RecentFilter,
+    journal::{RecentFilter, StoreTarget},
     plugins::PluginSet,
     sandbox::Sandbox,
     send::{Payload, SendRequest},
@@ -109,6 +109,12 @@ enum Command {
     },
     /// Show the running server's plugins: versions, subscriptions, enabled state.
     Plugins {
+        #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Apply the journal's schema migrations (the server also does at start) and print the
+    /// schema version before and after.
+    Migrate {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
     },
@@ -243,8 +249,29 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let body = serde_json::from_str(&answer.body).unwrap_or_default();
             print!("{}", admin::format_plugins(&config, &body));
         }
+        Command::Migrate { config } => {
+            let config = Config::load(&config)?;
+            match switchyard::app::store_target(&config)? {
+                StoreTarget::Sqlite(path) => {
+                    switchyard::journal::SqliteJournal::open(&path)?;
+                    println!("{}: migrated", path.display());
+                }
+                StoreTarget::Postgres(settings) => {
+                    let target = switchyard::journal::mask_url(&settings.url);
+                    let (before, after) = switchyard::journal::migrate_only(&settings, true)
+                        .await
+                        .with_context(|| format!("cannot migrate {target}"))?;
+                    println!("{target}: schema version {before} -> {after}");
+                }
+            }
+        }
         Command::Backup { config, path } => {
             let config = Config::load(&config)?;
+            if let StoreTarget::Postgres(_) = switchyard::app::store_target(&config)? {
+                anyhow::bail!(
+                    "[store] backend = \"postgres\": back the database up with PostgreSQL's own tools (pg_dump, or base backups with WAL archiving); see docs/postgres.md"
+                );
+            }
             let store = config.store_path();
             switchyard::journal::backup(&store, &path)
                 .with_context(|| format!("cannot back up {}", store.display()))?;
@@ -260,11 +287,32 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 None => "plain http (TLS off: [server] tls_cert unset)".to_owned(),
             };
+            let store = match switchyard::app::store_target(&config)? {
+                StoreTarget::Sqlite(path) => format!("sqlite, {}", path.display()),
+                StoreTarget::Postgres(settings) => {
+                    let target = switchyard::journal::mask_url(&settings.url);
+                    let (found, _) = switchyard::journal::migrate_only(&settings, false)
+                        .await
+                        .with_context(|| format!("cannot reach the journal database {target}"))?;
+                    let known = switchyard::journal::schema_version();
+                    let state = match found.cmp(&known) {
+                        std::cmp::Ordering::Equal => "current".to_owned(),
+                        std::cmp::Ordering::Less => {
+                            format!("migrated to {known} at start or by `switchyard migrate`")
+                        }
+                        std::cmp::Ordering::Greater => {
+                            format!("newer than this build's {known}: upgrade this host")
+                        }
+                    };
+                    format!("postgres, {target}, schema version {found} ({state})")
+                }
+            };
             let plugins = PluginSet::load(&config)?;
             // Tries a sandboxed command, as the server does at start.
             let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
             println!("{}: ok", config.file.display());
             println!("  serving: {tls}");
+            println!("  store: {store}");
             println!("  sandbox: {}", sandbox.describe());
             for plugin in plugins.iter() {
                 let events: Vec<String> = plugin

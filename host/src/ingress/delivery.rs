@@ -46,6 +46,9 @@ pub enum IngressError {
     Payload(#[from] PayloadError),
     #[error("internal error")]
     Internal,
+    /// The journal cannot be reached now: nothing was stored, and the sender should retry.
+    #[error("the journal is unavailable; retry later")]
+    Unavailable,
 }
 
 impl IngressError {
@@ -55,6 +58,7 @@ impl IngressError {
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -209,6 +213,7 @@ mod tests {
             (IngressError::Body(BodyError::Busy), 503),
             (IngressError::MissingFormPayload, 400),
             (IngressError::Internal, 500),
+            (IngressError::Unavailable, 503),
         ];
         for (error, status) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");

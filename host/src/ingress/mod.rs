@@ -50,7 +50,11 @@ pub async fn receive(
         .await
         .map_err(|error| {
             tracing::error!(delivery = %delivery.id, %error, "journal append failed");
-            IngressError::Internal
+            if error.is_unavailable() {
+                IngressError::Unavailable
+            } else {
+                IngressError::Internal
+            }
         })?;
     match appended {
         Committed::Duplicate => {

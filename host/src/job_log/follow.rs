@@ -26,6 +26,9 @@ use crate::{
 /// Bytes read from a log file and sent at a time.
 const LOG_CHUNK: usize = 64 * 1024;
 
+/// Chunks read from the journal and sent at a time, when it keeps the logs.
+const LOG_CHUNKS: usize = 64;
+
 /// How often a followed log checks for new output while its job runs.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -64,6 +67,8 @@ pub async fn serve_log(
         return busy;
     };
     let follow = Follow {
+        shared: state.logs.journal().cloned(),
+        chunk: 0,
         path: state.logs.path(job),
         file: None,
         offset: 0,
@@ -86,6 +91,9 @@ pub async fn serve_log(
 
 /// A reader that follows a job's log file until the job ends and everything is sent.
 struct Follow {
+    /// The journal, when it keeps the logs (as chunks, read from `chunk` on).
+    shared: Option<Arc<dyn Journal>>,
+    chunk: u64,
     path: PathBuf,
     /// Open once the file exists.
     file: Option<tokio::fs::File>,
@@ -128,6 +136,14 @@ impl Follow {
     /// Up to [`LOG_CHUNK`] bytes written since the last read; none while the file does not
     /// exist yet.
     async fn read_chunk(&mut self) -> std::io::Result<Vec<u8>> {
+        if let Some(journal) = &self.shared {
+            let chunks = journal
+                .read_log(self.job, self.chunk, LOG_CHUNKS)
+                .await
+                .map_err(std::io::Error::other)?;
+            self.chunk += chunks.len() as u64;
+            return Ok(chunks.concat());
+        }
         let file = match &mut self.file {
             Some(file) => file,
             None => match tokio::fs::File::open(&self.path).await {

@@ -1,6 +1,6 @@
-//! Job logs: one plain-text file per job under the store's `logs` folder, with secrets masked
-//! on the way in, served at a capability link (`link`), streamed live while the job runs
-//! (`follow`).
+//! Job logs: one plain-text file per job under the store's `logs` folder, or, when the journal
+//! keeps logs (PostgreSQL, shared by every host), chunks in the journal; secrets masked on the
+//! way in, served at a capability link (`link`), streamed live while the job runs (`follow`).
 
 mod follow;
 mod link;
@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt as _;
 pub use follow::serve_log;
 pub use link::{LINK_SECRET, LogLinks};
 
-use crate::journal::JobId;
+use crate::journal::{JobId, Journal};
 
 /// Where job logs live, and the secrets they must never show.
 #[derive(Clone)]
@@ -21,6 +21,8 @@ pub struct JobLogs {
     secrets: Arc<Vec<Vec<u8>>>,
     /// Bytes a log may grow to; what comes after is dropped, with a note.
     limit: u64,
+    /// Set when the journal keeps the logs: then no file is written.
+    journal: Option<Arc<dyn Journal>>,
 }
 
 const MASK: &[u8] = b"********";
@@ -42,7 +44,21 @@ impl JobLogs {
             dir,
             secrets: Arc::new(secrets),
             limit: u64::MAX,
+            journal: None,
         }
+    }
+
+    /// Keeps the logs in `journal` when it keeps logs (so every host sharing it reads them).
+    pub fn kept_in(mut self, journal: &Arc<dyn Journal>) -> Self {
+        if journal.keeps_logs() {
+            self.journal = Some(Arc::clone(journal));
+        }
+        self
+    }
+
+    /// The journal holding the logs, when not files.
+    pub fn journal(&self) -> Option<&Arc<dyn Journal>> {
+        self.journal.as_ref()
     }
 
     /// Caps each log at `bytes` (`[sandbox] log_mib`): a build printing without end fills no
@@ -65,6 +81,25 @@ impl JobLogs {
     /// concurrent writers (stdout and stderr of a command) stay whole.
     pub async fn append(&self, job: JobId, text: &[u8]) -> std::io::Result<()> {
         let text = self.mask(text);
+        if let Some(journal) = &self.journal {
+            let length = journal.log_len(job).await.map_err(std::io::Error::other)?;
+            if length >= self.limit {
+                return Ok(());
+            }
+            let over = length + text.len() as u64 >= self.limit;
+            journal
+                .append_log(job, text)
+                .await
+                .map_err(std::io::Error::other)?;
+            if over {
+                let note = self.limit_note().into_bytes();
+                journal
+                    .append_log(job, note)
+                    .await
+                    .map_err(std::io::Error::other)?;
+            }
+            return Ok(());
+        }
         let path = self.path(job);
         let mut options = tokio::fs::OpenOptions::new();
         options.create(true).append(true);
@@ -82,17 +117,24 @@ impl JobLogs {
         }
         file.write_all(&text).await?;
         if length + text.len() as u64 >= self.limit {
-            let note = format!(
-                "\nswitchyard: the log reached its limit of {} MiB; further output is dropped\n",
-                self.limit >> 20
-            );
-            file.write_all(note.as_bytes()).await?;
+            file.write_all(self.limit_note().as_bytes()).await?;
         }
         file.flush().await
     }
 
-    /// Deletes a job's log file; returns whether there was one.
+    fn limit_note(&self) -> String {
+        format!(
+            "\nswitchyard: the log reached its limit of {} MiB; further output is dropped\n",
+            self.limit >> 20
+        )
+    }
+
+    /// Deletes a job's log file; returns whether there was one. A log in the journal goes
+    /// with its job, when the journal prunes it.
     pub async fn remove(&self, job: JobId) -> bool {
+        if self.journal.is_some() {
+            return false;
+        }
         match tokio::fs::remove_file(self.path(job)).await {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,

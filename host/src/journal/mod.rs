@@ -1,12 +1,19 @@
 //! The journal: every accepted delivery and every job, durable before ingress answers. The only
-//! module that writes SQL. It sits behind the [`Journal`] trait so another backend (PostgreSQL
-//! with `FOR UPDATE SKIP LOCKED`, for several hosts sharing one queue) can replace SQLite
-//! without touching ingress, workers or plugins.
+//! module that writes SQL. It sits behind the [`Journal`] trait, with two backends: SQLite (one
+//! host) and PostgreSQL (any number of hosts sharing one queue, claiming jobs with
+//! `FOR UPDATE SKIP LOCKED` under leases). Nothing outside this module knows which one runs:
+//! [`open`] picks it from `[store] backend`.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
 mod sqlite;
+#[doc(hidden)]
+pub mod test_postgres;
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
+pub use postgres::{PostgresJournal, PostgresSettings, mask_url, migrate_only, schema_version};
 pub use sqlite::{SqliteJournal, backup, unix_millis};
 
 use crate::event::Delivery;
@@ -130,6 +137,15 @@ pub enum JournalError {
     Open { path: String, message: String },
     #[error("journal database error: {0}")]
     Database(Arc<rusqlite::Error>),
+    /// PostgreSQL refused or failed a statement (the message never holds the connection URL).
+    #[error("journal database error: {0}")]
+    Postgres(String),
+    /// PostgreSQL cannot be reached now: no connection could be had within the pool's wait.
+    #[error("the journal database is unreachable: {0}")]
+    Unreachable(String),
+    /// The database's schema is newer than this build knows, or not there at all.
+    #[error("{0}")]
+    Schema(String),
     /// The writer thread dropped the write: it is gone, or could not begin a transaction
     /// (the reason is in the log).
     #[error("the journal writer is unavailable (see the log)")]
@@ -142,6 +158,14 @@ pub enum JournalError {
     Random(String),
     #[error("the journal's folder takes no writes: {0}")]
     Storage(String),
+}
+
+impl JournalError {
+    /// Whether the journal is out of reach for now (answer 503 and let the sender retry) rather
+    /// than refusing this particular write.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable | Self::Unreachable(_))
+    }
 }
 
 impl From<rusqlite::Error> for JournalError {
@@ -251,4 +275,60 @@ pub trait Journal: Send + Sync {
     /// attempt's. Returns whether it holds it. Locks are released when the attempt ends (see
     /// `end_attempt`), when its job is given up, and at start for attempts the host died in.
     async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError>;
+
+    /// Completes when queued jobs may have appeared that this host was not handed: another
+    /// host stored a delivery, or a dead host's leases expired and its jobs were queued again.
+    /// A journal only one host writes never completes it. Wake-ups may be spurious or
+    /// coalesced; the workers' periodic sweep stays the fallback.
+    async fn queue_changed(&self) {
+        std::future::pending::<()>().await
+    }
+
+    /// How often the workers sweep the journal for queued jobs nobody handed them.
+    fn sweep_interval(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    /// Whether job logs live in the journal (shared by every host) rather than in files on
+    /// this host. When false, the `*_log` methods are not called.
+    fn keeps_logs(&self) -> bool {
+        false
+    }
+
+    /// Appends a chunk to job `job`'s log.
+    async fn append_log(&self, job: JobId, text: Vec<u8>) -> Result<(), JournalError> {
+        let _ = (job, text);
+        Err(JournalError::Unavailable)
+    }
+
+    /// Bytes in job `job`'s log.
+    async fn log_len(&self, job: JobId) -> Result<u64, JournalError> {
+        let _ = job;
+        Err(JournalError::Unavailable)
+    }
+
+    /// Up to `max` chunks of job `job`'s log from chunk `from` (0 for the first) on, in order.
+    async fn read_log(
+        &self,
+        job: JobId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Vec<u8>>, JournalError> {
+        let _ = (job, from, max);
+        Err(JournalError::Unavailable)
+    }
+}
+
+/// How a host reaches its journal: `[store]` resolved, secrets read.
+pub enum StoreTarget {
+    Sqlite(std::path::PathBuf),
+    Postgres(PostgresSettings),
+}
+
+/// Opens (migrating if needed) the journal `target` names.
+pub async fn open(target: StoreTarget) -> Result<Arc<dyn Journal>, JournalError> {
+    Ok(match target {
+        StoreTarget::Sqlite(path) => Arc::new(SqliteJournal::open(&path)?),
+        StoreTarget::Postgres(settings) => Arc::new(PostgresJournal::open(settings).await?),
+    })
 }

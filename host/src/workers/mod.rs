@@ -220,10 +220,14 @@ impl Inner {
     /// Every so often, reads back queued jobs that nothing holds in memory: a retry that came
     /// due after a restart, or a job whose hand-over was lost. A job read back twice still
     /// starts once (the journal's compare-and-set).
+    /// With a journal that several hosts share, also whenever it says queued jobs may have
+    /// appeared (another host stored a delivery, or a dead host's jobs were queued again).
     async fn sweep(self: Arc<Self>) {
+        let interval = self.deps.journal.sweep_interval().min(SWEEP_INTERVAL);
         loop {
             tokio::select! {
-                () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                () = tokio::time::sleep(interval) => {}
+                () = self.deps.journal.queue_changed() => {}
                 () = self.stopping.cancelled() => return,
             }
             self.queue().spill(JobId(0));

@@ -1,0 +1,652 @@
+//! The journal's contract, as test functions over `&dyn Journal`, run against both backends
+//! (SQLite in a temporary folder; PostgreSQL on the private test server, a database each).
+//! Below them, what only several hosts sharing PostgreSQL can show: leases, fencing, locks
+//! and logs across hosts, migrations.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+
+use super::{
+    Appended, AttemptEnd, JobId, JobState, Journal, JournalError, PendingJob, PostgresJournal,
+    PostgresSettings, RecentFilter, SqliteJournal, test_postgres::TestPostgres, unix_millis,
+};
+use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
+
+fn delivery(id: &str) -> Arc<Delivery> {
+    Arc::new(Delivery {
+        id: DeliveryId::parse(id).unwrap(),
+        kind: EventKind::parse("pull_request").unwrap(),
+        facts: PayloadFacts {
+            action: Some("opened".into()),
+            repository: Some("octo/repo".into()),
+            sender: Some("mona".into()),
+        },
+        payload: Bytes::from_static(br#"{"action":"opened"}"#),
+        received_at: now_rfc3339(),
+    })
+}
+
+fn plugins(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+async fn new_jobs(journal: &dyn Journal, id: &str, names: &[&str]) -> Vec<PendingJob> {
+    match journal
+        .append(delivery(id), plugins(names), false)
+        .await
+        .unwrap()
+    {
+        Appended::New(jobs) => jobs,
+        Appended::Duplicate => panic!("{id} must be new"),
+    }
+}
+
+/// Every write before it is committed (SQLite answers a start before its batch commits).
+async fn settle(journal: &dyn Journal) {
+    journal.ping().await.unwrap();
+}
+
+async fn appends_are_stored_once_and_reruns_add_jobs(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "d1", &["a", "b"]).await;
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(
+        jobs.iter().map(|j| j.plugin.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let again = journal.append(delivery("d1"), plugins(&["a", "b"]), false);
+    assert!(matches!(again.await.unwrap(), Appended::Duplicate));
+    let Appended::New(rerun) = journal
+        .append(delivery("d1"), plugins(&["a"]), true)
+        .await
+        .unwrap()
+    else {
+        panic!("a rerun adds jobs");
+    };
+    assert_eq!(rerun.len(), 1);
+    let queued = journal.queued(JobId(0), 100, usize::MAX).await.unwrap();
+    assert_eq!(queued.jobs.len(), 3);
+    assert_eq!(
+        queued.jobs[0].delivery.payload,
+        &br#"{"action":"opened"}"#[..]
+    );
+    assert_eq!(queued.jobs[0].delivery.facts, delivery("d1").facts);
+    assert_eq!(journal.unfinished_count().await.unwrap(), 3);
+    let stored = journal.delivery("d1").await.unwrap().unwrap();
+    assert_eq!(stored.facts.sender.as_deref(), Some("mona"));
+    assert!(journal.delivery("nope").await.unwrap().is_none());
+    // A delivery no plugin wants is stored all the same.
+    assert!(matches!(
+        journal.append(delivery("d2"), Vec::new(), false).await.unwrap(),
+        Appended::New(jobs) if jobs.is_empty()
+    ));
+    assert!(journal.delivery("d2").await.unwrap().is_some());
+}
+
+async fn concurrent_appends_of_one_id_store_it_once(journal: Arc<dyn Journal>) {
+    let appends = (0..20).map(|_| {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move {
+            journal
+                .append(delivery("same"), plugins(&["a"]), false)
+                .await
+        })
+    });
+    let mut new = 0;
+    for append in appends {
+        if let Appended::New(_) = append.await.unwrap().unwrap() {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    assert_eq!(journal.jobs_of("same").await.unwrap().len(), 1);
+    let many = (0..100).map(|i| {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move {
+            journal
+                .append(delivery(&format!("c{i}")), plugins(&["a"]), false)
+                .await
+        })
+    });
+    for append in many {
+        assert!(matches!(append.await.unwrap().unwrap(), Appended::New(_)));
+    }
+    assert_eq!(journal.unfinished_count().await.unwrap(), 101);
+}
+
+async fn attempts_move_jobs_through_their_states_and_ends_are_fenced(journal: &dyn Journal) {
+    let job = new_jobs(journal, "d2", &["a"]).await[0].id;
+    assert_eq!(journal.start_attempt(job, 0).await.unwrap(), Some(1));
+    settle(journal).await;
+    assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
+    assert_eq!(
+        journal.start_attempt(job, 0).await.unwrap(),
+        None,
+        "started"
+    );
+    let retry = AttemptEnd::WillRetry {
+        error: "flaky".into(),
+        not_before: 0,
+    };
+    journal.end_attempt(job, 1, retry).await.unwrap();
+    let record = journal.job(job).await.unwrap();
+    assert_eq!(
+        (record.state, record.error.as_deref()),
+        (JobState::Queued, Some("flaky"))
+    );
+    assert_eq!(
+        journal.start_attempt(job, 0).await.unwrap(),
+        None,
+        "stale count"
+    );
+    assert_eq!(journal.start_attempt(job, 1).await.unwrap(), Some(2));
+    // The first attempt's end, late: refused, whatever it says.
+    let late = journal.end_attempt(job, 1, AttemptEnd::Succeeded { note: None });
+    assert!(matches!(
+        late.await,
+        Err(JournalError::NotRunning { attempt: 1, .. })
+    ));
+    let failed = AttemptEnd::Failed {
+        error: "gave up".into(),
+    };
+    journal.end_attempt(job, 2, failed).await.unwrap();
+    let record = journal.job(job).await.unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
+    let again = journal.end_attempt(job, 2, AttemptEnd::Succeeded { note: None });
+    assert!(matches!(again.await, Err(JournalError::NotRunning { .. })));
+    assert_eq!(journal.unfinished_count().await.unwrap(), 0);
+    assert_eq!(
+        journal.start_attempt(JobId(999_999), 0).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        journal.job(JobId(999_999)).await,
+        Err(JournalError::NoSuchJob(_))
+    ));
+}
+
+async fn a_retry_is_neither_started_nor_read_back_before_its_backoff(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "r1", &["later", "due"]).await;
+    for (job, not_before) in [
+        (jobs[0].id, unix_millis() + 600_000),
+        (jobs[1].id, unix_millis() - 1),
+    ] {
+        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), Some(1));
+        let retry = AttemptEnd::WillRetry {
+            error: "flaky".into(),
+            not_before,
+        };
+        journal.end_attempt(job, 1, retry).await.unwrap();
+    }
+    let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
+    let ids: Vec<JobId> = queued.jobs.iter().map(|job| job.id).collect();
+    assert_eq!(ids, [jobs[1].id]);
+    assert_eq!(journal.start_attempt(jobs[0].id, 1).await.unwrap(), None);
+    assert_eq!(journal.start_attempt(jobs[1].id, 1).await.unwrap(), Some(2));
+}
+
+async fn queued_pages_stop_at_their_limit_or_byte_budget(journal: &dyn Journal) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(new_jobs(journal, &format!("p{i}"), &["a"]).await[0].id);
+    }
+    let page = journal.queued(JobId(0), 2, usize::MAX).await.unwrap();
+    let listed: Vec<JobId> = page.jobs.iter().map(|job| job.id).collect();
+    assert_eq!(
+        (listed, page.next),
+        (ids[..2].to_vec(), Some(JobId(ids[1].0 + 1)))
+    );
+    // Each payload is 19 bytes: a budget of 30 holds one, and a page holds at least one.
+    let page = journal.queued(ids[2], 10, 30).await.unwrap();
+    assert_eq!((page.jobs.len(), page.next), (1, Some(ids[3])));
+    let page = journal.queued(ids[3], 10, 0).await.unwrap();
+    assert_eq!((page.jobs[0].id, page.next), (ids[3], Some(ids[4])));
+    journal.start_attempt(ids[4], 0).await.unwrap();
+    settle(journal).await;
+    let page = journal.queued(ids[3], 10, usize::MAX).await.unwrap();
+    assert_eq!((page.jobs.len(), page.next), (1, None));
+}
+
+async fn unstarted_jobs_can_fail_and_free_their_locks(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "u1", &["a", "b"]).await;
+    let (running, never) = (jobs[0].id, jobs[1].id);
+    assert_eq!(journal.start_attempt(running, 0).await.unwrap(), Some(1));
+    let error = "plugin gone".to_owned();
+    assert!(
+        !journal
+            .fail_unstarted(running, 1, error.clone())
+            .await
+            .unwrap(),
+        "running"
+    );
+    assert!(
+        journal
+            .fail_unstarted(never, 0, error.clone())
+            .await
+            .unwrap()
+    );
+    let record = journal.job(never).await.unwrap();
+    assert_eq!(
+        (record.state, record.error),
+        (JobState::Failed, Some(error.clone()))
+    );
+    assert!(
+        !journal.fail_unstarted(never, 0, error).await.unwrap(),
+        "ended"
+    );
+}
+
+async fn a_lock_has_one_holder_until_its_attempt_ends(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "l1", &["a", "b"]).await;
+    let (first, second) = (jobs[0].id, jobs[1].id);
+    let production = "deploy:o/r:production";
+    assert_eq!(journal.start_attempt(first, 0).await.unwrap(), Some(1));
+    assert_eq!(journal.start_attempt(second, 0).await.unwrap(), Some(1));
+    assert!(journal.try_lock(production, first, 1).await.unwrap());
+    assert!(
+        journal.try_lock(production, first, 1).await.unwrap(),
+        "re-entrant"
+    );
+    assert!(!journal.try_lock(production, second, 1).await.unwrap());
+    assert!(
+        journal
+            .try_lock("deploy:o/r:staging", second, 1)
+            .await
+            .unwrap()
+    );
+    let end = AttemptEnd::Succeeded { note: None };
+    journal.end_attempt(first, 1, end).await.unwrap();
+    assert!(journal.try_lock(production, second, 1).await.unwrap());
+}
+
+async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dyn Journal) {
+    for id in ["d1", "d2", "d3"] {
+        new_jobs(journal, id, &["a"]).await;
+    }
+    let failed = journal.jobs_of("d2").await.unwrap()[0].id;
+    journal.start_attempt(failed, 0).await.unwrap();
+    let end = AttemptEnd::Failed {
+        error: "boom".into(),
+    };
+    journal.end_attempt(failed, 1, end).await.unwrap();
+    let filter = |limit, failed, event: Option<&str>| RecentFilter {
+        limit,
+        failed,
+        event: event.map(str::to_owned),
+    };
+    let all = journal.recent(filter(10, false, None)).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["d3", "d2", "d1"]);
+    assert_eq!(all[0].jobs.len(), 1);
+    assert_eq!(
+        journal.recent(filter(1, false, None)).await.unwrap().len(),
+        1
+    );
+    let failed_only = journal.recent(filter(10, true, None)).await.unwrap();
+    assert_eq!(failed_only.len(), 1);
+    assert_eq!(failed_only[0].jobs[0].error.as_deref(), Some("boom"));
+    assert!(
+        journal
+            .recent(filter(10, false, Some("push")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        journal
+            .recent(filter(10, false, Some("pull_request")))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+async fn nonces_are_claimed_once_until_they_expire(journal: &dyn Journal) {
+    assert!(journal.claim_nonce("n-1", 160, 100).await.unwrap());
+    assert!(!journal.claim_nonce("n-1", 160, 100).await.unwrap());
+    assert!(journal.claim_nonce("n-2", 160, 100).await.unwrap());
+    assert!(!journal.claim_nonce("n-1", 170, 110).await.unwrap());
+    assert!(journal.claim_nonce("n-1", 261, 201).await.unwrap());
+}
+
+async fn host_keys_are_made_once(journal: &dyn Journal) {
+    let key = journal.host_key("links").await.unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(journal.host_key("links").await.unwrap(), key);
+    assert_ne!(journal.host_key("other").await.unwrap(), key);
+}
+
+async fn pruning_goes_in_batches_and_keeps_unfinished_jobs(journal: &dyn Journal) {
+    let mut ended = Vec::new();
+    for i in 0..5 {
+        let job = new_jobs(journal, &format!("old{i}"), &["a"]).await[0].id;
+        journal.start_attempt(job, 0).await.unwrap();
+        let end = AttemptEnd::Succeeded { note: None };
+        journal.end_attempt(job, 1, end).await.unwrap();
+        ended.push(job);
+    }
+    let queued = new_jobs(journal, "pending", &["a"]).await[0].id;
+    let future = "9999-01-01T00:00:00Z";
+    let first = journal.prune_jobs(future, 3).await.unwrap();
+    assert_eq!(first, ended[..3]);
+    let rest = journal.prune_jobs(future, 3).await.unwrap();
+    assert_eq!(rest, ended[3..]);
+    assert!(journal.prune_jobs(future, 3).await.unwrap().is_empty());
+    assert_eq!(journal.job(queued).await.unwrap().state, JobState::Queued);
+    // Deliveries without jobs go, in batches; the one with a queued job stays.
+    assert_eq!(journal.prune_deliveries(future, 3).await.unwrap(), 3);
+    assert_eq!(journal.prune_deliveries(future, 3).await.unwrap(), 2);
+    assert_eq!(journal.prune_deliveries(future, 3).await.unwrap(), 0);
+    assert!(journal.delivery("pending").await.unwrap().is_some());
+    assert!(journal.delivery("old0").await.unwrap().is_none());
+    // Nothing ended before the epoch.
+    assert!(
+        journal
+            .prune_jobs("1970-01-01T00:00:00Z", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// One test per contract function, per backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let journal = super::SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+                    super::$name(&journal).await;
+                }
+            )*
+            #[tokio::test]
+            async fn concurrent_appends_of_one_id_store_it_once() {
+                let dir = tempfile::tempdir().unwrap();
+                let journal = super::SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+                super::concurrent_appends_of_one_id_store_it_once(std::sync::Arc::new(journal)).await;
+            }
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(journal) = super::postgres(None).await else { return };
+                    super::$name(&journal).await;
+                }
+            )*
+            #[tokio::test]
+            async fn concurrent_appends_of_one_id_store_it_once() {
+                let Some(journal) = super::postgres(None).await else { return };
+                super::concurrent_appends_of_one_id_store_it_once(std::sync::Arc::new(journal)).await;
+            }
+        }
+    };
+}
+
+conformance!(
+    appends_are_stored_once_and_reruns_add_jobs,
+    attempts_move_jobs_through_their_states_and_ends_are_fenced,
+    a_retry_is_neither_started_nor_read_back_before_its_backoff,
+    queued_pages_stop_at_their_limit_or_byte_budget,
+    unstarted_jobs_can_fail_and_free_their_locks,
+    a_lock_has_one_holder_until_its_attempt_ends,
+    recent_deliveries_filter_by_event_and_failure_newest_first,
+    nonces_are_claimed_once_until_they_expire,
+    host_keys_are_made_once,
+    pruning_goes_in_batches_and_keeps_unfinished_jobs,
+);
+
+fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {
+    PostgresSettings {
+        url,
+        origin: "the test".into(),
+        pool_size: 8,
+        tls: None,
+        lease,
+        poll,
+    }
+}
+
+/// A journal on a fresh database of the test server (`None`: PostgreSQL is not installed), or
+/// on `url`'s.
+async fn postgres(url: Option<String>) -> Option<PostgresJournal> {
+    let url = match url {
+        Some(url) => url,
+        None => TestPostgres::get()?.database(),
+    };
+    let settings = settings(url, Duration::from_secs(30), Duration::from_secs(1));
+    Some(PostgresJournal::open(settings).await.unwrap())
+}
+
+/// A host's journal on `url` with a short lease, polling often.
+async fn host(url: &str, lease_ms: u64) -> PostgresJournal {
+    let lease = Duration::from_millis(lease_ms);
+    let settings = settings(url.to_owned(), lease, Duration::from_millis(100));
+    PostgresJournal::open(settings).await.unwrap()
+}
+
+/// Polls `check` until it holds; panics after 30 s.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_hosts_job_is_run_again_after_its_lease_and_its_late_end_is_refused() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let dead = host(&url, 1000).await;
+    let job = new_jobs(&dead, "lease-1", &["a"]).await[0].id;
+    let production = "deploy:o/r:production";
+    assert_eq!(dead.start_attempt(job, 0).await.unwrap(), Some(1));
+    assert!(dead.try_lock(production, job, 1).await.unwrap());
+    // The host dies: its journal stops renewing.
+    drop(dead);
+    let other = host(&url, 1000).await;
+    eventually(
+        "the lease to expire and the job to be queued again",
+        async || other.job(job).await.unwrap().state == JobState::Queued,
+    )
+    .await;
+    let queued = other.queued(JobId(0), 10, usize::MAX).await.unwrap();
+    assert_eq!(queued.jobs[0].attempts, 1, "the dead attempt is counted");
+    assert_eq!(other.start_attempt(job, 1).await.unwrap(), Some(2));
+    // What the dead attempt held is free for the re-run.
+    assert!(other.try_lock(production, job, 2).await.unwrap());
+    // The first host was only slow: it comes back and reports its attempt. Refused.
+    let slow = host(&url, 1000).await;
+    let late = slow.end_attempt(
+        job,
+        1,
+        AttemptEnd::Failed {
+            error: "late".into(),
+        },
+    );
+    assert!(matches!(late.await, Err(JournalError::NotRunning { .. })));
+    other
+        .end_attempt(job, 2, AttemptEnd::Succeeded { note: None })
+        .await
+        .unwrap();
+    let record = other.job(job).await.unwrap();
+    assert_eq!(
+        (record.state, record.attempts, record.error),
+        (JobState::Succeeded, 2, None)
+    );
+}
+
+#[tokio::test]
+async fn a_live_hosts_lease_is_renewed_and_its_lock_held_across_hosts() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let (a, b) = (host(&url, 600).await, host(&url, 600).await);
+    let jobs = new_jobs(&a, "renew-1", &["deployer", "deployer"]).await;
+    assert_eq!(a.start_attempt(jobs[0].id, 0).await.unwrap(), Some(1));
+    assert_eq!(b.start_attempt(jobs[1].id, 0).await.unwrap(), Some(1));
+    let production = "deploy:o/r:production";
+    assert!(a.try_lock(production, jobs[0].id, 1).await.unwrap());
+    // Five leases long: renewed all along, so never rescued, and the lock stays A's.
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!b.try_lock(production, jobs[1].id, 1).await.unwrap());
+        assert_eq!(b.job(jobs[0].id).await.unwrap().state, JobState::Running);
+    }
+    a.end_attempt(jobs[0].id, 1, AttemptEnd::Succeeded { note: None })
+        .await
+        .unwrap();
+    assert!(b.try_lock(production, jobs[1].id, 1).await.unwrap());
+}
+
+#[tokio::test]
+async fn another_host_is_woken_by_notify_without_polling() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let writer = postgres(Some(url.clone())).await.unwrap();
+    // Polls once an hour: only a NOTIFY can wake it in time.
+    let settings = settings(url, Duration::from_secs(7200), Duration::from_secs(3600));
+    let listener = PostgresJournal::open(settings).await.unwrap();
+    // The first wake-up is the listener's own, once it listens (and an initial poll).
+    tokio::time::timeout(Duration::from_secs(30), listener.queue_changed())
+        .await
+        .expect("listening");
+    tokio::time::timeout(Duration::from_secs(30), listener.queue_changed())
+        .await
+        .expect("the initial poll");
+    let woken = listener.queue_changed();
+    tokio::pin!(woken);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut woken)
+            .await
+            .is_err(),
+        "woken with nothing new"
+    );
+    new_jobs(&writer, "notify-1", &["a"]).await;
+    tokio::time::timeout(Duration::from_secs(30), woken)
+        .await
+        .expect("woken by the other host's NOTIFY");
+}
+
+#[tokio::test]
+async fn job_logs_are_shared_gapless_and_pruned_with_their_jobs() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let a = Arc::new(host(&url, 30_000).await);
+    let b = host(&url, 30_000).await;
+    let job = new_jobs(&*a, "log-1", &["a"]).await[0].id;
+    let writers = (0..4).map(|w| {
+        let a = Arc::clone(&a);
+        tokio::spawn(async move {
+            for line in 0..25 {
+                a.append_log(job, format!("w{w} l{line}\n").into_bytes())
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    // Read from the other host while they write: chunks come in order, none missed.
+    let mut read = Vec::new();
+    let mut next = 0;
+    for writer in writers {
+        writer.await.unwrap();
+        let chunks = b.read_log(job, next, 7).await.unwrap();
+        next += chunks.len() as u64;
+        read.extend(chunks);
+    }
+    loop {
+        let chunks = b.read_log(job, next, 7).await.unwrap();
+        if chunks.is_empty() {
+            break;
+        }
+        next += chunks.len() as u64;
+        read.extend(chunks);
+    }
+    assert_eq!(read.len(), 100);
+    let text = String::from_utf8(read.concat()).unwrap();
+    assert_eq!(b.log_len(job).await.unwrap(), text.len() as u64);
+    for w in 0..4 {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("w{w} ")))
+            .collect();
+        let expected: Vec<String> = (0..25).map(|l| format!("w{w} l{l}")).collect();
+        assert_eq!(lines, expected, "one writer's lines in order");
+    }
+    a.start_attempt(job, 0).await.unwrap();
+    a.end_attempt(job, 1, AttemptEnd::Succeeded { note: None })
+        .await
+        .unwrap();
+    assert_eq!(
+        b.prune_jobs("9999-01-01T00:00:00Z", 10).await.unwrap(),
+        [job]
+    );
+    assert_eq!(b.log_len(job).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn migrations_apply_once_to_an_empty_database_even_from_hosts_starting_at_once() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let settings = settings(url.clone(), Duration::from_secs(30), Duration::from_secs(1));
+    assert_eq!(super::migrate_only(&settings, false).await.unwrap(), (0, 0));
+    let starting = (0..6).map(|_| {
+        let settings = settings.clone();
+        tokio::spawn(async move { PostgresJournal::open(settings).await.map(drop) })
+    });
+    for start in starting {
+        start.await.unwrap().unwrap();
+    }
+    let current = super::schema_version();
+    assert_eq!(
+        super::migrate_only(&settings, false).await.unwrap(),
+        (current, current)
+    );
+    // A current database: nothing to apply, and its contents stay.
+    let journal = PostgresJournal::open(settings.clone()).await.unwrap();
+    new_jobs(&journal, "kept", &["a"]).await;
+    assert_eq!(
+        super::migrate_only(&settings, true).await.unwrap(),
+        (current, current)
+    );
+    assert!(journal.delivery("kept").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_bad_url_names_the_setting_and_never_shows_the_password() {
+    let mut bad = settings(
+        "postgres://app:hunter2@127.0.0.1:1/x?connect_timeout=x".into(),
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    bad.origin = "[store] url_env (SWITCHYARD_DATABASE_URL)".into();
+    let error = PostgresJournal::open(bad.clone())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("url_env"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+    // A server that is not there: unreachable, and still no password.
+    bad.url = "postgres://app:hunter2@127.0.0.1:1/x".into();
+    let error = PostgresJournal::open(bad).await.err().unwrap();
+    assert!(error.is_unavailable(), "{error}");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    assert!(!format!("{error:?}").contains("hunter2"));
+}

@@ -1,0 +1,293 @@
+//! Several hosts sharing one PostgreSQL journal: deliveries sent to both run once each, a
+//! delivery sent to both at once is stored once, a host killed with its jobs running leaves
+//! them to the other after their leases, a log written on one host streams from the other,
+//! and the database going away gets 503s (never a 202 for what was not stored) until it is
+//! back. Each test has a database of its own on the private server (`journal::test_postgres`);
+//! without PostgreSQL installed they say so and pass, except under `CI=true`.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use switchyard::journal::{
+    JobState, Journal, PostgresJournal, PostgresSettings, test_postgres::TestPostgres,
+};
+
+use crate::support::{
+    EVENT_LOG, HostSpec, SECRET, TestHost, behaviours, example, expand, library,
+    net::{free_port, wait_until_listening},
+    send_signed,
+    server::spawn_server,
+};
+
+/// `[store]` keys for a host on the database at `url`, its URL in a file (as `url_file`).
+fn store(url: &str) -> (tempfile::TempDir, String) {
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("database-url");
+    std::fs::write(&file, format!("{url}\n")).unwrap();
+    let keys = format!(
+        "backend = \"postgres\"\nurl_file = \"{}\"\nlease_secs = 3\npoll_secs = 1\n",
+        file.display()
+    );
+    (secrets, keys)
+}
+
+/// The test's own look at the database.
+async fn journal(url: &str) -> PostgresJournal {
+    PostgresJournal::open(PostgresSettings {
+        url: url.to_owned(),
+        origin: "the test".into(),
+        pool_size: 4,
+        tls: None,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_secs(1),
+    })
+    .await
+    .unwrap()
+}
+
+async fn two_hosts(url: &str, plugins: &str) -> (TestHost, TestHost, tempfile::TempDir) {
+    let (secrets, keys) = store(url);
+    let spec = || HostSpec {
+        store: keys.clone(),
+        plugins: plugins.to_owned(),
+        ..HostSpec::default()
+    };
+    let a = TestHost::start(spec()).await;
+    let b = TestHost::start(spec()).await;
+    (a, b, secrets)
+}
+
+#[tokio::test]
+async fn deliveries_sent_to_two_hosts_run_once_each_and_one_sent_to_both_is_stored_once() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let (a, b, _secrets) = two_hosts(&url, EVENT_LOG).await;
+    let payload = example("pull_request", Some("opened"));
+    let mut sent = Vec::new();
+    for n in 0..30 {
+        let delivery = format!("shared-{n}");
+        let host = if n % 2 == 0 { &a } else { &b };
+        assert_eq!(host.send("pull_request", &delivery, &payload).await.0, 202);
+        sent.push(delivery);
+    }
+    // The same delivery to both hosts at once: one stores it, the other finds it stored.
+    let (first, second) = tokio::join!(
+        a.send("pull_request", "both", &payload),
+        b.send("pull_request", "both", &payload)
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 202], "one stored, one found stored");
+    let duplicates = [&first.1, &second.1]
+        .iter()
+        .filter(|answer| answer["duplicate"] == true)
+        .count();
+    assert_eq!(duplicates, 1, "{first:?} {second:?}");
+    sent.push("both".into());
+
+    let observer = journal(&url).await;
+    for delivery in &sent {
+        let jobs = crate::support::ended_jobs(&observer, delivery, 1).await;
+        assert_eq!(
+            (jobs[0].state, jobs[0].attempts),
+            (JobState::Succeeded, 1),
+            "{delivery}"
+        );
+    }
+    // Each ran on exactly one host: the event-log lines of both hosts, together, name every
+    // delivery once.
+    let mut logged: Vec<String> = a
+        .events_logged()
+        .into_iter()
+        .chain(b.events_logged())
+        .map(|event| event["delivery"].as_str().unwrap().to_owned())
+        .collect();
+    logged.sort();
+    sent.sort();
+    assert_eq!(logged, sent);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_log_written_on_one_host_streams_live_from_the_other() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let script = "echo first-line; sleep 3; echo second-line";
+    let plugin = behaviours(
+        "runner",
+        "",
+        &format!("behaviour = \"run\"\nscript = {script:?}"),
+    );
+    let (a, b, _secrets) = two_hosts(&url, &plugin).await;
+    let (status, answer) = a
+        .send(
+            "pull_request",
+            "logged-1",
+            &example("pull_request", Some("opened")),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let job = switchyard::journal::JobId(answer["jobs"][0]["job"].as_i64().unwrap());
+    let observer = journal(&url).await;
+    // Whichever host runs it, the other reads it (the same link works on both).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while observer.log_len(job).await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no log line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(observer.job(job).await.unwrap().state, JobState::Running);
+    assert_eq!(a.log_path(job), b.log_path(job));
+    let mut reading_a = a.get_streaming(&a.log_path(job)).await;
+    let mut reading_b = b.get_streaming(&b.log_path(job)).await;
+    assert_eq!(reading_b.status(), 200);
+    // The first line arrives while the job still runs ...
+    let first = reading_b.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("first-line"));
+    assert_ne!(observer.job(job).await.unwrap().state, JobState::Succeeded);
+    // ... and the stream ends with the job, the whole log sent, the same on both hosts.
+    let mut rest_b = first.to_vec();
+    while let Some(chunk) = reading_b.chunk().await.unwrap() {
+        rest_b.extend_from_slice(&chunk);
+    }
+    let mut whole_a = Vec::new();
+    while let Some(chunk) = reading_a.chunk().await.unwrap() {
+        whole_a.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(rest_b).unwrap();
+    assert!(text.contains("second-line"), "{text}");
+    assert_eq!(String::from_utf8(whole_a).unwrap(), text);
+    assert_eq!(observer.job(job).await.unwrap().state, JobState::Succeeded);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn the_database_going_away_gets_503_never_a_202_and_the_host_recovers() {
+    let Some(server) = TestPostgres::dedicated() else {
+        return;
+    };
+    let url = server.database();
+    let (_secrets, keys) = store(&url);
+    let host = TestHost::start(HostSpec {
+        store: keys,
+        plugins: EVENT_LOG.into(),
+        ..HostSpec::default()
+    })
+    .await;
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(host.send("pull_request", "before", &payload).await.0, 202);
+    host.ended_jobs("before", 1).await;
+
+    server.stop();
+    for n in 0..5 {
+        let (status, _) = host
+            .send("pull_request", &format!("during-{n}"), &payload)
+            .await;
+        assert_eq!(
+            status, 503,
+            "delivery during-{n} while the database is down"
+        );
+    }
+    assert_eq!(host.get("/readyz").await.0, 503);
+
+    server.start();
+    // Back by itself: the pool reconnects.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = host.send("pull_request", "after", &payload).await;
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(Instant::now() < deadline, "the host did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(host.get("/readyz").await.0, 200);
+    host.ended_jobs("after", 1).await;
+    // Nothing answered 503 was stored.
+    for n in 0..5 {
+        let during = format!("during-{n}");
+        assert!(
+            host.host_state
+                .journal
+                .delivery(&during)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    host.stop().await;
+}
+
+fn write_config(dir: &Path, port: u16, sleep_millis: u64) -> PathBuf {
+    let _ = library("switchyard-test-behaviours");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"PG_TEST_SECRET\"\n\
+         [store]\npath = \"{{dir}}/local.db\"\nbackend = \"postgres\"\nurl_env = \"PG_TEST_URL\"\n\
+         lease_secs = 3\npoll_secs = 1\n{}",
+        behaviours(
+            "slow",
+            "timeout_secs = 120\nmax_attempts = 3",
+            &format!("behaviour = \"sleep\"\nmillis = {sleep_millis}")
+        )
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, expand(&text, dir)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_host_killed_with_jobs_running_leaves_them_to_the_other_after_their_leases() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let env = [("PG_TEST_SECRET", SECRET), ("PG_TEST_URL", url.as_str())];
+    let observer = Arc::new(journal(&url).await);
+
+    // Host A: its jobs sleep far longer than the test.
+    let dir_a = tempfile::tempdir().unwrap();
+    let port_a = free_port();
+    let mut host_a = spawn_server(&write_config(dir_a.path(), port_a, 600_000), &env, None);
+    wait_until_listening(port_a).await;
+    let payload = example("pull_request", Some("opened"));
+    let url_a = format!("http://127.0.0.1:{port_a}/event_handler");
+    let sent: Vec<String> = (0..5).map(|n| format!("killed-{n}")).collect();
+    for delivery in &sent {
+        assert_eq!(
+            send_signed(&url_a, "pull_request", delivery, &payload).await,
+            202
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for delivery in &sent {
+        while observer.jobs_of(delivery).await.unwrap()[0].state != JobState::Running {
+            assert!(Instant::now() < deadline, "{delivery} did not start on A");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    host_a.0.kill().unwrap(); // SIGKILL: no end recorded, no lease given back.
+    host_a.0.wait().unwrap();
+
+    // Host B, quick jobs: it runs A's again once their leases expire, each once more.
+    let dir_b = tempfile::tempdir().unwrap();
+    let port_b = free_port();
+    let _host_b = spawn_server(&write_config(dir_b.path(), port_b, 1), &env, None);
+    wait_until_listening(port_b).await;
+    for delivery in &sent {
+        let jobs = crate::support::ended_jobs(&*observer, delivery, 1).await;
+        assert_eq!(
+            (jobs[0].state, jobs[0].attempts),
+            (JobState::Succeeded, 2),
+            "{delivery}: the killed attempt counted, the re-run succeeded"
+        );
+    }
+}
