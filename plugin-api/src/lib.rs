@@ -110,7 +110,8 @@ pub mod prelude {
     pub use crate::{
         CancelReason, CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment,
         NewDeploymentStatus, Outcome, Permissions, Plugin, PluginConfig, PluginError, RunOutput,
-        RunRequest, Source, StatusState, Subscription, async_trait, declare_plugin, fit_description,
+        RunRequest, Source, StatusState, Subscription, async_trait, declare_plugin,
+        fit_description,
         payload::{self, short_sha},
     };
 }

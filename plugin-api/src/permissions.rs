@@ -200,8 +200,16 @@ mod tests {
         );
         assert_eq!(Permissions::none().to_string(), "none");
         let bad = serde_json::from_str::<Permissions>(r#"{"contents":"everything"}"#);
-        assert!(bad.unwrap_err().to_string().contains("contents: invalid access"));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("contents: invalid access")
+        );
         let bad = serde_json::from_str::<Permissions>(r#"{"Contents":"read"}"#);
-        assert!(bad.unwrap_err().to_string().contains("invalid permission name"));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("invalid permission name")
+        );
     }
 }

@@ -18,7 +18,9 @@ pub enum CreateReply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         permissions: Option<Permissions>,
     },
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// Everything about a call but the payload: the job and the facts the host read off the

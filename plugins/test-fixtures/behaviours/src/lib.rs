@@ -111,7 +111,8 @@ impl Plugin for Behaving {
                 let repo = event.repository.as_deref().unwrap_or_default();
                 let path = path.replace("{repo}", repo);
                 let answer = host.github(method, &path, body.clone()).await?;
-                host.log(format!("{method} {path}: {}", answer.status)).await;
+                host.log(format!("{method} {path}: {}", answer.status))
+                    .await;
                 Ok(Outcome::Done)
             }
             Behaviour::Run {
