@@ -117,38 +117,6 @@ pub fn format_plugins(config: &Config, answer: &Value) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::journal::{JobId, JobRecord, JobState};
-
-    #[test]
-    fn deliveries_print_one_block_each_with_their_jobs() {
-        let record = DeliveryRecord {
-            id: "d-1".into(),
-            event: "pull_request".into(),
-            action: Some("opened".into()),
-            repository: Some("octo/app".into()),
-            received_at: "2026-11-23T10:00:00Z".into(),
-            jobs: vec![JobRecord {
-                id: JobId(4),
-                delivery: "d-1".into(),
-                plugin: "ci".into(),
-                state: JobState::Failed,
-                attempts: 1,
-                error: Some("Build #4 timed out after 1 s".into()),
-                note: None,
-            }],
-        };
-        assert_eq!(
-            format_deliveries(&[record]),
-            "2026-11-23T10:00:00Z  d-1  pull_request.opened  octo/app\n    \
-             job 4 ci: failed (attempts 1): Build #4 timed out after 1 s\n"
-        );
-        assert_eq!(format_deliveries(&[]), "no deliveries\n");
-    }
-}
-
 /// Who `switchyard check` says the host acts as on GitHub.
 pub fn github_identity(config: &Config, secrets: &crate::app::Secrets) -> String {
     let github = &config.github;
@@ -209,4 +177,36 @@ pub async fn github_app(config: &Config) -> anyhow::Result<String> {
         .context("cannot build the HTTP client")?;
     let app = crate::github::App::new(&config.github, api, std::sync::Arc::new(key));
     Ok(app.about().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{JobId, JobRecord, JobState};
+
+    #[test]
+    fn deliveries_print_one_block_each_with_their_jobs() {
+        let record = DeliveryRecord {
+            id: "d-1".into(),
+            event: "pull_request".into(),
+            action: Some("opened".into()),
+            repository: Some("octo/app".into()),
+            received_at: "2026-11-23T10:00:00Z".into(),
+            jobs: vec![JobRecord {
+                id: JobId(4),
+                delivery: "d-1".into(),
+                plugin: "ci".into(),
+                state: JobState::Failed,
+                attempts: 1,
+                error: Some("Build #4 timed out after 1 s".into()),
+                note: None,
+            }],
+        };
+        assert_eq!(
+            format_deliveries(&[record]),
+            "2026-11-23T10:00:00Z  d-1  pull_request.opened  octo/app\n    \
+             job 4 ci: failed (attempts 1): Build #4 timed out after 1 s\n"
+        );
+        assert_eq!(format_deliveries(&[]), "no deliveries\n");
+    }
 }

@@ -633,6 +633,8 @@ fn app_respond(
 }
 
 /// The installation token a call carries, if the fake minted it and it is good now.
+// The error is the answer itself, made once per refused call.
+#[allow(clippy::result_large_err)]
 fn installation_token(
     state: &State,
     authorization: &str,
@@ -660,6 +662,7 @@ fn installation_token(
 }
 
 /// Whether `token` may make the call: the operation's permission, on a repository it covers.
+#[allow(clippy::result_large_err)]
 fn permitted(
     token: &MintedToken,
     operation: Option<&'static str>,
