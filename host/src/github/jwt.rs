@@ -170,7 +170,12 @@ impl AppJwt {
 
     fn sign(&self, iat: i64, exp: i64) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let claims = serde_json::json!({"iat": iat, "exp": exp, "iss": self.issuer});
+        // An App id goes as the number it is; a client id as text.
+        let iss = match self.issuer.parse::<u64>() {
+            Ok(id) => serde_json::json!(id),
+            Err(_) => serde_json::json!(self.issuer),
+        };
+        let claims = serde_json::json!({"iat": iat, "exp": exp, "iss": iss});
         let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signed = format!("{header}.{claims}");
         let signature = URL_SAFE_NO_PAD.encode(self.key.sign(signed.as_bytes()));
@@ -220,7 +225,9 @@ mod tests {
         let exp = claims["exp"].as_i64().unwrap();
         assert!((now - 61..=now - 59).contains(&iat), "{claims}");
         assert!(exp - now <= 600 && exp - now > 500, "{claims}");
-        assert_eq!(claims["iss"], "12345");
+        assert_eq!(claims["iss"], 12345);
+        let client = AppJwt::new(key(), "Iv1.abc".into());
+        assert_eq!(self::claims(&client.token())["iss"], "Iv1.abc");
         assert!(switchyard_testkit::app::verify_jwt(&token).is_ok());
         assert_eq!(jwt.token(), token, "reused while it has minutes left");
     }

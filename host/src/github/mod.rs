@@ -18,7 +18,7 @@ pub mod stand_in;
 pub mod token;
 pub mod tokens;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -43,22 +43,37 @@ pub struct Caller {
     /// The event's `owner/repo`: App tokens are narrowed to it.
     pub repository: Option<String>,
     /// The delivery's payload, whose `installation.id` is read when a token is needed.
-    pub payload: Bytes,
+    payload: Bytes,
+    installation: OnceLock<Option<u64>>,
 }
 
 impl Caller {
-    /// A caller with no plugin, event or repository.
-    pub fn nobody() -> Self {
+    pub fn new(
+        plugin: String,
+        permissions: Option<Permissions>,
+        repository: Option<String>,
+        payload: Bytes,
+    ) -> Self {
         Self {
-            plugin: String::new(),
-            permissions: None,
-            repository: None,
-            payload: Bytes::new(),
+            plugin,
+            permissions,
+            repository,
+            payload,
+            installation: OnceLock::new(),
         }
     }
 
-    /// The payload's `installation.id`, which GitHub sends with every App delivery.
+    /// A caller with no plugin, event or repository.
+    pub fn nobody() -> Self {
+        Self::new(String::new(), None, None, Bytes::new())
+    }
+
+    /// The payload's `installation.id`, which GitHub sends with every App delivery: read once.
     pub fn installation(&self) -> Option<u64> {
+        *self.installation.get_or_init(|| self.read_installation())
+    }
+
+    fn read_installation(&self) -> Option<u64> {
         #[derive(Deserialize)]
         struct Id {
             id: u64,

@@ -138,12 +138,12 @@ mod tests {
     use super::*;
 
     fn caller(permissions: Option<Permissions>) -> Caller {
-        Caller {
-            plugin: "notify".into(),
+        Caller::new(
+            "notify".into(),
             permissions,
-            repository: Some("octo/app".into()),
-            payload: Default::default(),
-        }
+            Some("octo/app".into()),
+            Default::default(),
+        )
     }
 
     fn headers(accepted: &str) -> HeaderMap {

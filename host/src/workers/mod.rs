@@ -483,12 +483,12 @@ impl Inner {
         let payload = delivery.payload.clone();
         let services = Arc::new(JobServices {
             attempt: Arc::clone(attempt),
-            caller: Caller {
-                plugin: plugin.name().to_owned(),
-                permissions: plugin.permissions.clone(),
-                repository: delivery.facts.repository.clone(),
-                payload: delivery.payload.clone(),
-            },
+            caller: Caller::new(
+                plugin.name().to_owned(),
+                plugin.permissions.clone(),
+                delivery.facts.repository.clone(),
+                delivery.payload.clone(),
+            ),
             allowance: Arc::clone(&plugin.allowance),
             deps: Arc::clone(&self.deps.services),
             runtime: tokio::runtime::Handle::current(),
