@@ -214,6 +214,11 @@ impl FakeGitHub {
         &self.url
     }
 
+    /// Whether it was started as a GitHub App ([`FakeGitHub::start_app`]).
+    pub fn is_app(&self) -> bool {
+        self.state().app.is_some()
+    }
+
     fn with_app<T>(&self, change: impl FnOnce(&mut AppState) -> T) -> T {
         let mut state = self.state();
         let app = state
