@@ -117,6 +117,68 @@ pub fn format_plugins(config: &Config, answer: &Value) -> String {
     out
 }
 
+/// Who `switchyard check` says the host acts as on GitHub.
+pub fn github_identity(config: &Config, secrets: &crate::app::Secrets) -> String {
+    let github = &config.github;
+    match (&github.auth, &secrets.github_app_key) {
+        (crate::config::GitHubAuth::App, Some(key)) => {
+            let id = match (&github.app_id, &github.client_id) {
+                (Some(id), _) => format!("app_id {id}"),
+                (None, Some(client)) => format!("client_id {client}"),
+                (None, None) => "no id".to_owned(),
+            };
+            let origin = match &github.private_key_file {
+                Some(file) => config.secret_path(file).display().to_string(),
+                None => github.private_key_env.clone(),
+            };
+            format!(
+                "GitHub App, {id}, private key from {origin} (RSA, {} bits); `switchyard app` asks GitHub about it",
+                key.bits()
+            )
+        }
+        _ => match (&github.token_file, &secrets.github_token) {
+            (Some(file), _) => format!("token from {}", config.secret_path(file).display()),
+            (None, Some(_)) => format!("token from {}", github.token_env),
+            (None, None) => format!(
+                "no token ({} is not set: jobs that call GitHub fail)",
+                github.token_env
+            ),
+        },
+    }
+}
+
+/// A plugin's GitHub permissions as `switchyard check` prints them.
+pub fn describe_permissions(plugin: &crate::plugins::LoadedPlugin) -> String {
+    match (
+        &plugin.permissions,
+        &plugin.declared,
+        &plugin.entry.permissions,
+    ) {
+        (None, _, _) => "not declared (the App installation's)".to_owned(),
+        (Some(effective), Some(declared), Some(_)) if effective != declared => {
+            format!("{effective} (narrowed from {declared})")
+        }
+        (Some(effective), None, Some(_)) => format!("{effective} (from config.toml)"),
+        (Some(effective), _, _) => effective.to_string(),
+    }
+}
+
+/// `switchyard app`: with the App's JWT, who GitHub says the App is and its installations.
+pub async fn github_app(config: &Config) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    if config.github.auth != crate::config::GitHubAuth::App {
+        anyhow::bail!(
+            "{}: [github] auth is \"token\": set auth = \"app\" with app_id (or client_id) and the App's private key to act as a GitHub App (see docs/github-app.md)",
+            config.file.display()
+        );
+    }
+    let key = crate::app::github_app_key(config)?;
+    let api = crate::github::client::Api::new(&config.github, Default::default())
+        .context("cannot build the HTTP client")?;
+    let app = crate::github::App::new(&config.github, api, std::sync::Arc::new(key));
+    Ok(app.about().await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

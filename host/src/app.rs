@@ -11,10 +11,10 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    checkout::Checkouts,
+    checkout::{self, Checkouts},
     config::{Backend, StoreTls},
-    config::{Config, Redeliveries, secret_from_env, secret_from_file},
-    github::{GitHub, GitHubClient, stand_in},
+    config::{Config, GitHubAuth, Redeliveries, secret_from_env, secret_from_file},
+    github::{self, AppKey, GitHub, stand_in},
     ingress::{self, BodyLimits, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks},
     journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
@@ -43,6 +43,8 @@ pub struct IngressSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub ingress: Arc<IngressSettings>,
+    /// The host's GitHub identity: ingress shows it installation events.
+    pub github: Arc<dyn GitHub>,
     pub journal: Arc<dyn Journal>,
     pub plugins: Arc<Plugins>,
     pub workers: Workers,
@@ -95,6 +97,12 @@ pub enum StartError {
         setting: &'static str,
         problem: String,
     },
+    #[error(
+        "the GitHub App's private key is not set: export {variable} (named by [github] private_key_env in {config}) with the .pem file GitHub made for the App, or name that file in [github] private_key_file"
+    )]
+    NoAppKey { variable: String, config: String },
+    #[error("the GitHub App's private key in {origin}: {problem}")]
+    AppKey { origin: String, problem: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -129,14 +137,24 @@ pub struct Switchyard {
 pub struct Secrets {
     pub webhook: WebhookSecret,
     pub github_token: Option<String>,
+    /// With `[github] auth = "app"`: the App's private key, checked to be RSA.
+    pub github_app_key: Option<Arc<AppKey>>,
 }
 
 impl Secrets {
-    /// Reads both secrets, each from its `*_file` when one is set, else its `*_env`. The
-    /// webhook secret is required; without a GitHub token the host runs, with one warning, and
-    /// jobs that call GitHub fail naming the variable.
+    /// Reads the secrets, each from its `*_file` when one is set, else its `*_env`. The
+    /// webhook secret is required, and so is an App's private key; without a GitHub token the
+    /// host runs, with one warning, and jobs that call GitHub fail naming the variable.
     pub fn from_env(config: &Config) -> Result<Self, StartError> {
         let webhook = webhook_secret(config)?;
+        if config.github.auth == GitHubAuth::App {
+            let key = github_app_key(config)?;
+            return Ok(Self {
+                webhook,
+                github_token: None,
+                github_app_key: Some(Arc::new(key)),
+            });
+        }
         let github_token =
             match &config.github.token_file {
                 Some(file) => Some(secret_from_file(&config.secret_path(file)).map_err(
@@ -158,14 +176,53 @@ impl Secrets {
         Ok(Self {
             webhook,
             github_token,
+            github_app_key: None,
         })
     }
 
-    /// Every secret value, for masking in job logs.
+    /// Every secret value, for masking in job logs: the webhook secret, the token and its
+    /// form in git's header, the App key's lines. (Installation tokens are masked by their
+    /// shape: see `job_log`.)
     fn values(&self) -> impl Iterator<Item = String> {
         let webhook = String::from_utf8_lossy(self.webhook.as_bytes()).into_owned();
-        std::iter::once(webhook).chain(self.github_token.clone())
+        let encoded = self
+            .github_token
+            .as_deref()
+            .map(checkout::encoded_credentials);
+        let key_lines = self
+            .github_app_key
+            .iter()
+            .flat_map(|key| key.masked_lines().to_vec());
+        std::iter::once(webhook)
+            .chain(self.github_token.clone())
+            .chain(encoded)
+            .chain(key_lines)
     }
+}
+
+/// Reads and checks the App's private key: from `[github] private_key_file` when set, else
+/// the variable `private_key_env` names. Errors name the file or variable, never the key.
+pub fn github_app_key(config: &Config) -> Result<AppKey, StartError> {
+    let github = &config.github;
+    let (pem, origin) = match &github.private_key_file {
+        Some(file) => {
+            let path = config.secret_path(file);
+            let pem = secret_from_file(&path).map_err(|problem| StartError::SecretFile {
+                setting: "[github] private_key_file",
+                problem,
+            })?;
+            (pem, path.display().to_string())
+        }
+        None => {
+            let pem =
+                secret_from_env(&github.private_key_env).ok_or_else(|| StartError::NoAppKey {
+                    variable: github.private_key_env.clone(),
+                    config: config.file.display().to_string(),
+                })?;
+            (pem, github.private_key_env.clone())
+        }
+    };
+    AppKey::from_pem(&pem).map_err(|problem| StartError::AppKey { origin, problem })
 }
 
 /// Secrets shorter than this are accepted with a warning: easy to guess by brute force.
@@ -286,23 +343,18 @@ impl Switchyard {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
-        let github: Arc<dyn GitHub> = Arc::new(
-            GitHubClient::new(
-                &config.github,
-                secrets.github_token.clone(),
-                Arc::clone(&metrics),
-            )
-            .map_err(StartError::HttpClient)?,
-        );
+        let github = github::connect(
+            &config.github,
+            secrets.github_token.clone(),
+            secrets.github_app_key.clone(),
+            Arc::clone(&metrics),
+        )
+        .map_err(StartError::HttpClient)?;
         let store = config.store_path();
         let journal = journals::open(store_target(&config)?).await?;
         let links = LogLinks::new(&config.public_url(), &journal.host_key(LINK_SECRET).await?);
         let store_dir = store.parent().unwrap_or(std::path::Path::new("."));
-        let checkouts = Checkouts::new(
-            store_dir.join("workspaces"),
-            &config.github.api_url,
-            secrets.github_token.as_deref(),
-        );
+        let checkouts = Checkouts::new(store_dir.join("workspaces"), &config.github.api_url);
         // Left by a crash; no job runs yet, and the jobs they belonged to check out again.
         checkouts.clean_all().await;
         // Plugins' secrets too (chat URLs, routing keys), in case a plugin echoes one.
@@ -323,10 +375,7 @@ impl Switchyard {
             .chain(from_files);
         let logs = JobLogs::new(
             store_dir.join("logs"),
-            secrets
-                .values()
-                .chain(checkouts.secrets())
-                .chain(plugin_secrets),
+            secrets.values().chain(plugin_secrets),
         )
         .with_limit(config.sandbox.log_mib << 20)
         .kept_in(&journal);
@@ -342,12 +391,15 @@ impl Switchyard {
                 "plugin loaded"
             );
         }
+        if config.github.auth == GitHubAuth::App {
+            crate::plugins::warn_undeclared(&plugins.current());
+        }
         let workers = Workers::new(WorkerDeps {
             journal: Arc::clone(&journal),
             plugins: Arc::clone(&plugins),
             services: Arc::new(ServiceDeps {
                 logs: logs.clone(),
-                github,
+                github: Arc::clone(&github),
                 checkouts,
                 webhooks: WebhookClient::new(
                     RetryPolicy::from_config(&config.github),
@@ -386,6 +438,7 @@ impl Switchyard {
                     config.server.body_timeout(),
                 ),
             }),
+            github,
             journal,
             plugins,
             workers,
@@ -491,6 +544,8 @@ pub async fn serve(mut config: Config, github_stand_in: bool) -> Result<(), Star
             "GitHub stand-in: plugins' GitHub calls are answered locally and printed; nothing reaches GitHub"
         );
         config.github.api_url = stand_in.url.clone();
+        // The stand-in mints no App tokens: plugins' calls go to it with a stand-in token.
+        config.github.auth = GitHubAuth::Token;
     }
     let mut secrets = Secrets::from_env(&config)?;
     if stand_in.is_some() {

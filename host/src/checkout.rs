@@ -1,5 +1,6 @@
 //! Checking out a commit for a job: a fresh workspace per job, git's output in the job's log,
-//! and the GitHub token handed to git without ever being written down.
+//! and the GitHub token handed to git without ever being written down: the personal token, or
+//! as a GitHub App the job's installation token.
 //!
 //! The token travels as an `http.<url>.extraHeader` through git's `GIT_CONFIG_*` environment
 //! variables, scoped to the GitHub host the config names: it is not in the URL (which git
@@ -27,46 +28,35 @@ const GIT_TIMEOUT_SECS: u64 = 600;
 /// Workspaces of running jobs, under the store's `workspaces` folder.
 pub struct Checkouts {
     dir: PathBuf,
-    credentials: Option<GitCredentials>,
+    /// `https://github.com/`, or the GitHub Enterprise host: the only URLs git gets a token for.
+    url_prefix: Option<String>,
     /// Jobs that made a workspace: most jobs never check out, and need no cleaning.
     made: Mutex<HashSet<JobId>>,
 }
 
-/// The token as git wants it, and the URL prefix it may be sent to.
-struct GitCredentials {
-    /// `https://github.com/`, or the GitHub Enterprise host.
-    url_prefix: String,
-    /// `basic base64(x-access-token:TOKEN)`: masked in logs like the token itself.
-    encoded: String,
+/// `base64(x-access-token:TOKEN)`, as git sends it in a basic `Authorization`: masked in logs
+/// like the token itself.
+pub fn encoded_credentials(token: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
 }
 
 impl Checkouts {
     /// `api_url` is `[github] api_url`: api.github.com means git on github.com; a GitHub
     /// Enterprise `https://HOST/api/v3` means git on HOST.
-    pub fn new(dir: PathBuf, api_url: &str, token: Option<&str>) -> Self {
-        let credentials = token
-            .zip(git_url_prefix(api_url))
-            .map(|(token, url_prefix)| {
-                let basic = base64::engine::general_purpose::STANDARD
-                    .encode(format!("x-access-token:{token}"));
-                GitCredentials {
-                    url_prefix,
-                    encoded: basic,
-                }
-            });
+    pub fn new(dir: PathBuf, api_url: &str) -> Self {
         Self {
             dir,
-            credentials,
+            url_prefix: git_url_prefix(api_url),
             made: Mutex::default(),
         }
     }
 
-    /// Secrets derived from the token, for the job logs to mask.
-    pub fn secrets(&self) -> impl Iterator<Item = String> + use<> {
-        self.credentials
-            .as_ref()
-            .map(|c| c.encoded.clone())
-            .into_iter()
+    /// Whether git fetching `clone_url` is given the GitHub token: only on the configured
+    /// GitHub's host.
+    pub fn wants_credentials(&self, clone_url: &str) -> bool {
+        self.url_prefix
+            .as_deref()
+            .is_some_and(|prefix| clone_url.starts_with(prefix))
     }
 
     pub fn workspace(&self, job: JobId) -> PathBuf {
@@ -104,13 +94,14 @@ impl Checkouts {
     }
 
     /// Fetches `request.sha` into the job's fresh workspace and checks it out (detached), with
-    /// git run in `place`'s sandbox (its workspace is set here).
+    /// git run in `place`'s sandbox (its workspace is set here), and `token` for GitHub URLs.
     pub async fn checkout(
         &self,
         request: CheckoutRequest,
         logs: &JobLogs,
         job: JobId,
         place: Place<'_>,
+        token: Option<&str>,
     ) -> Result<Workspace, HostError> {
         let CheckoutRequest { clone_url, sha } = request;
         if !(4..=64).contains(&sha.len()) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -134,7 +125,7 @@ impl Checkouts {
             },
             logs,
             job,
-            env: self.git_env(&clone_url),
+            env: self.git_env(&clone_url, token),
         };
         let shown_url = without_userinfo(&clone_url);
         git.run(&["init", "--quiet"]).await?;
@@ -172,20 +163,20 @@ impl Checkouts {
     }
 
     /// The environment git runs with: never prompt, and the token for GitHub URLs only.
-    fn git_env(&self, clone_url: &str) -> Vec<(String, String)> {
+    fn git_env(&self, clone_url: &str, token: Option<&str>) -> Vec<(String, String)> {
         let mut env = vec![("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned())];
-        if let Some(credentials) = &self.credentials
-            && clone_url.starts_with(&credentials.url_prefix)
+        if let (Some(prefix), Some(token)) = (&self.url_prefix, token)
+            && clone_url.starts_with(prefix.as_str())
         {
             env.extend([
                 ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
                 (
                     "GIT_CONFIG_KEY_0".to_owned(),
-                    format!("http.{}.extraHeader", credentials.url_prefix),
+                    format!("http.{prefix}.extraHeader"),
                 ),
                 (
                     "GIT_CONFIG_VALUE_0".to_owned(),
-                    format!("Authorization: basic {}", credentials.encoded),
+                    format!("Authorization: basic {}", encoded_credentials(token)),
                 ),
             ]);
         }
@@ -227,7 +218,9 @@ impl Git<'_> {
     }
 }
 
-/// `https://HOST/` of git on the GitHub that `api_url` belongs to.
+/// `https://HOST/` of git on the GitHub that `api_url` belongs to. An API on plain `http`
+/// (a local test double, never GitHub) serves git on `http` too: the token already travels
+/// that way to the API.
 fn git_url_prefix(api_url: &str) -> Option<String> {
     let url = reqwest::Url::parse(api_url).ok()?;
     let host = url.host_str()?;
@@ -236,9 +229,13 @@ fn git_url_prefix(api_url: &str) -> Option<String> {
     } else {
         host
     };
+    let scheme = match url.scheme() {
+        "http" => "http",
+        _ => "https",
+    };
     Some(match url.port() {
-        Some(port) => format!("https://{host}:{port}/"),
-        None => format!("https://{host}/"),
+        Some(port) => format!("{scheme}://{host}:{port}/"),
+        None => format!("{scheme}://{host}/"),
     })
 }
 
@@ -313,7 +310,7 @@ mod tests {
             ),
             (
                 "http://127.0.0.1:8080/api/v3",
-                Some("https://127.0.0.1:8080/"),
+                Some("http://127.0.0.1:8080/"),
             ),
             ("not a url", None),
         ];
@@ -324,8 +321,8 @@ mod tests {
 
     #[test]
     fn the_token_goes_to_github_urls_only_and_only_in_the_environment() {
-        let checkouts = Checkouts::new("/w".into(), "https://api.github.com", Some("ghp_secret"));
-        let env = checkouts.git_env("https://github.com/octo/hello.git");
+        let checkouts = Checkouts::new("/w".into(), "https://api.github.com");
+        let env = checkouts.git_env("https://github.com/octo/hello.git", Some("ghp_secret"));
         let header = &env
             .iter()
             .find(|(k, _)| k == "GIT_CONFIG_VALUE_0")
@@ -341,15 +338,19 @@ mod tests {
             "http.https://github.com/.extraHeader".to_owned()
         )));
         assert_eq!(
-            checkouts.secrets().collect::<Vec<_>>(),
-            ["eC1hY2Nlc3MtdG9rZW46Z2hwX3NlY3JldA=="]
+            encoded_credentials("ghp_secret"),
+            "eC1hY2Nlc3MtdG9rZW46Z2hwX3NlY3JldA=="
         );
+        assert!(checkouts.wants_credentials("https://github.com/octo/hello.git"));
+        let without = checkouts.git_env("https://github.com/octo/hello.git", None);
+        assert!(without.iter().all(|(k, _)| !k.starts_with("GIT_CONFIG")));
         for elsewhere in [
             "https://mirror.example.com/octo/hello.git",
             "https://github.com.evil.example/octo/hello.git",
             "file:///srv/octo/hello.git",
         ] {
-            let env = checkouts.git_env(elsewhere);
+            assert!(!checkouts.wants_credentials(elsewhere));
+            let env = checkouts.git_env(elsewhere, Some("ghp_secret"));
             assert!(
                 env.iter().all(|(k, _)| !k.starts_with("GIT_CONFIG")),
                 "{elsewhere}"

@@ -9,7 +9,7 @@ use std::{
 };
 
 use serde::Deserialize;
-use switchyard_plugin_api::Subscription;
+use switchyard_plugin_api::{Permissions, Subscription};
 
 /// GitHub's cap on a webhook payload, in MiB: ingress refuses larger bodies, and the body
 /// budget must hold one.
@@ -132,6 +132,26 @@ pub struct GitHubConfig {
     /// REST API base URL; GitHub Enterprise Server is `https://HOST/api/v3`.
     #[serde(default = "default_api_url")]
     pub api_url: String,
+    /// Who the host acts as: `token` (a personal access token, the default) or `app` (a
+    /// GitHub App, each job under an installation token narrowed to its plugin's permissions).
+    #[serde(default)]
+    pub auth: GitHubAuth,
+    /// The App's id (its settings page, "App ID"), with `auth = "app"`; or give `client_id`.
+    #[serde(default)]
+    pub app_id: Option<u64>,
+    /// The App's client id (`Iv1.…`), which GitHub also takes as the JWT's issuer.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Name of the environment variable holding the App's PEM private key.
+    #[serde(default = "default_private_key_env")]
+    pub private_key_env: String,
+    /// A file holding the App's PEM private key, used instead of `private_key_env` when set.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// Installation tokens kept at most (one per installation, repository and permission
+    /// set); the least recently minted go first.
+    #[serde(default = "default_max_cached_tokens")]
+    pub max_cached_tokens: usize,
     /// Name of the environment variable holding the API token.
     #[serde(default = "default_token_env")]
     pub token_env: String,
@@ -147,6 +167,17 @@ pub struct GitHubConfig {
     /// Longest wait the client accepts for a rate limit before failing the call as retryable.
     #[serde(default = "default_github_max_wait_secs")]
     pub max_wait_secs: u64,
+}
+
+/// How the host authenticates to GitHub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitHubAuth {
+    /// One token for everything, from `token_env` or `token_file`.
+    #[default]
+    Token,
+    /// A GitHub App: a JWT signed with its private key mints installation tokens.
+    App,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +325,10 @@ pub struct PluginEntry {
     /// Host environment variables passed into the entry's commands (masked in logs).
     #[serde(default)]
     pub pass_env: Vec<String>,
+    /// Narrows the GitHub permissions the plugin declares, for its jobs' App tokens:
+    /// `{ statuses = "write" }`. Can only take away: more than the plugin declares is refused.
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
     /// Free settings handed to the plugin.
     #[serde(default)]
     pub settings: toml::Table,
@@ -390,6 +425,12 @@ fn default_api_url() -> String {
 fn default_token_env() -> String {
     "GITHUB_TOKEN".to_owned()
 }
+fn default_private_key_env() -> String {
+    "GITHUB_APP_PRIVATE_KEY".to_owned()
+}
+fn default_max_cached_tokens() -> usize {
+    1000
+}
 fn default_github_retries() -> u32 {
     4
 }
@@ -464,6 +505,12 @@ impl Default for GitHubConfig {
     fn default() -> Self {
         Self {
             api_url: default_api_url(),
+            auth: GitHubAuth::default(),
+            app_id: None,
+            client_id: None,
+            private_key_env: default_private_key_env(),
+            private_key_file: None,
+            max_cached_tokens: default_max_cached_tokens(),
             token_env: default_token_env(),
             token_file: None,
             max_retries: default_github_retries(),
@@ -578,6 +625,7 @@ impl Config {
         for (key, variable) in [
             ("server.secret_env", &server.secret_env),
             ("github.token_env", &self.github.token_env),
+            ("github.private_key_env", &self.github.private_key_env),
         ] {
             if !is_env_name(variable) {
                 return Err(self.invalid(
@@ -585,6 +633,30 @@ impl Config {
                     format!("{variable:?} is not an environment variable name"),
                 ));
             }
+        }
+        if self.github.auth == GitHubAuth::App {
+            match (&self.github.app_id, &self.github.client_id) {
+                (None, None) => {
+                    return Err(self.invalid(
+                        "github.app_id",
+                        "auth = \"app\" needs the App's id (app_id) or its client id (client_id), from the App's settings page",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(
+                        self.invalid("github.client_id", "set app_id or client_id, not both")
+                    );
+                }
+                (None, Some(id)) if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) => {
+                    return Err(
+                        self.invalid("github.client_id", format!("{id:?} is not a client id"))
+                    );
+                }
+                _ => {}
+            }
+        }
+        if self.github.max_cached_tokens == 0 {
+            return Err(self.invalid("github.max_cached_tokens", "must be at least 1"));
         }
         for (key, value) in [
             ("server.max_connections", server.max_connections as u64),
@@ -698,7 +770,7 @@ impl Config {
 
     /// The plugin's library path, resolved against the config file's folder.
     /// Names of every environment variable that holds a secret: the webhook secret, the GitHub
-    /// token, and each plugin setting ending in `_env` (by convention, such as the chat
+    /// token, the App's private key (with `auth = "app"`), and each plugin setting ending in `_env` (by convention, such as the chat
     /// plugin's `url_env`). Commands run for plugins never inherit them.
     pub fn secret_variables(&self) -> Vec<String> {
         let from_plugins = self.plugins.iter().flat_map(|entry| {
@@ -710,12 +782,15 @@ impl Config {
         });
         let database =
             (self.store.backend == Backend::Postgres).then(|| self.store.url_env.clone());
+        let app_key =
+            (self.github.auth == GitHubAuth::App).then(|| self.github.private_key_env.clone());
         [
             self.server.secret_env.clone(),
             self.github.token_env.clone(),
         ]
         .into_iter()
         .chain(database)
+        .chain(app_key)
         .chain(from_plugins)
         .collect()
     }
@@ -734,6 +809,7 @@ impl Config {
             self.server.secret_file.clone(),
             self.github.token_file.clone(),
             self.store.url_file.clone(),
+            self.github.private_key_file.clone(),
         ]
         .into_iter()
         .flatten()
@@ -907,6 +983,33 @@ mod tests {
     }
 
     #[test]
+    fn the_app_key_is_a_secret_only_in_app_mode() {
+        let config = parse(
+            "[server]\n[github]\nauth = \"app\"\napp_id = 7\nprivate_key_file = \"app.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.secret_variables(),
+            [
+                "SWITCHYARD_WEBHOOK_SECRET",
+                "GITHUB_TOKEN",
+                "GITHUB_APP_PRIVATE_KEY"
+            ]
+        );
+        assert_eq!(
+            config.secret_files(),
+            [Path::new("/etc/switchyard/app.pem")]
+        );
+        let token = parse("[server]\n").unwrap();
+        assert_eq!(token.github.auth, GitHubAuth::Token);
+        assert!(
+            !token
+                .secret_variables()
+                .contains(&"GITHUB_APP_PRIVATE_KEY".to_owned())
+        );
+    }
+
+    #[test]
     fn webhook_paths_that_collide_or_are_not_plain_are_refused() {
         let path = |p: &str| parse(&format!("[server]\nwebhook_path = \"{p}\"\n"));
         for good in [
@@ -1014,6 +1117,29 @@ mod tests {
             (
                 "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\nlibary = \"typo\"",
                 &["unknown field `libary`"],
+            ),
+            (
+                "[server]\n[github]\nauth = \"app\"",
+                &[
+                    "github.app_id",
+                    "needs the App's id (app_id) or its client id",
+                ],
+            ),
+            (
+                "[server]\n[github]\nauth = \"app\"\napp_id = 1\nclient_id = \"Iv1.x\"",
+                &["github.client_id", "not both"],
+            ),
+            (
+                "[server]\n[github]\nauth = \"oauth\"",
+                &["auth", "unknown variant `oauth`"],
+            ),
+            (
+                "[server]\n[github]\nauth = \"app\"\napp_id = 1\nprivate_key_env = \"A KEY\"",
+                &["github.private_key_env", "not an environment variable name"],
+            ),
+            (
+                "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\npermissions = { contents = \"all\" }",
+                &["permissions", "contents: invalid access \"all\""],
             ),
         ];
         for (text, fragments) in cases {

@@ -78,8 +78,15 @@ enum Command {
         #[arg(required_unless_present = "example")]
         file: Option<PathBuf>,
     },
-    /// Validate the config and load every enabled plugin.
+    /// Validate the config and its secrets (a GitHub App's key too), load every enabled
+    /// plugin, and print each one's events and GitHub permissions.
     Check {
+        #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// As the GitHub App ([github] auth = "app"), ask GitHub who the App is and list its
+    /// installations: shows at once whether the App id and private key are right.
+    App {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
     },
@@ -277,9 +284,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot back up {}", store.display()))?;
             println!("{} backed up to {}", store.display(), path.display());
         }
+        Command::App { config } => {
+            let config = Config::load(&config)?;
+            print!("{}", switchyard::admin::github_app(&config).await?);
+        }
         Command::Check { config } => {
             let config = Config::load(&config)?;
-            switchyard::app::Secrets::from_env(&config)?;
+            let secrets = switchyard::app::Secrets::from_env(&config)?;
             let tls = match config.tls_files() {
                 Some((cert, key)) => {
                     TlsCertificates::load(&cert, &key)?;
@@ -314,6 +325,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("  serving: {tls}");
             println!("  store: {store}");
             println!("  sandbox: {}", sandbox.describe());
+            println!(
+                "  github: {}",
+                switchyard::admin::github_identity(&config, &secrets)
+            );
+            let app = config.github.auth == switchyard::config::GitHubAuth::App;
             for plugin in plugins.iter() {
                 let events: Vec<String> = plugin
                     .subscriptions()
@@ -326,6 +342,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     plugin.info.package,
                     plugin.info.version,
                     events.join(", ")
+                );
+                println!(
+                    "    permissions: {}",
+                    switchyard::admin::describe_permissions(plugin)
+                );
+            }
+            for name in plugins.undeclared() {
+                let effect = match app {
+                    true => "its jobs' App tokens get all of the installation's permissions",
+                    false => {
+                        "as a GitHub App, its jobs' tokens would get all of the installation's permissions"
+                    }
+                };
+                println!(
+                    "  warning: {name} declares no GitHub permissions: {effect}; give its entry `permissions = {{ ... }}`"
                 );
             }
             for entry in config.plugins.iter().filter(|p| !p.enabled) {

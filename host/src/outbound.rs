@@ -73,8 +73,13 @@ pub struct Answer {
 /// Why a call failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// An error answer retrying will not fix.
-    Refused { status: u16, message: String },
+    /// An error answer retrying will not fix, with its headers (GitHub's `Date`, its
+    /// `X-Accepted-GitHub-Permissions`).
+    Refused {
+        status: u16,
+        message: String,
+        headers: HeaderMap,
+    },
     /// Kept failing or unreachable, after the retries allowed.
     Unavailable(String),
 }
@@ -108,6 +113,7 @@ pub async fn send_with_retries(
                         return Err(Failure::Refused {
                             status: status.as_u16(),
                             message,
+                            headers,
                         });
                     }
                 }
@@ -197,7 +203,9 @@ impl WebhookClient {
                 status: answer.status,
                 body: String::from_utf8_lossy(&answer.body).into_owned(),
             }),
-            Err(Failure::Refused { status, message }) => Err(HostError::Http {
+            Err(Failure::Refused {
+                status, message, ..
+            }) => Err(HostError::Http {
                 status,
                 message: format!("{what} answered {status}: {message}"),
             }),

@@ -132,6 +132,9 @@ impl Reloader {
         let config = Config::load(&self.file)?;
         let previous = self.plugins.current();
         let next = PluginSet::load_reusing(&config, &previous)?;
+        if running.github.auth == crate::config::GitHubAuth::App {
+            crate::plugins::warn_undeclared(&next);
+        }
         let mut summary = ReloadSummary {
             need_restart: restart_only_changes(&running, &config),
             ..ReloadSummary::default()
@@ -277,6 +280,24 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         (
             "[github] token_file",
             old.github.token_file != new.github.token_file,
+        ),
+        ("[github] auth", old.github.auth != new.github.auth),
+        ("[github] app_id", old.github.app_id != new.github.app_id),
+        (
+            "[github] client_id",
+            old.github.client_id != new.github.client_id,
+        ),
+        (
+            "[github] private_key_env",
+            old.github.private_key_env != new.github.private_key_env,
+        ),
+        (
+            "[github] private_key_file",
+            old.github.private_key_file != new.github.private_key_file,
+        ),
+        (
+            "[github] max_cached_tokens",
+            old.github.max_cached_tokens != new.github.max_cached_tokens,
         ),
         (
             "[workers] concurrency",

@@ -24,7 +24,9 @@ use crate::{
 
 /// Bumped whenever anything in this module, or what a call may expect of the other side,
 /// changes. The host refuses other versions. v3: cancellation (a handler is told and given a
-/// grace before its future is dropped), and each handler on a thread of its own.
+/// grace before its future is dropped), and each handler on a thread of its own. (A plugin's
+/// GitHub permissions came later within v3, as an optional field of `create`'s JSON reply: see
+/// `wire::CreateReply`.)
 pub const ABI_VERSION: u32 = 3;
 /// First bytes of every plugin header: tells a Switchyard plugin from any other library.
 pub const MAGIC: [u8; 8] = *b"SWYDPLG\0";
@@ -298,6 +300,7 @@ pub unsafe fn create<P: Plugin>(
         let plugin = construct(&config).map_err(|e| e.to_string())?;
         // Asked here, under catch_unwind: a panic in it fails the load, not the host.
         let subscriptions = plugin.subscriptions();
+        let permissions = plugin.permissions();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.clamp(1, 64))
             .thread_name(format!("plugin-{}", config.name))
@@ -309,13 +312,16 @@ pub unsafe fn create<P: Plugin>(
                 plugin: Arc::new(plugin),
                 runtime,
             },
-            subscriptions,
+            (subscriptions, permissions),
         ))
     }));
     let made = made.unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
     match made {
-        Ok((instance, subscriptions)) => {
-            let reply = CreateReply::Ready { subscriptions };
+        Ok((instance, (subscriptions, permissions))) => {
+            let reply = CreateReply::Ready {
+                subscriptions,
+                permissions,
+            };
             CreateResult {
                 instance: Box::into_raw(Box::new(instance)).cast(),
                 reply: FfiBytes::from_vec(to_json(&reply)),

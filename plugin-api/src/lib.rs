@@ -32,6 +32,11 @@
 //!         vec!["pull_request.opened".parse().unwrap()]
 //!     }
 //!
+//!     // As a GitHub App, the host gives each job a token that can do this and no more.
+//!     fn permissions(&self) -> Option<Permissions> {
+//!         Some(Permissions::none().write("statuses"))
+//!     }
+//!
 //!     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
 //!         let number = &event.payload()["number"];
 //!         host.log(format!("PR #{number} opened")).await;
@@ -76,6 +81,7 @@ mod event;
 mod github;
 mod host;
 pub mod payload;
+mod permissions;
 mod plugin;
 mod source;
 
@@ -95,6 +101,7 @@ pub use host::{
     CheckoutRequest, Host, HostError, HttpAnswer, HttpPost, LockAnswer, LockRequest, RunOutput,
     RunRequest, Workspace,
 };
+pub use permissions::{Access, Permissions};
 pub use plugin::{Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError};
 pub use source::Source;
 
@@ -102,8 +109,9 @@ pub use source::Source;
 pub mod prelude {
     pub use crate::{
         CancelReason, CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment,
-        NewDeploymentStatus, Outcome, Plugin, PluginConfig, PluginError, RunOutput, RunRequest,
-        Source, StatusState, Subscription, async_trait, declare_plugin, fit_description,
+        NewDeploymentStatus, Outcome, Permissions, Plugin, PluginConfig, PluginError, RunOutput,
+        RunRequest, Source, StatusState, Subscription, async_trait, declare_plugin,
+        fit_description,
         payload::{self, short_sha},
     };
 }

@@ -4,7 +4,7 @@ use std::{fmt, path::PathBuf, str::FromStr};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{Event, Host};
+use crate::{Event, Host, Permissions};
 
 /// A Switchyard plugin. Implement this, then export it with [`crate::declare_plugin!`].
 ///
@@ -13,6 +13,19 @@ use crate::{Event, Host};
 pub trait Plugin: Send + Sync + 'static {
     /// The events this plugin wants when the config gives no `events` list.
     fn subscriptions(&self) -> Vec<Subscription>;
+
+    /// The GitHub permissions this plugin's jobs need, beside [`Self::subscriptions`]. When
+    /// the host acts as a GitHub App, each job's token is narrowed to the event's repository and
+    /// to exactly these (an entry in `config.toml` may narrow them further), so declare what
+    /// the plugin calls: creating commit statuses needs `statuses: write`, checking out code
+    /// `contents: read`. A plugin that never calls GitHub declares [`Permissions::none`].
+    ///
+    /// `None`, the default, means "not declared" (a plugin written before permissions
+    /// existed): its jobs get the installation's permissions, narrowed to the event's
+    /// repository, and the host warns about it at start.
+    fn permissions(&self) -> Option<Permissions> {
+        None
+    }
 
     /// Handles one event. Return [`PluginError::retryable`] for failures worth another try.
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError>;

@@ -3,14 +3,24 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Outcome, PluginError, Subscription};
+use crate::{Outcome, Permissions, PluginError, Subscription};
 
 /// What `create` answers, as JSON in `CreateResult::reply`.
+///
+/// `permissions` came after ABI v3 was set, as an optional field of the same handshake: a plugin
+/// built before it sends none (read as "not declared"), and a host built before it ignores it.
+/// The layout is unchanged, so the ABI version is too.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CreateReply {
-    Ready { subscriptions: Vec<Subscription> },
-    Failed { error: String },
+    Ready {
+        subscriptions: Vec<Subscription>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        permissions: Option<Permissions>,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// Everything about a call but the payload: the job and the facts the host read off the

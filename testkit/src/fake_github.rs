@@ -1,7 +1,13 @@
 //! A recording fake GitHub on 127.0.0.1. It validates request bodies against GitHub's own
-//! OpenAPI schemas (`fixtures/github-rest-subset.json`, built into the crate), answering 422 as
-//! GitHub would for a body GitHub would reject, and can be told to answer the next calls with
-//! errors.
+//! OpenAPI schemas (`fixtures/github-rest-subset.json` and `fixtures/github-rest-operations.json`,
+//! built into the crate), answering 422 as GitHub would for a body GitHub would reject, and can
+//! be told to answer the next calls with errors.
+//!
+//! Started as a GitHub App ([`FakeGitHub::start_app`]), it checks credentials as GitHub does:
+//! the App endpoints want an RS256 JWT signed with [`crate::app::TEST_APP_KEY`] whose times are
+//! within GitHub's bounds on the fake's clock (which a test may set off); every other call wants
+//! an installation token the fake minted, unexpired, and refuses with GitHub's 403 "Resource not
+//! accessible by integration" a call outside the token's permissions or repositories.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -20,9 +26,24 @@ use tokio::task::JoinHandle;
 /// GitHub's request schemas and example answers for the calls the fake knows, embedded so the
 /// kit reads no file at run time.
 const SCHEMAS: &str = include_str!("../fixtures/github-rest-subset.json");
+/// GitHub's descriptions of the App endpoints and check runs, keyed by operationId.
+const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.json");
+
+/// What an installation token must hold for each operation the fake serves to one, as GitHub's
+/// "Permissions required for fine-grained tokens" lists it.
+const REQUIRED: [(&str, &str, &str); 4] = [
+    ("create_status", "statuses", "write"),
+    ("create_deployment", "deployments", "write"),
+    ("create_deployment_status", "deployments", "write"),
+    ("checks/create", "checks", "write"),
+];
+
+/// GitHub's answer to a call its token may not make.
+pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 3] = [
+const OPERATIONS: [(&str, &[&str]); 4] = [
+    ("checks/create", &["repos", "*", "*", "check-runs"]),
     ("create_status", &["repos", "*", "*", "statuses", "*"]),
     ("create_deployment", &["repos", "*", "*", "deployments"]),
     (
@@ -43,7 +64,8 @@ pub struct Recorded {
     /// The JSON body, or `null` when there was none or it was not JSON.
     pub body: Value,
     /// The GitHub operation the path matched (`create_status`, `create_deployment`,
-    /// `create_deployment_status`), if any.
+    /// `create_deployment_status`, and GitHub's operationIds: `checks/create`,
+    /// `apps/create-installation-access-token`, ...; `git` for a git fetch), if any.
     pub operation: Option<&'static str>,
     /// The status the fake answered: 201 for a call GitHub accepts, 422 for a body it would
     /// refuse, 404 for an endpoint the fake does not know, or a status from
@@ -68,6 +90,61 @@ struct State {
     /// Deployments created, in order: deployment `n` is at `n - 1`.
     deployments: Vec<Value>,
     sent: u64,
+    /// Set when the fake is a GitHub App.
+    app: Option<AppState>,
+}
+
+/// The fake App: its installations, the tokens it minted, its clock.
+#[derive(Default)]
+struct AppState {
+    installations: Vec<Installation>,
+    tokens: Vec<MintedToken>,
+    /// Seconds the fake's clock is ahead of this machine's (negative: behind).
+    clock_offset: i64,
+    /// How long minted tokens last, in seconds.
+    token_lifetime: i64,
+}
+
+/// An installation of the fake App.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installation {
+    pub id: u64,
+    /// The user or organization it is installed on.
+    pub account: String,
+    /// `owner/repo` of each repository it may access.
+    pub repositories: Vec<String>,
+    /// What the App may do there, `name` to `read`/`write`/`admin`.
+    pub permissions: BTreeMap<String, String>,
+}
+
+/// An installation token the fake minted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedToken {
+    pub token: String,
+    pub installation: u64,
+    /// `owner/repo` of each repository it may access (the installation's when not narrowed).
+    pub repositories: Vec<String>,
+    /// What it may do, `name` to `read`/`write`/`admin`.
+    pub permissions: BTreeMap<String, String>,
+    /// Unix seconds, on the fake's clock.
+    pub expires_at: i64,
+    /// Whether the request narrowed it to repositories.
+    pub narrowed: bool,
+}
+
+fn level(access: &str) -> u8 {
+    match access {
+        "read" => 1,
+        "write" => 2,
+        "admin" => 3,
+        _ => 0,
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A fake GitHub REST API on a free loopback port, for `[github] api_url`.
@@ -94,7 +171,25 @@ impl std::fmt::Debug for FakeGitHub {
 impl FakeGitHub {
     /// Starts the fake on 127.0.0.1, on the current tokio runtime.
     pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
+        Self::serve(State::default()).await
+    }
+
+    /// Starts the fake as a GitHub App whose id is [`crate::app::TEST_APP_ID`] and whose key
+    /// is [`crate::app::TEST_APP_KEY`], with no installation yet ([`FakeGitHub::install`]).
+    /// Tokens last an hour, as GitHub's do ([`FakeGitHub::set_token_lifetime`]).
+    pub async fn start_app() -> Self {
+        Self::serve(State {
+            app: Some(AppState {
+                token_lifetime: 3600,
+                ..AppState::default()
+            }),
+            ..State::default()
+        })
+        .await
+    }
+
+    async fn serve(state: State) -> Self {
+        let state = Arc::new(Mutex::new(state));
         let shared = Arc::clone(&state);
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -117,6 +212,75 @@ impl FakeGitHub {
     /// The API's base URL, e.g. `http://127.0.0.1:40123`: the host's `[github] api_url`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Whether it was started as a GitHub App ([`FakeGitHub::start_app`]).
+    pub fn is_app(&self) -> bool {
+        self.state().app.is_some()
+    }
+
+    fn with_app<T>(&self, change: impl FnOnce(&mut AppState) -> T) -> T {
+        let mut state = self.state();
+        let app = state
+            .app
+            .as_mut()
+            .expect("the fake GitHub was started with start_app");
+        change(app)
+    }
+
+    /// Installs the App on `account` for `repositories` (`owner/repo`) with `permissions`
+    /// (`("statuses", "write")`, ...). Panics unless started with [`FakeGitHub::start_app`].
+    pub fn install(
+        &self,
+        id: u64,
+        account: &str,
+        repositories: &[&str],
+        permissions: &[(&str, &str)],
+    ) {
+        let installation = Installation {
+            id,
+            account: account.to_owned(),
+            repositories: repositories.iter().map(|r| (*r).to_owned()).collect(),
+            permissions: permissions
+                .iter()
+                .map(|(name, access)| ((*name).to_owned(), (*access).to_owned()))
+                .collect(),
+        };
+        self.with_app(|app| {
+            app.installations.retain(|i| i.id != id);
+            app.installations.push(installation);
+        });
+    }
+
+    /// Uninstalls the App from installation `id`: its tokens stop working.
+    pub fn uninstall(&self, id: u64) {
+        self.with_app(|app| app.installations.retain(|i| i.id != id));
+    }
+
+    /// Sets the fake's clock `secs` ahead of this machine's (behind when negative): what a host
+    /// with a skewed clock sees. Answers carry it in `Date`.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.with_app(|app| app.clock_offset = secs);
+    }
+
+    /// Tokens minted from now on last `secs`.
+    pub fn set_token_lifetime(&self, secs: i64) {
+        self.with_app(|app| app.token_lifetime = secs);
+    }
+
+    /// Expires every token minted so far, as time passing would.
+    pub fn expire_tokens(&self) {
+        self.with_app(|app| {
+            let now = unix_now() + app.clock_offset;
+            for token in &mut app.tokens {
+                token.expires_at = token.expires_at.min(now);
+            }
+        });
+    }
+
+    /// The installation tokens minted, in order.
+    pub fn minted_tokens(&self) -> Vec<MintedToken> {
+        self.with_app(|app| app.tokens.clone())
     }
 
     /// The next call to a known operation gets this answer instead of success, after its body
@@ -212,21 +376,54 @@ fn schemas() -> &'static Value {
         .get_or_init(|| serde_json::from_str(SCHEMAS).expect("the embedded schemas are JSON"))
 }
 
+fn app_operations() -> &'static Value {
+    static PARSED: OnceLock<Value> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        serde_json::from_str(APP_OPERATIONS).expect("the embedded operations are JSON")
+    })
+}
+
+/// The request schema of a known operation.
+fn request_schema(operation: &str) -> &'static Value {
+    match schemas().get(operation) {
+        Some(known) => &known["schema"],
+        None => &app_operations()[operation]["request_schema"],
+    }
+}
+
+/// GitHub's example answer to a known operation, and its status.
+fn example(operation: &str) -> (StatusCode, Value) {
+    if let Some(known) = schemas().get(operation) {
+        return (StatusCode::CREATED, known["example_response"].clone());
+    }
+    let responses = &app_operations()[operation]["responses"];
+    for status in ["201", "200"] {
+        if let Some(answer) = responses.get(status) {
+            let status = StatusCode::from_bytes(status.as_bytes()).expect("a status");
+            return (status, answer["example"].clone());
+        }
+    }
+    panic!("the fake GitHub has no example answer for {operation:?}")
+}
+
 /// Why GitHub would refuse `body` as a request to `operation` (`create_status`,
-/// `create_deployment`, `create_deployment_status`): empty when it would accept it.
+/// `create_deployment`, `create_deployment_status`, `checks/create`,
+/// `apps/create-installation-access-token`): empty when it would accept it.
 ///
 /// # Panics
 /// For an operation the fake does not know.
 pub fn schema_errors(operation: &str, body: &Value) -> Vec<String> {
     static VALIDATORS: OnceLock<BTreeMap<&'static str, jsonschema::Validator>> = OnceLock::new();
     let validators = VALIDATORS.get_or_init(|| {
-        OPERATIONS
+        let names = OPERATIONS
             .iter()
-            .map(|(name, _)| {
-                let schema = &schemas()[name]["schema"];
-                let validator =
-                    jsonschema::validator_for(schema).expect("the embedded schemas compile");
-                (*name, validator)
+            .map(|(name, _)| *name)
+            .chain(["apps/create-installation-access-token"]);
+        names
+            .map(|name| {
+                let validator = jsonschema::validator_for(request_schema(name))
+                    .expect("the embedded schemas compile");
+                (name, validator)
             })
             .collect()
     });
@@ -259,7 +456,13 @@ fn answer(
             .or_insert(value);
     }
     let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let response = respond(shared, &mut state, &method, &path, &body, operation);
+    let (operation, response) = match state.app.is_some() {
+        true => app_respond(shared, &mut state, &method, &uri, &headers, &body),
+        false => (
+            operation,
+            respond(shared, &mut state, &method, &path, &body, operation),
+        ),
+    };
     state.requests.push(Recorded {
         method: method.to_string(),
         path,
@@ -305,7 +508,7 @@ fn respond(
         }
         return response;
     }
-    let mut answer = schemas()[name]["example_response"].clone();
+    let (status, mut answer) = example(name);
     let repo = path
         .split('/')
         .skip(2)
@@ -378,7 +581,363 @@ fn respond(
             }
         });
     }
-    json_answer(StatusCode::CREATED, answer)
+    json_answer(status, answer)
+}
+
+/// An error answer as GitHub gives it.
+fn github_error(status: StatusCode, message: &str) -> Response {
+    json_answer(
+        status,
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_str()}),
+    )
+}
+
+/// How the fake answers as a GitHub App: credentials first, then the call. Every answer carries
+/// the fake's clock in `Date`.
+fn app_respond(
+    shared: &Arc<Mutex<State>>,
+    state: &mut State,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Value,
+) -> (Option<&'static str>, Response) {
+    let app = state.app.as_ref().expect("app mode");
+    let now = unix_now() + app.clock_offset;
+    let path = uri.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (operation, mut response) = match segments.as_slice() {
+        [_, repo, ..] if repo.ends_with(".git") => (
+            Some("git"),
+            git_answer(state, &segments, authorization, now),
+        ),
+        ["app", ..] | ["repos", _, _, "installation"] => {
+            app_endpoint(state, method, &segments, authorization, body, now)
+        }
+        _ => {
+            let operation = operation(path);
+            let response = match installation_token(state, authorization, now) {
+                Err(refused) => refused,
+                Ok(token) => match permitted(&token, operation, &segments) {
+                    Err(refused) => refused,
+                    Ok(()) => respond(shared, state, method, path, body, operation),
+                },
+            };
+            (operation, response)
+        }
+    };
+    let date = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.max(0) as u64);
+    if let Ok(date) = httpdate::fmt_http_date(date).parse() {
+        response.headers_mut().insert("date", date);
+    }
+    (operation, response)
+}
+
+/// The installation token a call carries, if the fake minted it and it is good now.
+// The error is the answer itself, made once per refused call.
+#[allow(clippy::result_large_err)]
+fn installation_token(
+    state: &State,
+    authorization: &str,
+    now: i64,
+) -> Result<MintedToken, Response> {
+    let app = state.app.as_ref().expect("app mode");
+    let bad = || github_error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    let (scheme, token) = authorization.split_once(' ').ok_or_else(bad)?;
+    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token")) {
+        return Err(bad());
+    }
+    let minted = app
+        .tokens
+        .iter()
+        .find(|t| t.token == token.trim())
+        .ok_or_else(bad)?;
+    let installed = app
+        .installations
+        .iter()
+        .any(|i| i.id == minted.installation);
+    if minted.expires_at <= now || !installed {
+        return Err(bad());
+    }
+    Ok(minted.clone())
+}
+
+/// Whether `token` may make the call: the operation's permission, on a repository it covers.
+#[allow(clippy::result_large_err)]
+fn permitted(
+    token: &MintedToken,
+    operation: Option<&'static str>,
+    segments: &[&str],
+) -> Result<(), Response> {
+    let required = REQUIRED
+        .iter()
+        .find(|(op, _, _)| Some(*op) == operation)
+        .map(|(_, name, access)| (*name, *access));
+    let repo = match segments {
+        ["repos", owner, repo, ..] => Some(format!("{owner}/{repo}")),
+        _ => None,
+    };
+    let covered = repo.as_ref().is_none_or(|repo| {
+        token
+            .repositories
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(repo))
+    });
+    let allowed = required.is_none_or(|(name, access)| {
+        token
+            .permissions
+            .get(name)
+            .is_some_and(|have| level(have) >= level(access))
+    });
+    if covered && allowed {
+        return Ok(());
+    }
+    let mut refused = github_error(StatusCode::FORBIDDEN, NOT_ACCESSIBLE);
+    if let Some((name, access)) = required
+        && let Ok(value) = format!("{name}={access}").parse()
+    {
+        refused
+            .headers_mut()
+            .insert("x-accepted-github-permissions", value);
+    }
+    Err(refused)
+}
+
+/// A git fetch from `/{owner}/{repo}.git/...`: the fake serves no repository, but checks the
+/// credentials git sends as GitHub would (basic, `x-access-token` and an installation token
+/// with `contents: read` on the repository) and answers 404 once they pass.
+fn git_answer(state: &State, segments: &[&str], authorization: &str, now: i64) -> Response {
+    use base64::Engine as _;
+    let repo = format!("{}/{}", segments[0], segments[1].trim_end_matches(".git"));
+    let basic = authorization
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, encoded)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    let token = match basic
+        .as_deref()
+        .and_then(|b| b.strip_prefix("x-access-token:"))
+    {
+        Some(token) => format!("Bearer {token}"),
+        None => return github_error(StatusCode::UNAUTHORIZED, "Bad credentials"),
+    };
+    let minted = match installation_token(state, &token, now) {
+        Ok(minted) => minted,
+        Err(refused) => return refused,
+    };
+    let covered = minted
+        .repositories
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(&repo));
+    let reads = minted
+        .permissions
+        .get("contents")
+        .is_some_and(|have| level(have) >= level("read"));
+    if !(covered && reads) {
+        return github_error(StatusCode::FORBIDDEN, NOT_ACCESSIBLE);
+    }
+    github_error(
+        StatusCode::NOT_FOUND,
+        "Not Found (the fake GitHub checks git's credentials but serves no repository)",
+    )
+}
+
+/// The App endpoints, which want the App's JWT.
+fn app_endpoint(
+    state: &mut State,
+    method: &Method,
+    segments: &[&str],
+    authorization: &str,
+    body: &Value,
+    now: i64,
+) -> (Option<&'static str>, Response) {
+    let claims = authorization
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .ok_or_else(|| "A JSON web token could not be decoded".to_owned())
+        .and_then(|(_, jwt)| crate::app::verify_jwt(jwt.trim()))
+        .and_then(|claims| {
+            crate::app::check_times(&claims, now)?;
+            match claims.iss == crate::app::TEST_APP_ID.to_string() {
+                true => Ok(claims),
+                false => Err("Integration not found".to_owned()),
+            }
+        });
+    let (operation, answer) = match (method, segments) {
+        (&Method::GET, ["app"]) => (Some("apps/get-authenticated"), app_itself as AppAnswer),
+        (&Method::GET, ["app", "installations"]) => (
+            Some("apps/list-installations"),
+            list_installations as AppAnswer,
+        ),
+        (&Method::GET, ["repos", _, _, "installation"]) => (
+            Some("apps/get-repo-installation"),
+            repo_installation as AppAnswer,
+        ),
+        (&Method::POST, ["app", "installations", _, "access_tokens"]) => (
+            Some("apps/create-installation-access-token"),
+            mint_token as AppAnswer,
+        ),
+        _ => return (None, github_error(StatusCode::NOT_FOUND, "Not Found")),
+    };
+    if let Err(message) = claims {
+        return (operation, github_error(StatusCode::UNAUTHORIZED, &message));
+    }
+    (operation, answer(state, segments, body, now))
+}
+
+type AppAnswer = fn(&mut State, &[&str], &Value, i64) -> Response;
+
+fn app_itself(_: &mut State, _: &[&str], _: &Value, _: i64) -> Response {
+    let (_, mut app) = example("apps/get-authenticated");
+    app["id"] = json!(crate::app::TEST_APP_ID);
+    app["slug"] = json!("switchyard-test");
+    app["name"] = json!("Switchyard test App");
+    json_answer(StatusCode::OK, app)
+}
+
+fn installation_json(installation: &Installation) -> Value {
+    let (_, list) = example("apps/list-installations");
+    let mut answer = list[0].clone();
+    answer["id"] = json!(installation.id);
+    answer["app_id"] = json!(crate::app::TEST_APP_ID);
+    answer["account"]["login"] = json!(installation.account);
+    answer["permissions"] = json!(installation.permissions);
+    answer["repository_selection"] = json!("selected");
+    answer
+}
+
+fn list_installations(state: &mut State, _: &[&str], _: &Value, _: i64) -> Response {
+    let app = state.app.as_ref().expect("app mode");
+    let list: Vec<Value> = app.installations.iter().map(installation_json).collect();
+    json_answer(StatusCode::OK, Value::Array(list))
+}
+
+fn repo_installation(state: &mut State, segments: &[&str], _: &Value, _: i64) -> Response {
+    let app = state.app.as_ref().expect("app mode");
+    let repo = format!("{}/{}", segments[1], segments[2]);
+    let found = app
+        .installations
+        .iter()
+        .find(|i| i.repositories.iter().any(|r| r.eq_ignore_ascii_case(&repo)));
+    match found {
+        Some(installation) => json_answer(StatusCode::OK, installation_json(installation)),
+        None => github_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `POST /app/installations/{id}/access_tokens`, narrowed as asked, within the installation.
+fn mint_token(state: &mut State, segments: &[&str], body: &Value, now: i64) -> Response {
+    let operation = "apps/create-installation-access-token";
+    let body = if body.is_null() {
+        json!({})
+    } else {
+        body.clone()
+    };
+    let errors = schema_errors(operation, &body);
+    if !errors.is_empty() {
+        state
+            .violations
+            .push(format!("{operation}: {errors:?} in {body}"));
+        return github_error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request.");
+    }
+    let app = state.app.as_mut().expect("app mode");
+    let id: u64 = segments[2].parse().unwrap_or(0);
+    let Some(installation) = app.installations.iter().find(|i| i.id == id).cloned() else {
+        return github_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let repositories = match body["repositories"].as_array() {
+        Some(names) => {
+            let mut repositories = Vec::new();
+            for name in names.iter().filter_map(Value::as_str) {
+                let found = installation.repositories.iter().find(|r| {
+                    r.split('/')
+                        .nth(1)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                });
+                match found {
+                    Some(repo) => repositories.push(repo.clone()),
+                    None => {
+                        return github_error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                        );
+                    }
+                }
+            }
+            repositories
+        }
+        None => installation.repositories.clone(),
+    };
+    let permissions: BTreeMap<String, String> = match body["permissions"].as_object() {
+        Some(asked) => {
+            let mut granted = BTreeMap::new();
+            for (name, access) in asked {
+                let access = access.as_str().unwrap_or_default();
+                let have = installation.permissions.get(name).map_or(
+                    // Every installation can read metadata.
+                    if name == "metadata" { 1 } else { 0 },
+                    |have| level(have),
+                );
+                if level(access) == 0 || level(access) > have {
+                    return github_error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "The permissions requested are not granted to this installation.",
+                    );
+                }
+                granted.insert(name.clone(), access.to_owned());
+            }
+            granted
+        }
+        None => installation.permissions.clone(),
+    };
+    // `ghs_` and 36 letters and digits, like GitHub's.
+    let random = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let token = format!("ghs_{}", &random[..36]);
+    let expires_at = now + app.token_lifetime;
+    let minted = MintedToken {
+        token: token.clone(),
+        installation: id,
+        repositories: repositories.clone(),
+        permissions: permissions.clone(),
+        expires_at,
+        narrowed: body["repositories"].is_array(),
+    };
+    app.tokens.push(minted);
+    let (status, mut answer) = example("apps/create-installation-access-token");
+    let expires = time::OffsetDateTime::from_unix_timestamp(expires_at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let template = answer["repositories"][0].clone();
+    answer["token"] = json!(token);
+    answer["expires_at"] = json!(expires);
+    answer["permissions"] = json!(permissions);
+    answer["repository_selection"] = json!("selected");
+    answer["repositories"] = repositories
+        .iter()
+        .map(|full_name| {
+            let mut repo = template.clone();
+            repo["full_name"] = json!(full_name);
+            repo["name"] = json!(full_name.split('/').nth(1));
+            repo
+        })
+        .collect();
+    json_answer(status, answer)
 }
 
 #[cfg(test)]

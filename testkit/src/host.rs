@@ -18,6 +18,7 @@ use crate::{FakeGitHub, cargo::switchyard_bin};
 /// host process's environment only, never written to a file.
 const SECRET_VARIABLE: &str = "SWITCHYARD_TESTKIT_WEBHOOK_SECRET";
 const TOKEN_VARIABLE: &str = "SWITCHYARD_TESTKIT_GITHUB_TOKEN";
+const APP_KEY_VARIABLE: &str = "SWITCHYARD_TESTKIT_APP_KEY";
 
 /// How long [`HostBuilder::start`] waits for `/readyz`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,7 +123,9 @@ impl<'a> HostBuilder<'a> {
 
     /// Points `[github] api_url` at `github` with a random token, and has `github` send the
     /// host a signed webhook for each deployment (status) created, as GitHub does. Without
-    /// it, calls to GitHub fail (the API is an unused loopback port).
+    /// it, calls to GitHub fail (the API is an unused loopback port). A fake started with
+    /// [`FakeGitHub::start_app`] makes the host its App (`auth = "app"`, the test key): each
+    /// job's token then has exactly the permissions the plugin declares.
     pub fn github(mut self, github: &'a FakeGitHub) -> Self {
         self.github = Some(github);
         self
@@ -165,6 +168,7 @@ impl<'a> HostBuilder<'a> {
                 .current_dir(dir.path())
                 .env(SECRET_VARIABLE, &secret)
                 .env(TOKEN_VARIABLE, &token)
+                .env(APP_KEY_VARIABLE, crate::app::TEST_APP_KEY)
                 .env("RUST_LOG", "info")
                 .env_remove("SWITCHYARD_LOG_FORMAT")
                 .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -222,6 +226,7 @@ impl<'a> HostBuilder<'a> {
              [github]\n\
              api_url = {api_url}\n\
              token_env = \"{TOKEN_VARIABLE}\"\n\
+             {app}\
              backoff_ms = 10\n\n\
              [store]\n\
              path = {store}\n\n\
@@ -234,6 +239,13 @@ impl<'a> HostBuilder<'a> {
              [plugins.settings]\n\
              {settings}\n",
             api_url = toml_string(&api_url),
+            app = match self.github.is_some_and(FakeGitHub::is_app) {
+                true => format!(
+                    "auth = \"app\"\napp_id = {}\nprivate_key_env = \"{APP_KEY_VARIABLE}\"\n",
+                    crate::app::TEST_APP_ID
+                ),
+                false => String::new(),
+            },
             store = toml_string(&dir.join("switchyard.db").display().to_string()),
             config = self.config,
             name = toml_string(&self.name),
@@ -275,6 +287,23 @@ pub struct Delivery {
     pub jobs: usize,
     /// Each job's log link, by plugin entry name.
     pub logs: BTreeMap<String, String>,
+}
+
+/// The delivery as the host's `202` lists it: `{"delivery": ID, "jobs": [{"job": N, "plugin":
+/// NAME, "log": URL}, ...]}`.
+fn accepted(id: String, answer: &Value) -> Delivery {
+    let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
+    Delivery {
+        id,
+        jobs: jobs.len(),
+        logs: jobs
+            .iter()
+            .filter_map(|job| {
+                let plugin = job["plugin"].as_str()?.to_owned();
+                Some((plugin, job["log"].as_str()?.to_owned()))
+            })
+            .collect(),
+    }
 }
 
 /// How a job ended.
@@ -372,21 +401,7 @@ impl TestHost {
                 "the {event} delivery was answered {status}: {answer}"
             ));
         }
-        // `{"delivery": ID, "jobs": [{"job": N, "plugin": NAME, "log": LINK}, ...]}`
-        let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
-        Delivery {
-            id,
-            jobs: jobs.len(),
-            logs: jobs
-                .iter()
-                .filter_map(|job| {
-                    Some((
-                        job["plugin"].as_str()?.to_owned(),
-                        job["log"].as_str()?.to_owned(),
-                    ))
-                })
-                .collect(),
-        }
+        accepted(id, &answer)
     }
 
     /// Waits until every job of `delivery` has ended, retries included, and returns them
@@ -610,6 +625,21 @@ mod tests {
         assert!(parse_deliveries(output, "d-0").is_empty());
         assert!(parse_deliveries(output, "d-9").is_empty());
         assert_eq!(parse_deliveries(output, "d-2")[0].0.id, 5);
+    }
+
+    #[test]
+    fn the_hosts_202_gives_the_jobs_and_their_log_links() {
+        let answer = serde_json::json!({"delivery": "d-1", "jobs": [
+            {"job": 4, "plugin": "deploy", "log": "http://127.0.0.1:1/jobs/4/log/k"}
+        ]});
+        let delivery = accepted("d-1".into(), &answer);
+        assert_eq!(delivery.jobs, 1);
+        assert_eq!(delivery.logs["deploy"], "http://127.0.0.1:1/jobs/4/log/k");
+        let none = accepted(
+            "d-2".into(),
+            &serde_json::json!({"delivery": "d-2", "jobs": []}),
+        );
+        assert_eq!((none.jobs, none.logs.len()), (0, 0));
     }
 
     #[test]

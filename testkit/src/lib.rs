@@ -47,12 +47,15 @@
 //! missing, add `.config("[sandbox]\nmode = \"none\"")` (unsandboxed). See
 //! `docs/plugin-testkit.md` in the Switchyard repository.
 
+pub mod app;
 mod cargo;
 mod fake_github;
 mod git;
 mod host;
 
 pub use cargo::{SWITCHYARD_BIN, cdylib_path, switchyard_bin};
-pub use fake_github::{FakeGitHub, Recorded, schema_errors};
+pub use fake_github::{
+    FakeGitHub, Installation, MintedToken, NOT_ACCESSIBLE, Recorded, schema_errors,
+};
 pub use git::Origin;
 pub use host::{Delivery, HostBuilder, Job, JobState, TestHost, signature};

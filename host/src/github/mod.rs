@@ -1,136 +1,137 @@
-//! The outbound GitHub REST client plugins call through the host: base URL from config (GitHub
-//! Enterprise works the same), the token from the environment, and the retries of `outbound`.
+//! GitHub: what plugins' calls go through, as the host's identity. Two kinds of auth:
+//! `token` (one personal access token, the default) and `app` (a GitHub App: each job under an
+//! installation token narrowed to its plugin's permissions and the event's repository).
+//!
+//! - `client`: one REST call to `[github] api_url`, with retries.
+//! - `token`: the personal-token identity.
+//! - `jwt`: the App's private key and its RS256 JWT, corrected for clock skew.
+//! - `app`: the App identity: installations, token minting, eviction on uninstall.
+//! - `tokens`: the installation token cache.
+//! - `permissions`: naming the permission a refused call lacked.
+//! - `stand_in`: a local stand-in for trying plugins (`serve --github-stand-in`).
 
+pub mod app;
+pub mod client;
+pub mod jwt;
+pub mod permissions;
 pub mod stand_in;
+pub mod token;
+pub mod tokens;
 
-use reqwest::Method;
-use switchyard_plugin_api::{GitHubResponse, HostError, wire::GitHubCall};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use switchyard_plugin_api::{GitHubResponse, HostError, Permissions, wire::GitHubCall};
+
+pub use app::App;
+pub use jwt::AppKey;
+pub use token::TokenAuth;
 
 use crate::{
-    config::GitHubConfig,
+    config::{GitHubAuth, GitHubConfig},
     metrics::Metrics,
-    outbound::{self, Counted, Failure, RetryPolicy, send_with_retries},
 };
+
+/// Who is calling: a job of a plugin entry, for the event it handles.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The plugin entry's name.
+    pub plugin: String,
+    /// What its jobs' App tokens may do (`None`: not declared, the installation's).
+    pub permissions: Option<Permissions>,
+    /// The event's `owner/repo`: App tokens are narrowed to it.
+    pub repository: Option<String>,
+    /// The delivery's payload, whose `installation.id` is read when a token is needed.
+    payload: Bytes,
+    installation: OnceLock<Option<u64>>,
+}
+
+impl Caller {
+    pub fn new(
+        plugin: String,
+        permissions: Option<Permissions>,
+        repository: Option<String>,
+        payload: Bytes,
+    ) -> Self {
+        Self {
+            plugin,
+            permissions,
+            repository,
+            payload,
+            installation: OnceLock::new(),
+        }
+    }
+
+    /// A caller with no plugin, event or repository.
+    pub fn nobody() -> Self {
+        Self::new(String::new(), None, None, Bytes::new())
+    }
+
+    /// The payload's `installation.id`, which GitHub sends with every App delivery: read once.
+    pub fn installation(&self) -> Option<u64> {
+        *self.installation.get_or_init(|| self.read_installation())
+    }
+
+    fn read_installation(&self) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: u64,
+        }
+        #[derive(Deserialize)]
+        struct Payload {
+            installation: Option<Id>,
+        }
+        serde_json::from_slice::<Payload>(&self.payload)
+            .ok()?
+            .installation
+            .map(|i| i.id)
+    }
+}
 
 /// What the host needs from GitHub; a trait so tests and other backends can stand in.
 #[async_trait::async_trait]
 pub trait GitHub: Send + Sync {
-    async fn send(&self, call: GitHubCall) -> Result<GitHubResponse, HostError>;
+    /// A plugin's REST call, made as `caller`.
+    async fn send(&self, call: GitHubCall, caller: &Caller) -> Result<GitHubResponse, HostError>;
+
+    /// The token `caller`'s checkouts give git, if any.
+    async fn git_token(&self, caller: &Caller) -> Result<Option<String>, HostError>;
+
+    /// Sees each accepted delivery before it is dispatched: an App forgets the tokens of an
+    /// installation that was deleted or suspended, or of repositories removed from it.
+    fn observe(&self, _event: &str, _payload: &[u8]) {}
 }
 
-/// The real client.
-pub struct GitHubClient {
-    http: reqwest::Client,
-    api_url: String,
-    /// `None` when the token variable is unset: calls fail with a message naming it.
-    token: Option<String>,
-    token_env: String,
-    policy: RetryPolicy,
-    counted: Counted,
-}
-
-impl GitHubClient {
-    pub fn new(
-        config: &GitHubConfig,
-        token: Option<String>,
-        metrics: std::sync::Arc<Metrics>,
-    ) -> Result<Self, reqwest::Error> {
-        let http = outbound::client()?;
-        Ok(Self {
-            http,
-            api_url: config.api_url.trim_end_matches('/').to_owned(),
-            token,
-            token_env: config.token_env.clone(),
-            policy: RetryPolicy::from_config(config),
-            counted: Counted {
-                metrics,
-                target: "github",
-            },
-        })
-    }
-}
+/// Every call fails with the same message: an App without its key.
+struct Unconfigured(String);
 
 #[async_trait::async_trait]
-impl GitHub for GitHubClient {
-    async fn send(&self, call: GitHubCall) -> Result<GitHubResponse, HostError> {
-        let token = self.token.as_deref().ok_or_else(|| {
-            HostError::NotConfigured(format!(
-                "no GitHub token: set the environment variable {}",
-                self.token_env
-            ))
-        })?;
-        // Plugins give a path, never a URL, so the token only ever goes to the configured API.
-        if !call.path.starts_with('/') || call.path.starts_with("//") || call.path.contains("://") {
-            return Err(HostError::InvalidRequest(format!(
-                "GitHub path must start with `/`: {:?}",
-                call.path
-            )));
-        }
-        let method = Method::from_bytes(call.method.as_bytes())
-            .map_err(|_| HostError::InvalidRequest(format!("bad HTTP method {:?}", call.method)))?;
-        let url = format!("{}{}", self.api_url, call.path);
-        let what = format!("{method} {}", call.path);
-        let answer = send_with_retries(&self.policy, &self.counted, &what, || {
-            let request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(token)
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28");
-            match &call.body {
-                Some(body) => request.json(body),
-                None => request,
-            }
-        })
-        .await;
-        match answer {
-            Ok(answer) => Ok(GitHubResponse {
-                status: answer.status,
-                body: serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null),
-            }),
-            Err(Failure::Refused { status, message }) => Err(HostError::GitHub { status, message }),
-            Err(Failure::Unavailable(reason)) => Err(HostError::GitHubUnavailable(reason)),
-        }
+impl GitHub for Unconfigured {
+    async fn send(&self, _: GitHubCall, _: &Caller) -> Result<GitHubResponse, HostError> {
+        Err(HostError::NotConfigured(self.0.clone()))
+    }
+
+    async fn git_token(&self, _: &Caller) -> Result<Option<String>, HostError> {
+        Err(HostError::NotConfigured(self.0.clone()))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn without_a_token_calls_fail_naming_the_variable() {
-        let client = GitHubClient::new(&GitHubConfig::default(), None, Default::default()).unwrap();
-        let call = GitHubCall {
-            method: "GET".into(),
-            path: "/rate_limit".into(),
-            body: None,
-        };
-        let error = client.send(call).await.unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "no GitHub token: set the environment variable GITHUB_TOKEN"
-        );
-    }
-
-    #[tokio::test]
-    async fn paths_cannot_send_the_token_elsewhere() {
-        let client = GitHubClient::new(
-            &GitHubConfig::default(),
-            Some("t0ken".into()),
-            Default::default(),
-        )
-        .unwrap();
-        for path in ["https://evil.example/x", "//evil.example/x", "repos/x"] {
-            let call = GitHubCall {
-                method: "GET".into(),
-                path: path.into(),
-                body: None,
-            };
-            assert!(
-                matches!(client.send(call).await, Err(HostError::InvalidRequest(_))),
-                "{path}"
-            );
-        }
-    }
+/// The GitHub identity `config` asks for: `token` with the personal token, `app` with the
+/// App's key.
+pub fn connect(
+    config: &GitHubConfig,
+    token: Option<String>,
+    app_key: Option<Arc<AppKey>>,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn GitHub>, reqwest::Error> {
+    let api = client::Api::new(config, metrics)?;
+    Ok(match (config.auth, app_key) {
+        (GitHubAuth::Token, _) => Arc::new(TokenAuth::new(api, token, &config.token_env)),
+        (GitHubAuth::App, Some(key)) => Arc::new(App::new(config, api, key)),
+        (GitHubAuth::App, None) => Arc::new(Unconfigured(format!(
+            "no GitHub App private key: set the environment variable {} or [github] private_key_file",
+            config.private_key_env
+        ))),
+    })
 }

@@ -42,6 +42,14 @@ pub async fn receive(
         )
             .into_response());
     }
+    if matches!(
+        delivery.kind.as_str(),
+        "installation" | "installation_repositories"
+    ) {
+        state
+            .github
+            .observe(delivery.kind.as_str(), &delivery.payload);
+    }
     let plugins = state.plugins.current();
     let targets = router::route(&plugins, &delivery);
     let rerun = state.ingress.redeliveries == Redeliveries::Rerun;

@@ -27,6 +27,14 @@ pub struct JobLogs {
 
 const MASK: &[u8] = b"********";
 
+/// Secrets masked by their shape rather than their value, for the tokens minted while the host
+/// runs: a GitHub App's installation tokens (`ghs_` and at least 20 letters and digits), and
+/// any token in git's basic `Authorization` header: `base64("x-access-token:")` is exactly 20
+/// characters, so whatever follows is the token's own base64.
+const SHAPED: [(&[u8], usize); 2] = [(b"ghs_", 20), (b"eC1hY2Nlc3MtdG9rZW46", 8)];
+/// Longest run a shaped secret is masked over: room kept around a cut line.
+const SHAPED_MAX: usize = 256;
+
 impl JobLogs {
     /// Every secret is masked, however short: a short one masks ordinary text too, which is
     /// better than showing it (the host warns about short webhook secrets at start).
@@ -68,9 +76,9 @@ impl JobLogs {
         self
     }
 
-    /// Length of the longest secret masked, 0 when there is none.
+    /// Length of the longest secret masked.
     pub fn longest_secret(&self) -> usize {
-        self.secrets.first().map_or(0, Vec::len)
+        self.secrets.first().map_or(0, Vec::len).max(SHAPED_MAX)
     }
 
     pub fn path(&self, job: JobId) -> PathBuf {
@@ -156,6 +164,25 @@ impl JobLogs {
                 at = start + MASK.len();
             }
         }
+        for (prefix, least) in SHAPED {
+            let mut at = 0;
+            while let Some(found) = find(&text[at..], prefix) {
+                let start = at + found;
+                let token = |b: &u8| b.is_ascii_alphanumeric() || b"_+/=".contains(b);
+                let length = text[start + prefix.len()..]
+                    .iter()
+                    .take(SHAPED_MAX)
+                    .take_while(|b| token(b))
+                    .count();
+                if length >= least {
+                    let end = start + prefix.len() + length;
+                    text.splice(start..end, MASK.iter().copied());
+                    at = start + MASK.len();
+                } else {
+                    at = start + prefix.len();
+                }
+            }
+        }
         text
     }
 }
@@ -182,6 +209,31 @@ mod tests {
             logs.mask(b"a x-token-long b token c"),
             b"a ******** b ******** c"
         );
+    }
+
+    #[test]
+    fn installation_tokens_are_masked_by_their_shape() {
+        let logs = JobLogs::new(PathBuf::new(), []);
+        let token = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
+        let header = format!(
+            "Authorization: basic {}",
+            crate::checkout::encoded_credentials(token)
+        );
+        // (input, expected)
+        let cases = [
+            (format!("token {token}."), "token ********.".to_owned()),
+            (header, "Authorization: basic ********".to_owned()),
+            (
+                "ghs_short and ghs_".to_owned(),
+                "ghs_short and ghs_".to_owned(),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                String::from_utf8(logs.mask(input.as_bytes())).unwrap(),
+                expected
+            );
+        }
     }
 
     #[test]

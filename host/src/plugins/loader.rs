@@ -15,7 +15,7 @@ use std::{
 use async_ffi::FfiFuture;
 use libloading::Library;
 use switchyard_plugin_api::{
-    PluginConfig, Subscription,
+    Permissions, PluginConfig, Subscription,
     abi::{self, FfiBytes, FfiSlice, HeaderPrefix, HostServices, PluginHeader, PluginVTable},
     wire::CreateReply,
 };
@@ -40,6 +40,9 @@ pub enum LoadError {
     Incompatible { path: PathBuf, reason: String },
     #[error("{}: the plugin refused to start: {reason}", path.display())]
     Create { path: PathBuf, reason: String },
+    /// The entry's `permissions` asks for more than the plugin declares.
+    #[error("{reason}")]
+    Widened { reason: String },
 }
 
 /// What a plugin says about itself in its header.
@@ -124,6 +127,7 @@ impl LoadError {
             Self::NotAPlugin { reason, .. } => Self::NotAPlugin { path, reason },
             Self::Incompatible { reason, .. } => Self::Incompatible { path, reason },
             Self::Create { reason, .. } => Self::Create { path, reason },
+            Self::Widened { reason } => Self::Widened { reason },
         }
     }
 }
@@ -259,11 +263,12 @@ unsafe impl Send for PluginInstance {}
 unsafe impl Sync for PluginInstance {}
 
 impl PluginLibrary {
-    /// Creates an instance with its settings; returns it with the plugin's own subscriptions.
+    /// Creates an instance with its settings; returns it with the plugin's own subscriptions
+    /// and the permissions it declares (`None`: it declares none).
     pub fn instantiate(
         &self,
         config: &PluginConfig,
-    ) -> Result<(PluginInstance, Vec<Subscription>), LoadError> {
+    ) -> Result<(PluginInstance, Vec<Subscription>, Option<Permissions>), LoadError> {
         let config = abi::to_json(config);
         // SAFETY: a checked vtable; `config` lives across the call, which copies it.
         let created = unsafe { (self.vtable.create)(FfiSlice::new(&config)) };
@@ -273,12 +278,19 @@ impl PluginLibrary {
             reason,
         };
         match (NonNull::new(created.instance), reply) {
-            (Some(instance), Ok(CreateReply::Ready { subscriptions })) => Ok((
+            (
+                Some(instance),
+                Ok(CreateReply::Ready {
+                    subscriptions,
+                    permissions,
+                }),
+            ) => Ok((
                 PluginInstance {
                     vtable: self.vtable,
                     instance,
                 },
                 subscriptions,
+                permissions,
             )),
             (None, Ok(CreateReply::Failed { error })) => Err(create_error(error)),
             (instance, reply) => {

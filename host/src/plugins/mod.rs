@@ -13,7 +13,9 @@ use std::{
     time::SystemTime,
 };
 
-use switchyard_plugin_api::{Outcome, PluginConfig, PluginError, Subscription, wire::CallResult};
+use switchyard_plugin_api::{
+    Outcome, Permissions, PluginConfig, PluginError, Subscription, wire::CallResult,
+};
 
 pub use loader::{LoadError, PluginInfo};
 pub use services::{JobServices, ServiceDeps};
@@ -33,6 +35,11 @@ pub struct LoadedPlugin {
     pub interest: Interest,
     /// What its commands may have in their sandbox.
     pub allowance: Arc<Allowance>,
+    /// The GitHub permissions the plugin declares (`None`: it declares none).
+    pub declared: Option<Permissions>,
+    /// What its jobs' App tokens may do: the entry's `permissions` when given (within the
+    /// declared ones), else the declared ones; `None` for the installation's.
+    pub permissions: Option<Permissions>,
     instance: loader::PluginInstance,
 }
 
@@ -78,6 +85,7 @@ impl PluginSetError {
     fn key(&self) -> &'static str {
         match self.error {
             LoadError::Create { .. } => "settings",
+            LoadError::Widened { .. } => "permissions",
             _ => "library",
         }
     }
@@ -133,8 +141,12 @@ impl PluginSet {
                 config_dir: config.dir.clone(),
                 worker_threads: entry.threads,
             };
-            let (instance, own) = library.instantiate(&plugin_config).map_err(failed)?;
+            let (instance, own, declared) = library.instantiate(&plugin_config).map_err(failed)?;
+            let permissions = effective_permissions(declared.as_ref(), entry.permissions.as_ref())
+                .map_err(|reason| failed(LoadError::Widened { reason }))?;
             plugins.push(Arc::new(LoadedPlugin {
+                declared,
+                permissions,
                 interest: Interest {
                     subscriptions: entry.events.clone().unwrap_or(own),
                     repositories: entry.repositories.clone(),
@@ -149,12 +161,47 @@ impl PluginSet {
         Ok(Self { plugins })
     }
 
+    /// Names of the plugins that declare no GitHub permissions, and whose entries give none:
+    /// as an App, their jobs' tokens have all of the installation's permissions.
+    pub fn undeclared(&self) -> impl Iterator<Item = &str> {
+        self.plugins
+            .iter()
+            .filter(|p| p.permissions.is_none())
+            .map(|p| p.name())
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
         self.plugins.iter().find(|p| p.name() == name)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
         self.plugins.iter()
+    }
+}
+
+/// The permissions of an entry's jobs: the entry's, when it gives some, which may only narrow
+/// what the plugin declares; else the plugin's own.
+fn effective_permissions(
+    declared: Option<&Permissions>,
+    entry: Option<&Permissions>,
+) -> Result<Option<Permissions>, String> {
+    match (declared, entry) {
+        (Some(declared), Some(entry)) if !entry.within(declared) => Err(format!(
+            "{} beyond what the plugin declares ({declared}): an entry can only narrow a plugin's permissions",
+            entry.beyond(declared).join(", ")
+        )),
+        (_, Some(entry)) => Ok(Some(entry.clone())),
+        (declared, None) => Ok(declared.cloned()),
+    }
+}
+
+/// Warns about each plugin that declares no GitHub permissions, when the host is an App.
+pub fn warn_undeclared(set: &PluginSet) {
+    for name in set.undeclared() {
+        tracing::warn!(
+            plugin = %name,
+            "the plugin {name:?} declares no GitHub permissions: its jobs' App tokens have all of the installation's permissions (narrowed to the event's repository). Give its entry `permissions = {{ ... }}` in config.toml, or rebuild it against a plugin-api that declares them"
+        );
     }
 }
 

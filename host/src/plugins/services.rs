@@ -20,7 +20,7 @@ use switchyard_plugin_api::{
 
 use crate::{
     checkout::Checkouts,
-    github::GitHub,
+    github::{Caller, GitHub},
     job_log::JobLogs,
     locks::Locks,
     outbound::WebhookClient,
@@ -46,6 +46,8 @@ pub struct ServiceDeps {
 /// which a plugin's task may keep past the attempt: every service checks the attempt first.
 pub struct JobServices {
     pub attempt: Arc<Attempt>,
+    /// Who its GitHub calls and checkouts act as.
+    pub caller: Caller,
     /// What the plugin's entry lets its commands have (network, binds, passed variables).
     pub allowance: Arc<Allowance>,
     pub deps: Arc<ServiceDeps>,
@@ -101,7 +103,7 @@ impl JobServices {
         let deps = &self.deps;
         let job = self.attempt.job;
         match request {
-            ServiceRequest::Github(call) => encode(deps.github.send(call).await),
+            ServiceRequest::Github(call) => encode(deps.github.send(call, &self.caller).await),
             ServiceRequest::Run(request) => {
                 let run = async {
                     let workspace = deps.checkouts.ensure(job, deps.sandbox.run_as()).await?;
@@ -111,13 +113,19 @@ impl JobServices {
                 encode(run.await)
             }
             ServiceRequest::Checkout(request) => {
-                let workspace = deps.checkouts.workspace(job);
-                let place = self.place(&workspace);
-                encode(
+                let checkout = async {
+                    // A token only for the configured GitHub: none is minted for a mirror.
+                    let token = match deps.checkouts.wants_credentials(&request.clone_url) {
+                        true => deps.github.git_token(&self.caller).await?,
+                        false => None,
+                    };
+                    let workspace = deps.checkouts.workspace(job);
+                    let place = self.place(&workspace);
                     deps.checkouts
-                        .checkout(request, &deps.logs, job, place)
-                        .await,
-                )
+                        .checkout(request, &deps.logs, job, place, token.as_deref())
+                        .await
+                };
+                encode(checkout.await)
             }
             ServiceRequest::HttpPost(post) => encode(deps.webhooks.post(post).await),
             ServiceRequest::Lock(request) => {

@@ -34,6 +34,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use attempt::Attempt;
 
 use crate::{
+    github::Caller,
     job_log::LogLinks,
     journal::{AttemptEnd, JobId, Journal, JournalError, PendingJob, unix_millis},
     metrics::Metrics,
@@ -486,6 +487,12 @@ impl Inner {
         let payload = delivery.payload.clone();
         let services = Arc::new(JobServices {
             attempt: Arc::clone(attempt),
+            caller: Caller::new(
+                plugin.name().to_owned(),
+                plugin.permissions.clone(),
+                delivery.facts.repository.clone(),
+                delivery.payload.clone(),
+            ),
             allowance: Arc::clone(&plugin.allowance),
             deps: Arc::clone(&self.deps.services),
             runtime: tokio::runtime::Handle::current(),

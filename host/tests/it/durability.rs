@@ -167,6 +167,7 @@ async fn a_job_the_host_died_during_every_time_is_given_up() {
     let secrets = Secrets {
         webhook: WebhookSecret::new(SECRET),
         github_token: None,
+        github_app_key: None,
     };
     let host = Switchyard::start(config, secrets).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

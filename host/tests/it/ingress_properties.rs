@@ -26,6 +26,7 @@ fn host() -> &'static (tokio::runtime::Runtime, Router) {
         let secrets = Secrets {
             webhook: WebhookSecret::new(SECRET),
             github_token: None,
+            github_app_key: None,
         };
         let router =
             runtime.block_on(async { Switchyard::start(config, secrets).await.unwrap().router() });

@@ -63,6 +63,11 @@ impl Plugin for Chat {
         ]
     }
 
+    /// Notifies elsewhere; calls GitHub for nothing.
+    fn permissions(&self) -> Option<Permissions> {
+        Some(Permissions::none())
+    }
+
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
         // Each kind with the states told by default (empty: all of them).
         let (state, told_by_default, text): (String, &[&str], String) = match event.name.as_str() {

@@ -119,6 +119,16 @@ impl Plugin for Ci {
             .into()
     }
 
+    fn permissions(&self) -> Option<Permissions> {
+        // Check runs are the next step after statuses; the checkout reads the code.
+        Some(
+            Permissions::none()
+                .write("checks")
+                .write("statuses")
+                .read("contents"),
+        )
+    }
+
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
         let target = match Target::from_event(event)? {
             Ok(target) => target,

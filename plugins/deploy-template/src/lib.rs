@@ -40,6 +40,12 @@ impl Plugin for MyDeploy {
         vec![Subscription::event("deployment")]
     }
 
+    /// What a GitHub App's token for this plugin's jobs may do: report deployment statuses
+    /// and check the code out. Add what your deploy calls (and no more).
+    fn permissions(&self) -> Option<Permissions> {
+        Some(Permissions::none().write("deployments").read("contents"))
+    }
+
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
         let DeploymentEvent {
             deployment,

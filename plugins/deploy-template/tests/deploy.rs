@@ -25,7 +25,11 @@ struct Deploys {
 impl Deploys {
     /// The host with this package's plugin, `command` run for each deployment.
     async fn start(command: &str) -> Self {
-        let github = FakeGitHub::start().await;
+        Self::start_with(FakeGitHub::start().await, command).await
+    }
+
+    /// Like `start`, against `github` (e.g. the fake as a GitHub App).
+    async fn start_with(github: FakeGitHub, command: &str) -> Self {
         let origin = Origin::new(REPO);
         // Built from this package (its name is read, so a renamed copy still finds itself).
         let host = TestHost::builder(cdylib_path(env!("CARGO_PKG_NAME")))
@@ -155,5 +159,45 @@ async fn another_environment_is_skipped_without_a_status() {
         "{job:?}"
     );
     assert!(deploys.github.requests().is_empty());
+    deploys.stop().await;
+}
+
+#[tokio::test]
+async fn as_a_github_app_the_deploy_gets_a_token_with_what_the_plugin_declares_only() {
+    let github = FakeGitHub::start_app().await;
+    // The installation may do more than the template needs.
+    github.install(
+        1,
+        "Codertocat",
+        &[REPO],
+        &[
+            ("checks", "write"),
+            ("contents", "write"),
+            ("deployments", "write"),
+            ("statuses", "write"),
+        ],
+    );
+    let deploys = Deploys::start_with(github, "sh deploy.sh").await;
+    let sha = deploys.origin.commit(
+        "refs/heads/main",
+        &[("deploy.sh", DEPLOY_SH), ("VERSION", "2.0.0")],
+    );
+    let job = deploys.deploy(9, &sha, "production").await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let states: Vec<String> = deploys
+        .statuses(9, &job.log_url)
+        .into_iter()
+        .map(|(state, _)| state)
+        .collect();
+    assert_eq!(states, ["in_progress", "success"]);
+    let minted = deploys.github.minted_tokens();
+    assert_eq!(minted.len(), 1, "{minted:?}");
+    assert_eq!(minted[0].repositories, [REPO]);
+    let granted: Vec<(&str, &str)> = minted[0]
+        .permissions
+        .iter()
+        .map(|(name, access)| (name.as_str(), access.as_str()))
+        .collect();
+    assert_eq!(granted, [("contents", "read"), ("deployments", "write")]);
     deploys.stop().await;
 }

@@ -90,6 +90,11 @@ impl Plugin for Deployer {
         ]
     }
 
+    /// Creates deployments and their statuses; checks the code out to deploy it.
+    fn permissions(&self) -> Option<Permissions> {
+        Some(Permissions::none().write("deployments").read("contents"))
+    }
+
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
         match event.name.as_str() {
             "pull_request" => self.on_merge(&event.parse()?, host).await,

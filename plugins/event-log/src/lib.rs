@@ -59,6 +59,11 @@ impl Plugin for EventLog {
         vec![Subscription::all()]
     }
 
+    /// Writes a file; calls GitHub for nothing.
+    fn permissions(&self) -> Option<Permissions> {
+        Some(Permissions::none())
+    }
+
     async fn handle(&self, event: &Event, _host: &Host) -> Result<Outcome, PluginError> {
         let line = record::line(event);
         let mut file = self

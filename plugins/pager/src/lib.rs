@@ -75,6 +75,11 @@ impl Plugin for Pager {
         events
     }
 
+    /// Notifies elsewhere; calls GitHub for nothing.
+    fn permissions(&self) -> Option<Permissions> {
+        Some(Permissions::none())
+    }
+
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
         let alert = match event.name.as_str() {
             "deployment_status" => alert::for_deployment(&event.parse()?),

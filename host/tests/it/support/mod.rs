@@ -113,6 +113,8 @@ pub struct HostSpec {
     pub github_token: Option<&'static str>,
     /// Extra `[github]` keys.
     pub github: String,
+    /// Act as the fake GitHub's App (`auth = "app"`, its id, the test key in a file).
+    pub app: bool,
     /// Extra `[workers]` keys.
     pub workers: String,
     /// Extra `[store]` keys.
@@ -164,6 +166,23 @@ impl TestHost {
             store = spec.store,
             plugins = spec.plugins,
         );
+        let text = match spec.app {
+            true => {
+                std::fs::write(
+                    dir.path().join("app.pem"),
+                    switchyard_testkit::app::TEST_APP_KEY,
+                )
+                .unwrap();
+                text.replace(
+                    "[github]\n",
+                    &format!(
+                        "[github]\nauth = \"app\"\napp_id = {}\nprivate_key_file = \"app.pem\"\n",
+                        switchyard_testkit::app::TEST_APP_ID
+                    ),
+                )
+            }
+            false => text,
+        };
         let text = expand(&text, dir.path());
         // Written out, so the host's watcher sees edits (see `rewrite_plugins`).
         let file = dir.path().join("config.toml");
@@ -182,6 +201,8 @@ impl TestHost {
         let secrets = Secrets {
             webhook: WebhookSecret::new(SECRET),
             github_token: github_token.map(str::to_owned),
+            github_app_key: (config.github.auth == switchyard::config::GitHubAuth::App)
+                .then(|| std::sync::Arc::new(switchyard::app::github_app_key(&config).unwrap())),
         };
         let host = Switchyard::start(config, secrets).await.unwrap();
         let host_state = host.state.clone();

@@ -15,8 +15,22 @@ enum Behaviour {
     Sleep { millis: u64 },
     /// Fails retryably until the given attempt, then succeeds.
     SucceedOnAttempt { attempt: u32 },
-    /// Sets a commit status on the pull request's head sha.
-    CommitStatus,
+    /// Sets a commit status on the pull request's head sha, declaring `permissions` (none
+    /// declared when left out, as a plugin written before permissions existed).
+    CommitStatus {
+        #[serde(default)]
+        permissions: Option<Permissions>,
+    },
+    /// Makes one GitHub call (`{repo}` in `path` becomes the event's repository) and logs the
+    /// answer's status, declaring `permissions` like `commit_status`.
+    GithubCall {
+        method: String,
+        path: String,
+        #[serde(default)]
+        body: Option<serde_json::Value>,
+        #[serde(default)]
+        permissions: Option<Permissions>,
+    },
     /// Runs a shell command through the host.
     Run {
         script: String,
@@ -48,6 +62,15 @@ impl Plugin for Behaving {
         vec!["pull_request".parse().expect("valid subscription")]
     }
 
+    fn permissions(&self) -> Option<Permissions> {
+        match &self.0 {
+            Behaviour::CommitStatus { permissions } | Behaviour::GithubCall { permissions, .. } => {
+                permissions.clone()
+            }
+            _ => None,
+        }
+    }
+
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
         match &self.0 {
             Behaviour::Panic => panic!("boom in delivery {}", event.delivery),
@@ -72,7 +95,7 @@ impl Plugin for Behaving {
                 }
                 Ok(Outcome::Done)
             }
-            Behaviour::CommitStatus => {
+            Behaviour::CommitStatus { .. } => {
                 let repo = event.repository.as_deref().unwrap_or_default();
                 let sha = event.payload()["pull_request"]["head"]["sha"]
                     .as_str()
@@ -80,6 +103,16 @@ impl Plugin for Behaving {
                 let status = CommitStatus::new(StatusState::Success, "test/behaviours", "ok")
                     .with_target_url(&event.job.log_url);
                 host.create_status(repo, sha, &status).await?;
+                Ok(Outcome::Done)
+            }
+            Behaviour::GithubCall {
+                method, path, body, ..
+            } => {
+                let repo = event.repository.as_deref().unwrap_or_default();
+                let path = path.replace("{repo}", repo);
+                let answer = host.github(method, &path, body.clone()).await?;
+                host.log(format!("{method} {path}: {}", answer.status))
+                    .await;
                 Ok(Outcome::Done)
             }
             Behaviour::Run {

@@ -1,0 +1,136 @@
+//! Sending one REST call to the configured API with a bearer credential (a personal token, an
+//! installation token or the App's JWT), with the retries of `outbound`. The credential only
+//! ever goes to `[github] api_url`: callers give a path, never a URL.
+
+use reqwest::{Method, header::HeaderMap};
+use switchyard_plugin_api::{GitHubResponse, HostError, wire::GitHubCall};
+
+use crate::{
+    config::GitHubConfig,
+    metrics::Metrics,
+    outbound::{self, Counted, Failure, RetryPolicy, send_with_retries},
+};
+
+/// The REST API at `[github] api_url`.
+pub struct Api {
+    http: reqwest::Client,
+    url: String,
+    policy: RetryPolicy,
+    counted: Counted,
+}
+
+/// An answer GitHub refused, with what the callers read off it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+    pub headers: HeaderMap,
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// GitHub answered with an error retrying will not fix.
+    Refused(Refusal),
+    /// GitHub could not be reached or kept failing.
+    Unavailable(String),
+}
+
+impl From<CallError> for HostError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Refused(Refusal {
+                status, message, ..
+            }) => HostError::GitHub { status, message },
+            CallError::Unavailable(reason) => HostError::GitHubUnavailable(reason),
+        }
+    }
+}
+
+impl Api {
+    pub fn new(
+        config: &GitHubConfig,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: outbound::client()?,
+            url: config.api_url.trim_end_matches('/').to_owned(),
+            policy: RetryPolicy::from_config(config),
+            counted: Counted {
+                metrics,
+                target: "github",
+            },
+        })
+    }
+
+    /// Sends `call` with `bearer` as its credential.
+    pub async fn send(&self, call: &GitHubCall, bearer: &str) -> Result<GitHubResponse, CallError> {
+        // Plugins give a path, never a URL, so the credential only ever goes to the API.
+        check_path(&call.path).map_err(|e| CallError::Refused(invalid(e)))?;
+        let method = Method::from_bytes(call.method.as_bytes()).map_err(|_| {
+            CallError::Refused(invalid(format!("bad HTTP method {:?}", call.method)))
+        })?;
+        let url = format!("{}{}", self.url, call.path);
+        let what = format!("{method} {}", call.path);
+        let answer = send_with_retries(&self.policy, &self.counted, &what, || {
+            let request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(bearer)
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28");
+            match &call.body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        })
+        .await;
+        match answer {
+            Ok(answer) => Ok(GitHubResponse {
+                status: answer.status,
+                body: serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null),
+            }),
+            Err(Failure::Refused {
+                status,
+                message,
+                headers,
+            }) => Err(CallError::Refused(Refusal {
+                status,
+                message,
+                headers,
+            })),
+            Err(Failure::Unavailable(reason)) => Err(CallError::Unavailable(reason)),
+        }
+    }
+}
+
+/// Marks a request the host refuses before sending it; turned into `InvalidRequest`.
+const INVALID: u16 = 0;
+
+fn invalid(message: String) -> Refusal {
+    Refusal {
+        status: INVALID,
+        message,
+        headers: HeaderMap::new(),
+    }
+}
+
+/// The host error for a failed call: `InvalidRequest` for what was never sent.
+pub fn host_error(error: CallError) -> HostError {
+    match error {
+        CallError::Refused(Refusal {
+            status: INVALID,
+            message,
+            ..
+        }) => HostError::InvalidRequest(message),
+        other => other.into(),
+    }
+}
+
+/// A path under the API: starts with one `/`, names no other host.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.starts_with("//") || path.contains("://") {
+        return Err(format!("GitHub path must start with `/`: {path:?}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `auth = "token"`: every call with the one token from `token_env` or `token_file`, as
+//! Switchyard always did.
+
+use switchyard_plugin_api::{GitHubResponse, HostError, wire::GitHubCall};
+
+use super::{
+    Caller, GitHub,
+    client::{Api, host_error},
+};
+
+/// The personal-token client.
+pub struct TokenAuth {
+    api: Api,
+    /// `None` when the token variable is unset: calls fail with a message naming it.
+    token: Option<String>,
+    token_env: String,
+}
+
+impl TokenAuth {
+    pub fn new(api: Api, token: Option<String>, token_env: &str) -> Self {
+        Self {
+            api,
+            token,
+            token_env: token_env.to_owned(),
+        }
+    }
+
+    fn token(&self) -> Result<&str, HostError> {
+        self.token.as_deref().ok_or_else(|| {
+            HostError::NotConfigured(format!(
+                "no GitHub token: set the environment variable {}",
+                self.token_env
+            ))
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl GitHub for TokenAuth {
+    async fn send(&self, call: GitHubCall, _caller: &Caller) -> Result<GitHubResponse, HostError> {
+        let token = self.token()?;
+        self.api.send(&call, token).await.map_err(host_error)
+    }
+
+    async fn git_token(&self, _caller: &Caller) -> Result<Option<String>, HostError> {
+        Ok(self.token.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GitHubConfig;
+
+    fn client(token: Option<&str>) -> TokenAuth {
+        let api = Api::new(&GitHubConfig::default(), Default::default()).unwrap();
+        TokenAuth::new(api, token.map(str::to_owned), "GITHUB_TOKEN")
+    }
+
+    #[tokio::test]
+    async fn without_a_token_calls_fail_naming_the_variable() {
+        let call = GitHubCall {
+            method: "GET".into(),
+            path: "/rate_limit".into(),
+            body: None,
+        };
+        let error = client(None)
+            .send(call, &Caller::nobody())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no GitHub token: set the environment variable GITHUB_TOKEN"
+        );
+    }
+
+    #[tokio::test]
+    async fn paths_cannot_send_the_token_elsewhere() {
+        let client = client(Some("t0ken"));
+        for path in ["https://evil.example/x", "//evil.example/x", "repos/x"] {
+            let call = GitHubCall {
+                method: "GET".into(),
+                path: path.into(),
+                body: None,
+            };
+            assert!(
+                matches!(
+                    client.send(call, &Caller::nobody()).await,
+                    Err(HostError::InvalidRequest(_))
+                ),
+                "{path}"
+            );
+        }
+    }
+}
