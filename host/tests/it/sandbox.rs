@@ -373,19 +373,28 @@ async fn a_killed_host_leaves_no_build_behind() {
         send_signed(&url, "pull_request", "orphan", &payload).await,
         202
     );
-    let sleeping = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-            std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
-                cmdline
-                    .windows(marker.len())
-                    .any(|w| w == marker.as_bytes())
-            })
-        })
+    let cmdlines = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .collect::<Vec<_>>()
     };
-    eventually("the build to start", sleeping).await;
+    // The build's own `sleep`: the launching `sh` and bubblewrap hold the marker in their
+    // command lines too, and the host is to be killed once the sandbox stands.
+    let sleep = format!("sleep\0{marker}\0").into_bytes();
+    eventually("the build to start", || cmdlines().contains(&sleep)).await;
     host.server.0.kill().unwrap(); // SIGKILL: no chance to clean up
     host.server.0.wait().unwrap();
-    eventually("the build to die with the host", || !sleeping()).await;
+    // Nothing of it is left: not the sleep, not its shell, not bubblewrap.
+    let left = || {
+        cmdlines().iter().any(|cmdline| {
+            cmdline
+                .windows(marker.len())
+                .any(|w| w == marker.as_bytes())
+        })
+    };
+    eventually("the build to die with the host", || !left()).await;
 }
 
 #[tokio::test]
