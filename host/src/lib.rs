@@ -25,6 +25,7 @@ pub mod router;
 pub mod sandbox;
 pub mod send;
 pub mod server;
+pub mod web;
 pub mod workers;
 
 pub use app::{Switchyard, serve};
