@@ -145,6 +145,7 @@ async fn guard(State(state): State<WebState>, mut request: Request, next: Next) 
                     .and_then(|cookie| access.verify(cookie, now))
                     .map(str::to_owned);
                 let open = path == "/dashboard/sign-in"
+                    || path == "/dashboard/sign-out"
                     || state.dashboard.mode == DashboardAccess::PublicRead;
                 if viewer.is_none() && !open {
                     let wanted = request
