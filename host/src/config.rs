@@ -871,9 +871,76 @@ mod tests {
              [plugins.settings]\nurl_env = \"CHAT_URL\"\nstates = [\"failure\"]\n",
         )
         .unwrap();
+        // The dashboard's tokens too: masked in logs, never inherited by commands.
         assert_eq!(
             config.secret_variables(),
-            ["SWITCHYARD_WEBHOOK_SECRET", "GH", "CHAT_URL"]
+            [
+                "SWITCHYARD_WEBHOOK_SECRET",
+                "GH",
+                "SWITCHYARD_DASHBOARD_TOKENS",
+                "CHAT_URL"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_dashboard_is_off_unless_enabled_and_its_settings_are_checked() {
+        let config = parse(
+            "[server]
+",
+        )
+        .unwrap();
+        assert_eq!(config.dashboard, DashboardConfig::default());
+        assert!(!config.dashboard.enabled);
+        let config = parse(
+            "[server]
+[dashboard]
+enabled = true
+access = \"public-read\"
+tokens_file = \"tokens\"
+",
+        )
+        .unwrap();
+        assert_eq!(config.dashboard.access, DashboardAccess::PublicRead);
+        assert!(
+            config
+                .secret_files()
+                .contains(&PathBuf::from("/etc/switchyard/tokens"))
+        );
+        assert!(
+            parse(
+                "[server]
+[dashboard]
+access = \"open\"
+"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "[server]
+[dashboard]
+page_size = 0
+"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "[server]
+[dashboard]
+tokens_env = \"not a name\"
+"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "[server]
+webhook_path = \"/dashboard/hook\"
+"
+            )
+            .is_err()
         );
     }
 

@@ -1075,13 +1075,58 @@ mod tests {
         let other_event = RecentFilter {
             limit: 10,
             event: Some("push".into()),
-            failed: false,
+            ..RecentFilter::default()
         };
         assert!(journal.recent(other_event).await.unwrap().is_empty());
+        let all = journal
+            .recent(RecentFilter {
+                limit: 10,
+                ..RecentFilter::default()
+            })
+            .await
+            .unwrap();
+        let older = journal
+            .recent(RecentFilter {
+                limit: 10,
+                repository: Some("octo/repo".into()),
+                before: Some(all[0].seq),
+                ..RecentFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(older.len(), all.len() - 1);
+        assert_eq!(older[0].id, all[1].id);
+        assert_eq!(older[0].sender.as_deref(), Some("mona"));
+        let elsewhere = RecentFilter {
+            limit: 10,
+            repository: Some("octo/other".into()),
+            ..RecentFilter::default()
+        };
+        assert!(journal.recent(elsewhere).await.unwrap().is_empty());
 
         let stored = journal.delivery("d2").await.unwrap().unwrap();
         assert_eq!(&stored.payload[..], br#"{"action":"opened"}"#);
         assert_eq!(stored.facts, delivery("d2").facts);
+        assert_eq!(stored.headers, delivery("d2").headers);
+
+        // The dashboard's reads: jobs newest first with filters, counts per state, locks.
+        let failed = journal
+            .jobs(JobFilter {
+                limit: 10,
+                state: Some(JobState::Failed),
+                ..JobFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].repository.as_deref(), Some("octo/repo"));
+        assert!(failed[0].started_at.is_some() && failed[0].finished_at.is_some());
+        let counts = journal.job_counts("1970-01-01T00:00:00Z").await.unwrap();
+        assert_eq!(counts.failed, 1);
+        assert_eq!(counts.failed_since, 1);
+        let later = journal.job_counts("9999-01-01T00:00:00Z").await.unwrap();
+        assert_eq!(later.failed_since, 0);
+        assert!(journal.locks().await.unwrap().is_empty());
         assert!(journal.delivery("nope").await.unwrap().is_none());
     }
 

@@ -557,10 +557,9 @@ pub async fn follow(
     };
     let path = state.logs.path(id);
     let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-    let offset = match log_view::align_to_line(&path, offset.min(size)).await {
-        Ok(offset) => offset,
-        Err(_) => 0,
-    };
+    let offset = log_view::align_to_line(&path, offset.min(size))
+        .await
+        .unwrap_or_default();
     let line = log_view::count_lines(&path, offset).await.unwrap_or(0) + 1;
     let follower = Follower {
         state,
