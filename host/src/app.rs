@@ -4,7 +4,9 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    Router, middleware,
+    Router,
+    extract::FromRef,
+    middleware,
     routing::{get, post},
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -15,7 +17,7 @@ use crate::{
     config::{Config, Redeliveries, secret_from_env, secret_from_file},
     github::{GitHub, GitHubClient, stand_in},
     ingress::{self, BodyLimits, WebhookSecret},
-    job_log::{self, JobLogs, LINK_SECRET, LogLinks},
+    job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogState},
     journal::{Journal, JournalError, SqliteJournal},
     locks::Locks,
     metrics::Metrics,
@@ -55,6 +57,18 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// The web dashboard, when `[dashboard] enabled`.
     pub dashboard: Option<Arc<Dashboard>>,
+}
+
+impl FromRef<AppState> for LogState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            journal: Arc::clone(&state.journal),
+            logs: state.logs.clone(),
+            links: state.links.clone(),
+            log_readers: Arc::clone(&state.log_readers),
+            stopping: state.stopping.clone(),
+        }
+    }
 }
 
 /// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.

@@ -10,6 +10,7 @@ pub mod checkout;
 pub mod config;
 pub mod event;
 pub mod github;
+pub mod http_error;
 pub mod ingress;
 pub mod job_log;
 pub mod journal;

@@ -11,12 +11,12 @@ use axum::{
 
 use super::{
     body::BodyError,
-    error_response,
     signature::{self, SignatureError, SignatureHeaders},
 };
 use crate::{
     app::AppState,
     event::{Delivery, DeliveryId, EventKind, PayloadError, PayloadFacts, now_rfc3339},
+    http_error::error_response,
 };
 
 /// GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
