@@ -1,8 +1,40 @@
 // Switchyard dashboard: the few things a page needs JavaScript for. The pages work without it.
+// - Lists (deliveries, jobs): the first page's rows and the header's counts refresh every few
+//   seconds while the page is visible.
 // - Job page: follow the log while the job runs (Server-Sent Events, resumed from the last byte
 //   offset after a reconnect), highlight a line range (#L120-L140), and fetch the window holding
 //   a #L line that the tail shown does not include.
 "use strict";
+
+(function () {
+  const list = document.querySelector("table.list[data-live]");
+  if (!list || new URL(window.location.href).searchParams.has("before")) {
+    return;
+  }
+  async function refresh() {
+    if (document.hidden) {
+      return;
+    }
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!response.ok) {
+      return;
+    }
+    // Parsed, not run: DOMParser documents execute no scripts.
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const rows = fresh.querySelector("#" + list.id + " tbody");
+    if (rows) {
+      list.querySelector("tbody").replaceWith(document.adoptNode(rows));
+    }
+    for (const id of ["count-queued", "count-running", "count-failed"]) {
+      const shown = document.getElementById(id);
+      const now = fresh.getElementById(id);
+      if (shown && now) {
+        shown.textContent = now.textContent;
+      }
+    }
+  }
+  window.setInterval(() => refresh().catch(() => {}), 3000);
+})();
 
 (function () {
   const log = document.getElementById("log");

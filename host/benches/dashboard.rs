@@ -89,8 +89,9 @@ async fn run(deliveries: i64, log_mb: usize, runs: usize) {
         format!("/dashboard/jobs/{big_job}"),
         format!("/dashboard/jobs/{big_job}?line=1"),
     ];
-    let rss_before = rss_kb();
+    let mut rss = Vec::new();
     for page in &pages {
+        let rss_before = rss_kb();
         let url = format!("{base}{page}");
         let (mut ttfb, mut full, mut bytes) = (Vec::new(), Vec::new(), 0);
         for _ in 0..runs {
@@ -102,6 +103,7 @@ async fn run(deliveries: i64, log_mb: usize, runs: usize) {
             ttfb.push(first);
             full.push(start.elapsed());
         }
+        rss.push((page, rss_before, rss_kb()));
         let (t50, tmax) = stats(&mut ttfb);
         let (f50, fmax) = stats(&mut full);
         println!(
@@ -112,14 +114,14 @@ async fn run(deliveries: i64, log_mb: usize, runs: usize) {
             ms(fmax)
         );
     }
-    let rss_after = rss_kb();
+    println!("\nresident memory (MB) before and after each page's {runs} runs:");
+    for (page, before, after) in rss {
+        println!("{page:<48} {:>5} -> {:>5}", before / 1024, after / 1024);
+    }
     println!(
-        "\nresident memory: {} MB before the pages, {} MB after ({} runs each, the {} MB log's page included); peak {} MB",
-        rss_before / 1024,
-        rss_after / 1024,
-        runs,
-        log >> 20,
-        peak_kb() / 1024
+        "peak resident memory: {} MB (the log is {} MB)",
+        peak_kb() / 1024,
+        log >> 20
     );
     let _ = stop.send(());
     let _ = serving.await;
@@ -177,14 +179,12 @@ fn fill(store: &std::path::Path, count: i64) {
                  VALUES (?1, ?1, 'bench', ?2, 1, ?3, ?4, ?4, ?5)",
             )
             .unwrap();
+        // One a second up to now: recent enough that retention keeps them all.
+        let now = time::OffsetDateTime::now_utc();
         for n in 1..=count {
-            let at = format!(
-                "2026-11-{:02}T{:02}:{:02}:{:02}Z",
-                1 + (n / 86_400) % 28,
-                (n / 3600) % 24,
-                (n / 60) % 60,
-                n % 60
-            );
+            let at = (now - time::Duration::seconds(count - n))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
             let failed = n % 13 == 0;
             delivery
                 .execute(params![

@@ -10,7 +10,7 @@ use std::{fmt::Write as _, io::SeekFrom, path::Path};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 /// Bytes of log a page shows at most: the tail first, earlier windows on request.
-pub const WINDOW: u64 = 512 * 1024;
+pub const WINDOW: u64 = 256 * 1024;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str, out: &mut String) {
@@ -256,47 +256,68 @@ pub fn render(bytes: &[u8], first: u64) -> (String, u64) {
     (out.finish(), next)
 }
 
-/// Newlines in the first `upto` bytes of a file, read in chunks (never whole).
+/// Newlines in the first `upto` bytes of a file, read in chunks (never whole) on a blocking
+/// thread: one hand-off for the whole count, not one per chunk.
 pub async fn count_lines(path: &Path, upto: u64) -> std::io::Result<u64> {
     if upto == 0 {
         return Ok(0);
     }
-    let file = tokio::fs::File::open(path).await?;
-    let mut reader = file.take(upto);
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut lines = 0u64;
-    loop {
-        let read = reader.read(&mut buffer).await?;
-        if read == 0 {
-            return Ok(lines);
+    let path = path.to_owned();
+    blocking(move || {
+        use std::io::Read as _;
+        let mut reader = std::fs::File::open(path)?.take(upto);
+        let mut buffer = vec![0u8; CHUNK];
+        let mut lines = 0u64;
+        loop {
+            let read = reader.read(&mut buffer)?;
+            if read == 0 {
+                return Ok(lines);
+            }
+            lines += buffer[..read].iter().filter(|&&b| b == b'\n').count() as u64;
         }
-        lines += buffer[..read].iter().filter(|&&b| b == b'\n').count() as u64;
-    }
+    })
+    .await
 }
 
 /// The offset where line `line` (1-based) starts, or the file's length when it has fewer lines.
 pub async fn line_offset(path: &Path, line: u64) -> std::io::Result<u64> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut buffer = vec![0u8; 256 * 1024];
-    let (mut seen, mut offset) = (1u64, 0u64);
     if line <= 1 {
         return Ok(0);
     }
-    loop {
-        let read = file.read(&mut buffer).await?;
-        if read == 0 {
-            return Ok(offset);
-        }
-        for (i, &b) in buffer[..read].iter().enumerate() {
-            if b == b'\n' {
-                seen += 1;
-                if seen == line {
-                    return Ok(offset + i as u64 + 1);
+    let path = path.to_owned();
+    blocking(move || {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(path)?;
+        let mut buffer = vec![0u8; CHUNK];
+        let (mut seen, mut offset) = (1u64, 0u64);
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                return Ok(offset);
+            }
+            for (i, &b) in buffer[..read].iter().enumerate() {
+                if b == b'\n' {
+                    seen += 1;
+                    if seen == line {
+                        return Ok(offset + i as u64 + 1);
+                    }
                 }
             }
+            offset += read as u64;
         }
-        offset += read as u64;
-    }
+    })
+    .await
+}
+
+/// Bytes read at a time when scanning a log.
+const CHUNK: usize = 1 << 20;
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// Reads `[from, to)` of a file.

@@ -178,14 +178,18 @@ async fn sign_in_see_a_delivery_arrive_and_watch_its_log_live() {
     browser.sign_in(&host.base).await;
     let client = &browser.client;
 
-    // The delivery arrives after the page was opened: a reload shows it.
+    // The delivery arrives while the list (where signing in led) is open: its row appears
+    // without a reload.
+    client
+        .execute(
+            "document.body.dataset.opened = 'before the delivery'; return true",
+            vec![],
+        )
+        .await
+        .unwrap();
     let mut payload = example("pull_request", Some("opened"));
     payload["pull_request"]["title"] = json!("<script>window.pwned = 1</script>Make it faster");
     assert_eq!(host.send("pull_request", "live-1", &payload).await.0, 202);
-    client
-        .goto(&format!("{}/dashboard", host.base))
-        .await
-        .unwrap();
     let row = client
         .wait()
         .at_most(Duration::from_secs(30))
@@ -193,6 +197,15 @@ async fn sign_in_see_a_delivery_arrive_and_watch_its_log_live() {
         .await
         .unwrap();
     assert_eq!(row.text().await.unwrap(), "live-1");
+    let same_page = client
+        .execute("return document.body.dataset.opened", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same_page,
+        json!("before the delivery"),
+        "the row came without a reload"
+    );
 
     // Its job, from the delivery's page.
     row.click().await.unwrap();
