@@ -856,16 +856,7 @@ pub async fn sign_in(State(state): State<WebState>, Form(form): Form<SignInForm>
     let Some(value) = access.session(name, expires) else {
         return internal_error();
     };
-    let secure = if state.dashboard.secure_cookie {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{}={value}; Path=/dashboard; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-        auth::COOKIE,
-        auth::SESSION_SECS
-    );
+    let cookie = session_cookie(&value, auth::SESSION_SECS, state.dashboard.secure_cookie);
     let mut response = Redirect::to(&next).into_response();
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -873,20 +864,86 @@ pub async fn sign_in(State(state): State<WebState>, Form(form): Form<SignInForm>
     response
 }
 
+/// The `Set-Cookie` value of a session (or, with an empty value and age 0, of its end):
+/// readable by no script, sent on top-level navigations from other sites but not their
+/// requests, and over https only when the host's public URL is https.
+fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/dashboard; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        auth::COOKIE
+    )
+}
+
 /// `POST /dashboard/sign-out`: the cookie is cleared.
 pub async fn sign_out(State(state): State<WebState>) -> Response {
-    let secure = if state.dashboard.secure_cookie {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{}=; Path=/dashboard; Max-Age=0; HttpOnly; SameSite=Lax{secure}",
-        auth::COOKIE
-    );
+    let cookie = session_cookie("", 0, state.dashboard.secure_cookie);
     let mut response = Redirect::to("/dashboard/sign-in").into_response();
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookies_are_http_only_lax_and_secure_behind_https() {
+        assert_eq!(
+            session_cookie("alice.9.ab", 60, true),
+            "switchyard_session=alice.9.ab; Path=/dashboard; Max-Age=60; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert!(!session_cookie("", 0, false).contains("Secure"));
+        let config = |url: &str| {
+            crate::config::Config::parse(
+                &format!("[server]\npublic_url = \"{url}\"\n"),
+                std::path::Path::new("/etc/switchyard/config.toml"),
+            )
+            .unwrap()
+        };
+        let https = super::super::Dashboard::new(
+            &config("https://ci.example.com"),
+            Err(String::new()),
+            b"k",
+        );
+        assert!(https.secure_cookie);
+        let http = super::super::Dashboard::new(
+            &config("http://127.0.0.1:9393"),
+            Err(String::new()),
+            b"k",
+        );
+        assert!(!http.secure_cookie);
+    }
+
+    #[test]
+    fn sign_in_leads_only_to_dashboard_pages() {
+        assert_eq!(
+            safe_next(Some("/dashboard/jobs?state=failed")),
+            "/dashboard/jobs?state=failed"
+        );
+        for elsewhere in [
+            "https://evil.example/",
+            "//evil.example",
+            "/dashboard//evil",
+            "/\\evil",
+            "/healthz",
+        ] {
+            assert_eq!(safe_next(Some(elsewhere)), "/dashboard", "{elsewhere}");
+        }
+        assert_eq!(safe_next(None), "/dashboard");
+    }
+
+    #[test]
+    fn subjects_name_the_pull_request_push_or_deployment() {
+        let pr =
+            br#"{"pull_request":{"number":7,"title":"Fix","head":{"sha":"0123456789abcdef00"}}}"#;
+        assert_eq!(subject(pr), "PR #7 Fix at 0123456789ab");
+        assert_eq!(
+            subject(br#"{"after":"abc","ref":"refs/heads/main"}"#),
+            "push of abc to refs/heads/main"
+        );
+        assert_eq!(subject(b"not json"), "");
+    }
 }
