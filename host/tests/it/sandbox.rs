@@ -370,16 +370,44 @@ async fn a_killed_host_leaves_no_build_behind() {
         send_signed(&url, "pull_request", "orphan", &payload).await,
         202
     );
-    let sleeping = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-            std::fs::read(entry.path().join("cmdline"))
-                .is_ok_and(|cmdline| cmdline.windows(7).any(|w| w == b"987.654"))
-        })
+    // This host's processes, told apart from other hosts' (another test run on the machine) by
+    // its folder: named on the sandbox's command line, and the build's working directory.
+    let ours = dir.path().to_owned();
+    let processes = move || {
+        let ours = ours.clone();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(move |entry| {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                let cwd = std::fs::read_link(entry.path().join("cwd")).ok();
+                let named = cmdline
+                    .windows(ours.as_os_str().len())
+                    .any(|w| w == ours.as_os_str().as_encoded_bytes());
+                let inside = cwd.is_some_and(|cwd| cwd.starts_with(&ours));
+                (named || inside).then_some(cmdline)
+            })
+            .collect::<Vec<_>>()
     };
-    eventually("the build to start", sleeping).await;
+    let sandbox = {
+        let processes = processes.clone();
+        move || {
+            processes()
+                .iter()
+                .any(|c| c.windows(7).any(|w| w == b"987.654"))
+        }
+    };
+    // Started means the command runs inside: by then bwrap has set up `--die-with-parent`
+    // (seeing bwrap's own process is not enough: killed before that, it would be orphaned).
+    let started = move || {
+        processes()
+            .iter()
+            .any(|c| c.as_slice() == b"sleep\0987.654\0")
+    };
+    eventually("the build to start", started).await;
     host.server.0.kill().unwrap(); // SIGKILL: no chance to clean up
     host.server.0.wait().unwrap();
-    eventually("the build to die with the host", || !sleeping()).await;
+    eventually("the build to die with the host", || !sandbox()).await;
 }
 
 #[tokio::test]
