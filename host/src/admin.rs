@@ -187,6 +187,8 @@ mod tests {
     #[test]
     fn deliveries_print_one_block_each_with_their_jobs() {
         let record = DeliveryRecord {
+            seq: 1,
+            sender: None,
             id: "d-1".into(),
             event: "pull_request".into(),
             action: Some("opened".into()),

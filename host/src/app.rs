@@ -4,7 +4,9 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    Router, middleware,
+    Router,
+    extract::FromRef,
+    middleware,
     routing::{get, post},
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -16,7 +18,7 @@ use crate::{
     config::{Config, GitHubAuth, Redeliveries, secret_from_env, secret_from_file},
     github::{self, AppKey, GitHub, stand_in},
     ingress::{self, BodyLimits, WebhookSecret},
-    job_log::{self, JobLogs, LINK_SECRET, LogLinks},
+    job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogState},
     journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
     locks::Locks,
     metrics::Metrics,
@@ -27,6 +29,7 @@ use crate::{
     retention::Retention,
     sandbox::{Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
+    web::{self, Dashboard, WebState},
     workers::{WorkerDeps, Workers},
 };
 
@@ -55,12 +58,26 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the host begins to shut down: log streams end, workers stop.
     pub stopping: CancellationToken,
+    /// The web dashboard, when `[dashboard] enabled`.
+    pub dashboard: Option<Arc<Dashboard>>,
+}
+
+impl FromRef<AppState> for LogState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            journal: Arc::clone(&state.journal),
+            logs: state.logs.clone(),
+            links: state.links.clone(),
+            log_readers: Arc::clone(&state.log_readers),
+            stopping: state.stopping.clone(),
+        }
+    }
 }
 
 /// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.
 pub fn app(state: AppState, webhook_path: &str) -> Router {
     let counted = middleware::from_fn_with_state(state.clone(), ops::count_deliveries);
-    Router::new()
+    let router = Router::new()
         .route(
             webhook_path,
             post(ingress::receive)
@@ -73,7 +90,19 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/admin/replay", post(ops::replay))
         .route("/admin/plugins", post(ops::plugins))
-        .with_state(state)
+        .with_state(state.clone());
+    match &state.dashboard {
+        Some(dashboard) => router.merge(web::router(WebState {
+            dashboard: Arc::clone(dashboard),
+            journal: Arc::clone(&state.journal),
+            logs: state.logs.clone(),
+            links: state.links.clone(),
+            plugins: Arc::clone(&state.plugins),
+            log_readers: Arc::clone(&state.log_readers),
+            stopping: state.stopping.clone(),
+        })),
+        None => router,
+    }
 }
 
 /// Why the host could not start.
@@ -367,12 +396,23 @@ impl Switchyard {
             .secret_files()
             .into_iter()
             .filter_map(|file| secret_from_file(&file).ok());
+        // Each dashboard token on its own, beside the whole variable or file holding them.
+        let dashboard_tokens = match config.dashboard.enabled {
+            true => Some(web::load_tokens(&config)),
+            false => None,
+        };
+        let token_values = dashboard_tokens
+            .iter()
+            .flat_map(|tokens| tokens.iter().flatten())
+            .map(|(_, token)| token.clone())
+            .collect::<Vec<_>>();
         let plugin_secrets = config
             .secret_variables()
             .into_iter()
             .chain(passed)
             .filter_map(|variable| secret_from_env(&variable))
-            .chain(from_files);
+            .chain(from_files)
+            .chain(token_values);
         let logs = JobLogs::new(
             store_dir.join("logs"),
             secrets.values().chain(plugin_secrets),
@@ -428,7 +468,16 @@ impl Switchyard {
             );
             workers.recover();
         }
+        let dashboard = match dashboard_tokens {
+            Some(tokens) => Some(Arc::new(Dashboard::new(
+                &config,
+                tokens,
+                &journal.host_key(web::SESSION_SECRET).await?,
+            ))),
+            None => None,
+        };
         let state = AppState {
+            dashboard,
             ingress: Arc::new(IngressSettings {
                 secret: secrets.webhook,
                 accept_sha1: config.server.accept_sha1,

@@ -41,12 +41,68 @@ pub struct Config {
     /// Handler plugins, in the order they are listed.
     #[serde(default)]
     pub plugins: Vec<PluginEntry>,
+    /// The web dashboard (`/dashboard`): off unless enabled.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     /// The folder of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub dir: PathBuf,
     /// The config file itself, for error messages.
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// `[dashboard]`: the web pages at `/dashboard`, for people. Its tokens are secrets, so they
+/// come from `tokens_file` or the variable `tokens_env` names, never from this file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the dashboard at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Who may read the pages.
+    #[serde(default)]
+    pub access: DashboardAccess,
+    /// The variable holding `name:token` lines, one per person.
+    #[serde(default = "default_dashboard_tokens_env")]
+    pub tokens_env: String,
+    /// A file of `name:token` lines; when set, `tokens_env` is not read.
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+    /// Rows on a page of deliveries or jobs.
+    #[serde(default = "default_dashboard_page_size")]
+    pub page_size: usize,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            access: DashboardAccess::default(),
+            tokens_env: default_dashboard_tokens_env(),
+            tokens_file: None,
+            page_size: default_dashboard_page_size(),
+        }
+    }
+}
+
+/// `[dashboard] access`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DashboardAccess {
+    /// Every page needs a sign-in.
+    #[default]
+    Private,
+    /// Pages are open to anyone who reaches the host; actions (to come) need a sign-in.
+    PublicRead,
+}
+
+fn default_dashboard_tokens_env() -> String {
+    "SWITCHYARD_DASHBOARD_TOKENS".to_owned()
+}
+
+fn default_dashboard_page_size() -> usize {
+    50
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -622,10 +678,14 @@ impl Config {
             check_http_url(url).map_err(|p| self.invalid("server.public_url", p))?;
         }
         check_http_url(&self.github.api_url).map_err(|p| self.invalid("github.api_url", p))?;
+        if !(1..=500).contains(&self.dashboard.page_size) {
+            return Err(self.invalid("dashboard.page_size", "must be between 1 and 500"));
+        }
         for (key, variable) in [
             ("server.secret_env", &server.secret_env),
             ("github.token_env", &self.github.token_env),
             ("github.private_key_env", &self.github.private_key_env),
+            ("dashboard.tokens_env", &self.dashboard.tokens_env),
         ] {
             if !is_env_name(variable) {
                 return Err(self.invalid(
@@ -787,6 +847,7 @@ impl Config {
         [
             self.server.secret_env.clone(),
             self.github.token_env.clone(),
+            self.dashboard.tokens_env.clone(),
         ]
         .into_iter()
         .chain(database)
@@ -810,6 +871,7 @@ impl Config {
             self.github.token_file.clone(),
             self.store.url_file.clone(),
             self.github.private_key_file.clone(),
+            self.dashboard.tokens_file.clone(),
         ]
         .into_iter()
         .flatten()
@@ -908,7 +970,14 @@ impl Config {
 }
 
 /// The host's own paths: the webhook may not be one of them or lie under one.
-const HOST_PATHS: [&str; 5] = ["/healthz", "/readyz", "/metrics", "/admin", "/jobs"];
+const HOST_PATHS: [&str; 6] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/admin",
+    "/jobs",
+    "/dashboard",
+];
 
 fn check_webhook_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
@@ -976,9 +1045,76 @@ mod tests {
              [plugins.settings]\nurl_env = \"CHAT_URL\"\nstates = [\"failure\"]\n",
         )
         .unwrap();
+        // The dashboard's tokens too: masked in logs, never inherited by commands.
         assert_eq!(
             config.secret_variables(),
-            ["SWITCHYARD_WEBHOOK_SECRET", "GH", "CHAT_URL"]
+            [
+                "SWITCHYARD_WEBHOOK_SECRET",
+                "GH",
+                "SWITCHYARD_DASHBOARD_TOKENS",
+                "CHAT_URL"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_dashboard_is_off_unless_enabled_and_its_settings_are_checked() {
+        let config = parse(
+            "[server]
+",
+        )
+        .unwrap();
+        assert_eq!(config.dashboard, DashboardConfig::default());
+        assert!(!config.dashboard.enabled);
+        let config = parse(
+            "[server]
+[dashboard]
+enabled = true
+access = \"public-read\"
+tokens_file = \"tokens\"
+",
+        )
+        .unwrap();
+        assert_eq!(config.dashboard.access, DashboardAccess::PublicRead);
+        assert!(
+            config
+                .secret_files()
+                .contains(&PathBuf::from("/etc/switchyard/tokens"))
+        );
+        assert!(
+            parse(
+                "[server]
+[dashboard]
+access = \"open\"
+"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "[server]
+[dashboard]
+page_size = 0
+"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "[server]
+[dashboard]
+tokens_env = \"not a name\"
+"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "[server]
+webhook_path = \"/dashboard/hook\"
+"
+            )
+            .is_err()
         );
     }
 

@@ -283,6 +283,11 @@ pub struct Delivery {
     pub payload: Bytes,
     /// RFC 3339, UTC.
     pub received_at: String,
+    /// The request's headers as received (names lowercase), signatures and credentials masked
+    /// (see `ingress::stored_headers`), for the dashboard. Empty for deliveries stored before
+    /// headers were kept, and in deliveries read back for a job (only `Journal::delivery` reads
+    /// them).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Now, as RFC 3339 in UTC: the journal's timestamp format.

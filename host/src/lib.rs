@@ -10,6 +10,7 @@ pub mod checkout;
 pub mod config;
 pub mod event;
 pub mod github;
+pub mod http_error;
 pub mod ingress;
 pub mod job_log;
 pub mod journal;
@@ -25,6 +26,7 @@ pub mod router;
 pub mod sandbox;
 pub mod send;
 pub mod server;
+pub mod web;
 pub mod workers;
 
 pub use app::{Switchyard, serve};

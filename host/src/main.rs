@@ -231,6 +231,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 limit,
                 event,
                 failed,
+                ..RecentFilter::default()
             };
             print!("{}", admin::deliveries(&config, filter).await?);
         }

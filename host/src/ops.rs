@@ -18,7 +18,8 @@ use serde_json::json;
 use crate::{
     admin_call::{AdminCallError, AdminSignature, unix_now},
     app::AppState,
-    ingress::{BodyError, Committed, commit_and_dispatch, error_response},
+    http_error::error_response,
+    ingress::{BodyError, Committed, commit_and_dispatch},
     router,
 };
 

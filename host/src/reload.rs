@@ -243,6 +243,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("[server] secret_file", o.secret_file != n.secret_file),
         ("[server] tls_cert", o.tls_cert != n.tls_cert),
         ("[server] tls_key", o.tls_key != n.tls_key),
+        ("[dashboard]", old.dashboard != new.dashboard),
         (
             "[server] shutdown_grace_secs",
             o.shutdown_grace_secs != n.shutdown_grace_secs,

@@ -15,7 +15,7 @@ use axum::{
 use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error_response;
+use crate::http_error::error_response;
 use crate::server::Connection;
 
 /// Seconds a client refused for lack of budget is asked to wait.

@@ -11,12 +11,12 @@ use axum::{
 
 use super::{
     body::BodyError,
-    error_response,
     signature::{self, SignatureError, SignatureHeaders},
 };
 use crate::{
     app::AppState,
     event::{Delivery, DeliveryId, EventKind, PayloadError, PayloadFacts, now_rfc3339},
+    http_error::error_response,
 };
 
 /// GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
@@ -112,8 +112,43 @@ impl FromRequest<AppState> for VerifiedDelivery {
             facts,
             payload,
             received_at: now_rfc3339(),
+            headers: stored_headers(&headers),
         }))
     }
+}
+
+/// Headers whose values are never stored: signatures (the HMAC of the body under the secret)
+/// and credentials.
+const MASKED_HEADERS: [&str; 5] = [
+    "x-hub-signature-256",
+    "x-hub-signature",
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+];
+
+/// The headers of a delivery as stored with it: names lowercase, in the order received, values
+/// of [`MASKED_HEADERS`] replaced (a signature keeps its `sha256=` prefix), at most 100.
+pub fn stored_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .take(100)
+        .map(|(name, value)| {
+            let name = name.as_str().to_owned();
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let value = if MASKED_HEADERS.contains(&name.as_str()) {
+                match value.split_once('=') {
+                    Some((algorithm, _)) if name.starts_with("x-hub-") => {
+                        format!("{algorithm}=********")
+                    }
+                    _ => "********".to_owned(),
+                }
+            } else {
+                value.into_owned()
+            };
+            (name, value)
+        })
+        .collect()
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -25,6 +25,7 @@ use crate::{
     app::AppState,
     config::Redeliveries,
     event::Delivery,
+    http_error::error_response,
     journal::{Appended, JobId, JournalError},
     router,
 };
@@ -127,8 +128,4 @@ pub async fn method_not_allowed() -> Response {
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
     response
-}
-
-pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"error": message}))).into_response()
 }

@@ -17,11 +17,24 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::{JobLogs, LogLinks};
 use crate::{
-    app::AppState,
-    ingress::error_response,
+    http_error::error_response,
     journal::{JobId, JobState, Journal, JournalError},
 };
+
+/// What serving a log link takes: a substate of the app's (axum's `FromRef`), so this module
+/// needs nothing of the wiring in `app.rs`.
+#[derive(Clone)]
+pub struct LogState {
+    pub journal: Arc<dyn Journal>,
+    pub logs: JobLogs,
+    pub links: LogLinks,
+    /// One permit per job log being streamed.
+    pub log_readers: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the host shuts down: streams end.
+    pub stopping: CancellationToken,
+}
 
 /// Bytes read from a log file and sent at a time.
 const LOG_CHUNK: usize = 64 * 1024;
@@ -39,7 +52,7 @@ fn no_such_log() -> Response {
 }
 
 pub async fn serve_log(
-    State(state): State<AppState>,
+    State(state): State<LogState>,
     Path((id, key)): Path<(String, String)>,
 ) -> Response {
     let Ok(id) = id.parse() else {

@@ -9,7 +9,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use tokio::io::AsyncWriteExt as _;
 
-pub use follow::serve_log;
+pub use follow::{LogState, serve_log};
 pub use link::{LINK_SECRET, LogLinks};
 
 use crate::journal::{JobId, Journal};

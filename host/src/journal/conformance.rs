@@ -8,8 +8,9 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 
 use super::{
-    Appended, AttemptEnd, JobId, JobState, Journal, JournalError, PendingJob, PostgresJournal,
-    PostgresSettings, RecentFilter, SqliteJournal, test_postgres::TestPostgres, unix_millis,
+    Appended, AttemptEnd, JobFilter, JobId, JobState, Journal, JournalError, PendingJob,
+    PostgresJournal, PostgresSettings, RecentFilter, SqliteJournal, test_postgres::TestPostgres,
+    unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -24,6 +25,7 @@ fn delivery(id: &str) -> Arc<Delivery> {
         },
         payload: Bytes::from_static(br#"{"action":"opened"}"#),
         received_at: now_rfc3339(),
+        headers: vec![("x-github-event".into(), "pull_request".into())],
     })
 }
 
@@ -273,6 +275,8 @@ async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dy
         limit,
         failed,
         event: event.map(str::to_owned),
+        repository: None,
+        before: None,
     };
     let all = journal.recent(filter(10, false, None)).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
@@ -351,6 +355,87 @@ async fn pruning_goes_in_batches_and_keeps_unfinished_jobs(journal: &dyn Journal
 }
 
 /// One test per contract function, per backend.
+/// What the dashboard reads: a delivery's headers, jobs by filter and page, counts, locks.
+async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "w1", &["a", "b"]).await;
+    new_jobs(journal, "w2", &["a"]).await;
+    let stored = journal.delivery("w1").await.unwrap().unwrap();
+    assert_eq!(stored.headers, delivery("w1").headers);
+    let started = journal.start_attempt(jobs[0].id, 0).await.unwrap();
+    assert_eq!(started, Some(1));
+    assert!(journal.try_lock("deploy:x", jobs[0].id, 1).await.unwrap());
+    settle(journal).await;
+
+    let all = journal
+        .jobs(JobFilter {
+            limit: 10,
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<i64> = all.iter().map(|row| row.job.id.0).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert_eq!(all[2].repository.as_deref(), Some("octo/repo"));
+    let page = journal
+        .jobs(JobFilter {
+            limit: 10,
+            plugin: Some("a".into()),
+            before: Some(JobId(ids[0])),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].job.id, jobs[0].id);
+    let running = journal
+        .jobs(JobFilter {
+            limit: 10,
+            state: Some(JobState::Running),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 1);
+    assert!(running[0].started_at.is_some());
+
+    let counts = journal.job_counts("1970-01-01T00:00:00Z").await.unwrap();
+    assert_eq!((counts.queued, counts.running, counts.failed), (2, 1, 0));
+    let locks = journal.locks().await.unwrap();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(
+        (locks[0].name.as_str(), locks[0].job),
+        ("deploy:x", jobs[0].id)
+    );
+
+    let recent = journal
+        .recent(RecentFilter {
+            limit: 1,
+            failed: false,
+            event: None,
+            repository: Some("octo/repo".into()),
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(recent[0].id, "w2");
+    assert_eq!(recent[0].sender.as_deref(), Some("mona"));
+    let older = journal
+        .recent(RecentFilter {
+            limit: 10,
+            failed: false,
+            event: None,
+            repository: None,
+            before: Some(recent[0].seq),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["w1"]
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -397,6 +482,7 @@ conformance!(
     nonces_are_claimed_once_until_they_expire,
     host_keys_are_made_once,
     pruning_goes_in_batches_and_keeps_unfinished_jobs,
+    the_dashboards_reads_filter_page_and_count,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {

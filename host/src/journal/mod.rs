@@ -118,17 +118,72 @@ pub struct RecentFilter {
     pub event: Option<String>,
     /// Only deliveries with at least one failed job.
     pub failed: bool,
+    /// Only deliveries of this repository (`owner/name`, exactly).
+    pub repository: Option<String>,
+    /// Only deliveries stored before the one with this [`DeliveryRecord::seq`]: the next page.
+    pub before: Option<i64>,
 }
 
 /// A delivery as `switchyard deliveries` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
+    /// The journal's order of arrival: larger is later. A cursor for paging.
+    pub seq: i64,
     pub id: String,
+    pub sender: Option<String>,
     pub event: String,
     pub action: Option<String>,
     pub repository: Option<String>,
     pub received_at: String,
     pub jobs: Vec<JobRecord>,
+}
+
+/// Which jobs [`Journal::jobs`] lists; every `Some` narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub limit: usize,
+    /// Only this job.
+    pub id: Option<JobId>,
+    pub state: Option<JobState>,
+    pub plugin: Option<String>,
+    /// Only jobs of deliveries of this repository (`owner/name`, exactly).
+    pub repository: Option<String>,
+    /// Only jobs with smaller ids: the next page.
+    pub before: Option<JobId>,
+}
+
+/// A job with what the dashboard shows beside it: its delivery's facts and its times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub job: JobRecord,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub sender: Option<String>,
+    /// RFC 3339: queued (the delivery's arrival), first attempt started, ended.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// Jobs per state, for the dashboard's header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Failed jobs that ended at or after the `since` asked for.
+    pub failed_since: u64,
+}
+
+/// A lock held, as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    pub name: String,
+    pub job: JobId,
+    pub attempt: u32,
+    pub acquired_at: String,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -242,6 +297,16 @@ pub trait Journal: Send + Sync {
 
     /// The latest deliveries, newest first, with their jobs.
     async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError>;
+
+    /// Jobs, newest (largest id) first, at most `filter.limit`, with their deliveries' facts:
+    /// the dashboard's jobs list and job page.
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>, JournalError>;
+
+    /// How many jobs are in each state, and how many failed at or after `since` (RFC 3339).
+    async fn job_counts(&self, since: &str) -> Result<JobCounts, JournalError>;
+
+    /// Every lock held now, by name.
+    async fn locks(&self) -> Result<Vec<LockRecord>, JournalError>;
 
     /// Proves the journal takes writes as a delivery needs them (for `/readyz`): space in its
     /// storage, and a committed write through the writer.

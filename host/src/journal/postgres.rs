@@ -29,15 +29,16 @@ use tokio_postgres::{NoTls, Row, types::ToSql};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    Appended, AttemptEnd, DeliveryRecord, JobId, JobRecord, JobState, Journal, JournalError,
-    PendingJob, QueuedPage, RecentFilter, unix_millis,
+    Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
+    Journal, JournalError, LockRecord, PendingJob, QueuedPage, RecentFilter, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
 /// Versioned migrations: `schema_migrations` holds one row per version applied (1-based).
 /// Only ever append; a migration must leave the schema usable by the previous release, so
 /// hosts of two versions can share the database during an upgrade.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE deliveries (
     seq         BIGSERIAL PRIMARY KEY,
     id          TEXT NOT NULL UNIQUE,
@@ -91,7 +92,13 @@ CREATE TABLE job_logs (
     data BYTEA NOT NULL,
     PRIMARY KEY (job, n)
 );
-"#];
+"#,
+    r#"
+-- The request's headers as received, signatures masked: a JSON array of [name, value] pairs
+-- (NULL for deliveries stored before), for the dashboard.
+ALTER TABLE deliveries ADD COLUMN headers TEXT;
+"#,
+];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_7964;
@@ -542,6 +549,7 @@ fn stored_delivery(row: &Row, at: usize) -> Result<Delivery, JournalError> {
             sender: row.get(at + 6),
         },
         received_at: row.get(at + 4),
+        headers: Vec::new(),
         payload: Bytes::from(
             lz4_flex::decompress_size_prepended(payload).map_err(|_| corrupt("payload"))?,
         ),
@@ -557,12 +565,14 @@ impl Journal for PostgresJournal {
         rerun: bool,
     ) -> Result<Appended, JournalError> {
         let payload = lz4_flex::compress_prepend_size(&delivery.payload);
+        let headers = (!delivery.headers.is_empty())
+            .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default());
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let insert = tx
             .prepare_cached(
-                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING seq",
+                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING seq",
             )
             .await?;
         // A host storing the same id at once holds the row: this waits for its commit, then
@@ -578,6 +588,7 @@ impl Journal for PostgresJournal {
                     &delivery.received_at,
                     &payload,
                     &delivery.facts.sender,
+                    &headers,
                 ],
             )
             .await?;
@@ -789,6 +800,90 @@ impl Journal for PostgresJournal {
         Ok(rows[0].get::<_, i64>(0) as u64)
     }
 
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>, JournalError> {
+        let state = filter.state.map(JobState::as_str);
+        let rows = self
+            .query(
+                "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
+                        d.event, d.action, d.repository, d.sender, j.created_at, j.started_at,
+                        j.finished_at
+                 FROM jobs j JOIN deliveries d ON d.seq = j.delivery
+                 WHERE ($1::bigint IS NULL OR j.id = $1)
+                   AND ($2::text IS NULL OR j.state = $2)
+                   AND ($3::text IS NULL OR j.plugin = $3)
+                   AND ($4::text IS NULL OR d.repository = $4)
+                   AND ($5::bigint IS NULL OR j.id < $5)
+                 ORDER BY j.id DESC LIMIT $6",
+                &[
+                    &filter.id.map(|id| id.0),
+                    &state,
+                    &filter.plugin,
+                    &filter.repository,
+                    &filter.before.map(|id| id.0),
+                    &(filter.limit as i64),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(JobRow {
+                    job: job_record(row)?,
+                    event: row.get(7),
+                    action: row.get(8),
+                    repository: row.get(9),
+                    sender: row.get(10),
+                    created_at: row.get(11),
+                    started_at: row.get(12),
+                    finished_at: row.get(13),
+                })
+            })
+            .collect()
+    }
+
+    async fn job_counts(&self, since: &str) -> Result<JobCounts, JournalError> {
+        let rows = self
+            .query("SELECT state, COUNT(*) FROM jobs GROUP BY state", &[])
+            .await?;
+        let mut counts = JobCounts::default();
+        for row in rows {
+            let state: String = row.get(0);
+            let count = row.get::<_, i64>(1) as u64;
+            match JobState::parse(&state) {
+                Some(JobState::Queued) => counts.queued = count,
+                Some(JobState::Running) => counts.running = count,
+                Some(JobState::Succeeded) => counts.succeeded = count,
+                Some(JobState::Failed) => counts.failed = count,
+                None => {}
+            }
+        }
+        let failed = self
+            .query(
+                "SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND finished_at >= $1",
+                &[&since],
+            )
+            .await?;
+        counts.failed_since = failed[0].get::<_, i64>(0) as u64;
+        Ok(counts)
+    }
+
+    async fn locks(&self) -> Result<Vec<LockRecord>, JournalError> {
+        let rows = self
+            .query(
+                "SELECT name, job, attempt, acquired_at FROM locks ORDER BY name",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| LockRecord {
+                name: row.get(0),
+                job: JobId(row.get(1)),
+                attempt: row.get::<_, i32>(2) as u32,
+                acquired_at: row.get(3),
+            })
+            .collect())
+    }
+
     async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
         let rows = self
             .query(&format!("{JOB_COLUMNS} WHERE j.id = $1"), &[&job.0])
@@ -812,23 +907,39 @@ impl Journal for PostgresJournal {
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, JournalError> {
         let rows = self
             .query(
-                "SELECT id, event, action, repository, received_at, payload, sender
+                "SELECT id, event, action, repository, received_at, payload, sender, headers
                  FROM deliveries WHERE id = $1",
                 &[&id],
             )
             .await?;
-        rows.first().map(|row| stored_delivery(row, 0)).transpose()
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let mut delivery = stored_delivery(row, 0)?;
+        let headers: Option<String> = row.get(7);
+        delivery.headers = headers
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        Ok(Some(delivery))
     }
 
     async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError> {
         let rows = self
             .query(
-                "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at
+                "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
                  FROM deliveries d
                  WHERE ($1::text IS NULL OR d.event = $1)
                    AND (NOT $2 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
+                   AND ($4::text IS NULL OR d.repository = $4)
+                   AND ($5::bigint IS NULL OR d.seq < $5)
                  ORDER BY d.seq DESC LIMIT $3",
-                &[&filter.event, &filter.failed, &(filter.limit as i64)],
+                &[
+                    &filter.event,
+                    &filter.failed,
+                    &(filter.limit as i64),
+                    &filter.repository,
+                    &filter.before,
+                ],
             )
             .await?;
         let mut deliveries = Vec::with_capacity(rows.len());
@@ -836,6 +947,8 @@ impl Journal for PostgresJournal {
             let id: String = row.get(1);
             let jobs = self.jobs_of(&id).await?;
             deliveries.push(DeliveryRecord {
+                seq: row.get(0),
+                sender: row.get(6),
                 id,
                 event: row.get(2),
                 action: row.get(3),

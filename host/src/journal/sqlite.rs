@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Appended, AttemptEnd, DeliveryRecord, JobId, JobRecord, JobState, Journal, JournalError,
-    PendingJob, QueuedPage, RecentFilter,
+    Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
+    Journal, JournalError, LockRecord, PendingJob, QueuedPage, RecentFilter,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -78,6 +78,11 @@ CREATE TABLE admin_nonces (
 ALTER TABLE jobs ADD COLUMN not_before INTEGER;
 -- The attempt holding a lock: recovery frees what a dead attempt held.
 ALTER TABLE locks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- The request's headers as received, signatures masked: a JSON array of [name, value] pairs
+-- (NULL for deliveries stored before), shown on the dashboard's delivery page.
+ALTER TABLE deliveries ADD COLUMN headers TEXT;
 "#,
 ];
 
@@ -347,8 +352,8 @@ fn insert_delivery(
 ) -> Result<Option<Vec<(JobId, String)>>, JournalError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO deliveries (id, event, action, repository, received_at, payload, sender)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR IGNORE INTO deliveries (id, event, action, repository, received_at, payload, sender, headers)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             delivery.id.as_str(),
@@ -358,6 +363,8 @@ fn insert_delivery(
             delivery.received_at,
             compressed_payload,
             delivery.facts.sender,
+            (!delivery.headers.is_empty())
+                .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default()),
         ])?;
     let seq = match (inserted, rerun) {
         (0, false) => return Ok(None),
@@ -583,10 +590,18 @@ impl Journal for SqliteJournal {
             let row = conn
                 .query_row(
                     "SELECT NULL, NULL, NULL, id, event, action, repository, received_at, payload,
-                            sender
+                            sender, headers
                      FROM deliveries WHERE id = ?1",
                     [&id],
-                    |row| Ok(stored_delivery(&id, row)),
+                    |row| {
+                        let headers: Option<String> = row.get(10)?;
+                        Ok(stored_delivery(&id, row).map(|mut delivery| {
+                            delivery.headers = headers
+                                .and_then(|text| serde_json::from_str(&text).ok())
+                                .unwrap_or_default();
+                            delivery
+                        }))
+                    },
                 )
                 .optional()?;
             row.transpose()
@@ -597,16 +612,26 @@ impl Journal for SqliteJournal {
     async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError> {
         self.read(move |conn| {
             let mut statement = conn.prepare(
-                "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at
+                "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
                  FROM deliveries d
                  WHERE (?1 IS NULL OR d.event = ?1)
                    AND (?2 = 0 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
+                   AND (?4 IS NULL OR d.repository = ?4)
+                   AND (?5 IS NULL OR d.seq < ?5)
                  ORDER BY d.seq DESC LIMIT ?3",
             )?;
             let rows = statement.query_map(
-                params![filter.event, filter.failed, filter.limit as i64],
+                params![
+                    filter.event,
+                    filter.failed,
+                    filter.limit as i64,
+                    filter.repository,
+                    filter.before
+                ],
                 |row| {
                     Ok(DeliveryRecord {
+                        seq: row.get(0)?,
+                        sender: row.get(6)?,
                         id: row.get(1)?,
                         event: row.get(2)?,
                         action: row.get(3)?,
@@ -617,10 +642,10 @@ impl Journal for SqliteJournal {
                 },
             )?;
             let mut deliveries = rows.collect::<Result<Vec<_>, _>>()?;
-            let mut jobs = conn.prepare_cached(&format!("{JOB_COLUMNS} WHERE d.id = ?1 ORDER BY j.id"))?;
+            let mut jobs = conn.prepare_cached(&format!("{JOB_COLUMNS} WHERE j.delivery = ?1 ORDER BY j.id"))?;
             for delivery in &mut deliveries {
                 delivery.jobs = jobs
-                    .query_map([&delivery.id], job_record)?
+                    .query_map([delivery.seq], job_record)?
                     .collect::<Result<Vec<_>, _>>()?;
             }
             Ok(deliveries)
@@ -776,6 +801,92 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "{JOB_COLUMNS}
+                 WHERE (?1 IS NULL OR j.id = ?1)
+                   AND (?2 IS NULL OR j.state = ?2)
+                   AND (?3 IS NULL OR j.plugin = ?3)
+                   AND (?4 IS NULL OR d.repository = ?4)
+                   AND (?5 IS NULL OR j.id < ?5)
+                 ORDER BY j.id DESC LIMIT ?6"
+            ))?;
+            let rows = statement.query_map(
+                params![
+                    filter.id.map(|id| id.0),
+                    filter.state.map(JobState::as_str),
+                    filter.plugin,
+                    filter.repository,
+                    filter.before.map(|id| id.0),
+                    filter.limit as i64,
+                ],
+                |row| {
+                    Ok(JobRow {
+                        job: job_record(row)?,
+                        event: row.get(7)?,
+                        action: row.get(8)?,
+                        repository: row.get(9)?,
+                        sender: row.get(10)?,
+                        created_at: row.get(11)?,
+                        started_at: row.get(12)?,
+                        finished_at: row.get(13)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn job_counts(&self, since: &str) -> Result<JobCounts, JournalError> {
+        let since = since.to_owned();
+        self.read(move |conn| {
+            let mut counts = JobCounts::default();
+            let mut statement =
+                conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (state, count) = row?;
+                let count = count as u64;
+                match JobState::parse(&state) {
+                    Some(JobState::Queued) => counts.queued = count,
+                    Some(JobState::Running) => counts.running = count,
+                    Some(JobState::Succeeded) => counts.succeeded = count,
+                    Some(JobState::Failed) => counts.failed = count,
+                    None => {}
+                }
+            }
+            counts.failed_since =
+                conn.prepare_cached(
+                    "SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND finished_at >= ?1",
+                )?
+                .query_row([since], |row| row.get::<_, i64>(0))? as u64;
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn locks(&self) -> Result<Vec<LockRecord>, JournalError> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT name, job, attempt, acquired_at FROM locks ORDER BY name",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(LockRecord {
+                    name: row.get(0)?,
+                    job: JobId(row.get(1)?),
+                    attempt: row.get(2)?,
+                    acquired_at: row.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
         self.read(move |conn| {
             conn.query_row(
@@ -803,7 +914,10 @@ impl Journal for SqliteJournal {
     }
 }
 
-const JOB_COLUMNS: &str = "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note
+/// A job's record (columns 0..=6, read by `job_record`), then its delivery's facts and its
+/// times (7..=13, read by `Journal::jobs`).
+const JOB_COLUMNS: &str = "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
+            d.event, d.action, d.repository, d.sender, j.created_at, j.started_at, j.finished_at
      FROM jobs j JOIN deliveries d ON d.seq = j.delivery";
 
 fn job_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -838,6 +952,7 @@ fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, Journa
             sender: row.get(9)?,
         },
         received_at: row.get(7)?,
+        headers: Vec::new(),
         payload: Bytes::from(
             lz4_flex::decompress_size_prepended(
                 row.get_ref(8)?.as_blob().map_err(rusqlite::Error::from)?,
@@ -862,6 +977,7 @@ mod tests {
             },
             payload: Bytes::from_static(br#"{"action":"opened"}"#),
             received_at: now_rfc3339(),
+            headers: vec![("x-github-event".into(), "pull_request".into())],
         })
     }
 
@@ -959,13 +1075,58 @@ mod tests {
         let other_event = RecentFilter {
             limit: 10,
             event: Some("push".into()),
-            failed: false,
+            ..RecentFilter::default()
         };
         assert!(journal.recent(other_event).await.unwrap().is_empty());
+        let all = journal
+            .recent(RecentFilter {
+                limit: 10,
+                ..RecentFilter::default()
+            })
+            .await
+            .unwrap();
+        let older = journal
+            .recent(RecentFilter {
+                limit: 10,
+                repository: Some("octo/repo".into()),
+                before: Some(all[0].seq),
+                ..RecentFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(older.len(), all.len() - 1);
+        assert_eq!(older[0].id, all[1].id);
+        assert_eq!(older[0].sender.as_deref(), Some("mona"));
+        let elsewhere = RecentFilter {
+            limit: 10,
+            repository: Some("octo/other".into()),
+            ..RecentFilter::default()
+        };
+        assert!(journal.recent(elsewhere).await.unwrap().is_empty());
 
         let stored = journal.delivery("d2").await.unwrap().unwrap();
         assert_eq!(&stored.payload[..], br#"{"action":"opened"}"#);
         assert_eq!(stored.facts, delivery("d2").facts);
+        assert_eq!(stored.headers, delivery("d2").headers);
+
+        // The dashboard's reads: jobs newest first with filters, counts per state, locks.
+        let failed = journal
+            .jobs(JobFilter {
+                limit: 10,
+                state: Some(JobState::Failed),
+                ..JobFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].repository.as_deref(), Some("octo/repo"));
+        assert!(failed[0].started_at.is_some() && failed[0].finished_at.is_some());
+        let counts = journal.job_counts("1970-01-01T00:00:00Z").await.unwrap();
+        assert_eq!(counts.failed, 1);
+        assert_eq!(counts.failed_since, 1);
+        let later = journal.job_counts("9999-01-01T00:00:00Z").await.unwrap();
+        assert_eq!(later.failed_since, 0);
+        assert!(journal.locks().await.unwrap().is_empty());
         assert!(journal.delivery("nope").await.unwrap().is_none());
     }
 

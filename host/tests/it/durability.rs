@@ -138,6 +138,7 @@ async fn a_job_the_host_died_during_every_time_is_given_up() {
         },
         payload: bytes::Bytes::from_static(b"{\"action\":\"opened\"}"),
         received_at: "2026-01-01T00:00:00Z".into(),
+        headers: Vec::new(),
     });
     let Appended::New(jobs) = journal
         .append(delivery, vec!["slow".into()], false)

@@ -119,6 +119,8 @@ pub struct HostSpec {
     pub workers: String,
     /// Extra `[store]` keys.
     pub store: String,
+    /// `[dashboard]` keys; no table when empty.
+    pub dashboard: String,
 }
 
 /// A running host on a free loopback port.
@@ -153,7 +155,12 @@ impl TestHost {
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{server}\n\
              [github]\napi_url = \"{github}\"\nbackoff_ms = 10\n{github_extra}\n\
              [store]\npath = \"{{dir}}/switchyard.db\"\n{store}\n\
-             [workers]\nretry_backoff_ms = 10\n{workers}\n\n{plugins}",
+             [workers]\nretry_backoff_ms = 10\n{workers}\n{dashboard}\n{plugins}",
+            dashboard = if spec.dashboard.is_empty() {
+                String::new()
+            } else {
+                format!("[dashboard]\n{}\n", spec.dashboard)
+            },
             server = spec.server,
             github = spec.github_url.as_deref().unwrap_or("http://127.0.0.1:9"),
             github_extra = spec.github,

@@ -1,0 +1,207 @@
+//! Who may read the dashboard: named tokens (`name:token` lines, from `[dashboard] tokens_file`
+//! or the variable `tokens_env` names) and the session cookie a sign-in sets.
+//!
+//! The cookie is `name.expiry.mac`: an HMAC, under a key the journal keeps, of the name, the
+//! expiry and a digest of the token signed in with. Nothing is kept per session, sessions
+//! survive restarts, and removing (or changing) a person's token ends their sessions at the
+//! next start.
+
+use hmac::{Hmac, Mac as _};
+use sha2::{Digest as _, Sha256};
+
+/// The journal's name for the key session cookies are signed with.
+pub const SESSION_SECRET: &str = "dashboard-sessions";
+
+/// The session cookie's name.
+pub const COOKIE: &str = "switchyard_session";
+
+/// How long a sign-in lasts.
+pub const SESSION_SECS: u64 = 12 * 3600;
+
+/// Tokens shorter than this are accepted with a warning.
+const SHORT_TOKEN: usize = 16;
+
+/// One person's token.
+#[derive(Clone)]
+pub struct Token {
+    pub name: String,
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("name", &self.name).finish()
+    }
+}
+
+/// Parses `name:token` lines; blank lines and `#` comments are skipped. An error names the
+/// line, never its content.
+pub fn parse_tokens(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut tokens = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let number = index + 1;
+        let Some((name, token)) = line.split_once(':') else {
+            return Err(format!("line {number} is not `name:token`"));
+        };
+        let (name, token) = (name.trim(), token.trim());
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+        if !valid_name {
+            return Err(format!(
+                "line {number}: a name is 1-64 letters, digits, `-`, `_`, `.` or `@`"
+            ));
+        }
+        if token.is_empty() {
+            return Err(format!("line {number}: the token is empty"));
+        }
+        if tokens.iter().any(|(other, _)| other == name) {
+            return Err(format!("line {number}: the name {name} is given twice"));
+        }
+        tokens.push((name.to_owned(), token.to_owned()));
+    }
+    if tokens.is_empty() {
+        return Err("it holds no `name:token` line".to_owned());
+    }
+    Ok(tokens)
+}
+
+/// The tokens people sign in with, and the key their sessions are signed with.
+pub struct Access {
+    tokens: Vec<Token>,
+    key: Vec<u8>,
+}
+
+impl Access {
+    pub fn new(tokens: Vec<(String, String)>, key: &[u8]) -> Self {
+        let tokens = tokens
+            .into_iter()
+            .map(|(name, token)| {
+                if token.len() < SHORT_TOKEN {
+                    tracing::warn!(
+                        %name,
+                        "a dashboard token is shorter than {SHORT_TOKEN} bytes: use a long random string"
+                    );
+                }
+                Token {
+                    name,
+                    digest: Sha256::digest(token.as_bytes()).into(),
+                }
+            })
+            .collect();
+        Self {
+            tokens,
+            key: key.to_vec(),
+        }
+    }
+
+    /// The name whose token `given` is. Every token is compared, in constant time each, so the
+    /// answer's timing tells nothing about which one came close.
+    pub fn sign_in(&self, given: &str) -> Option<&str> {
+        let digest: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
+        let mut found = None;
+        for token in &self.tokens {
+            if constant_time_eq(&token.digest, &digest) {
+                found = Some(token.name.as_str());
+            }
+        }
+        found
+    }
+
+    /// A session cookie's value for `name`, valid until `expires` (Unix seconds).
+    pub fn session(&self, name: &str, expires: u64) -> Option<String> {
+        let token = self.tokens.iter().find(|t| t.name == name)?;
+        let mac = self.mac(token, expires);
+        Some(format!("{name}.{expires}.{}", hex::encode(mac)))
+    }
+
+    /// The signed-in name a cookie value carries, when it is genuine and not expired at `now`.
+    pub fn verify(&self, cookie: &str, now: u64) -> Option<&str> {
+        let (rest, mac) = cookie.rsplit_once('.')?;
+        let (name, expires) = rest.rsplit_once('.')?;
+        let expires: u64 = expires.parse().ok()?;
+        if expires <= now {
+            return None;
+        }
+        let token = self.tokens.iter().find(|t| t.name == name)?;
+        let given = hex::decode(mac).ok()?;
+        constant_time_eq(&self.mac(token, expires), &given).then_some(token.name.as_str())
+    }
+
+    fn mac(&self, token: &Token, expires: u64) -> Vec<u8> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(b"switchyard dashboard session\0");
+        mac.update(token.name.as_bytes());
+        mac.update(b"\0");
+        mac.update(&expires.to_be_bytes());
+        mac.update(&token.digest);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        (key == name).then_some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_with_comments_and_errors_never_echo_a_token() {
+        let tokens =
+            parse_tokens("# people\nalice: a-long-token-1\n\nbob:b-long-token-2\n").unwrap();
+        assert_eq!(
+            tokens,
+            vec![
+                ("alice".to_owned(), "a-long-token-1".to_owned()),
+                ("bob".to_owned(), "b-long-token-2".to_owned())
+            ]
+        );
+        let error = parse_tokens("alice:one\nsecret-without-name\n").unwrap_err();
+        assert_eq!(error, "line 2 is not `name:token`");
+        assert!(parse_tokens("a b:x").is_err());
+        assert!(parse_tokens("alice:").is_err());
+        assert!(parse_tokens("alice:x\nalice:y").is_err());
+        assert!(parse_tokens("# nothing\n").is_err());
+    }
+
+    #[test]
+    fn a_session_names_its_person_until_it_expires_or_the_token_changes() {
+        let access = Access::new(vec![("alice".into(), "token-of-alice".into())], b"key");
+        assert_eq!(access.sign_in("token-of-alice"), Some("alice"));
+        assert_eq!(access.sign_in("token-of-bob"), None);
+        let cookie = access.session("alice", 1000).unwrap();
+        assert_eq!(access.verify(&cookie, 999), Some("alice"));
+        assert_eq!(access.verify(&cookie, 1000), None);
+        // Tampered expiry, another key, another token for the same name: refused.
+        let later = cookie.replacen(".1000.", ".2000.", 1);
+        assert_eq!(access.verify(&later, 999), None);
+        let other_key = Access::new(vec![("alice".into(), "token-of-alice".into())], b"other");
+        assert_eq!(other_key.verify(&cookie, 999), None);
+        let new_token = Access::new(vec![("alice".into(), "new-token".into())], b"key");
+        assert_eq!(new_token.verify(&cookie, 999), None);
+        assert_eq!(
+            cookie_value("a=1; switchyard_session=x.1.ff"),
+            Some("x.1.ff")
+        );
+    }
+
+    fn cookie_value(header: &str) -> Option<&str> {
+        cookie(header, COOKIE)
+    }
+}

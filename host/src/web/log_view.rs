@@ -1,0 +1,397 @@
+//! A job log as HTML: every line numbered with an anchor (`#L120`), ANSI colours as classes
+//! (the page's CSP allows no inline style), `::group::`/`::endgroup::` as foldable `<details>`,
+//! lines that look like errors marked. Everything else in the text is escaped.
+//!
+//! Logs are read by byte ranges, never whole: a page shows a window (the tail first), and the
+//! follow stream sends what was appended after an offset.
+
+use std::{fmt::Write as _, io::SeekFrom, path::Path};
+
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+
+/// Bytes of log a page shows at most: the tail first, earlier windows on request.
+pub const WINDOW: u64 = 256 * 1024;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Other control characters (a stray escape, a bell) are dropped; tabs stay.
+            '\t' => out.push('\t'),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+}
+
+/// SGR state carried from one line to the next.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    fg: Option<u8>,
+    bg: Option<u8>,
+    bold: bool,
+    italic: bool,
+    underline: bool,
+}
+
+impl Style {
+    fn classes(&self) -> String {
+        let mut classes = Vec::new();
+        if let Some(fg) = self.fg {
+            classes.push(format!("fg{fg}"));
+        }
+        if let Some(bg) = self.bg {
+            classes.push(format!("bg{bg}"));
+        }
+        if self.bold {
+            classes.push("b".to_owned());
+        }
+        if self.italic {
+            classes.push("i".to_owned());
+        }
+        if self.underline {
+            classes.push("u".to_owned());
+        }
+        classes.join(" ")
+    }
+
+    /// Applies one SGR sequence's parameters (`1;31`). Colours are 0-15: the 8 basic ones and
+    /// their bright forms; 256-colour and RGB colours are skipped.
+    fn apply(&mut self, params: &str) {
+        let mut codes = params.split(';').map(|p| {
+            if p.is_empty() {
+                Some(0)
+            } else {
+                p.parse::<u16>().ok()
+            }
+        });
+        while let Some(code) = codes.next() {
+            match code {
+                Some(0) => *self = Self::default(),
+                Some(1) => self.bold = true,
+                Some(3) => self.italic = true,
+                Some(4) => self.underline = true,
+                Some(22) => self.bold = false,
+                Some(23) => self.italic = false,
+                Some(24) => self.underline = false,
+                Some(c @ 30..=37) => self.fg = Some((c - 30) as u8),
+                Some(39) => self.fg = None,
+                Some(c @ 40..=47) => self.bg = Some((c - 40) as u8),
+                Some(49) => self.bg = None,
+                Some(c @ 90..=97) => self.fg = Some((c - 90 + 8) as u8),
+                Some(c @ 100..=107) => self.bg = Some((c - 100 + 8) as u8),
+                Some(38 | 48) => {
+                    // 5;N or 2;R;G;B: skipped whole.
+                    let skip = match codes.next() {
+                        Some(Some(5)) => 1,
+                        Some(Some(2)) => 3,
+                        _ => 0,
+                    };
+                    for _ in 0..skip {
+                        codes.next();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Renders one line's text (without its newline) as escaped HTML with `<span class>` runs for
+/// its colours, updating `style`; also returns the text with escape sequences removed.
+pub fn ansi_to_html(line: &str, style: &mut Style) -> (String, String) {
+    let mut html = String::with_capacity(line.len() + 16);
+    let mut plain = String::with_capacity(line.len());
+    let mut open = false;
+    let start_span = |html: &mut String, style: &Style, open: &mut bool| {
+        let classes = style.classes();
+        if !classes.is_empty() {
+            let _ = write!(html, "<span class=\"{classes}\">");
+            *open = true;
+        }
+    };
+    start_span(&mut html, style, &mut open);
+    let mut rest = line;
+    while let Some(at) = rest.find('\u{1b}') {
+        let text = &rest[..at];
+        escape(text, &mut html);
+        plain.push_str(text);
+        let after = &rest[at + 1..];
+        // CSI: ESC [ params final-byte. Only `m` (colours) is kept; others are dropped.
+        if let Some(csi) = after.strip_prefix('[') {
+            let end = csi.find(|c: char| ('@'..='~').contains(&c));
+            match end {
+                Some(end) => {
+                    if csi[end..].starts_with('m') {
+                        let before = *style;
+                        style.apply(&csi[..end]);
+                        if *style != before {
+                            if open {
+                                html.push_str("</span>");
+                                open = false;
+                            }
+                            start_span(&mut html, style, &mut open);
+                        }
+                    }
+                    rest = &csi[end + 1..];
+                }
+                None => rest = "",
+            }
+        } else if let Some(osc) = after.strip_prefix(']') {
+            // OSC (a title, a hyperlink): up to BEL or ESC \.
+            let end = osc.find(['\u{7}', '\u{1b}']).unwrap_or(osc.len());
+            rest = osc[end..]
+                .strip_prefix('\u{7}')
+                .or_else(|| osc[end..].strip_prefix("\u{1b}\\"))
+                .unwrap_or("");
+        } else {
+            rest = after.get(1..).unwrap_or("");
+        }
+    }
+    escape(rest, &mut html);
+    plain.push_str(rest);
+    if open {
+        html.push_str("</span>");
+    }
+    (html, plain)
+}
+
+/// Whether a line (escape sequences removed) looks like an error.
+pub fn looks_like_error(plain: &str) -> bool {
+    let lower = plain.to_ascii_lowercase();
+    lower.starts_with("::error")
+        || ["error", "failed", "panicked", "fatal:"]
+            .iter()
+            .any(|word| lower.contains(word))
+}
+
+/// Renders log lines numbered from `first`, nesting `::group::` sections in `<details>`. Lines
+/// arrive one at a time: [`LogHtml::line`], then [`LogHtml::finish`].
+pub struct LogHtml {
+    pub html: String,
+    next: u64,
+    style: Style,
+    /// Inside a group opened by this renderer.
+    in_group: bool,
+}
+
+impl LogHtml {
+    pub fn new(first: u64) -> Self {
+        Self {
+            html: String::new(),
+            next: first,
+            style: Style::default(),
+            in_group: false,
+        }
+    }
+
+    /// The number the next line gets.
+    pub fn next_number(&self) -> u64 {
+        self.next
+    }
+
+    pub fn line(&mut self, text: &str) {
+        let n = self.next;
+        self.next += 1;
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        // A carriage return redraws the line (progress bars): what is shown is the last draw.
+        let text = text.rsplit('\r').next().unwrap_or(text);
+        let (body, plain) = ansi_to_html(text, &mut self.style);
+        let trimmed = plain.trim_start();
+        let mut class = String::from("line");
+        if looks_like_error(&plain) {
+            class.push_str(" error");
+        }
+        if let Some(title) = trimmed.strip_prefix("::group::") {
+            if self.in_group {
+                self.html.push_str("</div></details>");
+            }
+            let mut title_html = String::new();
+            escape(title, &mut title_html);
+            let _ = write!(
+                self.html,
+                "<details class=\"group\" open><summary><span class=\"{class} group-start\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a><span class=\"t\">{title_html}</span></span></summary><div class=\"group-body\">"
+            );
+            self.in_group = true;
+            return;
+        }
+        let end = trimmed.starts_with("::endgroup::");
+        if end {
+            class.push_str(" group-end");
+        }
+        let _ = write!(
+            self.html,
+            "<span class=\"{class}\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a><span class=\"t\">{body}</span></span>"
+        );
+        if end && self.in_group {
+            self.html.push_str("</div></details>");
+            self.in_group = false;
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        if self.in_group {
+            self.html.push_str("</div></details>");
+        }
+        self.html
+    }
+}
+
+/// Renders `bytes` (whole lines) numbered from `first`.
+pub fn render(bytes: &[u8], first: u64) -> (String, u64) {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let mut out = LogHtml::new(first);
+    if !bytes.is_empty() {
+        for line in text.split('\n') {
+            out.line(line);
+        }
+    }
+    let next = out.next_number();
+    (out.finish(), next)
+}
+
+/// Newlines in the first `upto` bytes of a file, read in chunks (never whole) on a blocking
+/// thread: one hand-off for the whole count, not one per chunk.
+pub async fn count_lines(path: &Path, upto: u64) -> std::io::Result<u64> {
+    if upto == 0 {
+        return Ok(0);
+    }
+    let path = path.to_owned();
+    blocking(move || {
+        use std::io::Read as _;
+        let mut reader = std::fs::File::open(path)?.take(upto);
+        let mut buffer = vec![0u8; CHUNK];
+        let mut lines = 0u64;
+        loop {
+            let read = reader.read(&mut buffer)?;
+            if read == 0 {
+                return Ok(lines);
+            }
+            lines += buffer[..read].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+    })
+    .await
+}
+
+/// The offset where line `line` (1-based) starts, or the file's length when it has fewer lines.
+pub async fn line_offset(path: &Path, line: u64) -> std::io::Result<u64> {
+    if line <= 1 {
+        return Ok(0);
+    }
+    let path = path.to_owned();
+    blocking(move || {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(path)?;
+        let mut buffer = vec![0u8; CHUNK];
+        let (mut seen, mut offset) = (1u64, 0u64);
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                return Ok(offset);
+            }
+            for (i, &b) in buffer[..read].iter().enumerate() {
+                if b == b'\n' {
+                    seen += 1;
+                    if seen == line {
+                        return Ok(offset + i as u64 + 1);
+                    }
+                }
+            }
+            offset += read as u64;
+        }
+    })
+    .await
+}
+
+/// Bytes read at a time when scanning a log.
+const CHUNK: usize = 1 << 20;
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Reads `[from, to)` of a file.
+pub async fn read_range(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(SeekFrom::Start(from)).await?;
+    let mut bytes = Vec::with_capacity(to.saturating_sub(from) as usize);
+    file.take(to.saturating_sub(from))
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok(bytes)
+}
+
+/// Moves `offset` forward to the start of the next line (unless it is 0 or already at one).
+pub async fn align_to_line(path: &Path, offset: u64) -> std::io::Result<u64> {
+    if offset == 0 {
+        return Ok(0);
+    }
+    let before = read_range(path, offset - 1, offset + 64 * 1024).await?;
+    Ok(match before.iter().position(|&b| b == b'\n') {
+        Some(at) => offset + at as u64,
+        None => offset - 1 + before.len() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_and_ansi_become_escaped_spans() {
+        let mut style = Style::default();
+        let (html, plain) = ansi_to_html(
+            "\u{1b}[1;31m<script>alert('x')</script>\u{1b}[0m & done\u{1b}]0;title\u{7}\u{1b}[2K",
+            &mut style,
+        );
+        assert_eq!(
+            html,
+            "<span class=\"fg1 b\">&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</span> &amp; done"
+        );
+        assert_eq!(plain, "<script>alert('x')</script> & done");
+        assert_eq!(style, Style::default());
+        // Colour carries to the next line until reset.
+        let (first, _) = ansi_to_html("\u{1b}[92mgreen", &mut style);
+        let (second, _) = ansi_to_html("still\u{1b}[39m plain", &mut style);
+        assert_eq!(first, "<span class=\"fg10\">green</span>");
+        assert_eq!(second, "<span class=\"fg10\">still</span> plain");
+    }
+
+    #[test]
+    fn lines_are_numbered_grouped_and_errors_marked() {
+        let (html, next) = render(
+            b"start\n::group::Build <x>\ncompiling\nerror: it broke\n::endgroup::\nend\n",
+            10,
+        );
+        assert_eq!(next, 16);
+        assert!(html.contains("<span class=\"line\" id=\"L10\"><a class=\"ln\" href=\"#L10\">10</a><span class=\"t\">start</span></span>"));
+        assert!(html.contains(
+            "<details class=\"group\" open><summary><span class=\"line group-start\" id=\"L11\">"
+        ));
+        assert!(html.contains("Build &lt;x&gt;"));
+        assert!(html.contains("<span class=\"line error\" id=\"L13\">"));
+        assert!(html.contains("id=\"L14\"><a class=\"ln\" href=\"#L14\">14</a><span class=\"t\">::endgroup::</span></span></div></details><span class=\"line\" id=\"L15\">"));
+    }
+
+    #[tokio::test]
+    async fn line_offsets_and_counts_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "a\nbb\nccc\n").unwrap();
+        assert_eq!(line_offset(&path, 3).await.unwrap(), 5);
+        assert_eq!(count_lines(&path, 5).await.unwrap(), 2);
+        assert_eq!(align_to_line(&path, 3).await.unwrap(), 5);
+        assert_eq!(align_to_line(&path, 2).await.unwrap(), 2);
+        assert_eq!(read_range(&path, 2, 5).await.unwrap(), b"bb\n");
+    }
+}

@@ -1,0 +1,213 @@
+//! The web dashboard at `/dashboard`: deliveries, jobs with a live log viewer, deployments and
+//! plugins, rendered on the server with templates that escape by default (askama), working
+//! without JavaScript and live with a little of it (`host/assets/dashboard.js`). Every page
+//! needs a sign-in unless `[dashboard] access = "public-read"`; with no token configured every
+//! page says which setting to set. Secrets are masked in everything rendered, as in job logs.
+
+mod auth;
+mod log_view;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::SESSION_SECRET;
+
+use crate::{
+    config::{Config, DashboardAccess, secret_from_env, secret_from_file},
+    job_log::{JobLogs, LogLinks},
+    journal::Journal,
+    plugins::Plugins,
+};
+
+/// The dashboard's settings and who may sign in.
+pub struct Dashboard {
+    mode: DashboardAccess,
+    /// The tokens, or what to set when there are none.
+    access: Result<auth::Access, String>,
+    /// `Secure` on the session cookie: the public URL is https.
+    secure_cookie: bool,
+    page_size: usize,
+}
+
+/// Reads the `name:token` lines the config names. `Err` says what to set; it never holds a
+/// token.
+pub fn load_tokens(config: &Config) -> Result<Vec<(String, String)>, String> {
+    let settings = &config.dashboard;
+    match &settings.tokens_file {
+        Some(file) => {
+            let path = config.secret_path(file);
+            let text = secret_from_file(&path)
+                .map_err(|problem| format!("[dashboard] tokens_file: {problem}"))?;
+            auth::parse_tokens(&text).map_err(|problem| {
+                format!(
+                    "[dashboard] tokens_file {}: {problem}; write `name:token` lines",
+                    path.display()
+                )
+            })
+        }
+        None => {
+            let variable = &settings.tokens_env;
+            let text = secret_from_env(variable).ok_or_else(|| {
+                format!(
+                    "set {variable} to `name:token` lines (one per person), or name a file of them in [dashboard] tokens_file"
+                )
+            })?;
+            auth::parse_tokens(&text)
+                .map_err(|problem| format!("{variable}: {problem}; set it to `name:token` lines"))
+        }
+    }
+}
+
+impl Dashboard {
+    /// `tokens` as [`load_tokens`] read them; `key` signs session cookies.
+    pub fn new(config: &Config, tokens: Result<Vec<(String, String)>, String>, key: &[u8]) -> Self {
+        if let Err(hint) = &tokens {
+            tracing::warn!("the dashboard is not configured: {hint}");
+        }
+        Self {
+            mode: config.dashboard.access,
+            access: tokens.map(|tokens| auth::Access::new(tokens, key)),
+            secure_cookie: config.public_url().starts_with("https://"),
+            page_size: config.dashboard.page_size,
+        }
+    }
+}
+
+/// What the dashboard's handlers use.
+#[derive(Clone)]
+pub struct WebState {
+    pub dashboard: Arc<Dashboard>,
+    pub journal: Arc<dyn Journal>,
+    pub logs: JobLogs,
+    pub links: LogLinks,
+    pub plugins: Arc<Plugins>,
+    /// Shared with the raw log links: one permit per log being followed.
+    pub log_readers: Arc<Semaphore>,
+    pub stopping: CancellationToken,
+}
+
+/// The dashboard's routes, under `/dashboard`.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/dashboard", get(pages::deliveries))
+        .route("/dashboard/", get(pages::deliveries))
+        .route("/dashboard/deliveries", get(pages::deliveries))
+        .route("/dashboard/deliveries/{id}", get(pages::delivery))
+        .route("/dashboard/jobs", get(pages::jobs))
+        .route("/dashboard/jobs/{id}", get(pages::job))
+        .route("/dashboard/jobs/{id}/follow", get(pages::follow))
+        .route("/dashboard/deployments", get(pages::deployments))
+        .route("/dashboard/plugins", get(pages::plugins))
+        .route(
+            "/dashboard/sign-in",
+            get(pages::sign_in_page).post(pages::sign_in),
+        )
+        .route("/dashboard/sign-out", post(pages::sign_out))
+        .route("/dashboard/assets/{file}", get(asset))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Who is looking: the signed-in name, if any.
+#[derive(Clone, Debug)]
+pub struct Viewer(pub Option<String>);
+
+/// No inline script or style, nothing from elsewhere, no framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Access for every dashboard request, and the security headers on every answer.
+async fn guard(State(state): State<WebState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = if path.starts_with("/dashboard/assets/") {
+        next.run(request).await
+    } else {
+        match &state.dashboard.access {
+            Err(hint) => pages::not_configured(hint),
+            Ok(access) => {
+                let now = now_secs();
+                let viewer = request
+                    .headers()
+                    .get(header::COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|cookies| auth::cookie(cookies, auth::COOKIE))
+                    .and_then(|cookie| access.verify(cookie, now))
+                    .map(str::to_owned);
+                let open = path == "/dashboard/sign-in"
+                    || path == "/dashboard/sign-out"
+                    || state.dashboard.mode == DashboardAccess::PublicRead;
+                if viewer.is_none() && !open {
+                    let wanted = request
+                        .uri()
+                        .path_and_query()
+                        .map_or("/dashboard", |p| p.as_str());
+                    let query: String = form_urlencoded::Serializer::new(String::new())
+                        .append_pair("next", wanted)
+                        .finish();
+                    Redirect::to(&format!("/dashboard/sign-in?{query}")).into_response()
+                } else {
+                    request.extensions_mut().insert(Viewer(viewer));
+                    next.run(request).await
+                }
+            }
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !path.starts_with("/dashboard/assets/") {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The stylesheet and script, built into the binary: no CDN, no build step.
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (content_type, body): (&str, &'static str) = match file.as_str() {
+        "dashboard.css" => (
+            "text/css; charset=utf-8",
+            include_str!("../../assets/dashboard.css"),
+        ),
+        "dashboard.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/dashboard.js"),
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}

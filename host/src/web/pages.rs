@@ -1,0 +1,949 @@
+//! The dashboard's pages and the log follow stream.
+
+use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
+
+use askama::Template;
+use axum::{
+    Extension, Form,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{
+        Html, IntoResponse, Redirect, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use serde::Deserialize;
+
+use super::{Viewer, WebState, auth, log_view, now_secs};
+use crate::journal::{
+    DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError,
+    LockRecord, RecentFilter,
+};
+
+type Params = Query<HashMap<String, String>>;
+
+/// The header every page has.
+pub struct Head {
+    pub title: String,
+    pub user: Option<String>,
+    pub counts: JobCounts,
+}
+
+fn html(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(page) => Html(page).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render a dashboard page");
+            internal_error()
+        }
+    }
+}
+
+fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    #[derive(Template)]
+    #[template(path = "message.html")]
+    struct Message<'a> {
+        title: &'a str,
+        message: &'a str,
+    }
+    let mut response = html(&Message {
+        title,
+        message: text,
+    });
+    *response.status_mut() = status;
+    response
+}
+
+fn internal_error() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+fn journal_failed(error: JournalError) -> Response {
+    tracing::error!(%error, "the dashboard cannot read the journal");
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal error",
+        "The journal could not be read; see the host's log.",
+    )
+}
+
+pub fn not_configured(hint: &str) -> Response {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Dashboard not configured",
+        &format!("The dashboard is not configured: {hint}. Then restart switchyard."),
+    )
+}
+
+pub async fn not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Not found", "No such page.")
+}
+
+async fn head(state: &WebState, viewer: &Viewer, title: String) -> Result<Head, Response> {
+    let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let since = hour_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let counts = state
+        .journal
+        .job_counts(&since)
+        .await
+        .map_err(journal_failed)?;
+    Ok(Head {
+        title,
+        user: viewer.0.clone(),
+        counts,
+    })
+}
+
+/// A query parameter, blank counted as absent.
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn page_link(path: &str, params: &[(&str, Option<&str>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    format!("{path}?{}", query.finish())
+}
+
+/// Masks secrets in text shown on a page, as job logs mask them.
+fn masked(state: &WebState, text: &str) -> String {
+    String::from_utf8_lossy(&state.logs.mask(text.as_bytes())).into_owned()
+}
+
+#[derive(Template)]
+#[template(path = "deliveries.html")]
+struct DeliveriesPage {
+    head: Head,
+    rows: Vec<DeliveryRecord>,
+    filter_event: String,
+    filter_repository: String,
+    filter_failed: bool,
+    next_page: Option<String>,
+}
+
+/// `GET /dashboard/deliveries?event=&repository=&failed=1&before=SEQ`.
+pub async fn deliveries(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(params): Params,
+) -> Response {
+    let event = param(&params, "event");
+    let repository = param(&params, "repository");
+    let failed = param(&params, "failed").is_some();
+    let before = param(&params, "before").and_then(|b| b.parse().ok());
+    let size = state.dashboard.page_size;
+    let filter = RecentFilter {
+        limit: size + 1,
+        event: event.map(str::to_owned),
+        failed,
+        repository: repository.map(str::to_owned),
+        before,
+    };
+    let mut rows = match state.journal.recent(filter).await {
+        Ok(rows) => rows,
+        Err(error) => return journal_failed(error),
+    };
+    let next_page = (rows.len() > size).then(|| {
+        rows.truncate(size);
+        let last = rows.last().map(|r| r.seq.to_string()).unwrap_or_default();
+        page_link(
+            "/dashboard/deliveries",
+            &[
+                ("event", event),
+                ("repository", repository),
+                ("failed", failed.then_some("1")),
+                ("before", Some(&last)),
+            ],
+        )
+    });
+    for row in &mut rows {
+        row.sender = row.sender.as_deref().map(|s| masked(&state, s));
+    }
+    let head = match head(&state, &viewer, "Deliveries".to_owned()).await {
+        Ok(head) => head,
+        Err(response) => return response,
+    };
+    html(&DeliveriesPage {
+        head,
+        rows,
+        filter_event: event.unwrap_or_default().to_owned(),
+        filter_repository: repository.unwrap_or_default().to_owned(),
+        filter_failed: failed,
+        next_page,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "delivery.html")]
+struct DeliveryPage {
+    head: Head,
+    event: String,
+    repository: String,
+    sender: String,
+    received_at: String,
+    jobs: Vec<JobRecord>,
+    headers: Vec<(String, String)>,
+    payload: String,
+}
+
+/// `GET /dashboard/deliveries/{id}`: headers as received, payload pretty-printed, jobs.
+pub async fn delivery(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    let delivery = match state.journal.delivery(&id).await {
+        Ok(Some(delivery)) => delivery,
+        Ok(None) => return not_found().await,
+        Err(error) => return journal_failed(error),
+    };
+    let jobs = match state.journal.jobs_of(&id).await {
+        Ok(jobs) => jobs,
+        Err(error) => return journal_failed(error),
+    };
+    let payload = match serde_json::from_slice::<serde_json::Value>(&delivery.payload) {
+        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
+        Err(_) => String::from_utf8_lossy(&delivery.payload).into_owned(),
+    };
+    let headers = delivery
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), masked(&state, value)))
+        .collect();
+    let event = match &delivery.facts.action {
+        Some(action) => format!("{}.{action}", delivery.kind),
+        None => delivery.kind.to_string(),
+    };
+    let head = match head(&state, &viewer, format!("Delivery {id}")).await {
+        Ok(head) => head,
+        Err(response) => return response,
+    };
+    html(&DeliveryPage {
+        head,
+        event,
+        repository: delivery.facts.repository.unwrap_or_default(),
+        sender: masked(&state, &delivery.facts.sender.unwrap_or_default()),
+        received_at: delivery.received_at,
+        jobs,
+        headers,
+        payload: masked(&state, &payload),
+    })
+}
+
+/// A job as a row of the jobs list or the job page's facts.
+struct JobView {
+    id: JobId,
+    plugin: String,
+    repository: String,
+    event: String,
+    sender: String,
+    state: &'static str,
+    attempts: u32,
+    created_at: String,
+    started_at: String,
+    duration: String,
+}
+
+fn job_view(state: &WebState, row: &JobRow) -> JobView {
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let duration = match (
+        row.started_at.as_deref().and_then(parse),
+        row.finished_at.as_deref().and_then(parse),
+    ) {
+        (Some(start), Some(end)) => {
+            let millis = (end - start).whole_milliseconds().max(0);
+            if millis < 10_000 {
+                format!("{:.1} s", millis as f64 / 1000.0)
+            } else {
+                format!("{}m {:02}s", millis / 60_000, (millis / 1000) % 60)
+            }
+        }
+        (Some(_), None) => "running".to_owned(),
+        _ => String::new(),
+    };
+    JobView {
+        id: row.job.id,
+        plugin: row.job.plugin.clone(),
+        repository: row.repository.clone().unwrap_or_default(),
+        event: match &row.action {
+            Some(action) => format!("{}.{action}", row.event),
+            None => row.event.clone(),
+        },
+        sender: masked(state, row.sender.as_deref().unwrap_or_default()),
+        state: row.job.state.as_str(),
+        attempts: row.job.attempts,
+        created_at: row.created_at.clone(),
+        started_at: row.started_at.clone().unwrap_or_default(),
+        duration,
+    }
+}
+
+const STATES: [&str; 4] = ["queued", "running", "succeeded", "failed"];
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsPage {
+    head: Head,
+    rows: Vec<JobView>,
+    states: [&'static str; 4],
+    filter_state: &'static str,
+    filter_plugin: String,
+    filter_repository: String,
+    next_page: Option<String>,
+}
+
+/// `GET /dashboard/jobs?state=&plugin=&repository=&before=ID`.
+pub async fn jobs(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(params): Params,
+) -> Response {
+    let job_state = param(&params, "state")
+        .and_then(|s| STATES.iter().position(|known| *known == s))
+        .map(|i| {
+            [
+                JobState::Queued,
+                JobState::Running,
+                JobState::Succeeded,
+                JobState::Failed,
+            ][i]
+        });
+    let plugin = param(&params, "plugin");
+    let repository = param(&params, "repository");
+    let before = param(&params, "before").and_then(|b| b.parse().ok());
+    let size = state.dashboard.page_size;
+    let filter = JobFilter {
+        limit: size + 1,
+        id: None,
+        state: job_state,
+        plugin: plugin.map(str::to_owned),
+        repository: repository.map(str::to_owned),
+        before: before.map(JobId),
+    };
+    let mut rows = match state.journal.jobs(filter).await {
+        Ok(rows) => rows,
+        Err(error) => return journal_failed(error),
+    };
+    let next_page = (rows.len() > size).then(|| {
+        rows.truncate(size);
+        let last = rows
+            .last()
+            .map(|r| r.job.id.to_string())
+            .unwrap_or_default();
+        page_link(
+            "/dashboard/jobs",
+            &[
+                ("state", job_state.map(JobState::as_str)),
+                ("plugin", plugin),
+                ("repository", repository),
+                ("before", Some(&last)),
+            ],
+        )
+    });
+    let head = match head(&state, &viewer, "Jobs".to_owned()).await {
+        Ok(head) => head,
+        Err(response) => return response,
+    };
+    html(&JobsPage {
+        head,
+        rows: rows.iter().map(|row| job_view(&state, row)).collect(),
+        states: STATES,
+        filter_state: job_state.map_or("", JobState::as_str),
+        filter_plugin: plugin.unwrap_or_default().to_owned(),
+        filter_repository: repository.unwrap_or_default().to_owned(),
+        next_page,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct JobPage {
+    head: Head,
+    id: JobId,
+    row: JobView,
+    delivery: String,
+    subject: String,
+    error: String,
+    note: String,
+    raw_log: String,
+    raw_log_label: String,
+    from: u64,
+    to: u64,
+    size: u64,
+    next_line: u64,
+    earlier: Option<String>,
+    later: Option<String>,
+    follow: bool,
+    log_html: String,
+}
+
+/// What a delivery was about: a pull request and its head sha, a pushed sha, a deployment.
+fn subject(payload: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return String::new();
+    };
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    if let Some(number) = value["pull_request"]["number"].as_u64() {
+        let sha = text(&value["pull_request"]["head"]["sha"]).unwrap_or_default();
+        let title = text(&value["pull_request"]["title"]).unwrap_or_default();
+        return format!("PR #{number} {title} at {}", short(&sha));
+    }
+    if let Some(sha) = text(&value["deployment"]["sha"]) {
+        let environment = text(&value["deployment"]["environment"]).unwrap_or_default();
+        return format!("deployment of {} to {environment}", short(&sha));
+    }
+    if let Some(sha) = text(&value["after"]) {
+        let reference = text(&value["ref"]).unwrap_or_default();
+        return format!("push of {} to {reference}", short(&sha));
+    }
+    String::new()
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// `GET /dashboard/jobs/{id}?start=BYTE|line=N`: the job and a window of its log, the tail by
+/// default.
+pub async fn job(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    let Ok(id) = id.parse::<i64>().map(JobId) else {
+        return not_found().await;
+    };
+    let filter = JobFilter {
+        limit: 1,
+        id: Some(id),
+        ..JobFilter::default()
+    };
+    let row = match state.journal.jobs(filter).await {
+        Ok(rows) => match rows.into_iter().next() {
+            Some(row) => row,
+            None => return not_found().await,
+        },
+        Err(error) => return journal_failed(error),
+    };
+    let delivery = match state.journal.delivery(&row.job.delivery).await {
+        Ok(delivery) => delivery,
+        Err(error) => return journal_failed(error),
+    };
+    let path = state.logs.path(id);
+    let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+    // The window: from a line asked for, from a byte asked for, or the tail.
+    let start = if let Some(line) = param(&params, "line").and_then(|l| l.parse::<u64>().ok()) {
+        log_view::line_offset(&path, line.saturating_sub(20).max(1)).await
+    } else if let Some(start) = param(&params, "start").and_then(|s| s.parse::<u64>().ok()) {
+        log_view::align_to_line(&path, start.min(size)).await
+    } else {
+        log_view::align_to_line(&path, size.saturating_sub(log_view::WINDOW)).await
+    };
+    let start = match start {
+        Ok(start) => start,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(error) => {
+            tracing::error!(job = %id, %error, "cannot read a job log");
+            return internal_error();
+        }
+    };
+    let window_end = (start + log_view::WINDOW).min(size);
+    let (bytes, first_line) = if size == 0 {
+        (Vec::new(), 1)
+    } else {
+        let bytes = log_view::read_range(&path, start, window_end).await;
+        let lines = log_view::count_lines(&path, start).await;
+        match (bytes, lines) {
+            (Ok(bytes), Ok(lines)) => (bytes, lines + 1),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::error!(job = %id, %error, "cannot read a job log");
+                return internal_error();
+            }
+        }
+    };
+    // Whole lines only, unless the window reaches the end of a finished log.
+    let running = matches!(row.job.state, JobState::Queued | JobState::Running);
+    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(at) if running || window_end < size => at + 1,
+        None if running || window_end < size => 0,
+        _ => bytes.len(),
+    };
+    let to = start + whole as u64;
+    let masked_bytes = state.logs.mask(&bytes[..whole]);
+    let (log_html, next_line) = log_view::render(&masked_bytes, first_line);
+    let here = format!("/dashboard/jobs/{id}");
+    let earlier =
+        (start > 0).then(|| format!("{here}?start={}", start.saturating_sub(log_view::WINDOW)));
+    let later = (to < size && window_end < size).then(|| format!("{here}?start={to}"));
+    let follow = running && later.is_none();
+    let raw_log = state.links.path(id);
+    let head = match head(&state, &viewer, format!("Job #{id}")).await {
+        Ok(head) => head,
+        Err(response) => return response,
+    };
+    html(&JobPage {
+        head,
+        id,
+        row: job_view(&state, &row),
+        delivery: row.job.delivery.clone(),
+        subject: masked(
+            &state,
+            &delivery.map(|d| subject(&d.payload)).unwrap_or_default(),
+        ),
+        error: masked(&state, row.job.error.as_deref().unwrap_or_default()),
+        note: masked(&state, row.job.note.as_deref().unwrap_or_default()),
+        raw_log_label: format!("/jobs/{id}/log/…"),
+        raw_log,
+        from: start,
+        to,
+        size,
+        next_line,
+        earlier,
+        later,
+        follow,
+        log_html,
+    })
+}
+
+/// How often a followed log is checked for new lines.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Bytes of log sent in one event at most.
+const FOLLOW_CHUNK: u64 = 256 * 1024;
+
+/// `GET /dashboard/jobs/{id}/follow?offset=N`: Server-Sent Events, each `lines` event carrying
+/// the HTML of whole lines appended after the offset, with the offset after them as its id; a
+/// reconnecting browser sends that id back (`Last-Event-ID`) and resumes there. An `end` event
+/// says the job is over and everything was sent.
+pub async fn follow(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(id) = id.parse::<i64>().map(JobId) else {
+        return not_found().await;
+    };
+    if let Err(error) = state.journal.job(id).await {
+        return match error {
+            JournalError::NoSuchJob(_) => not_found().await,
+            error => journal_failed(error),
+        };
+    }
+    let offset = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| param(&params, "offset"))
+        .and_then(|o| o.parse::<u64>().ok())
+        .unwrap_or(0);
+    let Ok(permit) = Arc::clone(&state.log_readers).try_acquire_owned() else {
+        let mut busy = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many job logs are being read at once; retry shortly",
+        )
+            .into_response();
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return busy;
+    };
+    let path = state.logs.path(id);
+    let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+    let offset = log_view::align_to_line(&path, offset.min(size))
+        .await
+        .unwrap_or_default();
+    let line = log_view::count_lines(&path, offset).await.unwrap_or(0) + 1;
+    let follower = Follower {
+        state,
+        job: id,
+        path,
+        offset,
+        line,
+        done: false,
+        _permit: permit,
+    };
+    let stream = futures_util::stream::unfold(follower, Follower::next);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+struct Follower {
+    state: WebState,
+    job: JobId,
+    path: std::path::PathBuf,
+    offset: u64,
+    /// The number of the line at `offset`.
+    line: u64,
+    done: bool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Follower {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        if self.done {
+            return None;
+        }
+        loop {
+            // Whether the job had ended before reading, so nothing written before its end is
+            // missed.
+            let ended = match self.state.journal.job(self.job).await {
+                Ok(record) => matches!(record.state, JobState::Succeeded | JobState::Failed),
+                Err(_) => true,
+            };
+            let size = tokio::fs::metadata(&self.path).await.map_or(0, |m| m.len());
+            if size > self.offset {
+                let to = size.min(self.offset + FOLLOW_CHUNK);
+                let bytes = log_view::read_range(&self.path, self.offset, to)
+                    .await
+                    .unwrap_or_default();
+                let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+                    Some(at) => at + 1,
+                    // The end of a finished log without a newline, or a line longer than a
+                    // chunk: sent as it is.
+                    None if ended || bytes.len() as u64 == FOLLOW_CHUNK => bytes.len(),
+                    None => 0,
+                };
+                if whole > 0 {
+                    let masked = self.state.logs.mask(&bytes[..whole]);
+                    let (html, next) = log_view::render(&masked, self.line);
+                    self.offset += whole as u64;
+                    self.line = next;
+                    let event = Event::default()
+                        .event("lines")
+                        .id(self.offset.to_string())
+                        .data(html);
+                    return Some((Ok(event), self));
+                }
+            }
+            if ended {
+                self.done = true;
+                let event = Event::default()
+                    .event("end")
+                    .id(self.offset.to_string())
+                    .data("end");
+                return Some((Ok(event), self));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+                () = self.state.stopping.cancelled() => return None,
+            }
+        }
+    }
+}
+
+/// A `deployment_status` as the deployments page shows it.
+struct DeploymentView {
+    repository: String,
+    environment: String,
+    state: String,
+    sha: String,
+    by: String,
+    at: String,
+    delivery: String,
+}
+
+#[derive(Template)]
+#[template(path = "deployments.html")]
+struct DeploymentsPage {
+    head: Head,
+    current: Vec<DeploymentView>,
+    locks: Vec<LockRecord>,
+    history: Vec<DeploymentView>,
+}
+
+/// Deployment statuses read back from the journal, at most this many.
+const DEPLOYMENT_HISTORY: usize = 100;
+
+/// `GET /dashboard/deployments`: from the journal's `deployment_status` deliveries, what is
+/// deployed now per repository and environment (the last `success`), the history, and the
+/// locks held.
+pub async fn deployments(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let filter = RecentFilter {
+        limit: DEPLOYMENT_HISTORY,
+        event: Some("deployment_status".to_owned()),
+        ..RecentFilter::default()
+    };
+    let records = match state.journal.recent(filter).await {
+        Ok(records) => records,
+        Err(error) => return journal_failed(error),
+    };
+    let mut history = Vec::new();
+    for record in records {
+        let Ok(Some(delivery)) = state.journal.delivery(&record.id).await else {
+            continue;
+        };
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&delivery.payload) else {
+            continue;
+        };
+        let text = |v: &serde_json::Value| masked(&state, v.as_str().unwrap_or_default());
+        history.push(DeploymentView {
+            repository: record.repository.clone().unwrap_or_default(),
+            environment: text(&value["deployment"]["environment"]),
+            state: text(&value["deployment_status"]["state"]),
+            sha: short(&text(&value["deployment"]["sha"])).to_owned(),
+            by: text(&value["deployment_status"]["creator"]["login"]),
+            at: text(&value["deployment_status"]["created_at"]),
+            delivery: record.id,
+        });
+    }
+    let mut current: Vec<DeploymentView> = Vec::new();
+    for status in history.iter().filter(|d| d.state == "success") {
+        let seen = current
+            .iter()
+            .any(|c| c.repository == status.repository && c.environment == status.environment);
+        if !seen {
+            current.push(DeploymentView {
+                repository: status.repository.clone(),
+                environment: status.environment.clone(),
+                state: status.state.clone(),
+                sha: status.sha.clone(),
+                by: status.by.clone(),
+                at: status.at.clone(),
+                delivery: status.delivery.clone(),
+            });
+        }
+    }
+    let locks = match state.journal.locks().await {
+        Ok(locks) => locks,
+        Err(error) => return journal_failed(error),
+    };
+    let head = match head(&state, &viewer, "Deployments".to_owned()).await {
+        Ok(head) => head,
+        Err(response) => return response,
+    };
+    html(&DeploymentsPage {
+        head,
+        current,
+        locks,
+        history,
+    })
+}
+
+struct PluginView {
+    name: String,
+    package: String,
+    version: String,
+    events: String,
+    timeout_secs: u64,
+    max_attempts: u32,
+    settings: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "plugins.html")]
+struct PluginsPage {
+    head: Head,
+    plugins: Vec<PluginView>,
+}
+
+/// Setting names whose values are never shown, whatever they hold.
+fn secret_setting(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !key.ends_with("_env")
+        && !key.ends_with("_file")
+        && ["token", "secret", "password", "key", "url"]
+            .iter()
+            .any(|word| key.contains(word))
+}
+
+/// `GET /dashboard/plugins`: the loaded plugins with their settings, secrets never shown.
+pub async fn plugins(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let set = state.plugins.current();
+    let plugins = set
+        .iter()
+        .map(|plugin| PluginView {
+            name: plugin.name().to_owned(),
+            package: plugin.info.package.clone(),
+            version: plugin.info.version.clone(),
+            events: plugin
+                .subscriptions()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            timeout_secs: plugin.entry.timeout_secs,
+            max_attempts: plugin.entry.max_attempts,
+            settings: plugin
+                .entry
+                .settings
+                .iter()
+                .map(|(key, value)| {
+                    let shown = if secret_setting(key) {
+                        "********".to_owned()
+                    } else {
+                        masked(&state, &value.to_string())
+                    };
+                    (key.clone(), shown)
+                })
+                .collect(),
+        })
+        .collect();
+    let head = match head(&state, &viewer, "Plugins".to_owned()).await {
+        Ok(head) => head,
+        Err(response) => return response,
+    };
+    html(&PluginsPage { head, plugins })
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    next: String,
+    problem: Option<&'static str>,
+}
+
+/// Where to go after signing in: a dashboard path, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(next)
+            if next.starts_with("/dashboard")
+                && !next.contains("//")
+                && !next.contains('\\')
+                && !next.chars().any(char::is_control) =>
+        {
+            next.to_owned()
+        }
+        _ => "/dashboard".to_owned(),
+    }
+}
+
+pub async fn sign_in_page(Query(params): Params) -> Response {
+    html(&SignInPage {
+        next: safe_next(param(&params, "next")),
+        problem: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    token: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /dashboard/sign-in`: a good token sets the session cookie; a wrong one is 401.
+pub async fn sign_in(State(state): State<WebState>, Form(form): Form<SignInForm>) -> Response {
+    let Ok(access) = &state.dashboard.access else {
+        return internal_error();
+    };
+    let next = safe_next(form.next.as_deref());
+    let Some(name) = access.sign_in(&form.token) else {
+        tracing::warn!("a dashboard sign-in with a wrong token");
+        let mut response = html(&SignInPage {
+            next,
+            problem: Some("That token is not valid."),
+        });
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return response;
+    };
+    tracing::info!(%name, "signed in to the dashboard");
+    let expires = now_secs() + auth::SESSION_SECS;
+    let Some(value) = access.session(name, expires) else {
+        return internal_error();
+    };
+    let cookie = session_cookie(&value, auth::SESSION_SECS, state.dashboard.secure_cookie);
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The `Set-Cookie` value of a session (or, with an empty value and age 0, of its end):
+/// readable by no script, sent on top-level navigations from other sites but not their
+/// requests, and over https only when the host's public URL is https.
+fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/dashboard; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        auth::COOKIE
+    )
+}
+
+/// `POST /dashboard/sign-out`: the cookie is cleared.
+pub async fn sign_out(State(state): State<WebState>) -> Response {
+    let cookie = session_cookie("", 0, state.dashboard.secure_cookie);
+    let mut response = Redirect::to("/dashboard/sign-in").into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookies_are_http_only_lax_and_secure_behind_https() {
+        assert_eq!(
+            session_cookie("alice.9.ab", 60, true),
+            "switchyard_session=alice.9.ab; Path=/dashboard; Max-Age=60; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert!(!session_cookie("", 0, false).contains("Secure"));
+        let config = |url: &str| {
+            crate::config::Config::parse(
+                &format!("[server]\npublic_url = \"{url}\"\n"),
+                std::path::Path::new("/etc/switchyard/config.toml"),
+            )
+            .unwrap()
+        };
+        let https = super::super::Dashboard::new(
+            &config("https://ci.example.com"),
+            Err(String::new()),
+            b"k",
+        );
+        assert!(https.secure_cookie);
+        let http = super::super::Dashboard::new(
+            &config("http://127.0.0.1:9393"),
+            Err(String::new()),
+            b"k",
+        );
+        assert!(!http.secure_cookie);
+    }
+
+    #[test]
+    fn sign_in_leads_only_to_dashboard_pages() {
+        assert_eq!(
+            safe_next(Some("/dashboard/jobs?state=failed")),
+            "/dashboard/jobs?state=failed"
+        );
+        for elsewhere in [
+            "https://evil.example/",
+            "//evil.example",
+            "/dashboard//evil",
+            "/\\evil",
+            "/healthz",
+        ] {
+            assert_eq!(safe_next(Some(elsewhere)), "/dashboard", "{elsewhere}");
+        }
+        assert_eq!(safe_next(None), "/dashboard");
+    }
+
+    #[test]
+    fn subjects_name_the_pull_request_push_or_deployment() {
+        let pr =
+            br#"{"pull_request":{"number":7,"title":"Fix","head":{"sha":"0123456789abcdef00"}}}"#;
+        assert_eq!(subject(pr), "PR #7 Fix at 0123456789ab");
+        assert_eq!(
+            subject(br#"{"after":"abc","ref":"refs/heads/main"}"#),
+            "push of abc to refs/heads/main"
+        );
+        assert_eq!(subject(b"not json"), "");
+    }
+}

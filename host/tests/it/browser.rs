@@ -1,0 +1,357 @@
+//! The dashboard in a real browser: Chromium, headless, driven over WebDriver by chromedriver.
+//! Each test saves a screenshot of its last page under the target folder
+//! (`target/tmp/browser-screenshots/`). Without Chromium or chromedriver the tests skip with a
+//! message, except under `CI=true`, where that fails them.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::{HostSpec, TestHost, behaviours, example};
+
+const TOKEN: &str = "browser-token-0123456789abcdef";
+
+/// Chromium and its driver, from `PATH`.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let find = |names: &[&str]| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).find_map(|dir| {
+            names
+                .iter()
+                .map(|name| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    Some((
+        find(&["chromium", "chromium-browser", "google-chrome"])?,
+        find(&["chromedriver"])?,
+    ))
+}
+
+/// A chromedriver on a free loopback port and a headless browser session; `None` (after
+/// saying so) where no browser is installed, outside CI.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    async fn start(test: &str) -> Option<Self> {
+        let Some((chromium, chromedriver)) = browser() else {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!(
+                    "{test}: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+                );
+            }
+            eprintln!(
+                "skipping {test}: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1200,800",
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session");
+        Some(Self {
+            client,
+            _driver: driver,
+        })
+    }
+
+    /// Saves a screenshot of the page shown, then ends the session.
+    async fn finish(self, name: &str) {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        self.client.close().await.unwrap();
+    }
+
+    /// Evaluates `script` (which returns a value) until it returns `true`; panics naming
+    /// `what` after 30 s.
+    async fn until(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.client.execute(script, vec![]).await.unwrap();
+            if value == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn sign_in(&self, base: &str) {
+        let client = &self.client;
+        client.goto(&format!("{base}/dashboard")).await.unwrap();
+        // Sent to the sign-in page, which brings us back.
+        assert!(client.current_url().await.unwrap().path() == "/dashboard/sign-in");
+        client
+            .find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(TOKEN)
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let signed_in = client.find(Locator::Id("signed-in")).await.unwrap();
+        assert_eq!(signed_in.text().await.unwrap(), "alice");
+    }
+}
+
+/// A job that prints a group, then a line every 0.2 s for a minute: running while the test
+/// watches it.
+const TICKING: &str = r#"behaviour = "run"
+timeout_secs = 120
+script = 'echo "::group::Setup"; echo "inside the group"; echo "::endgroup::"; printf "\033[32mready\033[0m\n"; i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'
+"#;
+
+async fn dashboard_host(plugins: String) -> (TestHost, tempfile::TempDir) {
+    let tokens = tempfile::tempdir().unwrap();
+    let file = tokens.path().join("tokens");
+    std::fs::write(&file, format!("alice:{TOKEN}\n")).unwrap();
+    let host = TestHost::start(HostSpec {
+        dashboard: format!(
+            "enabled = true\ntokens_file = {:?}",
+            file.display().to_string()
+        ),
+        plugins,
+        ..HostSpec::default()
+    })
+    .await;
+    (host, tokens)
+}
+
+#[tokio::test]
+async fn sign_in_see_a_delivery_arrive_and_watch_its_log_live() {
+    let Some(browser) = Browser::start("browser::sign_in_see_a_delivery_arrive").await else {
+        return;
+    };
+    let (host, _tokens) =
+        dashboard_host(behaviours("ticking", "timeout_secs = 120", TICKING)).await;
+    browser.sign_in(&host.base).await;
+    let client = &browser.client;
+
+    // The delivery arrives while the list (where signing in led) is open: its row appears
+    // without a reload.
+    client
+        .execute(
+            "document.body.dataset.opened = 'before the delivery'; return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut payload = example("pull_request", Some("opened"));
+    payload["pull_request"]["title"] = json!("<script>window.pwned = 1</script>Make it faster");
+    assert_eq!(host.send("pull_request", "live-1", &payload).await.0, 202);
+    let row = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("a[href='/dashboard/deliveries/live-1']"))
+        .await
+        .unwrap();
+    assert_eq!(row.text().await.unwrap(), "live-1");
+    let same_page = client
+        .execute("return document.body.dataset.opened", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same_page,
+        json!("before the delivery"),
+        "the row came without a reload"
+    );
+
+    // Its job, from the delivery's page.
+    row.click().await.unwrap();
+    let job = client.find(Locator::Css("ul.jobs a")).await.unwrap();
+    job.click().await.unwrap();
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/dashboard/jobs/")
+    );
+    let title = client
+        .execute("return document.title", vec![])
+        .await
+        .unwrap();
+    assert!(title.as_str().unwrap().starts_with("Job #"), "{title}");
+    // The hostile title is text, never run.
+    let pwned = client
+        .execute("return window.pwned === undefined", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, json!(true));
+
+    // Lines appear while we watch, without a reload.
+    browser
+        .until("the log to follow", "return document.getElementById('log').dataset.follow === 'true' || document.querySelectorAll('#log .line').length > 0")
+        .await;
+    let shown: u64 = client
+        .execute(
+            "return document.querySelectorAll('#log .line').length",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    let later = shown + 5;
+    browser
+        .until(
+            "new log lines to appear live",
+            &format!("return document.getElementById('L{later}') !== null"),
+        )
+        .await;
+    let url_before = client.current_url().await.unwrap();
+    assert_eq!(url_before.query(), None, "no reload happened");
+    // Colours are classes: the CSP allows no inline style.
+    let ready = client.find(Locator::Css("#L4 .fg2")).await.unwrap();
+    assert_eq!(ready.text().await.unwrap(), "ready");
+
+    // A #L link is followed and its line highlighted; a range highlights each line of it.
+    client
+        .find(Locator::Css("#L5 a.ln"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(client.current_url().await.unwrap().fragment(), Some("L5"));
+    browser
+        .until(
+            "L5 highlighted",
+            "return document.getElementById('L5').classList.contains('hl')",
+        )
+        .await;
+    client
+        .execute("window.location.hash = '#L6-L8'", vec![])
+        .await
+        .unwrap();
+    browser
+        .until(
+            "L6-L8 highlighted",
+            "return ['L6','L7','L8'].every(id => document.getElementById(id).classList.contains('hl')) && !document.getElementById('L5').classList.contains('hl')",
+        )
+        .await;
+
+    // The group folds.
+    let group_open = "return document.querySelector('#log details.group').open";
+    assert_eq!(
+        client.execute(group_open, vec![]).await.unwrap(),
+        json!(true)
+    );
+    client
+        .find(Locator::Css("#log details.group > summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        client.execute(group_open, vec![]).await.unwrap(),
+        json!(false)
+    );
+    let inside_visible = client
+        .execute(
+            "return document.getElementById('L2').checkVisibility()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inside_visible, json!(false));
+
+    browser.finish("job-live-log").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_deliveries_and_jobs_pages_render_in_a_browser() {
+    let Some(browser) = Browser::start("browser::the_deliveries_and_jobs_pages_render").await
+    else {
+        return;
+    };
+    let (host, _tokens) = dashboard_host(crate::support::EVENT_LOG.to_owned()).await;
+    for (id, action) in [
+        ("page-1", "opened"),
+        ("page-2", "synchronize"),
+        ("page-3", "closed"),
+    ] {
+        let payload = example("pull_request", Some(action));
+        assert_eq!(host.send("pull_request", id, &payload).await.0, 202);
+        host.ended_jobs(id, 1).await;
+    }
+    browser.sign_in(&host.base).await;
+    let client = &browser.client;
+    client
+        .goto(&format!("{}/dashboard/jobs", host.base))
+        .await
+        .unwrap();
+    let rows = client.find_all(Locator::Css("tr.job")).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    client
+        .goto(&format!("{}/dashboard", host.base))
+        .await
+        .unwrap();
+    let rows = client.find_all(Locator::Css("tr.delivery")).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    // The stylesheet applied (served from the binary, allowed by the CSP).
+    let background = client
+        .execute(
+            "return getComputedStyle(document.querySelector('header.top')).backgroundColor",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(background, json!("rgb(36, 41, 47)"));
+    browser.finish("deliveries").await;
+    host.stop().await;
+}

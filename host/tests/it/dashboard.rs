@@ -1,0 +1,476 @@
+//! The dashboard over HTTP: access modes and sign-in, every page, filters and paging, the log
+//! viewer and its follow stream, and hostile input rendered escaped and masked.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use switchyard::journal::JobId;
+
+use crate::support::{EVENT_LOG, HostSpec, SECRET, TestHost, behaviours, example};
+
+/// A dashboard token of the test's person.
+const TOKEN: &str = "alice-token-0123456789abcdef";
+
+/// A tokens file beside the test (the host's own folder is made when it starts).
+fn tokens_file() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(
+        &file,
+        format!("# people\nalice:{TOKEN}\nbob:bob-token-0123456789\n"),
+    )
+    .unwrap();
+    (dir, file)
+}
+
+struct Dash {
+    host: TestHost,
+    http: reqwest::Client,
+    /// `Cookie` header value once signed in.
+    cookie: Option<String>,
+    _tokens: tempfile::TempDir,
+}
+
+impl Dash {
+    async fn start(dashboard: &str, plugins: String) -> Self {
+        let (tokens, file) = tokens_file();
+        let host = TestHost::start(HostSpec {
+            dashboard: format!(
+                "enabled = true\ntokens_file = {:?}\n{dashboard}",
+                file.display().to_string()
+            ),
+            plugins,
+            ..HostSpec::default()
+        })
+        .await;
+        Self {
+            host,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+            _tokens: tokens,
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.host.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A page's status and text.
+    async fn page(&self, path: &str) -> (u16, String) {
+        let response = self.get(path).await;
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// A page that must answer 200.
+    async fn ok(&self, path: &str) -> String {
+        let (status, text) = self.page(path).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        text
+    }
+
+    async fn sign_in(&self, token: &str, next: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/dashboard/sign-in", self.host.base))
+            .form(&[("token", token), ("next", next)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn signed_in(mut self) -> Self {
+        let response = self.sign_in(TOKEN, "/dashboard").await;
+        assert_eq!(response.status().as_u16(), 303);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        self.cookie = Some(cookie.split(';').next().unwrap().to_owned());
+        self
+    }
+}
+
+fn pull_request(repository: &str, title: &str) -> serde_json::Value {
+    let mut payload = example("pull_request", Some("opened"));
+    payload["repository"]["full_name"] = json!(repository);
+    payload["pull_request"]["title"] = json!(title);
+    payload
+}
+
+/// Rows of a list page: the ids of the deliveries it links to, in order.
+fn delivery_links(page: &str) -> Vec<String> {
+    page.match_indices("<a href=\"/dashboard/deliveries/")
+        .map(|(at, _)| {
+            let rest = &page[at + "<a href=\"/dashboard/deliveries/".len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+fn next_page(page: &str) -> String {
+    let at = page
+        .find("id=\"next-page\" href=\"")
+        .expect("a next page link");
+    let rest = &page[at + "id=\"next-page\" href=\"".len()..];
+    // Templates escape `&` in attributes as `&#38;`.
+    rest[..rest.find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn private_pages_need_a_sign_in_and_a_wrong_token_is_refused() {
+    let dash = Dash::start("", EVENT_LOG.to_owned()).await;
+    let response = dash.get("/dashboard/jobs?state=failed").await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/dashboard/sign-in?next=%2Fdashboard%2Fjobs%3Fstate%3Dfailed"
+    );
+    for path in [
+        "/dashboard",
+        "/dashboard/deliveries/x",
+        "/dashboard/jobs/1",
+        "/dashboard/jobs/1/follow",
+        "/dashboard/deployments",
+        "/dashboard/plugins",
+    ] {
+        assert_eq!(dash.get(path).await.status().as_u16(), 303, "{path}");
+    }
+    // The sign-in page and the assets are open.
+    assert!(
+        dash.ok("/dashboard/sign-in")
+            .await
+            .contains("name=\"token\"")
+    );
+    let css = dash.get("/dashboard/assets/dashboard.css").await;
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+
+    let wrong = dash.sign_in("not-a-token", "/dashboard").await;
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let text = wrong.text().await.unwrap();
+    assert!(text.contains("That token is not valid."));
+    assert!(!text.contains("not-a-token"));
+
+    // Another site is never where a sign-in leads.
+    let elsewhere = dash.sign_in(TOKEN, "https://evil.example/").await;
+    assert_eq!(elsewhere.headers()["location"], "/dashboard");
+    let right = dash.sign_in(TOKEN, "/dashboard/jobs?state=failed").await;
+    assert_eq!(right.status().as_u16(), 303);
+    assert_eq!(right.headers()["location"], "/dashboard/jobs?state=failed");
+    let cookie = right.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/dashboard"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "http public_url: {cookie}");
+    assert!(!cookie.contains(TOKEN));
+
+    let mut dash = dash;
+    dash.cookie = Some(cookie.split(';').next().unwrap().to_owned());
+    let response = dash.get("/dashboard").await;
+    assert_eq!(response.status().as_u16(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("<span id=\"signed-in\">alice</span>"));
+    assert!(!page.contains("<script>"), "no inline script");
+    for path in [
+        "/dashboard/jobs",
+        "/dashboard/deployments",
+        "/dashboard/plugins",
+    ] {
+        dash.ok(path).await;
+    }
+    assert_eq!(dash.page("/dashboard/jobs/999").await.0, 404);
+    assert_eq!(dash.page("/dashboard/deliveries/none").await.0, 404);
+
+    // A forged cookie (bob's name on alice's MAC) is no session.
+    let forged = dash.cookie.clone().unwrap().replacen("alice", "bob", 1);
+    dash.cookie = Some(forged);
+    assert_eq!(dash.get("/dashboard").await.status().as_u16(), 303);
+
+    let out = dash
+        .http
+        .post(format!("{}/dashboard/sign-out", dash.host.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn public_read_opens_the_pages_without_a_sign_in() {
+    let dash = Dash::start("access = \"public-read\"", EVENT_LOG.to_owned()).await;
+    let page = dash.ok("/dashboard").await;
+    assert!(page.contains("href=\"/dashboard/sign-in\">Sign in</a>"));
+    dash.ok("/dashboard/jobs").await;
+    dash.ok("/dashboard/plugins").await;
+    dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn without_tokens_every_page_says_what_to_set_and_the_host_runs_on() {
+    let host = TestHost::start(HostSpec {
+        dashboard: "enabled = true\ntokens_env = \"SWITCHYARD_TEST_TOKENS_NEVER_SET\"".to_owned(),
+        plugins: EVENT_LOG.to_owned(),
+        ..HostSpec::default()
+    })
+    .await;
+    for path in ["/dashboard", "/dashboard/sign-in", "/dashboard/jobs/1"] {
+        let (status, page) = host.get(path).await;
+        assert_eq!(status, 503, "{path}");
+        assert!(
+            page.contains("not configured: set SWITCHYARD_TEST_TOKENS_NEVER_SET"),
+            "{page}"
+        );
+    }
+    let (status, _) = host
+        .send(
+            "pull_request",
+            "still-served",
+            &pull_request("octo/one", "x"),
+        )
+        .await;
+    assert_eq!(status, 202);
+    host.stop().await;
+
+    // A tokens file that is missing is named, not its content.
+    let host = TestHost::start(HostSpec {
+        dashboard: "enabled = true\ntokens_file = \"no-such-tokens\"".to_owned(),
+        ..HostSpec::default()
+    })
+    .await;
+    let (status, page) = host.get("/dashboard").await;
+    assert_eq!(status, 503);
+    assert!(page.contains("[dashboard] tokens_file"), "{page}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_filter_by_repository_event_and_failure_and_page() {
+    let failing = behaviours(
+        "failing",
+        "repositories = [\"octo/failing\"]\nmax_attempts = 1",
+        "behaviour = \"panic\"",
+    );
+    let dash = Dash::start("page_size = 2", format!("{EVENT_LOG}\n{failing}"))
+        .await
+        .signed_in()
+        .await;
+    for (id, repository) in [
+        ("d1", "octo/one"),
+        ("d2", "octo/one"),
+        ("d3", "octo/one"),
+        ("d4", "octo/failing"),
+    ] {
+        let (status, _) = dash
+            .host
+            .send("pull_request", id, &pull_request(repository, "t"))
+            .await;
+        assert_eq!(status, 202);
+        let jobs = if repository == "octo/failing" { 2 } else { 1 };
+        dash.host.ended_jobs(id, jobs).await;
+    }
+    let first = dash.ok("/dashboard/deliveries").await;
+    assert_eq!(delivery_links(&first), ["d4", "d3"]);
+    assert!(first.contains("pull_request.opened"));
+    assert!(first.contains("state-failed"));
+    let second = dash.ok(&next_page(&first)).await;
+    assert_eq!(delivery_links(&second), ["d2", "d1"]);
+    assert!(!second.contains("id=\"next-page\""));
+
+    let one = dash.ok("/dashboard/deliveries?repository=octo%2Fone").await;
+    assert_eq!(delivery_links(&one), ["d3", "d2"]);
+    let next = next_page(&one);
+    assert!(next.contains("repository=octo%2Fone&before="), "{next}");
+    assert_eq!(delivery_links(&dash.ok(&next).await), ["d1"]);
+    let failed = dash.ok("/dashboard/deliveries?failed=1").await;
+    assert_eq!(delivery_links(&failed), ["d4"]);
+    let push = dash.ok("/dashboard/deliveries?event=push").await;
+    assert!(delivery_links(&push).is_empty());
+    assert!(push.contains("No deliveries match."));
+
+    // Jobs: filters and counts.
+    let jobs = dash.ok("/dashboard/jobs?state=failed").await;
+    assert_eq!(jobs.matches("<tr class=\"job\">").count(), 1);
+    assert!(jobs.contains("failed 1</a>"), "{jobs}");
+    assert!(jobs.contains("1 failed in the last hour"));
+    let event_log = dash.ok("/dashboard/jobs?plugin=event-log").await;
+    assert_eq!(event_log.matches("<tr class=\"job\">").count(), 2);
+    let older = dash.ok(&next_page(&event_log)).await;
+    assert_eq!(older.matches("<tr class=\"job\">").count(), 2);
+    let failing_repo = dash.ok("/dashboard/jobs?repository=octo%2Ffailing").await;
+    assert_eq!(failing_repo.matches("<tr class=\"job\">").count(), 2);
+    dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_titles_payload_secrets_and_signatures_are_escaped_and_masked() {
+    let dash = Dash::start("", EVENT_LOG.to_owned())
+        .await
+        .signed_in()
+        .await;
+    let mut payload = pull_request("octo/one", "<script>alert('pwned')</script>");
+    payload["pull_request"]["body"] = json!(format!("leaked {SECRET} and {TOKEN}"));
+    assert_eq!(
+        dash.host.send("pull_request", "hostile", &payload).await.0,
+        202
+    );
+    let jobs = dash.host.ended_jobs("hostile", 1).await;
+
+    let page = dash.ok("/dashboard/deliveries/hostile").await;
+    assert!(!page.contains("<script>alert"), "unescaped title");
+    // Templates escape with numeric references.
+    assert!(
+        page.contains("&#60;script&#62;alert(&#39;pwned&#39;)&#60;/script&#62;"),
+        "{page}"
+    );
+    assert!(!page.contains(SECRET), "webhook secret shown");
+    assert!(!page.contains(TOKEN), "dashboard token shown");
+    assert!(page.contains("leaked ******** and ********"));
+    // Headers as received, the signature masked.
+    assert!(page.contains("<th>x-github-event</th><td>pull_request</td>"));
+    assert!(page.contains("<th>x-hub-signature-256</th><td>sha256=********</td>"));
+
+    let job = dash.ok(&format!("/dashboard/jobs/{}", jobs[0].id)).await;
+    assert!(!job.contains("<script>alert"));
+    assert!(job.contains("PR #"), "{job}");
+    assert!(job.contains("&#60;script&#62;alert("));
+    dash.host.stop().await;
+}
+
+/// A command printing colours, HTML, a group and an error, then slowly more lines.
+const NOISY: &str = r#"behaviour = "run"
+script = 'printf "\033[31mred <b>bold</b>\033[0m & more\n::group::Setup step\ninside the group\n::endgroup::\nerror: it broke\nlast line\n"'
+"#;
+
+#[tokio::test]
+async fn a_job_log_renders_colours_escaped_numbered_grouped_and_follows_from_an_offset() {
+    let dash = Dash::start("", behaviours("noisy", "", NOISY))
+        .await
+        .signed_in()
+        .await;
+    let payload = pull_request("octo/one", "t");
+    assert_eq!(
+        dash.host.send("pull_request", "noisy-1", &payload).await.0,
+        202
+    );
+    let job = dash.host.ended_jobs("noisy-1", 1).await[0].id;
+    let page = dash.ok(&format!("/dashboard/jobs/{job}")).await;
+    let log = &page[page.find("<pre class=\"log\"").unwrap()..];
+    assert!(
+        log.contains("<span class=\"fg1\">red &lt;b&gt;bold&lt;/b&gt;</span> &amp; more"),
+        "{log}"
+    );
+    assert!(!log.contains("<b>bold"));
+    assert!(log.contains("id=\"L1\"><a class=\"ln\" href=\"#L1\">1</a>"));
+    assert!(log.contains(
+        "<details class=\"group\" open><summary><span class=\"line group-start\" id=\"L2\">"
+    ));
+    assert!(log.contains("<span class=\"t\">Setup step</span>"));
+    assert!(log.contains("<span class=\"line error\" id=\"L5\">"));
+    assert!(log.contains("data-follow=\"false\""));
+    // The raw log is the capability link GitHub gets, still served as text.
+    let raw = dash.host.log_path(job);
+    assert!(page.contains(&format!("href=\"{raw}\"")));
+    let response = dash.get(&raw).await;
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert!(response.text().await.unwrap().contains("<b>bold</b>"));
+
+    // The follow stream: whole lines after the offset, each event's id the offset after it.
+    let text = std::fs::read_to_string(dash.host.host_state.logs.path(job)).unwrap();
+    let after_two: usize = text.split_inclusive('\n').take(2).map(str::len).sum();
+    let mut request = dash
+        .http
+        .get(format!("{}/dashboard/jobs/{job}/follow", dash.host.base))
+        .header("last-event-id", after_two.to_string());
+    request = request.header("cookie", dash.cookie.clone().unwrap());
+    let response = request.send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let stream = response.text().await.unwrap();
+    assert!(stream.starts_with("event: lines\n"), "{stream}");
+    assert!(stream.contains(&format!("id: {}\n", text.len())));
+    assert!(stream.contains("id=\"L3\""), "resumed at line 3: {stream}");
+    assert!(!stream.contains("id=\"L2\""));
+    assert!(stream.contains("event: end\n"));
+    dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn a_big_log_shows_its_tail_first_and_earlier_windows_on_request() {
+    let script = "behaviour = \"run\"\nscript = 'seq 1 200000'";
+    let dash = Dash::start("", behaviours("long", "", script))
+        .await
+        .signed_in()
+        .await;
+    let payload = pull_request("octo/one", "t");
+    assert_eq!(
+        dash.host.send("pull_request", "long-1", &payload).await.0,
+        202
+    );
+    let job: JobId = dash.host.ended_jobs("long-1", 1).await[0].id;
+    let page = dash.ok(&format!("/dashboard/jobs/{job}")).await;
+    // `seq` prints line N as N: the tail ends at line 200000, numbered as in the file.
+    assert!(page.contains(
+        "id=\"L200000\"><a class=\"ln\" href=\"#L200000\">200000</a><span class=\"t\">200000</span>"
+    ));
+    assert!(!page.contains("id=\"L1\""));
+    let earlier = page.find("id=\"show-earlier\"").expect("an earlier window");
+    assert!(earlier > 0);
+    let around = dash.ok(&format!("/dashboard/jobs/{job}?line=120")).await;
+    assert!(around.contains(
+        "id=\"L120\"><a class=\"ln\" href=\"#L120\">120</a><span class=\"t\">120</span>"
+    ));
+    assert!(around.contains("id=\"show-later\""));
+    dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn plugins_and_deployments_pages_show_what_the_host_has() {
+    let dash = Dash::start("", EVENT_LOG.to_owned())
+        .await
+        .signed_in()
+        .await;
+    let mut status = example("deployment_status", None);
+    status["repository"]["full_name"] = json!("octo/app");
+    status["deployment_status"]["state"] = json!("success");
+    status["deployment"]["environment"] = json!("production");
+    status["deployment"]["sha"] = json!("0123456789abcdef0123");
+    assert_eq!(
+        dash.host
+            .send("deployment_status", "dep-1", &status)
+            .await
+            .0,
+        202
+    );
+    dash.host.ended_jobs("dep-1", 1).await;
+    let page = dash.ok("/dashboard/deployments").await;
+    let deployed = &page[page.find("id=\"deployed\"").unwrap()..page.find("id=\"locks\"").unwrap()];
+    assert!(
+        deployed.contains("<td>octo/app</td><td>production</td><td><code>0123456789ab</code>"),
+        "{deployed}"
+    );
+    assert!(page.contains("No lock is held."));
+
+    let plugins = dash.ok("/dashboard/plugins").await;
+    assert!(plugins.contains("id=\"plugin-event-log\""));
+    assert!(plugins.contains("switchyard-event-log"));
+    assert!(plugins.contains("<th>path</th>"));
+    dash.host.stop().await;
+}
