@@ -1129,6 +1129,7 @@ webhook_path = \"/dashboard/hook\"
             [
                 "SWITCHYARD_WEBHOOK_SECRET",
                 "GITHUB_TOKEN",
+                "SWITCHYARD_DASHBOARD_TOKENS",
                 "GITHUB_APP_PRIVATE_KEY"
             ]
         );
