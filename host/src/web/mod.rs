@@ -115,8 +115,10 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/dashboard/sign-out", post(pages::sign_out))
         .route("/dashboard/assets/{file}", get(asset))
-        .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        // Not a fallback: merged into the host's router, that would answer every unknown path
+        // outside `/dashboard` as the dashboard.
+        .route("/dashboard/{*rest}", get(pages::not_found))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 

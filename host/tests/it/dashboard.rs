@@ -248,6 +248,10 @@ async fn without_tokens_every_page_says_what_to_set_and_the_host_runs_on() {
         )
         .await;
     assert_eq!(status, 202);
+    // Paths outside the dashboard are not the dashboard's to answer.
+    for path in ["/nope", "/jobs/1/log", "/dashboardx"] {
+        assert_eq!(host.get(path).await.0, 404, "{path}");
+    }
     host.stop().await;
 
     // A tokens file that is missing is named, not its content.
