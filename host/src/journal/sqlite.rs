@@ -1027,110 +1027,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recent_deliveries_filter_by_event_and_failure_newest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = SqliteJournal::open(&dir.path().join("journal.db")).unwrap();
-        for id in ["d1", "d2", "d3"] {
-            journal
-                .append(delivery(id), plugins(&["a"]), false)
-                .await
-                .unwrap();
-        }
-        let failed = journal.jobs_of("d2").await.unwrap()[0].id;
-        journal.start_attempt(failed, 0).await.unwrap();
-        let end = AttemptEnd::Failed {
-            error: "boom".into(),
-        };
-        journal.end_attempt(failed, 1, end).await.unwrap();
-        journal.ping().await.unwrap();
-
-        let all = journal
-            .recent(RecentFilter {
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, ["d3", "d2", "d1"]);
-        assert_eq!(all[0].jobs.len(), 1);
-        let limited = journal
-            .recent(RecentFilter {
-                limit: 1,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(limited.len(), 1);
-        let failed_only = journal
-            .recent(RecentFilter {
-                limit: 10,
-                failed: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(failed_only.len(), 1);
-        assert_eq!(failed_only[0].jobs[0].error.as_deref(), Some("boom"));
-        let other_event = RecentFilter {
-            limit: 10,
-            event: Some("push".into()),
-            ..RecentFilter::default()
-        };
-        assert!(journal.recent(other_event).await.unwrap().is_empty());
-        let all = journal
-            .recent(RecentFilter {
-                limit: 10,
-                ..RecentFilter::default()
-            })
-            .await
-            .unwrap();
-        let older = journal
-            .recent(RecentFilter {
-                limit: 10,
-                repository: Some("octo/repo".into()),
-                before: Some(all[0].seq),
-                ..RecentFilter::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(older.len(), all.len() - 1);
-        assert_eq!(older[0].id, all[1].id);
-        assert_eq!(older[0].sender.as_deref(), Some("mona"));
-        let elsewhere = RecentFilter {
-            limit: 10,
-            repository: Some("octo/other".into()),
-            ..RecentFilter::default()
-        };
-        assert!(journal.recent(elsewhere).await.unwrap().is_empty());
-
-        let stored = journal.delivery("d2").await.unwrap().unwrap();
-        assert_eq!(&stored.payload[..], br#"{"action":"opened"}"#);
-        assert_eq!(stored.facts, delivery("d2").facts);
-        assert_eq!(stored.headers, delivery("d2").headers);
-
-        // The dashboard's reads: jobs newest first with filters, counts per state, locks.
-        let failed = journal
-            .jobs(JobFilter {
-                limit: 10,
-                state: Some(JobState::Failed),
-                ..JobFilter::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(failed.len(), 1);
-        assert_eq!(failed[0].repository.as_deref(), Some("octo/repo"));
-        assert!(failed[0].started_at.is_some() && failed[0].finished_at.is_some());
-        let counts = journal.job_counts("1970-01-01T00:00:00Z").await.unwrap();
-        assert_eq!(counts.failed, 1);
-        assert_eq!(counts.failed_since, 1);
-        let later = journal.job_counts("9999-01-01T00:00:00Z").await.unwrap();
-        assert_eq!(later.failed_since, 0);
-        assert!(journal.locks().await.unwrap().is_empty());
-        assert!(journal.delivery("nope").await.unwrap().is_none());
-    }
-
-    #[tokio::test]
     async fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
@@ -1246,29 +1142,6 @@ mod tests {
         let given_up = journal.fail_unstarted(deploy, 2, "gave up".into());
         assert!(given_up.await.unwrap());
         assert!(journal.try_lock(staging, other, 1).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_retry_is_neither_started_nor_read_back_before_its_backoff() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).unwrap();
-        let job = new_jobs(&journal, "d1", &["a"]).await[0].id;
-        journal.start_attempt(job, 0).await.unwrap();
-        let retry = AttemptEnd::WillRetry {
-            error: "flaky".into(),
-            not_before: unix_millis() + 60_000,
-        };
-        journal.end_attempt(job, 1, retry).await.unwrap();
-        let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
-        assert!(queued.jobs.is_empty());
-        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), None);
-        // Once due, it is read back and started.
-        let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute("UPDATE jobs SET not_before = 0", []).unwrap();
-        let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
-        assert_eq!(queued.jobs.len(), 1);
-        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), Some(2));
     }
 
     #[tokio::test]
@@ -1419,35 +1292,6 @@ mod tests {
             assert!(matches!(append.await.unwrap().unwrap(), Appended::New(_)));
         }
         assert_eq!(journal.unfinished_count().await.unwrap(), 200);
-    }
-
-    #[tokio::test]
-    async fn queued_pages_stop_at_their_limit_or_byte_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
-        let mut ids = Vec::new();
-        for i in 0..5 {
-            ids.push(new_jobs(&journal, &format!("p{i}"), &["a"]).await[0].id);
-        }
-        let page = journal.queued(JobId(0), 2, usize::MAX).await.unwrap();
-        let listed: Vec<JobId> = page.jobs.iter().map(|job| job.id).collect();
-        assert_eq!(
-            (listed, page.next),
-            (ids[..2].to_vec(), Some(JobId(ids[1].0 + 1)))
-        );
-
-        // Each payload is 19 bytes: a budget of 30 holds one, and a page holds at least one.
-        let page = journal.queued(ids[2], 10, 30).await.unwrap();
-        assert_eq!(page.jobs.len(), 1);
-        assert_eq!(page.next, Some(ids[3]));
-        let page = journal.queued(ids[3], 10, 0).await.unwrap();
-        assert_eq!((page.jobs[0].id, page.next), (ids[3], Some(ids[4])));
-
-        // Started jobs are not queued; the last page says nothing follows.
-        journal.start_attempt(ids[4], 0).await.unwrap();
-        journal.settled().await;
-        let page = journal.queued(ids[3], 10, usize::MAX).await.unwrap();
-        assert_eq!((page.jobs.len(), page.next), (1, None));
     }
 
     #[tokio::test]
