@@ -72,6 +72,61 @@ pub struct QueuedPage {
     pub next: Option<JobId>,
 }
 
+/// Fills a [`QueuedPage`] from rows in job order, for both backends: a delivery's jobs share
+/// one copy of it, and the page stops at its payload byte budget (holding at least one job) or
+/// its row limit.
+pub(crate) struct PageBuilder {
+    page: QueuedPage,
+    deliveries: std::collections::HashMap<String, Arc<Delivery>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl PageBuilder {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self {
+            page: QueuedPage::default(),
+            deliveries: std::collections::HashMap::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// The delivery `id`, loaded by `load` the first time a row names it.
+    pub(crate) fn delivery(
+        &mut self,
+        id: String,
+        load: impl FnOnce() -> Result<Delivery, JournalError>,
+    ) -> Result<Arc<Delivery>, JournalError> {
+        if let Some(delivery) = self.deliveries.get(&id) {
+            return Ok(Arc::clone(delivery));
+        }
+        let delivery = Arc::new(load()?);
+        self.deliveries.insert(id, Arc::clone(&delivery));
+        Ok(delivery)
+    }
+
+    /// Adds `job`, or returns false once it would take the page past its byte budget: the page
+    /// then ends, and the next one starts at `job`.
+    pub(crate) fn push(&mut self, job: PendingJob) -> bool {
+        self.bytes += job.delivery.payload.len();
+        if self.bytes > self.max_bytes && !self.page.jobs.is_empty() {
+            self.page.next = Some(job.id);
+            return false;
+        }
+        self.page.jobs.push(job);
+        true
+    }
+
+    /// The page; when it holds `limit` jobs, the next one starts after its last.
+    pub(crate) fn finish(mut self, limit: usize) -> QueuedPage {
+        if self.page.next.is_none() && self.page.jobs.len() == limit {
+            self.page.next = self.page.jobs.last().map(|job| JobId(job.id.0 + 1));
+        }
+        self.page
+    }
+}
+
 /// What appending a delivery did.
 #[derive(Debug)]
 pub enum Appended {

@@ -30,7 +30,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PendingJob, QueuedPage, RecentFilter, unix_millis,
+    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter,
+    unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -758,36 +759,20 @@ impl Journal for PostgresJournal {
                 &[&from.0, &(limit as i64), &(unix_millis() as i64)],
             )
             .await?;
-        let mut page = QueuedPage::default();
-        let mut deliveries: HashMap<String, Arc<Delivery>> = HashMap::new();
-        let mut bytes = 0;
+        let mut page = PageBuilder::new(max_bytes);
         for row in &rows {
-            let id = JobId(row.get(0));
-            let delivery_id: String = row.get(3);
-            let delivery = match deliveries.get(&delivery_id) {
-                Some(delivery) => Arc::clone(delivery),
-                None => {
-                    let delivery = Arc::new(stored_delivery(row, 3)?);
-                    deliveries.insert(delivery_id, Arc::clone(&delivery));
-                    delivery
-                }
-            };
-            bytes += delivery.payload.len();
-            if bytes > max_bytes && !page.jobs.is_empty() {
-                page.next = Some(id);
-                return Ok(page);
-            }
-            page.jobs.push(PendingJob {
-                id,
+            let delivery = page.delivery(row.get(3), || stored_delivery(row, 3))?;
+            let job = PendingJob {
+                id: JobId(row.get(0)),
                 plugin: row.get(1),
                 attempts: row.get::<_, i32>(2) as u32,
                 delivery,
-            });
+            };
+            if !page.push(job) {
+                break;
+            }
         }
-        if page.jobs.len() == limit {
-            page.next = page.jobs.last().map(|job| JobId(job.id.0 + 1));
-        }
-        Ok(page)
+        Ok(page.finish(limit))
     }
 
     async fn unfinished_count(&self) -> Result<u64, JournalError> {

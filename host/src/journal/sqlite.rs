@@ -7,7 +7,6 @@
 //! durable ingress. Compression runs on the caller's task, not on the single writer thread.
 
 use std::{
-    collections::HashMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -18,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PendingJob, QueuedPage, RecentFilter,
+    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -494,38 +493,23 @@ impl Journal for SqliteJournal {
                    AND (j.not_before IS NULL OR j.not_before <= ?3)
                  ORDER BY j.id LIMIT ?2",
             )?;
-            let mut page = QueuedPage::default();
-            // A delivery's jobs share one copy of it.
-            let mut deliveries: HashMap<String, Arc<Delivery>> = HashMap::new();
-            let mut bytes = 0;
+            let mut page = PageBuilder::new(max_bytes);
             let mut rows = statement.query(params![from.0, limit as i64, unix_millis() as i64])?;
             while let Some(row) = rows.next()? {
-                let id = JobId(row.get(0)?);
                 let delivery_id: String = row.get(3)?;
-                let delivery = match deliveries.get(&delivery_id) {
-                    Some(delivery) => Arc::clone(delivery),
-                    None => {
-                        let delivery = Arc::new(stored_delivery(&delivery_id, row)?);
-                        deliveries.insert(delivery_id, Arc::clone(&delivery));
-                        delivery
-                    }
-                };
-                bytes += delivery.payload.len();
-                if bytes > max_bytes && !page.jobs.is_empty() {
-                    page.next = Some(id);
-                    return Ok(page);
-                }
-                page.jobs.push(PendingJob {
-                    id,
+                let delivery =
+                    page.delivery(delivery_id.clone(), || stored_delivery(&delivery_id, row))?;
+                let job = PendingJob {
+                    id: JobId(row.get(0)?),
                     plugin: row.get(1)?,
                     attempts: row.get(2)?,
                     delivery,
-                });
+                };
+                if !page.push(job) {
+                    break;
+                }
             }
-            if page.jobs.len() == limit {
-                page.next = page.jobs.last().map(|job| JobId(job.id.0 + 1));
-            }
-            Ok(page)
+            Ok(page.finish(limit))
         })
         .await
     }
