@@ -30,7 +30,7 @@ use crate::{
     sandbox::{Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
     web::{self, Dashboard, WebState},
-    workers::{WorkerDeps, Workers},
+    workers::{Cancellations, WorkerDeps, Workers},
 };
 
 /// Settings ingress reads on every request.
@@ -449,6 +449,7 @@ impl Switchyard {
                 locks: Locks::new(Arc::clone(&journal)),
                 sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
+                cancellations: Cancellations::new(Arc::clone(&journal)),
             }),
             links: links.clone(),
             metrics: Arc::clone(&metrics),

@@ -26,7 +26,8 @@ use crate::{
 /// changes. The host refuses other versions. v3: cancellation (a handler is told and given a
 /// grace before its future is dropped), and each handler on a thread of its own. (A plugin's
 /// GitHub permissions came later within v3, as an optional field of `create`'s JSON reply: see
-/// `wire::CreateReply`.)
+/// `wire::CreateReply`; so did the `supersede` and `cancel_job` services, which a host that
+/// predates them answers with `HostError::InvalidRequest`.)
 pub const ABI_VERSION: u32 = 3;
 /// First bytes of every plugin header: tells a Switchyard plugin from any other library.
 pub const MAGIC: [u8; 8] = *b"SWYDPLG\0";

@@ -20,6 +20,9 @@ pub enum CancelReason {
     Shutdown,
     /// Someone cancelled it.
     User { by: String },
+    /// A newer job of the same line (see [`crate::Host::supersede`]) replaced it: a push to the
+    /// same pull request, say. `sha` is what the newer job works on.
+    Superseded { sha: String },
 }
 
 impl CancelReason {
@@ -37,6 +40,9 @@ impl fmt::Display for CancelReason {
                 f.write_str("interrupted by a host shutdown; runs again after the restart")
             }
             Self::User { by } => write!(f, "cancelled by {by}"),
+            Self::Superseded { sha } => {
+                write!(f, "superseded by {}", sha.get(..7).unwrap_or(sha))
+            }
         }
     }
 }
@@ -63,6 +69,13 @@ mod tests {
                 CancelReason::User { by: "mona".into() },
                 "cancelled by mona",
                 r#"{"reason":"user","by":"mona"}"#,
+            ),
+            (
+                CancelReason::Superseded {
+                    sha: "8b1d0c6f0e2a".into(),
+                },
+                "superseded by 8b1d0c6",
+                r#"{"reason":"superseded","sha":"8b1d0c6f0e2a"}"#,
             ),
         ];
         for (reason, text, json) in cases {

@@ -164,6 +164,41 @@ pub struct LockAnswer {
     pub acquired: bool,
 }
 
+/// Make this job the latest of a line: see [`Host::supersede`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupersedeRequest {
+    pub line: String,
+    pub sha: String,
+}
+
+/// Whether a job is the latest of its line: see [`Host::supersede`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Superseding {
+    /// The latest: go on. An older job of the line, if one was running, is being cancelled.
+    Latest,
+    /// A newer job of the line already started, on `newer_sha`: this one should not run.
+    Stale { newer_sha: String },
+}
+
+/// Cancel another job of the same plugin: see [`Host::cancel_job`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelJobRequest {
+    pub job: i64,
+    /// Who asked, as the cancelled job is told: "cancelled by {by}".
+    pub by: String,
+}
+
+/// What cancelling a job found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelAnswer {
+    /// It was queued or running, and is being cancelled (on whichever host runs it).
+    Cancelling,
+    /// It had already ended: nothing to do.
+    Ended,
+}
+
 /// A JSON POST to an endpoint outside GitHub: see [`Host::post_json`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpPost {
@@ -315,6 +350,31 @@ impl Host {
         };
         let answer: LockAnswer = self.service(ServiceRequest::Lock(request)).await?;
         Ok(answer.acquired)
+    }
+
+    /// Makes this job the latest of `line` (any key the plugin picks, such as a pull request),
+    /// working on `sha`. An older job of the same plugin and line still queued or running is
+    /// cancelled with [`CancelReason::Superseded`], on whichever host runs it; when a newer job
+    /// of the line already called this, the answer is [`Superseding::Stale`]. Jobs are ordered
+    /// by id, which follows the order deliveries arrived in, and the record lives in the
+    /// journal, so it holds across restarts and across hosts sharing one.
+    pub async fn supersede(&self, line: &str, sha: &str) -> Result<Superseding, HostError> {
+        let request = SupersedeRequest {
+            line: line.to_owned(),
+            sha: sha.to_owned(),
+        };
+        self.service(ServiceRequest::Supersede(request)).await
+    }
+
+    /// Cancels job `job` of this same plugin (a "Cancel" button on something it posted), on
+    /// whichever host runs it: the job sees [`CancelReason::User`] with `by`, and a queued job
+    /// is cancelled as it starts. Another plugin's job is refused.
+    pub async fn cancel_job(&self, job: i64, by: &str) -> Result<CancelAnswer, HostError> {
+        let request = CancelJobRequest {
+            job,
+            by: by.to_owned(),
+        };
+        self.service(ServiceRequest::CancelJob(request)).await
     }
 
     /// Completes when the host cancels this job, with the reason: the job's timeout, the host

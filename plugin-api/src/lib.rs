@@ -98,8 +98,8 @@ pub use github::{
     NewDeploymentStatus, StatusState, fit_chars, fit_description,
 };
 pub use host::{
-    CheckoutRequest, Host, HostError, HttpAnswer, HttpPost, LockAnswer, LockRequest, RunOutput,
-    RunRequest, Workspace,
+    CancelAnswer, CancelJobRequest, CheckoutRequest, Host, HostError, HttpAnswer, HttpPost,
+    LockAnswer, LockRequest, RunOutput, RunRequest, SupersedeRequest, Superseding, Workspace,
 };
 pub use permissions::{Access, Permissions};
 pub use plugin::{Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError};
@@ -108,10 +108,10 @@ pub use source::Source;
 /// Everything a plugin needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CancelReason, CommitStatus, DeploymentState, Event, Host, HostError, NewDeployment,
-        NewDeploymentStatus, Outcome, Permissions, Plugin, PluginConfig, PluginError, RunOutput,
-        RunRequest, Source, StatusState, Subscription, async_trait, declare_plugin,
-        fit_description,
+        CancelAnswer, CancelReason, CommitStatus, DeploymentState, Event, Host, HostError,
+        NewDeployment, NewDeploymentStatus, Outcome, Permissions, Plugin, PluginConfig,
+        PluginError, RunOutput, RunRequest, Source, StatusState, Subscription, Superseding,
+        async_trait, declare_plugin, fit_description,
         payload::{self, short_sha},
     };
 }

@@ -65,6 +65,10 @@ pub enum ServiceRequest {
     HttpPost(crate::HttpPost),
     /// Answers with a [`crate::CancelReason`] once the host cancels the job; until then, not at all.
     Cancelled,
+    /// Answers with a [`crate::Superseding`].
+    Supersede(crate::SupersedeRequest),
+    /// Answers with a [`crate::CancelAnswer`].
+    CancelJob(crate::CancelJobRequest),
 }
 
 /// The answer of a host service.

@@ -9,10 +9,11 @@ use bytes::Bytes;
 
 use super::{
     Appended, AttemptEnd, JobFilter, JobId, JobState, Journal, JournalError, PendingJob,
-    PostgresJournal, PostgresSettings, RecentFilter, SqliteJournal, test_postgres::TestPostgres,
-    unix_millis,
+    PostgresJournal, PostgresSettings, RecentFilter, SqliteJournal, Started, Supersede, started,
+    test_postgres::TestPostgres, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
+use switchyard_plugin_api::CancelReason;
 
 fn delivery(id: &str) -> Arc<Delivery> {
     Arc::new(Delivery {
@@ -118,7 +119,7 @@ async fn concurrent_appends_of_one_id_store_it_once(journal: Arc<dyn Journal>) {
 
 async fn attempts_move_jobs_through_their_states_and_ends_are_fenced(journal: &dyn Journal) {
     let job = new_jobs(journal, "d2", &["a"]).await[0].id;
-    assert_eq!(journal.start_attempt(job, 0).await.unwrap(), Some(1));
+    assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
     settle(journal).await;
     assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
     assert_eq!(
@@ -141,7 +142,7 @@ async fn attempts_move_jobs_through_their_states_and_ends_are_fenced(journal: &d
         None,
         "stale count"
     );
-    assert_eq!(journal.start_attempt(job, 1).await.unwrap(), Some(2));
+    assert_eq!(journal.start_attempt(job, 1).await.unwrap(), started(2));
     // The first attempt's end, late: refused, whatever it says.
     let late = journal.end_attempt(job, 1, AttemptEnd::Succeeded { note: None });
     assert!(matches!(
@@ -173,7 +174,7 @@ async fn a_retry_is_neither_started_nor_read_back_before_its_backoff(journal: &d
         (jobs[0].id, unix_millis() + 600_000),
         (jobs[1].id, unix_millis() - 1),
     ] {
-        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), Some(1));
+        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
         let retry = AttemptEnd::WillRetry {
             error: "flaky".into(),
             not_before,
@@ -184,7 +185,10 @@ async fn a_retry_is_neither_started_nor_read_back_before_its_backoff(journal: &d
     let ids: Vec<JobId> = queued.jobs.iter().map(|job| job.id).collect();
     assert_eq!(ids, [jobs[1].id]);
     assert_eq!(journal.start_attempt(jobs[0].id, 1).await.unwrap(), None);
-    assert_eq!(journal.start_attempt(jobs[1].id, 1).await.unwrap(), Some(2));
+    assert_eq!(
+        journal.start_attempt(jobs[1].id, 1).await.unwrap(),
+        started(2)
+    );
 }
 
 async fn queued_pages_stop_at_their_limit_or_byte_budget(journal: &dyn Journal) {
@@ -212,7 +216,7 @@ async fn queued_pages_stop_at_their_limit_or_byte_budget(journal: &dyn Journal) 
 async fn unstarted_jobs_can_fail_and_free_their_locks(journal: &dyn Journal) {
     let jobs = new_jobs(journal, "u1", &["a", "b"]).await;
     let (running, never) = (jobs[0].id, jobs[1].id);
-    assert_eq!(journal.start_attempt(running, 0).await.unwrap(), Some(1));
+    assert_eq!(journal.start_attempt(running, 0).await.unwrap(), started(1));
     let error = "plugin gone".to_owned();
     assert!(
         !journal
@@ -242,8 +246,8 @@ async fn a_lock_has_one_holder_until_its_attempt_ends(journal: &dyn Journal) {
     let jobs = new_jobs(journal, "l1", &["a", "b"]).await;
     let (first, second) = (jobs[0].id, jobs[1].id);
     let production = "deploy:o/r:production";
-    assert_eq!(journal.start_attempt(first, 0).await.unwrap(), Some(1));
-    assert_eq!(journal.start_attempt(second, 0).await.unwrap(), Some(1));
+    assert_eq!(journal.start_attempt(first, 0).await.unwrap(), started(1));
+    assert_eq!(journal.start_attempt(second, 0).await.unwrap(), started(1));
     assert!(journal.try_lock(production, first, 1).await.unwrap());
     assert!(
         journal.try_lock(production, first, 1).await.unwrap(),
@@ -361,8 +365,8 @@ async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
     new_jobs(journal, "w2", &["a"]).await;
     let stored = journal.delivery("w1").await.unwrap().unwrap();
     assert_eq!(stored.headers, delivery("w1").headers);
-    let started = journal.start_attempt(jobs[0].id, 0).await.unwrap();
-    assert_eq!(started, Some(1));
+    let begun = journal.start_attempt(jobs[0].id, 0).await.unwrap();
+    assert_eq!(begun, started(1));
     assert!(journal.try_lock("deploy:x", jobs[0].id, 1).await.unwrap());
     settle(journal).await;
 
@@ -436,6 +440,100 @@ async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
     );
 }
 
+async fn cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "c1", &["ci", "ci", "ci"]).await;
+    let (queued, ended, running) = (jobs[0].id, jobs[1].id, jobs[2].id);
+    let by_mona = CancelReason::User { by: "mona".into() };
+    let asked = journal.request_cancel(queued, &by_mona).await.unwrap();
+    assert_eq!(asked, Some(JobState::Queued));
+    // A second request keeps the first reason.
+    let by_hubot = CancelReason::User { by: "hubot".into() };
+    journal.request_cancel(queued, &by_hubot).await.unwrap();
+    let cancelled = Some(Started {
+        number: 1,
+        cancel: Some(by_mona.clone()),
+    });
+    assert_eq!(journal.start_attempt(queued, 0).await.unwrap(), cancelled);
+
+    assert_eq!(journal.start_attempt(ended, 0).await.unwrap(), started(1));
+    let done = AttemptEnd::Succeeded { note: None };
+    journal.end_attempt(ended, 1, done).await.unwrap();
+    let asked = journal.request_cancel(ended, &by_mona).await.unwrap();
+    assert_eq!(asked, Some(JobState::Succeeded));
+    assert_eq!(journal.job(ended).await.unwrap().state, JobState::Succeeded);
+
+    assert_eq!(journal.start_attempt(running, 0).await.unwrap(), started(1));
+    settle(journal).await;
+    let asked = journal.request_cancel(running, &by_mona).await.unwrap();
+    assert_eq!(asked, Some(JobState::Running));
+    // The attempt is cut off (a crash) and queued again: the next one starts cancelled.
+    let retry = AttemptEnd::WillRetry {
+        error: "host died".into(),
+        not_before: 0,
+    };
+    journal.end_attempt(running, 1, retry).await.unwrap();
+    let again = journal.start_attempt(running, 1).await.unwrap();
+    assert_eq!(
+        again.and_then(|started| started.cancel),
+        Some(by_mona.clone())
+    );
+
+    let unknown = journal.request_cancel(JobId(999_999), &by_mona).await;
+    assert_eq!(unknown.unwrap(), None);
+}
+
+async fn the_latest_job_of_a_line_supersedes_older_ones(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "s1", &["ci", "ci", "ci", "ci"]).await;
+    let [old, new, newest, elsewhere] = [0, 1, 2, 3].map(|i| jobs[i].id);
+    let (line, other_line) = ("ci\no/r#1", "ci\no/r#2");
+    let latest = |replaced| Supersede::Latest { replaced };
+    assert_eq!(
+        journal.supersede(line, old, "aaa").await.unwrap(),
+        latest(None)
+    );
+    // A retry of the latest job is still the latest.
+    assert_eq!(
+        journal.supersede(line, old, "aaa").await.unwrap(),
+        latest(None)
+    );
+    assert_eq!(journal.start_attempt(old, 0).await.unwrap(), started(1));
+    let replaced = journal.supersede(line, new, "bbb").await.unwrap();
+    assert_eq!(replaced, latest(Some(old)));
+    // The older job, asked again (a retry after a restart), is told it is stale.
+    let stale = journal.supersede(line, old, "aaa").await.unwrap();
+    assert_eq!(
+        stale,
+        Supersede::Stale {
+            newer_sha: "bbb".into()
+        }
+    );
+    // Lines are apart.
+    let apart = journal.supersede(other_line, elsewhere, "ccc").await;
+    assert_eq!(apart.unwrap(), latest(None));
+    // A job superseded while queued starts cancelled, saying by what.
+    let replaced = journal.supersede(line, newest, "ddd").await.unwrap();
+    assert_eq!(replaced, latest(Some(new)));
+    let begun = journal.start_attempt(new, 0).await.unwrap().unwrap();
+    let by_newest = CancelReason::Superseded { sha: "ddd".into() };
+    assert_eq!(begun.cancel, Some(by_newest));
+    // A replaced job that already ended is not asked to cancel.
+    journal
+        .end_attempt(new, 1, AttemptEnd::Succeeded { note: None })
+        .await
+        .unwrap();
+    let later = new_jobs(journal, "s2", &["ci"]).await[0].id;
+    let replaced = journal.supersede(other_line, later, "eee").await.unwrap();
+    assert_eq!(replaced, latest(Some(elsewhere)));
+    let after_end = new_jobs(journal, "s3", &["ci"]).await[0].id;
+    journal.start_attempt(later, 0).await.unwrap();
+    journal
+        .end_attempt(later, 1, AttemptEnd::Succeeded { note: None })
+        .await
+        .unwrap();
+    let replaced = journal.supersede(other_line, after_end, "fff").await;
+    assert_eq!(replaced.unwrap(), latest(None));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -483,6 +581,8 @@ conformance!(
     host_keys_are_made_once,
     pruning_goes_in_batches_and_keeps_unfinished_jobs,
     the_dashboards_reads_filter_page_and_count,
+    cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones,
+    the_latest_job_of_a_line_supersedes_older_ones,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {
@@ -535,7 +635,7 @@ async fn a_dead_hosts_job_is_run_again_after_its_lease_and_its_late_end_is_refus
     let dead = host(&url, 1000).await;
     let job = new_jobs(&dead, "lease-1", &["a"]).await[0].id;
     let production = "deploy:o/r:production";
-    assert_eq!(dead.start_attempt(job, 0).await.unwrap(), Some(1));
+    assert_eq!(dead.start_attempt(job, 0).await.unwrap(), started(1));
     assert!(dead.try_lock(production, job, 1).await.unwrap());
     // The host dies: its journal stops renewing.
     drop(dead);
@@ -547,7 +647,7 @@ async fn a_dead_hosts_job_is_run_again_after_its_lease_and_its_late_end_is_refus
     .await;
     let queued = other.queued(JobId(0), 10, usize::MAX).await.unwrap();
     assert_eq!(queued.jobs[0].attempts, 1, "the dead attempt is counted");
-    assert_eq!(other.start_attempt(job, 1).await.unwrap(), Some(2));
+    assert_eq!(other.start_attempt(job, 1).await.unwrap(), started(2));
     // What the dead attempt held is free for the re-run.
     assert!(other.try_lock(production, job, 2).await.unwrap());
     // The first host was only slow: it comes back and reports its attempt. Refused.
@@ -579,8 +679,8 @@ async fn a_live_hosts_lease_is_renewed_and_its_lock_held_across_hosts() {
     let url = server.database();
     let (a, b) = (host(&url, 600).await, host(&url, 600).await);
     let jobs = new_jobs(&a, "renew-1", &["deployer", "deployer"]).await;
-    assert_eq!(a.start_attempt(jobs[0].id, 0).await.unwrap(), Some(1));
-    assert_eq!(b.start_attempt(jobs[1].id, 0).await.unwrap(), Some(1));
+    assert_eq!(a.start_attempt(jobs[0].id, 0).await.unwrap(), started(1));
+    assert_eq!(b.start_attempt(jobs[1].id, 0).await.unwrap(), started(1));
     let production = "deploy:o/r:production";
     assert!(a.try_lock(production, jobs[0].id, 1).await.unwrap());
     // Five leases long: renewed all along, so never rescued, and the lock stays A's.
@@ -624,6 +724,27 @@ async fn another_host_is_woken_by_notify_without_polling() {
     tokio::time::timeout(Duration::from_secs(30), woken)
         .await
         .expect("woken by the other host's NOTIFY");
+}
+
+#[tokio::test]
+async fn a_cancel_asked_on_one_host_reaches_the_attempt_running_on_another() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let asker = postgres(Some(url.clone())).await.unwrap();
+    // Renews once an hour: only the NOTIFY can make it read the request in time.
+    let settings = settings(url, Duration::from_secs(7200), Duration::from_secs(3600));
+    let runner = PostgresJournal::open(settings).await.unwrap();
+    let job = new_jobs(&asker, "cancel-1", &["ci"]).await[0].id;
+    assert_eq!(runner.start_attempt(job, 0).await.unwrap(), started(1));
+    let by_mona = CancelReason::User { by: "mona".into() };
+    let asked = asker.request_cancel(job, &by_mona).await.unwrap();
+    assert_eq!(asked, Some(JobState::Running));
+    let told = tokio::time::timeout(Duration::from_secs(30), runner.cancel_requested())
+        .await
+        .expect("the running host is told");
+    assert!(told.contains(&(job, by_mona)), "{told:?}");
 }
 
 #[tokio::test]

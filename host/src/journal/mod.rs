@@ -16,6 +16,8 @@ use std::{fmt, sync::Arc, time::Duration};
 pub use postgres::{PostgresJournal, PostgresSettings, mask_url, migrate_only, schema_version};
 pub use sqlite::{SqliteJournal, backup, unix_millis};
 
+use switchyard_plugin_api::CancelReason;
+
 use crate::event::Delivery;
 
 /// A job's id: one plugin's work on one delivery.
@@ -125,6 +127,46 @@ impl PageBuilder {
         }
         self.page
     }
+}
+
+/// An attempt [`Journal::start_attempt`] started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// Its number: 1 for the first.
+    pub number: u32,
+    /// A cancellation asked for while the job was queued: the attempt starts cancelled, so the
+    /// plugin is told at once and can post its final status.
+    pub cancel: Option<CancelReason>,
+}
+
+/// A stored cancellation reason; one this host cannot read (written by a newer one) still
+/// cancels, as a person's.
+pub(crate) fn cancel_reason(stored: Option<String>) -> Option<CancelReason> {
+    let stored = stored?;
+    Some(
+        serde_json::from_str(&stored).unwrap_or_else(|_| CancelReason::User {
+            by: "another host".to_owned(),
+        }),
+    )
+}
+
+/// An attempt numbered `number` started, with no cancellation asked for.
+#[cfg(test)]
+pub(crate) fn started(number: u32) -> Option<Started> {
+    Some(Started {
+        number,
+        cancel: None,
+    })
+}
+
+/// What [`Journal::supersede`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Supersede {
+    /// The job is the latest of its line; `replaced` is the older job asked to cancel (one
+    /// still queued or running).
+    Latest { replaced: Option<JobId> },
+    /// A job with a larger id is the latest, working on `newer_sha`.
+    Stale { newer_sha: String },
 }
 
 /// What appending a delivery did.
@@ -304,7 +346,11 @@ pub trait Journal: Send + Sync {
     /// made, and it commits with its batch): a start lost to a crash only means that the job,
     /// which had not ended, runs again, as any job running at a crash does. Its end is recorded
     /// after its start, so an end that is durable implies a start that is.
-    async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError>;
+    async fn start_attempt(
+        &self,
+        job: JobId,
+        attempts: u32,
+    ) -> Result<Option<Started>, JournalError>;
 
     /// Records how attempt `attempt` of a running job ended, and frees its locks in the same
     /// transaction. [`JournalError::NotRunning`] when the job is not running as that attempt.
@@ -359,6 +405,29 @@ pub trait Journal: Send + Sync {
 
     /// How many jobs are in each state, and how many failed at or after `since` (RFC 3339).
     async fn job_counts(&self, since: &str) -> Result<JobCounts, JournalError>;
+
+    /// Asks for job `job` to be cancelled for `reason`, and returns the state it was in (`None`
+    /// when there is no such job). A queued or running job keeps the first reason asked for:
+    /// a queued one is told as its next attempt starts (see [`Started::cancel`]), and a running
+    /// one by the host that runs it (see [`Journal::cancel_requested`]). An ended job is left.
+    async fn request_cancel(
+        &self,
+        job: JobId,
+        reason: &CancelReason,
+    ) -> Result<Option<JobState>, JournalError>;
+
+    /// Completes with cancellations asked for of attempts this host started, by another host.
+    /// A journal only one host writes never completes it (the asking host cancels its own
+    /// attempts). The same job may come again: cancelling twice keeps the first reason.
+    async fn cancel_requested(&self) -> Vec<(JobId, CancelReason)> {
+        std::future::pending().await
+    }
+
+    /// Records job `job`, working on `sha`, as the latest of `line`, unless a job with a larger
+    /// id already is. The job it replaces is asked to cancel (as by [`Journal::request_cancel`])
+    /// in the same transaction, with [`CancelReason::Superseded`].
+    async fn supersede(&self, line: &str, job: JobId, sha: &str)
+    -> Result<Supersede, JournalError>;
 
     /// Every lock held now, by name.
     async fn locks(&self) -> Result<Vec<LockRecord>, JournalError>;

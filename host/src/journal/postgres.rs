@@ -28,10 +28,12 @@ use tokio::sync::Notify;
 use tokio_postgres::{NoTls, Row, types::ToSql};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use switchyard_plugin_api::CancelReason;
+
 use super::{
     Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter,
-    unix_millis,
+    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter, Started,
+    Supersede, cancel_reason, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -99,6 +101,17 @@ CREATE TABLE job_logs (
 -- (NULL for deliveries stored before), for the dashboard.
 ALTER TABLE deliveries ADD COLUMN headers TEXT;
 "#,
+    r#"
+-- A cancellation asked for (a CancelReason as JSON), told to the job's next or current attempt.
+ALTER TABLE jobs ADD COLUMN cancel_reason TEXT;
+-- The latest job of each plugin's line (a pull request, a branch): older ones are superseded.
+CREATE TABLE superseding (
+    line TEXT PRIMARY KEY,
+    job  BIGINT NOT NULL,
+    sha  TEXT NOT NULL
+);
+CREATE INDEX superseding_by_job ON superseding (job);
+"#,
 ];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).
@@ -106,6 +119,18 @@ const MIGRATION_LOCK: i64 = 0x7377_7964;
 
 /// The channel workers listen on.
 const CHANNEL: &str = "switchyard_queue";
+
+/// The channel that says a running job was asked to cancel: its host renews its leases at
+/// once, which reads the request.
+const CANCEL_CHANNEL: &str = "switchyard_cancel";
+
+/// Asks a queued or running job ($1) to cancel for a reason ($2, JSON), keeping an earlier one,
+/// and tells the hosts when it is running.
+const ASK_TO_CANCEL: &str = "WITH asked AS (
+         UPDATE jobs SET cancel_reason = coalesce(cancel_reason, $2)
+         WHERE id = $1 AND state IN ('queued', 'running') RETURNING state
+     )
+     SELECT count(*), bool_or(state = 'running' AND pg_notify($3, '') IS NOT NULL) FROM asked";
 
 /// Settings for [`PostgresJournal::open`], from `[store]`.
 #[derive(Clone)]
@@ -162,6 +187,11 @@ struct Shared {
     running: Mutex<HashMap<JobId, u32>>,
     changed: Notify,
     lease: Duration,
+    /// Cancellations of this host's attempts read while renewing their leases, not yet taken.
+    cancels: Mutex<Vec<(JobId, CancelReason)>>,
+    cancels_found: Notify,
+    /// Renew (and so read cancellations) now rather than at the next tick.
+    renew_now: Notify,
 }
 
 pub struct PostgresJournal {
@@ -224,6 +254,9 @@ impl PostgresJournal {
             running: Mutex::default(),
             changed: Notify::new(),
             lease: settings.lease,
+            cancels: Mutex::default(),
+            cancels_found: Notify::new(),
+            renew_now: Notify::new(),
         });
         let maintenance = tokio::spawn(maintain(
             pool.clone(),
@@ -397,7 +430,11 @@ async fn maintain(pool: Pool, shared: Arc<Shared>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // Asked to renew now (a cancellation was asked for): renew only, and rescue at the tick.
+        let ticked = tokio::select! {
+            _ = tick.tick() => true,
+            () = shared.renew_now.notified() => false,
+        };
         let (ids, attempts): (Vec<i64>, Vec<i32>) = shared
             .running
             .lock()
@@ -406,9 +443,19 @@ async fn maintain(pool: Pool, shared: Arc<Shared>, interval: Duration) {
             .map(|(job, attempt)| (job.0, *attempt as i32))
             .unzip();
         if !ids.is_empty() {
-            if let Err(error) = renew(&pool, &ids, &attempts, shared.lease).await {
-                tracing::warn!(%error, "cannot renew the leases of running jobs; trying again");
+            match renew(&pool, &ids, &attempts, shared.lease).await {
+                Ok(cancels) if cancels.is_empty() => {}
+                Ok(cancels) => {
+                    shared.cancels.lock().unwrap().extend(cancels);
+                    shared.cancels_found.notify_one();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot renew the leases of running jobs; trying again");
+                }
             }
+        }
+        if !ticked {
+            continue;
         }
         match rescue(&pool).await {
             Ok(0) => {}
@@ -424,23 +471,29 @@ async fn maintain(pool: Pool, shared: Arc<Shared>, interval: Duration) {
     }
 }
 
+/// Renews the leases of this host's attempts `ids`, and returns the cancellations asked of them.
 async fn renew(
     pool: &Pool,
     ids: &[i64],
     attempts: &[i32],
     lease: Duration,
-) -> Result<u64, JournalError> {
+) -> Result<Vec<(JobId, CancelReason)>, JournalError> {
     let client = pool.get().await.map_err(pool_error)?;
     let statement = client
         .prepare_cached(
             "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
              FROM unnest($1::bigint[], $2::integer[]) AS mine (id, attempt)
-             WHERE jobs.id = mine.id AND jobs.attempts = mine.attempt AND jobs.state = 'running'",
+             WHERE jobs.id = mine.id AND jobs.attempts = mine.attempt AND jobs.state = 'running'
+             RETURNING jobs.id, jobs.cancel_reason",
         )
         .await?;
-    Ok(client
-        .execute(&statement, &[&ids, &attempts, &lease.as_secs_f64()])
-        .await?)
+    let rows = client
+        .query(&statement, &[&ids, &attempts, &lease.as_secs_f64()])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| Some((JobId(row.get(0)), cancel_reason(row.get(1))?)))
+        .collect())
 }
 
 /// Queues again the jobs whose leases expired and frees their locks, keeping their attempts
@@ -491,7 +544,7 @@ where
 {
     let (client, mut connection) = config.connect(tls).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {CHANNEL}");
+    let statement = format!("LISTEN {CHANNEL}; LISTEN {CANCEL_CHANNEL}");
     let listening = client.batch_execute(&statement);
     tokio::pin!(listening);
     // The connection must be polled for the LISTEN to complete.
@@ -505,12 +558,16 @@ where
             },
         }
     }
-    // Anything queued while not listening is found by this wake-up's sweep.
+    // Anything queued (or cancelled) while not listening is found by these wake-ups.
     shared.changed.notify_one();
+    shared.renew_now.notify_one();
     // The client (still borrowed by the finished LISTEN) lives as long as the connection is read.
     while let Some(message) = messages.next().await {
-        if let tokio_postgres::AsyncMessage::Notification(_) = message? {
-            shared.changed.notify_one();
+        if let tokio_postgres::AsyncMessage::Notification(notice) = message? {
+            match notice.channel() {
+                CANCEL_CHANNEL => shared.renew_now.notify_one(),
+                _ => shared.changed.notify_one(),
+            }
         }
     }
     Ok(())
@@ -633,7 +690,11 @@ impl Journal for PostgresJournal {
         Ok(Appended::New(jobs))
     }
 
-    async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError> {
+    async fn start_attempt(
+        &self,
+        job: JobId,
+        attempts: u32,
+    ) -> Result<Option<Started>, JournalError> {
         // Committed before it answers: on PostgreSQL a start is its own transaction.
         let rows = self
             .query(
@@ -646,7 +707,7 @@ impl Journal for PostgresJournal {
                  UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, started_at = $4,
                         lease_until = now() + make_interval(secs => $5)
                  FROM claimed WHERE jobs.id = claimed.id
-                 RETURNING jobs.attempts",
+                 RETURNING jobs.attempts, jobs.cancel_reason",
                 &[
                     &job.0,
                     &(attempts as i32),
@@ -656,9 +717,16 @@ impl Journal for PostgresJournal {
                 ],
             )
             .await?;
-        let started = rows.first().map(|row| row.get::<_, i32>(0) as u32);
-        if let Some(attempt) = started {
-            self.shared.running.lock().unwrap().insert(job, attempt);
+        let started = rows.first().map(|row| Started {
+            number: row.get::<_, i32>(0) as u32,
+            cancel: cancel_reason(row.get(1)),
+        });
+        if let Some(started) = &started {
+            self.shared
+                .running
+                .lock()
+                .unwrap()
+                .insert(job, started.number);
         }
         Ok(started)
     }
@@ -985,6 +1053,8 @@ impl Journal for PostgresJournal {
                      DELETE FROM locks WHERE job IN (SELECT id FROM doomed)
                  ), logs AS (
                      DELETE FROM job_logs WHERE job IN (SELECT id FROM doomed)
+                 ), lines AS (
+                     DELETE FROM superseding WHERE job IN (SELECT id FROM doomed)
                  )
                  DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id",
                 &[&ended_before, &(limit as i64)],
@@ -1030,6 +1100,88 @@ impl Journal for PostgresJournal {
             )
             .await?;
         Ok(claimed == 1)
+    }
+
+    async fn request_cancel(
+        &self,
+        job: JobId,
+        reason: &CancelReason,
+    ) -> Result<Option<JobState>, JournalError> {
+        let reason = serde_json::to_string(reason).expect("a reason always serializes");
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let state = tx
+            .query_opt("SELECT state FROM jobs WHERE id = $1", &[&job.0])
+            .await?
+            .and_then(|row| JobState::parse(row.get(0)));
+        tx.query(ASK_TO_CANCEL, &[&job.0, &reason, &CANCEL_CHANNEL])
+            .await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn cancel_requested(&self) -> Vec<(JobId, CancelReason)> {
+        loop {
+            let found = std::mem::take(&mut *self.shared.cancels.lock().unwrap());
+            if !found.is_empty() {
+                return found;
+            }
+            self.shared.cancels_found.notified().await;
+        }
+    }
+
+    async fn supersede(
+        &self,
+        line: &str,
+        job: JobId,
+        sha: &str,
+    ) -> Result<Supersede, JournalError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO superseding (line, job, sha) VALUES ($1, $2, $3)
+                 ON CONFLICT (line) DO NOTHING RETURNING job",
+                &[&line, &job.0, &sha],
+            )
+            .await?;
+        if inserted.is_some() {
+            tx.commit().await?;
+            return Ok(Supersede::Latest { replaced: None });
+        }
+        let latest = tx
+            .query_one(
+                "SELECT job, sha FROM superseding WHERE line = $1 FOR UPDATE",
+                &[&line],
+            )
+            .await?;
+        let (latest, latest_sha): (i64, String) = (latest.get(0), latest.get(1));
+        if latest > job.0 {
+            return Ok(Supersede::Stale {
+                newer_sha: latest_sha,
+            });
+        }
+        if latest == job.0 {
+            // A retry of the latest job: still the latest.
+            return Ok(Supersede::Latest { replaced: None });
+        }
+        tx.execute(
+            "UPDATE superseding SET job = $2, sha = $3 WHERE line = $1",
+            &[&line, &job.0, &sha],
+        )
+        .await?;
+        let reason = CancelReason::Superseded {
+            sha: sha.to_owned(),
+        };
+        let reason = serde_json::to_string(&reason).expect("a reason always serializes");
+        let asked: i64 = tx
+            .query_one(ASK_TO_CANCEL, &[&latest, &reason, &CANCEL_CHANNEL])
+            .await?
+            .get(0);
+        tx.commit().await?;
+        Ok(Supersede::Latest {
+            replaced: (asked == 1).then_some(JobId(latest)),
+        })
     }
 
     async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError> {

@@ -15,9 +15,12 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use switchyard_plugin_api::CancelReason;
+
 use super::{
     Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter,
+    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter, Started,
+    Supersede, cancel_reason,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -83,7 +86,22 @@ ALTER TABLE locks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
 -- (NULL for deliveries stored before), shown on the dashboard's delivery page.
 ALTER TABLE deliveries ADD COLUMN headers TEXT;
 "#,
+    r#"
+-- A cancellation asked for (a CancelReason as JSON), told to the job's next or current attempt.
+ALTER TABLE jobs ADD COLUMN cancel_reason TEXT;
+-- The latest job of each plugin's line (a pull request, a branch): older ones are superseded.
+CREATE TABLE superseding (
+    line TEXT PRIMARY KEY,
+    job  INTEGER NOT NULL,
+    sha  TEXT NOT NULL
+);
+CREATE INDEX superseding_by_job ON superseding(job);
+"#,
 ];
+
+/// Asks a queued or running job (?1) to cancel for a reason (?2, JSON), keeping an earlier one.
+const ASK_TO_CANCEL: &str = "UPDATE jobs SET cancel_reason = coalesce(cancel_reason, ?2)
+     WHERE id = ?1 AND state IN ('queued', 'running')";
 
 /// Most operations committed in one transaction; bounds a batch's latency.
 const MAX_BATCH: usize = 512;
@@ -415,23 +433,32 @@ impl Journal for SqliteJournal {
         })
     }
 
-    async fn start_attempt(&self, job: JobId, attempts: u32) -> Result<Option<u32>, JournalError> {
+    async fn start_attempt(
+        &self,
+        job: JobId,
+        attempts: u32,
+    ) -> Result<Option<Started>, JournalError> {
         // Not waiting for the fsync is what lets jobs keep up with ingress: a worker would
         // otherwise idle for a whole group commit before every job.
         self.write_uncommitted(move |conn| {
-            let attempt = conn
+            let started = conn
                 .prepare_cached(
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?3
                      WHERE id = ?1 AND state = 'queued' AND attempts = ?2
                        AND (not_before IS NULL OR not_before <= ?4)
-                     RETURNING attempts",
+                     RETURNING attempts, cancel_reason",
                 )?
                 .query_row(
                     params![job.0, attempts, now_rfc3339(), unix_millis() as i64],
-                    |row| row.get(0),
+                    |row| {
+                        Ok(Started {
+                            number: row.get(0)?,
+                            cancel: cancel_reason(row.get(1)?),
+                        })
+                    },
                 )
                 .optional()?;
-            Ok(attempt)
+            Ok(started)
         })
         .await
     }
@@ -701,11 +728,13 @@ impl Journal for SqliteJournal {
             all_or_nothing(conn, || {
                 let mut pruned = Vec::with_capacity(found.len());
                 let mut locks = conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?;
+                let mut lines = conn.prepare_cached("DELETE FROM superseding WHERE job = ?1")?;
                 let mut delete = conn.prepare_cached(
                     "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed')",
                 )?;
                 for id in found {
                     locks.execute([id])?;
+                    lines.execute([id])?;
                     if delete.execute([id])? == 1 {
                         pruned.push(JobId(id));
                     }
@@ -765,6 +794,68 @@ impl Journal for SqliteJournal {
                 )?
                 .execute(params![nonce, until as i64])?;
             Ok(claimed == 1)
+        })
+        .await
+    }
+
+    async fn request_cancel(
+        &self,
+        job: JobId,
+        reason: &CancelReason,
+    ) -> Result<Option<JobState>, JournalError> {
+        let reason = serde_json::to_string(reason).expect("a reason always serializes");
+        self.write(move |conn| {
+            let state: Option<String> = conn
+                .prepare_cached("SELECT state FROM jobs WHERE id = ?1")?
+                .query_row([job.0], |row| row.get(0))
+                .optional()?;
+            conn.prepare_cached(ASK_TO_CANCEL)?
+                .execute(params![job.0, reason])?;
+            Ok(state.as_deref().and_then(JobState::parse))
+        })
+        .await
+    }
+
+    async fn supersede(
+        &self,
+        line: &str,
+        job: JobId,
+        sha: &str,
+    ) -> Result<Supersede, JournalError> {
+        let (line, sha) = (line.to_owned(), sha.to_owned());
+        self.write(move |conn| {
+            all_or_nothing(conn, || {
+                let latest: Option<(i64, String)> = conn
+                    .prepare_cached("SELECT job, sha FROM superseding WHERE line = ?1")?
+                    .query_row([&line], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                match latest {
+                    Some((newer, newer_sha)) if newer > job.0 => {
+                        return Ok(Supersede::Stale { newer_sha });
+                    }
+                    // A retry of the latest job: still the latest.
+                    Some((same, _)) if same == job.0 => {
+                        return Ok(Supersede::Latest { replaced: None });
+                    }
+                    _ => {}
+                }
+                conn.prepare_cached(
+                    "INSERT INTO superseding (line, job, sha) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (line) DO UPDATE SET job = excluded.job, sha = excluded.sha",
+                )?
+                .execute(params![line, job.0, sha])?;
+                let Some((older, _)) = latest else {
+                    return Ok(Supersede::Latest { replaced: None });
+                };
+                let reason = serde_json::to_string(&CancelReason::Superseded { sha })
+                    .expect("a reason always serializes");
+                let asked = conn
+                    .prepare_cached(ASK_TO_CANCEL)?
+                    .execute(params![older, reason])?;
+                Ok(Supersede::Latest {
+                    replaced: (asked == 1).then_some(JobId(older)),
+                })
+            })
         })
         .await
     }
@@ -949,6 +1040,7 @@ fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, Journa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::started;
 
     fn delivery(id: &str) -> Arc<Delivery> {
         Arc::new(Delivery {
@@ -1077,7 +1169,7 @@ mod tests {
         let jobs = new_jobs(&journal, "d1", &["a", "b"]).await;
         let (first, second) = (jobs[0].id, jobs[1].id);
         let production = "deploy:o/r:production";
-        assert_eq!(journal.start_attempt(first, 0).await.unwrap(), Some(1));
+        assert_eq!(journal.start_attempt(first, 0).await.unwrap(), started(1));
         assert!(journal.try_lock(production, first, 1).await.unwrap());
         assert!(
             journal.try_lock(production, first, 1).await.unwrap(),
@@ -1108,7 +1200,7 @@ mod tests {
         let jobs = new_jobs(&journal, "d1", &["deployer", "other"]).await;
         let (deploy, other) = (jobs[0].id, jobs[1].id);
         let production = "deploy:o/r:production";
-        assert_eq!(journal.start_attempt(deploy, 0).await.unwrap(), Some(1));
+        assert_eq!(journal.start_attempt(deploy, 0).await.unwrap(), started(1));
         assert!(journal.try_lock(production, deploy, 1).await.unwrap());
         // The host dies during the attempt. At the next start the job is put back in the
         // queue, and what its dead attempt held is free.
@@ -1118,7 +1210,7 @@ mod tests {
         // A queued job still holding a lock (a journal from before locks were freed at start)
         // that is given up frees it with its end.
         let staging = "deploy:o/r:staging";
-        assert_eq!(journal.start_attempt(deploy, 1).await.unwrap(), Some(2));
+        assert_eq!(journal.start_attempt(deploy, 1).await.unwrap(), started(2));
         assert!(journal.try_lock(staging, deploy, 2).await.unwrap());
         let db = rusqlite::Connection::open(&path).unwrap();
         db.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1", [deploy.0])
@@ -1182,7 +1274,7 @@ mod tests {
             panic!()
         };
         let job = jobs[0].id;
-        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), Some(1));
+        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
         journal.settled().await;
         assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
         // A second hand-over of the same job does not start it again.
@@ -1210,7 +1302,7 @@ mod tests {
             None,
             "stale count"
         );
-        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), Some(2));
+        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), started(2));
         journal
             .end_attempt(
                 job,
@@ -1289,7 +1381,7 @@ mod tests {
         assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
         let record = journal.job(cut_off).await.unwrap();
         assert_eq!((record.state, record.attempts), (JobState::Queued, 1));
-        assert_eq!(journal.start_attempt(cut_off, 1).await.unwrap(), Some(2));
+        assert_eq!(journal.start_attempt(cut_off, 1).await.unwrap(), started(2));
         // A job that never started is left as it was. (Failing such jobs is the conformance
         // suite's `unstarted_jobs_can_fail_and_free_their_locks`, run on both backends.)
         assert_eq!(

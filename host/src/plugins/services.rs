@@ -22,11 +22,12 @@ use crate::{
     checkout::Checkouts,
     github::{Caller, GitHub},
     job_log::JobLogs,
+    journal::JobId,
     locks::Locks,
     outbound::WebhookClient,
     process::{self, Place},
     sandbox::{Allowance, Sandbox},
-    workers::Attempt,
+    workers::{Attempt, Cancellations},
 };
 
 /// What every job's services share.
@@ -40,6 +41,8 @@ pub struct ServiceDeps {
     pub sandbox: Arc<Sandbox>,
     /// Environment variables holding the host's secrets, which commands must not inherit.
     pub hidden_env: Vec<String>,
+    /// Cancelling and superseding jobs, on any host.
+    pub cancellations: Cancellations,
 }
 
 /// What one job's plugin call may use. Shared with the plugin as a reference-counted pointer,
@@ -139,6 +142,16 @@ impl JobServices {
                         .map_err(|e| HostError::Internal(format!("lock {:?}: {e}", request.name))),
                 )
             }
+            ServiceRequest::Supersede(request) => encode(
+                deps.cancellations
+                    .supersede(&self.caller.plugin, &request.line, job, &request.sha)
+                    .await,
+            ),
+            ServiceRequest::CancelJob(request) => encode(
+                deps.cancellations
+                    .request_for_plugin(&self.caller.plugin, JobId(request.job), request.by)
+                    .await,
+            ),
             // Answered by `serve` before any work starts.
             ServiceRequest::Cancelled => encode::<()>(Err(HostError::Internal(
                 "cancellation asked for as work".to_owned(),

@@ -15,6 +15,7 @@
 //! handed over twice (kept in memory and also read back) still runs once.
 
 mod attempt;
+mod cancellations;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -32,11 +33,12 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use attempt::Attempt;
+pub use cancellations::Cancellations;
 
 use crate::{
     github::Caller,
     job_log::LogLinks,
-    journal::{AttemptEnd, JobId, Journal, JournalError, PendingJob, unix_millis},
+    journal::{AttemptEnd, JobId, JobState, Journal, JournalError, PendingJob, unix_millis},
     metrics::Metrics,
     plugins::{JobServices, LoadedPlugin, Plugins, ServiceDeps},
 };
@@ -83,8 +85,6 @@ struct Inner {
     /// Wakes idle workers: a job was queued or read back.
     wake: Notify,
     running: AtomicUsize,
-    /// The attempts running now, for cancelling them.
-    attempts: Mutex<HashMap<JobId, Arc<Attempt>>>,
     tasks: TaskTracker,
     stopping: CancellationToken,
 }
@@ -129,7 +129,6 @@ impl Workers {
                 queue: Mutex::new(Queue::default()),
                 wake: Notify::new(),
                 running: AtomicUsize::new(0),
-                attempts: Mutex::default(),
                 tasks: TaskTracker::new(),
                 stopping: CancellationToken::new(),
                 deps,
@@ -144,6 +143,12 @@ impl Workers {
             .inner
             .tasks
             .spawn(async move { inner.sweep().await });
+        let cancellations = workers.inner.cancellations().clone();
+        let stopping = workers.inner.stopping.clone();
+        workers
+            .inner
+            .tasks
+            .spawn(cancellations.follow_journal(stopping));
         workers
     }
 
@@ -193,10 +198,14 @@ impl Workers {
             .is_ok()
     }
 
-    /// Cancels a running job, for `reason`. Returns whether it was running here.
-    pub fn cancel(&self, job: JobId, reason: CancelReason) -> bool {
-        let attempt = self.inner.attempts().get(&job).cloned();
-        attempt.map(|attempt| attempt.cancel(reason)).is_some()
+    /// Cancels job `job` for `reason`, on whichever host runs it (see [`Cancellations`]), and
+    /// returns the state it was in; `None` when there is no such job.
+    pub async fn request_cancel(
+        &self,
+        job: JobId,
+        reason: CancelReason,
+    ) -> Result<Option<JobState>, JournalError> {
+        self.inner.cancellations().request(job, reason).await
     }
 
     /// Jobs running now.
@@ -210,8 +219,12 @@ impl Inner {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn cancellations(&self) -> &Cancellations {
+        &self.deps.services.cancellations
+    }
+
     fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<Attempt>>> {
-        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+        self.cancellations().running()
     }
 
     fn running_attempts(&self) -> Vec<Arc<Attempt>> {
@@ -348,8 +361,8 @@ impl Inner {
         if self.attempts().contains_key(&job.id) {
             return;
         }
-        let number = match self.deps.journal.start_attempt(job.id, job.attempts).await {
-            Ok(Some(number)) => number,
+        let started = match self.deps.journal.start_attempt(job.id, job.attempts).await {
+            Ok(Some(started)) => started,
             Ok(None) => {
                 tracing::debug!(job = %job.id, "job already started, or not due yet");
                 return;
@@ -360,7 +373,12 @@ impl Inner {
                 return;
             }
         };
+        let number = started.number;
         let attempt = Attempt::new(job.id, number);
+        // Cancelled while it was queued: the plugin is told at once, and posts its final word.
+        if let Some(reason) = started.cancel {
+            attempt.cancel(reason);
+        }
         self.attempts().insert(job.id, Arc::clone(&attempt));
         let started = std::time::Instant::now();
         let result = self.call(&plugin, &job, &attempt).await;
@@ -370,6 +388,11 @@ impl Inner {
         let interrupted = attempt
             .cancel_reason()
             .is_some_and(CancelReason::runs_again);
+        // Stopped on purpose (a person, a newer job): not something to try again.
+        let stopped = matches!(
+            attempt.cancel_reason(),
+            Some(CancelReason::User { .. } | CancelReason::Superseded { .. })
+        );
         let end = match result {
             Ok(Outcome::Done) => AttemptEnd::Succeeded { note: None },
             Ok(Outcome::Skipped(reason)) => AttemptEnd::Succeeded {
@@ -390,7 +413,7 @@ impl Inner {
                     .inc();
                 return;
             }
-            Err(error) if error.retryable && number < plugin.entry.max_attempts => {
+            Err(error) if error.retryable && !stopped && number < plugin.entry.max_attempts => {
                 let backoff = self.deps.retry_backoff * 2u32.saturating_pow(number - 1);
                 AttemptEnd::WillRetry {
                     error: error.message,

@@ -2,7 +2,6 @@
 //! `pending`, checks the head out, runs the test command, and sets `success`, `failure` or
 //! `error`, each status linking to the live build log.
 
-mod superseding;
 mod target;
 
 use std::path::PathBuf;
@@ -11,10 +10,7 @@ use serde::Deserialize;
 use switchyard_plugin_api::prelude::*;
 use tokio::sync::Semaphore;
 
-use crate::{
-    superseding::{Lines, Registration},
-    target::Target,
-};
+use crate::target::Target;
 
 /// `[plugins.settings]` of a `ci` entry.
 #[derive(Debug, Deserialize)]
@@ -61,7 +57,6 @@ struct Ci {
     settings: Settings,
     source: Source,
     slots: Semaphore,
-    lines: Lines,
 }
 
 impl Ci {
@@ -83,7 +78,6 @@ impl Ci {
             slots: Semaphore::new(settings.max_builds),
             settings,
             source,
-            lines: Lines::default(),
         })
     }
 }
@@ -150,17 +144,16 @@ impl Plugin for Ci {
             log_url: &event.job.log_url,
             build: event.job.id,
         };
-        let mut current = match self
-            .lines
-            .register(target.line(), event.job.id, &target.sha)
+        // The latest build of the line; an older one still running is cancelled, on
+        // whichever host runs it, with `CancelReason::Superseded`.
+        if let Superseding::Stale { newer_sha } =
+            host.supersede(&target.line().key(), &target.sha).await?
         {
-            Registration::Current(current) => current,
-            Registration::Stale { newer_sha } => return superseded(&report, &newer_sha).await,
-        };
+            return superseded(&report, &newer_sha).await;
+        }
         tokio::select! {
             ended = self.build(&report) => ended,
             // Dropping the build's future kills its command (the host kills the process group).
-            newer_sha = current.superseded() => superseded(&report, &newer_sha).await,
             reason = host.cancelled() => cancelled(&report, &reason).await,
         }
     }
@@ -237,9 +230,12 @@ async fn superseded(report: &Reporter<'_>, newer_sha: &str) -> Result<Outcome, P
     Ok(Outcome::Skipped(reason))
 }
 
-/// The host cancelled the build (its job's timeout, a shutdown, a person): say so on the pull
-/// request within the cancel grace. A shutdown's build runs again after the restart.
+/// The host cancelled the build (its job's timeout, a shutdown, a person, a newer push): say so
+/// on the pull request within the cancel grace. A shutdown's build runs again after the restart.
 async fn cancelled(report: &Reporter<'_>, reason: &CancelReason) -> Result<Outcome, PluginError> {
+    if let CancelReason::Superseded { sha } = reason {
+        return superseded(report, sha).await;
+    }
     if reason.runs_again() {
         let description = "interrupted; runs again after the restart";
         report.status(StatusState::Pending, description).await?;

@@ -25,6 +25,16 @@ pub enum Line {
     Branch { repo: String, branch: String },
 }
 
+impl Line {
+    /// The line's name in the host's record of the latest build of each line.
+    pub fn key(&self) -> String {
+        match self {
+            Self::PullRequest { repo, number } => format!("{repo}#{number}"),
+            Self::Branch { repo, branch } => format!("{repo}@{branch}"),
+        }
+    }
+}
+
 impl Target {
     /// The commit `event` asks to build, or why it asks for none.
     pub fn from_event(event: &Event) -> Result<Result<Self, String>, PluginError> {
