@@ -241,6 +241,45 @@ pub struct LockRecord {
     pub acquired_at: String,
 }
 
+/// A dashboard action to record in the audit trail: who did what to which delivery, job or
+/// lock, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAction {
+    /// The signed-in name (the token's name).
+    pub actor: String,
+    /// `replay`, `cancel` or `release`.
+    pub action: String,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub lock: Option<String>,
+    /// What came of it, in words (the new jobs, "cancelled", why nothing was done).
+    pub outcome: String,
+}
+
+/// An action of the audit trail, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub lock: Option<String>,
+    pub outcome: String,
+}
+
+/// Which actions [`Journal::actions`] lists, newest first; every `Some` narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct ActionFilter {
+    pub limit: usize,
+    pub id: Option<i64>,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub action: Option<String>,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot open the journal at {path}: {message}")]
@@ -395,6 +434,16 @@ pub trait Journal: Send + Sync {
     /// attempt's. Returns whether it holds it. Locks are released when the attempt ends (see
     /// `end_attempt`), when its job is given up, and at start for attempts the host died in.
     async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError>;
+
+    /// Frees the lock `name` if `job` holds it (a person released it from the dashboard, its
+    /// holder stuck). Returns whether it did.
+    async fn release_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError>;
+
+    /// Records a dashboard action in the audit trail, durably, and returns its id.
+    async fn record_action(&self, action: NewAction) -> Result<i64, JournalError>;
+
+    /// Actions of the audit trail, newest first, at most `filter.limit`.
+    async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError>;
 
     /// Completes when queued jobs may have appeared that this host was not handed: another
     /// host stored a delivery, or a dead host's leases expired and its jobs were queued again.

@@ -29,9 +29,9 @@ use tokio_postgres::{NoTls, Row, types::ToSql};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter,
-    unix_millis,
+    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId,
+    JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction, PageBuilder,
+    PendingJob, QueuedPage, RecentFilter, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -98,6 +98,22 @@ CREATE TABLE job_logs (
 -- The request's headers as received, signatures masked: a JSON array of [name, value] pairs
 -- (NULL for deliveries stored before), for the dashboard.
 ALTER TABLE deliveries ADD COLUMN headers TEXT;
+"#,
+    r#"
+-- The dashboard's audit trail: who (the token's name) did what (replay, cancel, release) to
+-- which delivery, job or lock, when, and what came of it. Kept when jobs are pruned.
+CREATE TABLE audit (
+    id       BIGSERIAL PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    delivery TEXT,
+    job      BIGINT,
+    lock     TEXT,
+    outcome  TEXT NOT NULL
+);
+CREATE INDEX audit_by_delivery ON audit (delivery);
+CREATE INDEX audit_by_job ON audit (job);
 "#,
 ];
 
@@ -1030,6 +1046,68 @@ impl Journal for PostgresJournal {
             )
             .await?;
         Ok(claimed == 1)
+    }
+
+    async fn release_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
+        let freed = self
+            .execute(
+                "DELETE FROM locks WHERE name = $1 AND job = $2",
+                &[&name, &job.0],
+            )
+            .await?;
+        Ok(freed == 1)
+    }
+
+    async fn record_action(&self, action: NewAction) -> Result<i64, JournalError> {
+        let rows = self
+            .query(
+                "INSERT INTO audit (at, actor, action, delivery, job, lock, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &now_rfc3339(),
+                    &action.actor,
+                    &action.action,
+                    &action.delivery,
+                    &action.job.map(|job| job.0),
+                    &action.lock,
+                    &action.outcome,
+                ],
+            )
+            .await?;
+        Ok(rows[0].get(0))
+    }
+
+    async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError> {
+        let rows = self
+            .query(
+                "SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit
+                 WHERE ($1::bigint IS NULL OR id = $1)
+                   AND ($2::text IS NULL OR delivery = $2)
+                   AND ($3::bigint IS NULL OR job = $3)
+                   AND ($4::text IS NULL OR action = $4)
+                 ORDER BY id DESC LIMIT $5",
+                &[
+                    &filter.id,
+                    &filter.delivery,
+                    &filter.job.map(|job| job.0),
+                    &filter.action,
+                    &(filter.limit as i64),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| ActionRecord {
+                id: row.get(0),
+                at: row.get(1),
+                actor: row.get(2),
+                action: row.get(3),
+                delivery: row.get(4),
+                job: row.get::<_, Option<i64>>(5).map(JobId),
+                lock: row.get(6),
+                outcome: row.get(7),
+            })
+            .collect())
     }
 
     async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError> {

@@ -16,8 +16,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter,
+    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId,
+    JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction, PageBuilder,
+    PendingJob, QueuedPage, RecentFilter,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -82,6 +83,22 @@ ALTER TABLE locks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
 -- The request's headers as received, signatures masked: a JSON array of [name, value] pairs
 -- (NULL for deliveries stored before), shown on the dashboard's delivery page.
 ALTER TABLE deliveries ADD COLUMN headers TEXT;
+"#,
+    r#"
+-- The dashboard's audit trail: who (the token's name) did what (replay, cancel, release) to
+-- which delivery, job or lock, when, and what came of it. Kept when jobs are pruned.
+CREATE TABLE audit (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    delivery TEXT,
+    job      INTEGER,
+    lock     TEXT,
+    outcome  TEXT NOT NULL
+);
+CREATE INDEX audit_by_delivery ON audit (delivery);
+CREATE INDEX audit_by_job ON audit (job);
 "#,
 ];
 
@@ -781,6 +798,73 @@ impl Journal for SqliteJournal {
                 .prepare_cached("SELECT job, attempt FROM locks WHERE name = ?1")?
                 .query_row(params![name], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(holder == (job.0, attempt))
+        })
+        .await
+    }
+
+    async fn release_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            let freed = conn
+                .prepare_cached("DELETE FROM locks WHERE name = ?1 AND job = ?2")?
+                .execute(params![name, job.0])?;
+            Ok(freed == 1)
+        })
+        .await
+    }
+
+    async fn record_action(&self, action: NewAction) -> Result<i64, JournalError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO audit (at, actor, action, delivery, job, lock, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                now_rfc3339(),
+                action.actor,
+                action.action,
+                action.delivery,
+                action.job.map(|job| job.0),
+                action.lock,
+                action.outcome
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit
+                 WHERE (?1 IS NULL OR id = ?1)
+                   AND (?2 IS NULL OR delivery = ?2)
+                   AND (?3 IS NULL OR job = ?3)
+                   AND (?4 IS NULL OR action = ?4)
+                 ORDER BY id DESC LIMIT ?5",
+            )?;
+            let rows = statement.query_map(
+                params![
+                    filter.id,
+                    filter.delivery,
+                    filter.job.map(|job| job.0),
+                    filter.action,
+                    filter.limit as i64
+                ],
+                |row| {
+                    Ok(ActionRecord {
+                        id: row.get(0)?,
+                        at: row.get(1)?,
+                        actor: row.get(2)?,
+                        action: row.get(3)?,
+                        delivery: row.get(4)?,
+                        job: row.get::<_, Option<i64>>(5)?.map(JobId),
+                        lock: row.get(6)?,
+                        outcome: row.get(7)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }
