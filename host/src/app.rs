@@ -17,7 +17,7 @@ use crate::{
     config::{Backend, StoreTls},
     config::{Config, GitHubAuth, Redeliveries, secret_from_env, secret_from_file},
     github::{self, AppKey, GitHub, stand_in},
-    ingress::{self, BodyLimits, WebhookSecret},
+    ingress::{self, BodyLimits, Dispatcher, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogState},
     journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
     locks::Locks,
@@ -60,6 +60,8 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// The web dashboard, when `[dashboard] enabled`.
     pub dashboard: Option<Arc<Dashboard>>,
+    /// Named locks, shared with the jobs' services: the dashboard releases them.
+    pub locks: Arc<Locks>,
 }
 
 impl FromRef<AppState> for LogState {
@@ -70,6 +72,15 @@ impl FromRef<AppState> for LogState {
             links: state.links.clone(),
             log_readers: Arc::clone(&state.log_readers),
             stopping: state.stopping.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Dispatcher {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            journal: Arc::clone(&state.journal),
+            workers: state.workers.clone(),
         }
     }
 }
@@ -98,6 +109,9 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
             logs: state.logs.clone(),
             links: state.links.clone(),
             plugins: Arc::clone(&state.plugins),
+            dispatcher: Dispatcher::from_ref(&state),
+            workers: state.workers.clone(),
+            locks: Arc::clone(&state.locks),
             log_readers: Arc::clone(&state.log_readers),
             stopping: state.stopping.clone(),
         })),
@@ -434,6 +448,7 @@ impl Switchyard {
         if config.github.auth == GitHubAuth::App {
             crate::plugins::warn_undeclared(&plugins.current());
         }
+        let locks = Arc::new(Locks::new(Arc::clone(&journal)));
         let workers = Workers::new(WorkerDeps {
             journal: Arc::clone(&journal),
             plugins: Arc::clone(&plugins),
@@ -446,7 +461,7 @@ impl Switchyard {
                     Arc::clone(&metrics),
                 )
                 .map_err(StartError::HttpClient)?,
-                locks: Locks::new(Arc::clone(&journal)),
+                locks: Arc::clone(&locks),
                 sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
             }),
@@ -478,6 +493,7 @@ impl Switchyard {
         };
         let state = AppState {
             dashboard,
+            locks,
             ingress: Arc::new(IngressSettings {
                 secret: secrets.webhook,
                 accept_sha1: config.server.accept_sha1,

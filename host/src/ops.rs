@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{Request, State},
+    extract::{FromRef, Request, State},
     http::{StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -19,7 +19,7 @@ use crate::{
     admin_call::{AdminCallError, AdminSignature, unix_now},
     app::AppState,
     http_error::error_response,
-    ingress::{BodyError, Committed, commit_and_dispatch},
+    ingress::{BodyError, Committed, Dispatcher},
     router,
 };
 
@@ -108,19 +108,14 @@ pub async fn replay(State(state): State<AppState>, request: Request) -> Response
         Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     };
     let plugins = state.plugins.current();
-    let targets = match &request.plugin {
-        Some(name) if plugins.get(name).is_some() => vec![name.clone()],
-        Some(name) => {
-            let loaded: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
-            let message = format!(
-                "plugin {name:?} is not loaded (loaded: {})",
-                loaded.join(", ")
-            );
-            return error_response(StatusCode::NOT_FOUND, &message);
-        }
-        None => router::route(&plugins, &delivery),
+    let targets = match router::replay_targets(&plugins, &delivery, request.plugin.as_deref()) {
+        Ok(targets) => targets,
+        Err(message) => return error_response(StatusCode::NOT_FOUND, &message),
     };
-    match commit_and_dispatch(&state, Arc::new(delivery), targets, true).await {
+    match Dispatcher::from_ref(&state)
+        .commit_and_dispatch(Arc::new(delivery), targets, true)
+        .await
+    {
         Ok(Committed::New(jobs)) => {
             let listed: Vec<_> = jobs
                 .iter()

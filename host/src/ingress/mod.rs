@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::State,
+    extract::{FromRef, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -26,8 +26,9 @@ use crate::{
     config::Redeliveries,
     event::Delivery,
     http_error::error_response,
-    journal::{Appended, JobId, JournalError},
+    journal::{Appended, JobId, Journal, JournalError},
     router,
+    workers::Workers,
 };
 
 /// `POST {webhook_path}`.
@@ -55,7 +56,8 @@ pub async fn receive(
     let targets = router::route(&plugins, &delivery);
     let rerun = state.ingress.redeliveries == Redeliveries::Rerun;
     let delivery = Arc::new(delivery);
-    let appended = commit_and_dispatch(&state, Arc::clone(&delivery), targets, rerun)
+    let appended = Dispatcher::from_ref(&state)
+        .commit_and_dispatch(Arc::clone(&delivery), targets, rerun)
         .await
         .map_err(|error| {
             tracing::error!(delivery = %delivery.id, %error, "journal append failed");
@@ -90,35 +92,45 @@ pub async fn receive(
 }
 
 /// What committing a delivery did.
-pub(crate) enum Committed {
+pub enum Committed {
     /// Stored, and these jobs (id, plugin) handed to the workers.
     New(Vec<(JobId, String)>),
     Duplicate,
 }
 
-/// Has the journal commit `delivery` with a job per target and hands the jobs to the workers,
-/// in a task of its own: once the commit is under way it runs to the hand-over even if the
-/// client goes (GitHub gives up after 10 s) and this request's future is dropped.
-pub(crate) async fn commit_and_dispatch(
-    state: &AppState,
-    delivery: Arc<Delivery>,
-    targets: Vec<String>,
-    rerun: bool,
-) -> Result<Committed, JournalError> {
-    let (journal, workers) = (Arc::clone(&state.journal), state.workers.clone());
-    let handed_over = tokio::spawn(async move {
-        match journal.append(delivery, targets, rerun).await? {
-            Appended::Duplicate => Ok(Committed::Duplicate),
-            Appended::New(jobs) => {
-                let listed = jobs.iter().map(|j| (j.id, j.plugin.clone())).collect();
-                for job in jobs {
-                    workers.dispatch(job);
+/// What stores a delivery and hands its jobs over: the webhook, replays from the admin call and
+/// from the dashboard.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub journal: Arc<dyn Journal>,
+    pub workers: Workers,
+}
+
+impl Dispatcher {
+    /// Has the journal commit `delivery` with a job per target and hands the jobs to the
+    /// workers, in a task of its own: once the commit is under way it runs to the hand-over even
+    /// if the client goes (GitHub gives up after 10 s) and this request's future is dropped.
+    pub async fn commit_and_dispatch(
+        &self,
+        delivery: Arc<Delivery>,
+        targets: Vec<String>,
+        rerun: bool,
+    ) -> Result<Committed, JournalError> {
+        let (journal, workers) = (Arc::clone(&self.journal), self.workers.clone());
+        let handed_over = tokio::spawn(async move {
+            match journal.append(delivery, targets, rerun).await? {
+                Appended::Duplicate => Ok(Committed::Duplicate),
+                Appended::New(jobs) => {
+                    let listed = jobs.iter().map(|j| (j.id, j.plugin.clone())).collect();
+                    for job in jobs {
+                        workers.dispatch(job);
+                    }
+                    Ok(Committed::New(listed))
                 }
-                Ok(Committed::New(listed))
             }
-        }
-    });
-    handed_over.await.map_err(|_| JournalError::Unavailable)?
+        });
+        handed_over.await.map_err(|_| JournalError::Unavailable)?
+    }
 }
 
 /// Answer for other methods on the webhook path.

@@ -35,7 +35,7 @@ pub struct ServiceDeps {
     pub github: Arc<dyn GitHub>,
     pub checkouts: Checkouts,
     pub webhooks: WebhookClient,
-    pub locks: Locks,
+    pub locks: Arc<Locks>,
     /// Where commands run.
     pub sandbox: Arc<Sandbox>,
     /// Environment variables holding the host's secrets, which commands must not inherit.

@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::{Viewer, WebState, auth, log_view, now_secs};
 use crate::journal::{
-    DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError,
-    LockRecord, RecentFilter,
+    ActionFilter, ActionRecord, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow,
+    JobState, JournalError, LockRecord, RecentFilter,
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -26,10 +26,12 @@ type Params = Query<HashMap<String, String>>;
 pub struct Head {
     pub title: String,
     pub user: Option<String>,
+    /// The session's CSRF token, for the forms of the actions.
+    pub form_token: String,
     pub counts: JobCounts,
 }
 
-fn html(template: &impl Template) -> Response {
+pub(super) fn html(template: &impl Template) -> Response {
     match template.render() {
         Ok(page) => Html(page).into_response(),
         Err(error) => {
@@ -39,7 +41,7 @@ fn html(template: &impl Template) -> Response {
     }
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, title: &str, text: &str) -> Response {
     #[derive(Template)]
     #[template(path = "message.html")]
     struct Message<'a> {
@@ -58,7 +60,7 @@ fn internal_error() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
-fn journal_failed(error: JournalError) -> Response {
+pub(super) fn journal_failed(error: JournalError) -> Response {
     tracing::error!(%error, "the dashboard cannot read the journal");
     message(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,7 +81,11 @@ pub async fn not_found() -> Response {
     message(StatusCode::NOT_FOUND, "Not found", "No such page.")
 }
 
-async fn head(state: &WebState, viewer: &Viewer, title: String) -> Result<Head, Response> {
+pub(super) async fn head(
+    state: &WebState,
+    viewer: &Viewer,
+    title: String,
+) -> Result<Head, Response> {
     let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     let since = hour_ago
         .format(&time::format_description::well_known::Rfc3339)
@@ -91,7 +97,8 @@ async fn head(state: &WebState, viewer: &Viewer, title: String) -> Result<Head, 
         .map_err(journal_failed)?;
     Ok(Head {
         title,
-        user: viewer.0.clone(),
+        user: viewer.name.clone(),
+        form_token: viewer.form_token.clone().unwrap_or_default(),
         counts,
     })
 }
@@ -114,6 +121,46 @@ fn page_link(path: &str, params: &[(&str, Option<&str>)]) -> String {
 /// Masks secrets in text shown on a page, as job logs mask them.
 fn masked(state: &WebState, text: &str) -> String {
     String::from_utf8_lossy(&state.logs.mask(text.as_bytes())).into_owned()
+}
+
+/// Actions of the audit trail shown on a page, at most this many.
+const TRAIL: usize = 50;
+
+/// The audit trail `filter` selects (newest first), and the action `?action=ID` names: the
+/// result of the form that led here.
+async fn trail(
+    state: &WebState,
+    params: &HashMap<String, String>,
+    filter: ActionFilter,
+) -> Result<(Option<ActionRecord>, Vec<ActionRecord>), Response> {
+    let actions = state
+        .journal
+        .actions(ActionFilter {
+            limit: TRAIL,
+            ..filter
+        })
+        .await
+        .map_err(journal_failed)?;
+    let notice = match param(params, "action").and_then(|id| id.parse::<i64>().ok()) {
+        Some(id) => {
+            let one = ActionFilter {
+                limit: 1,
+                id: Some(id),
+                ..ActionFilter::default()
+            };
+            let found = state.journal.actions(one).await.map_err(journal_failed)?;
+            found.into_iter().next()
+        }
+        None => None,
+    };
+    let masked_action = |mut action: ActionRecord| {
+        action.outcome = masked(state, &action.outcome);
+        action
+    };
+    Ok((
+        notice.map(masked_action),
+        actions.into_iter().map(masked_action).collect(),
+    ))
 }
 
 #[derive(Template)]
@@ -183,6 +230,11 @@ pub async fn deliveries(
 #[template(path = "delivery.html")]
 struct DeliveryPage {
     head: Head,
+    id: String,
+    /// The loaded plugins, which a replay may be limited to.
+    plugins: Vec<String>,
+    notice: Option<ActionRecord>,
+    actions: Vec<ActionRecord>,
     event: String,
     repository: String,
     sender: String,
@@ -197,6 +249,7 @@ pub async fn delivery(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
+    Query(params): Params,
 ) -> Response {
     let delivery = match state.journal.delivery(&id).await {
         Ok(Some(delivery)) => delivery,
@@ -220,12 +273,30 @@ pub async fn delivery(
         Some(action) => format!("{}.{action}", delivery.kind),
         None => delivery.kind.to_string(),
     };
+    let filter = ActionFilter {
+        delivery: Some(id.clone()),
+        ..ActionFilter::default()
+    };
+    let (notice, actions) = match trail(&state, &params, filter).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
     let head = match head(&state, &viewer, format!("Delivery {id}")).await {
         Ok(head) => head,
         Err(response) => return response,
     };
+    let plugins = state
+        .plugins
+        .current()
+        .iter()
+        .map(|plugin| plugin.name().to_owned())
+        .collect();
     html(&DeliveryPage {
         head,
+        id,
+        plugins,
+        notice,
+        actions,
         event,
         repository: delivery.facts.repository.unwrap_or_default(),
         sender: masked(&state, &delivery.facts.sender.unwrap_or_default()),
@@ -368,6 +439,10 @@ pub async fn jobs(
 struct JobPage {
     head: Head,
     id: JobId,
+    notice: Option<ActionRecord>,
+    actions: Vec<ActionRecord>,
+    /// Queued or running: it can be cancelled.
+    cancellable: bool,
     row: JobView,
     delivery: String,
     subject: String,
@@ -486,6 +561,14 @@ pub async fn job(
     let later = (to < size && window_end < size).then(|| format!("{here}?start={to}"));
     let follow = running && later.is_none();
     let raw_log = state.links.path(id);
+    let filter = ActionFilter {
+        job: Some(id),
+        ..ActionFilter::default()
+    };
+    let (notice, actions) = match trail(&state, &params, filter).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
     let head = match head(&state, &viewer, format!("Job #{id}")).await {
         Ok(head) => head,
         Err(response) => return response,
@@ -493,6 +576,9 @@ pub async fn job(
     html(&JobPage {
         head,
         id,
+        notice,
+        actions,
+        cancellable: running,
         row: job_view(&state, &row),
         delivery: row.job.delivery.clone(),
         subject: masked(
@@ -655,6 +741,9 @@ struct DeploymentView {
 #[template(path = "deployments.html")]
 struct DeploymentsPage {
     head: Head,
+    notice: Option<ActionRecord>,
+    /// Locks released by people.
+    actions: Vec<ActionRecord>,
     current: Vec<DeploymentView>,
     locks: Vec<LockRecord>,
     history: Vec<DeploymentView>,
@@ -669,6 +758,7 @@ const DEPLOYMENT_HISTORY: usize = 100;
 pub async fn deployments(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
+    Query(params): Params,
 ) -> Response {
     let filter = RecentFilter {
         limit: DEPLOYMENT_HISTORY,
@@ -719,12 +809,22 @@ pub async fn deployments(
         Ok(locks) => locks,
         Err(error) => return journal_failed(error),
     };
+    let filter = ActionFilter {
+        action: Some("release".to_owned()),
+        ..ActionFilter::default()
+    };
+    let (notice, actions) = match trail(&state, &params, filter).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
     let head = match head(&state, &viewer, "Deployments".to_owned()).await {
         Ok(head) => head,
         Err(response) => return response,
     };
     html(&DeploymentsPage {
         head,
+        notice,
+        actions,
         current,
         locks,
         history,

@@ -9,7 +9,7 @@ use switchyard::journal::JobId;
 use crate::support::{EVENT_LOG, HostSpec, SECRET, TestHost, behaviours, example};
 
 /// A dashboard token of the test's person.
-const TOKEN: &str = "alice-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "alice-token-0123456789abcdef";
 
 /// A tokens file beside the test (the host's own folder is made when it starts).
 fn tokens_file() -> (tempfile::TempDir, PathBuf) {
@@ -23,16 +23,16 @@ fn tokens_file() -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
-struct Dash {
-    host: TestHost,
-    http: reqwest::Client,
+pub(crate) struct Dash {
+    pub(crate) host: TestHost,
+    pub(crate) http: reqwest::Client,
     /// `Cookie` header value once signed in.
-    cookie: Option<String>,
+    pub(crate) cookie: Option<String>,
     _tokens: tempfile::TempDir,
 }
 
 impl Dash {
-    async fn start(dashboard: &str, plugins: String) -> Self {
+    pub(crate) async fn start(dashboard: &str, plugins: String) -> Self {
         let (tokens, file) = tokens_file();
         let host = TestHost::start(HostSpec {
             dashboard: format!(
@@ -54,7 +54,7 @@ impl Dash {
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         let mut request = self.http.get(format!("{}{path}", self.host.base));
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
@@ -63,19 +63,19 @@ impl Dash {
     }
 
     /// A page's status and text.
-    async fn page(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn page(&self, path: &str) -> (u16, String) {
         let response = self.get(path).await;
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
     /// A page that must answer 200.
-    async fn ok(&self, path: &str) -> String {
+    pub(crate) async fn ok(&self, path: &str) -> String {
         let (status, text) = self.page(path).await;
         assert_eq!(status, 200, "{path}: {text}");
         text
     }
 
-    async fn sign_in(&self, token: &str, next: &str) -> reqwest::Response {
+    pub(crate) async fn sign_in(&self, token: &str, next: &str) -> reqwest::Response {
         self.http
             .post(format!("{}/dashboard/sign-in", self.host.base))
             .form(&[("token", token), ("next", next)])
@@ -84,7 +84,7 @@ impl Dash {
             .unwrap()
     }
 
-    async fn signed_in(mut self) -> Self {
+    pub(crate) async fn signed_in(mut self) -> Self {
         let response = self.sign_in(TOKEN, "/dashboard").await;
         assert_eq!(response.status().as_u16(), 303);
         let cookie = response.headers()["set-cookie"].to_str().unwrap();
@@ -93,7 +93,7 @@ impl Dash {
     }
 }
 
-fn pull_request(repository: &str, title: &str) -> serde_json::Value {
+pub(crate) fn pull_request(repository: &str, title: &str) -> serde_json::Value {
     let mut payload = example("pull_request", Some("opened"));
     payload["repository"]["full_name"] = json!(repository);
     payload["pull_request"]["title"] = json!(title);
