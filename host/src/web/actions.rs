@@ -338,12 +338,10 @@ async fn release(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let freed = state.journal.release_lock(name, holder).await?;
+    // Freed here, or already with the holder's end.
+    state.journal.release_lock(name, holder).await?;
     state.locks.released();
-    Ok(match freed {
-        true => format!("released; holder job #{holder}: {cancelled}"),
-        false => format!("released with its holder's end; holder job #{holder}: {cancelled}"),
-    })
+    Ok(format!("released; holder job #{holder} {cancelled}"))
 }
 
 #[cfg(test)]

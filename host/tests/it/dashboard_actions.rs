@@ -373,7 +373,7 @@ async fn a_lock_is_released_after_its_name_is_typed_its_holder_cancelled_first()
         .await;
     let shown = dash.result_page(released).await;
     assert!(
-        shown.contains(&format!("job #{holder}: cancelled")),
+        shown.contains(&format!("released; holder job #{holder} cancelled: ")),
         "{shown}"
     );
     assert!(journal.locks().await.unwrap().is_empty());
