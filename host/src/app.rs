@@ -15,14 +15,14 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     checkout::{self, Checkouts},
     config::{Backend, StoreTls},
-    config::{Config, GitHubAuth, Redeliveries, secret_from_env, secret_from_file},
+    config::{Config, GitHubAuth, secret_from_env, secret_from_file},
     github::{self, AppKey, GitHub, stand_in},
-    ingress::{self, BodyLimits, Dispatcher, WebhookSecret},
+    ingress::{self, BodyLimits, Dispatcher, IngressSettings, IngressState, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogState},
     journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
     locks::Locks,
     metrics::Metrics,
-    ops,
+    ops::{self, OpsState},
     outbound::{RetryPolicy, WebhookClient},
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     reload::Reloader,
@@ -32,15 +32,6 @@ use crate::{
     web::{self, Dashboard, WebState},
     workers::{WorkerDeps, Workers},
 };
-
-/// Settings ingress reads on every request.
-pub struct IngressSettings {
-    pub secret: WebhookSecret,
-    pub accept_sha1: bool,
-    pub redeliveries: Redeliveries,
-    /// Bounds on reading request bodies, the webhook's and the admin calls'.
-    pub bodies: BodyLimits,
-}
 
 /// State shared by every request handler. Cheap to clone.
 #[derive(Clone)]
@@ -85,9 +76,40 @@ impl FromRef<AppState> for Dispatcher {
     }
 }
 
+impl FromRef<AppState> for Arc<IngressSettings> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.ingress)
+    }
+}
+
+impl FromRef<AppState> for IngressState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            settings: Arc::clone(&state.ingress),
+            github: Arc::clone(&state.github),
+            plugins: Arc::clone(&state.plugins),
+            dispatcher: Dispatcher::from_ref(state),
+            links: state.links.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for OpsState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            ingress: Arc::clone(&state.ingress),
+            journal: Arc::clone(&state.journal),
+            plugins: Arc::clone(&state.plugins),
+            metrics: Arc::clone(&state.metrics),
+            dispatcher: Dispatcher::from_ref(state),
+            links: state.links.clone(),
+        }
+    }
+}
+
 /// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.
 pub fn app(state: AppState, webhook_path: &str) -> Router {
-    let counted = middleware::from_fn_with_state(state.clone(), ops::count_deliveries);
+    let counted = middleware::from_fn_with_state(Arc::clone(&state.metrics), ops::count_deliveries);
     let router = Router::new()
         .route(
             webhook_path,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{FromRef, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -22,18 +22,41 @@ pub use delivery::{IngressError, MAX_BODY_BYTES, VerifiedDelivery};
 pub use signature::{SignatureError, SignatureHeaders, WebhookSecret, verify};
 
 use crate::{
-    app::AppState,
     config::Redeliveries,
     event::Delivery,
+    github::GitHub,
     http_error::error_response,
+    job_log::LogLinks,
     journal::{Appended, JobId, Journal, JournalError},
+    plugins::Plugins,
     router,
     workers::Workers,
 };
 
+/// Settings ingress reads on every request.
+pub struct IngressSettings {
+    pub secret: WebhookSecret,
+    pub accept_sha1: bool,
+    pub redeliveries: Redeliveries,
+    /// Bounds on reading request bodies, the webhook's and the admin calls'.
+    pub bodies: BodyLimits,
+}
+
+/// What the webhook endpoint uses.
+#[derive(Clone)]
+pub struct IngressState {
+    pub settings: Arc<IngressSettings>,
+    /// The host's GitHub identity: it is shown installation events.
+    pub github: Arc<dyn GitHub>,
+    pub plugins: Arc<Plugins>,
+    pub dispatcher: Dispatcher,
+    /// Each job's log link, in the answer.
+    pub links: LogLinks,
+}
+
 /// `POST {webhook_path}`.
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<IngressState>,
     VerifiedDelivery(delivery): VerifiedDelivery,
 ) -> Result<Response, IngressError> {
     if delivery.kind.is_ping() {
@@ -54,9 +77,10 @@ pub async fn receive(
     }
     let plugins = state.plugins.current();
     let targets = router::route(&plugins, &delivery);
-    let rerun = state.ingress.redeliveries == Redeliveries::Rerun;
+    let rerun = state.settings.redeliveries == Redeliveries::Rerun;
     let delivery = Arc::new(delivery);
-    let appended = Dispatcher::from_ref(&state)
+    let appended = state
+        .dispatcher
         .commit_and_dispatch(Arc::clone(&delivery), targets, rerun)
         .await
         .map_err(|error| {
