@@ -6,6 +6,7 @@
 
 mod actions;
 mod auth;
+mod limit;
 mod log_view;
 mod pages;
 
@@ -46,6 +47,8 @@ pub struct Dashboard {
     origin: String,
     /// How long a cancelled job has to stop: a lock's release waits that long for its holder.
     cancel_grace: std::time::Duration,
+    /// Failed sign-ins per address.
+    sign_ins: limit::SignInLimit,
 }
 
 /// Reads the `name:token` lines the config names. `Err` says what to set; it never holds a
@@ -90,6 +93,7 @@ impl Dashboard {
             page_size: config.dashboard.page_size,
             origin: origin_of(&config.public_url()),
             cancel_grace: std::time::Duration::from_secs(config.workers.cancel_grace_secs),
+            sign_ins: limit::SignInLimit::default(),
         }
     }
 }

@@ -1,11 +1,17 @@
 //! The dashboard's pages and the log follow stream.
 
-use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use askama::Template;
 use axum::{
     Extension, Form,
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{
         Html, IntoResponse, Redirect, Response,
@@ -936,14 +942,37 @@ pub struct SignInForm {
     next: Option<String>,
 }
 
-/// `POST /dashboard/sign-in`: a good token sets the session cookie; a wrong one is 401.
-pub async fn sign_in(State(state): State<WebState>, Form(form): Form<SignInForm>) -> Response {
+/// `POST /dashboard/sign-in`: a good token sets the session cookie; a wrong one is 401, and an
+/// address that sent too many wrong ones lately is answered 429 (see `limit`).
+pub async fn sign_in(
+    State(state): State<WebState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<SignInForm>,
+) -> Response {
     let Ok(access) = &state.dashboard.access else {
         return internal_error();
     };
+    let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    let now = std::time::Instant::now();
     let next = safe_next(form.next.as_deref());
+    if let Err(wait) = state.dashboard.sign_ins.check(address, now) {
+        tracing::warn!(%address, "dashboard sign-ins refused for a while: too many wrong tokens");
+        let mut response = html(&SignInPage {
+            next,
+            problem: Some(
+                "Too many wrong tokens from your address: wait a minute, then try again.",
+            ),
+        });
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let seconds = wait.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let Some(name) = access.sign_in(&form.token) else {
-        tracing::warn!("a dashboard sign-in with a wrong token");
+        tracing::warn!(%address, "a dashboard sign-in with a wrong token");
+        state.dashboard.sign_ins.failed(address, now);
         let mut response = html(&SignInPage {
             next,
             problem: Some("That token is not valid."),
@@ -951,6 +980,7 @@ pub async fn sign_in(State(state): State<WebState>, Form(form): Form<SignInForm>
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
     };
+    state.dashboard.sign_ins.succeeded(address);
     tracing::info!(%name, "signed in to the dashboard");
     let expires = now_secs() + auth::SESSION_SECS;
     let Some(value) = access.session(name, expires) else {

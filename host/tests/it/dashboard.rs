@@ -478,3 +478,29 @@ async fn plugins_and_deployments_pages_show_what_the_host_has() {
     assert!(plugins.contains("<th>path</th>"));
     dash.host.stop().await;
 }
+
+#[tokio::test]
+async fn an_address_sending_too_many_wrong_tokens_waits_even_with_the_right_one() {
+    let dash = Dash::start("", EVENT_LOG.to_owned()).await;
+    for n in 0..5 {
+        let wrong = dash.sign_in(&format!("guess-{n}"), "/dashboard").await;
+        assert_eq!(wrong.status().as_u16(), 401, "guess {n}");
+    }
+    let limited = dash.sign_in(TOKEN, "/dashboard").await;
+    assert_eq!(limited.status().as_u16(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(limited.headers().get("set-cookie").is_none());
+    assert!(
+        limited
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many wrong tokens")
+    );
+    dash.host.stop().await;
+}
