@@ -847,11 +847,26 @@ struct PluginView {
     settings: Vec<(String, String)>,
 }
 
+/// A config entry with `enabled = false`.
+struct DisabledView {
+    name: String,
+    library: String,
+}
+
+/// The last reload: when, whether it took, and what it changed or why not.
+struct ReloadView {
+    at: String,
+    ok: bool,
+    summary: String,
+}
+
 #[derive(Template)]
 #[template(path = "plugins.html")]
 struct PluginsPage {
     head: Head,
     plugins: Vec<PluginView>,
+    disabled: Vec<DisabledView>,
+    reload: Option<ReloadView>,
 }
 
 /// Setting names whose values are never shown, whatever they hold.
@@ -899,11 +914,35 @@ pub async fn plugins(
                 .collect(),
         })
         .collect();
+    let disabled = set
+        .disabled()
+        .iter()
+        .map(|entry| DisabledView {
+            name: entry.name.clone(),
+            library: masked(&state, &entry.library.display().to_string()),
+        })
+        .collect();
+    let reload = state.plugins.last_reload().map(|last| {
+        let (ok, summary) = match last.outcome {
+            Ok(summary) => (true, summary),
+            Err(problem) => (false, problem),
+        };
+        ReloadView {
+            at: last.at,
+            ok,
+            summary: masked(&state, &summary),
+        }
+    });
     let head = match head(&state, &viewer, "Plugins".to_owned()).await {
         Ok(head) => head,
         Err(response) => return response,
     };
-    html(&PluginsPage { head, plugins })
+    html(&PluginsPage {
+        head,
+        plugins,
+        disabled,
+        reload,
+    })
 }
 
 #[derive(Template)]

@@ -476,6 +476,29 @@ async fn plugins_and_deployments_pages_show_what_the_host_has() {
     assert!(plugins.contains("id=\"plugin-event-log\""));
     assert!(plugins.contains("switchyard-event-log"));
     assert!(plugins.contains("<th>path</th>"));
+    assert!(plugins.contains("has not been reloaded since the host started"));
+
+    // A disabled entry is listed as such, with the reload that brought it.
+    let parked = behaviours("parked", "enabled = false", "behaviour = \"await_cancel\"");
+    dash.host.rewrite_plugins(&format!("{EVENT_LOG}\n{parked}"));
+    dash.host.reloader.reload().unwrap();
+    let plugins = dash.ok("/dashboard/plugins").await;
+    let parked = &plugins[plugins.find("id=\"plugin-parked\"").expect("listed")..];
+    assert!(parked.contains(">disabled</span>"), "{parked}");
+    assert!(parked.contains("libswitchyard_test_behaviours.so"));
+    assert!(
+        plugins.contains(">applied</span> added parked"),
+        "{plugins}"
+    );
+    // A bad edit: refused, and the page says why.
+    dash.host.rewrite_plugins("[[plugins]]\nname = \"x\"\n");
+    assert!(dash.host.reloader.reload().is_err());
+    let plugins = dash.ok("/dashboard/plugins").await;
+    assert!(
+        plugins.contains(">refused</span>, the running plugins kept: "),
+        "{plugins}"
+    );
+    assert!(plugins.contains("id=\"plugin-event-log\""));
     dash.host.stop().await;
 }
 
