@@ -477,6 +477,7 @@ impl Switchyard {
             services: Arc::new(ServiceDeps {
                 logs: logs.clone(),
                 github: Arc::clone(&github),
+                journal: Arc::clone(&journal),
                 checkouts,
                 webhooks: WebhookClient::new(
                     RetryPolicy::from_config(&config.github),

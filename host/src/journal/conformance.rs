@@ -8,9 +8,9 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 
 use super::{
-    ActionFilter, Appended, AttemptEnd, JobFilter, JobId, JobState, Journal, JournalError,
-    NewAction, PendingJob, PostgresJournal, PostgresSettings, RecentFilter, SqliteJournal,
-    test_postgres::TestPostgres, unix_millis,
+    ActionFilter, Appended, AttemptEnd, GitHubPost, JobFilter, JobId, JobState, Journal,
+    JournalError, NewAction, PendingJob, PostFilter, PostgresJournal, PostgresSettings,
+    RecentFilter, SqliteJournal, test_postgres::TestPostgres, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -375,6 +375,91 @@ async fn the_audit_trail_keeps_who_did_what_newest_first(journal: &dyn Journal) 
     );
 }
 
+async fn github_posts_are_kept_per_job_and_deployments_outlive_their_jobs(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "g1", &["deployer", "ci"]).await;
+    let (deployer, ci) = (jobs[0].id, jobs[1].id);
+    let repository = "octo/app".to_owned();
+    let deployment = GitHubPost {
+        job: deployer,
+        kind: "deployment".into(),
+        repository: repository.clone(),
+        sha: Some("abc123".into()),
+        environment: Some("production".into()),
+        deployment: Some(42),
+        state: Some("created".into()),
+        ..GitHubPost::default()
+    };
+    journal.record_post(deployment).await.unwrap();
+    let status = GitHubPost {
+        job: ci,
+        kind: "status".into(),
+        repository: repository.clone(),
+        sha: Some("abc123".into()),
+        state: Some("success".into()),
+        context: Some("ci/switchyard".into()),
+        url: Some("https://ci.example/jobs/2/log/k".into()),
+        ..GitHubPost::default()
+    };
+    journal.record_post(status.clone()).await.unwrap();
+    // A deployment status names only its deployment: sha and environment come from it.
+    let success = GitHubPost {
+        job: deployer,
+        kind: "deployment_status".into(),
+        repository: repository.clone(),
+        deployment: Some(42),
+        state: Some("success".into()),
+        ..GitHubPost::default()
+    };
+    journal.record_post(success).await.unwrap();
+    let posts = |filter: PostFilter| async move {
+        journal
+            .posts(PostFilter {
+                limit: 10,
+                ..filter
+            })
+            .await
+            .unwrap()
+    };
+    let of_ci = posts(PostFilter {
+        job: Some(ci),
+        ..PostFilter::default()
+    })
+    .await;
+    assert_eq!(of_ci.len(), 1);
+    assert_eq!(of_ci[0].post, status);
+    let deployments = posts(PostFilter {
+        deployments: true,
+        ..PostFilter::default()
+    })
+    .await;
+    let kinds: Vec<_> = deployments.iter().map(|p| p.post.kind.as_str()).collect();
+    assert_eq!(kinds, ["deployment_status", "deployment"]);
+    let filled = &deployments[0].post;
+    assert_eq!(
+        (filled.sha.as_deref(), filled.environment.as_deref()),
+        (Some("abc123"), Some("production"))
+    );
+    assert!(deployments[0].id > deployments[1].id);
+    // Pruned jobs take their statuses with them; deployments stay.
+    for job in [deployer, ci] {
+        journal.start_attempt(job, 0).await.unwrap();
+        let end = AttemptEnd::Succeeded { note: None };
+        journal.end_attempt(job, 1, end).await.unwrap();
+    }
+    let pruned = journal
+        .prune_jobs("9999-01-01T00:00:00Z", 10)
+        .await
+        .unwrap();
+    assert_eq!(pruned.len(), 2);
+    assert!(
+        posts(PostFilter::default())
+            .await
+            .iter()
+            .all(|p| p.post.kind != "status")
+    );
+    assert_eq!(posts(PostFilter::default()).await.len(), 2);
+}
+
 async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dyn Journal) {
     for id in ["d1", "d2", "d3"] {
         new_jobs(journal, id, &["a"]).await;
@@ -594,6 +679,7 @@ conformance!(
     a_lock_has_one_holder_until_its_attempt_ends,
     a_lock_is_released_only_from_the_job_named_as_its_holder,
     the_audit_trail_keeps_who_did_what_newest_first,
+    github_posts_are_kept_per_job_and_deployments_outlive_their_jobs,
     recent_deliveries_filter_by_event_and_failure_newest_first,
     nonces_are_claimed_once_until_they_expire,
     host_keys_are_made_once,

@@ -19,7 +19,7 @@ pub use sqlite::{SqliteJournal, backup, unix_millis};
 use crate::event::Delivery;
 
 /// A job's id: one plugin's work on one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub i64);
 
 impl fmt::Display for JobId {
@@ -280,6 +280,47 @@ pub struct ActionFilter {
     pub action: Option<String>,
 }
 
+/// What a job posted to GitHub through the host: a commit status, a check run, a deployment or
+/// a deployment status, for the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitHubPost {
+    pub job: JobId,
+    /// `status`, `check_run`, `deployment` or `deployment_status`.
+    pub kind: String,
+    /// `owner/name`.
+    pub repository: String,
+    /// The commit. A deployment status names only its deployment: the journal fills in the sha
+    /// and environment of that deployment when a job posted it.
+    pub sha: Option<String>,
+    pub environment: Option<String>,
+    /// GitHub's id of the deployment.
+    pub deployment: Option<i64>,
+    pub state: Option<String>,
+    /// A status's context, a check run's name.
+    pub context: Option<String>,
+    /// GitHub's page of it, else the link it carries (target, details or log URL).
+    pub url: Option<String>,
+}
+
+/// A [`GitHubPost`] as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostRecord {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub post: GitHubPost,
+}
+
+/// Which posts [`Journal::posts`] lists, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct PostFilter {
+    pub limit: usize,
+    /// Only this job's.
+    pub job: Option<JobId>,
+    /// Only deployments and deployment statuses.
+    pub deployments: bool,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot open the journal at {path}: {message}")]
@@ -411,7 +452,8 @@ pub trait Journal: Send + Sync {
     async fn host_key(&self, name: &str) -> Result<Vec<u8>, JournalError>;
 
     /// Deletes up to `limit` finished jobs that ended before `ended_before` (RFC 3339), with any
-    /// lock rows left behind, and returns their ids: their log files are the caller's.
+    /// lock rows left behind and their commit statuses and check runs (their deployments stay:
+    /// they say what is deployed), and returns their ids: their log files are the caller's.
     async fn prune_jobs(
         &self,
         ended_before: &str,
@@ -444,6 +486,12 @@ pub trait Journal: Send + Sync {
 
     /// Actions of the audit trail, newest first, at most `filter.limit`.
     async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError>;
+
+    /// Records what a job posted to GitHub.
+    async fn record_post(&self, post: GitHubPost) -> Result<(), JournalError>;
+
+    /// Posts to GitHub, newest first, at most `filter.limit`.
+    async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError>;
 
     /// Completes when queued jobs may have appeared that this host was not handed: another
     /// host stored a delivery, or a dead host's leases expired and its jobs were queued again.

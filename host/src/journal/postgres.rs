@@ -29,9 +29,9 @@ use tokio_postgres::{NoTls, Row, types::ToSql};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId,
-    JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction, PageBuilder,
-    PendingJob, QueuedPage, RecentFilter, unix_millis,
+    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
+    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction,
+    PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -114,6 +114,24 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_by_delivery ON audit (delivery);
 CREATE INDEX audit_by_job ON audit (job);
+-- What jobs posted to GitHub through the host (statuses, check runs, deployments and their
+-- statuses), for the dashboard. Statuses and check runs go with their jobs when pruned;
+-- deployments stay, as what is deployed.
+CREATE TABLE github_posts (
+    id          BIGSERIAL PRIMARY KEY,
+    job         BIGINT NOT NULL,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    sha         TEXT,
+    environment TEXT,
+    deployment  BIGINT,
+    state       TEXT,
+    context     TEXT,
+    url         TEXT
+);
+CREATE INDEX github_posts_by_job ON github_posts (job);
+CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
 "#,
 ];
 
@@ -1001,6 +1019,9 @@ impl Journal for PostgresJournal {
                      DELETE FROM locks WHERE job IN (SELECT id FROM doomed)
                  ), logs AS (
                      DELETE FROM job_logs WHERE job IN (SELECT id FROM doomed)
+                 ), posts AS (
+                     DELETE FROM github_posts
+                     WHERE job IN (SELECT id FROM doomed) AND kind IN ('status', 'check_run')
                  )
                  DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id",
                 &[&ended_before, &(limit as i64)],
@@ -1106,6 +1127,71 @@ impl Journal for PostgresJournal {
                 job: row.get::<_, Option<i64>>(5).map(JobId),
                 lock: row.get(6),
                 outcome: row.get(7),
+            })
+            .collect())
+    }
+
+    async fn record_post(&self, post: GitHubPost) -> Result<(), JournalError> {
+        // A deployment status names only its deployment: its sha and environment are the
+        // deployment's, when a job posted that.
+        self.execute(
+            "INSERT INTO github_posts
+                 (job, at, kind, repository, sha, environment, deployment, state, context, url)
+             VALUES ($1, $2, $3, $4,
+                 coalesce($5, (SELECT sha FROM github_posts WHERE kind = 'deployment'
+                     AND repository = $4 AND deployment = $7 ORDER BY id DESC LIMIT 1)),
+                 coalesce($6, (SELECT environment FROM github_posts WHERE kind = 'deployment'
+                     AND repository = $4 AND deployment = $7 ORDER BY id DESC LIMIT 1)),
+                 $7, $8, $9, $10)",
+            &[
+                &post.job.0,
+                &now_rfc3339(),
+                &post.kind,
+                &post.repository,
+                &post.sha,
+                &post.environment,
+                &post.deployment,
+                &post.state,
+                &post.context,
+                &post.url,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError> {
+        let rows = self
+            .query(
+                "SELECT id, at, job, kind, repository, sha, environment, deployment, state,
+                        context, url
+                 FROM github_posts
+                 WHERE ($1::bigint IS NULL OR job = $1)
+                   AND (NOT $2 OR kind IN ('deployment', 'deployment_status'))
+                 ORDER BY id DESC LIMIT $3",
+                &[
+                    &filter.job.map(|job| job.0),
+                    &filter.deployments,
+                    &(filter.limit as i64),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| PostRecord {
+                id: row.get(0),
+                at: row.get(1),
+                post: GitHubPost {
+                    job: JobId(row.get(2)),
+                    kind: row.get(3),
+                    repository: row.get(4),
+                    sha: row.get(5),
+                    environment: row.get(6),
+                    deployment: row.get(7),
+                    state: row.get(8),
+                    context: row.get(9),
+                    url: row.get(10),
+                },
             })
             .collect())
     }

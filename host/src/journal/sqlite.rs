@@ -16,9 +16,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId,
-    JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction, PageBuilder,
-    PendingJob, QueuedPage, RecentFilter,
+    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
+    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction,
+    PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -99,6 +99,24 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_by_delivery ON audit (delivery);
 CREATE INDEX audit_by_job ON audit (job);
+-- What jobs posted to GitHub through the host (statuses, check runs, deployments and their
+-- statuses), for the dashboard. Statuses and check runs go with their jobs when pruned;
+-- deployments stay, as what is deployed.
+CREATE TABLE github_posts (
+    id          INTEGER PRIMARY KEY,
+    job         INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    sha         TEXT,
+    environment TEXT,
+    deployment  INTEGER,
+    state       TEXT,
+    context     TEXT,
+    url         TEXT
+);
+CREATE INDEX github_posts_by_job ON github_posts (job);
+CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
 "#,
 ];
 
@@ -718,12 +736,16 @@ impl Journal for SqliteJournal {
             all_or_nothing(conn, || {
                 let mut pruned = Vec::with_capacity(found.len());
                 let mut locks = conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?;
+                let mut posts = conn.prepare_cached(
+                    "DELETE FROM github_posts WHERE job = ?1 AND kind IN ('status', 'check_run')",
+                )?;
                 let mut delete = conn.prepare_cached(
                     "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed')",
                 )?;
                 for id in found {
                     locks.execute([id])?;
                     if delete.execute([id])? == 1 {
+                        posts.execute([id])?;
                         pruned.push(JobId(id));
                     }
                 }
@@ -861,6 +883,76 @@ impl Journal for SqliteJournal {
                         job: row.get::<_, Option<i64>>(5)?.map(JobId),
                         lock: row.get(6)?,
                         outcome: row.get(7)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn record_post(&self, post: GitHubPost) -> Result<(), JournalError> {
+        self.write(move |conn| {
+            // A deployment status names only its deployment: its sha and environment are the
+            // deployment's, when a job posted that.
+            conn.prepare_cached(
+                "INSERT INTO github_posts
+                     (job, at, kind, repository, sha, environment, deployment, state, context, url)
+                 VALUES (?1, ?2, ?3, ?4,
+                     coalesce(?5, (SELECT sha FROM github_posts WHERE kind = 'deployment'
+                         AND repository = ?4 AND deployment = ?7 ORDER BY id DESC LIMIT 1)),
+                     coalesce(?6, (SELECT environment FROM github_posts WHERE kind = 'deployment'
+                         AND repository = ?4 AND deployment = ?7 ORDER BY id DESC LIMIT 1)),
+                     ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                post.job.0,
+                now_rfc3339(),
+                post.kind,
+                post.repository,
+                post.sha,
+                post.environment,
+                post.deployment,
+                post.state,
+                post.context,
+                post.url
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, at, job, kind, repository, sha, environment, deployment, state,
+                        context, url
+                 FROM github_posts
+                 WHERE (?1 IS NULL OR job = ?1)
+                   AND (?2 = 0 OR kind IN ('deployment', 'deployment_status'))
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = statement.query_map(
+                params![
+                    filter.job.map(|job| job.0),
+                    filter.deployments,
+                    filter.limit as i64
+                ],
+                |row| {
+                    Ok(PostRecord {
+                        id: row.get(0)?,
+                        at: row.get(1)?,
+                        post: GitHubPost {
+                            job: JobId(row.get(2)?),
+                            kind: row.get(3)?,
+                            repository: row.get(4)?,
+                            sha: row.get(5)?,
+                            environment: row.get(6)?,
+                            deployment: row.get(7)?,
+                            state: row.get(8)?,
+                            context: row.get(9)?,
+                            url: row.get(10)?,
+                        },
                     })
                 },
             )?;
