@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::{Viewer, WebState, auth, log_view, now_secs};
 use crate::journal::{
     ActionFilter, ActionRecord, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow,
-    JobState, JournalError, LockRecord, RecentFilter,
+    JobState, JournalError, PostFilter, RecentFilter,
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -440,11 +440,25 @@ pub async fn jobs(
     })
 }
 
+/// What a job posted to GitHub, as its page shows it.
+struct PostView {
+    kind: String,
+    state: String,
+    context: String,
+    repository: String,
+    sha: String,
+    environment: String,
+    at: String,
+    /// Only http(s) links are links.
+    url: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "job.html")]
 struct JobPage {
     head: Head,
     id: JobId,
+    posts: Vec<PostView>,
     notice: Option<ActionRecord>,
     actions: Vec<ActionRecord>,
     /// Queued or running: it can be cancelled.
@@ -575,6 +589,36 @@ pub async fn job(
         Ok(found) => found,
         Err(response) => return response,
     };
+    let filter = PostFilter {
+        limit: TRAIL,
+        job: Some(id),
+        ..PostFilter::default()
+    };
+    let posts = match state.journal.posts(filter).await {
+        Ok(posts) => posts,
+        Err(error) => return journal_failed(error),
+    };
+    let text = |value: Option<String>| masked(&state, &value.unwrap_or_default());
+    let posts = posts
+        .into_iter()
+        .rev()
+        .map(|record| {
+            let post = record.post;
+            PostView {
+                kind: post.kind.replace('_', " "),
+                state: text(post.state),
+                context: text(post.context),
+                repository: masked(&state, &post.repository),
+                sha: short(&text(post.sha)).to_owned(),
+                environment: text(post.environment),
+                at: record.at,
+                url: post
+                    .url
+                    .map(|url| masked(&state, &url))
+                    .filter(|url| url.starts_with("https://") || url.starts_with("http://")),
+            }
+        })
+        .collect();
     let head = match head(&state, &viewer, format!("Job #{id}")).await {
         Ok(head) => head,
         Err(response) => return response,
@@ -582,6 +626,7 @@ pub async fn job(
     html(&JobPage {
         head,
         id,
+        posts,
         notice,
         actions,
         cancellable: running,
@@ -732,15 +777,20 @@ impl Follower {
     }
 }
 
-/// A `deployment_status` as the deployments page shows it.
+/// A deployment status as the deployments page shows it: from a `deployment_status` delivery,
+/// or posted by a job here.
+#[derive(Clone)]
 struct DeploymentView {
     repository: String,
     environment: String,
     state: String,
     sha: String,
+    /// Who: the status's creator on GitHub, or the job that posted it.
     by: String,
     at: String,
-    delivery: String,
+    /// Where it is recorded: the delivery's page or the job's.
+    link: String,
+    source: String,
 }
 
 #[derive(Template)]
@@ -751,16 +801,30 @@ struct DeploymentsPage {
     /// Locks released by people.
     actions: Vec<ActionRecord>,
     current: Vec<DeploymentView>,
-    locks: Vec<LockRecord>,
+    locks: Vec<LockView>,
     history: Vec<DeploymentView>,
 }
 
-/// Deployment statuses read back from the journal, at most this many.
+/// A lock, its holder and the jobs waiting for it.
+struct LockView {
+    name: String,
+    job: JobId,
+    attempt: u32,
+    acquired_at: String,
+    waiting: Vec<(JobId, String)>,
+}
+
+/// Deployment statuses read back from the journal, at most this many of each source.
 const DEPLOYMENT_HISTORY: usize = 100;
 
-/// `GET /dashboard/deployments`: from the journal's `deployment_status` deliveries, what is
-/// deployed now per repository and environment (the last `success`), the history, and the
-/// locks held.
+/// An RFC 3339 time, for ordering statuses from both sources.
+fn instant(at: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// `GET /dashboard/deployments`: what is deployed now per repository and environment (the last
+/// `success`), from the deployment statuses jobs here posted and from `deployment_status`
+/// deliveries, the history, and who holds and who waits for each lock.
 pub async fn deployments(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
@@ -791,30 +855,69 @@ pub async fn deployments(
             sha: short(&text(&value["deployment"]["sha"])).to_owned(),
             by: text(&value["deployment_status"]["creator"]["login"]),
             at: text(&value["deployment_status"]["created_at"]),
-            delivery: record.id,
+            link: format!(
+                "/dashboard/deliveries/{}",
+                form_urlencoded::byte_serialize(record.id.as_bytes()).collect::<String>()
+            ),
+            source: format!("delivery {}", record.id),
         });
     }
+    let filter = PostFilter {
+        limit: DEPLOYMENT_HISTORY,
+        deployments: true,
+        ..PostFilter::default()
+    };
+    let posts = match state.journal.posts(filter).await {
+        Ok(posts) => posts,
+        Err(error) => return journal_failed(error),
+    };
+    for record in posts {
+        let post = record.post;
+        if post.kind != "deployment_status" {
+            continue;
+        }
+        let text = |v: Option<String>| masked(&state, &v.unwrap_or_default());
+        history.push(DeploymentView {
+            repository: masked(&state, &post.repository),
+            environment: text(post.environment),
+            state: text(post.state),
+            sha: short(&text(post.sha)).to_owned(),
+            by: format!("job #{}", post.job),
+            at: record.at,
+            link: format!("/dashboard/jobs/{}", post.job),
+            source: format!("posted by job #{}", post.job),
+        });
+    }
+    // Newest first, whichever source told.
+    history.sort_by_key(|d| std::cmp::Reverse(instant(&d.at)));
     let mut current: Vec<DeploymentView> = Vec::new();
     for status in history.iter().filter(|d| d.state == "success") {
         let seen = current
             .iter()
             .any(|c| c.repository == status.repository && c.environment == status.environment);
         if !seen {
-            current.push(DeploymentView {
-                repository: status.repository.clone(),
-                environment: status.environment.clone(),
-                state: status.state.clone(),
-                sha: status.sha.clone(),
-                by: status.by.clone(),
-                at: status.at.clone(),
-                delivery: status.delivery.clone(),
-            });
+            current.push(status.clone());
         }
     }
     let locks = match state.journal.locks().await {
         Ok(locks) => locks,
         Err(error) => return journal_failed(error),
     };
+    let waiting = state.locks.waiting_now();
+    let locks = locks
+        .into_iter()
+        .map(|lock| LockView {
+            waiting: waiting
+                .iter()
+                .filter(|wait| wait.name == lock.name)
+                .map(|wait| (wait.job, wait.since.clone()))
+                .collect(),
+            name: lock.name,
+            job: lock.job,
+            attempt: lock.attempt,
+            acquired_at: lock.acquired_at,
+        })
+        .collect();
     let filter = ActionFilter {
         action: Some("release".to_owned()),
         ..ActionFilter::default()

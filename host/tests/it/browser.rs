@@ -502,6 +502,19 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
         .await
         .unwrap();
     assert!(error.starts_with("cancelled by alice"), "{error}");
+    // What the runner posted is on the job's page: its last status says error.
+    let posted = browser
+        .client
+        .find_all(Locator::Css("#posts tr.post"))
+        .await
+        .unwrap();
+    let last = posted
+        .last()
+        .expect("statuses listed")
+        .text()
+        .await
+        .unwrap();
+    assert!(last.starts_with("status error ci/switchyard"), "{last}");
     // The CI runner said so on the commit: pending, then error with the reason.
     let path = format!("/repos/{REPO}/statuses/{sha}");
     let statuses: Vec<(String, String)> = github
