@@ -459,6 +459,9 @@ struct JobPage {
     head: Head,
     id: JobId,
     posts: Vec<PostView>,
+    /// Each line shows when it was written.
+    timestamps: bool,
+    toggle_timestamps: String,
     notice: Option<ActionRecord>,
     actions: Vec<ActionRecord>,
     /// Queued or running: it can be cancelled.
@@ -574,11 +577,31 @@ pub async fn job(
     };
     let to = start + whole as u64;
     let masked_bytes = state.logs.mask(&bytes[..whole]);
-    let (log_html, next_line) = log_view::render(&masked_bytes, first_line);
+    let timestamps = param(&params, "timestamps").is_some();
+    let (log_html, next_line) = if timestamps {
+        let times = log_view::chunk_times(&state.logs.times_path(id), start, to).await;
+        let times = times.unwrap_or_else(|error| {
+            tracing::warn!(job = %id, %error, "cannot read a job log's times");
+            Vec::new()
+        });
+        log_view::render_timed(&masked_bytes, first_line, start, &times)
+    } else {
+        log_view::render(&masked_bytes, first_line)
+    };
     let here = format!("/dashboard/jobs/{id}");
-    let earlier =
-        (start > 0).then(|| format!("{here}?start={}", start.saturating_sub(log_view::WINDOW)));
-    let later = (to < size && window_end < size).then(|| format!("{here}?start={to}"));
+    let stamped = if timestamps { "&timestamps=1" } else { "" };
+    let earlier = (start > 0).then(|| {
+        format!(
+            "{here}?start={}{stamped}",
+            start.saturating_sub(log_view::WINDOW)
+        )
+    });
+    let later = (to < size && window_end < size).then(|| format!("{here}?start={to}{stamped}"));
+    // The same window with timestamps on or off.
+    let toggle_timestamps = match timestamps {
+        true => format!("{here}?start={start}"),
+        false => format!("{here}?start={start}&timestamps=1"),
+    };
     let follow = running && later.is_none();
     let raw_log = state.links.path(id);
     let filter = ActionFilter {
@@ -627,6 +650,8 @@ pub async fn job(
         head,
         id,
         posts,
+        timestamps,
+        toggle_timestamps,
         notice,
         actions,
         cancellable: running,
@@ -698,7 +723,9 @@ pub async fn follow(
         .await
         .unwrap_or_default();
     let line = log_view::count_lines(&path, offset).await.unwrap_or(0) + 1;
+    let times = param(&params, "timestamps").map(|_| state.logs.times_path(id));
     let follower = Follower {
+        times,
         state,
         job: id,
         path,
@@ -717,6 +744,8 @@ struct Follower {
     state: WebState,
     job: JobId,
     path: std::path::PathBuf,
+    /// The log's times file, when lines are sent with their timestamps.
+    times: Option<std::path::PathBuf>,
     offset: u64,
     /// The number of the line at `offset`.
     line: u64,
@@ -751,7 +780,16 @@ impl Follower {
                 };
                 if whole > 0 {
                     let masked = self.state.logs.mask(&bytes[..whole]);
-                    let (html, next) = log_view::render(&masked, self.line);
+                    let (html, next) = match &self.times {
+                        Some(times) => {
+                            let end = self.offset + whole as u64;
+                            let times = log_view::chunk_times(times, self.offset, end)
+                                .await
+                                .unwrap_or_default();
+                            log_view::render_timed(&masked, self.line, self.offset, &times)
+                        }
+                        None => log_view::render(&masked, self.line),
+                    };
                     self.offset += whole as u64;
                     self.line = next;
                     let event = Event::default()

@@ -423,6 +423,37 @@ async fn a_job_log_renders_colours_escaped_numbered_grouped_and_follows_from_an_
     assert!(stream.contains("id=\"L3\""), "resumed at line 3: {stream}");
     assert!(!stream.contains("id=\"L2\""));
     assert!(stream.contains("event: end\n"));
+
+    // Timestamps on demand: none unless asked for, then one per line, in the page and the
+    // follow stream alike.
+    assert!(!page.contains("class=\"ts\""));
+    assert!(page.contains("show timestamps</a>"));
+    let stamped = dash
+        .ok(&format!("/dashboard/jobs/{job}?timestamps=1"))
+        .await;
+    let stamps: Vec<&str> = stamped
+        .split("<span class=\"ts\">")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('<').unwrap()])
+        .collect();
+    assert_eq!(stamps.len(), 6, "one per line: {stamped}");
+    for stamp in &stamps {
+        let digits: Vec<&str> = stamp.split([':', '.']).collect();
+        assert_eq!(
+            digits.iter().map(|d| d.len()).collect::<Vec<_>>(),
+            [2, 2, 2, 3],
+            "{stamp}"
+        );
+    }
+    assert!(stamped.contains("hide timestamps</a>"));
+    assert!(stamped.contains("data-timestamps=\"true\""));
+    let response = dash
+        .get(&format!(
+            "/dashboard/jobs/{job}/follow?offset=0&timestamps=1"
+        ))
+        .await;
+    let stream = response.text().await.unwrap();
+    assert_eq!(stream.matches("<span class=\"ts\">").count(), 6, "{stream}");
     dash.host.stop().await;
 }
 
