@@ -161,6 +161,7 @@ async fn trail(
     };
     let masked_action = |mut action: ActionRecord| {
         action.outcome = masked(state, &action.outcome);
+        action.lock = action.lock.map(|lock| masked(state, &lock));
         action
     };
     Ok((

@@ -374,9 +374,16 @@ async fn the_deliveries_and_jobs_pages_render_in_a_browser() {
 }
 
 impl Browser {
-    /// The text of the element with `id`.
+    /// The text of the element with `id`, waiting (30 s at most) for it to appear: a form's
+    /// answer loads after the click returns.
     async fn text(&self, id: &str) -> String {
-        let element = self.client.find(Locator::Id(id)).await.unwrap();
+        let element = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Id(id))
+            .await
+            .unwrap();
         element.text().await.unwrap()
     }
 
