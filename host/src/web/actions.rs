@@ -19,7 +19,7 @@ use switchyard_plugin_api::CancelReason;
 use super::{Viewer, WebState, pages};
 use crate::{
     ingress::Committed,
-    journal::{JobId, JobState, JournalError, NewAction},
+    journal::{JobId, JobRecord, JobState, JournalError, NewAction},
     router,
 };
 
@@ -211,7 +211,7 @@ pub async fn cancel(
         Err(JournalError::NoSuchJob(_)) => return pages::not_found().await,
         Err(error) => return pages::journal_failed(error),
     };
-    let outcome = match cancel_job(&state, job, record.state, &actor).await {
+    let outcome = match cancel_job(&state, &record, &actor).await {
         Ok(outcome) => outcome,
         Err(error) => return pages::journal_failed(error),
     };
@@ -226,27 +226,32 @@ pub async fn cancel(
     recorded(&state, action, &format!("/dashboard/jobs/{job}")).await
 }
 
-/// Cancels `job` (in `state` when read) for `by`, and says what came of it.
-async fn cancel_job(
-    web: &WebState,
-    job: JobId,
-    state: JobState,
-    by: &str,
-) -> Result<String, JournalError> {
+/// Cancels the job `record` shows for `by`, and says what came of it. A running job's plugin is
+/// told why and given its cancel grace; a queued one is failed before it starts (the journal's
+/// compare-and-set: if it started meanwhile, it is cancelled as a running one).
+async fn cancel_job(web: &WebState, record: &JobRecord, by: &str) -> Result<String, JournalError> {
     let reason = CancelReason::User { by: by.to_owned() };
+    let job = record.id;
+    if record.state == JobState::Queued
+        && web
+            .journal
+            .fail_unstarted(job, record.attempts, reason.to_string())
+            .await?
+    {
+        return Ok(format!("cancelled before it started: \"{reason}\""));
+    }
+    let state = web.journal.job(job).await?.state;
     Ok(match state {
         JobState::Succeeded | JobState::Failed => {
             format!("not cancelled: the job had already {}", state.as_str())
         }
-        JobState::Running if web.workers.cancel(job, reason.clone()) => {
+        JobState::Running | JobState::Queued if web.workers.cancel(job, reason.clone()) => {
             format!("cancelled: the plugin was told \"{reason}\"")
         }
-        JobState::Running | JobState::Queued => {
-            format!(
-                "not cancelled: the job is {} but not running on this host",
-                state.as_str()
-            )
-        }
+        JobState::Running | JobState::Queued => format!(
+            "not cancelled: the job is {} but not running on this host",
+            state.as_str()
+        ),
     })
 }
 
@@ -328,7 +333,7 @@ async fn release(
     by: &str,
 ) -> Result<String, JournalError> {
     let record = state.journal.job(holder).await?;
-    let cancelled = cancel_job(state, holder, record.state, by).await?;
+    let cancelled = cancel_job(state, &record, by).await?;
     let deadline = Instant::now() + state.dashboard.cancel_grace + RELEASE_SLACK;
     loop {
         let record = state.journal.job(holder).await?;

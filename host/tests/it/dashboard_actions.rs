@@ -392,3 +392,55 @@ async fn a_lock_is_released_after_its_name_is_typed_its_holder_cancelled_first()
     );
     dash.host.stop().await;
 }
+
+#[tokio::test]
+async fn a_queued_job_is_cancelled_before_it_starts() {
+    let spec = crate::support::HostSpec {
+        plugins: patient(),
+        workers: "concurrency = 1".to_owned(),
+        ..Default::default()
+    };
+    let dash = Dash::start_with("", spec).await.signed_in().await;
+    let payload = pull_request("octo/one", "t");
+    assert_eq!(dash.host.send("pull_request", "q-1", &payload).await.0, 202);
+    let journal = std::sync::Arc::clone(&dash.host.host_state.journal);
+    let busy = journal.jobs_of("q-1").await.unwrap()[0].id;
+    running(&dash, busy).await;
+    // The only worker is busy: this one waits in the queue.
+    assert_eq!(dash.host.send("pull_request", "q-2", &payload).await.0, 202);
+    let waiting = journal.jobs_of("q-2").await.unwrap()[0].id;
+    assert_eq!(journal.job(waiting).await.unwrap().state, JobState::Queued);
+
+    let page = format!("/dashboard/jobs/{waiting}");
+    let token = form_token(&dash.ok(&page).await);
+    let cancelled = dash
+        .post_form(
+            &format!("{page}/cancel"),
+            &[("csrf", &token)],
+            From::SamePage,
+        )
+        .await;
+    let shown = dash.result_page(cancelled).await;
+    assert!(
+        shown.contains("cancelled before it started: &#34;cancelled by alice&#34;"),
+        "{shown}"
+    );
+    let record = journal.job(waiting).await.unwrap();
+    assert_eq!(
+        (record.state, record.attempts, record.error.as_deref()),
+        (JobState::Failed, 0, Some("cancelled by alice"))
+    );
+    // The busy one, cancelled too, frees the worker; the failed one is not started after it
+    // (the journal starts only queued jobs).
+    let cancelled = dash
+        .post_form(
+            &format!("/dashboard/jobs/{busy}/cancel"),
+            &[("csrf", &token)],
+            From::SamePage,
+        )
+        .await;
+    dash.result_page(cancelled).await;
+    dash.host.ended_jobs("q-1", 1).await;
+    assert_eq!(journal.job(waiting).await.unwrap().attempts, 0);
+    dash.host.stop().await;
+}
