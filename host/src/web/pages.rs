@@ -605,8 +605,9 @@ pub async fn job(
     };
     let follow = running && later.is_none();
     let raw_log = state.links.path(id);
+    // Those on its delivery too: the replay that made it, its siblings' cancels.
     let filter = ActionFilter {
-        job: Some(id),
+        delivery: Some(row.job.delivery.clone()),
         ..ActionFilter::default()
     };
     let (notice, actions) = match trail(&state, &params, filter).await {

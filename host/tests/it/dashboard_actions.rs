@@ -173,6 +173,10 @@ async fn replay_needs_a_sign_in_a_same_origin_form_and_its_sessions_token_and_is
     assert!(shown.contains("<td>alice</td><td>replay</td>"), "{shown}");
     let job_page = dash.ok(&format!("/dashboard/jobs/{new}")).await;
     assert!(job_page.contains("href=\"/dashboard/deliveries/r-1\""));
+    assert!(
+        job_page.contains(&format!("replayed as new jobs #{new} (event-log)")),
+        "the replay that made it: {job_page}"
+    );
 
     // A client that is not a browser passes with the cookie and the token; one plugin only.
     let one = dash
