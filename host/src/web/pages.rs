@@ -452,6 +452,20 @@ struct PostView {
     at: String,
     /// Only http(s) links are links.
     url: Option<String>,
+    /// The link's text: its path, shortened.
+    url_label: String,
+}
+
+/// A link's text: the URL without its scheme and host, at most 32 characters.
+fn link_label(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    let path = url[after_scheme..]
+        .find('/')
+        .map_or("/", |at| &url[after_scheme + at..]);
+    match path.char_indices().nth(32) {
+        Some((cut, _)) => format!("{}…", &path[..cut]),
+        None => path.to_owned(),
+    }
 }
 
 #[derive(Template)]
@@ -629,7 +643,12 @@ pub async fn job(
         .rev()
         .map(|record| {
             let post = record.post;
+            let url = post
+                .url
+                .map(|url| masked(&state, &url))
+                .filter(|url| url.starts_with("https://") || url.starts_with("http://"));
             PostView {
+                url_label: url.as_deref().map(link_label).unwrap_or_default(),
                 kind: post.kind.replace('_', " "),
                 state: text(post.state),
                 context: text(post.context),
@@ -637,10 +656,7 @@ pub async fn job(
                 sha: short(&text(post.sha)).to_owned(),
                 environment: text(post.environment),
                 at: record.at,
-                url: post
-                    .url
-                    .map(|url| masked(&state, &url))
-                    .filter(|url| url.starts_with("https://") || url.starts_with("http://")),
+                url,
             }
         })
         .collect();
@@ -1245,6 +1261,16 @@ mod tests {
             assert_eq!(safe_next(Some(elsewhere)), "/dashboard", "{elsewhere}");
         }
         assert_eq!(safe_next(None), "/dashboard");
+    }
+
+    #[test]
+    fn link_labels_are_short_paths() {
+        assert_eq!(link_label("https://github.com/o/r/runs/5"), "/o/r/runs/5");
+        assert_eq!(
+            link_label("http://127.0.0.1:9393/jobs/1/log/0123456789abcdef0123456789"),
+            "/jobs/1/log/0123456789abcdef0123…"
+        );
+        assert_eq!(link_label("https://app.example.com"), "/");
     }
 
     #[test]
