@@ -130,7 +130,8 @@
 
   if (log.dataset.follow === "true") {
     const job = log.dataset.job;
-    const source = new EventSource("/dashboard/jobs/" + job + "/follow?offset=" + log.dataset.offset);
+    const stamped = log.dataset.timestamps === "true" ? "&timestamps=1" : "";
+    const source = new EventSource("/dashboard/jobs/" + job + "/follow?offset=" + log.dataset.offset + stamped);
     source.addEventListener("lines", (event) => {
       append(event.data);
       log.dataset.offset = event.lastEventId;

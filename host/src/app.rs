@@ -15,14 +15,14 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     checkout::{self, Checkouts},
     config::{Backend, StoreTls},
-    config::{Config, GitHubAuth, Redeliveries, secret_from_env, secret_from_file},
+    config::{Config, GitHubAuth, secret_from_env, secret_from_file},
     github::{self, AppKey, GitHub, stand_in},
-    ingress::{self, BodyLimits, WebhookSecret},
+    ingress::{self, BodyLimits, Dispatcher, IngressSettings, IngressState, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogState},
     journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
     locks::Locks,
     metrics::Metrics,
-    ops,
+    ops::{self, OpsState},
     outbound::{RetryPolicy, WebhookClient},
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     reload::Reloader,
@@ -32,15 +32,6 @@ use crate::{
     web::{self, Dashboard, WebState},
     workers::{Cancellations, WorkerDeps, Workers},
 };
-
-/// Settings ingress reads on every request.
-pub struct IngressSettings {
-    pub secret: WebhookSecret,
-    pub accept_sha1: bool,
-    pub redeliveries: Redeliveries,
-    /// Bounds on reading request bodies, the webhook's and the admin calls'.
-    pub bodies: BodyLimits,
-}
 
 /// State shared by every request handler. Cheap to clone.
 #[derive(Clone)]
@@ -60,6 +51,8 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// The web dashboard, when `[dashboard] enabled`.
     pub dashboard: Option<Arc<Dashboard>>,
+    /// Named locks, shared with the jobs' services: the dashboard releases them.
+    pub locks: Arc<Locks>,
 }
 
 impl FromRef<AppState> for LogState {
@@ -74,9 +67,49 @@ impl FromRef<AppState> for LogState {
     }
 }
 
+impl FromRef<AppState> for Dispatcher {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            journal: Arc::clone(&state.journal),
+            workers: state.workers.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Arc<IngressSettings> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.ingress)
+    }
+}
+
+impl FromRef<AppState> for IngressState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            settings: Arc::clone(&state.ingress),
+            github: Arc::clone(&state.github),
+            plugins: Arc::clone(&state.plugins),
+            dispatcher: Dispatcher::from_ref(state),
+            links: state.links.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for OpsState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            ingress: Arc::clone(&state.ingress),
+            journal: Arc::clone(&state.journal),
+            plugins: Arc::clone(&state.plugins),
+            metrics: Arc::clone(&state.metrics),
+            dispatcher: Dispatcher::from_ref(state),
+            links: state.links.clone(),
+        }
+    }
+}
+
 /// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.
 pub fn app(state: AppState, webhook_path: &str) -> Router {
-    let counted = middleware::from_fn_with_state(state.clone(), ops::count_deliveries);
+    let counted = middleware::from_fn_with_state(Arc::clone(&state.metrics), ops::count_deliveries);
     let router = Router::new()
         .route(
             webhook_path,
@@ -98,6 +131,9 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
             logs: state.logs.clone(),
             links: state.links.clone(),
             plugins: Arc::clone(&state.plugins),
+            dispatcher: Dispatcher::from_ref(&state),
+            workers: state.workers.clone(),
+            locks: Arc::clone(&state.locks),
             log_readers: Arc::clone(&state.log_readers),
             stopping: state.stopping.clone(),
         })),
@@ -434,19 +470,21 @@ impl Switchyard {
         if config.github.auth == GitHubAuth::App {
             crate::plugins::warn_undeclared(&plugins.current());
         }
+        let locks = Arc::new(Locks::new(Arc::clone(&journal)));
         let workers = Workers::new(WorkerDeps {
             journal: Arc::clone(&journal),
             plugins: Arc::clone(&plugins),
             services: Arc::new(ServiceDeps {
                 logs: logs.clone(),
                 github: Arc::clone(&github),
+                journal: Arc::clone(&journal),
                 checkouts,
                 webhooks: WebhookClient::new(
                     RetryPolicy::from_config(&config.github),
                     Arc::clone(&metrics),
                 )
                 .map_err(StartError::HttpClient)?,
-                locks: Locks::new(Arc::clone(&journal)),
+                locks: Arc::clone(&locks),
                 sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
                 cancellations: Cancellations::new(Arc::clone(&journal)),
@@ -479,6 +517,7 @@ impl Switchyard {
         };
         let state = AppState {
             dashboard,
+            locks,
             ingress: Arc::new(IngressSettings {
                 secret: secrets.webhook,
                 accept_sha1: config.server.accept_sha1,

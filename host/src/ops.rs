@@ -17,11 +17,27 @@ use serde_json::json;
 
 use crate::{
     admin_call::{AdminCallError, AdminSignature, unix_now},
-    app::AppState,
     http_error::error_response,
-    ingress::{BodyError, Committed, commit_and_dispatch},
+    ingress::{BodyError, Committed, Dispatcher, IngressSettings},
+    job_log::LogLinks,
+    journal::Journal,
+    metrics::Metrics,
+    plugins::Plugins,
     router,
 };
+
+/// What the operations endpoints use.
+#[derive(Clone)]
+pub struct OpsState {
+    /// The webhook secret admin calls are signed with, and the body bounds.
+    pub ingress: Arc<IngressSettings>,
+    pub journal: Arc<dyn Journal>,
+    pub plugins: Arc<Plugins>,
+    pub metrics: Arc<Metrics>,
+    /// Replays store and dispatch through it, as the webhook does.
+    pub dispatcher: Dispatcher,
+    pub links: LogLinks,
+}
 
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz() -> &'static str {
@@ -29,7 +45,7 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: the journal takes writes and the plugins are loaded.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz(State(state): State<OpsState>) -> Response {
     match state.journal.ping().await {
         Ok(()) => {
             let plugins = state.plugins.current().iter().count();
@@ -43,7 +59,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`, in the Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<OpsState>) -> Response {
     // Counted in the journal: queued jobs may be there only (see `workers`).
     if let Ok(unfinished) = state.journal.unfinished_count().await {
         state.metrics.queue_depth.set(unfinished as i64);
@@ -58,7 +74,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// Counts every answer of the webhook endpoint. Only deliveries that were accepted are
 /// labelled with their event: anything else could be an unsigned request naming any event.
 pub async fn count_deliveries(
-    State(state): State<AppState>,
+    State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -74,9 +90,9 @@ pub async fn count_deliveries(
         _ => "rejected".to_owned(),
     };
     let labels = [event.as_str(), status.as_str()];
-    state.metrics.deliveries.with_label_values(&labels).inc();
+    metrics.deliveries.with_label_values(&labels).inc();
     if status == StatusCode::UNAUTHORIZED {
-        state.metrics.signature_failures.inc();
+        metrics.signature_failures.inc();
     }
     response
 }
@@ -94,7 +110,7 @@ pub struct ReplayRequest {
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 /// `POST /admin/replay`: dispatch a stored delivery again, as new jobs.
-pub async fn replay(State(state): State<AppState>, request: Request) -> Response {
+pub async fn replay(State(state): State<OpsState>, request: Request) -> Response {
     let request: ReplayRequest = match admin_body(&state, request).await {
         Ok(request) => request,
         Err(refused) => return refused.into_response(),
@@ -108,19 +124,15 @@ pub async fn replay(State(state): State<AppState>, request: Request) -> Response
         Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     };
     let plugins = state.plugins.current();
-    let targets = match &request.plugin {
-        Some(name) if plugins.get(name).is_some() => vec![name.clone()],
-        Some(name) => {
-            let loaded: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
-            let message = format!(
-                "plugin {name:?} is not loaded (loaded: {})",
-                loaded.join(", ")
-            );
-            return error_response(StatusCode::NOT_FOUND, &message);
-        }
-        None => router::route(&plugins, &delivery),
+    let targets = match router::replay_targets(&plugins, &delivery, request.plugin.as_deref()) {
+        Ok(targets) => targets,
+        Err(message) => return error_response(StatusCode::NOT_FOUND, &message),
     };
-    match commit_and_dispatch(&state, Arc::new(delivery), targets, true).await {
+    match state
+        .dispatcher
+        .commit_and_dispatch(Arc::new(delivery), targets, true)
+        .await
+    {
         Ok(Committed::New(jobs)) => {
             let listed: Vec<_> = jobs
                 .iter()
@@ -136,7 +148,7 @@ pub async fn replay(State(state): State<AppState>, request: Request) -> Response
 }
 
 /// `POST /admin/plugins`: the running plugin set.
-pub async fn plugins(State(state): State<AppState>, request: Request) -> Response {
+pub async fn plugins(State(state): State<OpsState>, request: Request) -> Response {
     if let Err(refused) = admin_body::<serde::de::IgnoredAny>(&state, request).await {
         return refused.into_response();
     }
@@ -173,7 +185,7 @@ impl IntoResponse for Refused {
 /// Reads an admin call's body within the ingress bounds, checks its signature (see
 /// `admin_call`) and claims its nonce, then parses it.
 async fn admin_body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
+    state: &OpsState,
     request: Request,
 ) -> Result<T, Refused> {
     let path = request.uri().path().to_owned();

@@ -106,8 +106,14 @@ impl Reloader {
         self.reload_certificate();
         let reloaded = self.try_reload();
         match &reloaded {
-            Ok(_) => self.metrics.reloads.inc(),
-            Err(_) => self.metrics.reload_failures.inc(),
+            Ok(summary) => {
+                self.metrics.reloads.inc();
+                self.plugins.reloaded(Ok(summary.to_string()));
+            }
+            Err(error) => {
+                self.metrics.reload_failures.inc();
+                self.plugins.reloaded(Err(error.to_string()));
+            }
         }
         reloaded
     }

@@ -32,6 +32,26 @@ impl Interest {
     }
 }
 
+/// The plugins a replay of `delivery` goes to: `plugin` alone when given (it must be loaded),
+/// else every plugin the delivery routes to now. `Err` says which plugins are loaded.
+pub fn replay_targets(
+    plugins: &PluginSet,
+    delivery: &Delivery,
+    plugin: Option<&str>,
+) -> Result<Vec<String>, String> {
+    match plugin {
+        Some(name) if plugins.get(name).is_some() => Ok(vec![name.to_owned()]),
+        Some(name) => {
+            let loaded: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+            Err(format!(
+                "plugin {name:?} is not loaded (loaded: {})",
+                loaded.join(", ")
+            ))
+        }
+        None => Ok(route(plugins, delivery)),
+    }
+}
+
 /// Names of the plugins that get a job for this delivery, in config order.
 pub fn route(plugins: &PluginSet, delivery: &Delivery) -> Vec<String> {
     plugins

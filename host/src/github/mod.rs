@@ -8,12 +8,14 @@
 //! - `app`: the App identity: installations, token minting, eviction on uninstall.
 //! - `tokens`: the installation token cache.
 //! - `permissions`: naming the permission a refused call lacked.
+//! - `posted`: what a job posted (statuses, check runs, deployments), for the dashboard.
 //! - `stand_in`: a local stand-in for trying plugins (`serve --github-stand-in`).
 
 pub mod app;
 pub mod client;
 pub mod jwt;
 pub mod permissions;
+pub mod posted;
 pub mod stand_in;
 pub mod token;
 pub mod tokens;

@@ -2,19 +2,21 @@
 //! body budget, checks the signature over the raw bytes, and only then looks at the headers,
 //! the content type and the JSON.
 
+use std::sync::Arc;
+
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request},
+    extract::{FromRef, FromRequest, Request},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 
 use super::{
+    IngressSettings,
     body::BodyError,
     signature::{self, SignatureError, SignatureHeaders},
 };
 use crate::{
-    app::AppState,
     event::{Delivery, DeliveryId, EventKind, PayloadError, PayloadFacts, now_rfc3339},
     http_error::error_response,
 };
@@ -77,11 +79,15 @@ impl IntoResponse for IngressError {
     }
 }
 
-impl FromRequest<AppState> for VerifiedDelivery {
+impl<S> FromRequest<S> for VerifiedDelivery
+where
+    S: Send + Sync,
+    Arc<IngressSettings>: FromRef<S>,
+{
     type Rejection = IngressError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let settings = &state.ingress;
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let settings = Arc::<IngressSettings>::from_ref(state);
         let (parts, body) = settings.bodies.read(request, MAX_BODY_BYTES).await?;
         let headers = parts.headers;
         let signatures = SignatureHeaders {

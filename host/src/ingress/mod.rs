@@ -22,17 +22,41 @@ pub use delivery::{IngressError, MAX_BODY_BYTES, VerifiedDelivery};
 pub use signature::{SignatureError, SignatureHeaders, WebhookSecret, verify};
 
 use crate::{
-    app::AppState,
     config::Redeliveries,
     event::Delivery,
+    github::GitHub,
     http_error::error_response,
-    journal::{Appended, JobId, JournalError},
+    job_log::LogLinks,
+    journal::{Appended, JobId, Journal, JournalError},
+    plugins::Plugins,
     router,
+    workers::Workers,
 };
+
+/// Settings ingress reads on every request.
+pub struct IngressSettings {
+    pub secret: WebhookSecret,
+    pub accept_sha1: bool,
+    pub redeliveries: Redeliveries,
+    /// Bounds on reading request bodies, the webhook's and the admin calls'.
+    pub bodies: BodyLimits,
+}
+
+/// What the webhook endpoint uses.
+#[derive(Clone)]
+pub struct IngressState {
+    pub settings: Arc<IngressSettings>,
+    /// The host's GitHub identity: it is shown installation events.
+    pub github: Arc<dyn GitHub>,
+    pub plugins: Arc<Plugins>,
+    pub dispatcher: Dispatcher,
+    /// Each job's log link, in the answer.
+    pub links: LogLinks,
+}
 
 /// `POST {webhook_path}`.
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<IngressState>,
     VerifiedDelivery(delivery): VerifiedDelivery,
 ) -> Result<Response, IngressError> {
     if delivery.kind.is_ping() {
@@ -53,9 +77,11 @@ pub async fn receive(
     }
     let plugins = state.plugins.current();
     let targets = router::route(&plugins, &delivery);
-    let rerun = state.ingress.redeliveries == Redeliveries::Rerun;
+    let rerun = state.settings.redeliveries == Redeliveries::Rerun;
     let delivery = Arc::new(delivery);
-    let appended = commit_and_dispatch(&state, Arc::clone(&delivery), targets, rerun)
+    let appended = state
+        .dispatcher
+        .commit_and_dispatch(Arc::clone(&delivery), targets, rerun)
         .await
         .map_err(|error| {
             tracing::error!(delivery = %delivery.id, %error, "journal append failed");
@@ -90,35 +116,45 @@ pub async fn receive(
 }
 
 /// What committing a delivery did.
-pub(crate) enum Committed {
+pub enum Committed {
     /// Stored, and these jobs (id, plugin) handed to the workers.
     New(Vec<(JobId, String)>),
     Duplicate,
 }
 
-/// Has the journal commit `delivery` with a job per target and hands the jobs to the workers,
-/// in a task of its own: once the commit is under way it runs to the hand-over even if the
-/// client goes (GitHub gives up after 10 s) and this request's future is dropped.
-pub(crate) async fn commit_and_dispatch(
-    state: &AppState,
-    delivery: Arc<Delivery>,
-    targets: Vec<String>,
-    rerun: bool,
-) -> Result<Committed, JournalError> {
-    let (journal, workers) = (Arc::clone(&state.journal), state.workers.clone());
-    let handed_over = tokio::spawn(async move {
-        match journal.append(delivery, targets, rerun).await? {
-            Appended::Duplicate => Ok(Committed::Duplicate),
-            Appended::New(jobs) => {
-                let listed = jobs.iter().map(|j| (j.id, j.plugin.clone())).collect();
-                for job in jobs {
-                    workers.dispatch(job);
+/// What stores a delivery and hands its jobs over: the webhook, replays from the admin call and
+/// from the dashboard.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub journal: Arc<dyn Journal>,
+    pub workers: Workers,
+}
+
+impl Dispatcher {
+    /// Has the journal commit `delivery` with a job per target and hands the jobs to the
+    /// workers, in a task of its own: once the commit is under way it runs to the hand-over even
+    /// if the client goes (GitHub gives up after 10 s) and this request's future is dropped.
+    pub async fn commit_and_dispatch(
+        &self,
+        delivery: Arc<Delivery>,
+        targets: Vec<String>,
+        rerun: bool,
+    ) -> Result<Committed, JournalError> {
+        let (journal, workers) = (Arc::clone(&self.journal), self.workers.clone());
+        let handed_over = tokio::spawn(async move {
+            match journal.append(delivery, targets, rerun).await? {
+                Appended::Duplicate => Ok(Committed::Duplicate),
+                Appended::New(jobs) => {
+                    let listed = jobs.iter().map(|j| (j.id, j.plugin.clone())).collect();
+                    for job in jobs {
+                        workers.dispatch(job);
+                    }
+                    Ok(Committed::New(listed))
                 }
-                Ok(Committed::New(listed))
             }
-        }
-    });
-    handed_over.await.map_err(|_| JournalError::Unavailable)?
+        });
+        handed_over.await.map_err(|_| JournalError::Unavailable)?
+    }
 }
 
 /// Answer for other methods on the webhook path.

@@ -85,6 +85,13 @@ impl JobLogs {
         self.dir.join(format!("{job}.log"))
     }
 
+    /// When each chunk of a job's log file was written: 16-byte records, the chunk's offset
+    /// and the time in Unix milliseconds (both little-endian `u64`), in order. The dashboard's
+    /// log viewer shows them as per-line timestamps on demand.
+    pub fn times_path(&self, job: JobId) -> PathBuf {
+        self.dir.join(format!("{job}.times"))
+    }
+
     /// Appends text to a job's log. Each call is one `write` on an O_APPEND file, so lines from
     /// concurrent writers (stdout and stderr of a command) stay whole.
     pub async fn append(&self, job: JobId, text: &[u8]) -> std::io::Result<()> {
@@ -123,11 +130,28 @@ impl JobLogs {
         if length >= self.limit {
             return Ok(());
         }
+        if !text.is_empty() {
+            self.stamp(job, length).await?;
+        }
         file.write_all(&text).await?;
         if length + text.len() as u64 >= self.limit {
             file.write_all(self.limit_note().as_bytes()).await?;
         }
         file.flush().await
+    }
+
+    /// Records that the chunk at `offset` of `job`'s log is written now. Concurrent writers
+    /// of one log may record in either order; the viewer takes each line's nearest record.
+    async fn stamp(&self, job: JobId, offset: u64) -> std::io::Result<()> {
+        let mut record = [0u8; 16];
+        record[..8].copy_from_slice(&offset.to_le_bytes());
+        record[8..].copy_from_slice(&crate::journal::unix_millis().to_le_bytes());
+        let mut times = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.times_path(job))
+            .await?;
+        times.write_all(&record).await
     }
 
     fn limit_note(&self) -> String {
@@ -143,6 +167,7 @@ impl JobLogs {
         if self.journal.is_some() {
             return false;
         }
+        let _ = tokio::fs::remove_file(self.times_path(job)).await;
         match tokio::fs::remove_file(self.path(job)).await {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,

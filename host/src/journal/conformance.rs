@@ -8,9 +8,10 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 
 use super::{
-    Appended, AttemptEnd, JobFilter, JobId, JobState, Journal, JournalError, PendingJob,
-    PostgresJournal, PostgresSettings, RecentFilter, SqliteJournal, Started, Supersede, started,
-    test_postgres::TestPostgres, unix_millis,
+    ActionFilter, Appended, AttemptEnd, GitHubPost, JobFilter, JobId, JobState, Journal,
+    JournalError, NewAction, PendingJob, PostFilter, PostgresJournal, PostgresSettings,
+    RecentFilter, SqliteJournal, Started, Supersede, started, test_postgres::TestPostgres,
+    unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use switchyard_plugin_api::CancelReason;
@@ -263,6 +264,205 @@ async fn a_lock_has_one_holder_until_its_attempt_ends(journal: &dyn Journal) {
     let end = AttemptEnd::Succeeded { note: None };
     journal.end_attempt(first, 1, end).await.unwrap();
     assert!(journal.try_lock(production, second, 1).await.unwrap());
+}
+
+async fn a_lock_is_released_only_from_the_job_named_as_its_holder(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "r1", &["a", "b"]).await;
+    let (holder, other) = (jobs[0].id, jobs[1].id);
+    let production = "deploy:o/r:production";
+    assert_eq!(journal.start_attempt(holder, 0).await.unwrap(), started(1));
+    assert_eq!(journal.start_attempt(other, 0).await.unwrap(), started(1));
+    assert!(journal.try_lock(production, holder, 1).await.unwrap());
+    // A release naming another holder (the lock changed hands since the page was read) frees
+    // nothing.
+    assert!(!journal.release_lock(production, other).await.unwrap());
+    assert_eq!(journal.locks().await.unwrap().len(), 1);
+    assert!(journal.release_lock(production, holder).await.unwrap());
+    assert!(journal.locks().await.unwrap().is_empty());
+    assert!(!journal.release_lock(production, holder).await.unwrap());
+    assert!(journal.try_lock(production, other, 1).await.unwrap());
+}
+
+async fn the_audit_trail_keeps_who_did_what_newest_first(journal: &dyn Journal) {
+    let job = new_jobs(journal, "a1", &["ci"]).await[0].id;
+    let replay = NewAction {
+        actor: "alice".into(),
+        action: "replay".into(),
+        delivery: Some("a1".into()),
+        outcome: "new jobs #2".into(),
+        ..NewAction::default()
+    };
+    let first = journal.record_action(replay).await.unwrap();
+    let cancel = NewAction {
+        actor: "bob".into(),
+        action: "cancel".into(),
+        delivery: Some("a1".into()),
+        job: Some(job),
+        outcome: "cancelled".into(),
+        ..NewAction::default()
+    };
+    let second = journal.record_action(cancel).await.unwrap();
+    let release = NewAction {
+        actor: "alice".into(),
+        action: "release".into(),
+        lock: Some("deploy:o/r:production".into()),
+        outcome: "released".into(),
+        ..NewAction::default()
+    };
+    journal.record_action(release).await.unwrap();
+    assert!(second > first);
+    let all = |filter: ActionFilter| async move {
+        let actions = journal
+            .actions(ActionFilter {
+                limit: 10,
+                ..filter
+            })
+            .await
+            .unwrap();
+        actions
+            .iter()
+            .map(|a| format!("{} {} {}", a.actor, a.action, a.outcome))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        all(ActionFilter::default()).await,
+        [
+            "alice release released",
+            "bob cancel cancelled",
+            "alice replay new jobs #2"
+        ]
+    );
+    assert_eq!(
+        all(ActionFilter {
+            delivery: Some("a1".into()),
+            ..ActionFilter::default()
+        })
+        .await,
+        ["bob cancel cancelled", "alice replay new jobs #2"]
+    );
+    assert_eq!(
+        all(ActionFilter {
+            job: Some(job),
+            ..ActionFilter::default()
+        })
+        .await,
+        ["bob cancel cancelled"]
+    );
+    assert_eq!(
+        all(ActionFilter {
+            action: Some("release".into()),
+            ..ActionFilter::default()
+        })
+        .await,
+        ["alice release released"]
+    );
+    let one = journal
+        .actions(ActionFilter {
+            limit: 1,
+            id: Some(first),
+            ..ActionFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        (
+            one[0].delivery.as_deref(),
+            one[0].job,
+            one[0].lock.as_deref()
+        ),
+        (Some("a1"), None, None)
+    );
+    assert!(
+        one[0].at.ends_with('Z') || one[0].at.contains('+'),
+        "{}",
+        one[0].at
+    );
+}
+
+async fn github_posts_are_kept_per_job_and_deployments_outlive_their_jobs(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "g1", &["deployer", "ci"]).await;
+    let (deployer, ci) = (jobs[0].id, jobs[1].id);
+    let repository = "octo/app".to_owned();
+    let deployment = GitHubPost {
+        job: deployer,
+        kind: "deployment".into(),
+        repository: repository.clone(),
+        sha: Some("abc123".into()),
+        environment: Some("production".into()),
+        deployment: Some(42),
+        state: Some("created".into()),
+        ..GitHubPost::default()
+    };
+    journal.record_post(deployment).await.unwrap();
+    let status = GitHubPost {
+        job: ci,
+        kind: "status".into(),
+        repository: repository.clone(),
+        sha: Some("abc123".into()),
+        state: Some("success".into()),
+        context: Some("ci/switchyard".into()),
+        url: Some("https://ci.example/jobs/2/log/k".into()),
+        ..GitHubPost::default()
+    };
+    journal.record_post(status.clone()).await.unwrap();
+    // A deployment status names only its deployment: sha and environment come from it.
+    let success = GitHubPost {
+        job: deployer,
+        kind: "deployment_status".into(),
+        repository: repository.clone(),
+        deployment: Some(42),
+        state: Some("success".into()),
+        ..GitHubPost::default()
+    };
+    journal.record_post(success).await.unwrap();
+    let posts = |filter: PostFilter| async move {
+        journal
+            .posts(PostFilter {
+                limit: 10,
+                ..filter
+            })
+            .await
+            .unwrap()
+    };
+    let of_ci = posts(PostFilter {
+        job: Some(ci),
+        ..PostFilter::default()
+    })
+    .await;
+    assert_eq!(of_ci.len(), 1);
+    assert_eq!(of_ci[0].post, status);
+    let deployments = posts(PostFilter {
+        deployments: true,
+        ..PostFilter::default()
+    })
+    .await;
+    let kinds: Vec<_> = deployments.iter().map(|p| p.post.kind.as_str()).collect();
+    assert_eq!(kinds, ["deployment_status", "deployment"]);
+    let filled = &deployments[0].post;
+    assert_eq!(
+        (filled.sha.as_deref(), filled.environment.as_deref()),
+        (Some("abc123"), Some("production"))
+    );
+    assert!(deployments[0].id > deployments[1].id);
+    // Pruned jobs take their statuses with them; deployments stay.
+    for job in [deployer, ci] {
+        journal.start_attempt(job, 0).await.unwrap();
+        let end = AttemptEnd::Succeeded { note: None };
+        journal.end_attempt(job, 1, end).await.unwrap();
+    }
+    let pruned = journal
+        .prune_jobs("9999-01-01T00:00:00Z", 10)
+        .await
+        .unwrap();
+    assert_eq!(pruned.len(), 2);
+    assert!(
+        posts(PostFilter::default())
+            .await
+            .iter()
+            .all(|p| p.post.kind != "status")
+    );
+    assert_eq!(posts(PostFilter::default()).await.len(), 2);
 }
 
 async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dyn Journal) {
@@ -576,6 +776,9 @@ conformance!(
     queued_pages_stop_at_their_limit_or_byte_budget,
     unstarted_jobs_can_fail_and_free_their_locks,
     a_lock_has_one_holder_until_its_attempt_ends,
+    a_lock_is_released_only_from_the_job_named_as_its_holder,
+    the_audit_trail_keeps_who_did_what_newest_first,
+    github_posts_are_kept_per_job_and_deployments_outlive_their_jobs,
     recent_deliveries_filter_by_event_and_failure_newest_first,
     nonces_are_claimed_once_until_they_expire,
     host_keys_are_made_once,

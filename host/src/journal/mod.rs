@@ -21,7 +21,7 @@ use switchyard_plugin_api::CancelReason;
 use crate::event::Delivery;
 
 /// A job's id: one plugin's work on one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub i64);
 
 impl fmt::Display for JobId {
@@ -283,6 +283,86 @@ pub struct LockRecord {
     pub acquired_at: String,
 }
 
+/// A dashboard action to record in the audit trail: who did what to which delivery, job or
+/// lock, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAction {
+    /// The signed-in name (the token's name).
+    pub actor: String,
+    /// `replay`, `cancel` or `release`.
+    pub action: String,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub lock: Option<String>,
+    /// What came of it, in words (the new jobs, "cancelled", why nothing was done).
+    pub outcome: String,
+}
+
+/// An action of the audit trail, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub lock: Option<String>,
+    pub outcome: String,
+}
+
+/// Which actions [`Journal::actions`] lists, newest first; every `Some` narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct ActionFilter {
+    pub limit: usize,
+    pub id: Option<i64>,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub action: Option<String>,
+}
+
+/// What a job posted to GitHub through the host: a commit status, a check run, a deployment or
+/// a deployment status, for the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitHubPost {
+    pub job: JobId,
+    /// `status`, `check_run`, `deployment` or `deployment_status`.
+    pub kind: String,
+    /// `owner/name`.
+    pub repository: String,
+    /// The commit. A deployment status names only its deployment: the journal fills in the sha
+    /// and environment of that deployment when a job posted it.
+    pub sha: Option<String>,
+    pub environment: Option<String>,
+    /// GitHub's id of the deployment.
+    pub deployment: Option<i64>,
+    pub state: Option<String>,
+    /// A status's context, a check run's name.
+    pub context: Option<String>,
+    /// GitHub's page of it, else the link it carries (target, details or log URL).
+    pub url: Option<String>,
+}
+
+/// A [`GitHubPost`] as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostRecord {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub post: GitHubPost,
+}
+
+/// Which posts [`Journal::posts`] lists, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct PostFilter {
+    pub limit: usize,
+    /// Only this job's.
+    pub job: Option<JobId>,
+    /// Only deployments and deployment statuses.
+    pub deployments: bool,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot open the journal at {path}: {message}")]
@@ -441,7 +521,8 @@ pub trait Journal: Send + Sync {
     async fn host_key(&self, name: &str) -> Result<Vec<u8>, JournalError>;
 
     /// Deletes up to `limit` finished jobs that ended before `ended_before` (RFC 3339), with any
-    /// lock rows left behind, and returns their ids: their log files are the caller's.
+    /// lock rows left behind and their commit statuses and check runs (their deployments stay:
+    /// they say what is deployed), and returns their ids: their log files are the caller's.
     async fn prune_jobs(
         &self,
         ended_before: &str,
@@ -464,6 +545,22 @@ pub trait Journal: Send + Sync {
     /// attempt's. Returns whether it holds it. Locks are released when the attempt ends (see
     /// `end_attempt`), when its job is given up, and at start for attempts the host died in.
     async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError>;
+
+    /// Frees the lock `name` if `job` holds it (a person released it from the dashboard, its
+    /// holder stuck). Returns whether it did.
+    async fn release_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError>;
+
+    /// Records a dashboard action in the audit trail, durably, and returns its id.
+    async fn record_action(&self, action: NewAction) -> Result<i64, JournalError>;
+
+    /// Actions of the audit trail, newest first, at most `filter.limit`.
+    async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError>;
+
+    /// Records what a job posted to GitHub.
+    async fn record_post(&self, post: GitHubPost) -> Result<(), JournalError>;
+
+    /// Posts to GitHub, newest first, at most `filter.limit`.
+    async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError>;
 
     /// Completes when queued jobs may have appeared that this host was not handed: another
     /// host stored a delivery, or a dead host's leases expired and its jobs were queued again.

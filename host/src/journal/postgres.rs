@@ -31,9 +31,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use switchyard_plugin_api::CancelReason;
 
 use super::{
-    Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter, Started,
-    Supersede, cancel_reason, unix_millis,
+    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
+    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction,
+    PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started, Supersede,
+    cancel_reason, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -111,6 +112,38 @@ CREATE TABLE superseding (
     sha  TEXT NOT NULL
 );
 CREATE INDEX superseding_by_job ON superseding (job);
+-- The dashboard's audit trail: who (the token's name) did what (replay, cancel, release) to
+-- which delivery, job or lock, when, and what came of it. Kept when jobs are pruned.
+CREATE TABLE audit (
+    id       BIGSERIAL PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    delivery TEXT,
+    job      BIGINT,
+    lock     TEXT,
+    outcome  TEXT NOT NULL
+);
+CREATE INDEX audit_by_delivery ON audit (delivery);
+CREATE INDEX audit_by_job ON audit (job);
+-- What jobs posted to GitHub through the host (statuses, check runs, deployments and their
+-- statuses), for the dashboard. Statuses and check runs go with their jobs when pruned;
+-- deployments stay, as what is deployed.
+CREATE TABLE github_posts (
+    id          BIGSERIAL PRIMARY KEY,
+    job         BIGINT NOT NULL,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    sha         TEXT,
+    environment TEXT,
+    deployment  BIGINT,
+    state       TEXT,
+    context     TEXT,
+    url         TEXT
+);
+CREATE INDEX github_posts_by_job ON github_posts (job);
+CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
 "#,
 ];
 
@@ -1055,6 +1088,9 @@ impl Journal for PostgresJournal {
                      DELETE FROM job_logs WHERE job IN (SELECT id FROM doomed)
                  ), lines AS (
                      DELETE FROM superseding WHERE job IN (SELECT id FROM doomed)
+                 ), posts AS (
+                     DELETE FROM github_posts
+                     WHERE job IN (SELECT id FROM doomed) AND kind IN ('status', 'check_run')
                  )
                  DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id",
                 &[&ended_before, &(limit as i64)],
@@ -1182,6 +1218,133 @@ impl Journal for PostgresJournal {
         Ok(Supersede::Latest {
             replaced: (asked == 1).then_some(JobId(latest)),
         })
+    }
+
+    async fn release_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
+        let freed = self
+            .execute(
+                "DELETE FROM locks WHERE name = $1 AND job = $2",
+                &[&name, &job.0],
+            )
+            .await?;
+        Ok(freed == 1)
+    }
+
+    async fn record_action(&self, action: NewAction) -> Result<i64, JournalError> {
+        let rows = self
+            .query(
+                "INSERT INTO audit (at, actor, action, delivery, job, lock, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &now_rfc3339(),
+                    &action.actor,
+                    &action.action,
+                    &action.delivery,
+                    &action.job.map(|job| job.0),
+                    &action.lock,
+                    &action.outcome,
+                ],
+            )
+            .await?;
+        Ok(rows[0].get(0))
+    }
+
+    async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError> {
+        let rows = self
+            .query(
+                "SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit
+                 WHERE ($1::bigint IS NULL OR id = $1)
+                   AND ($2::text IS NULL OR delivery = $2)
+                   AND ($3::bigint IS NULL OR job = $3)
+                   AND ($4::text IS NULL OR action = $4)
+                 ORDER BY id DESC LIMIT $5",
+                &[
+                    &filter.id,
+                    &filter.delivery,
+                    &filter.job.map(|job| job.0),
+                    &filter.action,
+                    &(filter.limit as i64),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| ActionRecord {
+                id: row.get(0),
+                at: row.get(1),
+                actor: row.get(2),
+                action: row.get(3),
+                delivery: row.get(4),
+                job: row.get::<_, Option<i64>>(5).map(JobId),
+                lock: row.get(6),
+                outcome: row.get(7),
+            })
+            .collect())
+    }
+
+    async fn record_post(&self, post: GitHubPost) -> Result<(), JournalError> {
+        // A deployment status names only its deployment: its sha and environment are the
+        // deployment's, when a job posted that.
+        self.execute(
+            "INSERT INTO github_posts
+                 (job, at, kind, repository, sha, environment, deployment, state, context, url)
+             VALUES ($1, $2, $3, $4,
+                 coalesce($5, (SELECT sha FROM github_posts WHERE kind = 'deployment'
+                     AND repository = $4 AND deployment = $7 ORDER BY id DESC LIMIT 1)),
+                 coalesce($6, (SELECT environment FROM github_posts WHERE kind = 'deployment'
+                     AND repository = $4 AND deployment = $7 ORDER BY id DESC LIMIT 1)),
+                 $7, $8, $9, $10)",
+            &[
+                &post.job.0,
+                &now_rfc3339(),
+                &post.kind,
+                &post.repository,
+                &post.sha,
+                &post.environment,
+                &post.deployment,
+                &post.state,
+                &post.context,
+                &post.url,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError> {
+        let rows = self
+            .query(
+                "SELECT id, at, job, kind, repository, sha, environment, deployment, state,
+                        context, url
+                 FROM github_posts
+                 WHERE ($1::bigint IS NULL OR job = $1)
+                   AND (NOT $2 OR kind IN ('deployment', 'deployment_status'))
+                 ORDER BY id DESC LIMIT $3",
+                &[
+                    &filter.job.map(|job| job.0),
+                    &filter.deployments,
+                    &(filter.limit as i64),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| PostRecord {
+                id: row.get(0),
+                at: row.get(1),
+                post: GitHubPost {
+                    job: JobId(row.get(2)),
+                    kind: row.get(3),
+                    repository: row.get(4),
+                    sha: row.get(5),
+                    environment: row.get(6),
+                    deployment: row.get(7),
+                    state: row.get(8),
+                    context: row.get(9),
+                    url: row.get(10),
+                },
+            })
+            .collect())
     }
 
     async fn try_lock(&self, name: &str, job: JobId, attempt: u32) -> Result<bool, JournalError> {

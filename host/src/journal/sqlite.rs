@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use switchyard_plugin_api::CancelReason;
 
 use super::{
-    Appended, AttemptEnd, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState,
-    Journal, JournalError, LockRecord, PageBuilder, PendingJob, QueuedPage, RecentFilter, Started,
-    Supersede, cancel_reason,
+    ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
+    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction,
+    PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started, Supersede,
+    cancel_reason,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -96,6 +97,38 @@ CREATE TABLE superseding (
     sha  TEXT NOT NULL
 );
 CREATE INDEX superseding_by_job ON superseding(job);
+-- The dashboard's audit trail: who (the token's name) did what (replay, cancel, release) to
+-- which delivery, job or lock, when, and what came of it. Kept when jobs are pruned.
+CREATE TABLE audit (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    delivery TEXT,
+    job      INTEGER,
+    lock     TEXT,
+    outcome  TEXT NOT NULL
+);
+CREATE INDEX audit_by_delivery ON audit (delivery);
+CREATE INDEX audit_by_job ON audit (job);
+-- What jobs posted to GitHub through the host (statuses, check runs, deployments and their
+-- statuses), for the dashboard. Statuses and check runs go with their jobs when pruned;
+-- deployments stay, as what is deployed.
+CREATE TABLE github_posts (
+    id          INTEGER PRIMARY KEY,
+    job         INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    sha         TEXT,
+    environment TEXT,
+    deployment  INTEGER,
+    state       TEXT,
+    context     TEXT,
+    url         TEXT
+);
+CREATE INDEX github_posts_by_job ON github_posts (job);
+CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
 "#,
 ];
 
@@ -729,6 +762,9 @@ impl Journal for SqliteJournal {
                 let mut pruned = Vec::with_capacity(found.len());
                 let mut locks = conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?;
                 let mut lines = conn.prepare_cached("DELETE FROM superseding WHERE job = ?1")?;
+                let mut posts = conn.prepare_cached(
+                    "DELETE FROM github_posts WHERE job = ?1 AND kind IN ('status', 'check_run')",
+                )?;
                 let mut delete = conn.prepare_cached(
                     "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed')",
                 )?;
@@ -736,6 +772,7 @@ impl Journal for SqliteJournal {
                     locks.execute([id])?;
                     lines.execute([id])?;
                     if delete.execute([id])? == 1 {
+                        posts.execute([id])?;
                         pruned.push(JobId(id));
                     }
                 }
@@ -872,6 +909,143 @@ impl Journal for SqliteJournal {
                 .prepare_cached("SELECT job, attempt FROM locks WHERE name = ?1")?
                 .query_row(params![name], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(holder == (job.0, attempt))
+        })
+        .await
+    }
+
+    async fn release_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            let freed = conn
+                .prepare_cached("DELETE FROM locks WHERE name = ?1 AND job = ?2")?
+                .execute(params![name, job.0])?;
+            Ok(freed == 1)
+        })
+        .await
+    }
+
+    async fn record_action(&self, action: NewAction) -> Result<i64, JournalError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO audit (at, actor, action, delivery, job, lock, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                now_rfc3339(),
+                action.actor,
+                action.action,
+                action.delivery,
+                action.job.map(|job| job.0),
+                action.lock,
+                action.outcome
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit
+                 WHERE (?1 IS NULL OR id = ?1)
+                   AND (?2 IS NULL OR delivery = ?2)
+                   AND (?3 IS NULL OR job = ?3)
+                   AND (?4 IS NULL OR action = ?4)
+                 ORDER BY id DESC LIMIT ?5",
+            )?;
+            let rows = statement.query_map(
+                params![
+                    filter.id,
+                    filter.delivery,
+                    filter.job.map(|job| job.0),
+                    filter.action,
+                    filter.limit as i64
+                ],
+                |row| {
+                    Ok(ActionRecord {
+                        id: row.get(0)?,
+                        at: row.get(1)?,
+                        actor: row.get(2)?,
+                        action: row.get(3)?,
+                        delivery: row.get(4)?,
+                        job: row.get::<_, Option<i64>>(5)?.map(JobId),
+                        lock: row.get(6)?,
+                        outcome: row.get(7)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn record_post(&self, post: GitHubPost) -> Result<(), JournalError> {
+        self.write(move |conn| {
+            // A deployment status names only its deployment: its sha and environment are the
+            // deployment's, when a job posted that.
+            conn.prepare_cached(
+                "INSERT INTO github_posts
+                     (job, at, kind, repository, sha, environment, deployment, state, context, url)
+                 VALUES (?1, ?2, ?3, ?4,
+                     coalesce(?5, (SELECT sha FROM github_posts WHERE kind = 'deployment'
+                         AND repository = ?4 AND deployment = ?7 ORDER BY id DESC LIMIT 1)),
+                     coalesce(?6, (SELECT environment FROM github_posts WHERE kind = 'deployment'
+                         AND repository = ?4 AND deployment = ?7 ORDER BY id DESC LIMIT 1)),
+                     ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                post.job.0,
+                now_rfc3339(),
+                post.kind,
+                post.repository,
+                post.sha,
+                post.environment,
+                post.deployment,
+                post.state,
+                post.context,
+                post.url
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, at, job, kind, repository, sha, environment, deployment, state,
+                        context, url
+                 FROM github_posts
+                 WHERE (?1 IS NULL OR job = ?1)
+                   AND (?2 = 0 OR kind IN ('deployment', 'deployment_status'))
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = statement.query_map(
+                params![
+                    filter.job.map(|job| job.0),
+                    filter.deployments,
+                    filter.limit as i64
+                ],
+                |row| {
+                    Ok(PostRecord {
+                        id: row.get(0)?,
+                        at: row.get(1)?,
+                        post: GitHubPost {
+                            job: JobId(row.get(2)?),
+                            kind: row.get(3)?,
+                            repository: row.get(4)?,
+                            sha: row.get(5)?,
+                            environment: row.get(6)?,
+                            deployment: row.get(7)?,
+                            state: row.get(8)?,
+                            context: row.get(9)?,
+                            url: row.get(10)?,
+                        },
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

@@ -91,10 +91,12 @@ impl PluginSetError {
     }
 }
 
-/// The enabled plugins of one config, in config order.
+/// The enabled plugins of one config, in config order, and its disabled entries (shown on the
+/// dashboard, never loaded).
 #[derive(Default)]
 pub struct PluginSet {
     plugins: Vec<Arc<LoadedPlugin>>,
+    disabled: Vec<PluginEntry>,
 }
 
 impl PluginSet {
@@ -158,7 +160,18 @@ impl PluginSet {
                 instance,
             }));
         }
-        Ok(Self { plugins })
+        let disabled = config
+            .plugins
+            .iter()
+            .filter(|entry| !entry.enabled)
+            .cloned()
+            .collect();
+        Ok(Self { plugins, disabled })
+    }
+
+    /// The config's entries with `enabled = false`.
+    pub fn disabled(&self) -> &[PluginEntry] {
+        &self.disabled
     }
 
     /// Names of the plugins that declare no GitHub permissions, and whose entries give none:
@@ -208,21 +221,53 @@ pub fn warn_undeclared(set: &PluginSet) {
 /// The current plugin set. Behind a lock so a config reload can swap it as a whole: jobs keep
 /// the set (and instances) they started with, new deliveries see the new one.
 #[derive(Default)]
-pub struct Plugins(RwLock<Arc<PluginSet>>);
+pub struct Plugins {
+    set: RwLock<Arc<PluginSet>>,
+    last_reload: std::sync::Mutex<Option<LastReload>>,
+}
+
+/// The last reload of the config, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastReload {
+    /// RFC 3339.
+    pub at: String,
+    /// What it changed, or why it kept the running set.
+    pub outcome: Result<String, String>,
+}
 
 impl Plugins {
     pub fn new(set: PluginSet) -> Self {
-        Self(RwLock::new(Arc::new(set)))
+        Self {
+            set: RwLock::new(Arc::new(set)),
+            last_reload: std::sync::Mutex::default(),
+        }
     }
 
     /// Swaps in a new set. Jobs running on the old one finish on it; an old instance is
     /// destroyed when its last job ends (its library stays mapped: see `loader`).
     pub fn replace(&self, set: PluginSet) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        *self.set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
     }
 
     pub fn current(&self) -> Arc<PluginSet> {
-        Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.set.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records how a reload ended.
+    pub fn reloaded(&self, outcome: Result<String, String>) {
+        let last = LastReload {
+            at: crate::event::now_rfc3339(),
+            outcome,
+        };
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(last);
+    }
+
+    /// The last reload since the host started, if any.
+    pub fn last_reload(&self) -> Option<LastReload> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -20,9 +20,10 @@ use switchyard_plugin_api::{
 
 use crate::{
     checkout::Checkouts,
-    github::{Caller, GitHub},
+    github::{Caller, GitHub, posted::posted},
     job_log::JobLogs,
     journal::JobId,
+    journal::Journal,
     locks::Locks,
     outbound::WebhookClient,
     process::{self, Place},
@@ -34,9 +35,11 @@ use crate::{
 pub struct ServiceDeps {
     pub logs: JobLogs,
     pub github: Arc<dyn GitHub>,
+    /// Where what jobs post to GitHub is recorded, for the dashboard.
+    pub journal: Arc<dyn Journal>,
     pub checkouts: Checkouts,
     pub webhooks: WebhookClient,
-    pub locks: Locks,
+    pub locks: Arc<Locks>,
     /// Where commands run.
     pub sandbox: Arc<Sandbox>,
     /// Environment variables holding the host's secrets, which commands must not inherit.
@@ -106,7 +109,17 @@ impl JobServices {
         let deps = &self.deps;
         let job = self.attempt.job;
         match request {
-            ServiceRequest::Github(call) => encode(deps.github.send(call, &self.caller).await),
+            ServiceRequest::Github(call) => {
+                let answer = deps.github.send(call.clone(), &self.caller).await;
+                // Recorded before the plugin hears back, so a deployment is in the journal
+                // before any status of it.
+                if let Some(post) = answer.as_ref().ok().and_then(|a| posted(job, &call, a))
+                    && let Err(error) = deps.journal.record_post(post).await
+                {
+                    tracing::warn!(%job, %error, "cannot record what a job posted to GitHub");
+                }
+                encode(answer)
+            }
             ServiceRequest::Run(request) => {
                 let run = async {
                     let workspace = deps.checkouts.ensure(job, deps.sandbox.run_as()).await?;

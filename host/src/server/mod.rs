@@ -12,9 +12,13 @@ mod tls;
 pub use connections::{Connection, ReadingBody};
 pub use tls::{TlsCertificates, TlsError};
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, body::Body, extract::Request};
+use axum::{
+    Router,
+    body::Body,
+    extract::{ConnectInfo, Request},
+};
 use http_body_util::BodyExt as _;
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -96,11 +100,13 @@ pub async fn serve(
         };
         let registered = connections.register();
         let (http, router) = (http.clone(), router.clone());
+        let peer = stream.peer_addr().ok();
         match &tls {
-            None => tokio::spawn(serve_connection(stream, registered, http, router)),
+            None => tokio::spawn(serve_connection(stream, peer, registered, http, router)),
             Some(tls) => tokio::spawn(serve_tls_connection(
                 tls.clone(),
                 stream,
+                peer,
                 registered,
                 http,
                 router,
@@ -147,6 +153,7 @@ async fn accept(
 async fn serve_tls_connection(
     tls: TlsAcceptor,
     stream: TcpStream,
+    peer: Option<SocketAddr>,
     registered: Registered,
     http: http1::Builder,
     router: Router,
@@ -168,11 +175,14 @@ async fn serve_tls_connection(
         () = registered.slot.evict.cancelled() => return,
         () = registered.slot.close.cancelled() => return,
     };
-    serve_connection(stream, registered, http, router).await;
+    serve_connection(stream, peer, registered, http, router).await;
 }
 
+/// Serves one connection's requests; each carries the peer's address (axum's `ConnectInfo`),
+/// which the dashboard's sign-in limit counts by.
 async fn serve_connection(
     stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    peer: Option<SocketAddr>,
     registered: Registered,
     http: http1::Builder,
     router: Router,
@@ -185,6 +195,9 @@ async fn serve_connection(
         request
             .extensions_mut()
             .insert(Connection(Arc::clone(&slot)));
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         let router = router.clone();
         async move {
             let response = router.oneshot(request).await?;

@@ -133,6 +133,22 @@ impl Access {
         constant_time_eq(&self.mac(token, expires), &given).then_some(token.name.as_str())
     }
 
+    /// The token the forms of the session `cookie` carry (CSRF protection): an HMAC of the
+    /// session cookie, so it is the session's own, and a form from another session, an older
+    /// one included, is refused.
+    pub fn form_token(&self, cookie: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(b"switchyard dashboard form\0");
+        mac.update(cookie.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `given` is the form token of the session `cookie`, compared in constant time.
+    pub fn form_token_matches(&self, cookie: &str, given: &str) -> bool {
+        constant_time_eq(self.form_token(cookie).as_bytes(), given.trim().as_bytes())
+    }
+
     fn mac(&self, token: &Token, expires: u64) -> Vec<u8> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
@@ -199,6 +215,32 @@ mod tests {
             cookie_value("a=1; switchyard_session=x.1.ff"),
             Some("x.1.ff")
         );
+    }
+
+    #[test]
+    fn a_form_token_belongs_to_its_session_alone() {
+        let access = Access::new(
+            vec![
+                ("alice".into(), "token-of-alice".into()),
+                ("bob".into(), "token-of-bob".into()),
+            ],
+            b"key",
+        );
+        let alice = access.session("alice", 1000).unwrap();
+        let earlier = access.session("alice", 900).unwrap();
+        let bob = access.session("bob", 1000).unwrap();
+        let token = access.form_token(&alice);
+        assert!(access.form_token_matches(&alice, &token));
+        for (cookie, given) in [
+            (&bob, token.as_str()),
+            (&alice, &access.form_token(&earlier)),
+            (&alice, ""),
+            (&alice, &token[1..]),
+        ] {
+            assert!(!access.form_token_matches(cookie, given), "{given}");
+        }
+        let other_key = Access::new(vec![("alice".into(), "token-of-alice".into())], b"other");
+        assert!(!other_key.form_token_matches(&alice, &token));
     }
 
     fn cookie_value(header: &str) -> Option<&str> {

@@ -196,6 +196,14 @@ impl LogHtml {
     }
 
     pub fn line(&mut self, text: &str) {
+        self.line_stamped(text, None);
+    }
+
+    /// A line, with the time it was written shown before it when `stamp` is given.
+    pub fn line_stamped(&mut self, text: &str, stamp: Option<&str>) {
+        let stamp = stamp.map_or(String::new(), |stamp| {
+            format!("<span class=\"ts\">{stamp}</span>")
+        });
         let n = self.next;
         self.next += 1;
         let text = text.strip_suffix('\r').unwrap_or(text);
@@ -215,7 +223,7 @@ impl LogHtml {
             escape(title, &mut title_html);
             let _ = write!(
                 self.html,
-                "<details class=\"group\" open><summary><span class=\"{class} group-start\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a><span class=\"t\">{title_html}</span></span></summary><div class=\"group-body\">"
+                "<details class=\"group\" open><summary><span class=\"{class} group-start\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a>{stamp}<span class=\"t\">{title_html}</span></span></summary><div class=\"group-body\">"
             );
             self.in_group = true;
             return;
@@ -226,7 +234,7 @@ impl LogHtml {
         }
         let _ = write!(
             self.html,
-            "<span class=\"{class}\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a><span class=\"t\">{body}</span></span>"
+            "<span class=\"{class}\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a>{stamp}<span class=\"t\">{body}</span></span>"
         );
         if end && self.in_group {
             self.html.push_str("</div></details>");
@@ -254,6 +262,91 @@ pub fn render(bytes: &[u8], first: u64) -> (String, u64) {
     }
     let next = out.next_number();
     (out.finish(), next)
+}
+
+/// Renders `bytes` (whole lines, from offset `at` of the log) numbered from `first`, each line
+/// with the time the chunk holding its start was written, from `times` (see `chunk_times`).
+pub fn render_timed(bytes: &[u8], first: u64, at: u64, times: &[(u64, u64)]) -> (String, u64) {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let mut out = LogHtml::new(first);
+    let mut offset = at;
+    if !bytes.is_empty() {
+        for line in text.split('\n') {
+            let stamp = time_at(times, offset).map(clock);
+            out.line_stamped(line, stamp.as_deref());
+            offset += line.len() as u64 + 1;
+        }
+    }
+    let next = out.next_number();
+    (out.finish(), next)
+}
+
+/// The time of the last chunk written at or before `offset`.
+fn time_at(times: &[(u64, u64)], offset: u64) -> Option<u64> {
+    let after = times.partition_point(|(start, _)| *start <= offset);
+    after.checked_sub(1).map(|i| times[i].1)
+}
+
+/// `HH:MM:SS.mmm` in UTC, of Unix milliseconds.
+fn clock(millis: u64) -> String {
+    let of_day = millis % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1000 % 60,
+        of_day % 1000
+    )
+}
+
+/// Bytes of a times file: one record per chunk.
+const RECORD: u64 = 16;
+
+/// The chunk records of a log's `times` file (see `JobLogs::times_path`) that bear on bytes
+/// `from..to`: the last one starting at or before `from`, and those after it up to `to`,
+/// found by a binary search of the file, read by ranges. None when there is no such file.
+pub async fn chunk_times(times: &Path, from: u64, to: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    let times = times.to_owned();
+    blocking(move || {
+        use std::os::unix::fs::FileExt as _;
+        let file = match std::fs::File::open(times) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let count = file.metadata()?.len() / RECORD;
+        let read = |index: u64| -> std::io::Result<(u64, u64)> {
+            let mut record = [0u8; RECORD as usize];
+            file.read_exact_at(&mut record, index * RECORD)?;
+            let number = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+            Ok((number(&record[..8]), number(&record[8..])))
+        };
+        // The first record starting after `from`.
+        let (mut low, mut high) = (0, count);
+        while low < high {
+            let middle = (low + high) / 2;
+            if read(middle)?.0 <= from {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        let mut found = Vec::new();
+        let mut index = low.saturating_sub(1);
+        while index < count {
+            let record = read(index)?;
+            if record.0 > to {
+                break;
+            }
+            found.push(record);
+            index += 1;
+        }
+        // Concurrent writers may have recorded out of order: the search wants them sorted.
+        found.sort_unstable();
+        Ok(found)
+    })
+    .await
 }
 
 /// Newlines in the first `upto` bytes of a file, read in chunks (never whole) on a blocking
@@ -346,6 +439,49 @@ pub async fn align_to_line(path: &Path, offset: u64) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn each_line_gets_the_time_of_the_chunk_its_start_was_written_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let times = dir.path().join("1.times");
+        // Chunks at 0, 8 and 19, a second apart from 01:00:00 UTC; one written out of order.
+        let base = 3_600_000u64;
+        let mut records = Vec::new();
+        for (offset, millis) in [(0u64, base), (19, base + 2000), (8, base + 1000)] {
+            records.extend_from_slice(&offset.to_le_bytes());
+            records.extend_from_slice(&millis.to_le_bytes());
+        }
+        std::fs::write(&times, records).unwrap();
+        let all = chunk_times(&times, 0, 30).await.unwrap();
+        assert_eq!(all, [(0, base), (8, base + 1000), (19, base + 2000)]);
+        // A window from 10 on: the chunk it starts in, and the later ones.
+        let window = chunk_times(&times, 10, 30).await.unwrap();
+        assert_eq!(time_at(&window, 10), Some(base + 1000));
+        assert_eq!(time_at(&window, 25), Some(base + 2000));
+        let missing = dir.path().join("none.times");
+        assert!(chunk_times(&missing, 0, 10).await.unwrap().is_empty());
+
+        // "one\ntwo\n" at 0..8, "three\n" at 8, "four\n" at 14 (same chunk), "five" at 19.
+        let (html, next) = render_timed(b"one\ntwo\nthree\nfour\nfive\n", 1, 0, &all);
+        assert_eq!(next, 6);
+        let stamps: Vec<&str> = html
+            .split("<span class=\"ts\">")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('<').unwrap()])
+            .collect();
+        assert_eq!(
+            stamps,
+            [
+                "01:00:00.000",
+                "01:00:00.000",
+                "01:00:01.000",
+                "01:00:01.000",
+                "01:00:02.000"
+            ]
+        );
+        let (plain, _) = render(b"one\n", 1);
+        assert!(!plain.contains("class=\"ts\""));
+    }
 
     #[test]
     fn html_and_ansi_become_escaped_spans() {

@@ -4,7 +4,9 @@
 //! needs a sign-in unless `[dashboard] access = "public-read"`; with no token configured every
 //! page says which setting to set. Secrets are masked in everything rendered, as in job logs.
 
+mod actions;
 mod auth;
+mod limit;
 mod log_view;
 mod pages;
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -25,9 +27,12 @@ pub use auth::SESSION_SECRET;
 
 use crate::{
     config::{Config, DashboardAccess, secret_from_env, secret_from_file},
+    ingress::Dispatcher,
     job_log::{JobLogs, LogLinks},
     journal::Journal,
+    locks::Locks,
     plugins::Plugins,
+    workers::Workers,
 };
 
 /// The dashboard's settings and who may sign in.
@@ -38,6 +43,12 @@ pub struct Dashboard {
     /// `Secure` on the session cookie: the public URL is https.
     secure_cookie: bool,
     page_size: usize,
+    /// The public URL's origin (`https://host:port`): where the actions' forms come from.
+    origin: String,
+    /// How long a cancelled job has to stop: a lock's release waits that long for its holder.
+    cancel_grace: std::time::Duration,
+    /// Failed sign-ins per address.
+    sign_ins: limit::SignInLimit,
 }
 
 /// Reads the `name:token` lines the config names. `Err` says what to set; it never holds a
@@ -80,7 +91,19 @@ impl Dashboard {
             access: tokens.map(|tokens| auth::Access::new(tokens, key)),
             secure_cookie: config.public_url().starts_with("https://"),
             page_size: config.dashboard.page_size,
+            origin: origin_of(&config.public_url()),
+            cancel_grace: std::time::Duration::from_secs(config.workers.cancel_grace_secs),
+            sign_ins: limit::SignInLimit::default(),
         }
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of a URL: everything before the path.
+fn origin_of(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    match url[after_scheme..].find('/') {
+        Some(path) => url[..after_scheme + path].to_owned(),
+        None => url.to_owned(),
     }
 }
 
@@ -92,6 +115,12 @@ pub struct WebState {
     pub logs: JobLogs,
     pub links: LogLinks,
     pub plugins: Arc<Plugins>,
+    /// Replays store and dispatch through it, as the webhook does.
+    pub dispatcher: Dispatcher,
+    /// Cancelling jobs.
+    pub workers: Workers,
+    /// Waking the jobs waiting for a lock a person released.
+    pub locks: Arc<Locks>,
     /// Shared with the raw log links: one permit per log being followed.
     pub log_readers: Arc<Semaphore>,
     pub stopping: CancellationToken,
@@ -104,10 +133,13 @@ pub fn router(state: WebState) -> Router {
         .route("/dashboard/", get(pages::deliveries))
         .route("/dashboard/deliveries", get(pages::deliveries))
         .route("/dashboard/deliveries/{id}", get(pages::delivery))
+        .route("/dashboard/deliveries/{id}/replay", post(actions::replay))
         .route("/dashboard/jobs", get(pages::jobs))
         .route("/dashboard/jobs/{id}", get(pages::job))
         .route("/dashboard/jobs/{id}/follow", get(pages::follow))
+        .route("/dashboard/jobs/{id}/cancel", post(actions::cancel))
         .route("/dashboard/deployments", get(pages::deployments))
+        .route("/dashboard/locks/release", post(actions::release_lock))
         .route("/dashboard/plugins", get(pages::plugins))
         .route(
             "/dashboard/sign-in",
@@ -122,9 +154,15 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
-/// Who is looking: the signed-in name, if any.
-#[derive(Clone, Debug)]
-pub struct Viewer(pub Option<String>);
+/// Who is looking: the signed-in name, if any, and the token their forms carry.
+#[derive(Clone, Debug, Default)]
+pub struct Viewer {
+    pub name: Option<String>,
+    /// The session's CSRF token (see `auth::Access::form_token`), when signed in.
+    pub form_token: Option<String>,
+    /// The session cookie's value, against which a form's token is checked.
+    session: Option<String>,
+}
 
 /// No inline script or style, nothing from elsewhere, no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -139,17 +177,31 @@ async fn guard(State(state): State<WebState>, mut request: Request, next: Next) 
             Err(hint) => pages::not_configured(hint),
             Ok(access) => {
                 let now = now_secs();
-                let viewer = request
+                let session = request
                     .headers()
                     .get(header::COOKIE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|cookies| auth::cookie(cookies, auth::COOKIE))
-                    .and_then(|cookie| access.verify(cookie, now))
+                    .filter(|cookie| access.verify(cookie, now).is_some())
                     .map(str::to_owned);
-                let open = path == "/dashboard/sign-in"
-                    || path == "/dashboard/sign-out"
-                    || state.dashboard.mode == DashboardAccess::PublicRead;
-                if viewer.is_none() && !open {
+                let viewer = Viewer {
+                    name: session
+                        .as_deref()
+                        .and_then(|cookie| access.verify(cookie, now))
+                        .map(str::to_owned),
+                    form_token: session.as_deref().map(|cookie| access.form_token(cookie)),
+                    session,
+                };
+                let signing = path == "/dashboard/sign-in" || path == "/dashboard/sign-out";
+                let open = signing || state.dashboard.mode == DashboardAccess::PublicRead;
+                if viewer.name.is_none() && request.method() == Method::POST && !signing {
+                    // The actions need a sign-in whatever `access` says.
+                    pages::message(
+                        StatusCode::UNAUTHORIZED,
+                        "Sign in first",
+                        "Changing anything needs a sign-in. Sign in, then try again from the page.",
+                    )
+                } else if viewer.name.is_none() && !open {
                     let wanted = request
                         .uri()
                         .path_and_query()
@@ -159,7 +211,7 @@ async fn guard(State(state): State<WebState>, mut request: Request, next: Next) 
                         .finish();
                     Redirect::to(&format!("/dashboard/sign-in?{query}")).into_response()
                 } else {
-                    request.extensions_mut().insert(Viewer(viewer));
+                    request.extensions_mut().insert(viewer);
                     next.run(request).await
                 }
             }
@@ -212,4 +264,21 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_origin_is_the_url_before_its_path() {
+        for (url, origin) in [
+            ("http://127.0.0.1:9393", "http://127.0.0.1:9393"),
+            ("https://ci.example.com/", "https://ci.example.com"),
+            (
+                "https://ci.example.com/switchyard/",
+                "https://ci.example.com",
+            ),
+        ] {
+            assert_eq!(super::origin_of(url), origin);
+        }
+    }
 }

@@ -1,11 +1,17 @@
 //! The dashboard's pages and the log follow stream.
 
-use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use askama::Template;
 use axum::{
     Extension, Form,
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{
         Html, IntoResponse, Redirect, Response,
@@ -16,8 +22,8 @@ use serde::Deserialize;
 
 use super::{Viewer, WebState, auth, log_view, now_secs};
 use crate::journal::{
-    DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError,
-    LockRecord, RecentFilter,
+    ActionFilter, ActionRecord, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow,
+    JobState, JournalError, PostFilter, RecentFilter,
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -26,10 +32,12 @@ type Params = Query<HashMap<String, String>>;
 pub struct Head {
     pub title: String,
     pub user: Option<String>,
+    /// The session's CSRF token, for the forms of the actions.
+    pub form_token: String,
     pub counts: JobCounts,
 }
 
-fn html(template: &impl Template) -> Response {
+pub(super) fn html(template: &impl Template) -> Response {
     match template.render() {
         Ok(page) => Html(page).into_response(),
         Err(error) => {
@@ -39,7 +47,7 @@ fn html(template: &impl Template) -> Response {
     }
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, title: &str, text: &str) -> Response {
     #[derive(Template)]
     #[template(path = "message.html")]
     struct Message<'a> {
@@ -58,7 +66,7 @@ fn internal_error() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
-fn journal_failed(error: JournalError) -> Response {
+pub(super) fn journal_failed(error: JournalError) -> Response {
     tracing::error!(%error, "the dashboard cannot read the journal");
     message(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,7 +87,11 @@ pub async fn not_found() -> Response {
     message(StatusCode::NOT_FOUND, "Not found", "No such page.")
 }
 
-async fn head(state: &WebState, viewer: &Viewer, title: String) -> Result<Head, Response> {
+pub(super) async fn head(
+    state: &WebState,
+    viewer: &Viewer,
+    title: String,
+) -> Result<Head, Response> {
     let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     let since = hour_ago
         .format(&time::format_description::well_known::Rfc3339)
@@ -91,7 +103,8 @@ async fn head(state: &WebState, viewer: &Viewer, title: String) -> Result<Head, 
         .map_err(journal_failed)?;
     Ok(Head {
         title,
-        user: viewer.0.clone(),
+        user: viewer.name.clone(),
+        form_token: viewer.form_token.clone().unwrap_or_default(),
         counts,
     })
 }
@@ -114,6 +127,47 @@ fn page_link(path: &str, params: &[(&str, Option<&str>)]) -> String {
 /// Masks secrets in text shown on a page, as job logs mask them.
 fn masked(state: &WebState, text: &str) -> String {
     String::from_utf8_lossy(&state.logs.mask(text.as_bytes())).into_owned()
+}
+
+/// Actions of the audit trail shown on a page, at most this many.
+const TRAIL: usize = 50;
+
+/// The audit trail `filter` selects (newest first), and the action `?action=ID` names: the
+/// result of the form that led here.
+async fn trail(
+    state: &WebState,
+    params: &HashMap<String, String>,
+    filter: ActionFilter,
+) -> Result<(Option<ActionRecord>, Vec<ActionRecord>), Response> {
+    let actions = state
+        .journal
+        .actions(ActionFilter {
+            limit: TRAIL,
+            ..filter
+        })
+        .await
+        .map_err(journal_failed)?;
+    let notice = match param(params, "action").and_then(|id| id.parse::<i64>().ok()) {
+        Some(id) => {
+            let one = ActionFilter {
+                limit: 1,
+                id: Some(id),
+                ..ActionFilter::default()
+            };
+            let found = state.journal.actions(one).await.map_err(journal_failed)?;
+            found.into_iter().next()
+        }
+        None => None,
+    };
+    let masked_action = |mut action: ActionRecord| {
+        action.outcome = masked(state, &action.outcome);
+        action.lock = action.lock.map(|lock| masked(state, &lock));
+        action
+    };
+    Ok((
+        notice.map(masked_action),
+        actions.into_iter().map(masked_action).collect(),
+    ))
 }
 
 #[derive(Template)]
@@ -183,6 +237,11 @@ pub async fn deliveries(
 #[template(path = "delivery.html")]
 struct DeliveryPage {
     head: Head,
+    id: String,
+    /// The loaded plugins, which a replay may be limited to.
+    plugins: Vec<String>,
+    notice: Option<ActionRecord>,
+    actions: Vec<ActionRecord>,
     event: String,
     repository: String,
     sender: String,
@@ -197,6 +256,7 @@ pub async fn delivery(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
+    Query(params): Params,
 ) -> Response {
     let delivery = match state.journal.delivery(&id).await {
         Ok(Some(delivery)) => delivery,
@@ -220,12 +280,30 @@ pub async fn delivery(
         Some(action) => format!("{}.{action}", delivery.kind),
         None => delivery.kind.to_string(),
     };
+    let filter = ActionFilter {
+        delivery: Some(id.clone()),
+        ..ActionFilter::default()
+    };
+    let (notice, actions) = match trail(&state, &params, filter).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
     let head = match head(&state, &viewer, format!("Delivery {id}")).await {
         Ok(head) => head,
         Err(response) => return response,
     };
+    let plugins = state
+        .plugins
+        .current()
+        .iter()
+        .map(|plugin| plugin.name().to_owned())
+        .collect();
     html(&DeliveryPage {
         head,
+        id,
+        plugins,
+        notice,
+        actions,
         event,
         repository: delivery.facts.repository.unwrap_or_default(),
         sender: masked(&state, &delivery.facts.sender.unwrap_or_default()),
@@ -363,11 +441,46 @@ pub async fn jobs(
     })
 }
 
+/// What a job posted to GitHub, as its page shows it.
+struct PostView {
+    kind: String,
+    state: String,
+    context: String,
+    repository: String,
+    sha: String,
+    environment: String,
+    at: String,
+    /// Only http(s) links are links.
+    url: Option<String>,
+    /// The link's text: its path, shortened.
+    url_label: String,
+}
+
+/// A link's text: the URL without its scheme and host, at most 32 characters.
+fn link_label(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    let path = url[after_scheme..]
+        .find('/')
+        .map_or("/", |at| &url[after_scheme + at..]);
+    match path.char_indices().nth(32) {
+        Some((cut, _)) => format!("{}…", &path[..cut]),
+        None => path.to_owned(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "job.html")]
 struct JobPage {
     head: Head,
     id: JobId,
+    posts: Vec<PostView>,
+    /// Each line shows when it was written.
+    timestamps: bool,
+    toggle_timestamps: String,
+    notice: Option<ActionRecord>,
+    actions: Vec<ActionRecord>,
+    /// Queued or running: it can be cancelled.
+    cancellable: bool,
     row: JobView,
     delivery: String,
     subject: String,
@@ -479,13 +592,74 @@ pub async fn job(
     };
     let to = start + whole as u64;
     let masked_bytes = state.logs.mask(&bytes[..whole]);
-    let (log_html, next_line) = log_view::render(&masked_bytes, first_line);
+    let timestamps = param(&params, "timestamps").is_some();
+    let (log_html, next_line) = if timestamps {
+        let times = log_view::chunk_times(&state.logs.times_path(id), start, to).await;
+        let times = times.unwrap_or_else(|error| {
+            tracing::warn!(job = %id, %error, "cannot read a job log's times");
+            Vec::new()
+        });
+        log_view::render_timed(&masked_bytes, first_line, start, &times)
+    } else {
+        log_view::render(&masked_bytes, first_line)
+    };
     let here = format!("/dashboard/jobs/{id}");
-    let earlier =
-        (start > 0).then(|| format!("{here}?start={}", start.saturating_sub(log_view::WINDOW)));
-    let later = (to < size && window_end < size).then(|| format!("{here}?start={to}"));
+    let stamped = if timestamps { "&timestamps=1" } else { "" };
+    let earlier = (start > 0).then(|| {
+        format!(
+            "{here}?start={}{stamped}",
+            start.saturating_sub(log_view::WINDOW)
+        )
+    });
+    let later = (to < size && window_end < size).then(|| format!("{here}?start={to}{stamped}"));
+    // The same window with timestamps on or off.
+    let toggle_timestamps = match timestamps {
+        true => format!("{here}?start={start}"),
+        false => format!("{here}?start={start}&timestamps=1"),
+    };
     let follow = running && later.is_none();
     let raw_log = state.links.path(id);
+    // Those on its delivery too: the replay that made it, its siblings' cancels.
+    let filter = ActionFilter {
+        delivery: Some(row.job.delivery.clone()),
+        ..ActionFilter::default()
+    };
+    let (notice, actions) = match trail(&state, &params, filter).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let filter = PostFilter {
+        limit: TRAIL,
+        job: Some(id),
+        ..PostFilter::default()
+    };
+    let posts = match state.journal.posts(filter).await {
+        Ok(posts) => posts,
+        Err(error) => return journal_failed(error),
+    };
+    let text = |value: Option<String>| masked(&state, &value.unwrap_or_default());
+    let posts = posts
+        .into_iter()
+        .rev()
+        .map(|record| {
+            let post = record.post;
+            let url = post
+                .url
+                .map(|url| masked(&state, &url))
+                .filter(|url| url.starts_with("https://") || url.starts_with("http://"));
+            PostView {
+                url_label: url.as_deref().map(link_label).unwrap_or_default(),
+                kind: post.kind.replace('_', " "),
+                state: text(post.state),
+                context: text(post.context),
+                repository: masked(&state, &post.repository),
+                sha: short(&text(post.sha)).to_owned(),
+                environment: text(post.environment),
+                at: record.at,
+                url,
+            }
+        })
+        .collect();
     let head = match head(&state, &viewer, format!("Job #{id}")).await {
         Ok(head) => head,
         Err(response) => return response,
@@ -493,6 +667,12 @@ pub async fn job(
     html(&JobPage {
         head,
         id,
+        posts,
+        timestamps,
+        toggle_timestamps,
+        notice,
+        actions,
+        cancellable: running,
         row: job_view(&state, &row),
         delivery: row.job.delivery.clone(),
         subject: masked(
@@ -561,7 +741,9 @@ pub async fn follow(
         .await
         .unwrap_or_default();
     let line = log_view::count_lines(&path, offset).await.unwrap_or(0) + 1;
+    let times = param(&params, "timestamps").map(|_| state.logs.times_path(id));
     let follower = Follower {
+        times,
         state,
         job: id,
         path,
@@ -580,6 +762,8 @@ struct Follower {
     state: WebState,
     job: JobId,
     path: std::path::PathBuf,
+    /// The log's times file, when lines are sent with their timestamps.
+    times: Option<std::path::PathBuf>,
     offset: u64,
     /// The number of the line at `offset`.
     line: u64,
@@ -614,7 +798,16 @@ impl Follower {
                 };
                 if whole > 0 {
                     let masked = self.state.logs.mask(&bytes[..whole]);
-                    let (html, next) = log_view::render(&masked, self.line);
+                    let (html, next) = match &self.times {
+                        Some(times) => {
+                            let end = self.offset + whole as u64;
+                            let times = log_view::chunk_times(times, self.offset, end)
+                                .await
+                                .unwrap_or_default();
+                            log_view::render_timed(&masked, self.line, self.offset, &times)
+                        }
+                        None => log_view::render(&masked, self.line),
+                    };
                     self.offset += whole as u64;
                     self.line = next;
                     let event = Event::default()
@@ -640,35 +833,58 @@ impl Follower {
     }
 }
 
-/// A `deployment_status` as the deployments page shows it.
+/// A deployment status as the deployments page shows it: from a `deployment_status` delivery,
+/// or posted by a job here.
+#[derive(Clone)]
 struct DeploymentView {
     repository: String,
     environment: String,
     state: String,
     sha: String,
+    /// Who: the status's creator on GitHub, or the job that posted it.
     by: String,
     at: String,
-    delivery: String,
+    /// Where it is recorded: the delivery's page or the job's.
+    link: String,
+    source: String,
 }
 
 #[derive(Template)]
 #[template(path = "deployments.html")]
 struct DeploymentsPage {
     head: Head,
+    notice: Option<ActionRecord>,
+    /// Locks released by people.
+    actions: Vec<ActionRecord>,
     current: Vec<DeploymentView>,
-    locks: Vec<LockRecord>,
+    locks: Vec<LockView>,
     history: Vec<DeploymentView>,
 }
 
-/// Deployment statuses read back from the journal, at most this many.
+/// A lock, its holder and the jobs waiting for it.
+struct LockView {
+    name: String,
+    job: JobId,
+    attempt: u32,
+    acquired_at: String,
+    waiting: Vec<(JobId, String)>,
+}
+
+/// Deployment statuses read back from the journal, at most this many of each source.
 const DEPLOYMENT_HISTORY: usize = 100;
 
-/// `GET /dashboard/deployments`: from the journal's `deployment_status` deliveries, what is
-/// deployed now per repository and environment (the last `success`), the history, and the
-/// locks held.
+/// An RFC 3339 time, for ordering statuses from both sources.
+fn instant(at: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// `GET /dashboard/deployments`: what is deployed now per repository and environment (the last
+/// `success`), from the deployment statuses jobs here posted and from `deployment_status`
+/// deliveries, the history, and who holds and who waits for each lock.
 pub async fn deployments(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
+    Query(params): Params,
 ) -> Response {
     let filter = RecentFilter {
         limit: DEPLOYMENT_HISTORY,
@@ -695,29 +911,76 @@ pub async fn deployments(
             sha: short(&text(&value["deployment"]["sha"])).to_owned(),
             by: text(&value["deployment_status"]["creator"]["login"]),
             at: text(&value["deployment_status"]["created_at"]),
-            delivery: record.id,
+            link: format!(
+                "/dashboard/deliveries/{}",
+                form_urlencoded::byte_serialize(record.id.as_bytes()).collect::<String>()
+            ),
+            source: format!("delivery {}", record.id),
         });
     }
+    let filter = PostFilter {
+        limit: DEPLOYMENT_HISTORY,
+        deployments: true,
+        ..PostFilter::default()
+    };
+    let posts = match state.journal.posts(filter).await {
+        Ok(posts) => posts,
+        Err(error) => return journal_failed(error),
+    };
+    for record in posts {
+        let post = record.post;
+        if post.kind != "deployment_status" {
+            continue;
+        }
+        let text = |v: Option<String>| masked(&state, &v.unwrap_or_default());
+        history.push(DeploymentView {
+            repository: masked(&state, &post.repository),
+            environment: text(post.environment),
+            state: text(post.state),
+            sha: short(&text(post.sha)).to_owned(),
+            by: format!("job #{}", post.job),
+            at: record.at,
+            link: format!("/dashboard/jobs/{}", post.job),
+            source: format!("posted by job #{}", post.job),
+        });
+    }
+    // Newest first, whichever source told.
+    history.sort_by_key(|d| std::cmp::Reverse(instant(&d.at)));
     let mut current: Vec<DeploymentView> = Vec::new();
     for status in history.iter().filter(|d| d.state == "success") {
         let seen = current
             .iter()
             .any(|c| c.repository == status.repository && c.environment == status.environment);
         if !seen {
-            current.push(DeploymentView {
-                repository: status.repository.clone(),
-                environment: status.environment.clone(),
-                state: status.state.clone(),
-                sha: status.sha.clone(),
-                by: status.by.clone(),
-                at: status.at.clone(),
-                delivery: status.delivery.clone(),
-            });
+            current.push(status.clone());
         }
     }
     let locks = match state.journal.locks().await {
         Ok(locks) => locks,
         Err(error) => return journal_failed(error),
+    };
+    let waiting = state.locks.waiting_now();
+    let locks = locks
+        .into_iter()
+        .map(|lock| LockView {
+            waiting: waiting
+                .iter()
+                .filter(|wait| wait.name == lock.name)
+                .map(|wait| (wait.job, wait.since.clone()))
+                .collect(),
+            name: lock.name,
+            job: lock.job,
+            attempt: lock.attempt,
+            acquired_at: lock.acquired_at,
+        })
+        .collect();
+    let filter = ActionFilter {
+        action: Some("release".to_owned()),
+        ..ActionFilter::default()
+    };
+    let (notice, actions) = match trail(&state, &params, filter).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let head = match head(&state, &viewer, "Deployments".to_owned()).await {
         Ok(head) => head,
@@ -725,6 +988,8 @@ pub async fn deployments(
     };
     html(&DeploymentsPage {
         head,
+        notice,
+        actions,
         current,
         locks,
         history,
@@ -741,11 +1006,26 @@ struct PluginView {
     settings: Vec<(String, String)>,
 }
 
+/// A config entry with `enabled = false`.
+struct DisabledView {
+    name: String,
+    library: String,
+}
+
+/// The last reload: when, whether it took, and what it changed or why not.
+struct ReloadView {
+    at: String,
+    ok: bool,
+    summary: String,
+}
+
 #[derive(Template)]
 #[template(path = "plugins.html")]
 struct PluginsPage {
     head: Head,
     plugins: Vec<PluginView>,
+    disabled: Vec<DisabledView>,
+    reload: Option<ReloadView>,
 }
 
 /// Setting names whose values are never shown, whatever they hold.
@@ -793,11 +1073,35 @@ pub async fn plugins(
                 .collect(),
         })
         .collect();
+    let disabled = set
+        .disabled()
+        .iter()
+        .map(|entry| DisabledView {
+            name: entry.name.clone(),
+            library: masked(&state, &entry.library.display().to_string()),
+        })
+        .collect();
+    let reload = state.plugins.last_reload().map(|last| {
+        let (ok, summary) = match last.outcome {
+            Ok(summary) => (true, summary),
+            Err(problem) => (false, problem),
+        };
+        ReloadView {
+            at: last.at,
+            ok,
+            summary: masked(&state, &summary),
+        }
+    });
     let head = match head(&state, &viewer, "Plugins".to_owned()).await {
         Ok(head) => head,
         Err(response) => return response,
     };
-    html(&PluginsPage { head, plugins })
+    html(&PluginsPage {
+        head,
+        plugins,
+        disabled,
+        reload,
+    })
 }
 
 #[derive(Template)]
@@ -836,14 +1140,37 @@ pub struct SignInForm {
     next: Option<String>,
 }
 
-/// `POST /dashboard/sign-in`: a good token sets the session cookie; a wrong one is 401.
-pub async fn sign_in(State(state): State<WebState>, Form(form): Form<SignInForm>) -> Response {
+/// `POST /dashboard/sign-in`: a good token sets the session cookie; a wrong one is 401, and an
+/// address that sent too many wrong ones lately is answered 429 (see `limit`).
+pub async fn sign_in(
+    State(state): State<WebState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<SignInForm>,
+) -> Response {
     let Ok(access) = &state.dashboard.access else {
         return internal_error();
     };
+    let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    let now = std::time::Instant::now();
     let next = safe_next(form.next.as_deref());
+    if let Err(wait) = state.dashboard.sign_ins.check(address, now) {
+        tracing::warn!(%address, "dashboard sign-ins refused for a while: too many wrong tokens");
+        let mut response = html(&SignInPage {
+            next,
+            problem: Some(
+                "Too many wrong tokens from your address: wait a minute, then try again.",
+            ),
+        });
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let seconds = wait.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let Some(name) = access.sign_in(&form.token) else {
-        tracing::warn!("a dashboard sign-in with a wrong token");
+        tracing::warn!(%address, "a dashboard sign-in with a wrong token");
+        state.dashboard.sign_ins.failed(address, now);
         let mut response = html(&SignInPage {
             next,
             problem: Some("That token is not valid."),
@@ -851,6 +1178,7 @@ pub async fn sign_in(State(state): State<WebState>, Form(form): Form<SignInForm>
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
     };
+    state.dashboard.sign_ins.succeeded(address);
     tracing::info!(%name, "signed in to the dashboard");
     let expires = now_secs() + auth::SESSION_SECS;
     let Some(value) = access.session(name, expires) else {
@@ -933,6 +1261,16 @@ mod tests {
             assert_eq!(safe_next(Some(elsewhere)), "/dashboard", "{elsewhere}");
         }
         assert_eq!(safe_next(None), "/dashboard");
+    }
+
+    #[test]
+    fn link_labels_are_short_paths() {
+        assert_eq!(link_label("https://github.com/o/r/runs/5"), "/o/r/runs/5");
+        assert_eq!(
+            link_label("http://127.0.0.1:9393/jobs/1/log/0123456789abcdef0123456789"),
+            "/jobs/1/log/0123456789abcdef0123…"
+        );
+        assert_eq!(link_label("https://app.example.com"), "/");
     }
 
     #[test]

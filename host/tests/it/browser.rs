@@ -12,7 +12,9 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::support::{HostSpec, TestHost, behaviours, example};
+use crate::support::{
+    EVENT_LOG, FakeGitHub, HostSpec, Origin, TestHost, behaviours, binds, example,
+};
 
 const TOKEN: &str = "browser-token-0123456789abcdef";
 
@@ -34,11 +36,16 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// A chromedriver on a free loopback port and a headless browser session; `None` (after
-/// saying so) where no browser is installed, outside CI.
+/// saying so) where no browser is installed, outside CI. One at a time: each Chromium takes
+/// hundreds of megabytes and a core while it starts, and a driver starved of both was seen to
+/// refuse its session.
 struct Browser {
     client: Client,
     _driver: tokio::process::Child,
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Browser {
     async fn start(test: &str) -> Option<Self> {
@@ -53,6 +60,7 @@ impl Browser {
             );
             return None;
         };
+        let one_at_a_time = ONE_BROWSER.lock().await;
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -95,6 +103,7 @@ impl Browser {
         Some(Self {
             client,
             _driver: driver,
+            _one_at_a_time: one_at_a_time,
         })
     }
 
@@ -153,6 +162,15 @@ script = 'echo "::group::Setup"; echo "inside the group"; echo "::endgroup::"; p
 "#;
 
 async fn dashboard_host(plugins: String) -> (TestHost, tempfile::TempDir) {
+    dashboard_host_with(HostSpec {
+        plugins,
+        ..HostSpec::default()
+    })
+    .await
+}
+
+/// A host as `spec` says, with the dashboard on and alice's token.
+async fn dashboard_host_with(spec: HostSpec) -> (TestHost, tempfile::TempDir) {
     let tokens = tempfile::tempdir().unwrap();
     let file = tokens.path().join("tokens");
     std::fs::write(&file, format!("alice:{TOKEN}\n")).unwrap();
@@ -161,8 +179,7 @@ async fn dashboard_host(plugins: String) -> (TestHost, tempfile::TempDir) {
             "enabled = true\ntokens_file = {:?}",
             file.display().to_string()
         ),
-        plugins,
-        ..HostSpec::default()
+        ..spec
     })
     .await;
     (host, tokens)
@@ -319,7 +336,7 @@ async fn the_deliveries_and_jobs_pages_render_in_a_browser() {
     else {
         return;
     };
-    let (host, _tokens) = dashboard_host(crate::support::EVENT_LOG.to_owned()).await;
+    let (host, _tokens) = dashboard_host(EVENT_LOG.to_owned()).await;
     for (id, action) in [
         ("page-1", "opened"),
         ("page-2", "synchronize"),
@@ -353,5 +370,237 @@ async fn the_deliveries_and_jobs_pages_render_in_a_browser() {
         .unwrap();
     assert_eq!(background, json!("rgb(36, 41, 47)"));
     browser.finish("deliveries").await;
+    host.stop().await;
+}
+
+impl Browser {
+    /// The text of the element with `id`, waiting (30 s at most) for it to appear: a form's
+    /// answer loads after the click returns.
+    async fn text(&self, id: &str) -> String {
+        let element = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Id(id))
+            .await
+            .unwrap();
+        element.text().await.unwrap()
+    }
+
+    /// Reloads `url` until the element with `id` reads `text`; panics after 30 s.
+    async fn reload_until(&self, url: &str, id: &str, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.client.goto(url).await.unwrap();
+            if self.text(id).await == text {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{id} never read {text:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap();
+        element.click().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn replay_a_delivery_and_see_its_new_job_appear() {
+    let Some(browser) = Browser::start("browser::replay_a_delivery").await else {
+        return;
+    };
+    let (host, _tokens) = dashboard_host(EVENT_LOG.to_owned()).await;
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(host.send("pull_request", "again-1", &payload).await.0, 202);
+    host.ended_jobs("again-1", 1).await;
+    browser.sign_in(&host.base).await;
+    let client = &browser.client;
+    let page = format!("{}/dashboard/deliveries/again-1", host.base);
+    client.goto(&page).await.unwrap();
+    assert_eq!(
+        client
+            .find_all(Locator::Css("ul.jobs a"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    browser.click("#replay-button").await;
+    let notice = browser.text("action-result").await;
+    assert!(
+        notice.starts_with("alice replay: replayed as new jobs #2 (event-log)"),
+        "{notice}"
+    );
+    let jobs = client.find_all(Locator::Css("ul.jobs a")).await.unwrap();
+    assert_eq!(
+        jobs.len(),
+        2,
+        "the new job is listed on the delivery's page"
+    );
+    assert!(jobs[1].text().await.unwrap().starts_with("event-log #2"));
+    let trail = client
+        .find_all(Locator::Css("#audit tr.action"))
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 1);
+    host.ended_jobs("again-1", 2).await;
+    browser.finish("delivery-replayed").await;
+    host.stop().await;
+}
+
+const REPO: &str = "Codertocat/Hello-World";
+
+#[tokio::test]
+async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
+    let Some(browser) = Browser::start("browser::cancel_a_running_build").await else {
+        return;
+    };
+    let github = FakeGitHub::start().await;
+    let origin = Origin::new(REPO);
+    let plugins = format!(
+        "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{}\n\
+         [plugins.settings]\nclone_url = \"{}\"\ncommand = \"sh test.sh\"\n",
+        binds(&origin),
+        origin.clone_url_template()
+    );
+    let (host, _tokens) = dashboard_host_with(HostSpec {
+        plugins,
+        github_url: Some(github.url().to_owned()),
+        github_token: Some(crate::support::TOKEN),
+        ..HostSpec::default()
+    })
+    .await;
+    let sha = origin.commit(
+        "refs/heads/slow",
+        &[("test.sh", "echo building; sleep 120; echo never")],
+    );
+    let mut payload = example("pull_request", Some("opened"));
+    payload["pull_request"]["head"]["sha"] = json!(sha);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!(REPO);
+    assert_eq!(host.send("pull_request", "slow-1", &payload).await.0, 202);
+    let job = host.host_state.journal.jobs_of("slow-1").await.unwrap()[0].id;
+
+    browser.sign_in(&host.base).await;
+    let page = format!("{}/dashboard/jobs/{job}", host.base);
+    browser.reload_until(&page, "job-state", "running").await;
+    // The build's command runs: its line is in the log, followed live.
+    browser
+        .until(
+            "the build to print",
+            "return document.getElementById('log').textContent.includes('building')",
+        )
+        .await;
+    browser.click("#cancel-button").await;
+    let notice = browser.text("action-result").await;
+    assert!(
+        notice.contains("cancelling: the plugin was told \"cancelled by alice\""),
+        "{notice}"
+    );
+    browser.reload_until(&page, "job-state", "failed").await;
+    let error = browser
+        .client
+        .find(Locator::Css("dd.error-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(error.starts_with("cancelled by alice"), "{error}");
+    // What the runner posted is on the job's page: its last status says error.
+    let posted = browser
+        .client
+        .find_all(Locator::Css("#posts tr.post"))
+        .await
+        .unwrap();
+    let last = posted
+        .last()
+        .expect("statuses listed")
+        .text()
+        .await
+        .unwrap();
+    assert!(last.starts_with("status error ci/switchyard"), "{last}");
+    // The CI runner said so on the commit: pending, then error with the reason.
+    let path = format!("/repos/{REPO}/statuses/{sha}");
+    let statuses: Vec<(String, String)> = github
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .map(|r| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            (text(&r.body["state"]), text(&r.body["description"]))
+        })
+        .collect();
+    assert_eq!(
+        statuses.last(),
+        Some(&(
+            "error".to_owned(),
+            format!("Build #{job} cancelled by alice")
+        )),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[0].0, "pending");
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
+    browser.finish("job-cancelled").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn release_a_lock_after_typing_its_name() {
+    let Some(browser) = Browser::start("browser::release_a_lock").await else {
+        return;
+    };
+    let patient = behaviours(
+        "deploy",
+        "timeout_secs = 600",
+        "behaviour = \"await_cancel\"",
+    );
+    let (host, _tokens) = dashboard_host(patient).await;
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(host.send("pull_request", "held-1", &payload).await.0, 202);
+    let journal = std::sync::Arc::clone(&host.host_state.journal);
+    let holder = journal.jobs_of("held-1").await.unwrap()[0].id;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while journal.job(holder).await.unwrap().state != switchyard::journal::JobState::Running {
+        assert!(Instant::now() < deadline, "the holder never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lock = "deploy:Codertocat/Hello-World:production";
+    assert!(journal.try_lock(lock, holder, 1).await.unwrap());
+
+    browser.sign_in(&host.base).await;
+    let client = &browser.client;
+    client
+        .goto(&format!("{}/dashboard/deployments", host.base))
+        .await
+        .unwrap();
+    let confirm = client
+        .find(Locator::Css("tr.lock input.confirm"))
+        .await
+        .unwrap();
+    // The browser itself refuses the form until a name is typed (`required`).
+    confirm.send_keys(lock).await.unwrap();
+    browser.click("tr.lock button.danger").await;
+    let notice = browser.text("action-result").await;
+    assert!(
+        notice.contains(&format!("released; holder job #{holder} cancelled: ")),
+        "{notice}"
+    );
+    assert!(
+        client
+            .find_all(Locator::Css("tr.lock"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(journal.locks().await.unwrap().is_empty());
+    let ended = host.ended_jobs("held-1", 1).await;
+    assert_eq!(
+        ended[0].error.as_deref(),
+        Some("cancelled by alice: stopped: cancelled by alice")
+    );
+    browser.finish("lock-released").await;
     host.stop().await;
 }

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use serde_json::json;
 use switchyard::journal::JobId;
 
-use crate::support::{EVENT_LOG, HostSpec, SECRET, TestHost, behaviours, example};
+use crate::support::{
+    EVENT_LOG, FakeGitHub, HostSpec, Origin, SECRET, TestHost, behaviours, binds, example,
+};
 
 /// A dashboard token of the test's person.
-const TOKEN: &str = "alice-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "alice-token-0123456789abcdef";
 
 /// A tokens file beside the test (the host's own folder is made when it starts).
 fn tokens_file() -> (tempfile::TempDir, PathBuf) {
@@ -23,24 +25,32 @@ fn tokens_file() -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
-struct Dash {
-    host: TestHost,
-    http: reqwest::Client,
+pub(crate) struct Dash {
+    pub(crate) host: TestHost,
+    pub(crate) http: reqwest::Client,
     /// `Cookie` header value once signed in.
-    cookie: Option<String>,
+    pub(crate) cookie: Option<String>,
     _tokens: tempfile::TempDir,
 }
 
 impl Dash {
-    async fn start(dashboard: &str, plugins: String) -> Self {
+    pub(crate) async fn start(dashboard: &str, plugins: String) -> Self {
+        let spec = HostSpec {
+            plugins,
+            ..HostSpec::default()
+        };
+        Self::start_with(dashboard, spec).await
+    }
+
+    /// A host as `spec` says, with the dashboard's `dashboard` keys and the test's tokens.
+    pub(crate) async fn start_with(dashboard: &str, spec: HostSpec) -> Self {
         let (tokens, file) = tokens_file();
         let host = TestHost::start(HostSpec {
             dashboard: format!(
                 "enabled = true\ntokens_file = {:?}\n{dashboard}",
                 file.display().to_string()
             ),
-            plugins,
-            ..HostSpec::default()
+            ..spec
         })
         .await;
         Self {
@@ -54,7 +64,7 @@ impl Dash {
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         let mut request = self.http.get(format!("{}{path}", self.host.base));
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
@@ -63,19 +73,19 @@ impl Dash {
     }
 
     /// A page's status and text.
-    async fn page(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn page(&self, path: &str) -> (u16, String) {
         let response = self.get(path).await;
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
     /// A page that must answer 200.
-    async fn ok(&self, path: &str) -> String {
+    pub(crate) async fn ok(&self, path: &str) -> String {
         let (status, text) = self.page(path).await;
         assert_eq!(status, 200, "{path}: {text}");
         text
     }
 
-    async fn sign_in(&self, token: &str, next: &str) -> reqwest::Response {
+    pub(crate) async fn sign_in(&self, token: &str, next: &str) -> reqwest::Response {
         self.http
             .post(format!("{}/dashboard/sign-in", self.host.base))
             .form(&[("token", token), ("next", next)])
@@ -84,7 +94,7 @@ impl Dash {
             .unwrap()
     }
 
-    async fn signed_in(mut self) -> Self {
+    pub(crate) async fn signed_in(mut self) -> Self {
         let response = self.sign_in(TOKEN, "/dashboard").await;
         assert_eq!(response.status().as_u16(), 303);
         let cookie = response.headers()["set-cookie"].to_str().unwrap();
@@ -93,7 +103,7 @@ impl Dash {
     }
 }
 
-fn pull_request(repository: &str, title: &str) -> serde_json::Value {
+pub(crate) fn pull_request(repository: &str, title: &str) -> serde_json::Value {
     let mut payload = example("pull_request", Some("opened"));
     payload["repository"]["full_name"] = json!(repository);
     payload["pull_request"]["title"] = json!(title);
@@ -413,6 +423,37 @@ async fn a_job_log_renders_colours_escaped_numbered_grouped_and_follows_from_an_
     assert!(stream.contains("id=\"L3\""), "resumed at line 3: {stream}");
     assert!(!stream.contains("id=\"L2\""));
     assert!(stream.contains("event: end\n"));
+
+    // Timestamps on demand: none unless asked for, then one per line, in the page and the
+    // follow stream alike.
+    assert!(!page.contains("class=\"ts\""));
+    assert!(page.contains("show timestamps</a>"));
+    let stamped = dash
+        .ok(&format!("/dashboard/jobs/{job}?timestamps=1"))
+        .await;
+    let stamps: Vec<&str> = stamped
+        .split("<span class=\"ts\">")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('<').unwrap()])
+        .collect();
+    assert_eq!(stamps.len(), 6, "one per line: {stamped}");
+    for stamp in &stamps {
+        let digits: Vec<&str> = stamp.split([':', '.']).collect();
+        assert_eq!(
+            digits.iter().map(|d| d.len()).collect::<Vec<_>>(),
+            [2, 2, 2, 3],
+            "{stamp}"
+        );
+    }
+    assert!(stamped.contains("hide timestamps</a>"));
+    assert!(stamped.contains("data-timestamps=\"true\""));
+    let response = dash
+        .get(&format!(
+            "/dashboard/jobs/{job}/follow?offset=0&timestamps=1"
+        ))
+        .await;
+    let stream = response.text().await.unwrap();
+    assert_eq!(stream.matches("<span class=\"ts\">").count(), 6, "{stream}");
     dash.host.stop().await;
 }
 
@@ -476,5 +517,207 @@ async fn plugins_and_deployments_pages_show_what_the_host_has() {
     assert!(plugins.contains("id=\"plugin-event-log\""));
     assert!(plugins.contains("switchyard-event-log"));
     assert!(plugins.contains("<th>path</th>"));
+    assert!(plugins.contains("has not been reloaded since the host started"));
+
+    // A disabled entry is listed as such, with the reload that brought it.
+    let parked = behaviours("parked", "enabled = false", "behaviour = \"await_cancel\"");
+    dash.host.rewrite_plugins(&format!("{EVENT_LOG}\n{parked}"));
+    dash.host.reloader.reload().unwrap();
+    let plugins = dash.ok("/dashboard/plugins").await;
+    let parked = &plugins[plugins.find("id=\"plugin-parked\"").expect("listed")..];
+    assert!(parked.contains(">disabled</span>"), "{parked}");
+    assert!(parked.contains("libswitchyard_test_behaviours.so"));
+    assert!(
+        plugins.contains(">applied</span> added parked"),
+        "{plugins}"
+    );
+    // A bad edit: refused, and the page says why.
+    dash.host.rewrite_plugins("[[plugins]]\nname = \"x\"\n");
+    assert!(dash.host.reloader.reload().is_err());
+    let plugins = dash.ok("/dashboard/plugins").await;
+    assert!(
+        plugins.contains(">refused</span>, the running plugins kept: "),
+        "{plugins}"
+    );
+    assert!(plugins.contains("id=\"plugin-event-log\""));
+    dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_sending_too_many_wrong_tokens_waits_even_with_the_right_one() {
+    let dash = Dash::start("", EVENT_LOG.to_owned()).await;
+    for n in 0..5 {
+        let wrong = dash.sign_in(&format!("guess-{n}"), "/dashboard").await;
+        assert_eq!(wrong.status().as_u16(), 401, "guess {n}");
+    }
+    let limited = dash.sign_in(TOKEN, "/dashboard").await;
+    assert_eq!(limited.status().as_u16(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(limited.headers().get("set-cookie").is_none());
+    assert!(
+        limited
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many wrong tokens")
+    );
+    dash.host.stop().await;
+}
+
+const REPO: &str = "Codertocat/Hello-World";
+
+/// `(state, context)` of each row of the job page's "Posted to GitHub" table.
+fn posted_rows(page: &str) -> Vec<String> {
+    page.split("<tr class=\"post\">")
+        .skip(1)
+        .map(|row| row[..row.find("</tr>").unwrap()].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_ci_jobs_page_shows_the_statuses_it_posted_with_their_links() {
+    let github = FakeGitHub::start().await;
+    let origin = Origin::new(REPO);
+    let plugins = format!(
+        "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{}\n\
+         [plugins.settings]\nclone_url = \"{}\"\ncommand = \"true\"\n",
+        binds(&origin),
+        origin.clone_url_template()
+    );
+    let spec = HostSpec {
+        plugins,
+        github_url: Some(github.url().to_owned()),
+        github_token: Some(crate::support::TOKEN),
+        ..HostSpec::default()
+    };
+    let dash = Dash::start_with("", spec).await.signed_in().await;
+    let sha = origin.commit("refs/heads/fix", &[]);
+    let mut payload = example("pull_request", Some("opened"));
+    payload["pull_request"]["head"]["sha"] = json!(sha);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!(REPO);
+    assert_eq!(
+        dash.host.send("pull_request", "ci-1", &payload).await.0,
+        202
+    );
+    let job = dash.host.ended_jobs("ci-1", 1).await[0].id;
+    let page = dash.ok(&format!("/dashboard/jobs/{job}")).await;
+    let rows = posted_rows(&page);
+    assert_eq!(rows.len(), 2, "{page}");
+    let log_link = format!("{}{}", dash.host.base, dash.host.log_path(job));
+    for (row, state) in rows.iter().zip(["pending", "success"]) {
+        assert!(row.starts_with(&format!("<td>status</td><td><span class=\"state state-{state}\">{state}</span></td><td>ci/switchyard</td><td>{REPO}</td><td><code>{}</code>", &sha[..12])), "{row}");
+        assert!(row.contains(&format!("<a href=\"{log_link}\">")), "{row}");
+    }
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
+    dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn deployments_show_what_the_deployer_posted_and_who_holds_and_waits_for_each_lock() {
+    let github = FakeGitHub::start().await;
+    let origin = Origin::new(REPO);
+    let go = origin.scratch().join("go");
+    // The first deployment holds the environment's lock until the test says go.
+    let command = format!(
+        "if [ \"$SWITCHYARD_DEPLOYMENT_ID\" = 1 ]; then while [ ! -e {} ]; do sleep 0.1; done; fi",
+        go.display()
+    );
+    let plugins = format!(
+        "[[plugins]]\nname = \"deployer\"\nlibrary = \"{{lib:switchyard-deployer}}\"\n{}\n\
+         [plugins.settings]\nclone_url = \"{}\"\ncommand = '{command}'\n",
+        binds(&origin),
+        origin.clone_url_template()
+    );
+    let spec = HostSpec {
+        plugins,
+        github_url: Some(github.url().to_owned()),
+        github_token: Some(crate::support::TOKEN),
+        ..HostSpec::default()
+    };
+    let dash = Dash::start_with("", spec).await.signed_in().await;
+    github.send_webhooks_to(&dash.host.webhook_url(), SECRET);
+    let sha = origin.commit("refs/heads/main", &[]);
+    for (delivery, id) in [("first", 1), ("second", 2)] {
+        let mut event = example("deployment", None);
+        event["deployment"]["id"] = json!(id);
+        event["deployment"]["sha"] = json!(sha);
+        event["deployment"]["environment"] = json!("production");
+        event["repository"]["full_name"] = json!(REPO);
+        assert_eq!(dash.host.send("deployment", delivery, &event).await.0, 202);
+        if id == 1 {
+            let locks = &dash.host.host_state.journal;
+            let held = || async { !locks.locks().await.unwrap().is_empty() };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !held().await {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the first deploy took no lock"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let holder = dash.host.host_state.journal.jobs_of("first").await.unwrap()[0].id;
+    let waiter = dash
+        .host
+        .host_state
+        .journal
+        .jobs_of("second")
+        .await
+        .unwrap()[0]
+        .id;
+    let locks = std::sync::Arc::clone(&dash.host.host_state.locks);
+    crate::support::eventually("the second deploy to wait", || {
+        !locks.waiting_now().is_empty()
+    })
+    .await;
+    let page = dash.ok("/dashboard/deployments").await;
+    let row = &page[page.find("<tr class=\"lock\">").expect("a lock row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.starts_with(&format!(
+            "<tr class=\"lock\"><td>deploy:{REPO}:production</td>"
+        )),
+        "{row}"
+    );
+    assert!(
+        row.contains(&format!(
+            "<a href=\"/dashboard/jobs/{holder}\">job #{holder}</a>"
+        )),
+        "{row}"
+    );
+    assert!(
+        row.contains(&format!(
+            "<td class=\"waiting\"><a href=\"/dashboard/jobs/{waiter}\">job #{waiter}</a> since"
+        )),
+        "{row}"
+    );
+
+    std::fs::write(&go, "").unwrap();
+    dash.host.ended_jobs("first", 1).await;
+    dash.host.ended_jobs("second", 1).await;
+    let page = dash.ok("/dashboard/deployments").await;
+    assert!(page.contains("No lock is held."));
+    // Deployed now, from the deployer's own success status (the fake GitHub sends no
+    // deployment_status webhooks): the second deployment's job.
+    let deployed = &page[page.find("id=\"deployed\"").unwrap()..page.find("id=\"locks\"").unwrap()];
+    assert!(
+        deployed.contains(&format!("<td>{REPO}</td><td>production</td>")),
+        "{deployed}"
+    );
+    assert!(
+        deployed.contains(&format!(
+            "<a href=\"/dashboard/jobs/{waiter}\">posted by job #{waiter}</a>"
+        )),
+        "{deployed}"
+    );
+    let history = &page[page.find("id=\"history\"").unwrap()..];
+    assert_eq!(history.matches("posted by job #").count(), 5, "{history}");
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
     dash.host.stop().await;
 }

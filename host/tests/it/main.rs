@@ -7,6 +7,7 @@ mod bad_files; // cut or replaced plugin libraries, a full disk: refused or repo
 mod browser; // the dashboard in headless Chromium over WebDriver: sign in, a delivery arrives, a live log, #L links, folding
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
 mod dashboard; // the web dashboard over HTTP: access, every page, filters, paging, log viewer, escaping and masking
+mod dashboard_actions; // replay, cancel and lock release: sign-in, CSRF (origin and form token), the audit trail
 mod deployer; // merge -> deployment -> webhook -> locked deploy with statuses
 mod docs; // README and docs/: links, paths and switchyard commands that exist; README's commands
 mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0

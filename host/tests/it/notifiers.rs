@@ -77,7 +77,8 @@ impl Notifiers {
             .into_iter()
             .flatten()
         {
-            text += &std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            // Lossy: beside each log lies its binary `.times` record.
+            text += &String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap());
         }
         text
     }

@@ -1,0 +1,382 @@
+//! The dashboard's actions: replay a delivery, cancel a job, release a lock. Each is a POST of
+//! a plain form. It needs a sign-in whatever `access` says (the guard refuses it otherwise),
+//! and passes two CSRF checks: the request comes from the dashboard's own origin (`Origin`,
+//! `Sec-Fetch-Site`), and the form carries the session's token (`auth::Access::form_token`).
+//! Whatever it did, or why it did nothing, is recorded in the journal's audit trail with the
+//! signed-in name, and the answer leads back to the page the form was on, which shows it.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    Extension, Form,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use switchyard_plugin_api::CancelReason;
+
+use super::{Viewer, WebState, pages};
+use crate::{
+    ingress::Committed,
+    journal::{JobId, JobRecord, JobState, JournalError, NewAction},
+    router,
+};
+
+/// Why an action was refused before anything was done (nothing is recorded for these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    SignedOut,
+    OtherSite,
+    StaleForm,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (status, text) = match self {
+            Self::SignedOut => (
+                StatusCode::UNAUTHORIZED,
+                "Changing anything needs a sign-in.",
+            ),
+            Self::OtherSite => (
+                StatusCode::FORBIDDEN,
+                "This request came from another site. Use the buttons on the dashboard's own pages.",
+            ),
+            Self::StaleForm => (
+                StatusCode::FORBIDDEN,
+                "This form is out of date (or not from this session). Reload the page and try again.",
+            ),
+        };
+        pages::message(status, "Refused", text)
+    }
+}
+
+/// Whether the request comes from the dashboard's own pages: `Sec-Fetch-Site` (sent by
+/// browsers) must say `same-origin`, and `Origin` must be the public URL's or the one the
+/// request was addressed to. A client that sends neither (not a browser) passes on to the form
+/// token, which another site cannot read.
+fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = text("sec-fetch-site") {
+        if site != "same-origin" {
+            return false;
+        }
+    }
+    match text(header::ORIGIN.as_str()) {
+        None => true,
+        Some(origin) => {
+            let addressed = text(header::HOST.as_str()).is_some_and(|host| {
+                origin == format!("http://{host}") || origin == format!("https://{host}")
+            });
+            origin == public_origin || addressed
+        }
+    }
+}
+
+/// The signed-in name, once the request passed the CSRF checks.
+fn actor(
+    state: &WebState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    form_token: &str,
+) -> Result<String, Refusal> {
+    let Some(name) = viewer.name.clone() else {
+        return Err(Refusal::SignedOut);
+    };
+    if !same_origin(headers, &state.dashboard.origin) {
+        tracing::warn!(%name, "a dashboard action from another site refused");
+        return Err(Refusal::OtherSite);
+    }
+    let genuine = match (&state.dashboard.access, viewer.session.as_deref()) {
+        (Ok(access), Some(session)) => access.form_token_matches(session, form_token),
+        _ => false,
+    };
+    if !genuine {
+        tracing::warn!(%name, "a dashboard action with a missing or stale form token refused");
+        return Err(Refusal::StaleForm);
+    }
+    Ok(name)
+}
+
+/// Records `action` and leads back to `page`, which shows it.
+async fn recorded(state: &WebState, action: NewAction, page: &str) -> Response {
+    tracing::info!(
+        actor = %action.actor,
+        action = %action.action,
+        delivery = action.delivery.as_deref().unwrap_or(""),
+        job = action.job.map_or(0, |job| job.0),
+        lock = action.lock.as_deref().unwrap_or(""),
+        outcome = %action.outcome,
+        "dashboard action"
+    );
+    match state.journal.record_action(action).await {
+        Ok(id) => {
+            let separator = if page.contains('?') { '&' } else { '?' };
+            Redirect::to(&format!("{page}{separator}action={id}")).into_response()
+        }
+        Err(error) => pages::journal_failed(error),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReplayForm {
+    #[serde(default)]
+    csrf: String,
+    /// Only this plugin; blank: every plugin the delivery routes to now.
+    #[serde(default)]
+    plugin: String,
+}
+
+/// `POST /dashboard/deliveries/{id}/replay`: the delivery again, as new jobs, to every plugin
+/// it routes to now or to one (as `switchyard replay` does).
+pub async fn replay(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ReplayForm>,
+) -> Response {
+    let actor = match actor(&state, &viewer, &headers, &form.csrf) {
+        Ok(actor) => actor,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let delivery = match state.journal.delivery(&id).await {
+        Ok(Some(delivery)) => delivery,
+        Ok(None) => return pages::not_found().await,
+        Err(error) => return pages::journal_failed(error),
+    };
+    let page = format!(
+        "/dashboard/deliveries/{}",
+        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    );
+    let plugin = Some(form.plugin.trim()).filter(|p| !p.is_empty());
+    let plugins = state.plugins.current();
+    let outcome = match router::replay_targets(&plugins, &delivery, plugin) {
+        Err(problem) => format!("not replayed: {problem}"),
+        Ok(targets) if targets.is_empty() => {
+            "not replayed: no loaded plugin takes this delivery now".to_owned()
+        }
+        Ok(targets) => {
+            let dispatched = state
+                .dispatcher
+                .commit_and_dispatch(std::sync::Arc::new(delivery), targets, true)
+                .await;
+            match dispatched {
+                Ok(Committed::New(jobs)) => {
+                    let listed: Vec<String> = jobs
+                        .iter()
+                        .map(|(job, plugin)| format!("#{job} ({plugin})"))
+                        .collect();
+                    format!("replayed as new jobs {}", listed.join(", "))
+                }
+                Ok(Committed::Duplicate) => "not replayed".to_owned(),
+                Err(error) => return pages::journal_failed(error),
+            }
+        }
+    };
+    let action = NewAction {
+        actor,
+        action: "replay".to_owned(),
+        delivery: Some(id),
+        outcome,
+        ..NewAction::default()
+    };
+    recorded(&state, action, &page).await
+}
+
+#[derive(Deserialize)]
+pub struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /dashboard/jobs/{id}/cancel`: the plugin is told "cancelled by NAME", posts its final
+/// status, and its commands and locks go with its end.
+pub async fn cancel(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CancelForm>,
+) -> Response {
+    let actor = match actor(&state, &viewer, &headers, &form.csrf) {
+        Ok(actor) => actor,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Ok(job) = id.parse::<i64>().map(JobId) else {
+        return pages::not_found().await;
+    };
+    let record = match state.journal.job(job).await {
+        Ok(record) => record,
+        Err(JournalError::NoSuchJob(_)) => return pages::not_found().await,
+        Err(error) => return pages::journal_failed(error),
+    };
+    let outcome = match cancel_job(&state, &record, &actor).await {
+        Ok(outcome) => outcome,
+        Err(error) => return pages::journal_failed(error),
+    };
+    let action = NewAction {
+        actor,
+        action: "cancel".to_owned(),
+        delivery: Some(record.delivery),
+        job: Some(job),
+        outcome,
+        ..NewAction::default()
+    };
+    recorded(&state, action, &format!("/dashboard/jobs/{job}")).await
+}
+
+/// Cancels the job `record` shows for `by`, on whichever host runs it, and says what came of
+/// it. A running job's plugin is told why and given its cancel grace; a queued one starts
+/// cancelled, so its plugin is told too and posts its final status.
+async fn cancel_job(web: &WebState, record: &JobRecord, by: &str) -> Result<String, JournalError> {
+    let reason = CancelReason::User { by: by.to_owned() };
+    let state = web
+        .workers
+        .request_cancel(record.id, reason.clone())
+        .await?;
+    Ok(match state {
+        Some(JobState::Running) => format!("cancelling: the plugin was told \"{reason}\""),
+        Some(JobState::Queued) => {
+            format!("cancelling: the plugin is told \"{reason}\" as the job starts")
+        }
+        Some(state) => format!("not cancelled: the job had already {}", state.as_str()),
+        None => "not cancelled: no such job".to_owned(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ReleaseForm {
+    #[serde(default)]
+    csrf: String,
+    /// The lock.
+    #[serde(default)]
+    name: String,
+    /// The holder the page showed: a lock that changed hands since is not released.
+    #[serde(default)]
+    job: Option<i64>,
+    /// The lock's name as the person typed it, to confirm.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// How long a release waits past the cancel grace for the holder's end to be recorded.
+const RELEASE_SLACK: Duration = Duration::from_secs(5);
+
+/// `POST /dashboard/locks/release`: after the lock's name is typed to confirm, its holder's
+/// job is cancelled, and once it ended (or its cancel grace passed: a stuck holder) the lock
+/// is freed and the jobs waiting for it woken.
+pub async fn release_lock(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    headers: HeaderMap,
+    Form(form): Form<ReleaseForm>,
+) -> Response {
+    let actor = match actor(&state, &viewer, &headers, &form.csrf) {
+        Ok(actor) => actor,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let name = form.name.trim().to_owned();
+    let page = "/dashboard/deployments";
+    let mut action = NewAction {
+        actor: actor.clone(),
+        action: "release".to_owned(),
+        lock: Some(name.clone()),
+        ..NewAction::default()
+    };
+    if form.confirm.trim() != name {
+        action.outcome = "not released: the name typed to confirm was not the lock's".to_owned();
+        return recorded(&state, action, page).await;
+    }
+    let locks = match state.journal.locks().await {
+        Ok(locks) => locks,
+        Err(error) => return pages::journal_failed(error),
+    };
+    let Some(held) = locks.into_iter().find(|lock| lock.name == name) else {
+        action.outcome = "not released: it was not held".to_owned();
+        return recorded(&state, action, page).await;
+    };
+    let holder = held.job;
+    action.job = Some(holder);
+    if form.job.is_some_and(|job| job != holder.0) {
+        action.outcome =
+            format!("not released: it changed hands since the page was shown (now job #{holder})");
+        return recorded(&state, action, page).await;
+    }
+    let outcome = match release(&state, &name, holder, &actor).await {
+        Ok(outcome) => outcome,
+        Err(error) => return pages::journal_failed(error),
+    };
+    action.outcome = outcome;
+    if let Ok(record) = state.journal.job(holder).await {
+        action.delivery = Some(record.delivery);
+    }
+    recorded(&state, action, page).await
+}
+
+/// Cancels the holder of `name`, waits for its end within its cancel grace, then frees the lock
+/// if the holder still has it.
+async fn release(
+    state: &WebState,
+    name: &str,
+    holder: JobId,
+    by: &str,
+) -> Result<String, JournalError> {
+    let record = state.journal.job(holder).await?;
+    let cancelled = cancel_job(state, &record, by).await?;
+    let deadline = Instant::now() + state.dashboard.cancel_grace + RELEASE_SLACK;
+    loop {
+        let record = state.journal.job(holder).await?;
+        let running = matches!(record.state, JobState::Running);
+        if !running || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Freed here, or already with the holder's end.
+    state.journal.release_lock(name, holder).await?;
+    state.locks.released();
+    Ok(format!("released; holder job #{holder} {cancelled}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_dashboards_own_origin_passes() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let public = "https://ci.example.com";
+        for (pairs, passes) in [
+            (vec![], true),
+            (vec![("origin", "https://ci.example.com")], true),
+            (
+                vec![
+                    ("origin", "http://127.0.0.1:9393"),
+                    ("host", "127.0.0.1:9393"),
+                ],
+                true,
+            ),
+            (vec![("sec-fetch-site", "same-origin")], true),
+            (vec![("origin", "https://evil.example")], false),
+            (vec![("origin", "null")], false),
+            (vec![("sec-fetch-site", "cross-site")], false),
+            (vec![("sec-fetch-site", "same-site")], false),
+            (
+                vec![
+                    ("sec-fetch-site", "same-origin"),
+                    ("origin", "https://evil.example"),
+                ],
+                false,
+            ),
+        ] {
+            assert_eq!(same_origin(&headers(&pairs), public), passes, "{pairs:?}");
+        }
+    }
+}
