@@ -53,6 +53,12 @@ impl Current {
 }
 
 impl Lines {
+    /// The sha of `line`'s latest build, if any was registered.
+    pub fn latest_sha(&self, line: &Line) -> Option<String> {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest.get(line).map(|entry| entry.sha.clone())
+    }
+
     /// Records build `job` of `sha` as the latest of `line`, superseding an older one.
     pub fn register(&self, line: Line, job: i64, sha: &str) -> Registration {
         let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,0 +1,321 @@
+//! How a build's progress reaches GitHub: commit statuses (any token), or a check run (GitHub
+//! Apps only): created `queued`, then `in_progress` with a Cancel button, then `completed` with
+//! a conclusion, the log's last lines and annotations on the diff.
+
+use std::{
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_plugin_api::prelude::*;
+
+use crate::{
+    annotations::{Annotation, PER_REQUEST},
+    stopping::Stops,
+    target::Target,
+};
+
+/// How builds are reported (`report` in the settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Statuses,
+    Checks,
+}
+
+/// The Cancel button's identifier, as `check_run.requested_action` names it.
+pub const CANCEL: &str = "cancel";
+
+/// GitHub's limit on a check run's `output.text` and `summary`, in characters; kept in bytes,
+/// which is never fewer.
+const MAX_TEXT: usize = 65_535;
+
+/// Annotations sent per build at most: [`PER_REQUEST`] a request.
+pub const MAX_ANNOTATIONS: usize = 500;
+
+/// How a build ended.
+pub enum Ending<'a> {
+    Passed {
+        secs: u64,
+    },
+    Failed {
+        ending: String,
+        secs: u64,
+    },
+    TimedOut {
+        secs: u64,
+    },
+    /// It could not run (the checkout failed, say).
+    Errored(String),
+    Superseded {
+        newer_sha: &'a str,
+    },
+    Cancelled(&'a CancelReason),
+}
+
+/// What the build printed, for a check run.
+#[derive(Default)]
+pub struct Printed {
+    /// The log's last lines.
+    pub tail: String,
+    pub annotations: Vec<Annotation>,
+}
+
+/// Reports one build.
+pub struct Reporter<'a> {
+    pub host: &'a Host,
+    pub target: &'a Target,
+    pub kind: Kind,
+    /// The status context, or the check run's name.
+    pub name: &'a str,
+    pub command: &'a str,
+    pub log_url: &'a str,
+    pub build: i64,
+    /// The check run, once created.
+    pub run: Mutex<Option<u64>>,
+    /// Where the check run's Cancel button finds the build.
+    pub stops: &'a Stops,
+}
+
+impl Reporter<'_> {
+    /// Waiting for a build slot (for a check run: always, as it starts `queued`).
+    pub async fn queued(&self) -> Result<(), PluginError> {
+        match self.kind {
+            Kind::Statuses => self.status(StatusState::Pending, "queued").await,
+            Kind::Checks => self.check_run().await.map(drop),
+        }
+    }
+
+    pub async fn running(&self) -> Result<(), PluginError> {
+        if self.kind == Kind::Statuses {
+            return self.status(StatusState::Pending, "running").await;
+        }
+        let title = format!("Build #{} running", self.build);
+        self.host.log(format!("switchyard: {title}")).await;
+        let id = self.check_run().await?;
+        let cancel = json!([{
+            "label": "Cancel",
+            "description": "Stop this build",
+            "identifier": CANCEL,
+        }]);
+        let body = json!({
+            "status": "in_progress",
+            "started_at": rfc3339(SystemTime::now()),
+            "output": {"title": title, "summary": self.summary("is running")},
+            "actions": cancel,
+        });
+        self.update(id, body).await
+    }
+
+    /// Reports the end; a check run gets `printed` as its text and annotations.
+    pub async fn finished(&self, ending: Ending<'_>, printed: Printed) -> Result<(), PluginError> {
+        let description = match &ending {
+            Ending::Passed { secs } => format!("passed in {secs} s"),
+            Ending::Failed { ending, secs } => format!("failed: {ending} after {secs} s"),
+            Ending::TimedOut { secs } => format!("timed out after {secs} s"),
+            Ending::Errored(error) => format!("errored: {error}"),
+            Ending::Superseded { newer_sha } => format!("superseded by {}", short_sha(newer_sha)),
+            Ending::Cancelled(reason) if reason.runs_again() => {
+                "interrupted; runs again after the restart".to_owned()
+            }
+            Ending::Cancelled(reason) => reason.to_string(),
+        };
+        if self.kind == Kind::Statuses {
+            let state = match &ending {
+                Ending::Passed { .. } => StatusState::Success,
+                Ending::Failed { .. } => StatusState::Failure,
+                Ending::Cancelled(reason) if reason.runs_again() => StatusState::Pending,
+                _ => StatusState::Error,
+            };
+            return self.status(state, &description).await;
+        }
+        let conclusion = match &ending {
+            Ending::Passed { .. } => "success",
+            Ending::Failed { .. } | Ending::Errored(_) => "failure",
+            Ending::TimedOut { .. } => "timed_out",
+            Ending::Cancelled(CancelReason::Timeout { .. }) => "timed_out",
+            Ending::Superseded { .. } | Ending::Cancelled(_) => "cancelled",
+        };
+        let title = format!("Build #{} {description}", self.build);
+        self.host.log(format!("switchyard: {title}")).await;
+        let id = self.check_run().await?;
+        let summary = self.summary(&description);
+        let mut batches = printed
+            .annotations
+            .chunks(PER_REQUEST)
+            .take(MAX_ANNOTATIONS / PER_REQUEST)
+            .collect::<Vec<_>>();
+        let last = batches.pop().unwrap_or_default();
+        // All but the last batch while the run is open; the last with its conclusion.
+        for batch in batches {
+            let output = json!({"title": title, "summary": summary, "annotations": batch});
+            self.update(id, json!({ "output": output })).await?;
+        }
+        let mut output = json!({"title": title, "summary": summary});
+        if !printed.tail.trim().is_empty() {
+            output["text"] = json!(text(&printed.tail));
+        }
+        if !last.is_empty() {
+            output["annotations"] = json!(last);
+        }
+        let body = json!({
+            "status": "completed",
+            "conclusion": conclusion,
+            "completed_at": rfc3339(SystemTime::now()),
+            "output": output,
+            "actions": [],
+        });
+        self.update(id, body).await
+    }
+
+    async fn status(&self, state: StatusState, description: &str) -> Result<(), PluginError> {
+        let description = format!("Build #{} {description}", self.build);
+        self.host.log(format!("switchyard: {description}")).await;
+        let status =
+            CommitStatus::new(state, self.name, &description).with_target_url(self.log_url);
+        let repo = &self.target.repository.full_name;
+        self.host
+            .create_status(repo, &self.target.sha, &status)
+            .await?;
+        Ok(())
+    }
+
+    fn summary(&self, how: &str) -> String {
+        let summary = format!(
+            "Build #{} of `{}` ran `{}`: {how}. [The build's log]({})",
+            self.build,
+            short_sha(&self.target.sha),
+            self.command,
+            self.log_url
+        );
+        cut(summary, MAX_TEXT)
+    }
+
+    /// The build's check run, created `queued` the first time.
+    async fn check_run(&self) -> Result<u64, PluginError> {
+        if let Some(id) = *self.run.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(id);
+        }
+        let title = format!("Build #{} queued", self.build);
+        let body = json!({
+            "name": self.name,
+            "head_sha": self.target.sha,
+            "status": "queued",
+            "details_url": self.log_url,
+            "external_id": self.build.to_string(),
+            "output": {"title": title, "summary": self.summary("is queued")},
+        });
+        let repo = &self.target.repository.full_name;
+        let created = self
+            .host
+            .github("POST", &format!("/repos/{repo}/check-runs"), Some(body))
+            .await?;
+        let id = created.body["id"]
+            .as_u64()
+            .ok_or_else(|| PluginError::fatal("GitHub's new check run has no id"))?;
+        *self.run.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+        self.stops.attach(self.build, id);
+        Ok(id)
+    }
+
+    async fn update(&self, id: u64, body: Value) -> Result<(), PluginError> {
+        let repo = &self.target.repository.full_name;
+        let path = format!("/repos/{repo}/check-runs/{id}");
+        self.host.github("PATCH", &path, Some(body)).await?;
+        Ok(())
+    }
+}
+
+/// The log's end as Markdown: a fence no line of it can close.
+fn text(tail: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in tail.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    let head = format!("The end of the build's log:\n\n{fence}\n");
+    let foot = format!("\n{fence}\n");
+    let room = MAX_TEXT - head.len() - foot.len();
+    // The end is what matters: cut from the front, at a line.
+    let mut start = tail.len().saturating_sub(room);
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    if start > 0 {
+        start = tail[start..]
+            .find('\n')
+            .map_or(tail.len(), |at| start + at + 1);
+    }
+    format!("{head}{}{foot}", tail[start..].trim_end_matches('\n'))
+}
+
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, as GitHub wants its times.
+fn rfc3339(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_in_utc() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_796_246_530, "2026-12-02T21:22:10Z"),
+        ];
+        for (secs, expected) in cases {
+            assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(secs)), expected);
+        }
+    }
+
+    #[test]
+    fn the_text_keeps_the_logs_end_within_githubs_limit_in_a_fence_it_cannot_close() {
+        let long: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let shown = text(&long);
+        assert!(shown.len() <= MAX_TEXT, "{}", shown.len());
+        assert!(shown.ends_with("line 19999\n```\n"));
+        let first = shown.lines().nth(3).unwrap();
+        assert!(
+            first.starts_with("line "),
+            "starts at a whole line: {first}"
+        );
+        let fenced = text("a ```` b\n");
+        assert!(fenced.contains("`````\na ```` b\n`````\n"), "{fenced}");
+    }
+}
