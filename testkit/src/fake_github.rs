@@ -1125,6 +1125,114 @@ mod tests {
         assert!(violations[0].starts_with("create_deployment_status"));
     }
 
+    /// OpenAPI 3.0's `nullable: true` in JSON Schema's words: `type: [T, "null"]`.
+    fn nullable_as_json_schema(schema: &mut Value) {
+        match schema {
+            Value::Object(object) => {
+                if object.remove("nullable") == Some(json!(true))
+                    && let Some(Value::String(kind)) = object.get("type").cloned()
+                {
+                    object.insert("type".into(), json!([kind, "null"]));
+                }
+                object.values_mut().for_each(nullable_as_json_schema);
+            }
+            Value::Array(items) => items.iter_mut().for_each(nullable_as_json_schema),
+            _ => {}
+        }
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_listed_as_github_describes_them_paged_and_redelivered() {
+        let github = FakeGitHub::start().await;
+        // Nothing listens on port 9: every attempt fails to connect.
+        github.send_webhooks_to("http://127.0.0.1:9/hook", "a-secret-of-some-length");
+        let hook = "repos/o/r/hooks/3";
+        let mut guids = Vec::new();
+        for n in 0..3 {
+            let payload = json!({"action": "opened", "number": n});
+            guids.push(github.deliver(hook, "pull_request", &payload).await);
+        }
+        github.record_delivery(hook, &guids[0], "pull_request", &json!({}), ("OK", 200));
+        let http = reqwest::Client::new();
+        let get = |query: String| {
+            let request = http
+                .get(format!("{}/{hook}/deliveries?{query}", github.url()))
+                .bearer_auth("a-token");
+            async move {
+                let answer = request.send().await.unwrap();
+                let link = answer
+                    .headers()
+                    .get("link")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (answer.json::<Value>().await.unwrap(), link)
+            }
+        };
+        let (page, link) = get("per_page=3".into()).await;
+        let mut schema =
+            app_operations()["repos/list-webhook-deliveries"]["responses"]["200"]["schema"].clone();
+        nullable_as_json_schema(&mut schema);
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&page)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?} in {page}");
+        let listed: Vec<(&str, &str)> = page
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["guid"].as_str().unwrap(), a["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (guids[0].as_str(), "OK"),
+                (guids[2].as_str(), "failed to connect"),
+                (guids[1].as_str(), "failed to connect"),
+            ],
+            "newest first"
+        );
+        let link = link.unwrap();
+        let cursor = link
+            .split("cursor=")
+            .nth(1)
+            .unwrap()
+            .split('>')
+            .next()
+            .unwrap();
+        let (rest, last) = get(format!("per_page=3&cursor={cursor}")).await;
+        assert_eq!(rest[0]["guid"], json!(guids[0]));
+        assert_eq!(last, None, "the last page has no next");
+
+        let id = rest[0]["id"].as_i64().unwrap();
+        let answer = http
+            .post(format!("{}/{hook}/deliveries/{id}/attempts", github.url()))
+            .bearer_auth("a-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 202);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while github.hook_deliveries(hook).len() < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no redelivery recorded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let again = github.hook_deliveries(hook).pop().unwrap();
+        assert_eq!(
+            (again.guid.as_str(), again.redelivery),
+            (guids[0].as_str(), true)
+        );
+        assert_eq!(again.payload, json!({"action": "opened", "number": 0}));
+
+        // An unknown parameter or a page too large is what GitHub would refuse.
+        let (refused, _) = get("per_page=500".into()).await;
+        assert_eq!(refused["message"], "Validation Failed");
+        assert_eq!(github.violations().len(), 1, "{:?}", github.violations());
+    }
+
     #[tokio::test]
     async fn a_webhook_the_receiver_refuses_is_a_violation() {
         let github = FakeGitHub::start().await;
