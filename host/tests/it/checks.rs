@@ -21,6 +21,11 @@ struct Checks {
 
 impl Checks {
     async fn start(command: &str) -> Self {
+        Self::start_with(command, "").await
+    }
+
+    /// Like `start`, with more settings.
+    async fn start_with(command: &str, settings: &str) -> Self {
         let github = FakeGitHub::start_app().await;
         github.install(
             1,
@@ -36,7 +41,7 @@ impl Checks {
         let origin = Origin::new(REPO);
         let plugins = format!(
             "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{}\n\
-             [plugins.settings]\nclone_url = \"{}\"\ncommand = \"{command}\"\n",
+             [plugins.settings]\nclone_url = \"{}\"\ncommand = \"{command}\"\n{settings}\n",
             binds(&origin),
             origin.clone_url_template()
         );
@@ -308,5 +313,55 @@ async fn cancel_stops_the_running_build_and_completes_its_run_cancelled() {
         json!(format!("Build #{} cancelled by mona", build[0].id))
     );
     assert_eq!(run.fields["actions"], json!([]));
+    checks.stop().await;
+}
+
+#[tokio::test]
+async fn a_superseded_build_is_cancelled_and_one_past_its_timeout_timed_out() {
+    let checks = Checks::start("sh test.sh").await;
+    let old = checks
+        .origin
+        .commit("refs/heads/changes", &[("test.sh", "sleep 300")]);
+    checks.open("old", &old).await;
+    eventually("the old build running", || {
+        checks
+            .runs()
+            .first()
+            .is_some_and(|run| run.status() == "in_progress")
+    })
+    .await;
+    let new = checks
+        .origin
+        .commit("refs/heads/changes", &[("test.sh", "true")]);
+    checks.open("new", &new).await;
+    let old_job = checks.host.ended_jobs("old", 1).await;
+    checks.host.ended_jobs("new", 1).await;
+    let runs = checks.runs();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].fields["head_sha"], json!(old));
+    assert_eq!(runs[0].conclusion(), Some("cancelled"));
+    assert_eq!(
+        runs[0].fields["output"]["title"],
+        json!(format!(
+            "Build #{} superseded by {}",
+            old_job[0].id,
+            &new[..7]
+        ))
+    );
+    assert_eq!(
+        (runs[1].fields["head_sha"].clone(), runs[1].conclusion()),
+        (json!(new), Some("success"))
+    );
+    checks.stop().await;
+
+    let checks = Checks::start_with("sleep 300", "timeout_secs = 1").await;
+    let sha = checks
+        .origin
+        .commit("refs/heads/changes", &[("README", "hi")]);
+    checks.open("slow", &sha).await;
+    let job = checks.host.ended_jobs("slow", 1).await;
+    assert_eq!(job[0].state, JobState::Failed);
+    let run = checks.runs().remove(0);
+    assert_eq!(run.conclusion(), Some("timed_out"));
     checks.stop().await;
 }
