@@ -356,6 +356,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 "  github: {}",
                 switchyard::admin::github_identity(&config, &secrets)
             );
+            println!(
+                "  catch-up: {}",
+                switchyard::catch_up::describe_settings(&config)
+            );
             let app = config.github.auth == switchyard::config::GitHubAuth::App;
             for plugin in plugins.iter() {
                 let events: Vec<String> = plugin

@@ -81,7 +81,7 @@ pub async fn run(
 
     let tail = request
         .keep_output
-        .map(|bytes| Arc::new(Mutex::new(Tail::new(bytes))));
+        .map(|bytes| Arc::new(Mutex::new(Tail::new(bytes.min(MAX_KEPT_OUTPUT)))));
     let stdout = copy_lines(child.stdout.take(), logs.clone(), job, tail.clone());
     let stderr = copy_lines(child.stderr.take(), logs.clone(), job, tail.clone());
     let finish = async {
@@ -122,6 +122,9 @@ pub async fn run(
         output,
     })
 }
+
+/// Most output a plugin gets back (`keep_output`): held in the host's memory meanwhile.
+pub const MAX_KEPT_OUTPUT: usize = 16 << 20;
 
 /// The last bytes of a command's output, kept for the plugin that asked (`keep_output`).
 struct Tail {

@@ -78,7 +78,8 @@ pub struct RunRequest {
     #[serde(default)]
     pub timeout_secs: Option<u64>,
     /// Hand back the last this many bytes of the output in [`RunOutput::output`] (as the log
-    /// has them: stdout and stderr interleaved, secrets masked); nothing when unset.
+    /// has them: stdout and stderr interleaved, secrets masked; 16 MiB at most); nothing when
+    /// unset.
     #[serde(default)]
     pub keep_output: Option<usize>,
 }

@@ -331,6 +331,20 @@ pub fn describe(round: &Round, dry_run: bool) -> String {
     out
 }
 
+/// What `switchyard check` says about catch-up.
+pub fn describe_settings(config: &Config) -> String {
+    let hooks = Hook::from_config(config);
+    let names: Vec<&str> = hooks.iter().map(|hook| hook.path.as_str()).collect();
+    match config.catch_up.enabled {
+        true => format!(
+            "every {} s, {}",
+            config.catch_up.interval_secs,
+            names.join(", ")
+        ),
+        false => "off ([catch_up] enabled = false; `switchyard catch-up` works by hand)".to_owned(),
+    }
+}
+
 /// `6h`, `30m`, `2d`, `90s`: how far back `switchyard catch-up --since` looks.
 pub fn parse_since(text: &str) -> Result<Duration, String> {
     let text = text.trim();
