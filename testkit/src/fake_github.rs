@@ -302,7 +302,8 @@ impl FakeGitHub {
     }
 
     /// The next call to a known operation gets this answer instead of success, after its body
-    /// passed the schema; calls queue up, one answer each.
+    /// passed the schema (of webhook deliveries' calls, only a redelivery); calls queue up, one
+    /// answer each.
     pub fn answer_next(&self, status: u16, headers: &[(&str, &str)], body: Value) {
         self.state().script.push_back(Scripted {
             status,
@@ -551,6 +552,9 @@ fn answer(
                 (None, _, _) => github_error(StatusCode::NOT_FOUND, "Not Found"),
                 (Some(_), _, Some(refused)) => refused,
                 (Some(op), ["deliveries"], None) => deliveries::list(&mut state, op, &hook, &query),
+                (Some(_), [_, _, _], None) if !state.script.is_empty() => {
+                    scripted(state.script.pop_front().expect("a scripted answer"))
+                }
                 (Some(_), [_, id, _], None) => deliveries::redeliver(shared, &mut state, &hook, id),
                 (Some(_), _, None) => github_error(StatusCode::NOT_FOUND, "Not Found"),
             };
@@ -601,16 +605,8 @@ fn respond(
             json!({"message": message}),
         );
     }
-    if let Some(scripted) = state.script.pop_front() {
-        let status = StatusCode::from_u16(scripted.status).expect("a valid scripted status");
-        let mut response = json_answer(status, scripted.body);
-        for (name, value) in scripted.headers {
-            let name = axum::http::HeaderName::from_bytes(name.as_bytes())
-                .expect("a valid scripted header name");
-            let value = value.parse().expect("a valid scripted header value");
-            response.headers_mut().insert(name, value);
-        }
-        return response;
+    if let Some(answer) = state.script.pop_front() {
+        return scripted(answer);
     }
     let repo = path
         .split('/')
@@ -694,6 +690,19 @@ fn respond(
         });
     }
     json_answer(status, answer)
+}
+
+/// A scripted answer, as [`FakeGitHub::answer_next`] set it.
+fn scripted(scripted: Scripted) -> Response {
+    let status = StatusCode::from_u16(scripted.status).expect("a valid scripted status");
+    let mut response = json_answer(status, scripted.body);
+    for (name, value) in scripted.headers {
+        let name = axum::http::HeaderName::from_bytes(name.as_bytes())
+            .expect("a valid scripted header name");
+        let value = value.parse().expect("a valid scripted header value");
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 /// An error answer as GitHub gives it.

@@ -114,6 +114,8 @@ pub struct Round {
     pub taken: bool,
     /// The list was longer than `max_pages` pages: older deliveries were not looked at.
     pub truncated: bool,
+    /// GitHub was unavailable for a redelivery: it and the rest are left for the next round.
+    pub unavailable: bool,
 }
 
 /// The catch-up of one host.
@@ -192,7 +194,8 @@ impl CatchUp {
         if options.dry_run {
             return Ok(round);
         }
-        if let Some(to) = to.filter(|to| listed.complete && mark.is_none_or(|mark| *to > mark))
+        let moved = to.filter(|to| listed.complete && mark.is_none_or(|mark| *to > mark));
+        if let Some(to) = moved
             && !self
                 .journal
                 .move_catch_up_mark(&hook.path, mark, to)
@@ -201,22 +204,36 @@ impl CatchUp {
             round.taken = true;
             return Ok(round);
         }
+        let mut unavailable = None;
         for missing in asked {
             match self.redeliver(hook, missing.attempt).await {
                 Ok(()) => {
                     self.metrics.catch_up_redelivered.inc();
                     round.redelivered.push(missing.guid.clone());
                 }
-                Err(error) => {
-                    let stop = matches!(error, HostError::GitHubUnavailable(_));
+                // Rate-limited past `[github] max_wait_secs`, or GitHub away: the rest would
+                // fail the same way, and all of them are left for the next round.
+                Err(error @ HostError::GitHubUnavailable(_)) => {
                     round.failed.push((missing.guid.clone(), error.to_string()));
-                    // Rate-limited past `[github] max_wait_secs`, or GitHub away: the rest
-                    // would fail the same way.
-                    if stop {
-                        break;
-                    }
+                    unavailable = Some(missing.attempt);
+                    break;
                 }
+                // Refused (the delivery is too old to redeliver, say): asking again would not
+                // help.
+                Err(error) => round.failed.push((missing.guid.clone(), error.to_string())),
             }
+        }
+        // The mark goes back below what GitHub could not take, so the next round lists it
+        // again (what was redelivered meanwhile is in the journal by then, and not asked for
+        // twice).
+        if let (Some(to), Some(first)) = (moved, unavailable)
+            && first <= to
+        {
+            let back = first - 1;
+            round.unavailable = self
+                .journal
+                .move_catch_up_mark(&hook.path, Some(to), back)
+                .await?;
         }
         Ok(round)
     }
@@ -317,6 +334,9 @@ pub fn describe(round: &Round, dry_run: bool) -> String {
     }
     for (guid, error) in &round.failed {
         let _ = writeln!(out, "  not redelivered {guid}: {error}");
+    }
+    if round.unavailable {
+        out.push_str("  GitHub was unavailable: the rest is left for the next round\n");
     }
     if round.deferred > 0 {
         let _ = writeln!(

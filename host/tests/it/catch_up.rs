@@ -238,7 +238,8 @@ async fn after_an_outage_exactly_the_missing_deliveries_come_again_once_and_a_re
 }
 
 #[tokio::test]
-async fn in_token_mode_the_configured_repository_hook_is_caught_up_with_the_token() {
+async fn in_token_mode_the_configured_repository_hook_is_caught_up_and_github_away_leaves_it_for_the_next_round()
+ {
     let github = FakeGitHub::start().await;
     let hook = format!("repos/{REPO}/hooks/9");
     let spec = HostSpec {
@@ -255,13 +256,44 @@ async fn in_token_mode_the_configured_repository_hook_is_caught_up_with_the_toke
     let mut missed = Vec::new();
     let host = host
         .restart_after(async {
-            missed.push(
-                github
-                    .deliver(&hook, "pull_request", &pull_request(1))
-                    .await,
-            );
+            for n in 1..=2 {
+                missed.push(
+                    github
+                        .deliver(&hook, "pull_request", &pull_request(n))
+                        .await,
+                );
+            }
+            // GitHub answers the first redelivery 502 through every retry the client makes.
+            for _ in 0..5 {
+                github.answer_next(502, &[], json!({"message": "Bad Gateway"}));
+            }
         })
         .await;
+    let journal = std::sync::Arc::clone(&host.host_state.journal);
+    let newest = github.hook_deliveries(&hook).last().unwrap().id;
+    let first = github.hook_deliveries(&hook)[0].id;
+    // The round gave up on GitHub and put its mark back below the first miss.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while journal.catch_up_mark(&hook).await.unwrap() != Some(first - 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mark did not move back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let tried = github.calls("repos/redeliver-webhook-delivery");
+    assert_eq!(
+        tried.len(),
+        5,
+        "one redelivery, retried; the second not tried"
+    );
+    assert!(tried.iter().all(|call| call.status == 502));
+    for guid in &missed {
+        assert!(!held(&host, guid).await);
+    }
+
+    // The next round (here: the next start) redelivers both.
+    let host = host.restart().await;
     wait_held(&host, &missed).await;
     assert_eq!(
         redelivered(&github, "repos/redeliver-webhook-delivery", &hook),
@@ -273,6 +305,8 @@ async fn in_token_mode_the_configured_repository_hook_is_caught_up_with_the_toke
         lists[0].headers["authorization"],
         format!("Bearer {}", crate::support::TOKEN)
     );
+    let journal = std::sync::Arc::clone(&host.host_state.journal);
+    assert_eq!(journal.catch_up_mark(&hook).await.unwrap(), Some(newest));
     assert!(github.violations().is_empty(), "{:?}", github.violations());
     host.stop().await;
 }
