@@ -3,7 +3,6 @@
 //! statuses (`pending`, then `success`, `failure` or `error`), or, as a GitHub App, as a check
 //! run with the log's last lines, annotations, a Cancel button and GitHub's Re-run buttons.
 
-mod annotations;
 mod report;
 mod stopping;
 mod superseding;
@@ -288,7 +287,7 @@ impl Ci {
         let (ending, printed) = match ended {
             Ok((output, dir)) => {
                 let printed = Printed {
-                    annotations: annotations::parse(&output.output, &dir),
+                    annotations: switchyard_check_output::annotations::parse(&output.output, &dir),
                     tail: output.output.clone(),
                 };
                 let secs = output.seconds();
