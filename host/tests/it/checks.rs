@@ -233,6 +233,41 @@ async fn re_run_buttons_build_the_sha_again_and_another_apps_check_runs_are_igno
     assert_eq!(checks.runs().len(), 3);
     assert_eq!(checks.runs()[2].conclusion(), Some("success"));
 
+    // GitHub's suite for a push: the pull request's event built that sha already; a suite
+    // naming no pull request is not built either (pull requests are).
+    let mut requested = example("check_suite", Some("requested"));
+    requested["check_suite"]["head_sha"] = json!(sha);
+    requested["check_suite"]["app"]["id"] = json!(TEST_APP_ID);
+    requested["check_suite"]["pull_requests"] = json!([{"number": 2}]);
+    requested["repository"] = suite["repository"].clone();
+    requested["installation"] = json!({"id": 1});
+    assert_eq!(
+        checks
+            .host
+            .send("check_suite", "pushed", &requested)
+            .await
+            .0,
+        202
+    );
+    requested["check_suite"]["pull_requests"] = json!([]);
+    assert_eq!(
+        checks
+            .host
+            .send("check_suite", "branch", &requested)
+            .await
+            .0,
+        202
+    );
+    for (delivery, why) in [
+        ("pushed", "is already being built for this pull request"),
+        ("branch", "names no pull request"),
+    ] {
+        let jobs = checks.host.ended_jobs(delivery, 1).await;
+        let note = jobs[0].note.clone().unwrap_or_default();
+        assert!(note.contains(why), "{delivery}: {jobs:?}");
+    }
+    assert_eq!(checks.runs().len(), 3);
+
     // Another App's check run and suite: not this host's to act on.
     checks
         .check_run_event("other-run", "rerequested", &first, 999)
