@@ -22,7 +22,7 @@ mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod operations; // health, metrics, replay, and the operator commands against a server process
 mod plugin_failures; // panics, hangs, retries and host services seen from a job
-mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, logs across hosts, the database away and back
+mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, logs across hosts, the database away and back, one catch-up round
 mod queue; // jobs past the memory budget wait in the journal and still run, once each
 mod reload; // live reload under load, bad edits, libraries rebuilt in place
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups
