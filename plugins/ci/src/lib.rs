@@ -204,15 +204,13 @@ impl Plugin for Ci {
             Registration::Stale { newer_sha } => return superseded(&report, &newer_sha).await,
         };
         let mut stop = self.stops.open(event.job.id);
-        let outcome = tokio::select! {
+        tokio::select! {
             ended = self.build(&report) => ended,
             // Dropping the build's future kills its command (the host kills the process group).
             newer_sha = current.superseded() => superseded(&report, &newer_sha).await,
             reason = host.cancelled() => cancelled(&report, &reason).await,
             by = stop.requested() => cancelled(&report, &CancelReason::User { by }).await,
-        };
-        self.stops.close(event.job.id);
-        outcome
+        }
     }
 }
 

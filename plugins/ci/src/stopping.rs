@@ -18,13 +18,24 @@ struct Build {
     stop: watch::Sender<Option<String>>,
 }
 
-/// A build's end of its Cancel button.
-pub struct Stop(watch::Receiver<Option<String>>);
+/// A build's end of its Cancel button; the build is forgotten when it is dropped (however the
+/// build ended, its future dropped at a timeout included).
+pub struct Stop<'a> {
+    receiver: watch::Receiver<Option<String>>,
+    stops: &'a Stops,
+    job: i64,
+}
 
-impl Stop {
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        self.stops.builds().remove(&self.job);
+    }
+}
+
+impl Stop<'_> {
     /// Completes with who pressed Cancel.
     pub async fn requested(&mut self) -> String {
-        let by = match self.0.wait_for(Option::is_some).await {
+        let by = match self.receiver.wait_for(Option::is_some).await {
             Ok(by) => by.clone(),
             // The sender lives until the build closes, after this future is dropped.
             Err(_) => None,
@@ -42,10 +53,14 @@ impl Stops {
     }
 
     /// Registers job `job`'s build.
-    pub fn open(&self, job: i64) -> Stop {
+    pub fn open(&self, job: i64) -> Stop<'_> {
         let (stop, receiver) = watch::channel(None);
         self.builds().insert(job, Build { run: None, stop });
-        Stop(receiver)
+        Stop {
+            receiver,
+            stops: self,
+            job,
+        }
     }
 
     /// Job `job`'s build reports to check run `run`.
@@ -53,10 +68,6 @@ impl Stops {
         if let Some(build) = self.builds().get_mut(&job) {
             build.run = Some(run);
         }
-    }
-
-    pub fn close(&self, job: i64) {
-        self.builds().remove(&job);
     }
 
     /// Asks the build reporting to check run `run` to stop; false when none runs here.
@@ -88,7 +99,7 @@ mod tests {
         assert_eq!(first.requested().await, "mona");
         let untouched = tokio::time::timeout(Duration::from_millis(50), second.requested()).await;
         assert!(untouched.is_err());
-        stops.close(1);
+        drop(first);
         assert!(
             !stops.request(77, "mona"),
             "ended builds cannot be cancelled"
