@@ -1,6 +1,11 @@
 //! The Cancel button: a check run's `check_run.requested_action` reaches the build of that run
 //! when it runs in this plugin instance. Builds register when they start and learn their check
 //! run's id once it is created; the Cancel event's job finds the build by that id.
+//!
+//! Only a build of this plugin instance (this host) is reached: with several hosts sharing a
+//! PostgreSQL journal the Cancel event may land on another host than the build. Stopping one's
+//! own job on any host is the host's to offer (a journal-backed cancel service); this registry
+//! gives way to it once it exists.
 
 use std::{collections::HashMap, sync::Mutex};
 
