@@ -179,6 +179,46 @@ pub async fn github_app(config: &Config) -> anyhow::Result<String> {
     Ok(app.about().await?)
 }
 
+/// `switchyard catch-up`: one round over each hook by hand, as the server's would (or back
+/// `since`), printing what was missing and what GitHub was asked to deliver again.
+pub async fn catch_up(
+    config: &Config,
+    since: Option<std::time::Duration>,
+    dry_run: bool,
+) -> anyhow::Result<String> {
+    use crate::catch_up::{CatchUp, Hook, RoundOptions, describe};
+    let hooks = Hook::from_config(config);
+    if hooks.is_empty() {
+        anyhow::bail!(
+            "no webhook to catch up: with [github] auth = \"token\", name them in [catch_up] hooks (see docs/deliveries.md#catching-up-missed-deliveries)"
+        );
+    }
+    let secrets = crate::app::Secrets::from_env(config)?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let github = crate::github::connect(
+        &config.github,
+        secrets.github_token.clone(),
+        secrets.github_app_key.clone(),
+        std::sync::Arc::clone(&metrics),
+    )?;
+    let journal = journal::open(crate::app::store_target(config)?).await?;
+    let catch_up = CatchUp {
+        github,
+        journal,
+        metrics,
+        settings: config.catch_up.clone(),
+        hooks: hooks.clone(),
+    };
+    let mut out = String::new();
+    for hook in &hooks {
+        let round = catch_up
+            .round(hook, RoundOptions { since, dry_run })
+            .await?;
+        out.push_str(&describe(&round, dry_run));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

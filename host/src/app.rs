@@ -13,6 +13,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    catch_up::{CatchUp, Hook},
     checkout::{self, Checkouts},
     config::{Backend, StoreTls},
     config::{Config, GitHubAuth, secret_from_env, secret_from_file},
@@ -561,6 +562,17 @@ impl Switchyard {
         }
     }
 
+    /// Catching up the deliveries GitHub failed to deliver, per `[catch_up]`.
+    pub fn catch_up(&self) -> CatchUp {
+        CatchUp {
+            github: Arc::clone(&self.state.github),
+            journal: Arc::clone(&self.state.journal),
+            metrics: Arc::clone(&self.state.metrics),
+            settings: self.config.catch_up.clone(),
+            hooks: Hook::from_config(&self.config),
+        }
+    }
+
     pub fn router(&self) -> Router {
         app(self.state.clone(), &self.config.server.webhook_path)
     }
@@ -574,6 +586,11 @@ impl Switchyard {
     ) -> Result<(), StartError> {
         let watching = tokio::spawn(Arc::clone(&self.reloader).watch());
         let pruning = tokio::spawn(self.retention().run());
+        let catching_up = self
+            .config
+            .catch_up
+            .enabled
+            .then(|| tokio::spawn(self.catch_up().run()));
         let settings = &self.config.server;
         let limits = ServerLimits {
             max_connections: settings.max_connections,
@@ -601,6 +618,9 @@ impl Switchyard {
             self.state.stopping.cancelled().await;
             watching.abort();
             pruning.abort();
+            if let Some(catching_up) = &catching_up {
+                catching_up.abort();
+            }
             tracing::info!(
                 jobs = self.state.workers.running(),
                 grace_secs = grace.as_secs(),

@@ -44,6 +44,9 @@ pub struct Config {
     /// The web dashboard (`/dashboard`): off unless enabled.
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    /// Catching up the deliveries GitHub failed to deliver: off unless enabled.
+    #[serde(default)]
+    pub catch_up: CatchUpConfig,
     /// The folder of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -234,6 +237,66 @@ pub enum GitHubAuth {
     Token,
     /// A GitHub App: a JWT signed with its private key mints installation tokens.
     App,
+}
+
+/// `[catch_up]`: on start and every `interval_secs`, list the webhook's recent deliveries on
+/// GitHub and have GitHub send again each one it never delivered (no attempt answered OK)
+/// that the journal does not hold.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CatchUpConfig {
+    /// Run rounds at all (`switchyard catch-up` works either way).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Seconds between rounds; one also runs at start.
+    #[serde(default = "default_catch_up_interval_secs")]
+    pub interval_secs: u64,
+    /// Redeliveries asked for per round and hook, at most; the rest wait for the next round.
+    #[serde(default = "default_catch_up_max_redeliveries")]
+    pub max_redeliveries: usize,
+    /// Hours back the first round looks (later rounds go back to where the last one got).
+    /// GitHub keeps deliveries redeliverable for about 3 days.
+    #[serde(default = "default_catch_up_max_age_hours")]
+    pub max_age_hours: u64,
+    /// Deliveries per page of GitHub's list (1 to 100).
+    #[serde(default = "default_catch_up_page_size")]
+    pub page_size: u32,
+    /// Pages read per round and hook, at most.
+    #[serde(default = "default_catch_up_max_pages")]
+    pub max_pages: u32,
+    /// With `[github] auth = "token"`: the repository and organization webhooks whose
+    /// deliveries to look at (an App's own webhook needs none).
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
+}
+
+impl Default for CatchUpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_secs: default_catch_up_interval_secs(),
+            max_redeliveries: default_catch_up_max_redeliveries(),
+            max_age_hours: default_catch_up_max_age_hours(),
+            page_size: default_catch_up_page_size(),
+            max_pages: default_catch_up_max_pages(),
+            hooks: Vec::new(),
+        }
+    }
+}
+
+/// One webhook of `[catch_up] hooks`: a repository's or an organization's, by its id (the
+/// number at the end of its settings page's URL).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// `owner/repo`, for a repository webhook.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The organization's login, for an organization webhook.
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// The webhook's id.
+    pub id: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -495,6 +558,21 @@ fn default_github_backoff_ms() -> u64 {
 }
 fn default_github_max_wait_secs() -> u64 {
     60
+}
+fn default_catch_up_interval_secs() -> u64 {
+    300
+}
+fn default_catch_up_max_redeliveries() -> usize {
+    100
+}
+fn default_catch_up_max_age_hours() -> u64 {
+    72
+}
+fn default_catch_up_page_size() -> u32 {
+    100
+}
+fn default_catch_up_max_pages() -> u32 {
+    50
 }
 fn default_store_path() -> PathBuf {
     PathBuf::from("switchyard.db")
@@ -790,6 +868,7 @@ impl Config {
         if self.workers.concurrency == 0 {
             return Err(self.invalid("workers.concurrency", "must be at least 1"));
         }
+        self.validate_catch_up()?;
         for (i, plugin) in self.plugins.iter().enumerate() {
             let key = |k: &str| format!("plugins[{i}].{k}");
             let valid_name = !plugin.name.is_empty()
@@ -826,6 +905,63 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_catch_up(&self) -> Result<(), ConfigError> {
+        let catch_up = &self.catch_up;
+        for (key, value) in [
+            ("catch_up.interval_secs", catch_up.interval_secs),
+            (
+                "catch_up.max_redeliveries",
+                catch_up.max_redeliveries as u64,
+            ),
+            ("catch_up.max_age_hours", catch_up.max_age_hours),
+            ("catch_up.max_pages", u64::from(catch_up.max_pages)),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
+        if !(1..=100).contains(&catch_up.page_size) {
+            return Err(self.invalid("catch_up.page_size", "must be between 1 and 100"));
+        }
+        for (i, hook) in catch_up.hooks.iter().enumerate() {
+            let key = format!("catch_up.hooks[{i}]");
+            let name_ok = |name: &str, parts: usize| {
+                let split: Vec<&str> = name.split('/').collect();
+                split.len() == parts
+                    && split.iter().all(|part| {
+                        !part.is_empty()
+                            && part
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    })
+            };
+            match (&hook.repository, &hook.organization) {
+                (Some(repo), None) if name_ok(repo, 2) => {}
+                (None, Some(org)) if name_ok(org, 1) => {}
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(self.invalid(key, "set repository or organization, one of them"));
+                }
+                (Some(name), None) | (None, Some(name)) => {
+                    return Err(self.invalid(
+                        key,
+                        format!("{name:?} is not an `owner/repo` or an organization's login"),
+                    ));
+                }
+            }
+        }
+        match self.github.auth {
+            GitHubAuth::App if !catch_up.hooks.is_empty() => Err(self.invalid(
+                "catch_up.hooks",
+                "with auth = \"app\" the App's own webhook is caught up (with its JWT): remove hooks",
+            )),
+            GitHubAuth::Token if catch_up.enabled && catch_up.hooks.is_empty() => Err(self.invalid(
+                "catch_up.hooks",
+                "with auth = \"token\" name the webhooks to catch up, e.g. hooks = [{ repository = \"owner/repo\", id = 123 }]",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The plugin's library path, resolved against the config file's folder.
@@ -1209,6 +1345,56 @@ webhook_path = \"/dashboard/hook\"
             Path::new("/etc/switchyard/switchyard.db")
         );
         assert_eq!(config.public_url(), "http://127.0.0.1:9393");
+    }
+
+    #[test]
+    fn catch_up_is_off_by_default_and_its_hooks_fit_the_auth() {
+        let config = parse("[server]\n").unwrap();
+        assert_eq!(config.catch_up, CatchUpConfig::default());
+        assert!(!config.catch_up.enabled);
+        let app = "[server]\n[github]\nauth = \"app\"\napp_id = 1\n";
+        let hook = "[[catch_up.hooks]]\nrepository = \"octo/app\"\nid = 5\n";
+        // (config text, None when valid, else what the message must contain)
+        let cases = [
+            (format!("{app}[catch_up]\nenabled = true\n"), None),
+            (
+                format!("[server]\n[catch_up]\nenabled = true\n{hook}"),
+                None,
+            ),
+            (
+                "[server]\n[catch_up]\nenabled = true\n".to_owned(),
+                Some("catch_up.hooks: with auth = \"token\" name the webhooks"),
+            ),
+            (
+                format!("{app}[catch_up]\nenabled = true\n{hook}"),
+                Some("catch_up.hooks: with auth = \"app\""),
+            ),
+            (
+                "[server]\n[[catch_up.hooks]]\nrepository = \"octo\"\nid = 5\n".to_owned(),
+                Some("catch_up.hooks[0]: \"octo\" is not an `owner/repo`"),
+            ),
+            (
+                "[server]\n[[catch_up.hooks]]\nid = 5\n".to_owned(),
+                Some("catch_up.hooks[0]: set repository or organization"),
+            ),
+            (
+                "[server]\n[catch_up]\npage_size = 101\n".to_owned(),
+                Some("catch_up.page_size: must be between 1 and 100"),
+            ),
+            (
+                "[server]\n[catch_up]\ninterval_secs = 0\n".to_owned(),
+                Some("catch_up.interval_secs: must be at least 1"),
+            ),
+        ];
+        for (text, expected) in cases {
+            match (parse(&text), expected) {
+                (Ok(_), None) => {}
+                (Err(error), Some(fragment)) => {
+                    assert!(error.to_string().contains(fragment), "{text}: {error}")
+                }
+                (result, _) => panic!("{text}: {result:?}"),
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod admin_call;
 pub mod app;
+pub mod catch_up;
 pub mod checkout;
 pub mod config;
 pub mod event;

@@ -125,6 +125,19 @@ enum Command {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
     },
+    /// Look for deliveries GitHub failed to deliver (none of their attempts answered OK) that
+    /// the journal lacks, and ask GitHub to deliver them again: one round of what `[catch_up]`
+    /// does in the server, printing what it found and redelivered.
+    CatchUp {
+        #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+        /// Look this far back (e.g. 6h, 30m, 2d) instead of back to where the last round got.
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        /// Print what is missing, but redeliver nothing and leave the journal's mark.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Copy the journal to PATH, consistently, while the server runs.
     Backup {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
@@ -285,6 +298,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot back up {}", store.display()))?;
             println!("{} backed up to {}", store.display(), path.display());
         }
+        Command::CatchUp {
+            config,
+            since,
+            dry_run,
+        } => {
+            let since = since
+                .as_deref()
+                .map(switchyard::catch_up::parse_since)
+                .transpose()
+                .map_err(|problem| anyhow::anyhow!("--since {problem}"))?;
+            let config = Config::load(&config)?;
+            print!("{}", admin::catch_up(&config, since, dry_run).await?);
+        }
         Command::App { config } => {
             let config = Config::load(&config)?;
             print!("{}", switchyard::admin::github_app(&config).await?);
@@ -329,6 +355,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!(
                 "  github: {}",
                 switchyard::admin::github_identity(&config, &secrets)
+            );
+            println!(
+                "  catch-up: {}",
+                switchyard::catch_up::describe_settings(&config)
             );
             let app = config.github.auth == switchyard::config::GitHubAuth::App;
             for plugin in plugins.iter() {

@@ -24,6 +24,12 @@ pub struct Metrics {
     pub reload_failures: IntCounter,
     /// Rows and files removed by retention, by kind: jobs, logs, deliveries.
     pub pruned: IntCounterVec,
+    /// Deliveries catch-up found GitHub never delivered and the journal lacks.
+    pub catch_up_missing: IntCounter,
+    /// Of those, the ones GitHub accepted to deliver again.
+    pub catch_up_redelivered: IntCounter,
+    /// Catch-up rounds that failed (GitHub or the journal unavailable).
+    pub catch_up_failures: IntCounter,
 }
 
 impl Metrics {
@@ -117,6 +123,27 @@ impl Metrics {
                     "switchyard_pruned_total",
                     "Finished jobs, their logs and deliveries removed by retention, by kind",
                     &["kind"],
+                ),
+            ),
+            catch_up_missing: register(
+                &registry,
+                counter(
+                    "switchyard_catch_up_missing_total",
+                    "Deliveries GitHub never delivered and the journal lacked, found by catch-up",
+                ),
+            ),
+            catch_up_redelivered: register(
+                &registry,
+                counter(
+                    "switchyard_catch_up_redelivered_total",
+                    "Missed deliveries GitHub accepted to deliver again",
+                ),
+            ),
+            catch_up_failures: register(
+                &registry,
+                counter(
+                    "switchyard_catch_up_failures_total",
+                    "Catch-up rounds that failed: GitHub or the journal unavailable",
                 ),
             ),
             registry,

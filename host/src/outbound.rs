@@ -68,6 +68,8 @@ impl RetryPolicy {
 pub struct Answer {
     pub status: u16,
     pub body: Bytes,
+    /// GitHub's `Link` says where the next page of a list is.
+    pub headers: HeaderMap,
 }
 
 /// Why a call failed.
@@ -104,6 +106,7 @@ pub async fn send_with_retries(
                     return Ok(Answer {
                         status: status.as_u16(),
                         body,
+                        headers,
                     });
                 }
                 let message = error_message(&body);

@@ -3,6 +3,7 @@
 
 use std::{
     process::Stdio,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -78,8 +79,11 @@ pub async fn run(
         .map_err(|e| HostError::Run(format!("could not start `{}`: {e}", request.program)))?;
     let mut group = ProcessGroup(child.id().map(|pid| Pid::from_raw(pid as i32)));
 
-    let stdout = copy_lines(child.stdout.take(), logs.clone(), job);
-    let stderr = copy_lines(child.stderr.take(), logs.clone(), job);
+    let tail = request
+        .keep_output
+        .map(|bytes| Arc::new(Mutex::new(Tail::new(bytes.min(MAX_KEPT_OUTPUT)))));
+    let stdout = copy_lines(child.stdout.take(), logs.clone(), job, tail.clone());
+    let stderr = copy_lines(child.stderr.take(), logs.clone(), job, tail.clone());
     let finish = async {
         let (status, (), ()) = tokio::join!(child.wait(), stdout, stderr);
         status
@@ -108,11 +112,55 @@ pub async fn run(
             (None, true)
         }
     };
+    let output = tail.map_or_else(String::new, |tail| {
+        tail.lock().unwrap_or_else(|p| p.into_inner()).text()
+    });
     Ok(RunOutput {
         exit_code,
         timed_out,
         duration_ms: started.elapsed().as_millis() as u64,
+        output,
     })
+}
+
+/// Most output a plugin gets back (`keep_output`): held in the host's memory meanwhile.
+pub const MAX_KEPT_OUTPUT: usize = 16 << 20;
+
+/// The last bytes of a command's output, kept for the plugin that asked (`keep_output`).
+struct Tail {
+    kept: Vec<u8>,
+    max: usize,
+}
+
+impl Tail {
+    fn new(max: usize) -> Self {
+        Self {
+            kept: Vec::new(),
+            max,
+        }
+    }
+
+    /// Adds whole lines, masked as the log has them.
+    fn push(&mut self, lines: &[u8]) {
+        self.kept.extend_from_slice(lines);
+        // Trimmed in bulk, so a long build does not move its tail at every line.
+        if self.kept.len() > self.max.saturating_mul(2).max(READ_CHUNK) {
+            let cut = self.kept.len() - self.max;
+            self.kept.drain(..cut);
+        }
+    }
+
+    /// The last `max` bytes, starting at a line.
+    fn text(&self) -> String {
+        let mut start = self.kept.len().saturating_sub(self.max);
+        if start > 0 {
+            start = self.kept[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.kept.len(), |at| start + at + 1);
+        }
+        String::from_utf8_lossy(&self.kept[start..]).into_owned()
+    }
 }
 
 /// Longest line of a command's output that reaches the log: the rest of a longer line is
@@ -123,7 +171,12 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// Bytes of output read at a time; the whole lines among them are written to the log at once.
 const READ_CHUNK: usize = 64 * 1024;
 
-async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, logs: JobLogs, job: JobId) {
+async fn copy_lines(
+    stream: Option<impl AsyncRead + Unpin>,
+    logs: JobLogs,
+    job: JobId,
+    tail: Option<Arc<Mutex<Tail>>>,
+) {
     let Some(stream) = stream else { return };
     let mut reader = BufReader::with_capacity(READ_CHUNK, stream);
     let mut line = Line::new(&logs);
@@ -141,12 +194,21 @@ async fn copy_lines(stream: Option<impl AsyncRead + Unpin>, logs: JobLogs, job: 
         }
         let read = chunk.len();
         reader.consume(read);
+        keep(&logs, tail.as_deref(), &lines);
         write(&logs, job, &mut lines).await;
     }
     // A last line without a newline.
     if !line.kept.is_empty() {
         line.finish(&logs, &mut lines);
+        keep(&logs, tail.as_deref(), &lines);
         write(&logs, job, &mut lines).await;
+    }
+}
+
+fn keep(logs: &JobLogs, tail: Option<&Mutex<Tail>>, lines: &[u8]) {
+    if let Some(tail) = tail.filter(|_| !lines.is_empty()) {
+        let masked = logs.mask(lines);
+        tail.lock().unwrap_or_else(|p| p.into_inner()).push(&masked);
     }
 }
 
@@ -240,6 +302,32 @@ mod tests {
         let output = output.unwrap();
         assert_eq!((output.exit_code, output.timed_out), (Some(3), false));
         assert!(log.contains("hello\n") && log.contains("oops\n"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn the_output_kept_is_the_logs_last_whole_lines_masked_and_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path().to_owned(), ["sup3rsecret".to_owned()]);
+        let script =
+            "i=0; while [ $i -lt 5000 ]; do echo line $i; i=$((i+1)); done; echo sup3rsecret";
+        let request = RunRequest::shell(script).keep_output(100);
+        let output = run(request, logs.clone(), JobId(1), &unsandboxed(&[]))
+            .await
+            .unwrap();
+        assert!(output.output.len() <= 100, "{:?}", output.output);
+        assert!(output.output.starts_with("line "), "{:?}", output.output);
+        assert!(
+            output.output.ends_with("line 4999\n********\n"),
+            "{:?}",
+            output.output
+        );
+        assert!(
+            !output.output.contains("sup3rsecret"),
+            "{:?}",
+            output.output
+        );
+        let (output, _) = run_script("echo hello", None).await;
+        assert_eq!(output.unwrap().output, "");
     }
 
     #[tokio::test]

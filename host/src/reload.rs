@@ -250,6 +250,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("[server] tls_cert", o.tls_cert != n.tls_cert),
         ("[server] tls_key", o.tls_key != n.tls_key),
         ("[dashboard]", old.dashboard != new.dashboard),
+        ("[catch_up]", old.catch_up != new.catch_up),
         (
             "[server] shutdown_grace_secs",
             o.shutdown_grace_secs != n.shutdown_grace_secs,

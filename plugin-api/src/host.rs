@@ -77,6 +77,11 @@ pub struct RunRequest {
     /// Kill the command's whole process group after this many seconds.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Hand back the last this many bytes of the output in [`RunOutput::output`] (as the log
+    /// has them: stdout and stderr interleaved, secrets masked; 16 MiB at most); nothing when
+    /// unset.
+    #[serde(default)]
+    pub keep_output: Option<usize>,
 }
 
 impl RunRequest {
@@ -103,6 +108,12 @@ impl RunRequest {
         self.timeout_secs = Some(secs);
         self
     }
+
+    /// Keep the last `bytes` of the output for [`RunOutput::output`].
+    pub fn keep_output(mut self, bytes: usize) -> Self {
+        self.keep_output = Some(bytes);
+        self
+    }
 }
 
 /// How a command ended.
@@ -113,6 +124,10 @@ pub struct RunOutput {
     /// True when the host killed it at its timeout.
     pub timed_out: bool,
     pub duration_ms: u64,
+    /// The last [`RunRequest::keep_output`] bytes of the output, from the start of a line;
+    /// empty unless asked for.
+    #[serde(default)]
+    pub output: String,
 }
 
 impl RunOutput {
@@ -453,6 +468,7 @@ mod tests {
             exit_code,
             timed_out,
             duration_ms: 12_900,
+            output: String::new(),
         };
         assert_eq!(output(Some(3), false).ending(), "exit 3");
         assert_eq!(output(None, false).ending(), "killed by a signal");

@@ -102,7 +102,9 @@ pub use host::{
     LockAnswer, LockRequest, RunOutput, RunRequest, SupersedeRequest, Superseding, Workspace,
 };
 pub use permissions::{Access, Permissions};
-pub use plugin::{Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError};
+pub use plugin::{
+    GitHubApp, Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError,
+};
 pub use source::Source;
 
 /// Everything a plugin needs, in one `use`.

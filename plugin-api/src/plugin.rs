@@ -80,6 +80,33 @@ pub struct PluginConfig {
     /// Threads of this instance's own tokio runtime.
     #[serde(default = "default_worker_threads")]
     pub worker_threads: usize,
+    /// The GitHub App the host acts as (`[github] auth = "app"`), `None` with a personal token:
+    /// check runs are only open to Apps, and events about check runs name the App that made
+    /// them.
+    #[serde(default)]
+    pub github_app: Option<GitHubApp>,
+}
+
+/// The GitHub App the host acts as, as `[github]` names it: by id or by client id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubApp {
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+impl GitHubApp {
+    /// Whether a payload's `app` object (a check run's or check suite's) is this App: events
+    /// about another App's check runs are not this host's to act on.
+    pub fn is(&self, app: &serde_json::Value) -> bool {
+        let id = self.id.is_some_and(|id| app["id"].as_u64() == Some(id));
+        let client = self
+            .client_id
+            .as_deref()
+            .is_some_and(|client| app["client_id"].as_str() == Some(client));
+        id || client
+    }
 }
 
 fn default_worker_threads() -> usize {

@@ -119,6 +119,7 @@ mod tests {
             settings: serde_json::Value::Null,
             config_dir: PathBuf::from("/etc/switchyard"),
             worker_threads: 1,
+            github_app: None,
         }
     }
 

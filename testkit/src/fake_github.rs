@@ -23,6 +23,12 @@ use axum::{
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+mod check_runs;
+mod deliveries;
+
+pub use check_runs::CheckRun;
+pub use deliveries::DeliveryAttempt;
+
 /// GitHub's request schemas and example answers for the calls the fake knows, embedded so the
 /// kit reads no file at run time.
 const SCHEMAS: &str = include_str!("../fixtures/github-rest-subset.json");
@@ -31,19 +37,21 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 4] = [
+const REQUIRED: [(&str, &str, &str); 5] = [
     ("create_status", "statuses", "write"),
     ("create_deployment", "deployments", "write"),
     ("create_deployment_status", "deployments", "write"),
     ("checks/create", "checks", "write"),
+    ("checks/update", "checks", "write"),
 ];
 
 /// GitHub's answer to a call its token may not make.
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 4] = [
+const OPERATIONS: [(&str, &[&str]); 5] = [
     ("checks/create", &["repos", "*", "*", "check-runs"]),
+    ("checks/update", &["repos", "*", "*", "check-runs", "*"]),
     ("create_status", &["repos", "*", "*", "statuses", "*"]),
     ("create_deployment", &["repos", "*", "*", "deployments"]),
     (
@@ -59,6 +67,8 @@ pub struct Recorded {
     pub method: String,
     /// The URL path, e.g. `/repos/octo/app/deployments/1/statuses`.
     pub path: String,
+    /// The query string without its `?`, e.g. `per_page=100&cursor=v1_1002`; empty when none.
+    pub query: String,
     /// Header names in lower case; a repeated header's values joined with `, `.
     pub headers: BTreeMap<String, String>,
     /// The JSON body, or `null` when there was none or it was not JSON.
@@ -92,6 +102,13 @@ struct State {
     sent: u64,
     /// Set when the fake is a GitHub App.
     app: Option<AppState>,
+    /// The fake's own base URL, for the `Link` headers of paged lists.
+    url: String,
+    /// Every attempt to deliver a webhook, in order.
+    hook_deliveries: Vec<DeliveryAttempt>,
+    next_delivery_id: i64,
+    /// Check runs created: run `n` is at `n - 1`.
+    check_runs: Vec<CheckRun>,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -201,6 +218,7 @@ impl FakeGitHub {
             .await
             .expect("the fake GitHub binds a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
+        state.lock().unwrap_or_else(|p| p.into_inner()).url = url.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .await
@@ -284,7 +302,8 @@ impl FakeGitHub {
     }
 
     /// The next call to a known operation gets this answer instead of success, after its body
-    /// passed the schema; calls queue up, one answer each.
+    /// passed the schema (of webhook deliveries' calls, only a redelivery); calls queue up, one
+    /// answer each.
     pub fn answer_next(&self, status: u16, headers: &[(&str, &str)], body: Value) {
         self.state().script.push_back(Scripted {
             status,
@@ -301,6 +320,59 @@ impl FakeGitHub {
     /// signed with `secret`. A webhook the receiver does not accept is a violation.
     pub fn send_webhooks_to(&self, url: &str, secret: &str) {
         self.state().webhooks = Some((url.to_owned(), secret.to_owned()));
+    }
+
+    /// Delivers `payload` as `event` to `hook`'s webhook as GitHub would: a new GUID, POSTed
+    /// signed to the target of [`FakeGitHub::send_webhooks_to`], the attempt recorded as `OK`,
+    /// `Invalid HTTP Response: CODE` or `failed to connect` (the receiver down). `hook` is
+    /// `app/hook`, `repos/OWNER/REPO/hooks/ID` or `orgs/ORG/hooks/ID`. Returns the GUID.
+    pub async fn deliver(&self, hook: &str, event: &str, payload: &Value) -> String {
+        let guid = uuid::Uuid::new_v4().to_string();
+        deliveries::deliver(&self.state, hook, &guid, event, payload, false).await;
+        guid
+    }
+
+    /// Records an attempt to deliver `guid` without sending anything: what GitHub lists after
+    /// a delivery it gave up on though the receiver got it (`timed out`), say. Returns the
+    /// attempt's id.
+    pub fn record_delivery(
+        &self,
+        hook: &str,
+        guid: &str,
+        event: &str,
+        payload: &Value,
+        (status, status_code): (&str, u16),
+    ) -> i64 {
+        deliveries::record(
+            &mut self.state(),
+            DeliveryAttempt {
+                id: 0,
+                hook: hook.to_owned(),
+                guid: guid.to_owned(),
+                event: event.to_owned(),
+                action: payload["action"].as_str().map(str::to_owned),
+                status: status.to_owned(),
+                status_code,
+                redelivery: false,
+                delivered_at: unix_now(),
+                payload: payload.clone(),
+            },
+        )
+    }
+
+    /// Every attempt to deliver to `hook`, oldest first, redeliveries included.
+    pub fn hook_deliveries(&self, hook: &str) -> Vec<DeliveryAttempt> {
+        let state = self.state();
+        let attempts = state.hook_deliveries.iter().filter(|a| a.hook == hook);
+        attempts.cloned().collect()
+    }
+
+    /// The check runs created on `repo` (`owner/name`), in order, as the requests left them.
+    pub fn check_runs(&self, repo: &str) -> Vec<CheckRun> {
+        let state = self.state();
+        let runs = state.check_runs.iter();
+        let runs = runs.filter(|r| r.repository.eq_ignore_ascii_case(repo));
+        runs.cloned().collect()
     }
 
     /// Every request received, in order.
@@ -445,6 +517,7 @@ fn answer(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or_default().to_owned();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let operation = operation(&path);
     let mut recorded_headers = BTreeMap::<String, String>::new();
@@ -456,9 +529,39 @@ fn answer(
             .or_insert(value);
     }
     let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let (operation, response) = match state.app.is_some() {
-        true => app_respond(shared, &mut state, &method, &uri, &headers, &body),
-        false => (
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let hook = deliveries::split_hook(&segments);
+    let (operation, response) = match (state.app.is_some(), hook) {
+        (app, Some((hook, rest))) if app == (hook == "app/hook") => {
+            let post = method == Method::POST;
+            let operation = deliveries::operation(&hook, rest, post);
+            let authorization = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // As an App, the JWT, as on every App endpoint; else some token.
+            let refused = match app {
+                true => check_app_jwt(&state, authorization)
+                    .err()
+                    .map(|message| github_error(StatusCode::UNAUTHORIZED, &message)),
+                false => authorization
+                    .is_empty()
+                    .then(|| github_error(StatusCode::UNAUTHORIZED, "Requires authentication")),
+            };
+            let response = match (operation, rest, refused) {
+                (None, _, _) => github_error(StatusCode::NOT_FOUND, "Not Found"),
+                (Some(_), _, Some(refused)) => refused,
+                (Some(op), ["deliveries"], None) => deliveries::list(&mut state, op, &hook, &query),
+                (Some(_), [_, _, _], None) if !state.script.is_empty() => {
+                    scripted(state.script.pop_front().expect("a scripted answer"))
+                }
+                (Some(_), [_, id, _], None) => deliveries::redeliver(shared, &mut state, &hook, id),
+                (Some(_), _, None) => github_error(StatusCode::NOT_FOUND, "Not Found"),
+            };
+            (operation, response)
+        }
+        (true, _) => app_respond(shared, &mut state, &method, &uri, &headers, &body),
+        (false, _) => (
             operation,
             respond(shared, &mut state, &method, &path, &body, operation),
         ),
@@ -466,6 +569,7 @@ fn answer(
     state.requests.push(Recorded {
         method: method.to_string(),
         path,
+        query,
         headers: recorded_headers,
         body,
         operation,
@@ -483,7 +587,11 @@ fn respond(
     body: &Value,
     operation: Option<&'static str>,
 ) -> Response {
-    let Some(name) = operation.filter(|_| *method == Method::POST) else {
+    let expected = match operation {
+        Some("checks/update") => Method::PATCH,
+        _ => Method::POST,
+    };
+    let Some(name) = operation.filter(|_| *method == expected) else {
         return json_answer(StatusCode::NOT_FOUND, json!({"message": "Not Found"}));
     };
     let errors = schema_errors(name, body);
@@ -497,24 +605,24 @@ fn respond(
             json!({"message": message}),
         );
     }
-    if let Some(scripted) = state.script.pop_front() {
-        let status = StatusCode::from_u16(scripted.status).expect("a valid scripted status");
-        let mut response = json_answer(status, scripted.body);
-        for (name, value) in scripted.headers {
-            let name = axum::http::HeaderName::from_bytes(name.as_bytes())
-                .expect("a valid scripted header name");
-            let value = value.parse().expect("a valid scripted header value");
-            response.headers_mut().insert(name, value);
-        }
-        return response;
+    if let Some(answer) = state.script.pop_front() {
+        return scripted(answer);
     }
-    let (status, mut answer) = example(name);
     let repo = path
         .split('/')
         .skip(2)
         .take(2)
         .collect::<Vec<_>>()
         .join("/");
+    match name {
+        "checks/create" => return check_runs::create(state, repo, body),
+        "checks/update" => {
+            let id = path.rsplit('/').next().unwrap_or_default();
+            return check_runs::update(state, &repo, id, body);
+        }
+        _ => {}
+    }
+    let (status, mut answer) = example(name);
     let repository = json!({"full_name": repo, "name": repo.split('/').nth(1)});
     let hook = match name {
         "create_deployment" => {
@@ -582,6 +690,19 @@ fn respond(
         });
     }
     json_answer(status, answer)
+}
+
+/// A scripted answer, as [`FakeGitHub::answer_next`] set it.
+fn scripted(scripted: Scripted) -> Response {
+    let status = StatusCode::from_u16(scripted.status).expect("a valid scripted status");
+    let mut response = json_answer(status, scripted.body);
+    for (name, value) in scripted.headers {
+        let name = axum::http::HeaderName::from_bytes(name.as_bytes())
+            .expect("a valid scripted header name");
+        let value = value.parse().expect("a valid scripted header value");
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 /// An error answer as GitHub gives it.
@@ -759,18 +880,7 @@ fn app_endpoint(
     body: &Value,
     now: i64,
 ) -> (Option<&'static str>, Response) {
-    let claims = authorization
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .ok_or_else(|| "A JSON web token could not be decoded".to_owned())
-        .and_then(|(_, jwt)| crate::app::verify_jwt(jwt.trim()))
-        .and_then(|claims| {
-            crate::app::check_times(&claims, now)?;
-            match claims.iss == crate::app::TEST_APP_ID.to_string() {
-                true => Ok(claims),
-                false => Err("Integration not found".to_owned()),
-            }
-        });
+    let claims = app_jwt(authorization, now);
     let (operation, answer) = match (method, segments) {
         (&Method::GET, ["app"]) => (Some("apps/get-authenticated"), app_itself as AppAnswer),
         (&Method::GET, ["app", "installations"]) => (
@@ -791,6 +901,29 @@ fn app_endpoint(
         return (operation, github_error(StatusCode::UNAUTHORIZED, &message));
     }
     (operation, answer(state, segments, body, now))
+}
+
+/// Whether `authorization` carries a JWT of the fake's App, good at `now`; else GitHub's
+/// message.
+fn app_jwt(authorization: &str, now: i64) -> Result<crate::app::Claims, String> {
+    authorization
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .ok_or_else(|| "A JSON web token could not be decoded".to_owned())
+        .and_then(|(_, jwt)| crate::app::verify_jwt(jwt.trim()))
+        .and_then(|claims| {
+            crate::app::check_times(&claims, now)?;
+            match claims.iss == crate::app::TEST_APP_ID.to_string() {
+                true => Ok(claims),
+                false => Err("Integration not found".to_owned()),
+            }
+        })
+}
+
+/// [`app_jwt`] on the fake's clock.
+fn check_app_jwt(state: &State, authorization: &str) -> Result<(), String> {
+    let offset = state.app.as_ref().map_or(0, |app| app.clock_offset);
+    app_jwt(authorization, unix_now() + offset).map(drop)
 }
 
 type AppAnswer = fn(&mut State, &[&str], &Value, i64) -> Response;
@@ -999,6 +1132,114 @@ mod tests {
         let violations = github.violations();
         assert_eq!(violations.len(), 1, "{violations:?}");
         assert!(violations[0].starts_with("create_deployment_status"));
+    }
+
+    /// OpenAPI 3.0's `nullable: true` in JSON Schema's words: `type: [T, "null"]`.
+    fn nullable_as_json_schema(schema: &mut Value) {
+        match schema {
+            Value::Object(object) => {
+                if object.remove("nullable") == Some(json!(true))
+                    && let Some(Value::String(kind)) = object.get("type").cloned()
+                {
+                    object.insert("type".into(), json!([kind, "null"]));
+                }
+                object.values_mut().for_each(nullable_as_json_schema);
+            }
+            Value::Array(items) => items.iter_mut().for_each(nullable_as_json_schema),
+            _ => {}
+        }
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_listed_as_github_describes_them_paged_and_redelivered() {
+        let github = FakeGitHub::start().await;
+        // Nothing listens on port 9: every attempt fails to connect.
+        github.send_webhooks_to("http://127.0.0.1:9/hook", "a-secret-of-some-length");
+        let hook = "repos/o/r/hooks/3";
+        let mut guids = Vec::new();
+        for n in 0..3 {
+            let payload = json!({"action": "opened", "number": n});
+            guids.push(github.deliver(hook, "pull_request", &payload).await);
+        }
+        github.record_delivery(hook, &guids[0], "pull_request", &json!({}), ("OK", 200));
+        let http = reqwest::Client::new();
+        let get = |query: String| {
+            let request = http
+                .get(format!("{}/{hook}/deliveries?{query}", github.url()))
+                .bearer_auth("a-token");
+            async move {
+                let answer = request.send().await.unwrap();
+                let link = answer
+                    .headers()
+                    .get("link")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (answer.json::<Value>().await.unwrap(), link)
+            }
+        };
+        let (page, link) = get("per_page=3".into()).await;
+        let mut schema =
+            app_operations()["repos/list-webhook-deliveries"]["responses"]["200"]["schema"].clone();
+        nullable_as_json_schema(&mut schema);
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&page)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?} in {page}");
+        let listed: Vec<(&str, &str)> = page
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["guid"].as_str().unwrap(), a["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (guids[0].as_str(), "OK"),
+                (guids[2].as_str(), "failed to connect"),
+                (guids[1].as_str(), "failed to connect"),
+            ],
+            "newest first"
+        );
+        let link = link.unwrap();
+        let cursor = link
+            .split("cursor=")
+            .nth(1)
+            .unwrap()
+            .split('>')
+            .next()
+            .unwrap();
+        let (rest, last) = get(format!("per_page=3&cursor={cursor}")).await;
+        assert_eq!(rest[0]["guid"], json!(guids[0]));
+        assert_eq!(last, None, "the last page has no next");
+
+        let id = rest[0]["id"].as_i64().unwrap();
+        let answer = http
+            .post(format!("{}/{hook}/deliveries/{id}/attempts", github.url()))
+            .bearer_auth("a-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 202);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while github.hook_deliveries(hook).len() < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no redelivery recorded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let again = github.hook_deliveries(hook).pop().unwrap();
+        assert_eq!(
+            (again.guid.as_str(), again.redelivery),
+            (guids[0].as_str(), true)
+        );
+        assert_eq!(again.payload, json!({"action": "opened", "number": 0}));
+
+        // An unknown parameter or a page too large is what GitHub would refuse.
+        let (refused, _) = get("per_page=500".into()).await;
+        assert_eq!(refused["message"], "Validation Failed");
+        assert_eq!(github.violations().len(), 1, "{:?}", github.violations());
     }
 
     #[tokio::test]

@@ -63,13 +63,21 @@ impl App {
             path: path.to_owned(),
             body,
         };
-        match self.api.send(&call, &self.jwt.token()).await {
+        self.as_app_paged(&call).await.map(|(answer, _)| answer)
+    }
+
+    /// [`App::as_app`], with the cursor of a list's next page.
+    async fn as_app_paged(
+        &self,
+        call: &GitHubCall,
+    ) -> Result<(GitHubResponse, Option<String>), CallError> {
+        match self.api.send_paged(call, &self.jwt.token()).await {
             Err(CallError::Refused(refused))
                 if refused_for_times(refused.status, &refused.message) =>
             {
                 let date = refused.headers.get("date").and_then(|v| v.to_str().ok());
                 if self.jwt.correct_clock(date) {
-                    self.api.send(&call, &self.jwt.token()).await
+                    self.api.send_paged(call, &self.jwt.token()).await
                 } else {
                     Err(CallError::Refused(refused))
                 }
@@ -337,6 +345,16 @@ impl GitHub for App {
     async fn git_token(&self, caller: &Caller) -> Result<Option<String>, HostError> {
         let (_, minted) = self.token(caller).await?;
         Ok(Some(minted.token.clone()))
+    }
+
+    async fn as_host(
+        &self,
+        call: GitHubCall,
+    ) -> Result<(GitHubResponse, Option<String>), HostError> {
+        let doing = format!("{} {}", call.method, call.path);
+        self.as_app_paged(&call)
+            .await
+            .map_err(|e| self.app_error(e, &doing))
     }
 
     fn observe(&self, event: &str, payload: &[u8]) {

@@ -65,6 +65,19 @@ impl Api {
 
     /// Sends `call` with `bearer` as its credential.
     pub async fn send(&self, call: &GitHubCall, bearer: &str) -> Result<GitHubResponse, CallError> {
+        self.send_paged(call, bearer)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// Sends `call`, a list, and reads the cursor of its next page off GitHub's `Link` header
+    /// (`None` on the last page). Only the cursor is taken from the link, never its URL: the
+    /// next call goes to the API like any other.
+    pub async fn send_paged(
+        &self,
+        call: &GitHubCall,
+        bearer: &str,
+    ) -> Result<(GitHubResponse, Option<String>), CallError> {
         // Plugins give a path, never a URL, so the credential only ever goes to the API.
         check_path(&call.path).map_err(|e| CallError::Refused(invalid(e)))?;
         let method = Method::from_bytes(call.method.as_bytes()).map_err(|_| {
@@ -86,10 +99,15 @@ impl Api {
         })
         .await;
         match answer {
-            Ok(answer) => Ok(GitHubResponse {
-                status: answer.status,
-                body: serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null),
-            }),
+            Ok(answer) => {
+                let link = answer.headers.get("link").and_then(|v| v.to_str().ok());
+                let next = link.and_then(next_cursor);
+                let answer = GitHubResponse {
+                    status: answer.status,
+                    body: serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null),
+                };
+                Ok((answer, next))
+            }
             Err(Failure::Refused {
                 status,
                 message,
@@ -102,6 +120,52 @@ impl Api {
             Err(Failure::Unavailable(reason)) => Err(CallError::Unavailable(reason)),
         }
     }
+}
+
+/// The `cursor` parameter of the `rel="next"` link in a `Link` header, as GitHub pages its
+/// cursor-based lists (`<https://api.github.com/app/hook/deliveries?per_page=100&cursor=v1_9>;
+/// rel="next"`).
+pub fn next_cursor(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        if !next {
+            return None;
+        }
+        let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+        let (_, query) = target.split_once('?')?;
+        query.split('&').find_map(|pair| {
+            let value = pair.strip_prefix("cursor=")?;
+            let decoded = percent_decode(value);
+            (!decoded.is_empty()).then_some(decoded)
+        })
+    })
+}
+
+/// `%XX` escapes decoded; anything else kept as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Marks a request the host refuses before sending it; turned into `InvalidRequest`.
@@ -133,4 +197,32 @@ pub fn check_path(path: &str) -> Result<(), String> {
         return Err(format!("GitHub path must start with `/`: {path:?}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_pages_cursor_is_read_off_the_link_header() {
+        let cases = [
+            (
+                r#"<https://api.github.com/app/hook/deliveries?per_page=2&cursor=v1_1002>; rel="next""#,
+                Some("v1_1002"),
+            ),
+            (
+                r#"<https://x/app/hook/deliveries?per_page=2>; rel="first", <https://x/app/hook/deliveries?cursor=a%2Bb&per_page=2>; rel="next""#,
+                Some("a+b"),
+            ),
+            (
+                r#"<https://x/app/hook/deliveries?cursor=v1_1>; rel="prev""#,
+                None,
+            ),
+            ("", None),
+            ("garbage", None),
+        ];
+        for (link, expected) in cases {
+            assert_eq!(next_cursor(link).as_deref(), expected, "{link}");
+        }
+    }
 }

@@ -100,6 +100,19 @@ pub trait GitHub: Send + Sync {
     /// The token `caller`'s checkouts give git, if any.
     async fn git_token(&self, caller: &Caller) -> Result<Option<String>, HostError>;
 
+    /// A call as the host itself, for no job: with the App's JWT (the App's own endpoints,
+    /// such as `/app/hook/deliveries`) or with the token. Returns the answer and, for a list,
+    /// the cursor of its next page.
+    async fn as_host(
+        &self,
+        call: GitHubCall,
+    ) -> Result<(GitHubResponse, Option<String>), HostError> {
+        let _ = call;
+        Err(HostError::NotConfigured(
+            "this GitHub identity makes no calls of its own".to_owned(),
+        ))
+    }
+
     /// Sees each accepted delivery before it is dispatched: an App forgets the tokens of an
     /// installation that was deleted or suspended, or of repositories removed from it.
     fn observe(&self, _event: &str, _payload: &[u8]) {}

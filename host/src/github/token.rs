@@ -45,6 +45,14 @@ impl GitHub for TokenAuth {
     async fn git_token(&self, _caller: &Caller) -> Result<Option<String>, HostError> {
         Ok(self.token.clone())
     }
+
+    async fn as_host(
+        &self,
+        call: GitHubCall,
+    ) -> Result<(GitHubResponse, Option<String>), HostError> {
+        let token = self.token()?;
+        self.api.send_paged(&call, token).await.map_err(host_error)
+    }
 }
 
 #[cfg(test)]

@@ -525,6 +525,49 @@ async fn host_keys_are_made_once(journal: &dyn Journal) {
     assert_ne!(journal.host_key("other").await.unwrap(), key);
 }
 
+async fn catch_up_marks_move_only_from_where_they_were_and_held_ids_are_known(
+    journal: &dyn Journal,
+) {
+    assert_eq!(journal.catch_up_mark("app").await.unwrap(), None);
+    assert!(journal.move_catch_up_mark("app", None, 10).await.unwrap());
+    // A second host starting its first round at once loses: the round is the first one's.
+    assert!(!journal.move_catch_up_mark("app", None, 12).await.unwrap());
+    assert_eq!(journal.catch_up_mark("app").await.unwrap(), Some(10));
+    assert!(
+        !journal
+            .move_catch_up_mark("app", Some(9), 20)
+            .await
+            .unwrap()
+    );
+    assert!(
+        journal
+            .move_catch_up_mark("app", Some(10), 20)
+            .await
+            .unwrap()
+    );
+    assert_eq!(journal.catch_up_mark("app").await.unwrap(), Some(20));
+    // Each hook keeps its own.
+    let hook = "repos/octo/repo/hooks/7";
+    assert_eq!(journal.catch_up_mark(hook).await.unwrap(), None);
+    assert!(journal.move_catch_up_mark(hook, None, 3).await.unwrap());
+    assert_eq!(journal.catch_up_mark("app").await.unwrap(), Some(20));
+
+    new_jobs(journal, "held-1", &["a"]).await;
+    new_jobs(journal, "held-2", &[]).await;
+    let asked = ["held-1", "missing", "held-2"].map(String::from).to_vec();
+    let held = journal.held_deliveries(asked).await.unwrap();
+    let mut held: Vec<_> = held.into_iter().collect();
+    held.sort();
+    assert_eq!(held, ["held-1", "held-2"]);
+    assert!(
+        journal
+            .held_deliveries(Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn pruning_goes_in_batches_and_keeps_unfinished_jobs(journal: &dyn Journal) {
     let mut ended = Vec::new();
     for i in 0..5 {
@@ -782,6 +825,7 @@ conformance!(
     recent_deliveries_filter_by_event_and_failure_newest_first,
     nonces_are_claimed_once_until_they_expire,
     host_keys_are_made_once,
+    catch_up_marks_move_only_from_where_they_were_and_held_ids_are_known,
     pruning_goes_in_batches_and_keeps_unfinished_jobs,
     the_dashboards_reads_filter_page_and_count,
     cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones,

@@ -562,6 +562,26 @@ pub trait Journal: Send + Sync {
     /// Posts to GitHub, newest first, at most `filter.limit`.
     async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError>;
 
+    /// Which of `ids` (delivery GUIDs) the journal holds: what catch-up must not redeliver.
+    async fn held_deliveries(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, JournalError>;
+
+    /// How far catch-up got through `source`'s deliveries (a hook: `app/hook`,
+    /// `repos/OWNER/REPO/hooks/ID`, `orgs/ORG/hooks/ID`): the largest GitHub delivery id it
+    /// has dealt with, or `None` before its first round.
+    async fn catch_up_mark(&self, source: &str) -> Result<Option<i64>, JournalError>;
+
+    /// Moves `source`'s mark to `to` if it is still `from`, durably, and returns whether it did:
+    /// false means another host (or `switchyard catch-up`) moved it first, and owns that round.
+    async fn move_catch_up_mark(
+        &self,
+        source: &str,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<bool, JournalError>;
+
     /// Completes when queued jobs may have appeared that this host was not handed: another
     /// host stored a delivery, or a dead host's leases expired and its jobs were queued again.
     /// A journal only one host writes never completes it. Wake-ups may be spurious or

@@ -144,6 +144,13 @@ CREATE TABLE github_posts (
 );
 CREATE INDEX github_posts_by_job ON github_posts (job);
 CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
+-- How far catching up missed deliveries got, per webhook: GitHub's largest delivery id dealt
+-- with. Hosts sharing the database move it with compare-and-set, so one of them does a round.
+CREATE TABLE catch_up_marks (
+    source     TEXT PRIMARY KEY,
+    last_id    BIGINT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 "#,
 ];
 
@@ -1218,6 +1225,54 @@ impl Journal for PostgresJournal {
         Ok(Supersede::Latest {
             replaced: (asked == 1).then_some(JobId(latest)),
         })
+    }
+
+    async fn held_deliveries(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, JournalError> {
+        let rows = self
+            .query("SELECT id FROM deliveries WHERE id = ANY($1)", &[&ids])
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    async fn catch_up_mark(&self, source: &str) -> Result<Option<i64>, JournalError> {
+        let rows = self
+            .query(
+                "SELECT last_id FROM catch_up_marks WHERE source = $1",
+                &[&source],
+            )
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    async fn move_catch_up_mark(
+        &self,
+        source: &str,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<bool, JournalError> {
+        let now = now_rfc3339();
+        let moved = match from {
+            None => {
+                self.execute(
+                    "INSERT INTO catch_up_marks (source, last_id, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (source) DO NOTHING",
+                    &[&source, &to, &now],
+                )
+                .await?
+            }
+            Some(from) => {
+                self.execute(
+                    "UPDATE catch_up_marks SET last_id = $3, updated_at = $4
+                     WHERE source = $1 AND last_id = $2",
+                    &[&source, &from, &to, &now],
+                )
+                .await?
+            }
+        };
+        Ok(moved == 1)
     }
 
     async fn release_lock(&self, name: &str, job: JobId) -> Result<bool, JournalError> {

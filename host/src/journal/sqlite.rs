@@ -7,6 +7,7 @@
 //! durable ingress. Compression runs on the caller's task, not on the single writer thread.
 
 use std::{
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -129,6 +130,13 @@ CREATE TABLE github_posts (
 );
 CREATE INDEX github_posts_by_job ON github_posts (job);
 CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
+-- How far catching up missed deliveries got, per webhook: GitHub's largest delivery id dealt
+-- with, so a restart does not list what it has seen again.
+CREATE TABLE catch_up_marks (
+    source     TEXT PRIMARY KEY,
+    last_id    INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
 "#,
 ];
 
@@ -909,6 +917,58 @@ impl Journal for SqliteJournal {
                 .prepare_cached("SELECT job, attempt FROM locks WHERE name = ?1")?
                 .query_row(params![name], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(holder == (job.0, attempt))
+        })
+        .await
+    }
+
+    async fn held_deliveries(&self, ids: Vec<String>) -> Result<HashSet<String>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached("SELECT 1 FROM deliveries WHERE id = ?1")?;
+            let mut held = HashSet::new();
+            for id in ids {
+                if statement.exists([&id])? {
+                    held.insert(id);
+                }
+            }
+            Ok(held)
+        })
+        .await
+    }
+
+    async fn catch_up_mark(&self, source: &str) -> Result<Option<i64>, JournalError> {
+        let source = source.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT last_id FROM catch_up_marks WHERE source = ?1")?
+                .query_row([&source], |row| row.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn move_catch_up_mark(
+        &self,
+        source: &str,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<bool, JournalError> {
+        let source = source.to_owned();
+        self.write(move |conn| {
+            let moved = match from {
+                None => conn
+                    .prepare_cached(
+                        "INSERT INTO catch_up_marks (source, last_id, updated_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (source) DO NOTHING",
+                    )?
+                    .execute(params![source, to, now_rfc3339()])?,
+                Some(from) => conn
+                    .prepare_cached(
+                        "UPDATE catch_up_marks SET last_id = ?3, updated_at = ?4
+                         WHERE source = ?1 AND last_id = ?2",
+                    )?
+                    .execute(params![source, from, to, now_rfc3339()])?,
+            };
+            Ok(moved == 1)
         })
         .await
     }

@@ -14,7 +14,7 @@ use std::{
 };
 
 use switchyard_plugin_api::{
-    Outcome, Permissions, PluginConfig, PluginError, Subscription, wire::CallResult,
+    GitHubApp, Outcome, Permissions, PluginConfig, PluginError, Subscription, wire::CallResult,
 };
 
 pub use loader::{LoadError, PluginInfo};
@@ -142,6 +142,12 @@ impl PluginSet {
                     .expect("TOML tables always convert to JSON"),
                 config_dir: config.dir.clone(),
                 worker_threads: entry.threads,
+                github_app: (config.github.auth == crate::config::GitHubAuth::App).then(|| {
+                    GitHubApp {
+                        id: config.github.app_id,
+                        client_id: config.github.client_id.clone(),
+                    }
+                }),
             };
             let (instance, own, declared) = library.instantiate(&plugin_config).map_err(failed)?;
             let permissions = effective_permissions(declared.as_ref(), entry.permissions.as_ref())

@@ -539,6 +539,8 @@ impl Inner {
             // It finished its work anyway: that stands.
             Ok(Ok(Ok(outcome))) => Ok(outcome),
             Ok(joined) => Err(PluginError::fatal(match joined_result(joined) {
+                // The plugin said why already (the CI runner returns the reason itself).
+                Err(error) if error.message.contains(&reason.to_string()) => error.message,
                 Err(error) => format!("{reason}: {}", error.message),
                 Ok(_) => reason.to_string(),
             })),

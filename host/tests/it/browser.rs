@@ -599,7 +599,7 @@ async fn release_a_lock_after_typing_its_name() {
     let ended = host.ended_jobs("held-1", 1).await;
     assert_eq!(
         ended[0].error.as_deref(),
-        Some("cancelled by alice: stopped: cancelled by alice")
+        Some("stopped: cancelled by alice")
     );
     browser.finish("lock-released").await;
     host.stop().await;

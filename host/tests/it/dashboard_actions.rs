@@ -290,7 +290,7 @@ async fn cancelling_a_running_job_tells_the_plugin_who_and_is_audited() {
     assert_eq!(ended[0].state, JobState::Failed);
     assert_eq!(
         ended[0].error.as_deref(),
-        Some("cancelled by alice: stopped: cancelled by alice")
+        Some("stopped: cancelled by alice")
     );
     let (_, log) = dash.host.get(&dash.host.log_path(job)).await;
     assert!(log.contains("cancelled: cancelled by alice"), "{log}");
@@ -384,7 +384,7 @@ async fn a_lock_is_released_after_its_name_is_typed_its_holder_cancelled_first()
     let ended = dash.host.ended_jobs("l-1", 1).await;
     assert_eq!(
         ended[0].error.as_deref(),
-        Some("cancelled by alice: stopped: cancelled by alice")
+        Some("stopped: cancelled by alice")
     );
     // On the deployments page and the holder's page.
     assert!(shown.contains("No lock is held."));

@@ -448,6 +448,10 @@ fn switchyard_check_prints_permissions_warns_about_undeclared_ones_and_checks_th
     );
     assert!(out.contains("app.pem (RSA, 2048 bits)"), "{out}");
     assert!(
+        out.contains("  catch-up: off ([catch_up] enabled = false"),
+        "{out}"
+    );
+    assert!(
         out.contains("    permissions: checks: write, contents: read, statuses: write\n"),
         "{out}"
     );

@@ -208,9 +208,7 @@ async fn a_cancelled_job_is_told_why_and_given_its_grace() {
     // It answered within its grace, so its own words are recorded after the reason.
     assert_eq!(
         job.error.as_deref(),
-        Some(
-            "timed out after 1 s (the job's timeout): stopped: timed out after 1 s (the job's timeout)"
-        )
+        Some("stopped: timed out after 1 s (the job's timeout)")
     );
     let (_, log) = host.get(&host.log_path(job.id)).await;
     assert!(log.contains("cancelled: timed out after 1 s"), "{log}");

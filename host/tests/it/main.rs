@@ -5,6 +5,8 @@ mod support;
 
 mod bad_files; // cut or replaced plugin libraries, a full disk: refused or reported, host serving
 mod browser; // the dashboard in headless Chromium over WebDriver: sign in, a delivery arrives, a live log, #L links, folding
+mod catch_up; // missed deliveries redelivered after an outage, once each; no rescan after a restart; the catch-up command
+mod checks; // the CI runner's check runs as a GitHub App: states, the log's end, annotations in batches, Re-run, Cancel, other Apps ignored
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
 mod dashboard; // the web dashboard over HTTP: access, every page, filters, paging, log viewer, escaping and masking
 mod dashboard_actions; // replay, cancel and lock release: sign-in, CSRF (origin and form token), the audit trail
@@ -21,7 +23,7 @@ mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod operations; // health, metrics, replay, and the operator commands against a server process
 mod plugin_failures; // panics, hangs, retries and host services seen from a job
-mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, logs across hosts, the database away and back
+mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, logs across hosts, the database away and back, one catch-up round
 mod queue; // jobs past the memory budget wait in the journal and still run, once each
 mod reload; // live reload under load, bad edits, libraries rebuilt in place
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups

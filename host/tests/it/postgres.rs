@@ -2,7 +2,7 @@
 //! delivery sent to both at once is stored once, a host killed with its jobs running leaves
 //! them to the other after their leases, a log written on one host streams from the other,
 //! and the database going away gets 503s (never a 202 for what was not stored) until it is
-//! back. Each test has a database of its own on the private server (`journal::test_postgres`);
+//! back; of two hosts catching up missed deliveries at once, one redelivers each. Each test has a database of its own on the private server (`journal::test_postgres`);
 //! without PostgreSQL installed they say so and pass, except under `CI=true`.
 
 use std::{
@@ -290,4 +290,74 @@ async fn a_host_killed_with_jobs_running_leaves_them_to_the_other_after_their_le
             "{delivery}: the killed attempt counted, the re-run succeeded"
         );
     }
+}
+
+#[tokio::test]
+async fn of_two_hosts_catching_up_at_once_one_redelivers_each_missed_delivery() {
+    use switchyard::{
+        catch_up::{CatchUp, Hook, RoundOptions},
+        config::CatchUpConfig,
+    };
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let github = switchyard_testkit::FakeGitHub::start().await;
+    let (secrets, keys) = store(&url);
+    let spec = || HostSpec {
+        store: keys.clone(),
+        plugins: EVENT_LOG.to_owned(),
+        github_url: Some(github.url().to_owned()),
+        github_token: Some(crate::support::TOKEN),
+        ..HostSpec::default()
+    };
+    let (a, b) = (TestHost::start(spec()).await, TestHost::start(spec()).await);
+    let _secrets = secrets;
+    github.send_webhooks_to(&a.webhook_url(), SECRET);
+    let hook = "repos/Codertocat/Hello-World/hooks/9";
+    let payload = example("pull_request", Some("opened"));
+    let missed: Vec<String> = (0..3)
+        .map(|n| {
+            let guid = format!("missed-{n}");
+            github.record_delivery(hook, &guid, "pull_request", &payload, ("timed out", 0));
+            guid
+        })
+        .collect();
+    // Each host's round, as its catch-up task would run it, both at once.
+    let catch_up = |host: &TestHost| CatchUp {
+        github: Arc::clone(&host.host_state.github),
+        journal: Arc::clone(&host.host_state.journal),
+        metrics: Arc::clone(&host.host_state.metrics),
+        settings: CatchUpConfig::default(),
+        hooks: Vec::new(),
+    };
+    let (on_a, on_b) = (catch_up(&a), catch_up(&b));
+    let hook = Hook {
+        path: hook.to_owned(),
+    };
+    let (round_a, round_b) = tokio::join!(
+        on_a.round(&hook, RoundOptions::default()),
+        on_b.round(&hook, RoundOptions::default())
+    );
+    let (round_a, round_b) = (round_a.unwrap(), round_b.unwrap());
+    assert_eq!(
+        (round_a.taken, round_b.taken),
+        if round_a.redelivered.is_empty() {
+            (true, false)
+        } else {
+            (false, true)
+        },
+        "one round each: {round_a:?} {round_b:?}"
+    );
+    let mut redelivered = [round_a.redelivered, round_b.redelivered].concat();
+    redelivered.sort();
+    assert_eq!(redelivered, missed);
+    for guid in &missed {
+        crate::support::ended_jobs(&*a.host_state.journal, guid, 1).await;
+    }
+    let asked = github.calls("repos/redeliver-webhook-delivery");
+    assert_eq!(asked.len(), 3, "none twice: {asked:?}");
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
+    a.stop().await;
+    b.stop().await;
 }

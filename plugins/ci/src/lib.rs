@@ -1,16 +1,21 @@
-//! `switchyard-ci`: the CI runner. On each push to a pull request it sets a commit status
-//! `pending`, checks the head out, runs the test command, and sets `success`, `failure` or
-//! `error`, each status linking to the live build log.
+//! `switchyard-ci`: the CI runner. On each push to a pull request it checks the head out,
+//! runs the test command and reports how it went, linking to the live build log: as commit
+//! statuses (`pending`, then `success`, `failure` or `error`), or, as a GitHub App, as a check
+//! run with the log's last lines, annotations, a Cancel button and GitHub's Re-run buttons.
 
+mod report;
 mod target;
 
-use std::path::PathBuf;
+use std::{collections::HashMap, path::PathBuf, sync::Mutex};
 
 use serde::Deserialize;
-use switchyard_plugin_api::prelude::*;
+use switchyard_plugin_api::{GitHubApp, prelude::*};
 use tokio::sync::Semaphore;
 
-use crate::target::Target;
+use crate::{
+    report::{Ending, Kind, Printed, Reporter},
+    target::Target,
+};
 
 /// `[plugins.settings]` of a `ci` entry.
 #[derive(Debug, Deserialize)]
@@ -18,9 +23,13 @@ use crate::target::Target;
 struct Settings {
     /// The test command, run by `sh -c` in the workspace.
     command: String,
-    /// The commit status context: the check's name on the pull request.
+    /// The commit status context, or the check run's name: the check's name on the pull
+    /// request.
     #[serde(default = "default_context")]
     context: String,
+    /// `checks` (a check run; only as a GitHub App, where it is the default) or `statuses`.
+    #[serde(default)]
+    report: Option<Kind>,
     /// The command's process group is killed after this long.
     #[serde(default = "default_timeout_secs")]
     timeout_secs: u64,
@@ -35,7 +44,7 @@ struct Settings {
     /// Build pull requests from forks (their code is untrusted).
     #[serde(default)]
     allow_forks: bool,
-    /// Builds running at once; the rest wait with a `pending` "queued" status.
+    /// Builds running at once; the rest wait, reported queued.
     #[serde(default = "default_max_builds")]
     max_builds: usize,
 }
@@ -55,9 +64,19 @@ fn default_max_builds() -> usize {
 
 struct Ci {
     settings: Settings,
+    kind: Kind,
+    /// The App the host acts as: whose check runs' events are this plugin's.
+    app: Option<GitHubApp>,
     source: Source,
     slots: Semaphore,
+    /// The sha of the latest build started here of each line (a pull request or a branch), so
+    /// a check suite GitHub asks for on a push does not build that push twice.
+    latest: Mutex<HashMap<String, String>>,
 }
+
+/// Bytes of the output kept for a check run: its text shows the end, annotations come from all
+/// of it.
+const KEPT_OUTPUT: usize = 1 << 20;
 
 impl Ci {
     fn new(config: &PluginConfig) -> Result<Self, PluginError> {
@@ -74,47 +93,51 @@ impl Ci {
             settings.checkout,
             settings.workdir.take(),
         )?;
+        let kind = match (settings.report, &config.github_app) {
+            (Some(Kind::Checks), None) => {
+                return Err(PluginError::fatal(
+                    "settings.report = \"checks\": check runs are only open to GitHub Apps; set [github] auth = \"app\", or report = \"statuses\"",
+                ));
+            }
+            (Some(kind), _) => kind,
+            (None, Some(_)) => Kind::Checks,
+            (None, None) => Kind::Statuses,
+        };
         Ok(Self {
             slots: Semaphore::new(settings.max_builds),
             settings,
+            kind,
+            app: config.github_app.clone(),
             source,
+            latest: Mutex::default(),
         })
-    }
-}
-
-/// Reports one build's progress as commit statuses on its sha.
-struct Reporter<'a> {
-    host: &'a Host,
-    target: &'a Target,
-    context: &'a str,
-    log_url: &'a str,
-    build: i64,
-}
-
-impl Reporter<'_> {
-    async fn status(&self, state: StatusState, description: &str) -> Result<(), PluginError> {
-        let description = format!("Build #{} {description}", self.build);
-        self.host.log(format!("switchyard: {description}")).await;
-        let status =
-            CommitStatus::new(state, self.context, &description).with_target_url(self.log_url);
-        let repo = &self.target.repository.full_name;
-        self.host
-            .create_status(repo, &self.target.sha, &status)
-            .await?;
-        Ok(())
     }
 }
 
 #[async_trait]
 impl Plugin for Ci {
     fn subscriptions(&self) -> Vec<Subscription> {
-        ["opened", "reopened", "synchronize"]
-            .map(|action| Subscription::action("pull_request", action))
-            .into()
+        let mut wanted = vec![
+            ("pull_request", "opened"),
+            ("pull_request", "reopened"),
+            ("pull_request", "synchronize"),
+        ];
+        if self.kind == Kind::Checks {
+            wanted.extend([
+                ("check_suite", "requested"),
+                ("check_suite", "rerequested"),
+                ("check_run", "rerequested"),
+                ("check_run", "requested_action"),
+            ]);
+        }
+        wanted
+            .into_iter()
+            .map(|(event, action)| Subscription::action(event, action))
+            .collect()
     }
 
     fn permissions(&self) -> Option<Permissions> {
-        // Check runs are the next step after statuses; the checkout reads the code.
+        // Check runs or statuses, whichever `report` says; the checkout reads the code.
         Some(
             Permissions::none()
                 .write("checks")
@@ -124,6 +147,12 @@ impl Plugin for Ci {
     }
 
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
+        if let Err(reason) = self.ours(event) {
+            return Ok(Outcome::Skipped(reason));
+        }
+        if event.action.as_deref() == Some("requested_action") {
+            return self.requested_action(event, host).await;
+        }
         let target = match Target::from_event(event)? {
             Ok(target) => target,
             Err(reason) => return Ok(Outcome::Skipped(reason)),
@@ -137,12 +166,31 @@ impl Plugin for Ci {
             host.log(format!("switchyard: {reason}")).await;
             return Ok(Outcome::Skipped(reason));
         }
+        // GitHub asks for a check suite on every push; the pull request's own event builds it.
+        if event.name == "check_suite" && event.action.as_deref() == Some("requested") {
+            if target.pull_request.is_none() {
+                return Ok(Outcome::Skipped(
+                    "the check suite names no pull request: the CI runner builds pull requests"
+                        .to_owned(),
+                ));
+            }
+            let latest = self.latest().get(&target.line().key()).cloned();
+            if latest.as_deref() == Some(target.sha.as_str()) {
+                return Ok(Outcome::Skipped(format!(
+                    "{} is already being built for this pull request",
+                    short_sha(&target.sha)
+                )));
+            }
+        }
         let report = Reporter {
             host,
             target: &target,
-            context: &self.settings.context,
+            kind: self.kind,
+            name: &self.settings.context,
+            command: &self.settings.command,
             log_url: &event.job.log_url,
             build: event.job.id,
+            run: Default::default(),
         };
         // The latest build of the line; an older one still running is cancelled, on
         // whichever host runs it, with `CancelReason::Superseded`.
@@ -151,6 +199,8 @@ impl Plugin for Ci {
         {
             return superseded(&report, &newer_sha).await;
         }
+        self.latest()
+            .insert(target.line().key(), target.sha.clone());
         tokio::select! {
             ended = self.build(&report) => ended,
             // Dropping the build's future kills its command (the host kills the process group).
@@ -160,55 +210,130 @@ impl Plugin for Ci {
 }
 
 impl Ci {
+    /// Whether `event` is this entry's: events about check runs and suites only when they are
+    /// this App's (and, for a run, this entry's name).
+    fn ours(&self, event: &Event) -> Result<(), String> {
+        let payload = event.payload();
+        let app = match event.name.as_str() {
+            "check_suite" => &payload["check_suite"]["app"],
+            "check_run" => {
+                let name = payload["check_run"]["name"].as_str();
+                if name != Some(self.settings.context.as_str()) {
+                    return Err(format!(
+                        "the check run {name:?} is not this entry's ({:?})",
+                        self.settings.context
+                    ));
+                }
+                &payload["check_run"]["app"]
+            }
+            _ => return Ok(()),
+        };
+        match &self.app {
+            Some(ours) if ours.is(app) => Ok(()),
+            _ => Err(format!(
+                "the {} is another App's ({}), not this one's",
+                event.name,
+                app["slug"].as_str().unwrap_or("?")
+            )),
+        }
+    }
+
+    /// A button of one of this entry's check runs was pressed: Cancel stops its build.
+    async fn requested_action(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
+        let payload = event.payload();
+        let identifier = payload["requested_action"]["identifier"].as_str();
+        if identifier != Some(report::CANCEL) {
+            return Ok(Outcome::Skipped(format!("no action {identifier:?}")));
+        }
+        let by = event.sender.clone().unwrap_or_else(|| "someone".to_owned());
+        // The run's external id is its build's job id; the host cancels that job wherever it
+        // runs, and refuses a job that is not this plugin's.
+        let run = &payload["check_run"];
+        let Some(build) = run["external_id"].as_str().and_then(|id| id.parse().ok()) else {
+            return Ok(Outcome::Skipped(
+                "the check run names no build (no external id)".to_owned(),
+            ));
+        };
+        match host.cancel_job(build, &by).await? {
+            CancelAnswer::Cancelling => {
+                host.log(format!(
+                    "switchyard: {by} cancelled build #{build} (check run {})",
+                    run["id"]
+                ))
+                .await;
+                Ok(Outcome::Done)
+            }
+            _ => Ok(Outcome::Skipped(format!(
+                "build #{build} had already ended"
+            ))),
+        }
+    }
+
+    fn latest(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.latest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Waits for a build slot, then checks out, runs the command and reports how it ended.
     async fn build(&self, report: &Reporter<'_>) -> Result<Outcome, PluginError> {
-        let slot = match self.slots.try_acquire() {
-            Ok(slot) => slot,
-            Err(_) => {
-                report.status(StatusState::Pending, "queued").await?;
-                self.slots
-                    .acquire()
-                    .await
-                    .map_err(|_| PluginError::fatal("build slots closed"))?
+        let slot = match (self.slots.try_acquire(), report.kind) {
+            (Ok(slot), Kind::Statuses) => slot,
+            (slot, _) => {
+                report.queued().await?;
+                match slot {
+                    Ok(slot) => slot,
+                    Err(_) => self
+                        .slots
+                        .acquire()
+                        .await
+                        .map_err(|_| PluginError::fatal("build slots closed"))?,
+                }
             }
         };
-        report.status(StatusState::Pending, "running").await?;
+        report.running().await?;
         let ended = self.run(report).await;
         drop(slot);
-        match ended {
-            Ok(output) if output.success() => {
-                let description = format!("passed in {} s", output.seconds());
-                report.status(StatusState::Success, &description).await?;
-                Ok(Outcome::Done)
+        let (ending, printed) = match ended {
+            Ok((output, dir)) => {
+                let printed = Printed {
+                    annotations: switchyard_check_output::annotations::parse(&output.output, &dir),
+                    tail: output.output.clone(),
+                };
+                let secs = output.seconds();
+                let ending = match (output.success(), output.timed_out) {
+                    (true, _) => Ending::Passed { secs },
+                    (false, false) => Ending::Failed {
+                        ending: output.ending(),
+                        secs,
+                    },
+                    (false, true) => Ending::TimedOut {
+                        secs: self.settings.timeout_secs,
+                    },
+                };
+                (ending, printed)
             }
-            Ok(output) if !output.timed_out => {
-                let description =
-                    format!("failed: {} after {} s", output.ending(), output.seconds());
-                report.status(StatusState::Failure, &description).await?;
-                Ok(Outcome::Done)
-            }
-            Ok(_) => {
-                let description = format!("timed out after {} s", self.settings.timeout_secs);
-                report.status(StatusState::Error, &description).await?;
-                Err(PluginError::fatal(description))
-            }
-            Err(error) => {
-                let description = format!("errored: {error}");
-                report.status(StatusState::Error, &description).await?;
-                Err(PluginError::fatal(description))
-            }
+            Err(error) => (Ending::Errored(error.to_string()), Printed::default()),
+        };
+        let failed = match &ending {
+            Ending::TimedOut { secs } => Some(format!("timed out after {secs} s")),
+            Ending::Errored(error) => Some(format!("errored: {error}")),
+            _ => None,
+        };
+        report.finished(ending, printed).await?;
+        match failed {
+            Some(description) => Err(PluginError::fatal(description)),
+            None => Ok(Outcome::Done),
         }
     }
 
     /// Checks out and runs the command; an error means it could not run.
-    async fn run(&self, report: &Reporter<'_>) -> Result<RunOutput, HostError> {
+    async fn run(&self, report: &Reporter<'_>) -> Result<(RunOutput, PathBuf), HostError> {
         let (host, target) = (report.host, report.target);
         let dir = self
             .source
             .prepare(host, &target.repository, &target.sha)
             .await?;
         let mut request = RunRequest::shell(&self.settings.command)
-            .cwd(dir)
+            .cwd(dir.clone())
             .timeout_secs(self.settings.timeout_secs)
             .env("CI", "true")
             .env("SWITCHYARD_SHA", &target.sha)
@@ -218,32 +343,33 @@ impl Ci {
         if let Some(number) = target.pull_request {
             request = request.env("SWITCHYARD_PR", number.to_string());
         }
+        if report.kind == Kind::Checks {
+            request = request.keep_output(KEPT_OUTPUT);
+        }
         host.log(format!("switchyard: $ {}", self.settings.command))
             .await;
-        host.run(&request).await
+        let output = host.run(&request).await?;
+        Ok((output, dir))
     }
 }
 
 async fn superseded(report: &Reporter<'_>, newer_sha: &str) -> Result<Outcome, PluginError> {
     let reason = format!("superseded by {}", short_sha(newer_sha));
-    report.status(StatusState::Error, &reason).await?;
+    report
+        .finished(Ending::Superseded { newer_sha }, Printed::default())
+        .await?;
     Ok(Outcome::Skipped(reason))
 }
 
-/// The host cancelled the build (its job's timeout, a shutdown, a person, a newer push): say so
-/// on the pull request within the cancel grace. A shutdown's build runs again after the restart.
+/// The build was cancelled (its job's timeout, a shutdown, a person, a newer push): say so on
+/// the pull request within the cancel grace. A shutdown's build runs again after the restart.
 async fn cancelled(report: &Reporter<'_>, reason: &CancelReason) -> Result<Outcome, PluginError> {
     if let CancelReason::Superseded { sha } = reason {
         return superseded(report, sha).await;
     }
-    if reason.runs_again() {
-        let description = "interrupted; runs again after the restart";
-        report.status(StatusState::Pending, description).await?;
-    } else {
-        report
-            .status(StatusState::Error, &reason.to_string())
-            .await?;
-    }
+    report
+        .finished(Ending::Cancelled(reason), Printed::default())
+        .await?;
     Err(PluginError::fatal(reason.to_string()))
 }
 

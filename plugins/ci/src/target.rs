@@ -72,6 +72,40 @@ impl Target {
                     fork: None,
                 }))
             }
+            // A check suite or run of this App: its sha again (Re-run), on the line of the
+            // pull request GitHub names, if any.
+            "check_suite" | "check_run" => {
+                let payload = event.payload();
+                let (sha, branch, pull_requests) = match event.name.as_str() {
+                    "check_suite" => {
+                        let suite = &payload["check_suite"];
+                        (
+                            &suite["head_sha"],
+                            &suite["head_branch"],
+                            &suite["pull_requests"],
+                        )
+                    }
+                    _ => {
+                        let run = &payload["check_run"];
+                        let branch = &run["check_suite"]["head_branch"];
+                        (&run["head_sha"], branch, &run["pull_requests"])
+                    }
+                };
+                let Some(sha) = sha.as_str().filter(|sha| !sha.is_empty()) else {
+                    return Ok(Err(format!("the {} event names no commit", event.name)));
+                };
+                let repository: Repository = serde_json::from_value(payload["repository"].clone())
+                    .map_err(|e| {
+                        PluginError::fatal(format!("the {} event's repository: {e}", event.name))
+                    })?;
+                Ok(Ok(Self {
+                    repository,
+                    sha: sha.to_owned(),
+                    branch: branch.as_str().unwrap_or_default().to_owned(),
+                    pull_request: pull_requests[0]["number"].as_u64(),
+                    fork: None,
+                }))
+            }
             other => Ok(Err(format!("{other} events build nothing"))),
         }
     }

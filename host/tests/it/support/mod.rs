@@ -121,6 +121,8 @@ pub struct HostSpec {
     pub store: String,
     /// `[dashboard]` keys; no table when empty.
     pub dashboard: String,
+    /// `[catch_up]` keys (and `[[catch_up.hooks]]` after them); no table when empty.
+    pub catch_up: String,
 }
 
 /// A running host on a free loopback port.
@@ -155,7 +157,12 @@ impl TestHost {
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{server}\n\
              [github]\napi_url = \"{github}\"\nbackoff_ms = 10\n{github_extra}\n\
              [store]\npath = \"{{dir}}/switchyard.db\"\n{store}\n\
-             [workers]\nretry_backoff_ms = 10\n{workers}\n{dashboard}\n{plugins}",
+             [workers]\nretry_backoff_ms = 10\n{workers}\n{dashboard}\n{catch_up}\n{plugins}",
+            catch_up = if spec.catch_up.is_empty() {
+                String::new()
+            } else {
+                format!("[catch_up]\n{}\n", spec.catch_up)
+            },
             dashboard = if spec.dashboard.is_empty() {
                 String::new()
             } else {
@@ -239,6 +246,17 @@ impl TestHost {
     pub async fn restart(mut self) -> Self {
         let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
         self.shut_down().await;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::serve(dir, listener, self.github_token).await
+    }
+
+    /// Shuts the host down as SIGTERM would, runs `meanwhile` while nothing listens on its
+    /// port, then starts it again on the same store, config and port.
+    pub async fn restart_after(mut self, meanwhile: impl std::future::Future<Output = ()>) -> Self {
+        let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
+        self.shut_down().await;
+        meanwhile.await;
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         Self::serve(dir, listener, self.github_token).await

@@ -1,0 +1,220 @@
+//! How a build's progress reaches GitHub: commit statuses (any token), or a check run (GitHub
+//! Apps only): created `queued`, then `in_progress` with a Cancel button, then `completed` with
+//! a conclusion, the log's last lines and annotations on the diff.
+
+use std::{sync::Mutex, time::SystemTime};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_plugin_api::prelude::*;
+
+use switchyard_check_output::{
+    annotations::{Annotation, PER_REQUEST},
+    text::{MAX_TEXT, cut, log_end, rfc3339},
+};
+
+use crate::target::Target;
+
+/// How builds are reported (`report` in the settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Statuses,
+    Checks,
+}
+
+/// The Cancel button's identifier, as `check_run.requested_action` names it.
+pub const CANCEL: &str = "cancel";
+
+/// Annotations sent per build at most: [`PER_REQUEST`] a request.
+pub const MAX_ANNOTATIONS: usize = 500;
+
+/// How a build ended.
+pub enum Ending<'a> {
+    Passed {
+        secs: u64,
+    },
+    Failed {
+        ending: String,
+        secs: u64,
+    },
+    TimedOut {
+        secs: u64,
+    },
+    /// It could not run (the checkout failed, say).
+    Errored(String),
+    Superseded {
+        newer_sha: &'a str,
+    },
+    Cancelled(&'a CancelReason),
+}
+
+/// What the build printed, for a check run.
+#[derive(Default)]
+pub struct Printed {
+    /// The log's last lines.
+    pub tail: String,
+    pub annotations: Vec<Annotation>,
+}
+
+/// Reports one build.
+pub struct Reporter<'a> {
+    pub host: &'a Host,
+    pub target: &'a Target,
+    pub kind: Kind,
+    /// The status context, or the check run's name.
+    pub name: &'a str,
+    pub command: &'a str,
+    pub log_url: &'a str,
+    pub build: i64,
+    /// The check run, once created.
+    pub run: Mutex<Option<u64>>,
+}
+
+impl Reporter<'_> {
+    /// Waiting for a build slot (for a check run: always, as it starts `queued`).
+    pub async fn queued(&self) -> Result<(), PluginError> {
+        match self.kind {
+            Kind::Statuses => self.status(StatusState::Pending, "queued").await,
+            Kind::Checks => self.check_run().await.map(drop),
+        }
+    }
+
+    pub async fn running(&self) -> Result<(), PluginError> {
+        if self.kind == Kind::Statuses {
+            return self.status(StatusState::Pending, "running").await;
+        }
+        let title = format!("Build #{} running", self.build);
+        self.host.log(format!("switchyard: {title}")).await;
+        let id = self.check_run().await?;
+        let cancel = json!([{
+            "label": "Cancel",
+            "description": "Stop this build",
+            "identifier": CANCEL,
+        }]);
+        let body = json!({
+            "status": "in_progress",
+            "started_at": rfc3339(SystemTime::now()),
+            "output": {"title": title, "summary": self.summary("is running")},
+            "actions": cancel,
+        });
+        self.update(id, body).await
+    }
+
+    /// Reports the end; a check run gets `printed` as its text and annotations.
+    pub async fn finished(&self, ending: Ending<'_>, printed: Printed) -> Result<(), PluginError> {
+        let description = match &ending {
+            Ending::Passed { secs } => format!("passed in {secs} s"),
+            Ending::Failed { ending, secs } => format!("failed: {ending} after {secs} s"),
+            Ending::TimedOut { secs } => format!("timed out after {secs} s"),
+            Ending::Errored(error) => format!("errored: {error}"),
+            Ending::Superseded { newer_sha } => format!("superseded by {}", short_sha(newer_sha)),
+            Ending::Cancelled(reason) if reason.runs_again() => {
+                "interrupted; runs again after the restart".to_owned()
+            }
+            Ending::Cancelled(reason) => reason.to_string(),
+        };
+        if self.kind == Kind::Statuses {
+            let state = match &ending {
+                Ending::Passed { .. } => StatusState::Success,
+                Ending::Failed { .. } => StatusState::Failure,
+                Ending::Cancelled(reason) if reason.runs_again() => StatusState::Pending,
+                _ => StatusState::Error,
+            };
+            return self.status(state, &description).await;
+        }
+        let conclusion = match &ending {
+            Ending::Passed { .. } => "success",
+            Ending::Failed { .. } | Ending::Errored(_) => "failure",
+            Ending::TimedOut { .. } => "timed_out",
+            Ending::Cancelled(CancelReason::Timeout { .. }) => "timed_out",
+            Ending::Superseded { .. } | Ending::Cancelled(_) => "cancelled",
+        };
+        let title = format!("Build #{} {description}", self.build);
+        self.host.log(format!("switchyard: {title}")).await;
+        let id = self.check_run().await?;
+        let summary = self.summary(&description);
+        let mut batches = printed
+            .annotations
+            .chunks(PER_REQUEST)
+            .take(MAX_ANNOTATIONS / PER_REQUEST)
+            .collect::<Vec<_>>();
+        let last = batches.pop().unwrap_or_default();
+        // All but the last batch while the run is open; the last with its conclusion.
+        for batch in batches {
+            let output = json!({"title": title, "summary": summary, "annotations": batch});
+            self.update(id, json!({ "output": output })).await?;
+        }
+        let mut output = json!({"title": title, "summary": summary});
+        if !printed.tail.trim().is_empty() {
+            output["text"] = json!(log_end(&printed.tail));
+        }
+        if !last.is_empty() {
+            output["annotations"] = json!(last);
+        }
+        let body = json!({
+            "status": "completed",
+            "conclusion": conclusion,
+            "completed_at": rfc3339(SystemTime::now()),
+            "output": output,
+            "actions": [],
+        });
+        self.update(id, body).await
+    }
+
+    async fn status(&self, state: StatusState, description: &str) -> Result<(), PluginError> {
+        let description = format!("Build #{} {description}", self.build);
+        self.host.log(format!("switchyard: {description}")).await;
+        let status =
+            CommitStatus::new(state, self.name, &description).with_target_url(self.log_url);
+        let repo = &self.target.repository.full_name;
+        self.host
+            .create_status(repo, &self.target.sha, &status)
+            .await?;
+        Ok(())
+    }
+
+    fn summary(&self, how: &str) -> String {
+        let summary = format!(
+            "Build #{} of `{}` ran `{}`: {how}. [The build's log]({})",
+            self.build,
+            short_sha(&self.target.sha),
+            self.command,
+            self.log_url
+        );
+        cut(summary, MAX_TEXT)
+    }
+
+    /// The build's check run, created `queued` the first time.
+    async fn check_run(&self) -> Result<u64, PluginError> {
+        if let Some(id) = *self.run.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(id);
+        }
+        let title = format!("Build #{} queued", self.build);
+        let body = json!({
+            "name": self.name,
+            "head_sha": self.target.sha,
+            "status": "queued",
+            "details_url": self.log_url,
+            "external_id": self.build.to_string(),
+            "output": {"title": title, "summary": self.summary("is queued")},
+        });
+        let repo = &self.target.repository.full_name;
+        let created = self
+            .host
+            .github("POST", &format!("/repos/{repo}/check-runs"), Some(body))
+            .await?;
+        let id = created.body["id"]
+            .as_u64()
+            .ok_or_else(|| PluginError::fatal("GitHub's new check run has no id"))?;
+        *self.run.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+        Ok(id)
+    }
+
+    async fn update(&self, id: u64, body: Value) -> Result<(), PluginError> {
+        let repo = &self.target.repository.full_name;
+        let path = format!("/repos/{repo}/check-runs/{id}");
+        self.host.github("PATCH", &path, Some(body)).await?;
+        Ok(())
+    }
+}
