@@ -585,7 +585,7 @@ async fn release_a_lock_after_typing_its_name() {
     browser.click("tr.lock button.danger").await;
     let notice = browser.text("action-result").await;
     assert!(
-        notice.contains(&format!("released; holder job #{holder} cancelled: ")),
+        notice.contains(&format!("released; holder job #{holder} cancelling: ")),
         "{notice}"
     );
     assert!(

@@ -205,7 +205,7 @@ async fn a_cancelled_job_is_told_why_and_given_its_grace() {
     );
     let job = host.ended_jobs("cancel-1", 1).await[0].clone();
     assert_eq!(job.state, JobState::Failed);
-    // It answered within its grace, so its own words are recorded after the reason.
+    // It answered within its grace, and its own words name the reason: they are recorded.
     assert_eq!(
         job.error.as_deref(),
         Some("stopped: timed out after 1 s (the job's timeout)")
