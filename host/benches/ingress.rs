@@ -14,7 +14,11 @@
 //! (seconds of idle before each run after the first, default 20: this machine runs slower for a
 //! while after sustained load, so each run starts from the same rested state), `BENCH_IDS`
 //! (`uuid`, the default, random GUIDs as GitHub sends; or `sequential`, `bench-N`),
-//! `BENCH_FIRST_CALLS` (deliveries timed to the first GitHub call, default 200; 0 skips it).
+//! `BENCH_FIRST_CALLS` (deliveries timed to the first GitHub call, default 200; 0 skips it),
+//! `BENCH_STORE` (`sqlite`, the default, or `postgres`: a private PostgreSQL server started as
+//! the tests start theirs, with a fresh database), `BENCH_HOSTS` (with `postgres`: how many
+//! hosts share the database, default 1; the load is split evenly between them, and CPU, jobs
+//! and peak memory are summed over them).
 
 use std::{
     path::{Path, PathBuf},
@@ -58,6 +62,7 @@ fn main() {
         "uuid" => DeliveryIds::Random,
         other => panic!("BENCH_IDS is uuid or sequential, not {other:?}"),
     };
+    let store = Store::from_env();
     let target = build();
     let dir = tempfile::tempdir().unwrap();
     let bare_port = free_port();
@@ -68,20 +73,33 @@ fn main() {
             .spawn()
             .expect("the bare server starts"),
     );
-    let port = free_port();
-    let switchyard = start_switchyard(&target, dir.path(), port, EVENT_LOG);
-    let pid = switchyard.0.id();
+    let hosts: Vec<(Server, u16)> = (0..store.hosts)
+        .map(|n| {
+            let port = free_port();
+            let dir = dir.path().join(format!("host-{n}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            (
+                start_switchyard(&target, &dir, port, EVENT_LOG, &store),
+                port,
+            )
+        })
+        .collect();
+    let pids: Vec<u32> = hosts.iter().map(|(server, _)| server.0.id()).collect();
+    let ports: Vec<u16> = hosts.iter().map(|(_, port)| *port).collect();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         wait_until_listening(bare_port).await;
-        wait_until_listening(port).await;
+        for &port in &ports {
+            wait_until_listening(port).await;
+        }
         let body = Bytes::from(pull_request_payload());
         let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
         println!(
-            "payload {} bytes, {} ids; journal: SQLite WAL, synchronous=FULL; plugin: event-log on every delivery; {secs} s per run, {} s rest before each",
+            "payload {} bytes, {} ids; journal: {}; plugin: event-log on every delivery; {secs} s per run, {} s rest before each",
             body.len(),
             ids.name(),
+            store.describe(),
             rest.as_secs()
         );
         println!(
@@ -90,25 +108,27 @@ fn main() {
         );
         let mut first = true;
         for concurrency in levels {
-            for (name, port) in [("bare", bare_port), ("switchyard", port)] {
+            for (name, ports) in [("bare", vec![bare_port]), ("switchyard", ports.clone())] {
                 if !first {
                     tokio::time::sleep(rest).await;
                 }
                 first = false;
                 let measured = name == "switchyard";
-                let cpu_before = cpu_time(pid);
-                let jobs_before = if measured { jobs_ended(port).await } else { 0.0 };
-                let run = drive(port, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
+                let cpu_before: Duration = pids.iter().map(|&pid| cpu_time(pid)).sum();
+                let jobs_before = if measured { jobs_ended(&ports).await } else { 0.0 };
+                let run = drive_all(&ports, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
                 let requests = run.latencies.len();
                 let rate = requests as f64 / run.elapsed.as_secs_f64();
                 let (cpu, jobs, share, peak) = if measured {
-                    let cpu = (cpu_time(pid) - cpu_before).as_secs_f64() * 1e6 / requests as f64;
-                    let jobs = (jobs_ended(port).await - jobs_before) / run.elapsed.as_secs_f64();
+                    let cpu_after: Duration = pids.iter().map(|&pid| cpu_time(pid)).sum();
+                    let cpu = (cpu_after - cpu_before).as_secs_f64() * 1e6 / requests as f64;
+                    let jobs = (jobs_ended(&ports).await - jobs_before) / run.elapsed.as_secs_f64();
+                    let peak: u64 = pids.iter().map(|&pid| peak_rss(pid)).sum();
                     (
                         format!("{cpu:.0}"),
                         format!("{jobs:.0}"),
                         format!("{:.0}", 100.0 * jobs / rate),
-                        format!("{:.1}", peak_rss(pid) as f64 / 1e6),
+                        format!("{:.1}", peak as f64 / 1e6),
                     )
                 } else {
                     ("-".into(), "-".into(), "-".into(), "-".into())
@@ -129,7 +149,9 @@ fn main() {
             }
         }
     });
-    stop(switchyard);
+    for (server, _) in hosts {
+        stop(server);
+    }
     drop(bare);
     if first_calls > 0 {
         runtime.block_on(first_github_call(&target, first_calls, &ids));
@@ -195,13 +217,14 @@ const EVENT_LOG: &str = "[[plugins]]\nname = \"event-log\"\nlibrary = \"{release
 
 /// Starts `switchyard serve` in `dir` with the shipped layout (the store under `data/`, beside
 /// the config), default settings, and `plugins` (`{release}` is the release folder).
-fn start_switchyard(release: &Path, dir: &Path, port: u16, plugins: &str) -> Server {
+fn start_switchyard(release: &Path, dir: &Path, port: u16, plugins: &str, store: &Store) -> Server {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"BENCH_SECRET\"\n\
-             [store]\npath = \"data/switchyard.db\"\n{}",
+             [store]\n{}\n{}",
+            store.keys(),
             plugins.replace("{release}", &release.display().to_string())
         ),
     )
@@ -211,6 +234,10 @@ fn start_switchyard(release: &Path, dir: &Path, port: u16, plugins: &str) -> Ser
             .args(["serve", "--config"])
             .arg(&config)
             .env("BENCH_SECRET", SECRET)
+            .env(
+                "BENCH_DATABASE_URL",
+                store.url.as_deref().unwrap_or_default(),
+            )
             .env("GITHUB_TOKEN", "bench-token")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -252,7 +279,16 @@ async fn first_github_call(release: &Path, count: usize, ids: &DeliveryIds) {
          [[plugins]]\nname = \"ci\"\nlibrary = \"{{release}}/libswitchyard_ci.so\"\n\
          [plugins.settings]\ncommand = \"true\"\nclone_url = \"file:///nonexistent/{{full_name}}.git\"\n"
     );
-    let server = start_switchyard(release, dir.path(), port, &ci);
+    let server = start_switchyard(
+        release,
+        dir.path(),
+        port,
+        &ci,
+        &Store {
+            url: None,
+            hosts: 1,
+        },
+    );
     wait_until_listening(port).await;
     let template: serde_json::Value = serde_json::from_slice(&pull_request_payload()).unwrap();
     let client = reqwest::Client::new();
@@ -346,6 +382,74 @@ struct Run {
     elapsed: Duration,
 }
 
+/// Where the measured hosts keep their journal (`BENCH_STORE`, `BENCH_HOSTS`).
+struct Store {
+    /// The PostgreSQL database's URL; `None` for SQLite.
+    url: Option<String>,
+    hosts: usize,
+}
+
+impl Store {
+    fn from_env() -> Self {
+        let hosts: usize = env_or("BENCH_HOSTS", "1")
+            .parse()
+            .expect("BENCH_HOSTS is a number");
+        match env_or("BENCH_STORE", "sqlite").as_str() {
+            "sqlite" => {
+                assert_eq!(hosts, 1, "hosts share a journal only on PostgreSQL");
+                Self { url: None, hosts }
+            }
+            "postgres" => {
+                let server = switchyard::journal::test_postgres::TestPostgres::get()
+                    .expect("BENCH_STORE=postgres needs PostgreSQL installed");
+                Self {
+                    url: Some(server.database()),
+                    hosts: hosts.max(1),
+                }
+            }
+            other => panic!("BENCH_STORE is sqlite or postgres, not {other:?}"),
+        }
+    }
+
+    /// The `[store]` keys of a host's config.
+    fn keys(&self) -> &'static str {
+        match self.url {
+            None => "path = \"data/switchyard.db\"",
+            Some(_) => "backend = \"postgres\"\nurl_env = \"BENCH_DATABASE_URL\"",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.url {
+            None => "SQLite WAL, synchronous=FULL".to_owned(),
+            Some(_) => format!(
+                "PostgreSQL (local, default settings), {} host(s) sharing it",
+                self.hosts
+            ),
+        }
+    }
+}
+
+/// Drives every host at once, the connections split evenly between them.
+async fn drive_all(
+    ports: &[u16],
+    body: &Bytes,
+    signature: &str,
+    concurrency: usize,
+    duration: Duration,
+    ids: &DeliveryIds,
+) -> Run {
+    let each = (concurrency / ports.len()).max(1);
+    let runs = ports
+        .iter()
+        .map(|&port| drive(port, body, signature, each, duration, ids));
+    let runs = futures_util::future::join_all(runs).await;
+    let elapsed = runs.iter().map(|run| run.elapsed).max().unwrap_or_default();
+    let mut latencies: Vec<Duration> = runs.into_iter().flat_map(|run| run.latencies).collect();
+    latencies.sort();
+    Run { latencies, elapsed }
+}
+
 /// One sender per connection, each posting as soon as its previous delivery is answered. The
 /// sender speaks HTTP/1.1 through hyper's bare connection (no pool, no URL parsing) so that the
 /// load generator, which shares the machine's two cores with the server, costs as little as it
@@ -424,7 +528,15 @@ fn pull_request_payload() -> Vec<u8> {
 }
 
 /// Jobs ended so far, whatever their outcome, from the server's `/metrics`.
-async fn jobs_ended(port: u16) -> f64 {
+async fn jobs_ended(ports: &[u16]) -> f64 {
+    let mut ended = 0.0;
+    for &port in ports {
+        ended += jobs_ended_on(port).await;
+    }
+    ended
+}
+
+async fn jobs_ended_on(port: u16) -> f64 {
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .and_then(|response| response.error_for_status())

@@ -2,7 +2,8 @@
 //! delivery sent to both at once is stored once, a host killed with its jobs running leaves
 //! them to the other after their leases, a log written on one host streams from the other,
 //! and the database going away gets 503s (never a 202 for what was not stored) until it is
-//! back; of two hosts catching up missed deliveries at once, one redelivers each. Each test has a database of its own on the private server (`journal::test_postgres`);
+//! back; of two hosts catching up missed deliveries at once, one redelivers each; a cancel
+//! asked for anywhere reaches the job on the host that runs it. Each test has a database of its own on the private server (`journal::test_postgres`);
 //! without PostgreSQL installed they say so and pass, except under `CI=true`.
 
 use std::{
@@ -165,6 +166,44 @@ async fn a_log_written_on_one_host_streams_live_from_the_other() {
     assert!(text.contains("second-line"), "{text}");
     assert_eq!(String::from_utf8(whole_a).unwrap(), text);
     assert_eq!(observer.job(job).await.unwrap().state, JobState::Succeeded);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancel_asked_elsewhere_reaches_the_job_on_the_host_that_runs_it() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let patient = behaviours(
+        "patient",
+        "timeout_secs = 600",
+        "behaviour = \"await_cancel\"",
+    );
+    let (a, b, _secrets) = two_hosts(&url, &patient).await;
+    let payload = example("pull_request", Some("opened"));
+    let (status, answer) = a.send("pull_request", "far-1", &payload).await;
+    assert_eq!(status, 202);
+    let job = switchyard::journal::JobId(answer["jobs"][0]["job"].as_i64().unwrap());
+    let observer = journal(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while observer.job(job).await.unwrap().state != JobState::Running {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Asked from a journal that runs nothing: only the database carries it to the host.
+    let reason = switchyard_plugin_api::CancelReason::User { by: "mona".into() };
+    let asked = observer.request_cancel(job, &reason).await.unwrap();
+    assert_eq!(asked, Some(JobState::Running));
+    let ended = crate::support::ended_jobs(&observer, "far-1", 1).await;
+    assert_eq!(
+        (ended[0].state, ended[0].attempts, ended[0].error.as_deref()),
+        (JobState::Failed, 1, Some("stopped: cancelled by mona")),
+        "the plugin was told who, and the job is not tried again"
+    );
+    let (_, log) = b.get(&b.log_path(job)).await;
+    assert!(log.contains("cancelled: cancelled by mona"), "{log}");
     a.stop().await;
     b.stop().await;
 }
