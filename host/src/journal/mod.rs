@@ -450,6 +450,15 @@ pub trait Journal: Send + Sync {
         error: String,
     ) -> Result<bool, JournalError>;
 
+    /// Hands back attempt `attempt` of `job`, which a graceful shutdown interrupted: the job is
+    /// queued again at once (its attempt counted, its locks freed) for another host to run,
+    /// rather than after its lease. A journal only one host writes does nothing: the job runs
+    /// again when this host restarts.
+    async fn hand_back(&self, job: JobId, attempt: u32) -> Result<(), JournalError> {
+        let _ = (job, attempt);
+        Ok(())
+    }
+
     /// Puts jobs left `running` (by a crash, or a shutdown past its grace period) back to
     /// `queued`, keeping their attempts, and returns how many. For start-up, before any job
     /// runs: afterwards every unfinished job is `queued`.

@@ -845,6 +845,27 @@ impl Journal for PostgresJournal {
         Ok(changed == 1)
     }
 
+    async fn hand_back(&self, job: JobId, attempt: u32) -> Result<(), JournalError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let queued = tx
+            .execute(
+                "UPDATE jobs SET state = 'queued', lease_until = NULL
+                 WHERE id = $1 AND attempts = $2 AND state = 'running'",
+                &[&job.0, &(attempt as i32)],
+            )
+            .await?;
+        if queued == 1 {
+            tx.execute("DELETE FROM locks WHERE job = $1", &[&job.0])
+                .await?;
+            // Delivered to the other hosts only if this commits.
+            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
+        }
+        tx.commit().await?;
+        self.forget(job);
+        Ok(())
+    }
+
     async fn requeue_interrupted(&self) -> Result<usize, JournalError> {
         // Other hosts' jobs run on: only the attempts whose leases expired are dead.
         Ok(rescue(&self.pool).await? as usize)

@@ -406,6 +406,10 @@ impl Inner {
                 )
                 .await;
                 self.deps.services.checkouts.clean(job.id).await;
+                // Another host sharing the journal can run it now rather than after its lease.
+                if let Err(error) = self.deps.journal.hand_back(job.id, number).await {
+                    tracing::warn!(job = %job.id, %error, "cannot hand the interrupted job back; it runs again once its lease expires");
+                }
                 self.deps
                     .metrics
                     .jobs

@@ -3,7 +3,8 @@
 //! them to the other after their leases, a log written on one host streams from the other,
 //! and the database going away gets 503s (never a 202 for what was not stored) until it is
 //! back; of two hosts catching up missed deliveries at once, one redelivers each; a cancel
-//! asked for anywhere reaches the job on the host that runs it. Each test has a database of its own on the private server (`journal::test_postgres`);
+//! asked for anywhere reaches the job on the host that runs it; a job a graceful shutdown
+//! interrupted is run by the other host at once, not after its lease. Each test has a database of its own on the private server (`journal::test_postgres`);
 //! without PostgreSQL installed they say so and pass, except under `CI=true`.
 
 use std::{
@@ -206,6 +207,62 @@ async fn a_cancel_asked_elsewhere_reaches_the_job_on_the_host_that_runs_it() {
     assert!(log.contains("cancelled: cancelled by mona"), "{log}");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_a_graceful_shutdown_is_run_by_the_other_host_without_waiting_for_its_lease()
+ {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let (_secrets, keys) = store(&url);
+    // A lease far longer than the test may wait: only the hand-back lets the other host run it.
+    let keys = keys.replace("lease_secs = 3", "lease_secs = 600");
+    let patient = behaviours(
+        "patient",
+        "timeout_secs = 600",
+        "behaviour = \"await_cancel\"",
+    );
+    let spec = |server: &str| HostSpec {
+        store: keys.clone(),
+        plugins: patient.clone(),
+        server: server.to_owned(),
+        workers: "cancel_grace_secs = 1".to_owned(),
+        ..HostSpec::default()
+    };
+    // The first host takes the job; the second starts once it runs.
+    let first = TestHost::start(spec("shutdown_grace_secs = 2")).await;
+    let payload = example("pull_request", Some("opened"));
+    let (status, answer) = first.send("pull_request", "handed-1", &payload).await;
+    assert_eq!(status, 202);
+    let job = switchyard::journal::JobId(answer["jobs"][0]["job"].as_i64().unwrap());
+    let observer = journal(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while observer.job(job).await.unwrap().state != JobState::Running {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = TestHost::start(spec("shutdown_grace_secs = 2")).await;
+    first.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let record = observer.job(job).await.unwrap();
+        if (record.state, record.attempts) == (JobState::Running, 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not run again within a minute of the shutdown: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The first attempt said why it stopped (read from the journal: the live log would follow
+    // the second attempt until it ends).
+    let chunks = observer.read_log(job, 0, 1000).await.unwrap();
+    let log = String::from_utf8_lossy(&chunks.concat()).into_owned();
+    assert!(log.contains("interrupted by the shutdown"), "{log}");
+    second.stop().await;
 }
 
 #[tokio::test]
