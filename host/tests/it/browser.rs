@@ -149,7 +149,13 @@ impl Browser {
             .click()
             .await
             .unwrap();
-        let signed_in = client.find(Locator::Id("signed-in")).await.unwrap();
+        // The click navigates: wait for the page it leads to.
+        let signed_in = client
+            .wait()
+            .at_most(std::time::Duration::from_secs(30))
+            .for_element(Locator::Id("signed-in"))
+            .await
+            .unwrap();
         assert_eq!(signed_in.text().await.unwrap(), "alice");
     }
 }
