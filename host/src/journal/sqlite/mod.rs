@@ -1,6 +1,6 @@
-//! SQLite journal (WAL). One writer thread owns the write connection and commits whatever
-//! arrived meanwhile in one transaction (group commit: one fsync for many deliveries); reads
-//! use a second connection so they never queue behind writes.
+//! SQLite journal (WAL). One writer thread commits whatever arrived meanwhile in one
+//! transaction, and a sync thread makes the commits durable, one fsync for many (see
+//! [`writer`]); reads use a connection of their own so they never queue behind writes.
 //!
 //! Payloads are stored LZ4-compressed: GitHub's JSON shrinks about 4x, and disk bandwidth (each
 //! byte is written to the WAL, then again by the checkpoint, both fsynced) is what bounds
@@ -14,7 +14,6 @@ use std::{
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{mpsc, oneshot};
 
 use switchyard_plugin_api::CancelReason;
 
@@ -25,135 +24,18 @@ use super::{
     cancel_reason,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
+use migrations::{MIGRATIONS, migrate};
+use writer::Writer;
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
--- An integer rowid keeps inserts appending to the table's last pages; keyed by the random
--- delivery GUID, each insert of a batch would dirty a different page (a 4 KB WAL frame each).
-CREATE TABLE deliveries (
-    seq         INTEGER PRIMARY KEY,
-    id          TEXT NOT NULL UNIQUE,
-    event       TEXT NOT NULL,
-    action      TEXT,
-    repository  TEXT,
-    received_at TEXT NOT NULL,
-    -- LZ4 block with its uncompressed size prepended (lz4_flex's size-prepended format).
-    payload     BLOB NOT NULL
-);
-CREATE TABLE jobs (
-    id          INTEGER PRIMARY KEY,
-    delivery    INTEGER NOT NULL REFERENCES deliveries(seq),
-    plugin      TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    error       TEXT,
-    note        TEXT,
-    created_at  TEXT NOT NULL,
-    started_at  TEXT,
-    finished_at TEXT
-);
-CREATE INDEX jobs_by_delivery ON jobs(delivery);
-CREATE INDEX jobs_unfinished ON jobs(state) WHERE state IN ('queued', 'running');
-CREATE TABLE locks (
-    name        TEXT PRIMARY KEY,
-    job         INTEGER NOT NULL REFERENCES jobs(id),
-    acquired_at TEXT NOT NULL
-);
-"#,
-    r#"
--- `sender.login`, handed to plugins with the routing facts (NULL for deliveries stored before).
-ALTER TABLE deliveries ADD COLUMN sender TEXT;
-"#,
-    r#"
--- Random secrets the host makes once and keeps, such as the key that signs job log links.
-CREATE TABLE host_keys (
-    name  TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-);
--- Nonces of signed admin calls seen, kept until their timestamps are too old to be accepted.
-CREATE TABLE admin_nonces (
-    nonce      TEXT PRIMARY KEY,
-    expires_at INTEGER NOT NULL
-);
-"#,
-    r#"
--- A retry's backoff, in Unix milliseconds: the job is not started (nor read back) before it.
-ALTER TABLE jobs ADD COLUMN not_before INTEGER;
--- The attempt holding a lock: recovery frees what a dead attempt held.
-ALTER TABLE locks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
-"#,
-    r#"
--- The request's headers as received, signatures masked: a JSON array of [name, value] pairs
--- (NULL for deliveries stored before), shown on the dashboard's delivery page.
-ALTER TABLE deliveries ADD COLUMN headers TEXT;
-"#,
-    r#"
--- A cancellation asked for (a CancelReason as JSON), told to the job's next or current attempt.
-ALTER TABLE jobs ADD COLUMN cancel_reason TEXT;
--- The latest job of each plugin's line (a pull request, a branch): older ones are superseded.
-CREATE TABLE superseding (
-    line TEXT PRIMARY KEY,
-    job  INTEGER NOT NULL,
-    sha  TEXT NOT NULL
-);
-CREATE INDEX superseding_by_job ON superseding(job);
--- The dashboard's audit trail: who (the token's name) did what (replay, cancel, release) to
--- which delivery, job or lock, when, and what came of it. Kept when jobs are pruned.
-CREATE TABLE audit (
-    id       INTEGER PRIMARY KEY,
-    at       TEXT NOT NULL,
-    actor    TEXT NOT NULL,
-    action   TEXT NOT NULL,
-    delivery TEXT,
-    job      INTEGER,
-    lock     TEXT,
-    outcome  TEXT NOT NULL
-);
-CREATE INDEX audit_by_delivery ON audit (delivery);
-CREATE INDEX audit_by_job ON audit (job);
--- What jobs posted to GitHub through the host (statuses, check runs, deployments and their
--- statuses), for the dashboard. Statuses and check runs go with their jobs when pruned;
--- deployments stay, as what is deployed.
-CREATE TABLE github_posts (
-    id          INTEGER PRIMARY KEY,
-    job         INTEGER NOT NULL,
-    at          TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    repository  TEXT NOT NULL,
-    sha         TEXT,
-    environment TEXT,
-    deployment  INTEGER,
-    state       TEXT,
-    context     TEXT,
-    url         TEXT
-);
-CREATE INDEX github_posts_by_job ON github_posts (job);
-CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
--- How far catching up missed deliveries got, per webhook: GitHub's largest delivery id dealt
--- with, so a restart does not list what it has seen again.
-CREATE TABLE catch_up_marks (
-    source     TEXT PRIMARY KEY,
-    last_id    INTEGER NOT NULL,
-    updated_at TEXT NOT NULL
-);
-"#,
-];
+mod migrations;
+mod writer;
 
 /// Asks a queued or running job (?1) to cancel for a reason (?2, JSON), keeping an earlier one.
 const ASK_TO_CANCEL: &str = "UPDATE jobs SET cancel_reason = coalesce(cancel_reason, ?2)
      WHERE id = ?1 AND state IN ('queued', 'running')";
 
-/// Most operations committed in one transaction; bounds a batch's latency.
-const MAX_BATCH: usize = 512;
-
-/// One write, run inside the batch's transaction; it returns what to do once the batch's fate
-/// (commit or not) is known.
-type Write = Box<dyn FnOnce(&Connection) -> Completion + Send>;
-type Completion = Box<dyn FnOnce(Result<(), JournalError>) + Send>;
-
 pub struct SqliteJournal {
-    writes: mpsc::Sender<Write>,
+    writer: Writer,
     reads: Arc<Mutex<Connection>>,
     /// The journal's folder, where the readiness probe checks for free space.
     dir: PathBuf,
@@ -162,6 +44,15 @@ pub struct SqliteJournal {
 impl SqliteJournal {
     /// Opens (creating and migrating if needed) the journal at `path`.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, writer::sync_wal)
+    }
+
+    /// Opens the journal with `make_sync` making its commits durable (tests stand in for the
+    /// disk with it).
+    fn open_with(
+        path: &Path,
+        make_sync: impl FnOnce(&Path) -> std::io::Result<writer::Sync>,
+    ) -> Result<Self, JournalError> {
         let open_error = |e: &dyn std::fmt::Display| JournalError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -170,10 +61,11 @@ impl SqliteJournal {
             std::fs::create_dir_all(dir).map_err(|e| open_error(&e))?;
         }
         let writer = Connection::open(path).map_err(|e| open_error(&e))?;
-        // FULL: every commit is fsynced, so a 202 means the delivery survives power loss too.
+        // NORMAL: a commit does not fsync; the writer's sync thread does, before any durable
+        // write is answered, so a 202 still means the delivery survives power loss.
         writer
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
             .map_err(|e| open_error(&e))?;
         migrate(&writer).map_err(|e| open_error(&e))?;
@@ -183,19 +75,10 @@ impl SqliteJournal {
             .map_err(|e| open_error(&e))?;
 
         let checkpointer = Connection::open(path).map_err(|e| open_error(&e))?;
-        let (commits, committed) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("journal-checkpoint".to_owned())
-            .spawn(move || checkpoint_after_commits(checkpointer, committed))
-            .map_err(|e| open_error(&e))?;
-
-        let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
-        std::thread::Builder::new()
-            .name("journal-writer".to_owned())
-            .spawn(move || write_batches(writer, queue, commits))
-            .map_err(|e| open_error(&e))?;
+        let sync = make_sync(path).map_err(|e| open_error(&e))?;
+        let writer = Writer::start(writer, sync, checkpointer).map_err(|e| open_error(&e))?;
         Ok(Self {
-            writes,
+            writer,
             reads: Arc::new(Mutex::new(reader)),
             dir: path
                 .parent()
@@ -205,48 +88,24 @@ impl SqliteJournal {
         })
     }
 
-    /// Queues a write for the next batch and waits until that batch is committed.
     async fn write<T: Send + 'static>(
         &self,
         write: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let (reply, answer) = oneshot::channel();
-        let write: Write = Box::new(move |conn| {
-            let result = write(conn);
-            Box::new(move |committed| {
-                let _ = reply.send(committed.and(result));
-            })
-        });
-        self.writes
-            .send(write)
-            .await
-            .map_err(|_| JournalError::Unavailable)?;
-        answer.await.map_err(|_| JournalError::Unavailable)?
+        self.writer.write(write).await
     }
 
-    /// Queues a write and answers as soon as it has run inside its batch's transaction, without
-    /// waiting for the commit's fsync. Only for writes whose loss in a crash costs nothing but
-    /// doing work again; if the batch fails to commit, the write is undone with it.
     async fn write_uncommitted<T: Send + 'static>(
         &self,
         write: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let (reply, answer) = oneshot::channel();
-        let write: Write = Box::new(move |conn| {
-            let _ = reply.send(write(conn));
-            Box::new(|_committed| {})
-        });
-        self.writes
-            .send(write)
-            .await
-            .map_err(|_| JournalError::Unavailable)?;
-        answer.await.map_err(|_| JournalError::Unavailable)?
+        self.writer.write_uncommitted(write).await
     }
 
-    /// Waits until every write queued before it is committed (a start answered early, say).
+    /// Waits until every write queued before it is durable (a start answered early, say).
     #[cfg(test)]
     async fn settled(&self) {
-        self.write(|_| Ok(())).await.unwrap();
+        self.writer.synced().await.unwrap();
     }
 
     async fn read<T: Send + 'static>(
@@ -262,70 +121,6 @@ impl SqliteJournal {
         })
         .await
         .map_err(|_| JournalError::Unavailable)?
-    }
-}
-
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    for (version, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        conn.execute_batch(&format!(
-            "BEGIN; {migration}; PRAGMA user_version = {}; COMMIT;",
-            version + 1
-        ))?;
-    }
-    Ok(())
-}
-
-/// Least time between two background checkpoints: each costs two fsyncs, whatever it copies.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Copies committed pages from the WAL into the database file on a thread and connection of its
-/// own, so that the writer, whose transactions every delivery waits for, does not. The writer
-/// keeps SQLite's automatic checkpoint too: it then finds little left to copy, and a checkpoint
-/// that ends right after a commit is what lets the next transaction start the WAL over.
-fn checkpoint_after_commits(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
-    while commits.recv().is_ok() {
-        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "background journal checkpoint failed; the writer's own checkpoints catch up");
-        }
-        std::thread::sleep(CHECKPOINT_INTERVAL);
-    }
-}
-
-/// The writer thread: take everything queued, run it in one transaction, commit, answer.
-fn write_batches(
-    conn: Connection,
-    mut queue: mpsc::Receiver<Write>,
-    commits: std::sync::mpsc::SyncSender<()>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let completions: Result<Vec<Completion>, rusqlite::Error> = (|| {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let completions = batch.drain(..).map(|write| write(&conn)).collect();
-            Ok(completions)
-        })();
-        let completions = match completions {
-            Ok(completions) => completions,
-            Err(error) => {
-                tracing::error!(%error, "journal cannot begin a transaction");
-                // The writes are dropped unrun; their callers get `Unavailable`.
-                batch.clear();
-                continue;
-            }
-        };
-        let committed = conn.execute_batch("COMMIT").map_err(JournalError::from);
-        match &committed {
-            // Full: the checkpointer has a commit to look at already.
-            Ok(()) => drop(commits.try_send(())),
-            Err(error) => {
-                tracing::error!(%error, "journal commit failed");
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-        }
-        for completion in completions {
-            completion(committed.clone());
-        }
     }
 }
 
@@ -552,34 +347,40 @@ impl Journal for SqliteJournal {
         limit: usize,
         max_bytes: usize,
     ) -> Result<QueuedPage, JournalError> {
-        self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
+        let page = self
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
                         d.received_at, d.payload, d.sender
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE j.state = 'queued' AND j.id >= ?1
                    AND (j.not_before IS NULL OR j.not_before <= ?3)
                  ORDER BY j.id LIMIT ?2",
-            )?;
-            let mut page = PageBuilder::new(max_bytes);
-            let mut rows = statement.query(params![from.0, limit as i64, unix_millis() as i64])?;
-            while let Some(row) = rows.next()? {
-                let delivery_id: String = row.get(3)?;
-                let delivery =
-                    page.delivery(delivery_id.clone(), || stored_delivery(&delivery_id, row))?;
-                let job = PendingJob {
-                    id: JobId(row.get(0)?),
-                    plugin: row.get(1)?,
-                    attempts: row.get(2)?,
-                    delivery,
-                };
-                if !page.push(job) {
-                    break;
+                )?;
+                let mut page = PageBuilder::new(max_bytes);
+                let mut rows =
+                    statement.query(params![from.0, limit as i64, unix_millis() as i64])?;
+                while let Some(row) = rows.next()? {
+                    let delivery_id: String = row.get(3)?;
+                    let delivery =
+                        page.delivery(delivery_id.clone(), || stored_delivery(&delivery_id, row))?;
+                    let job = PendingJob {
+                        id: JobId(row.get(0)?),
+                        plugin: row.get(1)?,
+                        attempts: row.get(2)?,
+                        delivery,
+                    };
+                    if !page.push(job) {
+                        break;
+                    }
                 }
-            }
-            Ok(page.finish(limit))
-        })
-        .await
+                Ok(page.finish(limit))
+            })
+            .await?;
+        // What the read saw is committed but may not be synced yet (a delivery whose 202 is
+        // still on its way): its jobs run only once it is durable.
+        self.writer.synced().await?;
+        Ok(page)
     }
 
     async fn unfinished_count(&self) -> Result<u64, JournalError> {
@@ -1272,355 +1073,4 @@ fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, Journa
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::journal::started;
-
-    fn delivery(id: &str) -> Arc<Delivery> {
-        Arc::new(Delivery {
-            id: DeliveryId::parse(id).unwrap(),
-            kind: EventKind::parse("pull_request").unwrap(),
-            facts: PayloadFacts {
-                action: Some("opened".into()),
-                repository: Some("octo/repo".into()),
-                sender: Some("mona".into()),
-            },
-            payload: Bytes::from_static(br#"{"action":"opened"}"#),
-            received_at: now_rfc3339(),
-            headers: vec![("x-github-event".into(), "pull_request".into())],
-        })
-    }
-
-    fn plugins(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
-    /// Appends a new delivery and returns its jobs.
-    async fn new_jobs(journal: &SqliteJournal, id: &str, names: &[&str]) -> Vec<PendingJob> {
-        match journal
-            .append(delivery(id), plugins(names), false)
-            .await
-            .unwrap()
-        {
-            Appended::New(jobs) => jobs,
-            Appended::Duplicate => panic!("{id} must be new"),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_nonce_is_claimed_once_until_it_expires_even_across_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).unwrap();
-        assert!(journal.claim_nonce("n-1", 160, 100).await.unwrap());
-        assert!(!journal.claim_nonce("n-1", 160, 100).await.unwrap());
-        assert!(journal.claim_nonce("n-2", 160, 100).await.unwrap());
-        drop(journal);
-        let reopened = SqliteJournal::open(&path).unwrap();
-        assert!(!reopened.claim_nonce("n-1", 170, 110).await.unwrap());
-        // Past its expiry it is forgotten (the timestamp check refuses such a call by then).
-        assert!(reopened.claim_nonce("n-1", 261, 201).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_host_key_is_made_once_and_kept_across_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).unwrap();
-        let key = journal.host_key("links").await.unwrap();
-        assert_eq!(key.len(), 32);
-        assert_eq!(journal.host_key("links").await.unwrap(), key);
-        assert_ne!(journal.host_key("other").await.unwrap(), key);
-        drop(journal);
-        let reopened = SqliteJournal::open(&path).unwrap();
-        assert_eq!(reopened.host_key("links").await.unwrap(), key);
-    }
-
-    #[tokio::test]
-    async fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).unwrap();
-        let empty = std::fs::metadata(&path).unwrap().len();
-        // Random hex, which LZ4 cannot shrink much: about 100 pages in all, well under the
-        // 1,000 at which the writer checkpoints by itself.
-        for n in 0..100 {
-            let mut delivery = (*delivery(&format!("d{n}"))).clone();
-            let noise: String = (0..100)
-                .map(|_| uuid::Uuid::new_v4().simple().to_string())
-                .collect();
-            delivery.payload = Bytes::from(format!(r#"{{"noise":"{noise}"}}"#));
-            journal
-                .append(Arc::new(delivery), Vec::new(), false)
-                .await
-                .unwrap();
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::fs::metadata(&path).unwrap().len() < empty + 40 * 4096 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing was checkpointed"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v1.db");
-        let v1 = Connection::open(&path).unwrap();
-        v1.execute_batch(&format!("{} PRAGMA user_version = 1;", MIGRATIONS[0]))
-            .unwrap();
-        v1.execute(
-            "INSERT INTO deliveries (id, event, action, repository, received_at, payload)
-             VALUES ('old-1', 'push', NULL, 'octo/repo', '2026-01-01T00:00:00Z', ?1)",
-            [lz4_flex::compress_prepend_size(b"{}")],
-        )
-        .unwrap();
-        drop(v1);
-
-        let journal = SqliteJournal::open(&path).unwrap();
-        let old = journal.delivery("old-1").await.unwrap().unwrap();
-        let expected = PayloadFacts {
-            repository: Some("octo/repo".into()),
-            ..PayloadFacts::default()
-        };
-        assert_eq!(old.facts, expected);
-        journal
-            .append(delivery("new-1"), Vec::new(), false)
-            .await
-            .unwrap();
-        let new = journal.delivery("new-1").await.unwrap().unwrap();
-        assert_eq!(new.facts.sender.as_deref(), Some("mona"));
-    }
-
-    #[tokio::test]
-    async fn a_lock_has_one_holder_until_its_attempt_ends_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).unwrap();
-        let jobs = new_jobs(&journal, "d1", &["a", "b"]).await;
-        let (first, second) = (jobs[0].id, jobs[1].id);
-        let production = "deploy:o/r:production";
-        assert_eq!(journal.start_attempt(first, 0).await.unwrap(), started(1));
-        assert!(journal.try_lock(production, first, 1).await.unwrap());
-        assert!(
-            journal.try_lock(production, first, 1).await.unwrap(),
-            "re-entrant"
-        );
-        assert!(!journal.try_lock(production, second, 1).await.unwrap());
-        assert!(
-            journal
-                .try_lock("deploy:o/r:staging", second, 1)
-                .await
-                .unwrap()
-        );
-        drop(journal);
-
-        // Reopened by another reader while the host runs: the lock is still held.
-        let journal = SqliteJournal::open(&path).unwrap();
-        assert!(!journal.try_lock(production, second, 1).await.unwrap());
-        let end = AttemptEnd::Succeeded { note: None };
-        journal.end_attempt(first, 1, end).await.unwrap();
-        assert!(journal.try_lock(production, second, 1).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn recovery_frees_the_locks_of_dead_attempts_and_a_given_up_job_keeps_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).unwrap();
-        let jobs = new_jobs(&journal, "d1", &["deployer", "other"]).await;
-        let (deploy, other) = (jobs[0].id, jobs[1].id);
-        let production = "deploy:o/r:production";
-        assert_eq!(journal.start_attempt(deploy, 0).await.unwrap(), started(1));
-        assert!(journal.try_lock(production, deploy, 1).await.unwrap());
-        // The host dies during the attempt. At the next start the job is put back in the
-        // queue, and what its dead attempt held is free.
-        assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
-        assert!(journal.try_lock(production, other, 1).await.unwrap());
-
-        // A queued job still holding a lock (a journal from before locks were freed at start)
-        // that is given up frees it with its end.
-        let staging = "deploy:o/r:staging";
-        assert_eq!(journal.start_attempt(deploy, 1).await.unwrap(), started(2));
-        assert!(journal.try_lock(staging, deploy, 2).await.unwrap());
-        let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1", [deploy.0])
-            .unwrap();
-        let given_up = journal.fail_unstarted(deploy, 2, "gave up".into());
-        assert!(given_up.await.unwrap());
-        assert!(journal.try_lock(staging, other, 1).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn appends_are_durable_and_duplicates_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = SqliteJournal::open(&path).unwrap();
-        let Appended::New(jobs) = journal
-            .append(delivery("d1"), plugins(&["a", "b"]), false)
-            .await
-            .unwrap()
-        else {
-            panic!("first append must be new");
-        };
-        assert_eq!(jobs.len(), 2);
-        assert!(matches!(
-            journal
-                .append(delivery("d1"), plugins(&["a", "b"]), false)
-                .await
-                .unwrap(),
-            Appended::Duplicate
-        ));
-        let Appended::New(rerun) = journal
-            .append(delivery("d1"), plugins(&["a"]), true)
-            .await
-            .unwrap()
-        else {
-            panic!("a rerun adds jobs");
-        };
-        assert_eq!(rerun.len(), 1);
-        drop(journal);
-
-        // A second process sees what the first committed.
-        let reopened = SqliteJournal::open(&path).unwrap();
-        let queued = reopened.queued(JobId(0), 100, usize::MAX).await.unwrap();
-        assert_eq!(queued.jobs.len(), 3);
-        assert_eq!(
-            queued.jobs[0].delivery.payload,
-            &br#"{"action":"opened"}"#[..]
-        );
-        assert_eq!(queued.jobs[0].delivery.facts, delivery("d1").facts);
-        assert_eq!(reopened.unfinished_count().await.unwrap(), 3);
-    }
-
-    #[tokio::test]
-    async fn attempts_move_jobs_through_their_states() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
-        let Appended::New(jobs) = journal
-            .append(delivery("d2"), plugins(&["a"]), false)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
-        let job = jobs[0].id;
-        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
-        journal.settled().await;
-        assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
-        // A second hand-over of the same job does not start it again.
-        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), None);
-        journal
-            .end_attempt(
-                job,
-                1,
-                AttemptEnd::WillRetry {
-                    error: "flaky".into(),
-                    not_before: 0,
-                },
-            )
-            .await
-            .unwrap();
-        let record = journal.job(job).await.unwrap();
-        assert_eq!(
-            (record.state, record.error.as_deref()),
-            (JobState::Queued, Some("flaky"))
-        );
-        let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
-        assert_eq!(queued.jobs[0].attempts, 1);
-        assert_eq!(
-            journal.start_attempt(job, 0).await.unwrap(),
-            None,
-            "stale count"
-        );
-        assert_eq!(journal.start_attempt(job, 1).await.unwrap(), started(2));
-        journal
-            .end_attempt(
-                job,
-                2,
-                AttemptEnd::Failed {
-                    error: "gave up".into(),
-                },
-            )
-            .await
-            .unwrap();
-        let record = journal.job(job).await.unwrap();
-        assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
-        assert_eq!(journal.unfinished_count().await.unwrap(), 0);
-        assert!(
-            journal
-                .queued(JobId(0), 10, usize::MAX)
-                .await
-                .unwrap()
-                .jobs
-                .is_empty()
-        );
-        assert_eq!(journal.start_attempt(JobId(999), 0).await.unwrap(), None);
-    }
-
-    #[test]
-    fn a_failing_write_rolls_back_alone() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE); BEGIN;")
-            .unwrap();
-        let insert = |x: i64| {
-            conn.execute("INSERT INTO t VALUES (?1)", [x])
-                .map(drop)
-                .map_err(JournalError::from)
-        };
-        // The second statement fails (duplicate), so the first must not stay either.
-        let failed = all_or_nothing(&conn, || insert(1).and_then(|()| insert(1)));
-        assert!(failed.is_err());
-        all_or_nothing(&conn, || insert(2)).unwrap();
-        conn.execute_batch("COMMIT").unwrap();
-        let rows: Vec<i64> = conn
-            .prepare("SELECT x FROM t")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(rows, [2]);
-    }
-
-    #[tokio::test]
-    async fn concurrent_appends_all_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
-        let appends = (0..200).map(|i| {
-            let journal = Arc::clone(&journal);
-            tokio::spawn(async move {
-                journal
-                    .append(delivery(&format!("c{i}")), plugins(&["a"]), false)
-                    .await
-            })
-        });
-        for append in appends {
-            assert!(matches!(append.await.unwrap().unwrap(), Appended::New(_)));
-        }
-        assert_eq!(journal.unfinished_count().await.unwrap(), 200);
-    }
-
-    #[tokio::test]
-    async fn interrupted_jobs_are_requeued_with_their_attempts() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
-        let jobs = new_jobs(&journal, "i1", &["a", "b"]).await;
-        let (cut_off, never_started) = (jobs[0].id, jobs[1].id);
-        journal.start_attempt(cut_off, 0).await.unwrap();
-
-        assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
-        let record = journal.job(cut_off).await.unwrap();
-        assert_eq!((record.state, record.attempts), (JobState::Queued, 1));
-        assert_eq!(journal.start_attempt(cut_off, 1).await.unwrap(), started(2));
-        // A job that never started is left as it was. (Failing such jobs is the conformance
-        // suite's `unstarted_jobs_can_fail_and_free_their_locks`, run on both backends.)
-        assert_eq!(
-            journal.job(never_started).await.unwrap().state,
-            JobState::Queued
-        );
-    }
-}
+mod tests;

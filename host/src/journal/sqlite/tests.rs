@@ -1,0 +1,462 @@
+//! The SQLite journal's own tests (what every journal must do is in `conformance`).
+use super::*;
+use crate::journal::started;
+
+fn delivery(id: &str) -> Arc<Delivery> {
+    Arc::new(Delivery {
+        id: DeliveryId::parse(id).unwrap(),
+        kind: EventKind::parse("pull_request").unwrap(),
+        facts: PayloadFacts {
+            action: Some("opened".into()),
+            repository: Some("octo/repo".into()),
+            sender: Some("mona".into()),
+        },
+        payload: Bytes::from_static(br#"{"action":"opened"}"#),
+        received_at: now_rfc3339(),
+        headers: vec![("x-github-event".into(), "pull_request".into())],
+    })
+}
+
+fn plugins(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Appends a new delivery and returns its jobs.
+async fn new_jobs(journal: &SqliteJournal, id: &str, names: &[&str]) -> Vec<PendingJob> {
+    match journal
+        .append(delivery(id), plugins(names), false)
+        .await
+        .unwrap()
+    {
+        Appended::New(jobs) => jobs,
+        Appended::Duplicate => panic!("{id} must be new"),
+    }
+}
+
+#[tokio::test]
+async fn a_nonce_is_claimed_once_until_it_expires_even_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    assert!(journal.claim_nonce("n-1", 160, 100).await.unwrap());
+    assert!(!journal.claim_nonce("n-1", 160, 100).await.unwrap());
+    assert!(journal.claim_nonce("n-2", 160, 100).await.unwrap());
+    drop(journal);
+    let reopened = SqliteJournal::open(&path).unwrap();
+    assert!(!reopened.claim_nonce("n-1", 170, 110).await.unwrap());
+    // Past its expiry it is forgotten (the timestamp check refuses such a call by then).
+    assert!(reopened.claim_nonce("n-1", 261, 201).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_host_key_is_made_once_and_kept_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    let key = journal.host_key("links").await.unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(journal.host_key("links").await.unwrap(), key);
+    assert_ne!(journal.host_key("other").await.unwrap(), key);
+    drop(journal);
+    let reopened = SqliteJournal::open(&path).unwrap();
+    assert_eq!(reopened.host_key("links").await.unwrap(), key);
+}
+
+#[tokio::test]
+async fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    let empty = std::fs::metadata(&path).unwrap().len();
+    // Random hex, which LZ4 cannot shrink much: about 100 pages in all, well under the
+    // 1,000 at which the writer checkpoints by itself.
+    for n in 0..100 {
+        let mut delivery = (*delivery(&format!("d{n}"))).clone();
+        let noise: String = (0..100)
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect();
+        delivery.payload = Bytes::from(format!(r#"{{"noise":"{noise}"}}"#));
+        journal
+            .append(Arc::new(delivery), Vec::new(), false)
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() < empty + 40 * 4096 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let v1 = Connection::open(&path).unwrap();
+    v1.execute_batch(&format!("{} PRAGMA user_version = 1;", MIGRATIONS[0]))
+        .unwrap();
+    v1.execute(
+        "INSERT INTO deliveries (id, event, action, repository, received_at, payload)
+         VALUES ('old-1', 'push', NULL, 'octo/repo', '2026-01-01T00:00:00Z', ?1)",
+        [lz4_flex::compress_prepend_size(b"{}")],
+    )
+    .unwrap();
+    drop(v1);
+
+    let journal = SqliteJournal::open(&path).unwrap();
+    let old = journal.delivery("old-1").await.unwrap().unwrap();
+    let expected = PayloadFacts {
+        repository: Some("octo/repo".into()),
+        ..PayloadFacts::default()
+    };
+    assert_eq!(old.facts, expected);
+    journal
+        .append(delivery("new-1"), Vec::new(), false)
+        .await
+        .unwrap();
+    let new = journal.delivery("new-1").await.unwrap().unwrap();
+    assert_eq!(new.facts.sender.as_deref(), Some("mona"));
+}
+
+#[tokio::test]
+async fn a_lock_has_one_holder_until_its_attempt_ends_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    let jobs = new_jobs(&journal, "d1", &["a", "b"]).await;
+    let (first, second) = (jobs[0].id, jobs[1].id);
+    let production = "deploy:o/r:production";
+    assert_eq!(journal.start_attempt(first, 0).await.unwrap(), started(1));
+    assert!(journal.try_lock(production, first, 1).await.unwrap());
+    assert!(
+        journal.try_lock(production, first, 1).await.unwrap(),
+        "re-entrant"
+    );
+    assert!(!journal.try_lock(production, second, 1).await.unwrap());
+    assert!(
+        journal
+            .try_lock("deploy:o/r:staging", second, 1)
+            .await
+            .unwrap()
+    );
+    drop(journal);
+
+    // Reopened by another reader while the host runs: the lock is still held.
+    let journal = SqliteJournal::open(&path).unwrap();
+    assert!(!journal.try_lock(production, second, 1).await.unwrap());
+    let end = AttemptEnd::Succeeded { note: None };
+    journal.end_attempt(first, 1, end).await.unwrap();
+    assert!(journal.try_lock(production, second, 1).await.unwrap());
+}
+
+#[tokio::test]
+async fn recovery_frees_the_locks_of_dead_attempts_and_a_given_up_job_keeps_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    let jobs = new_jobs(&journal, "d1", &["deployer", "other"]).await;
+    let (deploy, other) = (jobs[0].id, jobs[1].id);
+    let production = "deploy:o/r:production";
+    assert_eq!(journal.start_attempt(deploy, 0).await.unwrap(), started(1));
+    assert!(journal.try_lock(production, deploy, 1).await.unwrap());
+    // The host dies during the attempt. At the next start the job is put back in the
+    // queue, and what its dead attempt held is free.
+    assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
+    assert!(journal.try_lock(production, other, 1).await.unwrap());
+
+    // A queued job still holding a lock (a journal from before locks were freed at start)
+    // that is given up frees it with its end.
+    let staging = "deploy:o/r:staging";
+    assert_eq!(journal.start_attempt(deploy, 1).await.unwrap(), started(2));
+    assert!(journal.try_lock(staging, deploy, 2).await.unwrap());
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1", [deploy.0])
+        .unwrap();
+    let given_up = journal.fail_unstarted(deploy, 2, "gave up".into());
+    assert!(given_up.await.unwrap());
+    assert!(journal.try_lock(staging, other, 1).await.unwrap());
+}
+
+#[tokio::test]
+async fn appends_are_durable_and_duplicates_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    let Appended::New(jobs) = journal
+        .append(delivery("d1"), plugins(&["a", "b"]), false)
+        .await
+        .unwrap()
+    else {
+        panic!("first append must be new");
+    };
+    assert_eq!(jobs.len(), 2);
+    assert!(matches!(
+        journal
+            .append(delivery("d1"), plugins(&["a", "b"]), false)
+            .await
+            .unwrap(),
+        Appended::Duplicate
+    ));
+    let Appended::New(rerun) = journal
+        .append(delivery("d1"), plugins(&["a"]), true)
+        .await
+        .unwrap()
+    else {
+        panic!("a rerun adds jobs");
+    };
+    assert_eq!(rerun.len(), 1);
+    drop(journal);
+
+    // A second process sees what the first committed.
+    let reopened = SqliteJournal::open(&path).unwrap();
+    let queued = reopened.queued(JobId(0), 100, usize::MAX).await.unwrap();
+    assert_eq!(queued.jobs.len(), 3);
+    assert_eq!(
+        queued.jobs[0].delivery.payload,
+        &br#"{"action":"opened"}"#[..]
+    );
+    assert_eq!(queued.jobs[0].delivery.facts, delivery("d1").facts);
+    assert_eq!(reopened.unfinished_count().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn attempts_move_jobs_through_their_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+    let Appended::New(jobs) = journal
+        .append(delivery("d2"), plugins(&["a"]), false)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let job = jobs[0].id;
+    assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
+    journal.settled().await;
+    assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
+    // A second hand-over of the same job does not start it again.
+    assert_eq!(journal.start_attempt(job, 0).await.unwrap(), None);
+    journal
+        .end_attempt(
+            job,
+            1,
+            AttemptEnd::WillRetry {
+                error: "flaky".into(),
+                not_before: 0,
+            },
+        )
+        .await
+        .unwrap();
+    let record = journal.job(job).await.unwrap();
+    assert_eq!(
+        (record.state, record.error.as_deref()),
+        (JobState::Queued, Some("flaky"))
+    );
+    let queued = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
+    assert_eq!(queued.jobs[0].attempts, 1);
+    assert_eq!(
+        journal.start_attempt(job, 0).await.unwrap(),
+        None,
+        "stale count"
+    );
+    assert_eq!(journal.start_attempt(job, 1).await.unwrap(), started(2));
+    journal
+        .end_attempt(
+            job,
+            2,
+            AttemptEnd::Failed {
+                error: "gave up".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let record = journal.job(job).await.unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
+    assert_eq!(journal.unfinished_count().await.unwrap(), 0);
+    assert!(
+        journal
+            .queued(JobId(0), 10, usize::MAX)
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
+    assert_eq!(journal.start_attempt(JobId(999), 0).await.unwrap(), None);
+}
+
+#[test]
+fn a_failing_write_rolls_back_alone() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE); BEGIN;")
+        .unwrap();
+    let insert = |x: i64| {
+        conn.execute("INSERT INTO t VALUES (?1)", [x])
+            .map(drop)
+            .map_err(JournalError::from)
+    };
+    // The second statement fails (duplicate), so the first must not stay either.
+    let failed = all_or_nothing(&conn, || insert(1).and_then(|()| insert(1)));
+    assert!(failed.is_err());
+    all_or_nothing(&conn, || insert(2)).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    let rows: Vec<i64> = conn
+        .prepare("SELECT x FROM t")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [2]);
+}
+
+#[tokio::test]
+async fn concurrent_appends_all_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+    let appends = (0..200).map(|i| {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move {
+            journal
+                .append(delivery(&format!("c{i}")), plugins(&["a"]), false)
+                .await
+        })
+    });
+    for append in appends {
+        assert!(matches!(append.await.unwrap().unwrap(), Appended::New(_)));
+    }
+    assert_eq!(journal.unfinished_count().await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn interrupted_jobs_are_requeued_with_their_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+    let jobs = new_jobs(&journal, "i1", &["a", "b"]).await;
+    let (cut_off, never_started) = (jobs[0].id, jobs[1].id);
+    journal.start_attempt(cut_off, 0).await.unwrap();
+
+    assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
+    let record = journal.job(cut_off).await.unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Queued, 1));
+    assert_eq!(journal.start_attempt(cut_off, 1).await.unwrap(), started(2));
+    // A job that never started is left as it was. (Failing such jobs is the conformance
+    // suite's `unstarted_jobs_can_fail_and_free_their_locks`, run on both backends.)
+    assert_eq!(
+        journal.job(never_started).await.unwrap().state,
+        JobState::Queued
+    );
+}
+
+/// A stand-in for the disk's sync: it waits until opened, then succeeds or fails as told.
+#[derive(Clone, Default)]
+struct Disk(Arc<(Mutex<DiskState>, std::sync::Condvar)>);
+
+#[derive(Default)]
+struct DiskState {
+    open: bool,
+    failing: bool,
+    syncs: usize,
+}
+
+impl Disk {
+    fn sync(&self) -> writer::Sync {
+        let disk = self.clone();
+        Box::new(move || {
+            let (state, changed) = &*disk.0;
+            let mut state = changed
+                .wait_while(state.lock().unwrap(), |state| !state.open)
+                .unwrap();
+            state.syncs += 1;
+            if state.failing {
+                Err(std::io::Error::other("I/O error"))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn set(&self, open: bool, failing: bool) {
+        let (state, changed) = &*self.0;
+        let mut state = state.lock().unwrap();
+        state.open = open;
+        state.failing = failing;
+        changed.notify_all();
+    }
+
+    fn syncs(&self) -> usize {
+        self.0.0.lock().unwrap().syncs
+    }
+}
+
+/// Not done within a while: what a write waiting for a sync that is held back looks like.
+async fn still_waiting<T>(task: &mut tokio::task::JoinHandle<T>) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(300), task)
+        .await
+        .is_err()
+}
+
+#[tokio::test]
+async fn writes_are_answered_once_synced_while_the_writer_goes_on_and_a_failed_sync_stops_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Disk::default();
+    let journal =
+        Arc::new(SqliteJournal::open_with(&dir.path().join("j.db"), |_| Ok(disk.sync())).unwrap());
+
+    // Committed, so readers see it, but not answered until the sync is done.
+    let mut append = {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move {
+            journal
+                .append(delivery("d-1"), plugins(&["a"]), false)
+                .await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while journal.delivery("d-1").await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "never committed");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(still_waiting(&mut append).await, "answered before its sync");
+    // A read-back does not hand over what is not durable yet either.
+    let mut read_back = {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move { journal.queued(JobId(0), 10, usize::MAX).await })
+    };
+    assert!(
+        still_waiting(&mut read_back).await,
+        "read back before the sync"
+    );
+    // The writer does not wait for the sync: a start runs meanwhile.
+    let started = journal.start_attempt(JobId(1), 0).await.unwrap();
+    assert_eq!(started.map(|s| s.number), Some(1));
+
+    disk.set(true, false);
+    assert!(matches!(append.await.unwrap().unwrap(), Appended::New(jobs) if jobs.len() == 1));
+    assert_eq!(read_back.await.unwrap().unwrap().jobs.len(), 1);
+    assert!(disk.syncs() >= 1);
+
+    // A failed sync fails the writes it covered, and every write after it: what the disk kept
+    // is unknown until a restart.
+    disk.set(true, true);
+    let error = journal
+        .append(delivery("d-2"), plugins(&["a"]), false)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("failed to sync"), "{error}");
+    disk.set(true, false);
+    let syncs = disk.syncs();
+    let error = journal
+        .append(delivery("d-3"), plugins(&["a"]), false)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("restarted"), "{error}");
+    assert!(
+        journal.delivery("d-3").await.unwrap().is_none(),
+        "committed after a failed sync"
+    );
+    assert!(journal.ping().await.is_err());
+    assert_eq!(disk.syncs(), syncs, "synced again after a failed sync");
+}
