@@ -421,7 +421,7 @@ impl Store {
 
     fn describe(&self) -> String {
         match self.url {
-            None => "SQLite WAL, synchronous=FULL".to_owned(),
+            None => "SQLite WAL, each answer after its commit is synced".to_owned(),
             Some(_) => format!(
                 "PostgreSQL (local, default settings), {} host(s) sharing it",
                 self.hosts

@@ -114,8 +114,41 @@ CREATE TABLE catch_up_marks (
     updated_at TEXT NOT NULL
 );
 "#,
+    r#"
+-- Delivery ids move out of `deliveries` into an index merged in bulk (see `delivery_ids.rs`):
+-- a unique index on random GUIDs dirtied a page of its own for nearly every delivery. The table
+-- is rebuilt without it (SQLite cannot drop a column's UNIQUE), with foreign keys off.
+CREATE TABLE deliveries_rebuilt (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    action      TEXT,
+    repository  TEXT,
+    received_at TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    sender      TEXT,
+    headers     TEXT
+);
+INSERT INTO deliveries_rebuilt
+    SELECT seq, id, event, action, repository, received_at, payload, sender, headers FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_rebuilt RENAME TO deliveries;
+-- Every delivery id but the newest few thousand, for dedupe and lookups.
+CREATE TABLE delivery_ids (
+    id  TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO delivery_ids SELECT id, seq FROM deliveries ORDER BY id;
+-- The newest ids, in arrival order, until they are merged into `delivery_ids`.
+CREATE TABLE recent_delivery_ids (
+    seq INTEGER PRIMARY KEY,
+    id  TEXT NOT NULL
+);
+"#,
 ];
 
+/// Applies the migrations not applied yet. Runs before foreign keys are turned on: a migration
+/// that rebuilds a table drops the one other tables refer to.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (version, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {

@@ -24,9 +24,11 @@ use super::{
     cancel_reason,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
-use migrations::{MIGRATIONS, migrate};
+use delivery_ids::SEQ_OF_ID;
+use migrations::migrate;
 use writer::Writer;
 
+mod delivery_ids;
 mod migrations;
 mod writer;
 
@@ -64,11 +66,13 @@ impl SqliteJournal {
         // NORMAL: a commit does not fsync; the writer's sync thread does, before any durable
         // write is answered, so a 202 still means the delivery survives power loss.
         writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(|e| open_error(&e))?;
         migrate(&writer).map_err(|e| open_error(&e))?;
+        writer
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|e| open_error(&e))?;
+        delivery_ids::open(&writer).map_err(|e| open_error(&e))?;
         let reader = Connection::open(path).map_err(|e| open_error(&e))?;
         reader
             .execute_batch("PRAGMA busy_timeout = 5000;")
@@ -203,28 +207,29 @@ fn insert_delivery(
     plugins: &[String],
     rerun: bool,
 ) -> Result<Option<Vec<(JobId, String)>>, JournalError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO deliveries (id, event, action, repository, received_at, payload, sender, headers)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            delivery.id.as_str(),
-            delivery.kind.as_str(),
-            delivery.facts.action,
-            delivery.facts.repository,
-            delivery.received_at,
-            compressed_payload,
-            delivery.facts.sender,
-            (!delivery.headers.is_empty())
-                .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default()),
-        ])?;
-    let seq = match (inserted, rerun) {
-        (0, false) => return Ok(None),
-        (0, true) => conn
-            .prepare_cached("SELECT seq FROM deliveries WHERE id = ?1")?
-            .query_row([delivery.id.as_str()], |row| row.get::<_, i64>(0))?,
-        _ => conn.last_insert_rowid(),
+    let seq = match (delivery_ids::seq_of(conn, delivery.id.as_str())?, rerun) {
+        (Some(_), false) => return Ok(None),
+        (Some(seq), true) => seq,
+        (None, _) => {
+            conn.prepare_cached(
+                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                delivery.id.as_str(),
+                delivery.kind.as_str(),
+                delivery.facts.action,
+                delivery.facts.repository,
+                delivery.received_at,
+                compressed_payload,
+                delivery.facts.sender,
+                (!delivery.headers.is_empty())
+                    .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default()),
+            ])?;
+            let seq = conn.last_insert_rowid();
+            delivery_ids::add(conn, delivery.id.as_str(), seq)?;
+            seq
+        }
     };
     let mut insert_job = conn.prepare_cached(
         "INSERT INTO jobs (delivery, plugin, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
@@ -442,9 +447,11 @@ impl Journal for SqliteJournal {
             // Columns laid out as `stored_delivery` reads them (3..=9).
             let row = conn
                 .query_row(
-                    "SELECT NULL, NULL, NULL, id, event, action, repository, received_at, payload,
-                            sender, headers
-                     FROM deliveries WHERE id = ?1",
+                    &format!(
+                        "SELECT NULL, NULL, NULL, id, event, action, repository, received_at,
+                                payload, sender, headers
+                         FROM deliveries WHERE seq = {SEQ_OF_ID}"
+                    ),
                     [&id],
                     |row| {
                         let headers: Option<String> = row.get(10)?;
@@ -597,17 +604,19 @@ impl Journal for SqliteJournal {
         limit: usize,
     ) -> Result<usize, JournalError> {
         let before = received_before.to_owned();
-        let found: Vec<i64> = self
+        let found: Vec<(i64, String)> = self
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(
-                    "SELECT d.seq FROM deliveries d WHERE d.received_at < ?1
+                    "SELECT d.seq, d.id FROM deliveries d WHERE d.received_at < ?1
                      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq)
                      ORDER BY d.seq LIMIT ?2",
                 )?;
-                let seqs = statement
-                    .query_map(params![before, limit as i64], |row| row.get(0))?
+                let found = statement
+                    .query_map(params![before, limit as i64], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
                     .collect::<Result<_, _>>()?;
-                Ok(seqs)
+                Ok(found)
             })
             .await?;
         if found.is_empty() {
@@ -619,11 +628,16 @@ impl Journal for SqliteJournal {
                 "DELETE FROM deliveries WHERE seq = ?1
                  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = ?1)",
             )?;
-            let mut pruned = 0;
-            for seq in found {
-                pruned += delete.execute([seq])?;
-            }
-            Ok(pruned)
+            all_or_nothing(conn, || {
+                let mut pruned = 0;
+                for (seq, id) in found {
+                    if delete.execute([seq])? == 1 {
+                        delivery_ids::remove(conn, &id, seq)?;
+                        pruned += 1;
+                    }
+                }
+                Ok(pruned)
+            })
         })
         .await
     }
@@ -724,7 +738,8 @@ impl Journal for SqliteJournal {
 
     async fn held_deliveries(&self, ids: Vec<String>) -> Result<HashSet<String>, JournalError> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached("SELECT 1 FROM deliveries WHERE id = ?1")?;
+            let mut statement =
+                conn.prepare_cached(&format!("SELECT 1 WHERE {SEQ_OF_ID} IS NOT NULL"))?;
             let mut held = HashSet::new();
             for id in ids {
                 if statement.exists([&id])? {
@@ -1013,8 +1028,9 @@ impl Journal for SqliteJournal {
     async fn jobs_of(&self, delivery: &str) -> Result<Vec<JobRecord>, JournalError> {
         let delivery = delivery.to_owned();
         self.read(move |conn| {
-            let mut statement =
-                conn.prepare(&format!("{JOB_COLUMNS} WHERE d.id = ?1 ORDER BY j.id"))?;
+            let mut statement = conn.prepare(&format!(
+                "{JOB_COLUMNS} WHERE d.seq = {SEQ_OF_ID} ORDER BY j.id"
+            ))?;
             let jobs = statement
                 .query_map([delivery], job_record)?
                 .collect::<Result<Vec<_>, _>>()?;

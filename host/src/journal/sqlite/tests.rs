@@ -1,4 +1,5 @@
 //! The SQLite journal's own tests (what every journal must do is in `conformance`).
+use super::migrations::MIGRATIONS;
 use super::*;
 use crate::journal::started;
 
@@ -119,6 +120,80 @@ async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
         .unwrap();
     let new = journal.delivery("new-1").await.unwrap().unwrap();
     assert_eq!(new.facts.sender.as_deref(), Some("mona"));
+    // The old delivery's id moved with it: a redelivery of it is still a duplicate, and its job
+    // still belongs to it.
+    assert!(matches!(
+        journal
+            .append(delivery("old-1"), plugins(&["a"]), false)
+            .await
+            .unwrap(),
+        Appended::Duplicate
+    ));
+    journal
+        .append(delivery("old-1"), plugins(&["a"]), true)
+        .await
+        .unwrap();
+    assert_eq!(journal.jobs_of("old-1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn delivery_ids_are_found_before_and_after_their_merge_and_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let journal = SqliteJournal::open(&path).unwrap();
+    // 8 is where the tests' journal merges its recent ids: some of these are merged, some not.
+    let ids: Vec<String> = (0..21).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    for id in &ids {
+        new_jobs(&journal, id, &["a"]).await;
+    }
+    let check = |journal: Arc<SqliteJournal>, ids: Vec<String>| async move {
+        for id in &ids {
+            assert!(
+                matches!(
+                    journal
+                        .append(delivery(id), plugins(&["a"]), false)
+                        .await
+                        .unwrap(),
+                    Appended::Duplicate
+                ),
+                "{id} stored twice"
+            );
+            assert_eq!(journal.delivery(id).await.unwrap().unwrap().id.as_str(), id);
+            assert_eq!(journal.jobs_of(id).await.unwrap().len(), 1, "{id}");
+        }
+        let held = journal.held_deliveries(ids.clone()).await.unwrap();
+        assert_eq!(held.len(), ids.len());
+    };
+    let journal = Arc::new(journal);
+    check(Arc::clone(&journal), ids.clone()).await;
+    let merged: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM delivery_ids", [], |row| row.get(0))
+        .unwrap();
+    assert!((8..21).contains(&merged), "{merged} merged");
+
+    // The in-memory level is rebuilt from the disk.
+    drop(journal);
+    let journal = Arc::new(SqliteJournal::open(&path).unwrap());
+    check(Arc::clone(&journal), ids.clone()).await;
+    assert!(journal.delivery("never-sent").await.unwrap().is_none());
+
+    // Pruned, an id is forgotten at both levels: a delivery with it is new again.
+    let (merged_id, recent_id) = (&ids[0], &ids[20]);
+    for id in [merged_id, recent_id] {
+        let job = journal.jobs_of(id).await.unwrap()[0].id;
+        assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
+        journal
+            .end_attempt(job, 1, AttemptEnd::Succeeded { note: None })
+            .await
+            .unwrap();
+    }
+    journal.prune_jobs("9999", 100).await.unwrap();
+    journal.prune_deliveries("9999", 100).await.unwrap();
+    for id in [merged_id, recent_id] {
+        assert!(journal.delivery(id).await.unwrap().is_none());
+        new_jobs(&journal, id, &["a"]).await;
+    }
 }
 
 #[tokio::test]
