@@ -18,7 +18,8 @@
 //! `BENCH_STORE` (`sqlite`, the default, or `postgres`: a private PostgreSQL server started as
 //! the tests start theirs, with a fresh database), `BENCH_HOSTS` (with `postgres`: how many
 //! hosts share the database, default 1; the load is split evenly between them, and CPU, jobs
-//! and peak memory are summed over them).
+//! and peak memory are summed over them), `BENCH_WORKERS` (settings of `[workers]` to use
+//! instead of the defaults, separated by `;`, such as `memory_queue_mib = 16`).
 
 use std::{
     path::{Path, PathBuf},
@@ -223,8 +224,9 @@ fn start_switchyard(release: &Path, dir: &Path, port: u16, plugins: &str, store:
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nsecret_env = \"BENCH_SECRET\"\n\
-             [store]\n{}\n{}",
+             [store]\n{}\n[workers]\n{}\n{}",
             store.keys(),
+            env_or("BENCH_WORKERS", "").replace(';', "\n"),
             plugins.replace("{release}", &release.display().to_string())
         ),
     )

@@ -599,7 +599,7 @@ fn default_retry_backoff_ms() -> u64 {
     2_000
 }
 fn default_memory_queue_mib() -> usize {
-    16
+    4
 }
 fn default_cancel_grace_secs() -> u64 {
     10

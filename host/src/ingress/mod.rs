@@ -146,9 +146,7 @@ impl Dispatcher {
                 Appended::Duplicate => Ok(Committed::Duplicate),
                 Appended::New(jobs) => {
                     let listed = jobs.iter().map(|j| (j.id, j.plugin.clone())).collect();
-                    for job in jobs {
-                        workers.dispatch(job);
-                    }
+                    workers.dispatch(jobs);
                     Ok(Committed::New(listed))
                 }
             }

@@ -16,6 +16,7 @@
 
 mod attempt;
 mod cancellations;
+mod parked;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -34,6 +35,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use attempt::Attempt;
 pub use cancellations::Cancellations;
+use parked::Parked;
 
 use crate::{
     github::Caller,
@@ -92,7 +94,7 @@ struct Inner {
 /// Jobs waiting for a worker.
 #[derive(Default)]
 struct Queue {
-    jobs: VecDeque<PendingJob>,
+    jobs: VecDeque<Parked>,
     /// Payload bytes of `jobs`.
     bytes: usize,
     /// Set from the first job left in the journal only until a read-back finds none left, so
@@ -104,14 +106,14 @@ struct Queue {
 }
 
 impl Queue {
-    fn push(&mut self, job: PendingJob) {
-        self.bytes += job.delivery.payload.len();
+    fn push(&mut self, job: Parked) {
+        self.bytes += job.bytes();
         self.jobs.push_back(job);
     }
 
-    fn pop(&mut self) -> Option<PendingJob> {
+    fn pop(&mut self) -> Option<Parked> {
         let job = self.jobs.pop_front()?;
-        self.bytes -= job.delivery.payload.len();
+        self.bytes -= job.bytes();
         Some(job)
     }
 
@@ -152,21 +154,23 @@ impl Workers {
         workers
     }
 
-    /// Hands over a job whose delivery is committed. After shutdown began, the job stays
+    /// Hands over the jobs of a delivery that is committed. After shutdown began, they stay
     /// queued in the journal for the next start.
-    pub fn dispatch(&self, job: PendingJob) {
+    pub fn dispatch(&self, jobs: Vec<PendingJob>) {
         if self.inner.stopping.is_cancelled() {
             return;
         }
+        let parked = Parked::all(jobs);
         let mut queue = self.inner.queue();
-        let fits = queue.bytes + job.delivery.payload.len() <= self.inner.deps.memory_queue_bytes;
-        if queue.spilling || !(fits || queue.jobs.is_empty()) {
-            queue.spill(job.id);
-        } else {
-            queue.push(job);
+        for job in parked {
+            let fits = queue.bytes + job.bytes() <= self.inner.deps.memory_queue_bytes;
+            if queue.spilling || !(fits || queue.jobs.is_empty()) {
+                queue.spill(job.id);
+            } else {
+                queue.push(job);
+            }
+            self.inner.wake.notify_one();
         }
-        drop(queue);
-        self.inner.wake.notify_one();
     }
 
     /// Runs every job the journal holds queued: those a crash or shutdown left behind.
@@ -273,8 +277,8 @@ impl Inner {
                 self.read_back_if_room(&mut queue);
                 job
             };
-            if job.is_some() {
-                return job;
+            if let Some(job) = job {
+                return Some(job.take());
             }
             tokio::select! {
                 () = woken => {}
@@ -320,7 +324,7 @@ impl Inner {
         queue.reading_back = false;
         // Jobs waiting out a retry's backoff are not read: the journal keeps them until due.
         for job in page.jobs {
-            queue.push(job);
+            queue.push(Parked::plain(job));
         }
         match page.next {
             Some(next) => queue.spill(next),
@@ -561,7 +565,7 @@ impl Inner {
     /// Hands a retry to the workers once it is due (the journal would not start it before).
     fn retry_at(self: &Arc<Self>, job: PendingJob, not_before: u64) {
         let delay = Duration::from_millis(not_before.saturating_sub(unix_millis()));
-        self.later(delay, move |queue| queue.push(job));
+        self.later(delay, move |queue| queue.push(Parked::plain(job)));
     }
 
     /// Leaves a job to a later read-back. The journal just failed to start it: reading it
