@@ -9,6 +9,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use switchyard_plugin_api::{CancelAnswer, CancelReason, HostError, Superseding};
@@ -17,11 +18,20 @@ use tokio_util::sync::CancellationToken;
 use super::Attempt;
 use crate::journal::{JobId, JobState, Journal, JournalError, Supersede};
 
+/// How long a cancel asked of a running job no attempt here had registered is kept for one
+/// that registers: far longer than the moment between a start and its registration.
+const EARLY_CANCEL_KEPT: Duration = Duration::from_secs(60);
+
 /// The attempts running on this host, and the way to cancel any job. Cheap to clone.
 #[derive(Clone)]
 pub struct Cancellations {
     journal: Arc<dyn Journal>,
     running: Arc<Mutex<HashMap<JobId, Arc<Attempt>>>>,
+    /// Cancels asked of jobs the journal has as running while no attempt of theirs ran here:
+    /// one may be between its start (which read no cancel) and [`Self::register`], and is told
+    /// when it registers. (One running on another host hears of it from the journal.) Locked
+    /// only under `running`.
+    early: Arc<Mutex<Vec<(JobId, CancelReason, Instant)>>>,
 }
 
 impl Cancellations {
@@ -29,7 +39,20 @@ impl Cancellations {
         Self {
             journal,
             running: Arc::default(),
+            early: Arc::default(),
         }
+    }
+
+    /// Records that `attempt` runs here, cancelling it at once if that was asked while it
+    /// was starting.
+    pub(super) fn register(&self, attempt: Arc<Attempt>) {
+        let mut running = self.running();
+        let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = early.iter().position(|(job, ..)| *job == attempt.job) {
+            let (_, reason, _) = early.swap_remove(at);
+            attempt.cancel(reason);
+        }
+        running.insert(attempt.job, attempt);
     }
 
     /// Asks for `job` to be cancelled for `reason`, on whichever host runs it, and returns the
@@ -41,7 +64,8 @@ impl Cancellations {
         reason: CancelReason,
     ) -> Result<Option<JobState>, JournalError> {
         let state = self.journal.request_cancel(job, &reason).await?;
-        self.cancel_here(job, reason);
+        let starting = state == Some(JobState::Running);
+        self.cancel_here_or_as_it_registers(job, reason, starting);
         Ok(state)
     }
 
@@ -87,7 +111,8 @@ impl Cancellations {
             Supersede::Latest { replaced } => {
                 if let Some(older) = replaced {
                     let sha = sha.to_owned();
-                    self.cancel_here(older, CancelReason::Superseded { sha });
+                    let reason = CancelReason::Superseded { sha };
+                    self.cancel_here_or_as_it_registers(older, reason, true);
                 }
                 Ok(Superseding::Latest)
             }
@@ -96,8 +121,28 @@ impl Cancellations {
 
     /// Cancels `job`'s attempt if it runs on this host. Returns whether it did.
     pub fn cancel_here(&self, job: JobId, reason: CancelReason) -> bool {
-        let attempt = self.running().get(&job).cloned();
-        attempt.map(|attempt| attempt.cancel(reason)).is_some()
+        self.cancel_here_or_as_it_registers(job, reason, false)
+    }
+
+    /// Cancels `job`'s attempt if it runs on this host; if none does and `starting` (the
+    /// journal has the job running), keeps the reason for an attempt that registers soon.
+    fn cancel_here_or_as_it_registers(
+        &self,
+        job: JobId,
+        reason: CancelReason,
+        starting: bool,
+    ) -> bool {
+        let running = self.running();
+        if let Some(attempt) = running.get(&job) {
+            attempt.cancel(reason);
+            return true;
+        }
+        if starting {
+            let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+            early.retain(|(.., asked)| asked.elapsed() < EARLY_CANCEL_KEPT);
+            early.push((job, reason, Instant::now()));
+        }
+        false
     }
 
     /// Passes on the cancellations other hosts ask of attempts running here, until `stopping`.
@@ -122,4 +167,56 @@ impl Cancellations {
 
 fn journal_unavailable(error: JournalError) -> HostError {
     HostError::Internal(format!("the journal: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_plugin_api::CancelReason;
+
+    use super::*;
+    use crate::{
+        event::{Delivery, DeliveryId, EventKind, PayloadFacts},
+        journal::{Appended, SqliteJournal},
+    };
+
+    #[tokio::test]
+    async fn a_cancel_asked_between_a_start_and_its_registration_reaches_the_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal: Arc<dyn Journal> =
+            Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+        let delivery = Arc::new(Delivery {
+            id: DeliveryId::parse("d-1").unwrap(),
+            kind: EventKind::parse("push").unwrap(),
+            facts: PayloadFacts::default(),
+            payload: bytes::Bytes::from_static(b"{}"),
+            received_at: "2026-12-06T00:00:00Z".into(),
+            headers: Vec::new(),
+        });
+        let Appended::New(jobs) = journal
+            .append(delivery, vec!["a".into(), "b".into()], false)
+            .await
+            .unwrap()
+        else {
+            panic!("new delivery");
+        };
+        let cancellations = Cancellations::new(Arc::clone(&journal));
+        for job in &jobs {
+            // Started: the start read no cancel, and the attempt is not registered yet.
+            let started = journal.start_attempt(job.id, 0).await.unwrap().unwrap();
+            assert_eq!(started.cancel, None);
+        }
+        let (asked, other) = (jobs[0].id, jobs[1].id);
+        let reason = CancelReason::User { by: "mona".into() };
+        let state = cancellations.request(asked, reason.clone()).await.unwrap();
+        assert_eq!(state, Some(JobState::Running));
+
+        let attempt = Attempt::new(asked, 1);
+        cancellations.register(Arc::clone(&attempt));
+        assert_eq!(attempt.cancel_reason(), Some(&reason));
+        // Told once, to that job only.
+        let untouched = Attempt::new(other, 1);
+        cancellations.register(Arc::clone(&untouched));
+        assert_eq!(untouched.cancel_reason(), None);
+        assert!(cancellations.early.lock().unwrap().is_empty());
+    }
 }

@@ -8,9 +8,9 @@
 //! takes it. A retry is recorded with the time it may start, which the journal enforces.
 //!
 //! The journal is the queue, and memory holds a bounded window of it. A job handed over after
-//! its delivery was committed waits in memory while the payloads waiting there fit in
-//! `[workers] memory_queue_mib`; past that it is left in the journal only ("spilled"), and the
-//! workers read spilled jobs back, oldest first, as memory frees up. Jobs left by a crash are
+//! its delivery was committed waits in memory while the payloads waiting there (compressed: see
+//! `parked`) fit in `[workers] memory_queue_mib`; past that it is left in the journal only
+//! ("spilled"), and the workers read spilled jobs back, oldest first, as memory frees up. Jobs left by a crash are
 //! read back the same way. Starting an attempt is a compare-and-set in the journal, so a job
 //! handed over twice (kept in memory and also read back) still runs once.
 
@@ -383,7 +383,7 @@ impl Inner {
         if let Some(reason) = started.cancel {
             attempt.cancel(reason);
         }
-        self.attempts().insert(job.id, Arc::clone(&attempt));
+        self.cancellations().register(Arc::clone(&attempt));
         let started = std::time::Instant::now();
         let result = self.call(&plugin, &job, &attempt).await;
         // Over: its services close and whatever they were doing stops, before anything else.
