@@ -135,6 +135,9 @@ pub struct TestHost {
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     served: Option<JoinHandle<()>>,
+    /// The listening socket, kept open across `restart` so that no other test's host takes
+    /// the port while this one is down (connections wait in its backlog meanwhile).
+    listening: Option<std::net::TcpListener>,
 }
 
 pub fn expand(text: &str, dir: &Path) -> String {
@@ -211,6 +214,9 @@ impl TestHost {
         github_token: Option<&'static str>,
     ) -> Self {
         let port = listener.local_addr().unwrap().port();
+        let listener = listener.into_std().unwrap();
+        let listening = Some(listener.try_clone().unwrap());
+        let listener = TcpListener::from_std(listener).unwrap();
         let config = Config::load(&dir.path().join("config.toml")).unwrap();
         let secrets = Secrets {
             webhook: WebhookSecret::new(SECRET),
@@ -238,15 +244,19 @@ impl TestHost {
             http: reqwest::Client::new(),
             stop: Some(stop),
             served: Some(served),
+            listening,
         }
     }
 
     /// Shuts the host down as SIGTERM would, then starts it again on the same store, config
     /// and port.
     pub async fn restart(mut self) -> Self {
-        let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
         self.shut_down().await;
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let kept = self
+            .listening
+            .take()
+            .expect("a host keeps its listening socket");
+        let listener = TcpListener::from_std(kept).unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         Self::serve(dir, listener, self.github_token).await
     }
@@ -256,6 +266,7 @@ impl TestHost {
     pub async fn restart_after(mut self, meanwhile: impl std::future::Future<Output = ()>) -> Self {
         let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
         self.shut_down().await;
+        drop(self.listening.take());
         meanwhile.await;
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
