@@ -10,8 +10,8 @@
 //! The journal is the queue, and memory holds a bounded window of it. A job handed over after
 //! its delivery was committed waits in memory while the payloads waiting there (compressed: see
 //! `parked`) fit in `[workers] memory_queue_mib`; past that it is left in the journal only
-//! ("spilled"), and the workers read spilled jobs back, oldest first, as memory frees up. Jobs left by a crash are
-//! read back the same way. Starting an attempt is a compare-and-set in the journal, so a job
+//! ("spilled"), and the workers read spilled jobs back, oldest first, as memory frees up. Jobs
+//! left by a crash are read back the same way. Starting an attempt is a compare-and-set in the journal, so a job
 //! handed over twice (kept in memory and also read back) still runs once.
 
 mod attempt;
@@ -95,7 +95,7 @@ struct Inner {
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Parked>,
-    /// Payload bytes of `jobs`.
+    /// Payload bytes of `jobs`, as they hold them (compressed, mostly).
     bytes: usize,
     /// Set from the first job left in the journal only until a read-back finds none left, so
     /// that no later job overtakes a spilled one.
@@ -159,6 +159,16 @@ impl Workers {
     pub fn dispatch(&self, jobs: Vec<PendingJob>) {
         if self.inner.stopping.is_cancelled() {
             return;
+        }
+        // Behind spilled jobs they are spilled too: no need to compress them for memory.
+        {
+            let mut queue = self.inner.queue();
+            if let Some(first) = jobs.first().filter(|_| queue.spilling) {
+                queue.spill(first.id);
+                drop(queue);
+                self.inner.wake.notify_one();
+                return;
+            }
         }
         let parked = Parked::all(jobs);
         let mut queue = self.inner.queue();
