@@ -16,7 +16,8 @@ use super::{
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use switchyard_plugin_api::CancelReason;
 
-fn delivery(id: &str) -> Arc<Delivery> {
+/// A `pull_request.opened` delivery with id `id`, for tests.
+pub(crate) fn delivery(id: &str) -> Arc<Delivery> {
     Arc::new(Delivery {
         id: DeliveryId::parse(id).unwrap(),
         kind: EventKind::parse("pull_request").unwrap(),
@@ -31,11 +32,12 @@ fn delivery(id: &str) -> Arc<Delivery> {
     })
 }
 
-fn plugins(names: &[&str]) -> Vec<String> {
+pub(crate) fn plugins(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-async fn new_jobs(journal: &dyn Journal, id: &str, names: &[&str]) -> Vec<PendingJob> {
+/// Appends a new delivery and returns its jobs.
+pub(crate) async fn new_jobs(journal: &dyn Journal, id: &str, names: &[&str]) -> Vec<PendingJob> {
     match journal
         .append(delivery(id), plugins(names), false)
         .await

@@ -5,7 +5,7 @@
 //! [`open`] picks it from `[store] backend`.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod postgres;
 mod sqlite;
 #[doc(hidden)]

@@ -174,9 +174,9 @@ mod tests {
     use switchyard_plugin_api::CancelReason;
 
     use super::*;
-    use crate::{
-        event::{Delivery, DeliveryId, EventKind, PayloadFacts},
-        journal::{Appended, SqliteJournal},
+    use crate::journal::{
+        Appended, SqliteJournal,
+        conformance::{delivery, plugins},
     };
 
     #[tokio::test]
@@ -184,16 +184,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal: Arc<dyn Journal> =
             Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
-        let delivery = Arc::new(Delivery {
-            id: DeliveryId::parse("d-1").unwrap(),
-            kind: EventKind::parse("push").unwrap(),
-            facts: PayloadFacts::default(),
-            payload: bytes::Bytes::from_static(b"{}"),
-            received_at: "2026-12-06T00:00:00Z".into(),
-            headers: Vec::new(),
-        });
         let Appended::New(jobs) = journal
-            .append(delivery, vec!["a".into(), "b".into()], false)
+            .append(delivery("d-1"), plugins(&["a", "b"]), false)
             .await
             .unwrap()
         else {

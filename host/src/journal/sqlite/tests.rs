@@ -1,38 +1,10 @@
 //! The SQLite journal's own tests (what every journal must do is in `conformance`).
 use super::migrations::MIGRATIONS;
 use super::*;
-use crate::journal::started;
-
-fn delivery(id: &str) -> Arc<Delivery> {
-    Arc::new(Delivery {
-        id: DeliveryId::parse(id).unwrap(),
-        kind: EventKind::parse("pull_request").unwrap(),
-        facts: PayloadFacts {
-            action: Some("opened".into()),
-            repository: Some("octo/repo".into()),
-            sender: Some("mona".into()),
-        },
-        payload: Bytes::from_static(br#"{"action":"opened"}"#),
-        received_at: now_rfc3339(),
-        headers: vec![("x-github-event".into(), "pull_request".into())],
-    })
-}
-
-fn plugins(names: &[&str]) -> Vec<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
-
-/// Appends a new delivery and returns its jobs.
-async fn new_jobs(journal: &SqliteJournal, id: &str, names: &[&str]) -> Vec<PendingJob> {
-    match journal
-        .append(delivery(id), plugins(names), false)
-        .await
-        .unwrap()
-    {
-        Appended::New(jobs) => jobs,
-        Appended::Duplicate => panic!("{id} must be new"),
-    }
-}
+use crate::journal::{
+    conformance::{delivery, new_jobs, plugins},
+    started,
+};
 
 #[tokio::test]
 async fn a_nonce_is_claimed_once_until_it_expires_even_across_reopening() {
@@ -180,7 +152,7 @@ async fn delivery_ids_are_found_before_and_after_their_merge_and_across_reopenin
     check(Arc::clone(&journal), ids.clone()).await;
     for _ in 0..12 {
         let id = uuid::Uuid::new_v4().to_string();
-        new_jobs(&journal, &id, &["a"]).await;
+        new_jobs(&*journal, &id, &["a"]).await;
         ids.push(id);
     }
     check(Arc::clone(&journal), ids.clone()).await;
@@ -200,7 +172,7 @@ async fn delivery_ids_are_found_before_and_after_their_merge_and_across_reopenin
     journal.prune_deliveries("9999", 100).await.unwrap();
     for id in [merged_id, recent_id] {
         assert!(journal.delivery(id).await.unwrap().is_none());
-        new_jobs(&journal, id, &["a"]).await;
+        new_jobs(&*journal, id, &["a"]).await;
     }
 }
 
