@@ -7,7 +7,9 @@
 //!   attempts it started until they end; any host queues again the jobs whose leases expired
 //!   (their host died), keeping the dead attempt counted, and frees the locks they held. Ending
 //!   an attempt is fenced by its number: an attempt whose lease was lost cannot record its end
-//!   over the re-run's.
+//!   over the re-run's. Renewal runs on a connection of its own; a lease it could not renew for
+//!   half the lease period is reported lost (`Journal::leases_lost`), so the workers stop the
+//!   attempt before another host can take the job.
 //! - Workers wake on `LISTEN switchyard_queue` (one connection per host); a NOTIFY is sent in
 //!   the transaction that queues jobs. Polling (`sweep_interval`) is the fallback correctness
 //!   rests on: a NOTIFY is never the only record of anything.

@@ -190,6 +190,12 @@ async fn a_host_that_lost_its_database_stops_its_deploy_before_another_host_runs
     let (_secrets_a, keys_a) = store(&proxy.url(&url, server.port()), lease_secs);
     let (_secrets_b, keys_b) = store(&url, lease_secs);
     let scratch = tempfile::tempdir().unwrap();
+    // Commands run as another user (`run_as`): the folder is theirs to write to.
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let beats = scratch.path().join("beats");
     // Each run names itself and beats every 50 ms, holding the deploy lock.
     let script = format!(
