@@ -195,6 +195,8 @@ pub struct Switchyard {
     pub reloader: Arc<Reloader>,
     /// The certificate HTTPS is served with, when `[server] tls_cert` is set.
     pub tls: Option<Arc<TlsCertificates>>,
+    /// SIGHUPs received since before the start (see [`serve`]), for the reloader.
+    hangups: Option<tokio::signal::unix::Signal>,
 }
 
 /// The secrets the host runs with, read from the files or environment variables the config
@@ -496,6 +498,7 @@ impl Switchyard {
             memory_queue_bytes: config.workers.memory_queue_mib << 20,
             retry_backoff: Duration::from_millis(config.workers.retry_backoff_ms),
             cancel_grace: Duration::from_secs(config.workers.cancel_grace_secs),
+            max_interruptions: config.workers.max_interruptions,
         });
         // No job runs yet: any marked running was cut off by a crash or a shutdown.
         let interrupted = journal.requeue_interrupted().await?;
@@ -549,6 +552,7 @@ impl Switchyard {
             state,
             reloader,
             tls,
+            hangups: None,
         })
     }
 
@@ -580,11 +584,11 @@ impl Switchyard {
     /// Serves on `listener` until `shutdown` completes, then lets running jobs finish within
     /// the configured grace period. Jobs not finished by then run again on the next start.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let watching = tokio::spawn(Arc::clone(&self.reloader).watch());
+        let watching = tokio::spawn(Arc::clone(&self.reloader).watch(self.hangups.take()));
         let pruning = tokio::spawn(self.retention().run());
         let catching_up = self
             .config
@@ -641,6 +645,10 @@ impl Switchyard {
 /// `github_stand_in`, plugins' GitHub calls go to a local stand-in that prints them (see
 /// `github::stand_in`), so a plugin can be tried without a token or GitHub.
 pub async fn serve(mut config: Config, github_stand_in: bool) -> Result<(), StartError> {
+    // First of all: SIGHUP's default action ends the process, and one can come while the host
+    // starts (migrations, plugin loading, the sandbox probe) from a certificate renewal hook or
+    // `systemctl reload`. Once handled, one received meanwhile reloads as serving begins.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let addr = config.server.listen;
     let webhook = format!("{}{}", config.public_url(), config.server.webhook_path);
     let stand_in = match github_stand_in {
@@ -661,7 +669,8 @@ pub async fn serve(mut config: Config, github_stand_in: bool) -> Result<(), Star
         // Only ever sent to the stand-in on loopback.
         secrets.github_token = Some("stand-in-token".to_owned());
     }
-    let host = Switchyard::start(config, secrets).await?;
+    let mut host = Switchyard::start(config, secrets).await?;
+    host.hangups = hangups;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|error| StartError::Bind { addr, error })?;

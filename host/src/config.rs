@@ -371,6 +371,11 @@ pub struct WorkersConfig {
     /// and return before its commands are killed and its future dropped.
     #[serde(default = "default_cancel_grace_secs")]
     pub cancel_grace_secs: u64,
+    /// Times a job may be interrupted by a graceful shutdown (and handed back to run again)
+    /// before it is given up: restarts every few minutes must not keep a long job alive forever.
+    /// Such interruptions do not count toward a plugin's `max_attempts`.
+    #[serde(default = "default_max_interruptions")]
+    pub max_interruptions: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -604,6 +609,9 @@ fn default_memory_queue_mib() -> usize {
 fn default_cancel_grace_secs() -> u64 {
     10
 }
+fn default_max_interruptions() -> u32 {
+    10
+}
 fn default_bwrap() -> PathBuf {
     PathBuf::from("bwrap")
 }
@@ -692,6 +700,7 @@ impl Default for WorkersConfig {
             retry_backoff_ms: default_retry_backoff_ms(),
             memory_queue_mib: default_memory_queue_mib(),
             cancel_grace_secs: default_cancel_grace_secs(),
+            max_interruptions: default_max_interruptions(),
         }
     }
 }
@@ -869,6 +878,9 @@ impl Config {
             return Err(self.invalid("workers.concurrency", "must be at least 1"));
         }
         self.validate_catch_up()?;
+        if self.workers.max_interruptions == 0 {
+            return Err(self.invalid("workers.max_interruptions", "must be at least 1"));
+        }
         for (i, plugin) in self.plugins.iter().enumerate() {
             let key = |k: &str| format!("plugins[{i}].{k}");
             let valid_name = !plugin.name.is_empty()

@@ -177,7 +177,8 @@ impl Reloader {
     /// inotify: an inotify watch on the file is lost when an editor renames a temporary file
     /// over it, and one on its folder wakes for every write there, which, with the journal or
     /// a plugin's output next to the config, adds about 40% to the host's CPU per delivery.
-    pub async fn watch(self: Arc<Self>) {
+    /// `hangups`: SIGHUPs already being received (see `app::serve`); else they are from now.
+    pub async fn watch(self: Arc<Self>, hangups: Option<tokio::signal::unix::Signal>) {
         let (changed, mut changes) = mpsc::unbounded_channel::<()>();
         let on_event = move |event: notify::Result<notify::Event>| {
             if event.is_ok() {
@@ -197,8 +198,9 @@ impl Reloader {
                 None
             }
         };
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hangup = hangups.or_else(|| {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+        });
         loop {
             let hangup_received = async {
                 match hangup.as_mut() {
@@ -318,6 +320,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         (
             "[workers] cancel_grace_secs",
             old.workers.cancel_grace_secs != new.workers.cancel_grace_secs,
+        ),
+        (
+            "[workers] max_interruptions",
+            old.workers.max_interruptions != new.workers.max_interruptions,
         ),
         ("[sandbox]", old.sandbox != new.sandbox),
     ];

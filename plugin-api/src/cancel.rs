@@ -23,12 +23,23 @@ pub enum CancelReason {
     /// A newer job of the same line (see [`crate::Host::supersede`]) replaced it: a push to the
     /// same pull request, say. `sha` is what the newer job works on.
     Superseded { sha: String },
+    /// The host is stopping, and the job was interrupted by shutdowns `interruptions` times
+    /// (the host's `[workers] max_interruptions`): it is failed, not run again.
+    ShutdownGivenUp { interruptions: u32 },
+    /// This host lost touch with the journal several hosts share, and with it the job's lease:
+    /// another host may run it, so this one stops it now. It runs again on another host
+    /// unless this was its last attempt (`runs_again`).
+    LeaseLost { runs_again: bool },
 }
 
 impl CancelReason {
     /// Whether the job runs again after this (a shutdown): report it as interrupted, not failed.
     pub fn runs_again(&self) -> bool {
-        matches!(self, Self::Shutdown)
+        match self {
+            Self::Shutdown => true,
+            Self::LeaseLost { runs_again } => *runs_again,
+            _ => false,
+        }
     }
 }
 
@@ -43,6 +54,16 @@ impl fmt::Display for CancelReason {
             Self::Superseded { sha } => {
                 write!(f, "superseded by {}", sha.get(..7).unwrap_or(sha))
             }
+            Self::ShutdownGivenUp { interruptions } => write!(
+                f,
+                "interrupted by host shutdowns {interruptions} times; given up, not run again"
+            ),
+            Self::LeaseLost { runs_again: true } => f.write_str(
+                "stopped: this host lost its lease on the job; runs again on another host",
+            ),
+            Self::LeaseLost { runs_again: false } => f.write_str(
+                "stopped: this host lost its lease on the job, on its last attempt; not run again",
+            ),
         }
     }
 }
@@ -77,6 +98,16 @@ mod tests {
                 "superseded by 8b1d0c6",
                 r#"{"reason":"superseded","sha":"8b1d0c6f0e2a"}"#,
             ),
+            (
+                CancelReason::ShutdownGivenUp { interruptions: 10 },
+                "interrupted by host shutdowns 10 times; given up, not run again",
+                r#"{"reason":"shutdown_given_up","interruptions":10}"#,
+            ),
+            (
+                CancelReason::LeaseLost { runs_again: true },
+                "stopped: this host lost its lease on the job; runs again on another host",
+                r#"{"reason":"lease_lost","runs_again":true}"#,
+            ),
         ];
         for (reason, text, json) in cases {
             assert_eq!(reason.to_string(), text);
@@ -85,5 +116,8 @@ mod tests {
         }
         assert!(CancelReason::Shutdown.runs_again());
         assert!(!CancelReason::Timeout { secs: 1 }.runs_again());
+        assert!(!CancelReason::ShutdownGivenUp { interruptions: 3 }.runs_again());
+        assert!(CancelReason::LeaseLost { runs_again: true }.runs_again());
+        assert!(!CancelReason::LeaseLost { runs_again: false }.runs_again());
     }
 }

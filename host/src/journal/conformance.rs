@@ -245,6 +245,47 @@ async fn unstarted_jobs_can_fail_and_free_their_locks(journal: &dyn Journal) {
     );
 }
 
+async fn an_attempt_handed_back_is_queued_again_as_an_interruption(journal: &dyn Journal) {
+    let job = new_jobs(journal, "h1", &["deployer"]).await[0].id;
+    assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
+    let production = "deploy:o/r:production";
+    assert!(journal.try_lock(production, job, 1).await.unwrap());
+    journal.hand_back(job, 1).await.unwrap();
+    // Handed back twice (the workers and the shutdown's backstop): counted once.
+    journal.hand_back(job, 1).await.unwrap();
+    let record = journal.job(job).await.unwrap();
+    assert_eq!((record.state, record.attempts), (JobState::Queued, 1));
+    let page = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
+    let queued = page.jobs.iter().find(|queued| queued.id == job).unwrap();
+    assert_eq!((queued.attempts, queued.interruptions), (1, 1));
+    assert_eq!(
+        queued.counted_attempts(),
+        0,
+        "an interruption is not an attempt"
+    );
+    // Its lock is free, and it runs again as attempt 2.
+    assert!(
+        journal
+            .try_lock(production, JobId(job.0 + 1000), 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        journal
+            .release_lock(production, JobId(job.0 + 1000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(journal.start_attempt(job, 1).await.unwrap(), started(2));
+    // An attempt that is not the running one is not handed back.
+    journal.hand_back(job, 1).await.unwrap();
+    assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
+    journal
+        .end_attempt(job, 2, AttemptEnd::Succeeded { note: None })
+        .await
+        .unwrap();
+}
+
 async fn a_lock_has_one_holder_until_its_attempt_ends(journal: &dyn Journal) {
     let jobs = new_jobs(journal, "l1", &["a", "b"]).await;
     let (first, second) = (jobs[0].id, jobs[1].id);
@@ -820,6 +861,7 @@ conformance!(
     a_retry_is_neither_started_nor_read_back_before_its_backoff,
     queued_pages_stop_at_their_limit_or_byte_budget,
     unstarted_jobs_can_fail_and_free_their_locks,
+    an_attempt_handed_back_is_queued_again_as_an_interruption,
     a_lock_has_one_holder_until_its_attempt_ends,
     a_lock_is_released_only_from_the_job_named_as_its_holder,
     the_audit_trail_keeps_who_did_what_newest_first,
@@ -994,6 +1036,63 @@ async fn a_cancel_asked_on_one_host_reaches_the_attempt_running_on_another() {
         .await
         .expect("the running host is told");
     assert!(told.contains(&(job, by_mona)), "{told:?}");
+}
+
+#[tokio::test]
+async fn a_pending_cancel_is_passed_on_once_not_at_every_renewal() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    // Renewed every 100 ms.
+    let runner = host(&url, 600).await;
+    let job = new_jobs(&runner, "cancel-once", &["ci"]).await[0].id;
+    assert_eq!(runner.start_attempt(job, 0).await.unwrap(), started(1));
+    let by_mona = CancelReason::User { by: "mona".into() };
+    runner.request_cancel(job, &by_mona).await.unwrap();
+    let told = tokio::time::timeout(Duration::from_secs(30), runner.cancel_requested())
+        .await
+        .expect("told once");
+    assert_eq!(told, vec![(job, by_mona)]);
+    // Ten renewals later, still running and still asked to cancel: not told again.
+    let again = tokio::time::timeout(Duration::from_secs(1), runner.cancel_requested()).await;
+    assert!(again.is_err(), "told again: {again:?}");
+    assert_eq!(runner.job(job).await.unwrap().state, JobState::Running);
+}
+
+#[tokio::test]
+async fn an_attempt_whose_job_was_taken_from_this_host_is_reported_lost_at_once() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let runner = host(&url, 600).await;
+    let jobs = new_jobs(&runner, "taken-1", &["deployer", "ci"]).await;
+    let (taken, kept) = (jobs[0].id, jobs[1].id);
+    assert_eq!(runner.start_attempt(taken, 0).await.unwrap(), started(1));
+    assert_eq!(runner.start_attempt(kept, 0).await.unwrap(), started(1));
+    // As a host that found its lease expired would: queued again behind this host's back.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL WHERE id = $1",
+            &[&taken.0],
+        )
+        .await
+        .unwrap();
+    let lost = tokio::time::timeout(Duration::from_secs(30), runner.leases_lost())
+        .await
+        .expect("reported");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!((lost[0].job, lost[0].attempt), (taken, 1));
+    assert!(lost[0].until <= std::time::Instant::now());
+    // The other lease is renewed on, and never reported.
+    let more = tokio::time::timeout(Duration::from_secs(1), runner.leases_lost()).await;
+    assert!(more.is_err(), "{more:?}");
+    assert_eq!(runner.job(kept).await.unwrap().state, JobState::Running);
 }
 
 #[tokio::test]

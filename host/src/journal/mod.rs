@@ -61,9 +61,19 @@ impl JobState {
 pub struct PendingJob {
     pub id: JobId,
     pub plugin: String,
-    /// Attempts already made.
+    /// Attempts already made, those a graceful shutdown handed back included.
     pub attempts: u32,
+    /// Of `attempts`, those a graceful shutdown interrupted and handed back: they do not count
+    /// toward `max_attempts`, only toward `[workers] max_interruptions`.
+    pub interruptions: u32,
     pub delivery: Arc<Delivery>,
+}
+
+impl PendingJob {
+    /// Attempts that count toward `max_attempts`: those that ended, or that the host died in.
+    pub fn counted_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.interruptions)
+    }
 }
 
 /// A page of queued jobs read back from the journal.
@@ -157,6 +167,16 @@ pub(crate) fn started(number: u32) -> Option<Started> {
         number,
         cancel: None,
     })
+}
+
+/// An attempt whose lease this host lost (see [`Journal::leases_lost`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostLease {
+    pub job: JobId,
+    pub attempt: u32,
+    /// When the lease may expire in the database, by this host's clock: from then on another
+    /// host may run the job again.
+    pub until: std::time::Instant,
 }
 
 /// What [`Journal::supersede`] did.
@@ -451,13 +471,11 @@ pub trait Journal: Send + Sync {
     ) -> Result<bool, JournalError>;
 
     /// Hands back attempt `attempt` of `job`, which a graceful shutdown interrupted: the job is
-    /// queued again at once (its attempt counted, its locks freed) for another host to run,
-    /// rather than after its lease. A journal only one host writes does nothing: the job runs
-    /// again when this host restarts.
-    async fn hand_back(&self, job: JobId, attempt: u32) -> Result<(), JournalError> {
-        let _ = (job, attempt);
-        Ok(())
-    }
+    /// queued again at once, its locks freed, and the attempt recorded as an interruption
+    /// (it does not count toward `max_attempts`), so the job runs again: on another host
+    /// sharing the journal now, or on this one after its restart. Nothing happens when the job
+    /// is not running as that attempt (already handed back, or its lease was lost).
+    async fn hand_back(&self, job: JobId, attempt: u32) -> Result<(), JournalError>;
 
     /// Puts jobs left `running` (by a crash, or a shutdown past its grace period) back to
     /// `queued`, keeping their attempts, and returns how many. For start-up, before any job
@@ -509,6 +527,14 @@ pub trait Journal: Send + Sync {
     /// A journal only one host writes never completes it (the asking host cancels its own
     /// attempts). The same job may come again: cancelling twice keeps the first reason.
     async fn cancel_requested(&self) -> Vec<(JobId, CancelReason)> {
+        std::future::pending().await
+    }
+
+    /// Completes with attempts this host started whose leases it could not renew in time (its
+    /// connection to the journal failed): by `until` another host may take them, so they must
+    /// be stopped before then. The journal no longer renews them. A journal only one host
+    /// writes never completes it.
+    async fn leases_lost(&self) -> Vec<LostLease> {
         std::future::pending().await
     }
 

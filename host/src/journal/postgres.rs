@@ -7,7 +7,9 @@
 //!   attempts it started until they end; any host queues again the jobs whose leases expired
 //!   (their host died), keeping the dead attempt counted, and frees the locks they held. Ending
 //!   an attempt is fenced by its number: an attempt whose lease was lost cannot record its end
-//!   over the re-run's.
+//!   over the re-run's. Renewal runs on a connection of its own; a lease it could not renew for
+//!   half the lease period is reported lost (`Journal::leases_lost`), so the workers stop the
+//!   attempt before another host can take the job.
 //! - Workers wake on `LISTEN switchyard_queue` (one connection per host); a NOTIFY is sent in
 //!   the transaction that queues jobs. Polling (`sweep_interval`) is the fallback correctness
 //!   rests on: a NOTIFY is never the only record of anything.
@@ -18,7 +20,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -32,9 +34,9 @@ use switchyard_plugin_api::CancelReason;
 
 use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
-    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction,
-    PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started, Supersede,
-    cancel_reason, unix_millis,
+    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, LostLease,
+    NewAction, PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started,
+    Supersede, cancel_reason, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -152,6 +154,11 @@ CREATE TABLE catch_up_marks (
     updated_at TEXT NOT NULL
 );
 "#,
+    r#"
+-- Attempts a graceful shutdown interrupted and handed back, of `attempts`: they count toward
+-- `[workers] max_interruptions`, not toward the plugin's `max_attempts`.
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).
@@ -224,14 +231,27 @@ pub fn mask_url(url: &str) -> String {
 /// What the background tasks share with the journal.
 struct Shared {
     /// Attempts this journal started and has not seen end: their leases are renewed.
-    running: Mutex<HashMap<JobId, u32>>,
+    running: Mutex<HashMap<JobId, Lease>>,
     changed: Notify,
     lease: Duration,
     /// Cancellations of this host's attempts read while renewing their leases, not yet taken.
     cancels: Mutex<Vec<(JobId, CancelReason)>>,
     cancels_found: Notify,
+    /// Attempts whose leases this host could not renew in time, not yet taken.
+    lost: Mutex<Vec<LostLease>>,
+    lost_found: Notify,
     /// Renew (and so read cancellations) now rather than at the next tick.
     renew_now: Notify,
+}
+
+/// A lease this host holds, as its renewal sees it.
+struct Lease {
+    attempt: u32,
+    /// When the statement that last set it (the start, or a renewal) was sent: the lease lasts
+    /// at least until then plus the lease period, by the database's clock.
+    renewed: Instant,
+    /// Whether a cancellation asked of it was passed on already: it is passed on once.
+    cancel_told: bool,
 }
 
 pub struct PostgresJournal {
@@ -296,9 +316,20 @@ impl PostgresJournal {
             lease: settings.lease,
             cancels: Mutex::default(),
             cancels_found: Notify::new(),
+            lost: Mutex::default(),
+            lost_found: Notify::new(),
             renew_now: Notify::new(),
         });
-        let maintenance = tokio::spawn(maintain(
+        // Renewed six times per lease, and given up at half of it: a lease renewal missed for
+        // a third of the lease is a connection in trouble, and the rest of the lease is what
+        // the attempt has to stop in before another host may take it.
+        let renewing = tokio::spawn(renew_leases(
+            config.clone(),
+            tls.clone(),
+            Arc::clone(&shared),
+            settings.lease / 6,
+        ));
+        let rescuing = tokio::spawn(rescue_expired(
             pool.clone(),
             Arc::clone(&shared),
             settings.poll.min(settings.lease / 3),
@@ -308,7 +339,7 @@ impl PostgresJournal {
             pool,
             shared,
             poll: settings.poll,
-            tasks: vec![maintenance, listening],
+            tasks: vec![renewing, rescuing, listening],
         })
     }
 
@@ -358,7 +389,11 @@ fn connect_pool(
     if config.get_application_name().is_none() {
         config.application_name("switchyard");
     }
-    config.keepalives_idle(Duration::from_secs(30));
+    // A half-open connection (the server's host gone, a firewall dropping it) is noticed in
+    // about 20 s rather than the kernel's two hours.
+    config.keepalives_idle(Duration::from_secs(10));
+    config.keepalives_interval(Duration::from_secs(3));
+    config.keepalives_retries(3);
     let tls = match &settings.tls {
         Some(client) => {
             // Not `prefer`: with TLS on, a server without it is refused, not used in plain.
@@ -464,39 +499,190 @@ pub fn schema_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
-/// Every `interval`: renews the leases of this host's running attempts, queues again the jobs
-/// whose leases expired (on any host), and wakes the workers (the polling fallback).
-async fn maintain(pool: Pool, shared: Arc<Shared>, interval: Duration) {
+/// Every `interval`, and at once when a cancellation is asked: renews the leases of this host's
+/// running attempts, on a connection of its own (a pool saturated by other work must not cost a
+/// lease), and passes on the cancellations asked of them. An attempt whose lease was not
+/// renewed within half the lease period is lost: it is reported (see
+/// [`Journal::leases_lost`]) and renewed no more.
+async fn renew_leases(
+    config: tokio_postgres::Config,
+    tls: Tls,
+    shared: Arc<Shared>,
+    interval: Duration,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut connection: Option<tokio_postgres::Client> = None;
     loop {
-        // Asked to renew now (a cancellation was asked for): renew only, and rescue at the tick.
-        let ticked = tokio::select! {
-            _ = tick.tick() => true,
-            () = shared.renew_now.notified() => false,
-        };
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shared.renew_now.notified() => {}
+        }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = shared
             .running
             .lock()
             .unwrap()
             .iter()
-            .map(|(job, attempt)| (job.0, *attempt as i32))
+            .map(|(job, lease)| (job.0, lease.attempt as i32))
             .unzip();
-        if !ids.is_empty() {
-            match renew(&pool, &ids, &attempts, shared.lease).await {
-                Ok(cancels) if cancels.is_empty() => {}
-                Ok(cancels) => {
-                    shared.cancels.lock().unwrap().extend(cancels);
-                    shared.cancels_found.notify_one();
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot renew the leases of running jobs; trying again");
-                }
-            }
-        }
-        if !ticked {
+        if ids.is_empty() {
             continue;
         }
+        let sent = Instant::now();
+        // A statement that hangs (a half-open connection) is given up well before the lease.
+        let renewal = async {
+            let client = match connection.take() {
+                Some(client) if !client.is_closed() => client,
+                _ => connect(&config, &tls).await?,
+            };
+            let renewed = renew(&client, &ids, &attempts, shared.lease).await;
+            if renewed.is_ok() {
+                connection = Some(client);
+            }
+            renewed
+        };
+        match tokio::time::timeout(interval * 2, renewal).await {
+            Ok(Ok(renewed)) => shared.renewed(sent, &ids, &attempts, renewed),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot renew the leases of running jobs; trying again");
+            }
+            Err(_) => tracing::warn!("renewing the leases of running jobs timed out; reconnecting"),
+        }
+        shared.give_up_stale_leases();
+    }
+}
+
+/// A connection of its own, for the lease renewal.
+async fn connect(
+    config: &tokio_postgres::Config,
+    tls: &Tls,
+) -> Result<tokio_postgres::Client, JournalError> {
+    async fn spawned<T>(
+        config: &tokio_postgres::Config,
+        tls: T,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error>
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+        T::Stream: Send + 'static,
+    {
+        let (client, connection) = config.connect(tls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+    Ok(match tls {
+        Tls::Off => spawned(config, NoTls).await?,
+        Tls::Rustls(tls) => spawned(config, tls.clone()).await?,
+    })
+}
+
+impl Shared {
+    /// Marks the leases `renewed` returned (with the cancellations asked of them) as renewed at
+    /// `sent`. One of this host's attempts the renewal did not find is not running as that
+    /// attempt any more: ended meanwhile (it is forgotten), or queued again by another host.
+    fn renewed(
+        &self,
+        sent: Instant,
+        ids: &[i64],
+        attempts: &[i32],
+        renewed: Vec<(JobId, Option<CancelReason>)>,
+    ) {
+        let mut running = self.running.lock().unwrap();
+        let mut cancels = Vec::new();
+        let mut found = std::collections::HashSet::new();
+        for (job, cancel) in renewed {
+            found.insert(job);
+            let Some(lease) = running.get_mut(&job) else {
+                continue;
+            };
+            lease.renewed = sent;
+            if let Some(reason) = cancel.filter(|_| !lease.cancel_told) {
+                lease.cancel_told = true;
+                cancels.push((job, reason));
+            }
+        }
+        let mut lost = Vec::new();
+        for (&id, &attempt) in ids.iter().zip(attempts) {
+            let job = JobId(id);
+            let asked = running
+                .get(&job)
+                .is_some_and(|lease| lease.attempt as i32 == attempt);
+            if asked && !found.contains(&job) {
+                running.remove(&job);
+                lost.push(LostLease {
+                    job,
+                    attempt: attempt as u32,
+                    until: Instant::now(),
+                });
+            }
+        }
+        drop(running);
+        if !cancels.is_empty() {
+            self.cancels.lock().unwrap().extend(cancels);
+            self.cancels_found.notify_one();
+        }
+        self.report_lost(lost);
+    }
+
+    /// Gives up the leases not renewed for half the lease period: the attempt has the other
+    /// half to stop before another host may take the job.
+    fn give_up_stale_leases(&self) {
+        let mut lost = Vec::new();
+        self.running.lock().unwrap().retain(|job, lease| {
+            if lease.renewed.elapsed() < self.lease / 2 {
+                return true;
+            }
+            lost.push(LostLease {
+                job: *job,
+                attempt: lease.attempt,
+                until: lease.renewed + self.lease,
+            });
+            false
+        });
+        self.report_lost(lost);
+    }
+
+    fn report_lost(&self, lost: Vec<LostLease>) {
+        if lost.is_empty() {
+            return;
+        }
+        for lease in &lost {
+            tracing::error!(job = %lease.job, attempt = lease.attempt, "lost the lease of a running job; stopping it before another host takes it");
+        }
+        self.lost.lock().unwrap().extend(lost);
+        self.lost_found.notify_one();
+    }
+}
+
+/// Renews the leases of this host's attempts `ids`, and returns those it renewed, each with the
+/// cancellation asked of it.
+async fn renew(
+    client: &tokio_postgres::Client,
+    ids: &[i64],
+    attempts: &[i32],
+    lease: Duration,
+) -> Result<Vec<(JobId, Option<CancelReason>)>, JournalError> {
+    let rows = client
+        .query(
+            "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
+             FROM unnest($1::bigint[], $2::integer[]) AS mine (id, attempt)
+             WHERE jobs.id = mine.id AND jobs.attempts = mine.attempt AND jobs.state = 'running'
+             RETURNING jobs.id, jobs.cancel_reason",
+            &[&ids, &attempts, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (JobId(row.get(0)), cancel_reason(row.get(1))))
+        .collect())
+}
+
+/// Every `interval`: queues again the jobs whose leases expired (on any host), and wakes the
+/// workers (the polling fallback).
+async fn rescue_expired(pool: Pool, shared: Arc<Shared>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
         match rescue(&pool).await {
             Ok(0) => {}
             Ok(rescued) => {
@@ -509,31 +695,6 @@ async fn maintain(pool: Pool, shared: Arc<Shared>, interval: Duration) {
         }
         shared.changed.notify_one();
     }
-}
-
-/// Renews the leases of this host's attempts `ids`, and returns the cancellations asked of them.
-async fn renew(
-    pool: &Pool,
-    ids: &[i64],
-    attempts: &[i32],
-    lease: Duration,
-) -> Result<Vec<(JobId, CancelReason)>, JournalError> {
-    let client = pool.get().await.map_err(pool_error)?;
-    let statement = client
-        .prepare_cached(
-            "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
-             FROM unnest($1::bigint[], $2::integer[]) AS mine (id, attempt)
-             WHERE jobs.id = mine.id AND jobs.attempts = mine.attempt AND jobs.state = 'running'
-             RETURNING jobs.id, jobs.cancel_reason",
-        )
-        .await?;
-    let rows = client
-        .query(&statement, &[&ids, &attempts, &lease.as_secs_f64()])
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| Some((JobId(row.get(0)), cancel_reason(row.get(1))?)))
-        .collect())
 }
 
 /// Queues again the jobs whose leases expired and frees their locks, keeping their attempts
@@ -719,6 +880,7 @@ impl Journal for PostgresJournal {
                     id: JobId(row.get(0)),
                     plugin: row.get(1),
                     attempts: 0,
+                    interruptions: 0,
                     delivery: Arc::clone(&delivery),
                 });
             }
@@ -736,6 +898,7 @@ impl Journal for PostgresJournal {
         attempts: u32,
     ) -> Result<Option<Started>, JournalError> {
         // Committed before it answers: on PostgreSQL a start is its own transaction.
+        let sent = Instant::now();
         let rows = self
             .query(
                 "WITH claimed AS (
@@ -762,11 +925,13 @@ impl Journal for PostgresJournal {
             cancel: cancel_reason(row.get(1)),
         });
         if let Some(started) = &started {
-            self.shared
-                .running
-                .lock()
-                .unwrap()
-                .insert(job, started.number);
+            let lease = Lease {
+                attempt: started.number,
+                renewed: sent,
+                // Told as the attempt starts (`Started::cancel`).
+                cancel_told: started.cancel.is_some(),
+            };
+            self.shared.running.lock().unwrap().insert(job, lease);
         }
         Ok(started)
     }
@@ -850,7 +1015,8 @@ impl Journal for PostgresJournal {
         let tx = client.transaction().await?;
         let queued = tx
             .execute(
-                "UPDATE jobs SET state = 'queued', lease_until = NULL
+                "UPDATE jobs SET state = 'queued', lease_until = NULL,
+                        interruptions = interruptions + 1
                  WHERE id = $1 AND attempts = $2 AND state = 'running'",
                 &[&job.0, &(attempt as i32)],
             )
@@ -880,7 +1046,7 @@ impl Journal for PostgresJournal {
         let rows = self
             .query(
                 "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
-                        d.received_at, d.payload, d.sender
+                        d.received_at, d.payload, d.sender, j.interruptions
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE j.state = 'queued' AND j.id >= $1
                    AND (j.not_before IS NULL OR j.not_before <= $3)
@@ -895,6 +1061,7 @@ impl Journal for PostgresJournal {
                 id: JobId(row.get(0)),
                 plugin: row.get(1),
                 attempts: row.get::<_, i32>(2) as u32,
+                interruptions: row.get::<_, i32>(10) as u32,
                 delivery,
             };
             if !page.push(job) {
@@ -1182,6 +1349,16 @@ impl Journal for PostgresJournal {
             .await?;
         tx.commit().await?;
         Ok(state)
+    }
+
+    async fn leases_lost(&self) -> Vec<LostLease> {
+        loop {
+            let found = std::mem::take(&mut *self.shared.lost.lock().unwrap());
+            if !found.is_empty() {
+                return found;
+            }
+            self.shared.lost_found.notified().await;
+        }
     }
 
     async fn cancel_requested(&self) -> Vec<(JobId, CancelReason)> {

@@ -14,20 +14,48 @@ pub struct Attempt {
     pub job: JobId,
     /// 1 for the first.
     pub number: u32,
+    /// Earlier attempts of the job a graceful shutdown interrupted and handed back.
+    pub interruptions: u32,
+    /// Whether the job gets another attempt should this one die with its host (its lease
+    /// lost): fewer than `max_attempts` counted so far, this one included.
+    pub attempts_left: bool,
     reason: OnceLock<CancelReason>,
     cancel: CancellationToken,
+    /// Ends the cancel grace early: the host needs the time (its shutdown's bookkeeping, a
+    /// lease about to expire).
+    grace_over: CancellationToken,
     ended: CancellationToken,
 }
 
 impl Attempt {
     pub fn new(job: JobId, number: u32) -> Arc<Self> {
+        Self::of(job, number, 0, true)
+    }
+
+    /// Attempt `number` of `job`, after `interruptions` handed back, with `attempts_left`
+    /// should it die with its host.
+    pub fn of(job: JobId, number: u32, interruptions: u32, attempts_left: bool) -> Arc<Self> {
         Arc::new(Self {
             job,
             number,
+            interruptions,
+            attempts_left,
             reason: OnceLock::new(),
             cancel: CancellationToken::new(),
+            grace_over: CancellationToken::new(),
             ended: CancellationToken::new(),
         })
+    }
+
+    /// Ends the cancel grace now (or at once if the attempt is cancelled later): its commands
+    /// die and its future is dropped.
+    pub fn end_grace(&self) {
+        self.grace_over.cancel();
+    }
+
+    /// Completes once the grace is ended early.
+    pub async fn grace_ended(&self) {
+        self.grace_over.cancelled().await;
     }
 
     /// Asks the plugin to stop, for `reason`. The first reason given is the one it sees.

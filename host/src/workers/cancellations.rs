@@ -16,11 +16,15 @@ use switchyard_plugin_api::{CancelAnswer, CancelReason, HostError, Superseding};
 use tokio_util::sync::CancellationToken;
 
 use super::Attempt;
-use crate::journal::{JobId, JobState, Journal, JournalError, Supersede};
+use crate::journal::{JobId, JobState, Journal, JournalError, LostLease, Supersede};
 
 /// How long a cancel asked of a running job no attempt here had registered is kept for one
 /// that registers: far longer than the moment between a start and its registration.
 const EARLY_CANCEL_KEPT: Duration = Duration::from_secs(60);
+
+/// How long before a lost lease may expire the attempt's grace ends: its commands are dead
+/// before another host could start the job.
+const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
 /// The attempts running on this host, and the way to cancel any job. Cheap to clone.
 #[derive(Clone)]
@@ -145,19 +149,45 @@ impl Cancellations {
         false
     }
 
-    /// Passes on the cancellations other hosts ask of attempts running here, until `stopping`.
-    pub(super) async fn follow_journal(self, stopping: CancellationToken) {
+    /// Passes on the cancellations other hosts ask of attempts running here, and stops those
+    /// whose leases this host lost, until `stopped` (the end of the shutdown's grace).
+    pub(super) async fn follow_journal(self, stopped: CancellationToken) {
         loop {
-            let asked = tokio::select! {
-                asked = self.journal.cancel_requested() => asked,
-                () = stopping.cancelled() => return,
-            };
-            for (job, reason) in asked {
-                if self.cancel_here(job, reason.clone()) {
-                    tracing::info!(%job, %reason, "job cancelled from another host");
+            tokio::select! {
+                asked = self.journal.cancel_requested() => {
+                    for (job, reason) in asked {
+                        if self.cancel_here(job, reason.clone()) {
+                            tracing::info!(%job, %reason, "job cancelled from another host");
+                        }
+                    }
                 }
+                lost = self.journal.leases_lost() => {
+                    for lease in lost {
+                        self.lease_lost(lease);
+                    }
+                }
+                () = stopped.cancelled() => return,
             }
         }
+    }
+
+    /// Stops the attempt whose lease was lost: the plugin is told, and its grace ends (its
+    /// commands killed) a little before another host may take the job.
+    fn lease_lost(&self, lease: LostLease) {
+        let attempt = self.running().get(&lease.job).cloned();
+        let Some(attempt) = attempt.filter(|attempt| attempt.number == lease.attempt) else {
+            return;
+        };
+        attempt.cancel(CancelReason::LeaseLost {
+            runs_again: attempt.attempts_left,
+        });
+        let grace_until = lease.until.checked_sub(LEASE_MARGIN).unwrap_or(lease.until);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(grace_until.into()) => attempt.end_grace(),
+                () = attempt.ended() => {}
+            }
+        });
     }
 
     pub(super) fn running(&self) -> MutexGuard<'_, HashMap<JobId, Arc<Attempt>>> {

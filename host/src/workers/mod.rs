@@ -58,6 +58,14 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// Longest pause between tries to record an attempt's end the journal refused (a full disk).
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// Most of the shutdown grace kept for the host's own bookkeeping once plugins' graces are
+/// over: handing interrupted jobs back, their log notes, their workspaces. Half the grace when
+/// that is less.
+const BOOKKEEPING: Duration = Duration::from_secs(3);
+
+/// Longest wait for each hand-back the workers could not do themselves within the grace.
+const LATE_HAND_BACK: Duration = Duration::from_secs(2);
+
 /// What the workers need from the rest of the host.
 pub struct WorkerDeps {
     pub journal: Arc<dyn Journal>,
@@ -73,6 +81,8 @@ pub struct WorkerDeps {
     pub retry_backoff: Duration,
     /// How long a cancelled plugin has to post a final status and return.
     pub cancel_grace: Duration,
+    /// Graceful shutdowns a job may be interrupted by before it is given up.
+    pub max_interruptions: u32,
 }
 
 /// The job runner. Cheap to clone.
@@ -89,6 +99,9 @@ struct Inner {
     running: AtomicUsize,
     tasks: TaskTracker,
     stopping: CancellationToken,
+    /// Set once the shutdown is over: until then cancellations and lost leases the journal
+    /// reports still reach running attempts.
+    stopped: CancellationToken,
 }
 
 /// Jobs waiting for a worker.
@@ -133,6 +146,7 @@ impl Workers {
                 running: AtomicUsize::new(0),
                 tasks: TaskTracker::new(),
                 stopping: CancellationToken::new(),
+                stopped: CancellationToken::new(),
                 deps,
             }),
         };
@@ -145,12 +159,9 @@ impl Workers {
             .inner
             .tasks
             .spawn(async move { inner.sweep().await });
+        // Not tracked: it runs through the shutdown's grace, which waits for the tracked tasks.
         let cancellations = workers.inner.cancellations().clone();
-        let stopping = workers.inner.stopping.clone();
-        workers
-            .inner
-            .tasks
-            .spawn(cancellations.follow_journal(stopping));
+        tokio::spawn(cancellations.follow_journal(workers.inner.stopped.clone()));
         workers
     }
 
@@ -190,26 +201,47 @@ impl Workers {
     }
 
     /// Stops starting jobs at once and gives running ones `grace` to finish. Those still
-    /// running when only their cancel grace is left are cancelled (reason: shutdown), so they
-    /// can say on GitHub that they will run again; their ends are not recorded, and they run
-    /// again after the restart. Returns whether every job ended within the grace.
+    /// running when only their cancel grace (and the host's bookkeeping) is left are cancelled
+    /// (reason: shutdown), so they can say on GitHub that they will run again; they are handed
+    /// back to the journal as interrupted, not failed, and run again (after the restart, or on
+    /// another host now). A job interrupted `max_interruptions` times is told it is given up,
+    /// and failed. Plugins' graces end early enough for the hand-backs to happen within
+    /// `grace`, whatever the plugins do. Returns whether every job ended within the grace.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         let inner = &self.inner;
         inner.stopping.cancel();
         inner.tasks.close();
-        let cancel_after = grace.saturating_sub(inner.deps.cancel_grace);
-        if tokio::time::timeout(cancel_after, inner.tasks.wait())
-            .await
-            .is_ok()
-        {
-            return true;
+        let begun = tokio::time::Instant::now();
+        let plugins_until = begun + grace - BOOKKEEPING.min(grace / 2);
+        let cancel_at = plugins_until
+            .checked_sub(inner.deps.cancel_grace)
+            .unwrap_or(begun)
+            .max(begun);
+        let ended = inner.within(cancel_at).await
+            || {
+                for attempt in inner.running_attempts() {
+                    attempt.cancel(inner.shutdown_reason(&attempt));
+                }
+                inner.within(plugins_until).await
+            }
+            || {
+                for attempt in inner.running_attempts() {
+                    attempt.end_grace();
+                }
+                inner.within(begun + grace).await
+            };
+        if !ended {
+            // A worker still busy past the grace (the journal slow to answer): its job is
+            // handed back from here, so that it is not left `running` until a lease expires.
+            for attempt in inner.running_attempts() {
+                let handing = inner.deps.journal.hand_back(attempt.job, attempt.number);
+                if let Ok(Err(error)) = tokio::time::timeout(LATE_HAND_BACK, handing).await {
+                    tracing::warn!(job = %attempt.job, %error, "cannot hand the interrupted job back");
+                }
+            }
         }
-        for attempt in inner.running_attempts() {
-            attempt.cancel(CancelReason::Shutdown);
-        }
-        tokio::time::timeout(grace - cancel_after, inner.tasks.wait())
-            .await
-            .is_ok()
+        inner.stopped.cancel();
+        ended
     }
 
     /// Cancels job `job` for `reason`, on whichever host runs it (see [`Cancellations`]), and
@@ -243,6 +275,23 @@ impl Inner {
 
     fn running_attempts(&self) -> Vec<Arc<Attempt>> {
         self.attempts().values().cloned().collect()
+    }
+
+    /// Whether every tracked task ended by `deadline`.
+    async fn within(&self, deadline: tokio::time::Instant) -> bool {
+        tokio::time::timeout_at(deadline, self.tasks.wait())
+            .await
+            .is_ok()
+    }
+
+    /// What a shutdown tells `attempt`: it runs again, unless this is the interruption that
+    /// reaches `max_interruptions`.
+    fn shutdown_reason(&self, attempt: &Attempt) -> CancelReason {
+        let interruptions = attempt.interruptions + 1;
+        match interruptions >= self.deps.max_interruptions {
+            true => CancelReason::ShutdownGivenUp { interruptions },
+            false => CancelReason::Shutdown,
+        }
     }
 
     /// Every so often, reads back queued jobs that nothing holds in memory: a retry that came
@@ -360,12 +409,23 @@ impl Inner {
             self.fail_unstarted(&job, error).await;
             return;
         };
-        if job.attempts >= plugin.entry.max_attempts {
-            // Only a job whose attempts all ended with the host stopping (a crash, or a
-            // shutdown past its grace period) gets here: do not let it loop forever.
+        let max_interruptions = self.deps.max_interruptions;
+        if job.interruptions >= max_interruptions {
+            // The shutdown that reached the ceiling failed the job itself; only a lowered
+            // ceiling gets here.
+            let error = format!(
+                "interrupted by host shutdowns {} times; given up ([workers] max_interruptions = {max_interruptions})",
+                job.interruptions
+            );
+            self.fail_unstarted(&job, error).await;
+            return;
+        }
+        if job.counted_attempts() >= plugin.entry.max_attempts {
+            // Only a job whose attempts all ended with the host dying (a crash, a lost lease)
+            // gets here: do not let it loop forever.
             let error = format!(
                 "gave up after {} attempts: the host stopped during each",
-                job.attempts
+                job.counted_attempts()
             );
             self.fail_unstarted(&job, error).await;
             return;
@@ -388,7 +448,9 @@ impl Inner {
             }
         };
         let number = started.number;
-        let attempt = Attempt::new(job.id, number);
+        let counted = number.saturating_sub(job.interruptions);
+        let attempts_left = counted < plugin.entry.max_attempts;
+        let attempt = Attempt::of(job.id, number, job.interruptions, attempts_left);
         // Cancelled while it was queued: the plugin is told at once, and posts its final word.
         if let Some(reason) = started.cancel {
             attempt.cancel(reason);
@@ -399,48 +461,41 @@ impl Inner {
         // Over: its services close and whatever they were doing stops, before anything else.
         attempt.end();
         self.attempts().remove(&job.id);
-        let interrupted = attempt
-            .cancel_reason()
-            .is_some_and(CancelReason::runs_again);
-        // Stopped on purpose (a person, a newer job): not something to try again.
+        // Stopped on purpose (a person, a newer job, too many shutdowns): not to try again.
         let stopped = matches!(
             attempt.cancel_reason(),
-            Some(CancelReason::User { .. } | CancelReason::Superseded { .. })
+            Some(
+                CancelReason::User { .. }
+                    | CancelReason::Superseded { .. }
+                    | CancelReason::ShutdownGivenUp { .. }
+            )
         );
         let end = match result {
             Ok(Outcome::Done) => AttemptEnd::Succeeded { note: None },
             Ok(Outcome::Skipped(reason)) => AttemptEnd::Succeeded {
                 note: Some(format!("skipped: {reason}")),
             },
-            Err(error) if interrupted => {
-                tracing::info!(job = %job.id, plugin = %job.plugin, %error, "job interrupted by the shutdown; it runs again after the restart");
-                self.note(
-                    job.id,
-                    "interrupted by the shutdown; runs again after the restart",
-                )
-                .await;
-                self.deps.services.checkouts.clean(job.id).await;
-                // Another host sharing the journal can run it now rather than after its lease.
-                if let Err(error) = self.deps.journal.hand_back(job.id, number).await {
-                    tracing::warn!(job = %job.id, %error, "cannot hand the interrupted job back; it runs again once its lease expires");
-                }
-                self.deps
-                    .metrics
-                    .jobs
-                    .with_label_values(&[&job.plugin, "interrupted"])
-                    .inc();
+            Err(error) if attempt.cancel_reason() == Some(&CancelReason::Shutdown) => {
+                self.hand_back(&job, number, &error).await;
                 return;
             }
-            Err(error) if error.retryable && !stopped && number < plugin.entry.max_attempts => {
-                let backoff = self.deps.retry_backoff * 2u32.saturating_pow(number - 1);
-                AttemptEnd::WillRetry {
-                    error: error.message,
-                    not_before: unix_millis() + backoff.as_millis() as u64,
+            Err(error) => {
+                if let Some(reason @ CancelReason::LeaseLost { .. }) = attempt.cancel_reason() {
+                    self.lease_lost(&job, number, reason, &error).await;
+                    return;
+                }
+                if error.retryable && !stopped && attempts_left {
+                    let backoff = self.deps.retry_backoff * 2u32.saturating_pow(counted - 1);
+                    AttemptEnd::WillRetry {
+                        error: error.message,
+                        not_before: unix_millis() + backoff.as_millis() as u64,
+                    }
+                } else {
+                    AttemptEnd::Failed {
+                        error: error.message,
+                    }
                 }
             }
-            Err(error) => AttemptEnd::Failed {
-                error: error.message,
-            },
         };
         let outcome = match &end {
             AttemptEnd::Succeeded { note: None } => "succeeded",
@@ -470,6 +525,47 @@ impl Inner {
         let inner = Arc::clone(self);
         self.tasks
             .spawn(async move { inner.finish(job, number, end).await });
+    }
+
+    /// A job a graceful shutdown interrupted: handed back to the journal as interrupted, so it
+    /// runs again (on another host now, or here after the restart), then its workspace goes.
+    async fn hand_back(&self, job: &PendingJob, number: u32, error: &PluginError) {
+        tracing::info!(job = %job.id, plugin = %job.plugin, %error, "job interrupted by the shutdown; it runs again after the restart");
+        self.note(
+            job.id,
+            "interrupted by the shutdown; runs again after the restart",
+        )
+        .await;
+        if let Err(error) = self.deps.journal.hand_back(job.id, number).await {
+            tracing::warn!(job = %job.id, %error, "cannot hand the interrupted job back; it runs again after the restart, or once its lease expires");
+        }
+        self.deps.services.checkouts.clean(job.id).await;
+        self.deps
+            .metrics
+            .jobs
+            .with_label_values(&[&job.plugin, "interrupted"])
+            .inc();
+    }
+
+    /// A job stopped because this host lost its lease: nothing is recorded (the journal cannot
+    /// be reached, or another host has the job already); the lease expires and any host queues
+    /// the job again, this attempt counted.
+    async fn lease_lost(
+        &self,
+        job: &PendingJob,
+        number: u32,
+        reason: &CancelReason,
+        error: &PluginError,
+    ) {
+        tracing::warn!(job = %job.id, plugin = %job.plugin, attempt = number, %error, "job stopped: {reason}");
+        self.note(job.id, &format!("attempt {number} {reason}"))
+            .await;
+        self.deps.services.checkouts.clean(job.id).await;
+        self.deps
+            .metrics
+            .jobs
+            .with_label_values(&[&job.plugin, "lease_lost"])
+            .inc();
     }
 
     /// Cleans up after an attempt, records its end (which frees its locks), and schedules its
@@ -553,7 +649,12 @@ impl Inner {
             .cloned()
             .expect("cancelled before the grace");
         let grace = self.deps.cancel_grace;
-        match tokio::time::timeout(grace, &mut task).await {
+        // Cut short when the host needs the time (see `Attempt::end_grace`).
+        let finished = tokio::select! {
+            joined = tokio::time::timeout(grace, &mut task) => joined.map_err(|_| false),
+            () = attempt.grace_ended() => Err(true),
+        };
+        match finished {
             // It finished its work anyway: that stands.
             Ok(Ok(Ok(outcome))) => Ok(outcome),
             Ok(joined) => Err(PluginError::fatal(match joined_result(joined) {
@@ -562,11 +663,14 @@ impl Inner {
                 Err(error) => format!("{reason}: {}", error.message),
                 Ok(_) => reason.to_string(),
             })),
-            Err(_) => {
+            Err(cut_short) => {
                 task.abort();
+                let grace = match cut_short {
+                    true => "the time the host had left".to_owned(),
+                    false => format!("the {} s cancel grace", grace.as_secs()),
+                };
                 Err(PluginError::fatal(format!(
-                    "{reason}; it did not stop within the {} s cancel grace",
-                    grace.as_secs()
+                    "{reason}; it did not stop within {grace}"
                 )))
             }
         }

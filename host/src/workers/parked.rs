@@ -17,6 +17,7 @@ pub(super) struct Parked {
     pub id: JobId,
     plugin: String,
     attempts: u32,
+    interruptions: u32,
     /// The delivery, its payload compressed (shared by the jobs of one delivery) unless it
     /// was read back from the journal, which has just decompressed it.
     delivery: Arc<Delivery>,
@@ -38,6 +39,7 @@ impl Parked {
                 id: job.id,
                 plugin: job.plugin,
                 attempts: job.attempts,
+                interruptions: job.interruptions,
                 delivery: Arc::clone(&delivery),
                 compressed: true,
             })
@@ -50,6 +52,7 @@ impl Parked {
             id: job.id,
             plugin: job.plugin,
             attempts: job.attempts,
+            interruptions: job.interruptions,
             delivery: job.delivery,
             compressed: false,
         }
@@ -77,6 +80,7 @@ impl Parked {
             id: self.id,
             plugin: self.plugin,
             attempts: self.attempts,
+            interruptions: self.interruptions,
             delivery,
         }
     }
@@ -108,6 +112,7 @@ mod tests {
             id: JobId(if plugin == "ci" { 1 } else { 2 }),
             plugin: plugin.into(),
             attempts: 0,
+            interruptions: 0,
             delivery: Arc::clone(&delivery),
         });
         let parked = Parked::all(jobs.to_vec());

@@ -318,9 +318,13 @@ async fn sigterm_with_a_log_viewer_attached_exits_within_the_grace_and_starts_no
         (JobState::Queued, 0),
         "a queued job started during the shutdown ({took:?})"
     );
-    // The running one was told, and was not recorded as ended: it runs after the restart.
+    // The running one was told, and handed back as interrupted, not ended: it runs after the
+    // restart.
     let interrupted = journal.job(running).await.unwrap();
-    assert_eq!(interrupted.state, JobState::Running);
+    assert_eq!(
+        (interrupted.state, interrupted.attempts),
+        (JobState::Queued, 1)
+    );
     let host_log = std::fs::read_to_string(&log).unwrap();
     assert!(
         host_log.contains("interrupted by the shutdown"),

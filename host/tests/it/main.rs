@@ -18,6 +18,7 @@ mod github_app; // as a GitHub App: JWT, cached and narrowed tokens, skew, refus
 mod hostile; // slow, silent, huge and many clients; stalled log readers; log links need their key
 mod ingress; // signed deliveries, every bad input's answer, replays, form bodies
 mod ingress_properties; // arbitrary bytes, headers and form bodies: documented answers only
+mod leases; // hosts on PostgreSQL: a job through three rolling restarts, a cut database connection stops a deploy in time, SIGHUP while starting
 mod lifecycle; // services closed at a job's end, shutdown in its grace, retries, refused ends, contained plugins
 mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
@@ -29,5 +30,6 @@ mod reload; // live reload under load, bad edits, libraries rebuilt in place
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups
 mod sandbox; // hostile builds reach nothing of the host; limits, pass_env, binds, no bubblewrap
 mod service; // install.sh's layout and credentials, the systemd unit verified
+mod shutdowns; // SIGTERM: a running job handed back as interrupted and run again, whatever its plugin does; the interruption ceiling
 mod tls; // HTTPS with the configured certificate, renewed on SIGHUP; bad files refused
 mod try_out; // a deploy tried locally: --github-stand-in, send --example with --set, no token

@@ -109,7 +109,7 @@ impl Reporter<'_> {
             Ending::TimedOut { secs } => format!("timed out after {secs} s"),
             Ending::Errored(error) => format!("errored: {error}"),
             Ending::Superseded { newer_sha } => format!("superseded by {}", short_sha(newer_sha)),
-            Ending::Cancelled(reason) if reason.runs_again() => {
+            Ending::Cancelled(CancelReason::Shutdown) => {
                 "interrupted; runs again after the restart".to_owned()
             }
             Ending::Cancelled(reason) => reason.to_string(),

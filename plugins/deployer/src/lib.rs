@@ -158,8 +158,11 @@ impl Deployer {
             // Told by the host (the job's timeout, a shutdown, a person): say so on GitHub
             // within the cancel grace. A shutdown's deploy runs again after the restart.
             reason = host.cancelled() => {
-                if reason.runs_again() {
+                if reason == CancelReason::Shutdown {
                     let description = format!("Deploy of {short} interrupted; runs again after the restart");
+                    report.status(DeploymentState::Queued, &description).await?;
+                } else if reason.runs_again() {
+                    let description = format!("Deploy of {short} {reason}");
                     report.status(DeploymentState::Queued, &description).await?;
                 } else {
                     let description = format!("Deploy of {short} {reason}");

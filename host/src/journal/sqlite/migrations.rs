@@ -145,6 +145,11 @@ CREATE TABLE recent_delivery_ids (
     id  TEXT NOT NULL
 );
 "#,
+    r#"
+-- Attempts a graceful shutdown interrupted and handed back, of `attempts`: they count toward
+-- `[workers] max_interruptions`, not toward the plugin's `max_attempts`.
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Applies the migrations not applied yet. Runs before foreign keys are turned on: a migration

@@ -266,6 +266,7 @@ impl Journal for SqliteJournal {
                         id,
                         plugin,
                         attempts: 0,
+                        interruptions: 0,
                         delivery: Arc::clone(&delivery),
                     })
                     .collect(),
@@ -329,6 +330,25 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn hand_back(&self, job: JobId, attempt: u32) -> Result<(), JournalError> {
+        self.write(move |conn| {
+            all_or_nothing(conn, || {
+                let queued = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = 'queued', interruptions = interruptions + 1
+                         WHERE id = ?1 AND attempts = ?2 AND state = 'running'",
+                    )?
+                    .execute(params![job.0, attempt])?;
+                if queued == 1 {
+                    conn.prepare_cached("DELETE FROM locks WHERE job = ?1")?
+                        .execute(params![job.0])?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn requeue_interrupted(&self) -> Result<usize, JournalError> {
         self.write(|conn| {
             all_or_nothing(conn, || {
@@ -356,7 +376,7 @@ impl Journal for SqliteJournal {
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(
                     "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
-                        d.received_at, d.payload, d.sender
+                        d.received_at, d.payload, d.sender, j.interruptions
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE j.state = 'queued' AND j.id >= ?1
                    AND (j.not_before IS NULL OR j.not_before <= ?3)
@@ -373,6 +393,7 @@ impl Journal for SqliteJournal {
                         id: JobId(row.get(0)?),
                         plugin: row.get(1)?,
                         attempts: row.get(2)?,
+                        interruptions: row.get(10)?,
                         delivery,
                     };
                     if !page.push(job) {

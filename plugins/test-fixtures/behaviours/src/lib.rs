@@ -31,11 +31,14 @@ enum Behaviour {
         #[serde(default)]
         permissions: Option<Permissions>,
     },
-    /// Runs a shell command through the host.
+    /// Runs a shell command through the host, holding the lock `lock` (waiting for it) when
+    /// one is named.
     Run {
         script: String,
         #[serde(default)]
         timeout_secs: Option<u64>,
+        #[serde(default)]
+        lock: Option<String>,
     },
     /// Refuses to start, as a plugin with bad settings would.
     RefuseToStart,
@@ -49,6 +52,15 @@ enum Behaviour {
     BlockThreadFor { prefix: String, millis: u64 },
     /// Waits for the host to cancel the job, logs the reason, and fails with it.
     AwaitCancel,
+    /// Counts its runs in `{dir}/runs`. The first `interrupted` runs wait for the host to cancel
+    /// them, write the reason as a line of `{dir}/reasons`, and fail with it (or, with
+    /// `ignore_cancel`, go on waiting until the host drops them); later runs succeed.
+    Interruptible {
+        dir: PathBuf,
+        interrupted: usize,
+        #[serde(default)]
+        ignore_cancel: bool,
+    },
 }
 
 struct Behaving(Behaviour);
@@ -118,7 +130,11 @@ impl Plugin for Behaving {
             Behaviour::Run {
                 script,
                 timeout_secs,
+                lock,
             } => {
+                if let Some(lock) = lock {
+                    host.lock(lock).await?;
+                }
                 let mut request = RunRequest::shell(script.clone());
                 request.timeout_secs = *timeout_secs;
                 let output = host.run(&request).await?;
@@ -152,6 +168,32 @@ impl Plugin for Behaving {
             Behaviour::AwaitCancel => {
                 let reason = host.cancelled().await;
                 host.log(format!("cancelled: {reason}")).await;
+                Err(PluginError::fatal(format!("stopped: {reason}")))
+            }
+            Behaviour::Interruptible {
+                dir,
+                interrupted,
+                ignore_cancel,
+            } => {
+                let append = |file: &str, line: String| {
+                    use std::io::Write as _;
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.join(file))
+                        .map_err(|e| PluginError::fatal(e.to_string()))?;
+                    writeln!(file, "{line}").map_err(|e| PluginError::fatal(e.to_string()))
+                };
+                append("runs", format!("attempt {}", event.job.attempt))?;
+                let runs = std::fs::read_to_string(dir.join("runs")).unwrap_or_default();
+                if runs.lines().count() > *interrupted {
+                    return Ok(Outcome::Done);
+                }
+                let reason = host.cancelled().await;
+                append("reasons", reason.to_string())?;
+                if *ignore_cancel {
+                    std::future::pending::<()>().await;
+                }
                 Err(PluginError::fatal(format!("stopped: {reason}")))
             }
             Behaviour::RefuseToStart | Behaviour::PanicInSubscriptions => {
