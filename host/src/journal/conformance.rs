@@ -246,8 +246,10 @@ async fn unstarted_jobs_can_fail_and_free_their_locks(journal: &dyn Journal) {
 }
 
 async fn an_attempt_handed_back_is_queued_again_as_an_interruption(journal: &dyn Journal) {
-    let job = new_jobs(journal, "h1", &["deployer"]).await[0].id;
+    let jobs = new_jobs(journal, "h1", &["deployer", "other"]).await;
+    let (job, other) = (jobs[0].id, jobs[1].id);
     assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
+    assert_eq!(journal.start_attempt(other, 0).await.unwrap(), started(1));
     let production = "deploy:o/r:production";
     assert!(journal.try_lock(production, job, 1).await.unwrap());
     journal.hand_back(job, 1).await.unwrap();
@@ -264,18 +266,8 @@ async fn an_attempt_handed_back_is_queued_again_as_an_interruption(journal: &dyn
         "an interruption is not an attempt"
     );
     // Its lock is free, and it runs again as attempt 2.
-    assert!(
-        journal
-            .try_lock(production, JobId(job.0 + 1000), 1)
-            .await
-            .unwrap()
-    );
-    assert!(
-        journal
-            .release_lock(production, JobId(job.0 + 1000))
-            .await
-            .unwrap()
-    );
+    assert!(journal.try_lock(production, other, 1).await.unwrap());
+    assert!(journal.release_lock(production, other).await.unwrap());
     assert_eq!(journal.start_attempt(job, 1).await.unwrap(), started(2));
     // An attempt that is not the running one is not handed back.
     journal.hand_back(job, 1).await.unwrap();
