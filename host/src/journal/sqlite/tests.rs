@@ -515,3 +515,55 @@ async fn writes_are_answered_once_synced_while_the_writer_goes_on_and_a_failed_s
     assert!(journal.ping().await.is_err());
     assert_eq!(disk.syncs(), syncs, "synced again after a failed sync");
 }
+
+#[tokio::test]
+async fn after_a_failed_sync_no_job_starts_readiness_fails_and_after_the_restart_each_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let disk = Disk::default();
+    disk.set(true, false);
+    let journal = SqliteJournal::open_with(&path, |_| Ok(disk.sync())).unwrap();
+    let mut held = Vec::new();
+    for n in 0..40 {
+        held.extend(new_jobs(&journal, &format!("d-{n}"), &["a", "b"]).await);
+    }
+    let ran_before = held.remove(0).id;
+    assert!(
+        journal
+            .start_attempt(ran_before, 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    journal.settled().await;
+
+    disk.set(true, true);
+    assert!(journal.ping().await.is_err(), "a sync failed");
+    disk.set(true, false);
+    // What the workers hold in memory: not one of them is answered as started, so no plugin is
+    // called for a start the journal will not keep.
+    for job in &held {
+        let refused = journal.start_attempt(job.id, 0).await;
+        assert!(
+            matches!(&refused, Err(error) if error.to_string().contains("restarted")),
+            "{}: {refused:?}",
+            job.id
+        );
+    }
+    assert!(
+        journal.ping().await.is_err(),
+        "readiness passes after a failed sync"
+    );
+    drop(journal);
+
+    // After the restart every job that never ran starts once, and the one that ran is back
+    // in the queue only as an interrupted attempt (the restart's recovery), not a new one.
+    let journal = SqliteJournal::open(&path).unwrap();
+    assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
+    for job in &held {
+        let started = journal.start_attempt(job.id, 0).await.unwrap();
+        assert_eq!(started.map(|s| s.number), Some(1), "{}", job.id);
+    }
+    assert_eq!(journal.job(ran_before).await.unwrap().attempts, 1);
+    journal.settled().await;
+}
