@@ -147,9 +147,12 @@ CREATE TABLE recent_delivery_ids (
 "#,
 ];
 
-/// Applies the migrations not applied yet. Runs before foreign keys are turned on: a migration
-/// that rebuilds a table drops the one other tables refer to.
+/// Applies the migrations not applied yet, with foreign keys off: a migration that rebuilds a
+/// table drops the one other tables refer to. (The bundled SQLite turns them on by default,
+/// and dropping a table that rows refer to is then refused; the caller turns them on after.)
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // Outside a transaction: there the pragma does nothing.
+    conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (version, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         conn.execute_batch(&format!(

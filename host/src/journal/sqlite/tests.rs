@@ -77,6 +77,13 @@ async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
         [lz4_flex::compress_prepend_size(b"{}")],
     )
     .unwrap();
+    // A job refers to it: the tables rebuilt are dropped with rows referring to them.
+    v1.execute(
+        "INSERT INTO jobs (delivery, plugin, state, created_at)
+         VALUES (1, 'a', 'succeeded', '2026-01-01T00:00:00Z')",
+        [],
+    )
+    .unwrap();
     drop(v1);
 
     let journal = SqliteJournal::open(&path).unwrap();
@@ -105,7 +112,7 @@ async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
         .append(delivery("old-1"), plugins(&["a"]), true)
         .await
         .unwrap();
-    assert_eq!(journal.jobs_of("old-1").await.unwrap().len(), 1);
+    assert_eq!(journal.jobs_of("old-1").await.unwrap().len(), 2);
 }
 
 #[tokio::test]
