@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::{
     event::Delivery,
-    journal::{JobId, PendingJob},
+    journal::{JobId, LinkSalt, PendingJob},
 };
 
 /// A job waiting in memory.
@@ -21,6 +21,7 @@ pub(super) struct Parked {
     /// was read back from the journal, which has just decompressed it.
     delivery: Arc<Delivery>,
     compressed: bool,
+    link_salt: LinkSalt,
 }
 
 impl Parked {
@@ -40,6 +41,7 @@ impl Parked {
                 attempts: job.attempts,
                 delivery: Arc::clone(&delivery),
                 compressed: true,
+                link_salt: job.link_salt,
             })
             .collect()
     }
@@ -52,6 +54,7 @@ impl Parked {
             attempts: job.attempts,
             delivery: job.delivery,
             compressed: false,
+            link_salt: job.link_salt,
         }
     }
 
@@ -78,6 +81,7 @@ impl Parked {
             plugin: self.plugin,
             attempts: self.attempts,
             delivery,
+            link_salt: self.link_salt,
         }
     }
 }
@@ -109,6 +113,7 @@ mod tests {
             plugin: plugin.into(),
             attempts: 0,
             delivery: Arc::clone(&delivery),
+            link_salt: LinkSalt(Some([1; LinkSalt::BYTES])),
         });
         let parked = Parked::all(jobs.to_vec());
         assert_eq!(parked.len(), 2);
