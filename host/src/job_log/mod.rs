@@ -359,4 +359,25 @@ mod tests {
             "one\ntwo\n"
         );
     }
+
+    #[test]
+    fn the_highest_logged_job_is_found_among_log_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(highest_logged_job(&dir.path().join("none")).unwrap(), None);
+        // (files in the folder, the highest job found)
+        let cases: [(&[&str], Option<i64>); 4] = [
+            (&[], None),
+            (&["3.log", "12.times", "9.log"], Some(12)),
+            (&["40.log.partial", "41.txt", "x.log", "7.log"], Some(7)),
+            (&["notes", ".5.log"], None),
+        ];
+        for (files, highest) in cases {
+            let logs = tempfile::tempdir().unwrap();
+            for file in files {
+                std::fs::write(logs.path().join(file), b"").unwrap();
+            }
+            let found = highest_logged_job(logs.path()).unwrap();
+            assert_eq!(found, highest.map(JobId), "{files:?}");
+        }
+    }
 }
