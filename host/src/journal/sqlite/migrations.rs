@@ -229,7 +229,7 @@ ALTER TABLE github_posts_rebuilt RENAME TO github_posts;
 CREATE INDEX github_posts_by_job ON github_posts (job);
 CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
 -- One row per table, so that later steps only ever raise it.
-DELETE FROM sqlite_sequence;
+DELETE FROM sqlite_sequence WHERE name IN ('deliveries', 'jobs', 'audit', 'github_posts');
 INSERT INTO sqlite_sequence (name, seq) VALUES
     ('deliveries', max(
         coalesce((SELECT max(seq) FROM deliveries), 0),
