@@ -242,6 +242,7 @@ mod tests {
                 attempts: 1,
                 error: Some("Build #4 timed out after 1 s".into()),
                 note: None,
+                link_salt: Default::default(),
             }],
         };
         assert_eq!(

@@ -458,6 +458,8 @@ impl Switchyard {
         )
         .with_limit(config.sandbox.log_mib << 20)
         .kept_in(&journal);
+        // Before any job is stored: no id of a job whose log is here is given again.
+        logs.skip_logged_ids(journal.as_ref()).await?;
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
         let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
         tracing::info!(sandbox = %sandbox.describe(), "commands run in");

@@ -136,7 +136,7 @@ pub async fn replay(State(state): State<OpsState>, request: Request) -> Response
         Ok(Committed::New(jobs)) => {
             let listed: Vec<_> = jobs
                 .iter()
-                .map(|(job, plugin)| json!({"job": job.0, "plugin": plugin, "log": state.links.url(*job)}))
+                .map(|(job, plugin, salt)| json!({"job": job.0, "plugin": plugin, "log": state.links.url(*job, *salt)}))
                 .collect();
             tracing::info!(delivery = %request.delivery, jobs = jobs.len(), "delivery replayed");
             let answer = json!({"delivery": request.delivery, "jobs": listed});

@@ -27,7 +27,7 @@ use crate::{
     github::GitHub,
     http_error::error_response,
     job_log::LogLinks,
-    journal::{Appended, JobId, Journal, JournalError},
+    journal::{Appended, JobId, Journal, JournalError, LinkSalt},
     plugins::Plugins,
     router,
     workers::Workers,
@@ -107,7 +107,7 @@ pub async fn receive(
             // what GitHub's Recent Deliveries shows.
             let jobs: Vec<_> = jobs
                 .iter()
-                .map(|(job, plugin)| json!({"job": job.0, "plugin": plugin, "log": state.links.url(*job)}))
+                .map(|(job, plugin, salt)| json!({"job": job.0, "plugin": plugin, "log": state.links.url(*job, *salt)}))
                 .collect();
             let answer = json!({"delivery": delivery.id.as_str(), "jobs": jobs});
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
@@ -117,8 +117,8 @@ pub async fn receive(
 
 /// What committing a delivery did.
 pub enum Committed {
-    /// Stored, and these jobs (id, plugin) handed to the workers.
-    New(Vec<(JobId, String)>),
+    /// Stored, and these jobs (id, plugin, log link salt) handed to the workers.
+    New(Vec<(JobId, String, LinkSalt)>),
     Duplicate,
 }
 
@@ -145,7 +145,10 @@ impl Dispatcher {
             match journal.append(delivery, targets, rerun).await? {
                 Appended::Duplicate => Ok(Committed::Duplicate),
                 Appended::New(jobs) => {
-                    let listed = jobs.iter().map(|j| (j.id, j.plugin.clone())).collect();
+                    let listed = jobs
+                        .iter()
+                        .map(|j| (j.id, j.plugin.clone(), j.link_salt))
+                        .collect();
                     workers.dispatch(jobs);
                     Ok(Committed::New(listed))
                 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::{JobLogs, LogLinks};
 use crate::{
     http_error::error_response,
-    journal::{JobId, JobState, Journal, JournalError},
+    journal::{JobId, JobState, Journal},
 };
 
 /// What serving a log link takes: a substate of the app's (axum's `FromRef`), so this module
@@ -59,12 +59,9 @@ pub async fn serve_log(
         return no_such_log();
     };
     let job = JobId(id);
-    if !state.links.verify(job, &key) {
-        return no_such_log();
-    }
-    match state.journal.job(job).await {
-        Ok(_) => {}
-        Err(JournalError::NoSuchJob(_)) => return no_such_log(),
+    match state.links.opens(state.journal.as_ref(), job, &key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return no_such_log(),
         Err(error) => {
             tracing::error!(%job, %error, "cannot look up job for its log");
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

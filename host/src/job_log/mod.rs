@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt as _;
 pub use follow::{LogState, serve_log};
 pub use link::{LINK_SECRET, LogLinks};
 
-use crate::journal::{JobId, Journal};
+use crate::journal::{JobId, Journal, JournalError};
 
 /// Where job logs live, and the secrets they must never show.
 #[derive(Clone)]
@@ -178,6 +178,29 @@ impl JobLogs {
         }
     }
 
+    /// Has the journal give no job an id that a log file here has: a journal restored from a
+    /// backup knows only the jobs up to the backup, and a job after it would otherwise be given
+    /// the id (and the log file) of one it lost. Run at start, before any job is stored.
+    pub async fn skip_logged_ids(&self, journal: &dyn Journal) -> Result<(), JournalError> {
+        if self.journal.is_some() {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        let highest = tokio::task::spawn_blocking(move || highest_logged_job(&dir))
+            .await
+            .map_err(|_| JournalError::Unavailable)?
+            .map_err(|error| {
+                JournalError::Storage(format!(
+                    "cannot list the job logs in {}: {error}",
+                    self.dir.display()
+                ))
+            })?;
+        match highest {
+            Some(job) => journal.skip_job_ids_through(job).await,
+            None => Ok(()),
+        }
+    }
+
     /// Replaces every occurrence of a secret with `********`.
     pub fn mask(&self, text: &[u8]) -> Vec<u8> {
         let mut text = text.to_vec();
@@ -214,6 +237,27 @@ impl JobLogs {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The highest job id among the log files in `dir` (`{id}.log`, `{id}.times`), if any.
+fn highest_logged_job(dir: &std::path::Path) -> std::io::Result<Option<JobId>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut highest = None;
+    for entry in entries {
+        let name = entry?.file_name();
+        let id = name
+            .to_str()
+            .and_then(|name| name.split_once('.'))
+            .filter(|(_, kind)| matches!(*kind, "log" | "times"))
+            .and_then(|(id, _)| id.parse().ok())
+            .map(JobId);
+        highest = highest.max(id);
+    }
+    Ok(highest)
 }
 
 #[cfg(test)]
@@ -314,5 +358,26 @@ mod tests {
             std::fs::read_to_string(logs.path(JobId(7))).unwrap(),
             "one\ntwo\n"
         );
+    }
+
+    #[test]
+    fn the_highest_logged_job_is_found_among_log_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(highest_logged_job(&dir.path().join("none")).unwrap(), None);
+        // (files in the folder, the highest job found)
+        let cases: [(&[&str], Option<i64>); 4] = [
+            (&[], None),
+            (&["3.log", "12.times", "9.log"], Some(12)),
+            (&["40.log.partial", "41.txt", "x.log", "7.log"], Some(7)),
+            (&["notes", ".5.log"], None),
+        ];
+        for (files, highest) in cases {
+            let logs = tempfile::tempdir().unwrap();
+            for file in files {
+                std::fs::write(logs.path().join(file), b"").unwrap();
+            }
+            let found = highest_logged_job(logs.path()).unwrap();
+            assert_eq!(found, highest.map(JobId), "{files:?}");
+        }
     }
 }

@@ -14,6 +14,7 @@ use super::{
     unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
+use crate::job_log::{LINK_SECRET, LogLinks};
 use switchyard_plugin_api::CancelReason;
 
 /// A `pull_request.opened` delivery with id `id`, for tests.
@@ -636,6 +637,160 @@ async fn pruning_goes_in_batches_and_keeps_unfinished_jobs(journal: &dyn Journal
     );
 }
 
+/// Runs `job` to success.
+async fn finish(journal: &dyn Journal, job: JobId) {
+    assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
+    let end = AttemptEnd::Succeeded { note: None };
+    journal.end_attempt(job, 1, end).await.unwrap();
+}
+
+/// Prunes every finished job, and every delivery left without jobs, as retention does after a
+/// quiet `keep_days`; returns the jobs pruned.
+async fn prune_everything(journal: &dyn Journal) -> Vec<JobId> {
+    let future = "9999-01-01T00:00:00Z";
+    let pruned = journal.prune_jobs(future, 1000).await.unwrap();
+    journal.prune_deliveries(future, 1000).await.unwrap();
+    pruned
+}
+
+/// The key a link carries.
+fn key_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap()
+}
+
+/// No id is given twice once what held it is pruned: not a job's (on its log link, its log
+/// file, its audit rows and posts), a delivery's, an audit row's or a post's.
+async fn ids_are_never_given_twice_after_pruning(journal: &dyn Journal) {
+    let recent = || RecentFilter {
+        limit: 10,
+        ..RecentFilter::default()
+    };
+    let posts = || PostFilter {
+        limit: 10,
+        ..PostFilter::default()
+    };
+    let links = LogLinks::new("http://h", &journal.host_key(LINK_SECRET).await.unwrap());
+    let old = new_jobs(journal, "gone", &["a", "b"]).await;
+    for job in &old {
+        finish(journal, job.id).await;
+    }
+    let old_delivery = journal.recent(recent()).await.unwrap()[0].seq;
+    let old_action = journal
+        .record_action(NewAction {
+            actor: "mona".into(),
+            action: "cancel".into(),
+            job: Some(old[1].id),
+            outcome: "ended already".into(),
+            ..NewAction::default()
+        })
+        .await
+        .unwrap();
+    let status = |job: JobId| GitHubPost {
+        job,
+        kind: "status".into(),
+        repository: "octo/repo".into(),
+        sha: Some("abc".into()),
+        state: Some("success".into()),
+        ..GitHubPost::default()
+    };
+    journal.record_post(status(old[1].id)).await.unwrap();
+    let old_post = journal.posts(posts()).await.unwrap()[0].id;
+    assert_eq!(
+        prune_everything(journal).await,
+        old.iter().map(|job| job.id).collect::<Vec<_>>()
+    );
+    assert!(journal.posts(posts()).await.unwrap().is_empty());
+
+    let new = new_jobs(journal, "new", &["a"]).await;
+    assert!(new[0].id > old[1].id, "{} given again", new[0].id);
+    assert!(journal.recent(recent()).await.unwrap()[0].seq > old_delivery);
+    journal.record_post(status(new[0].id)).await.unwrap();
+    assert!(journal.posts(posts()).await.unwrap()[0].id > old_post);
+    let filter = ActionFilter {
+        job: Some(new[0].id),
+        limit: 10,
+        ..ActionFilter::default()
+    };
+    // The new job's trail is its own: the pruned job's cancel is not shown on it.
+    assert!(journal.actions(filter).await.unwrap().is_empty());
+    let action = journal
+        .record_action(NewAction {
+            actor: "mona".into(),
+            action: "replay".into(),
+            outcome: "replayed".into(),
+            ..NewAction::default()
+        })
+        .await
+        .unwrap();
+    assert!(action > old_action);
+
+    // A link of a pruned job never opens another; the new job's opens it.
+    for job in &old {
+        let link = links.url(job.id, job.link_salt);
+        let opened = links.opens(journal, job.id, key_of(&link)).await.unwrap();
+        assert_eq!(opened, None, "{link}");
+    }
+    let link = links.url(new[0].id, new[0].link_salt);
+    let opened = links
+        .opens(journal, new[0].id, key_of(&link))
+        .await
+        .unwrap();
+    assert_eq!(opened.map(|job| job.id), Some(new[0].id));
+}
+
+/// Ids known to be taken elsewhere (a log file on disk) are skipped; skipping never lowers.
+async fn ids_named_elsewhere_are_skipped(journal: &dyn Journal) {
+    let first = new_jobs(journal, "d1", &["a"]).await[0].id;
+    journal
+        .skip_job_ids_through(JobId(first.0 + 100))
+        .await
+        .unwrap();
+    journal.skip_job_ids_through(JobId(1)).await.unwrap();
+    journal.skip_job_ids_through(first).await.unwrap();
+    let next = new_jobs(journal, "d2", &["a"]).await[0].id;
+    assert_eq!(next, JobId(first.0 + 101));
+}
+
+/// Every job gets its own random link salt, handed over with it, read back and shown with it.
+async fn each_job_has_its_own_link_salt(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "d1", &["a", "b"]).await;
+    assert!(jobs.iter().all(|job| job.link_salt.0.is_some()));
+    assert_ne!(jobs[0].link_salt, jobs[1].link_salt);
+    let read_back = journal.queued(JobId(0), 10, usize::MAX).await.unwrap();
+    let record = journal.job(jobs[1].id).await.unwrap();
+    let rows = journal.jobs(JobFilter {
+        limit: 10,
+        ..JobFilter::default()
+    });
+    let rows = rows.await.unwrap();
+    for job in &jobs {
+        let salt = |id| Some(job.link_salt).filter(|_| id == job.id);
+        assert!(
+            read_back
+                .jobs
+                .iter()
+                .any(|j| salt(j.id) == Some(j.link_salt))
+        );
+        assert!(
+            rows.iter()
+                .any(|row| salt(row.job.id) == Some(row.job.link_salt))
+        );
+    }
+    assert_eq!(record.link_salt, jobs[1].link_salt);
+}
+
+/// Ids stay given across a restart of the host (a new journal on the same store).
+async fn ids_are_never_given_twice_across_a_restart(open: impl AsyncFn() -> Box<dyn Journal>) {
+    let journal = open().await;
+    let old = new_jobs(&*journal, "before", &["a"]).await[0].id;
+    finish(&*journal, old).await;
+    assert_eq!(prune_everything(&*journal).await, [old]);
+    drop(journal);
+    let journal = open().await;
+    let new = new_jobs(&*journal, "after", &["a"]).await[0].id;
+    assert!(new > old, "{new} given again");
+}
+
 /// One test per contract function, per backend.
 /// What the dashboard reads: a delivery's headers, jobs by filter and page, counts, locks.
 async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
@@ -829,6 +984,15 @@ macro_rules! conformance {
                 let journal = super::SqliteJournal::open(&dir.path().join("j.db")).unwrap();
                 super::concurrent_appends_of_one_id_store_it_once(std::sync::Arc::new(journal)).await;
             }
+            #[tokio::test]
+            async fn ids_are_never_given_twice_across_a_restart() {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("j.db");
+                super::ids_are_never_given_twice_across_a_restart(async || {
+                    Box::new(super::SqliteJournal::open(&path).unwrap()) as Box<dyn super::Journal>
+                })
+                .await;
+            }
         }
         mod on_postgres {
             $(
@@ -842,6 +1006,16 @@ macro_rules! conformance {
             async fn concurrent_appends_of_one_id_store_it_once() {
                 let Some(journal) = super::postgres(None).await else { return };
                 super::concurrent_appends_of_one_id_store_it_once(std::sync::Arc::new(journal)).await;
+            }
+            #[tokio::test]
+            async fn ids_are_never_given_twice_across_a_restart() {
+                let Some(server) = super::TestPostgres::get() else { return };
+                let url = server.database();
+                super::ids_are_never_given_twice_across_a_restart(async || {
+                    let journal = super::postgres(Some(url.clone())).await.unwrap();
+                    Box::new(journal) as Box<dyn super::Journal>
+                })
+                .await;
             }
         }
     };
@@ -866,6 +1040,9 @@ conformance!(
     the_dashboards_reads_filter_page_and_count,
     cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones,
     the_latest_job_of_a_line_supersedes_older_ones,
+    ids_are_never_given_twice_after_pruning,
+    ids_named_elsewhere_are_skipped,
+    each_job_has_its_own_link_salt,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {

@@ -30,6 +30,36 @@ impl fmt::Display for JobId {
     }
 }
 
+/// The random salt a job's log link is signed with beside its id (see `job_log::link`): made
+/// with the job and stored with it, so that a link opens that job's log alone, even in a journal
+/// restored from a backup, which could give the job's id again. `None` for jobs stored before
+/// salts were, whose links are signed with their id alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkSalt(pub Option<[u8; LinkSalt::BYTES]>);
+
+impl LinkSalt {
+    pub const BYTES: usize = 16;
+
+    /// `count` fresh salts, from the operating system's random source.
+    fn fresh(count: usize) -> Result<Vec<Self>, JournalError> {
+        let mut bytes = vec![0u8; count * Self::BYTES];
+        getrandom::fill(&mut bytes).map_err(|error| JournalError::Random(error.to_string()))?;
+        Ok(bytes
+            .chunks_exact(Self::BYTES)
+            .map(|salt| Self(salt.try_into().ok()))
+            .collect())
+    }
+
+    /// The salt as stored: a column of `BYTES` bytes, or NULL.
+    fn from_stored(stored: Option<Vec<u8>>) -> Self {
+        Self(stored.and_then(|bytes| bytes.try_into().ok()))
+    }
+
+    fn stored(&self) -> Option<&[u8]> {
+        self.0.as_ref().map(|salt| &salt[..])
+    }
+}
+
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -67,6 +97,7 @@ pub struct PendingJob {
     /// toward `max_attempts`, only toward `[workers] max_interruptions`.
     pub interruptions: u32,
     pub delivery: Arc<Delivery>,
+    pub link_salt: LinkSalt,
 }
 
 impl PendingJob {
@@ -225,6 +256,7 @@ pub struct JobRecord {
     pub attempts: u32,
     pub error: Option<String>,
     pub note: Option<String>,
+    pub link_salt: LinkSalt,
 }
 
 /// Which deliveries `recent` lists.
@@ -571,6 +603,10 @@ pub trait Journal: Send + Sync {
         received_before: &str,
         limit: usize,
     ) -> Result<usize, JournalError>;
+
+    /// Makes sure no job is given an id up to `job`: ids of jobs the journal no longer knows of
+    /// but something else still names (a log file left by a journal restored from a backup).
+    async fn skip_job_ids_through(&self, job: JobId) -> Result<(), JournalError>;
 
     /// Records the nonce of a signed admin call, to be remembered until `until` (seconds since
     /// the epoch); forgets those expired by `now`. Returns false when it was seen before.

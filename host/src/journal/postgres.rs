@@ -34,9 +34,9 @@ use switchyard_plugin_api::CancelReason;
 
 use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
-    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, LostLease,
-    NewAction, PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started,
-    Supersede, cancel_reason, unix_millis,
+    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LinkSalt, LockRecord,
+    LostLease, NewAction, PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage,
+    RecentFilter, Started, Supersede, cancel_reason, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -153,6 +153,11 @@ CREATE TABLE catch_up_marks (
     last_id    BIGINT NOT NULL,
     updated_at TEXT NOT NULL
 );
+"#,
+    r#"
+-- Random bytes made with each job, signed into its log link with its id, so that a link opens
+-- that job's log alone (as on SQLite). NULL for jobs stored before: their links stay as they were.
+ALTER TABLE jobs ADD COLUMN link_salt BYTEA;
 "#,
     r#"
 -- Attempts a graceful shutdown interrupted and handed back, of `attempts`: they count toward
@@ -774,7 +779,10 @@ where
     Ok(())
 }
 
-const JOB_COLUMNS: &str = "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note
+/// A job's record, as `job_record` reads it (`link_salt` by name, as `Journal::jobs` adds
+/// columns after the others).
+const JOB_COLUMNS: &str = "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
+            j.link_salt
      FROM jobs j JOIN deliveries d ON d.seq = j.delivery";
 
 fn job_record(row: &Row) -> Result<JobRecord, JournalError> {
@@ -788,6 +796,7 @@ fn job_record(row: &Row) -> Result<JobRecord, JournalError> {
         attempts: row.get::<_, i32>(4) as u32,
         error: row.get(5),
         note: row.get(6),
+        link_salt: LinkSalt::from_stored(row.get("link_salt")),
     })
 }
 
@@ -864,16 +873,24 @@ impl Journal for PostgresJournal {
         };
         let mut jobs = Vec::with_capacity(plugins.len());
         if !plugins.is_empty() {
+            let salts: Vec<Vec<u8>> = LinkSalt::fresh(plugins.len())?
+                .iter()
+                .filter_map(|salt| salt.stored().map(<[u8]>::to_vec))
+                .collect();
             let insert_jobs = tx
                 .prepare_cached(
-                    "INSERT INTO jobs (delivery, plugin, state, created_at)
-                     SELECT $1, plugin, 'queued', $3
-                     FROM unnest($2::text[]) WITH ORDINALITY AS p (plugin, n) ORDER BY n
-                     RETURNING id, plugin",
+                    "INSERT INTO jobs (delivery, plugin, state, created_at, link_salt)
+                     SELECT $1, plugin, 'queued', $3, salt
+                     FROM unnest($2::text[], $4::bytea[]) WITH ORDINALITY AS p (plugin, salt, n)
+                     ORDER BY n
+                     RETURNING id, plugin, link_salt",
                 )
                 .await?;
             let rows = tx
-                .query(&insert_jobs, &[&seq, &plugins, &delivery.received_at])
+                .query(
+                    &insert_jobs,
+                    &[&seq, &plugins, &delivery.received_at, &salts],
+                )
                 .await?;
             for row in rows {
                 jobs.push(PendingJob {
@@ -882,6 +899,7 @@ impl Journal for PostgresJournal {
                     attempts: 0,
                     interruptions: 0,
                     delivery: Arc::clone(&delivery),
+                    link_salt: LinkSalt::from_stored(row.get(2)),
                 });
             }
             jobs.sort_by_key(|job| job.id);
@@ -1046,7 +1064,7 @@ impl Journal for PostgresJournal {
         let rows = self
             .query(
                 "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
-                        d.received_at, d.payload, d.sender, j.interruptions
+                        d.received_at, d.payload, d.sender, j.interruptions, j.link_salt
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE j.state = 'queued' AND j.id >= $1
                    AND (j.not_before IS NULL OR j.not_before <= $3)
@@ -1063,6 +1081,7 @@ impl Journal for PostgresJournal {
                 attempts: row.get::<_, i32>(2) as u32,
                 interruptions: row.get::<_, i32>(10) as u32,
                 delivery,
+                link_salt: LinkSalt::from_stored(row.get(11)),
             };
             if !page.push(job) {
                 break;
@@ -1087,7 +1106,7 @@ impl Journal for PostgresJournal {
             .query(
                 "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
                         d.event, d.action, d.repository, d.sender, j.created_at, j.started_at,
-                        j.finished_at
+                        j.finished_at, j.link_salt
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE ($1::bigint IS NULL OR j.id = $1)
                    AND ($2::text IS NULL OR j.state = $2)
@@ -1315,6 +1334,17 @@ impl Journal for PostgresJournal {
             )
             .await?;
         Ok(deleted as usize)
+    }
+
+    async fn skip_job_ids_through(&self, job: JobId) -> Result<(), JournalError> {
+        // Only ever raised: the last id given is `last_value`, or one below it before the first.
+        self.execute(
+            "SELECT setval('jobs_id_seq', $1) FROM jobs_id_seq
+             WHERE $1 > CASE WHEN is_called THEN last_value ELSE last_value - 1 END",
+            &[&job.0],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn claim_nonce(&self, nonce: &str, until: u64, now: u64) -> Result<bool, JournalError> {

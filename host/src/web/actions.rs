@@ -165,7 +165,7 @@ pub async fn replay(
                 Ok(Committed::New(jobs)) => {
                     let listed: Vec<String> = jobs
                         .iter()
-                        .map(|(job, plugin)| format!("#{job} ({plugin})"))
+                        .map(|(job, plugin, _)| format!("#{job} ({plugin})"))
                         .collect();
                     format!("replayed as new jobs {}", listed.join(", "))
                 }

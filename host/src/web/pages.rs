@@ -618,7 +618,7 @@ pub async fn job(
         false => format!("{here}?start={start}&timestamps=1"),
     };
     let follow = running && later.is_none();
-    let raw_log = state.links.path(id);
+    let raw_log = state.links.path(id, row.job.link_salt);
     // Those on its delivery too: the replay that made it, its siblings' cancels.
     let filter = ActionFilter {
         delivery: Some(row.job.delivery.clone()),

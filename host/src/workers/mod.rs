@@ -611,7 +611,7 @@ impl Inner {
             job: JobInfo {
                 id: job.id.0,
                 attempt: attempt.number,
-                log_url: self.log_url(job.id),
+                log_url: self.deps.links.url(job.id, job.link_salt),
             },
             delivery: delivery.id.as_str().to_owned(),
             event: delivery.kind.as_str().to_owned(),
@@ -755,10 +755,6 @@ impl Inner {
     async fn note(&self, job: JobId, text: &str) {
         let line = format!("switchyard: {text}\n");
         let _ = self.deps.services.logs.append(job, line.as_bytes()).await;
-    }
-
-    fn log_url(&self, job: JobId) -> String {
-        self.deps.links.url(job)
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::{
     event::Delivery,
-    journal::{JobId, PendingJob},
+    journal::{JobId, LinkSalt, PendingJob},
 };
 
 /// A job waiting in memory.
@@ -22,6 +22,7 @@ pub(super) struct Parked {
     /// was read back from the journal, which has just decompressed it.
     delivery: Arc<Delivery>,
     compressed: bool,
+    link_salt: LinkSalt,
 }
 
 impl Parked {
@@ -42,6 +43,7 @@ impl Parked {
                 interruptions: job.interruptions,
                 delivery: Arc::clone(&delivery),
                 compressed: true,
+                link_salt: job.link_salt,
             })
             .collect()
     }
@@ -55,6 +57,7 @@ impl Parked {
             interruptions: job.interruptions,
             delivery: job.delivery,
             compressed: false,
+            link_salt: job.link_salt,
         }
     }
 
@@ -82,6 +85,7 @@ impl Parked {
             attempts: self.attempts,
             interruptions: self.interruptions,
             delivery,
+            link_salt: self.link_salt,
         }
     }
 }
@@ -114,6 +118,7 @@ mod tests {
             attempts: 0,
             interruptions: 0,
             delivery: Arc::clone(&delivery),
+            link_salt: LinkSalt(Some([1; LinkSalt::BYTES])),
         });
         let parked = Parked::all(jobs.to_vec());
         assert_eq!(parked.len(), 2);

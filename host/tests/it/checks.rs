@@ -139,7 +139,7 @@ async fn a_failing_build_goes_queued_in_progress_completed_with_its_logs_end_and
     assert_eq!(run.fields["name"], NAME);
     assert_eq!(run.fields["head_sha"], json!(sha));
     assert_eq!(run.fields["external_id"], json!(build.to_string()));
-    let log_url = format!("{}{}", checks.host.base, checks.host.log_path(build));
+    let log_url = format!("{}{}", checks.host.base, checks.host.log_path(build).await);
     assert_eq!(run.fields["details_url"], json!(log_url));
     assert!(run.fields["started_at"].is_string() && run.fields["completed_at"].is_string());
 

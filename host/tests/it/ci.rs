@@ -122,13 +122,13 @@ async fn a_passing_build_is_pending_then_success_and_its_log_is_at_the_target_ur
             .1
             .starts_with(&format!("Build #{build} passed in "))
     );
-    let log_url = ci.host.host_state.links.url(build);
+    let log_url = ci.host.host_state.links.url(build, jobs[0].link_salt);
     for request in ci.github.requests() {
         assert_eq!(request.body["context"], "ci/switchyard");
         assert_eq!(request.body["target_url"], log_url.as_str());
     }
 
-    let (status, log) = ci.host.get(&ci.host.log_path(build)).await;
+    let (status, log) = ci.host.get(&ci.host.log_path(build).await).await;
     assert_eq!(status, 200);
     let expected = format!("testing {REPO}@{sha} on changes, PR 2, build {build}, CI=true");
     assert!(log.contains(&expected), "{log}");
@@ -163,7 +163,7 @@ async fn a_failing_command_sets_failure_with_its_exit_code() {
             .starts_with(&format!("Build #{} failed: exit 3 after ", jobs[0].id)),
         "{statuses:?}"
     );
-    let (_, log) = ci.host.get(&ci.host.log_path(jobs[0].id)).await;
+    let (_, log) = ci.host.get(&ci.host.log_path(jobs[0].id).await).await;
     assert!(log.contains("broken\n"), "stderr is in the log: {log}");
     ci.stop().await;
 }
@@ -256,7 +256,7 @@ async fn a_pull_request_from_a_fork_is_not_built_and_the_log_says_why() {
         ci.github.requests().is_empty(),
         "nothing was reported or run"
     );
-    let (_, log) = ci.host.get(&ci.host.log_path(jobs[0].id)).await;
+    let (_, log) = ci.host.get(&ci.host.log_path(jobs[0].id).await).await;
     assert!(log.contains("allow_forks = true"), "{log}");
     ci.stop().await;
 }

@@ -401,7 +401,7 @@ async fn a_job_log_renders_colours_escaped_numbered_grouped_and_follows_from_an_
     assert!(log.contains("<span class=\"line error\" id=\"L5\">"));
     assert!(log.contains("data-follow=\"false\""));
     // The raw log is the capability link GitHub gets, still served as text.
-    let raw = dash.host.log_path(job);
+    let raw = dash.host.log_path(job).await;
     assert!(page.contains(&format!("href=\"{raw}\"")));
     let response = dash.get(&raw).await;
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
@@ -608,7 +608,7 @@ async fn a_ci_jobs_page_shows_the_statuses_it_posted_with_their_links() {
     let page = dash.ok(&format!("/dashboard/jobs/{job}")).await;
     let rows = posted_rows(&page);
     assert_eq!(rows.len(), 2, "{page}");
-    let log_link = format!("{}{}", dash.host.base, dash.host.log_path(job));
+    let log_link = format!("{}{}", dash.host.base, dash.host.log_path(job).await);
     for (row, state) in rows.iter().zip(["pending", "success"]) {
         assert!(row.starts_with(&format!("<td>status</td><td><span class=\"state state-{state}\">{state}</span></td><td>ci/switchyard</td><td>{REPO}</td><td><code>{}</code>", &sha[..12])), "{row}");
         assert!(row.contains(&format!("<a href=\"{log_link}\">")), "{row}");

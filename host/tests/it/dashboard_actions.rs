@@ -292,7 +292,7 @@ async fn cancelling_a_running_job_tells_the_plugin_who_and_is_audited() {
         ended[0].error.as_deref(),
         Some("stopped: cancelled by alice")
     );
-    let (_, log) = dash.host.get(&dash.host.log_path(job)).await;
+    let (_, log) = dash.host.get(&dash.host.log_path(job).await).await;
     assert!(log.contains("cancelled: cancelled by alice"), "{log}");
     // The job's page: its final state, no button, the action in its trail.
     let after = dash.ok(&page).await;
@@ -444,7 +444,7 @@ async fn a_queued_job_starts_cancelled_and_its_plugin_is_told_who() {
         (JobState::Failed, 1),
         "{ended:?}"
     );
-    let (_, log) = dash.host.get(&dash.host.log_path(waiting)).await;
+    let (_, log) = dash.host.get(&dash.host.log_path(waiting).await).await;
     assert!(log.contains("cancelled: cancelled by alice"), "{log}");
     dash.host.stop().await;
 }

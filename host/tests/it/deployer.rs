@@ -287,7 +287,10 @@ async fn a_deployment_payload_given_as_a_string_or_an_object_reaches_the_command
         .await;
     for delivery in ["as-object", "as-string"] {
         let jobs = deploys.host.ended_jobs(delivery, 1).await;
-        let (_, log) = deploys.host.get(&deploys.host.log_path(jobs[0].id)).await;
+        let (_, log) = deploys
+            .host
+            .get(&deploys.host.log_path(jobs[0].id).await)
+            .await;
         assert!(
             log.contains(r#"user=hubot payload={"deploy_user":"hubot","notify":true}"#),
             "{delivery}: {log}"
@@ -333,7 +336,10 @@ async fn deployment_statuses_are_recorded_and_other_environments_skipped() {
     );
     let jobs = deploys.host.ended_jobs("status-1", 1).await;
     assert_eq!(jobs[0].state, JobState::Succeeded);
-    let (_, log) = deploys.host.get(&deploys.host.log_path(jobs[0].id)).await;
+    let (_, log) = deploys
+        .host
+        .get(&deploys.host.log_path(jobs[0].id).await)
+        .await;
     assert!(log.contains("is success"), "{log}");
     assert!(
         deploys.github.requests().is_empty(),
@@ -354,7 +360,10 @@ async fn the_deploy_template_deploys_as_documented() {
     let jobs = deploys.host.ended_jobs("template-1", 1).await;
     assert_eq!(jobs[0].state, JobState::Succeeded, "{jobs:?}");
     assert_eq!(states(&deploys.statuses(1)), ["in_progress", "success"]);
-    let (_, log) = deploys.host.get(&deploys.host.log_path(jobs[0].id)).await;
+    let (_, log) = deploys
+        .host
+        .get(&deploys.host.log_path(jobs[0].id).await)
+        .await;
     assert!(
         log.contains(&format!("deploying {sha} to production")),
         "{log}"

@@ -46,7 +46,7 @@ async fn a_5xx_is_retried_and_the_request_is_what_github_expects() {
         assert_eq!(request.body["state"], "success");
         assert_eq!(
             request.body["target_url"],
-            host.host_state.links.url(jobs[0].id)
+            host.host_state.links.url(jobs[0].id, jobs[0].link_salt)
         );
     }
     assert!(github.violations().is_empty(), "{:?}", github.violations());

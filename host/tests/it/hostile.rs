@@ -411,7 +411,7 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
         jobs.iter().all(|j| j.state == JobState::Succeeded),
         "{jobs:?}"
     );
-    let job = |plugin: &str| jobs.iter().find(|j| j.plugin == plugin).unwrap().id;
+    let job = |plugin: &str| jobs.iter().find(|j| j.plugin == plugin).unwrap();
     let journal = SqliteJournal::open(&target.store()).unwrap();
     let links = LogLinks::new(
         &target.url(""),
@@ -422,7 +422,7 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     // The 300 MB line was cut, not held.
     let client = reqwest::Client::new();
     let long_line = client
-        .get(links.url(job("long-line")))
+        .get(links.url(job("long-line").id, job("long-line").link_salt))
         .send()
         .await
         .unwrap();
@@ -436,7 +436,7 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     );
 
     // 40 readers of the 50 MB log that read nothing after their request.
-    let big = links.path(job("big-log"));
+    let big = links.path(job("big-log").id, job("big-log").link_salt);
     let mut stalled = Vec::new();
     for _ in 0..40 {
         let mut stream = target.connect().await;
@@ -446,7 +446,11 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The 41st reader is turned away until one of them goes.
-    let busy = client.get(links.url(job("big-log"))).send().await.unwrap();
+    let busy = client
+        .get(links.url(job("big-log").id, job("big-log").link_salt))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(busy.status(), 503);
     assert_eq!(busy.headers()["retry-after"], "1");
     let peak = target.peak_rss_mib();
@@ -459,7 +463,11 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     // A reader that reads gets all of it, once the stalled readers' places are given back.
     let deadline = Instant::now() + Duration::from_secs(30);
     let whole = loop {
-        let response = client.get(links.url(job("big-log"))).send().await.unwrap();
+        let response = client
+            .get(links.url(job("big-log").id, job("big-log").link_salt))
+            .send()
+            .await
+            .unwrap();
         if response.status() == 200 {
             break response.bytes().await.unwrap();
         }
@@ -472,8 +480,8 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     assert_eq!(whole.len(), 50_000_000);
 
     // Without its key, or with another's, a log is not there; with it, after a restart too.
-    let big_url = links.url(job("big-log"));
-    let other_key = links.url(job("long-line"));
+    let big_url = links.url(job("big-log").id, job("big-log").link_salt);
+    let other_key = links.url(job("long-line").id, job("long-line").link_salt);
     let other_key = other_key.rsplit('/').next().unwrap();
     let (base, _) = big_url.rsplit_once('/').unwrap();
     for wrong in [
@@ -488,7 +496,7 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     target.restart(server_keys, &log_writers());
     wait_until_listening(target.port).await;
     let after_restart = client
-        .get(links.url(job("long-line")))
+        .get(links.url(job("long-line").id, job("long-line").link_salt))
         .send()
         .await
         .unwrap();

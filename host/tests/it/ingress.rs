@@ -15,11 +15,13 @@ async fn a_signed_delivery_reaches_the_event_log() {
     let host = TestHost::start(event_log_host()).await;
     let payload = example("pull_request", Some("opened"));
     let (status, answer) = host.send("pull_request", "d-signed-1", &payload).await;
+    let job = switchyard::journal::JobId(1);
+    let salt = host.host_state.journal.job(job).await.unwrap().link_salt;
     assert_eq!(
         (status, &answer),
         (
             202,
-            &json!({"delivery": "d-signed-1", "jobs": [{"job": 1, "plugin": "event-log", "log": host.host_state.links.url(switchyard::journal::JobId(1))}]})
+            &json!({"delivery": "d-signed-1", "jobs": [{"job": 1, "plugin": "event-log", "log": host.host_state.links.url(job, salt)}]})
         )
     );
 
@@ -39,7 +41,7 @@ async fn a_signed_delivery_reaches_the_event_log() {
     assert!(logged[0]["received_at"].as_str().unwrap().ends_with('Z'));
     // The job wrote no log lines: its log exists and is empty.
     assert_eq!(
-        host.get(&host.log_path(jobs[0].id)).await,
+        host.get(&host.log_path(jobs[0].id).await).await,
         (200, String::new())
     );
     host.stop().await;

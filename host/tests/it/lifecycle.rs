@@ -51,7 +51,7 @@ async fn services_a_task_keeps_past_its_job_are_refused_and_leave_nothing_behind
         "late calls must be refused"
     );
     assert!(!scratch.path().join("ran").exists(), "a late command ran");
-    let (_, log) = host.get(&host.log_path(job.id)).await;
+    let (_, log) = host.get(&host.log_path(job.id).await).await;
     assert!(!log.contains("a late line"), "{log}");
     // The lock is free for anyone.
     let journal = &host.host_state.journal;
@@ -133,7 +133,7 @@ async fn a_retry_never_starts_before_its_backoff_even_with_read_backs_all_the_ti
     for n in 0..5 {
         let job = host.ended_jobs(&format!("retry-{n}"), 1).await[0].clone();
         assert_eq!((job.state, job.attempts), (JobState::Succeeded, 2));
-        let (_, log) = host.get(&host.log_path(job.id)).await;
+        let (_, log) = host.get(&host.log_path(job.id).await).await;
         let at = |attempt: u32| -> u128 {
             let prefix = format!("attempt {attempt} at ");
             let line = log.lines().find(|l| l.starts_with(&prefix)).unwrap();
@@ -210,7 +210,7 @@ async fn a_cancelled_job_is_told_why_and_given_its_grace() {
         job.error.as_deref(),
         Some("stopped: timed out after 1 s (the job's timeout)")
     );
-    let (_, log) = host.get(&host.log_path(job.id)).await;
+    let (_, log) = host.get(&host.log_path(job.id).await).await;
     assert!(log.contains("cancelled: timed out after 1 s"), "{log}");
     host.stop().await;
 }
@@ -276,10 +276,11 @@ async fn sigterm_with_a_log_viewer_attached_exits_within_the_grace_and_starts_no
     let running = loop {
         let jobs = journal.jobs_of("running").await.unwrap();
         if jobs[0].state == JobState::Running {
-            break jobs[0].id;
+            break (jobs[0].id, jobs[0].link_salt);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let (running, running_salt) = running;
     // A viewer follows the running job's log, which would stream until the job ends.
     let links = switchyard::job_log::LogLinks::new(
         &format!("http://127.0.0.1:{port}"),
@@ -288,7 +289,9 @@ async fn sigterm_with_a_log_viewer_attached_exits_within_the_grace_and_starts_no
             .await
             .unwrap(),
     );
-    let viewer = reqwest::get(links.url(running)).await.unwrap();
+    let viewer = reqwest::get(links.url(running, running_salt))
+        .await
+        .unwrap();
     assert_eq!(viewer.status(), 200);
 
     let signalled = Instant::now();

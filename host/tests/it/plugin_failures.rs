@@ -128,7 +128,7 @@ async fn commands_run_through_the_host_land_in_the_served_job_log() {
     let jobs = host.ended_jobs("run-1", 2).await;
     let runs = jobs.iter().find(|j| j.plugin == "runs").unwrap();
     assert_eq!(runs.state, JobState::Succeeded, "{runs:?}");
-    let (status, log) = host.get(&host.log_path(runs.id)).await;
+    let (status, log) = host.get(&host.log_path(runs.id).await).await;
     assert_eq!(status, 200);
     assert!(
         log.contains("built by sh\n") && log.contains("careful\n"),
@@ -145,14 +145,14 @@ async fn commands_run_through_the_host_land_in_the_served_job_log() {
             .contains("timed_out: true"),
         "{timed_out:?}"
     );
-    let (_, log) = host.get(&host.log_path(timed_out.id)).await;
+    let (_, log) = host.get(&host.log_path(timed_out.id).await).await;
     assert!(
         log.contains("start\n") && log.contains("killed after 1 s"),
         "{log}"
     );
 
     // A well-signed link to a job that does not exist tells nothing more than a bad key.
-    let (status, body) = host.get(&host.log_path(JobId(999_999))).await;
+    let (status, body) = host.get(&host.log_path(JobId(999_999)).await).await;
     assert_eq!((status, body.as_str()), (404, r#"{"error":"no such log"}"#));
     host.stop().await;
 }
@@ -178,7 +178,7 @@ async fn a_running_jobs_log_streams_until_the_job_ends() {
     );
     let job = host.host_state.journal.jobs_of("stream-1").await.unwrap()[0].id;
 
-    let mut response = host.get_streaming(&host.log_path(job)).await;
+    let mut response = host.get_streaming(&host.log_path(job).await).await;
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().expect("a first chunk");
     assert_eq!(&first[..], b"first\n");

@@ -146,9 +146,9 @@ async fn a_log_written_on_one_host_streams_live_from_the_other() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(observer.job(job).await.unwrap().state, JobState::Running);
-    assert_eq!(a.log_path(job), b.log_path(job));
-    let mut reading_a = a.get_streaming(&a.log_path(job)).await;
-    let mut reading_b = b.get_streaming(&b.log_path(job)).await;
+    assert_eq!(a.log_path(job).await, b.log_path(job).await);
+    let mut reading_a = a.get_streaming(&a.log_path(job).await).await;
+    let mut reading_b = b.get_streaming(&b.log_path(job).await).await;
     assert_eq!(reading_b.status(), 200);
     // The first line arrives while the job still runs ...
     let first = reading_b.chunk().await.unwrap().unwrap();
@@ -203,7 +203,7 @@ async fn a_cancel_asked_elsewhere_reaches_the_job_on_the_host_that_runs_it() {
         (JobState::Failed, 1, Some("stopped: cancelled by mona")),
         "the plugin was told who, and the job is not tried again"
     );
-    let (_, log) = b.get(&b.log_path(job)).await;
+    let (_, log) = b.get(&b.log_path(job).await).await;
     assert!(log.contains("cancelled: cancelled by mona"), "{log}");
     a.stop().await;
     b.stop().await;

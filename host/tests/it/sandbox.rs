@@ -146,7 +146,7 @@ impl Host {
         );
         let mut logged = Vec::new();
         for job in jobs {
-            let log = reqwest::get(links.url(job.id))
+            let log = reqwest::get(links.url(job.id, job.link_salt))
                 .await
                 .unwrap()
                 .text()

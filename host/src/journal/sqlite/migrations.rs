@@ -146,15 +146,117 @@ CREATE TABLE recent_delivery_ids (
 );
 "#,
     r#"
+-- Ids are never given twice. Without AUTOINCREMENT SQLite gives the largest id again once its
+-- row is deleted, as retention does: a pruned job's id went to the next job, whose log then
+-- opened with the old job's link and whose page showed the old job's audit rows and posts.
+-- AUTOINCREMENT cannot be added to a table, so the four tables whose ids are shown or
+-- referenced are rebuilt (foreign keys are off during migrations), and each count starts
+-- above every id ever referenced: rows kept, audit rows and posts of pruned jobs. (Log files on
+-- disk are counted by the host at every start: see `Journal::skip_job_ids_through`.)
+CREATE TABLE deliveries_rebuilt (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    action      TEXT,
+    repository  TEXT,
+    received_at TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    sender      TEXT,
+    headers     TEXT
+);
+INSERT INTO deliveries_rebuilt
+    SELECT seq, id, event, action, repository, received_at, payload, sender, headers FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_rebuilt RENAME TO deliveries;
+-- `link_salt`: random bytes made with the job, signed into its log link with its id, so that
+-- a link opens that job's log alone even where an id could come again (a journal restored
+-- from a backup). NULL for jobs stored before: their links are signed as they were.
+CREATE TABLE jobs_rebuilt (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery      INTEGER NOT NULL REFERENCES deliveries(seq),
+    plugin        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    error         TEXT,
+    note          TEXT,
+    created_at    TEXT NOT NULL,
+    started_at    TEXT,
+    finished_at   TEXT,
+    not_before    INTEGER,
+    cancel_reason TEXT,
+    link_salt     BLOB
+);
+INSERT INTO jobs_rebuilt
+    SELECT id, delivery, plugin, state, attempts, error, note, created_at, started_at,
+        finished_at, not_before, cancel_reason, NULL FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_rebuilt RENAME TO jobs;
+CREATE INDEX jobs_by_delivery ON jobs(delivery);
+CREATE INDEX jobs_unfinished ON jobs(state) WHERE state IN ('queued', 'running');
+CREATE TABLE audit_rebuilt (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    delivery TEXT,
+    job      INTEGER,
+    lock     TEXT,
+    outcome  TEXT NOT NULL
+);
+INSERT INTO audit_rebuilt SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit;
+DROP TABLE audit;
+ALTER TABLE audit_rebuilt RENAME TO audit;
+CREATE INDEX audit_by_delivery ON audit (delivery);
+CREATE INDEX audit_by_job ON audit (job);
+CREATE TABLE github_posts_rebuilt (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    job         INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    sha         TEXT,
+    environment TEXT,
+    deployment  INTEGER,
+    state       TEXT,
+    context     TEXT,
+    url         TEXT
+);
+INSERT INTO github_posts_rebuilt
+    SELECT id, job, at, kind, repository, sha, environment, deployment, state, context, url
+    FROM github_posts;
+DROP TABLE github_posts;
+ALTER TABLE github_posts_rebuilt RENAME TO github_posts;
+CREATE INDEX github_posts_by_job ON github_posts (job);
+CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
+-- One row per table, so that later steps only ever raise it.
+DELETE FROM sqlite_sequence WHERE name IN ('deliveries', 'jobs', 'audit', 'github_posts');
+INSERT INTO sqlite_sequence (name, seq) VALUES
+    ('deliveries', max(
+        coalesce((SELECT max(seq) FROM deliveries), 0),
+        coalesce((SELECT max(seq) FROM delivery_ids), 0),
+        coalesce((SELECT max(seq) FROM recent_delivery_ids), 0))),
+    ('jobs', max(
+        coalesce((SELECT max(id) FROM jobs), 0),
+        coalesce((SELECT max(job) FROM audit), 0),
+        coalesce((SELECT max(job) FROM github_posts), 0),
+        coalesce((SELECT max(job) FROM superseding), 0),
+        coalesce((SELECT max(job) FROM locks), 0))),
+    ('audit', coalesce((SELECT max(id) FROM audit), 0)),
+    ('github_posts', coalesce((SELECT max(id) FROM github_posts), 0));
+"#,
+    r#"
 -- Attempts a graceful shutdown interrupted and handed back, of `attempts`: they count toward
 -- `[workers] max_interruptions`, not toward the plugin's `max_attempts`.
 ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
-/// Applies the migrations not applied yet. Runs before foreign keys are turned on: a migration
-/// that rebuilds a table drops the one other tables refer to.
+/// Applies the migrations not applied yet, with foreign keys off: a migration that rebuilds a
+/// table drops the one other tables refer to. (The bundled SQLite turns them on by default,
+/// and dropping a table that rows refer to is then refused; the caller turns them on after.)
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // Outside a transaction: there the pragma does nothing.
+    conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (version, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         conn.execute_batch(&format!(

@@ -19,9 +19,9 @@ use switchyard_plugin_api::CancelReason;
 
 use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
-    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LockRecord, NewAction,
-    PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started, Supersede,
-    cancel_reason,
+    JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LinkSalt, LockRecord,
+    NewAction, PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started,
+    Supersede, cancel_reason,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use delivery_ids::SEQ_OF_ID;
@@ -200,13 +200,17 @@ fn all_or_nothing<T>(
     result
 }
 
+/// A job `insert_delivery` stored: its id, plugin and link salt.
+type StoredJob = (JobId, String, LinkSalt);
+
 fn insert_delivery(
     conn: &Connection,
     delivery: &Delivery,
     compressed_payload: &[u8],
     plugins: &[String],
+    salts: &[LinkSalt],
     rerun: bool,
-) -> Result<Option<Vec<(JobId, String)>>, JournalError> {
+) -> Result<Option<Vec<StoredJob>>, JournalError> {
     let seq = match (delivery_ids::seq_of(conn, delivery.id.as_str())?, rerun) {
         (Some(_), false) => return Ok(None),
         (Some(seq), true) => seq,
@@ -232,12 +236,13 @@ fn insert_delivery(
         }
     };
     let mut insert_job = conn.prepare_cached(
-        "INSERT INTO jobs (delivery, plugin, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+        "INSERT INTO jobs (delivery, plugin, state, created_at, link_salt)
+         VALUES (?1, ?2, 'queued', ?3, ?4)",
     )?;
     let mut jobs = Vec::with_capacity(plugins.len());
-    for plugin in plugins {
-        insert_job.execute(params![seq, plugin, delivery.received_at])?;
-        jobs.push((JobId(conn.last_insert_rowid()), plugin.clone()));
+    for (plugin, salt) in plugins.iter().zip(salts) {
+        insert_job.execute(params![seq, plugin, delivery.received_at, salt.stored()])?;
+        jobs.push((JobId(conn.last_insert_rowid()), plugin.clone(), *salt));
     }
     Ok(Some(jobs))
 }
@@ -252,22 +257,24 @@ impl Journal for SqliteJournal {
     ) -> Result<Appended, JournalError> {
         let stored = Arc::clone(&delivery);
         let payload = lz4_flex::compress_prepend_size(&delivery.payload);
+        let salts = LinkSalt::fresh(plugins.len())?;
         let jobs = self
             .write(move |conn| {
                 all_or_nothing(conn, || {
-                    insert_delivery(conn, &stored, &payload, &plugins, rerun)
+                    insert_delivery(conn, &stored, &payload, &plugins, &salts, rerun)
                 })
             })
             .await?;
         Ok(match jobs {
             Some(jobs) => Appended::New(
                 jobs.into_iter()
-                    .map(|(id, plugin)| PendingJob {
+                    .map(|(id, plugin, link_salt)| PendingJob {
                         id,
                         plugin,
                         attempts: 0,
                         interruptions: 0,
                         delivery: Arc::clone(&delivery),
+                        link_salt,
                     })
                     .collect(),
             ),
@@ -376,7 +383,7 @@ impl Journal for SqliteJournal {
             .read(move |conn| {
                 let mut statement = conn.prepare_cached(
                     "SELECT j.id, j.plugin, j.attempts, d.id, d.event, d.action, d.repository,
-                        d.received_at, d.payload, d.sender, j.interruptions
+                        d.received_at, d.payload, d.sender, j.interruptions, j.link_salt
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
                  WHERE j.state = 'queued' AND j.id >= ?1
                    AND (j.not_before IS NULL OR j.not_before <= ?3)
@@ -395,6 +402,7 @@ impl Journal for SqliteJournal {
                         attempts: row.get(2)?,
                         interruptions: row.get(10)?,
                         delivery,
+                        link_salt: LinkSalt::from_stored(row.get(11)?),
                     };
                     if !page.push(job) {
                         break;
@@ -659,6 +667,19 @@ impl Journal for SqliteJournal {
                 }
                 Ok(pruned)
             })
+        })
+        .await
+    }
+
+    async fn skip_job_ids_through(&self, job: JobId) -> Result<(), JournalError> {
+        // AUTOINCREMENT gives ids above `sqlite_sequence`'s count, which the migration that
+        // made ids monotonic left a row in.
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'jobs' AND seq < ?1",
+            )?
+            .execute([job.0])?;
+            Ok(())
         })
         .await
     }
@@ -1061,10 +1082,11 @@ impl Journal for SqliteJournal {
     }
 }
 
-/// A job's record (columns 0..=6, read by `job_record`), then its delivery's facts and its
-/// times (7..=13, read by `Journal::jobs`).
+/// A job's record (columns 0..=6 and 14, read by `job_record`), then its delivery's facts and
+/// its times (7..=13, read by `Journal::jobs`).
 const JOB_COLUMNS: &str = "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
-            d.event, d.action, d.repository, d.sender, j.created_at, j.started_at, j.finished_at
+            d.event, d.action, d.repository, d.sender, j.created_at, j.started_at, j.finished_at,
+            j.link_salt
      FROM jobs j JOIN deliveries d ON d.seq = j.delivery";
 
 fn job_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -1079,6 +1101,7 @@ fn job_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         attempts: row.get(4)?,
         error: row.get(5)?,
         note: row.get(6)?,
+        link_salt: LinkSalt::from_stored(row.get(14)?),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The SQLite journal's own tests (what every journal must do is in `conformance`).
 use super::migrations::MIGRATIONS;
 use super::*;
+use crate::job_log::{JobLogs, LINK_SECRET, LogLinks};
 use crate::journal::{
     conformance::{delivery, new_jobs, plugins},
     started,
@@ -77,6 +78,13 @@ async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
         [lz4_flex::compress_prepend_size(b"{}")],
     )
     .unwrap();
+    // A job refers to it: the tables rebuilt are dropped with rows referring to them.
+    v1.execute(
+        "INSERT INTO jobs (delivery, plugin, state, created_at)
+         VALUES (1, 'a', 'succeeded', '2026-01-01T00:00:00Z')",
+        [],
+    )
+    .unwrap();
     drop(v1);
 
     let journal = SqliteJournal::open(&path).unwrap();
@@ -105,7 +113,7 @@ async fn a_journal_of_the_first_schema_is_migrated_with_its_deliveries() {
         .append(delivery("old-1"), plugins(&["a"]), true)
         .await
         .unwrap();
-    assert_eq!(journal.jobs_of("old-1").await.unwrap().len(), 1);
+    assert_eq!(journal.jobs_of("old-1").await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -514,4 +522,173 @@ async fn writes_are_answered_once_synced_while_the_writer_goes_on_and_a_failed_s
     );
     assert!(journal.ping().await.is_err());
     assert_eq!(disk.syncs(), syncs, "synced again after a failed sync");
+}
+
+#[tokio::test]
+async fn after_a_failed_sync_no_job_starts_readiness_fails_and_after_the_restart_each_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let disk = Disk::default();
+    disk.set(true, false);
+    let journal = SqliteJournal::open_with(&path, |_| Ok(disk.sync())).unwrap();
+    let mut held = Vec::new();
+    for n in 0..40 {
+        held.extend(new_jobs(&journal, &format!("d-{n}"), &["a", "b"]).await);
+    }
+    let ran_before = held.remove(0).id;
+    assert!(
+        journal
+            .start_attempt(ran_before, 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    journal.settled().await;
+
+    disk.set(true, true);
+    assert!(journal.ping().await.is_err(), "a sync failed");
+    disk.set(true, false);
+    // What the workers hold in memory: not one of them is answered as started, so no plugin is
+    // called for a start the journal will not keep.
+    for job in &held {
+        let refused = journal.start_attempt(job.id, 0).await;
+        assert!(
+            matches!(&refused, Err(error) if error.to_string().contains("restarted")),
+            "{}: {refused:?}",
+            job.id
+        );
+    }
+    assert!(
+        journal.ping().await.is_err(),
+        "readiness passes after a failed sync"
+    );
+    drop(journal);
+
+    // After the restart every job that never ran starts once, and the one that ran is back
+    // in the queue only as an interrupted attempt (the restart's recovery), not a new one.
+    let journal = SqliteJournal::open(&path).unwrap();
+    assert_eq!(journal.requeue_interrupted().await.unwrap(), 1);
+    for job in &held {
+        let started = journal.start_attempt(job.id, 0).await.unwrap();
+        assert_eq!(started.map(|s| s.number), Some(1), "{}", job.id);
+    }
+    assert_eq!(journal.job(ran_before).await.unwrap().attempts, 1);
+    journal.settled().await;
+}
+
+#[tokio::test]
+async fn ids_of_a_migrated_journal_start_above_every_id_it_names_and_old_links_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v7.db");
+    let v7 = Connection::open(&path).unwrap();
+    for migration in &MIGRATIONS[..7] {
+        v7.execute_batch(migration).unwrap();
+    }
+    // Job 2 is kept; jobs up to 12 were pruned, but their audit rows, posts and lines remain.
+    v7.execute_batch(
+        "PRAGMA user_version = 7;
+         INSERT INTO deliveries (seq, id, event, received_at, payload)
+             VALUES (3, 'kept', 'push', '2026-01-01T00:00:00Z', x'00');
+         INSERT INTO recent_delivery_ids (seq, id) VALUES (3, 'kept');
+         INSERT INTO delivery_ids (id, seq) VALUES ('pruned', 8);
+         INSERT INTO jobs (id, delivery, plugin, state, created_at)
+             VALUES (2, 3, 'a', 'succeeded', '2026-01-01T00:00:00Z');
+         INSERT INTO audit (id, at, actor, action, job, outcome)
+             VALUES (5, '2026-01-01T00:00:00Z', 'mona', 'cancel', 9, 'cancelled');
+         INSERT INTO github_posts (id, job, at, kind, repository)
+             VALUES (6, 12, '2026-01-01T00:00:00Z', 'deployment', 'octo/repo');
+         INSERT INTO superseding (line, job, sha) VALUES ('ci:pr:1', 11, 'abc');",
+    )
+    .unwrap();
+    drop(v7);
+
+    let journal = SqliteJournal::open(&path).unwrap();
+    let kept = journal.job(JobId(2)).await.unwrap();
+    assert_eq!(kept.link_salt, LinkSalt(None), "a job stored before salts");
+    let new = new_jobs(&journal, "new", &["a"]).await;
+    assert_eq!(new[0].id, JobId(13), "above the posts' job 12");
+    let seq = |journal: &SqliteJournal| {
+        let reads = journal.reads.lock().unwrap();
+        reads
+            .query_row("SELECT max(seq) FROM deliveries", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(seq(&journal), 9, "above the pruned delivery's 8");
+    let action = journal.record_action(NewAction::default()).await.unwrap();
+    assert_eq!(action, 6);
+    journal
+        .record_post(GitHubPost {
+            job: new[0].id,
+            ..GitHubPost::default()
+        })
+        .await
+        .unwrap();
+    let filter = PostFilter {
+        limit: 1,
+        ..PostFilter::default()
+    };
+    assert_eq!(journal.posts(filter).await.unwrap()[0].id, 7);
+
+    // The link job 2 was given before the upgrade still opens its log.
+    let links = LogLinks::new("http://h", b"secret");
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"secret").unwrap();
+    hmac::Mac::update(&mut mac, b"switchyard job log\0");
+    hmac::Mac::update(&mut mac, &2i64.to_be_bytes());
+    let issued = hex::encode(&hmac::Mac::finalize(mac).into_bytes()[..16]);
+    let opened = links.opens(&journal, JobId(2), &issued).await.unwrap();
+    assert_eq!(opened.map(|job| job.id), Some(JobId(2)));
+}
+
+#[tokio::test]
+async fn a_journal_restored_from_a_backup_gives_no_logged_id_again_nor_opens_a_lost_jobs_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.db");
+    let copy = dir.path().join("backup.db");
+    let logs = JobLogs::new(dir.path().join("logs"), Vec::<String>::new());
+    let journal = SqliteJournal::open(&path).unwrap();
+    let links = LogLinks::new("http://h", &journal.host_key(LINK_SECRET).await.unwrap());
+    let kept = new_jobs(&journal, "kept", &["a"]).await.remove(0);
+    backup(&path, &copy).unwrap();
+    // Accepted after the backup: one ran and has a log, one never ran.
+    let logged = new_jobs(&journal, "logged", &["a"]).await.remove(0);
+    logs.append(logged.id, b"built\n").await.unwrap();
+    let unlogged = new_jobs(&journal, "unlogged", &["a"]).await.remove(0);
+    drop(journal);
+    // Stopped: its last connection, on the writer's thread, has closed and removed the WAL.
+    let wal = dir.path().join("switchyard.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal never closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // Restored as docs/operations.md says: the copy in place, no WAL beside it, the logs kept.
+    std::fs::copy(&copy, &path).unwrap();
+    for stale in ["switchyard.db-wal", "switchyard.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(stale));
+    }
+    let journal = SqliteJournal::open(&path).unwrap();
+    logs.skip_logged_ids(&journal).await.unwrap();
+    let after = new_jobs(&journal, "after", &["a", "b"]).await;
+    assert!(
+        after.iter().all(|job| job.id > logged.id),
+        "the id of a job with a log given again: {after:?}"
+    );
+    // The job that left no trace outside the journal had its id given again; its link, which
+    // the restored journal's secret still signs, opens nothing.
+    assert_eq!(after[0].id, unlogged.id);
+    for lost in [&logged, &unlogged] {
+        let link = links.url(lost.id, lost.link_salt);
+        let key = link.rsplit('/').next().unwrap();
+        assert_eq!(links.opens(&journal, lost.id, key).await.unwrap(), None);
+    }
+    let link = links.url(kept.id, kept.link_salt);
+    let key = link.rsplit('/').next().unwrap();
+    let opened = links.opens(&journal, kept.id, key).await.unwrap();
+    assert_eq!(opened.map(|job| job.id), Some(kept.id));
 }

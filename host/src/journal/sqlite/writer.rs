@@ -38,8 +38,9 @@ const MAX_UNSYNCED_BATCHES: usize = 64;
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One write, run inside the batch's transaction; it returns what to do once the batch's fate
-/// (durable or not) is known.
-type Write = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+/// (durable or not) is known. Given `Err` instead of the connection, it answers with that
+/// error without running: the journal refuses every write once a sync has failed.
+type Write = Box<dyn FnOnce(Result<&Connection, JournalError>) -> Completion + Send>;
 type Completion = Box<dyn FnOnce(Result<(), JournalError>) + Send>;
 
 /// Makes the journal's committed writes durable: syncs its WAL file.
@@ -97,7 +98,7 @@ impl Writer {
     ) -> Result<T, JournalError> {
         let (reply, answer) = oneshot::channel();
         let write: Write = Box::new(move |conn| {
-            let result = write(conn);
+            let result = conn.and_then(write);
             Box::new(move |durable| {
                 let _ = reply.send(durable.and(result));
             })
@@ -118,7 +119,7 @@ impl Writer {
     ) -> Result<T, JournalError> {
         let (reply, answer) = oneshot::channel();
         let write: Write = Box::new(move |conn| {
-            let _ = reply.send(write(conn));
+            let _ = reply.send(conn.and_then(write));
             Box::new(|_durable| {})
         });
         self.writes
@@ -144,9 +145,18 @@ fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        // Once a sync failed, no write runs: what the disk kept is unknown, and a write that
+        // answers before its commit (a job's start) would otherwise set a job going that the
+        // journal never records, to run again after the restart.
+        if broken.load(Ordering::Acquire) {
+            for write in batch.drain(..) {
+                write(Err(sync_failed()))(Err(sync_failed()));
+            }
+            continue;
+        }
         let completions: Result<Vec<Completion>, rusqlite::Error> = (|| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            let completions = batch.drain(..).map(|write| write(&conn)).collect();
+            let completions = batch.drain(..).map(|write| write(Ok(&conn))).collect();
             Ok(completions)
         })();
         let completions = match completions {
@@ -158,9 +168,9 @@ fn write_batches(
                 continue;
             }
         };
-        // Once a sync failed, nothing more is committed: what the disk kept is unknown.
+        // A sync that failed while this batch ran: nothing more is committed.
         let commit = if broken.load(Ordering::Acquire) {
-            Err(JournalError::Storage(SYNC_FAILED.to_owned()))
+            Err(sync_failed())
         } else {
             conn.execute_batch("COMMIT").map_err(JournalError::from)
         };
@@ -183,8 +193,13 @@ fn write_batches(
     }
 }
 
-const SYNC_FAILED: &str = "the journal's disk failed to sync a commit, so what it kept is unknown; \
-     writes are refused until the host is restarted (see the log for the error)";
+fn sync_failed() -> JournalError {
+    JournalError::Storage(
+        "the journal's disk failed to sync a commit, so what it kept is unknown; \
+         writes are refused until the host is restarted (see the log for the error)"
+            .to_owned(),
+    )
+}
 
 /// The sync thread: sync the WAL once for every batch committed meanwhile, then answer them.
 /// A failed sync is not tried again: the kernel may have dropped the pages it could not write
@@ -199,12 +214,12 @@ fn sync_commits(
         let mut batches = vec![first];
         batches.extend(to_sync.try_iter());
         let durable = if broken.load(Ordering::Acquire) {
-            Err(JournalError::Storage(SYNC_FAILED.to_owned()))
+            Err(sync_failed())
         } else {
             sync().map_err(|error| {
                 tracing::error!(%error, "journal sync failed; refusing writes until restarted");
                 broken.store(true, Ordering::Release);
-                JournalError::Storage(SYNC_FAILED.to_owned())
+                sync_failed()
             })
         };
         if durable.is_ok() {

@@ -350,9 +350,13 @@ impl TestHost {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
-    /// The path of `job`'s log, with its key.
-    pub fn log_path(&self, job: JobId) -> String {
-        self.host_state.links.path(job)
+    /// The path of `job`'s log, with its key (signed with no salt when there is no such job).
+    pub async fn log_path(&self, job: JobId) -> String {
+        let salt = match self.host_state.journal.job(job).await {
+            Ok(record) => record.link_salt,
+            Err(_) => Default::default(),
+        };
+        self.host_state.links.path(job, salt)
     }
 
     /// Waits until the delivery has `count` jobs, all ended; panics after 30 s.
