@@ -252,8 +252,10 @@ fn base64_forms(secret: &[u8]) -> Vec<Vec<u8>> {
     forms
 }
 
+/// With base64 forms, a log chunk is searched for several times as many secrets as before:
+/// memchr's vectorised search keeps that a small part of writing the chunk.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]
@@ -314,7 +316,10 @@ mod tests {
                 for after in ["", "\n", "z", "zz"] {
                     let printed = engine.encode(format!("{before}{secret}{after}"));
                     let masked = String::from_utf8(logs.mask(printed.as_bytes())).unwrap();
-                    assert!(masked.contains("********"), "{before:?} {after:?}: {masked}");
+                    assert!(
+                        masked.contains("********"),
+                        "{before:?} {after:?}: {masked}"
+                    );
                     // What is left shows at most the characters shared with the text around.
                     let shown = masked.replace("********", "");
                     let around = engine.encode(format!("{before}{after}")).len();
