@@ -226,6 +226,13 @@ pub struct GitHubConfig {
     /// Longest wait the client accepts for a rate limit before failing the call as retryable.
     #[serde(default = "default_github_max_wait_secs")]
     pub max_wait_secs: u64,
+    /// MiB an answer may have (GitHub's, and those of `http_post` endpoints): a larger one is
+    /// refused, without reading more of it than this.
+    #[serde(default = "default_github_max_answer_mib")]
+    pub max_answer_mib: u64,
+    /// Seconds a call may take, its answer read whole; a call that takes longer is retried.
+    #[serde(default = "default_github_timeout_secs")]
+    pub timeout_secs: u64,
 }
 
 /// How the host authenticates to GitHub.
@@ -564,6 +571,12 @@ fn default_github_backoff_ms() -> u64 {
 fn default_github_max_wait_secs() -> u64 {
     60
 }
+fn default_github_max_answer_mib() -> u64 {
+    32
+}
+fn default_github_timeout_secs() -> u64 {
+    60
+}
 fn default_catch_up_interval_secs() -> u64 {
     300
 }
@@ -658,6 +671,8 @@ impl Default for GitHubConfig {
             max_retries: default_github_retries(),
             backoff_ms: default_github_backoff_ms(),
             max_wait_secs: default_github_max_wait_secs(),
+            max_answer_mib: default_github_max_answer_mib(),
+            timeout_secs: default_github_timeout_secs(),
         }
     }
 }
@@ -804,6 +819,14 @@ impl Config {
         }
         if self.github.max_cached_tokens == 0 {
             return Err(self.invalid("github.max_cached_tokens", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("github.max_answer_mib", self.github.max_answer_mib),
+            ("github.timeout_secs", self.github.timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
         }
         for (key, value) in [
             ("server.max_connections", server.max_connections as u64),
@@ -1396,6 +1419,14 @@ webhook_path = \"/dashboard/hook\"
             (
                 "[server]\n[catch_up]\ninterval_secs = 0\n".to_owned(),
                 Some("catch_up.interval_secs: must be at least 1"),
+            ),
+            (
+                "[server]\n[github]\nmax_answer_mib = 0\n".to_owned(),
+                Some("github.max_answer_mib: must be at least 1"),
+            ),
+            (
+                "[server]\n[github]\ntimeout_secs = 0\n".to_owned(),
+                Some("github.timeout_secs: must be at least 1"),
             ),
         ];
         for (text, expected) in cases {

@@ -3,10 +3,16 @@
 //! `Retry-After` and `x-ratelimit-reset`; other error answers fail at once with the answer's
 //! message. Calls are named by a caller-given description that holds no secret: URLs of chat
 //! and pager endpoints carry secrets, so they never reach a log or an error.
+//!
+//! Answers are read within bounds: no larger than `[github] max_answer_mib` (refused on its
+//! `Content-Length`, or as soon as a chunked answer passes it), and whole within
+//! `[github] timeout_secs`. An answer that timed out or was cut off is a transport failure,
+//! retried like an unreachable server, never an empty success; a request that cannot be built
+//! (a header value with a line break) fails at once.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::{StatusCode, header::HeaderMap};
 use switchyard_plugin_api::{HostError, HttpAnswer, HttpPost};
 
@@ -35,16 +41,17 @@ impl Counted {
     }
 }
 
-/// The host's HTTP client: a user agent and timeouts, so no call hangs a job.
-pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+/// The host's HTTP client: a user agent and timeouts, so no call hangs a job. `timeout`
+/// bounds a whole call, its answer's body included.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .timeout(timeout)
         .build()
 }
 
-/// How often and how long to retry.
+/// How often and how long to retry, and the bounds of each try.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub max_retries: u32,
@@ -52,6 +59,10 @@ pub struct RetryPolicy {
     pub backoff: Duration,
     /// A longer wait than this asked for by the server is not waited out.
     pub max_wait: Duration,
+    /// Bytes an answer may have (`[github] max_answer_mib`).
+    pub max_answer: u64,
+    /// How long one try may take, its answer read whole (`[github] timeout_secs`).
+    pub timeout: Duration,
 }
 
 impl RetryPolicy {
@@ -60,6 +71,8 @@ impl RetryPolicy {
             max_retries: config.max_retries,
             backoff: Duration::from_millis(config.backoff_ms),
             max_wait: Duration::from_secs(config.max_wait_secs),
+            max_answer: config.max_answer_mib.saturating_mul(1 << 20),
+            timeout: Duration::from_secs(config.timeout_secs),
         }
     }
 }
@@ -76,7 +89,7 @@ pub struct Answer {
 #[derive(Debug)]
 pub enum Failure {
     /// An error answer retrying will not fix, with its headers (GitHub's `Date`, its
-    /// `X-Accepted-GitHub-Permissions`).
+    /// `X-Accepted-GitHub-Permissions`); or an answer larger than `[github] max_answer_mib`.
     Refused {
         status: u16,
         message: String,
@@ -84,6 +97,25 @@ pub enum Failure {
     },
     /// Kept failing or unreachable, after the retries allowed.
     Unavailable(String),
+    /// The request could not be built (a header value with a line break, say): nothing was
+    /// sent, and sending again would not help.
+    Unsendable(String),
+}
+
+/// Why an answer's body could not be had.
+enum Unread {
+    /// Larger than allowed: announced so, or read up to the limit.
+    TooLarge,
+    /// Timed out or cut off: a transport failure, worth retrying.
+    Broken(String),
+}
+
+/// How one try went, when it did not succeed.
+enum Missed {
+    /// Worth another try: why, and after how long if the server said.
+    Retry(String, Option<Duration>),
+    /// Not worth another.
+    Fail(Failure),
 }
 
 /// Sends `request()` until it succeeds, fails for good, or the retries run out. `what` names
@@ -96,36 +128,10 @@ pub async fn send_with_retries(
 ) -> Result<Answer, Failure> {
     let mut attempt = 0;
     loop {
-        let (reason, delay) = match request().send().await {
-            Ok(response) => {
-                let status = response.status();
-                counted.answer(status.as_str());
-                let headers = response.headers().clone();
-                let body = response.bytes().await.unwrap_or_default();
-                if status.is_success() {
-                    return Ok(Answer {
-                        status: status.as_u16(),
-                        body,
-                        headers,
-                    });
-                }
-                let message = error_message(&body);
-                match retry_delay(status, &headers, &message, SystemTime::now()) {
-                    Some(delay) => (format!("{what} answered {status}: {message}"), delay),
-                    None => {
-                        return Err(Failure::Refused {
-                            status: status.as_u16(),
-                            message,
-                            headers,
-                        });
-                    }
-                }
-            }
-            // Without the URL: it may carry a secret.
-            Err(error) => {
-                counted.answer("error");
-                (format!("{what} failed: {}", error.without_url()), None)
-            }
+        let (reason, delay) = match try_once(policy, counted, what, request()).await {
+            Ok(answer) => return Ok(answer),
+            Err(Missed::Fail(failure)) => return Err(failure),
+            Err(Missed::Retry(reason, delay)) => (reason, delay),
         };
         let delay = delay.unwrap_or(policy.backoff * 2u32.saturating_pow(attempt));
         if attempt >= policy.max_retries || delay > policy.max_wait {
@@ -139,6 +145,151 @@ pub async fn send_with_retries(
         tokio::time::sleep(delay).await;
         attempt += 1;
     }
+}
+
+/// One try: sent, and its answer read within the policy's bounds.
+async fn try_once(
+    policy: &RetryPolicy,
+    counted: &Counted,
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<Answer, Missed> {
+    let response = match request.send().await {
+        Ok(response) => response,
+        // Nothing was sent: the same request would fail the same way.
+        Err(error) if error.is_builder() => {
+            return Err(Missed::Fail(Failure::Unsendable(format!(
+                "{what} cannot be sent: {}",
+                error_chain(&error.without_url())
+            ))));
+        }
+        // Without the URL: it may carry a secret.
+        Err(error) => {
+            counted.answer("error");
+            let failed = match error.is_timeout() {
+                true => format!("timed out after {} s", policy.timeout.as_secs()),
+                false => error_chain(&error.without_url()),
+            };
+            return Err(Missed::Retry(format!("{what} failed: {failed}"), None));
+        }
+    };
+    let status = response.status();
+    counted.answer(status.as_str());
+    let headers = response.headers().clone();
+    let body = match read_body(response, policy.max_answer).await {
+        Ok(body) => body,
+        Err(Unread::TooLarge) => {
+            return Err(Missed::Fail(Failure::Refused {
+                status: status.as_u16(),
+                message: format!(
+                    "{what}: the answer is larger than [github] max_answer_mib ({} MiB)",
+                    policy.max_answer >> 20
+                ),
+                headers,
+            }));
+        }
+        // An error answer cut off is as unknown as a success cut off.
+        Err(Unread::Broken(problem)) => {
+            return Err(Missed::Retry(
+                format!("{what} answered {status}, but {problem}"),
+                None,
+            ));
+        }
+    };
+    if status.is_success() {
+        if let Some(problem) = cut_json(&headers, &body) {
+            return Err(Missed::Retry(
+                format!("{what} answered {status}, but {problem}"),
+                None,
+            ));
+        }
+        return Ok(Answer {
+            status: status.as_u16(),
+            body,
+            headers,
+        });
+    }
+    let message = error_message(&body);
+    match retry_delay(status, &headers, &message, SystemTime::now()) {
+        Some(delay) => Err(Missed::Retry(
+            format!("{what} answered {status}: {message}"),
+            delay,
+        )),
+        None => Err(Missed::Fail(Failure::Refused {
+            status: status.as_u16(),
+            message,
+            headers,
+        })),
+    }
+}
+
+/// The answer's body, read chunk by chunk: refused on its `Content-Length`, or as soon as it
+/// passes `limit`, so a huge or endless answer costs no more than `limit` of memory.
+async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Bytes, Unread> {
+    let announced = response.content_length();
+    if announced.is_some_and(|length| length > limit) {
+        return Err(Unread::TooLarge);
+    }
+    let mut body = BytesMut::with_capacity(announced.unwrap_or(0) as usize);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(Unread::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(error) if error.is_timeout() => {
+                return Err(Unread::Broken(format!(
+                    "reading its answer timed out after {} bytes",
+                    body.len()
+                )));
+            }
+            Err(error) => {
+                return Err(Unread::Broken(format!(
+                    "its answer was cut off after {} bytes ({})",
+                    body.len(),
+                    error_chain(&error.without_url())
+                )));
+            }
+        }
+    }
+}
+
+/// Why a JSON answer that ended early is not whole: an answer closed by the connection, not by
+/// its length or its last chunk, may have been cut anywhere.
+fn cut_json(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if !json || body.is_empty() {
+        return None;
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Err(error) if error.is_eof() => Some(format!(
+            "its answer was cut off: its JSON ends early, after {} bytes",
+            body.len()
+        )),
+        _ => None,
+    }
+}
+
+/// An error and its sources, `: `-separated: reqwest's own message is only "error sending
+/// request" or "builder error".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The `message` of a JSON error (GitHub, PagerDuty), else the start of the body as text.
@@ -177,7 +328,7 @@ impl WebhookClient {
         metrics: std::sync::Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: client()?,
+            http: client(policy.timeout)?,
             policy,
             counted: Counted {
                 metrics,
@@ -213,6 +364,7 @@ impl WebhookClient {
                 message: format!("{what} answered {status}: {message}"),
             }),
             Err(Failure::Unavailable(reason)) => Err(HostError::HttpUnavailable(reason)),
+            Err(Failure::Unsendable(reason)) => Err(HostError::InvalidRequest(reason)),
         }
     }
 }
@@ -320,6 +472,8 @@ mod tests {
             max_retries: 0,
             backoff: Duration::ZERO,
             max_wait: Duration::ZERO,
+            max_answer: 1 << 20,
+            timeout: Duration::from_secs(5),
         };
         let client = WebhookClient::new(policy, Default::default()).unwrap();
         for url in ["ftp://secret-token@example.com/x", "not a url with s3cr3t"] {
@@ -332,6 +486,60 @@ mod tests {
             assert!(
                 !error.contains("secret") && !error.contains("s3cr3t"),
                 "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_fails_at_once() {
+        // A retry would wait an hour: the test would hang rather than pass.
+        let policy = RetryPolicy {
+            max_retries: 4,
+            backoff: Duration::from_secs(3600),
+            max_wait: Duration::from_secs(7200),
+            max_answer: 1 << 20,
+            timeout: Duration::from_secs(5),
+        };
+        let client = WebhookClient::new(policy, Default::default()).unwrap();
+        let post = HttpPost {
+            // Nothing listens there: a request sent would fail and be retried.
+            url: "http://127.0.0.1:9/hook".into(),
+            body: serde_json::json!({}),
+            headers: vec![("x-token".into(), "s3cr3t\r\nx-injected: 1".into())],
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(30), client.post(post)).await;
+        match answer.expect("not retried") {
+            Err(HostError::InvalidRequest(message)) => {
+                assert!(
+                    message.starts_with("POST to 127.0.0.1 cannot be sent: builder error"),
+                    "{message}"
+                );
+                assert!(!message.contains("s3cr3t"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_json_answer_that_ends_early_is_cut() {
+        let json = headers(&[("content-type", "application/json; charset=utf-8")]);
+        let text = headers(&[("content-type", "text/plain")]);
+        // (headers, body, cut)
+        let cases = [
+            (&json, &b"[{\"id\": 1}, {\"id\""[..], true),
+            (&json, b"{\"token\": \"ghs_", true),
+            (&json, b"[{\"id\": 1}]", false),
+            (&json, b"", false),
+            (&json, b"not json at all", false),
+            (&text, b"[{\"id\"", false),
+        ];
+        for (headers, body, cut) in cases {
+            let found = cut_json(headers, body);
+            assert_eq!(
+                found.is_some(),
+                cut,
+                "{:?}: {found:?}",
+                String::from_utf8_lossy(body)
             );
         }
     }

@@ -23,9 +23,11 @@ use axum::{
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+mod bad_answers;
 mod check_runs;
 mod deliveries;
 
+pub use bad_answers::BadAnswer;
 pub use check_runs::CheckRun;
 pub use deliveries::DeliveryAttempt;
 
@@ -109,6 +111,9 @@ struct State {
     next_delivery_id: i64,
     /// Check runs created: run `n` is at `n - 1`.
     check_runs: Vec<CheckRun>,
+    /// Bad answers for the next calls to these paths, in order.
+    bad_answers: Vec<(String, BadAnswer)>,
+    streamed: bad_answers::Streamed,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -313,6 +318,20 @@ impl FakeGitHub {
                 .collect(),
             body,
         });
+    }
+
+    /// The next call to `path` (the URL's path, without its query), whatever its method and
+    /// credentials, gets `answer`: what GitHub should never send. Calls queue up, one answer
+    /// each; the call is recorded with the answer's status.
+    pub fn answer_badly(&self, path: &str, answer: BadAnswer) {
+        self.state().bad_answers.push((path.to_owned(), answer));
+    }
+
+    /// Bytes of [`BadAnswer::Huge`] answers sent so far: what the client read, and what the
+    /// sockets between held.
+    pub fn bytes_streamed(&self) -> u64 {
+        let streamed = &self.state().streamed;
+        streamed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// From now on, like GitHub with a webhook configured, answer a created deployment (or
@@ -531,7 +550,13 @@ fn answer(
     let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let hook = deliveries::split_hook(&segments);
+    let bad = state.bad_answers.iter().position(|(p, _)| *p == path);
+    let bad = bad.map(|at| state.bad_answers.remove(at).1);
     let (operation, response) = match (state.app.is_some(), hook) {
+        _ if bad.is_some() => {
+            let answer = bad.expect("a bad answer");
+            (operation, bad_answers::respond(answer, &state.streamed))
+        }
         (app, Some((hook, rest))) if app == (hook == "app/hook") => {
             let post = method == Method::POST;
             let operation = deliveries::operation(&hook, rest, post);

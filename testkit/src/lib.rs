@@ -55,8 +55,8 @@ mod host;
 
 pub use cargo::{SWITCHYARD_BIN, cdylib_path, switchyard_bin};
 pub use fake_github::{
-    CheckRun, DeliveryAttempt, FakeGitHub, Installation, MintedToken, NOT_ACCESSIBLE, Recorded,
-    schema_errors,
+    BadAnswer, CheckRun, DeliveryAttempt, FakeGitHub, Installation, MintedToken, NOT_ACCESSIBLE,
+    Recorded, schema_errors,
 };
 pub use git::Origin;
 pub use host::{Delivery, HostBuilder, Job, JobState, TestHost, signature};

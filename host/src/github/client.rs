@@ -1,6 +1,7 @@
 //! Sending one REST call to the configured API with a bearer credential (a personal token, an
-//! installation token or the App's JWT), with the retries of `outbound`. The credential only
-//! ever goes to `[github] api_url`: callers give a path, never a URL.
+//! installation token or the App's JWT), with the retries and answer bounds of `outbound`
+//! (`[github] max_answer_mib`, `timeout_secs`). The credential only ever goes to
+//! `[github] api_url`: callers give a path, never a URL.
 
 use reqwest::{Method, header::HeaderMap};
 use switchyard_plugin_api::{GitHubResponse, HostError, wire::GitHubCall};
@@ -52,10 +53,11 @@ impl Api {
         config: &GitHubConfig,
         metrics: std::sync::Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
+        let policy = RetryPolicy::from_config(config);
         Ok(Self {
-            http: outbound::client()?,
+            http: outbound::client(policy.timeout)?,
             url: config.api_url.trim_end_matches('/').to_owned(),
-            policy: RetryPolicy::from_config(config),
+            policy,
             counted: Counted {
                 metrics,
                 target: "github",
@@ -118,6 +120,8 @@ impl Api {
                 headers,
             })),
             Err(Failure::Unavailable(reason)) => Err(CallError::Unavailable(reason)),
+            // Never sent (a credential with a line break, say): an invalid request, not retried.
+            Err(Failure::Unsendable(reason)) => Err(CallError::Refused(invalid(reason))),
         }
     }
 }

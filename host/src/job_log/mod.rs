@@ -7,6 +7,7 @@ mod link;
 
 use std::{path::PathBuf, sync::Arc};
 
+use base64::Engine as _;
 use tokio::io::AsyncWriteExt as _;
 
 pub use follow::{LogState, serve_log};
@@ -37,12 +38,17 @@ const SHAPED_MAX: usize = 256;
 
 impl JobLogs {
     /// Every secret is masked, however short: a short one masks ordinary text too, which is
-    /// better than showing it (the host warns about short webhook secrets at start).
+    /// better than showing it (the host warns about short webhook secrets at start). Each of
+    /// at least [`BASE64_LEAST`] bytes is masked in base64 too (see [`base64_forms`]).
     pub fn new(dir: PathBuf, secrets: impl IntoIterator<Item = String>) -> Self {
         let mut secrets: Vec<Vec<u8>> = secrets
             .into_iter()
             .filter(|s| !s.is_empty())
             .map(String::into_bytes)
+            .flat_map(|secret| {
+                let forms = base64_forms(&secret);
+                std::iter::once(secret).chain(forms)
+            })
             .collect();
         // Longest first, so a secret that contains another is masked whole; and each once,
         // though a value can come from two sources (a plugin's `_env` naming the token).
@@ -235,8 +241,44 @@ impl JobLogs {
     }
 }
 
+/// Secrets shorter than this are masked as they are only: the base64 of a short one is a few
+/// characters, which ordinary text has everywhere.
+pub const BASE64_LEAST: usize = 8;
+
+/// What of `secret`'s base64 shows whatever surrounds it, at each of its three alignments (0, 1
+/// or 2 bytes before it in its group of three), in the standard and the URL-safe alphabet: a
+/// build printing `base64` of a file or a variable holding the secret shows one of them. The
+/// characters shared with the bytes around it are left out, as they vary with those bytes.
+fn base64_forms(secret: &[u8]) -> Vec<Vec<u8>> {
+    if secret.len() < BASE64_LEAST {
+        return Vec::new();
+    }
+    let mut forms = Vec::new();
+    for before in 0..3 {
+        let mut aligned = vec![0u8; before];
+        aligned.extend_from_slice(secret);
+        // Characters made only of the secret's bits: from the first whose 6 bits all come
+        // after the `before` bytes, to the last whose 6 bits all come from the secret.
+        let first = (before * 8).div_ceil(6);
+        let last = aligned.len() * 8 / 6;
+        for engine in [
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let encoded = engine.encode(&aligned).into_bytes();
+            let form = encoded[first..last].to_vec();
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms
+}
+
+/// With base64 forms, a log chunk is searched for several times as many secrets as before:
+/// memchr's vectorised search keeps that a small part of writing the chunk.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// The highest job id among the log files in `dir` (`{id}.log`, `{id}.times`), if any.
@@ -303,6 +345,35 @@ mod tests {
                 expected
             );
         }
+    }
+
+    #[test]
+    fn a_secrets_base64_is_masked_at_each_alignment_in_both_alphabets() {
+        let secret = "s3cr3t-v4lue?>~~";
+        let logs = JobLogs::new(PathBuf::new(), [secret.to_owned()]);
+        let engines = [
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::URL_SAFE,
+        ];
+        for engine in engines {
+            for before in ["", "a", "ab", "abc", "x=", "export TOKEN="] {
+                for after in ["", "\n", "z", "zz"] {
+                    let printed = engine.encode(format!("{before}{secret}{after}"));
+                    let masked = String::from_utf8(logs.mask(printed.as_bytes())).unwrap();
+                    assert!(
+                        masked.contains("********"),
+                        "{before:?} {after:?}: {masked}"
+                    );
+                    // What is left shows at most the characters shared with the text around.
+                    let shown = masked.replace("********", "");
+                    let around = engine.encode(format!("{before}{after}")).len();
+                    assert!(shown.len() <= around + 6, "{before:?} {after:?}: {masked}");
+                }
+            }
+        }
+        // Short secrets are masked as they are, not by their few base64 characters.
+        let short = JobLogs::new(PathBuf::new(), ["abc".to_owned()]);
+        assert_eq!(short.mask(b"YWJj and abc"), b"YWJj and ********");
     }
 
     #[test]

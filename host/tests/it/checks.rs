@@ -402,3 +402,36 @@ async fn a_superseded_build_is_cancelled_and_one_past_its_timeout_timed_out() {
     assert_eq!(run.conclusion(), Some("timed_out"));
     checks.stop().await;
 }
+
+#[tokio::test]
+async fn links_the_build_planted_are_not_annotated_so_no_host_file_is_looked_at() {
+    let checks = Checks::start("sh test.sh").await;
+    // Links to a root-only host file, to a host folder and to nothing: annotated or not, each
+    // would say whether the host has the file. Only the checkout's own file is annotated.
+    let script = "ln -s /etc/shadow shadow.rs\n\
+                  ln -s /etc etc\n\
+                  ln -s /nonexistent/gone.rs gone.rs\n\
+                  ln -s src/lib.c lib-link.c\n\
+                  echo 'shadow.rs:1:1: error: through a link to a host file'\n\
+                  echo 'etc/shadow:1:1: error: through a linked folder'\n\
+                  echo 'gone.rs:1:1: error: through a link to nothing'\n\
+                  echo 'lib-link.c:1:1: error: through a link inside the checkout'\n\
+                  echo 'src/lib.c:1:1: error: the real file'\n\
+                  exit 1\n";
+    let sha = checks.origin.commit(
+        "refs/heads/links",
+        &[("test.sh", script), ("src/lib.c", "int main;\n")],
+    );
+    checks.open("links", &sha).await;
+    let jobs = checks.host.ended_jobs("links", 1).await;
+    assert_eq!(jobs[0].state, JobState::Succeeded, "{jobs:?}");
+    let runs = checks.runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let annotated: Vec<(&str, &str)> = runs[0]
+        .annotations
+        .iter()
+        .map(|a| (a["path"].as_str().unwrap(), a["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(annotated, [("src/lib.c", "the real file")]);
+    checks.stop().await;
+}

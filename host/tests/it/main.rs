@@ -14,6 +14,7 @@ mod deployer; // merge -> deployment -> webhook -> locked deploy with statuses
 mod docs; // README and docs/: links, paths and switchyard commands that exist; README's commands
 mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0
 mod github; // the GitHub client through a plugin: auth, retries, rate limits, 4xx
+mod github_answers; // GitHub's answers within bounds: over the limit, slow, cut off; a token with a line break
 mod github_app; // as a GitHub App: JWT, cached and narrowed tokens, skew, refusals, checkouts
 mod hostile; // slow, silent, huge and many clients; stalled log readers; log links need their key
 mod ingress; // signed deliveries, every bad input's answer, replays, form bodies

@@ -453,6 +453,43 @@ async fn pass_env_and_binds_give_exactly_what_they_list() {
 }
 
 #[tokio::test]
+async fn a_passed_secret_printed_in_base64_at_each_alignment_is_masked() {
+    if !bubblewrap() {
+        return;
+    }
+    let dir = open_dir();
+    let secret = "passed-value-1234";
+    // The secret alone, after one and two bytes (its three alignments in base64's groups of
+    // three), with a newline after it, and in the URL-safe alphabet.
+    let script = "for before in '' a ab; do
+                    printf '%s%s' \"$before\" \"$SANDBOX_TEST_PASSED\" | base64 -w0 | sed 's/^/b64: /'; echo
+                  done
+                  echo \"$SANDBOX_TEST_PASSED\" | base64 | sed 's/^/b64: /'
+                  printf 'x%s' \"$SANDBOX_TEST_PASSED\" | base64 -w0 | tr '+/' '-_' | sed 's/^/b64: /'; echo
+";
+    let plugins = runs("b64", "pass_env = [\"SANDBOX_TEST_PASSED\"]", script);
+    let host = Host::start(dir.path(), "", &plugins, None).await;
+    let (job, log) = host.run("b64").await;
+    assert_eq!(job.state.as_str(), "succeeded", "{log}");
+    let printed: Vec<&str> = log.lines().filter(|l| l.starts_with("b64: ")).collect();
+    assert_eq!(printed.len(), 5, "{log}");
+    for line in &printed {
+        assert!(line.contains("********"), "{log}");
+    }
+    for (before, after) in [("", ""), ("a", ""), ("ab", ""), ("", "\n"), ("x", "")] {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{before}{secret}{after}"));
+        // Characters only the secret's bytes make, well inside it.
+        let inner = &encoded[4..encoded.len() - 4];
+        let url_safe = inner.replace('+', "-").replace('/', "_");
+        assert!(
+            !log.contains(inner) && !log.contains(&url_safe),
+            "{before:?}: {log}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn without_bubblewrap_commands_fail_saying_how_to_install_it_and_other_jobs_run() {
     let dir = open_dir();
     let plugins = format!("{EVENT_LOG}{}", runs("build", "", "echo should not run"));

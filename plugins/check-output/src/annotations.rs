@@ -7,7 +7,11 @@
 //! - eslint's `unix` format: `path:line:col: message [Error/rule]`.
 //!
 //! Only paths inside the checkout count (relative, or absolute under it, naming a file there):
-//! GitHub could not place others, and they may say where the host keeps things.
+//! GitHub could not place others, and they may say where the host keeps things. A path is
+//! resolved inside the checkout without following any link: a link, or a path through one, is
+//! not annotated. The build made the checkout's links, and this runs in the host, after the
+//! build, as the host's user: following one would tell the check run whether a host file
+//! exists (`x.rs -> /etc/shadow`).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -169,7 +173,28 @@ fn inside(path: &str, checkout: &Path) -> Option<String> {
         }
     }
     let text = clean.to_str()?.to_owned();
-    (!text.is_empty() && checkout.join(&clean).is_file()).then_some(text)
+    (!text.is_empty() && plain_file(checkout, &clean)).then_some(text)
+}
+
+/// Whether `relative` names a regular file under `root` through folders only: each part is
+/// looked at with `lstat`, which never follows a link, and nothing is opened.
+fn plain_file(root: &Path, relative: &Path) -> bool {
+    let mut at = root.to_owned();
+    let mut parts = relative.components().peekable();
+    while let Some(part) = parts.next() {
+        at.push(part);
+        let Ok(found) = std::fs::symlink_metadata(&at) else {
+            return false;
+        };
+        let wanted = match parts.peek() {
+            Some(_) => found.file_type().is_dir(),
+            None => found.file_type().is_file(),
+        };
+        if !wanted {
+            return false;
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -270,6 +295,43 @@ notes.txt:7: error: a time: 12:30
             .map(|(p, l, c, level, m)| (p.to_owned(), l, c, level, m.to_owned()))
             .collect();
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn links_and_paths_through_them_are_not_annotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("checkout");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("src/real.rs"), "").unwrap();
+        std::fs::write(outside.join("secret.rs"), "").unwrap();
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        };
+        link(&outside.join("secret.rs"), "to-outside.rs");
+        link(&outside, "outside-dir");
+        link(&root.join("src/real.rs"), "to-inside.rs");
+        link(&root.join("src"), "src-again");
+        link(&outside.join("missing.rs"), "dangling.rs");
+        // (path printed, annotated)
+        let cases = [
+            ("src/real.rs", true),
+            ("./src/real.rs", true),
+            ("src", false),
+            ("to-outside.rs", false),
+            ("outside-dir/secret.rs", false),
+            ("to-inside.rs", false),
+            ("src-again/real.rs", false),
+            ("dangling.rs", false),
+            ("src/real.rs/x", false),
+        ];
+        for (path, annotated) in cases {
+            let output = format!("{path}:1:1: error: boom");
+            assert_eq!(!parse(&output, &root).is_empty(), annotated, "{path}");
+        }
+        let absolute = format!("{}:1:1: error: boom", root.join("to-outside.rs").display());
+        assert!(parse(&absolute, &root).is_empty());
     }
 
     #[test]
