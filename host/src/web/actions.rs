@@ -52,10 +52,11 @@ impl IntoResponse for Refusal {
 }
 
 /// Whether the request comes from the dashboard's own pages: `Sec-Fetch-Site` (sent by
-/// browsers) must say `same-origin`, and `Origin` must be the public URL's or the one the
-/// request was addressed to. A client that sends neither (not a browser) passes on to the form
-/// token, which another site cannot read.
-fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
+/// browsers) must say `same-origin`, and `Origin` must be one of the dashboard's `origins` (the
+/// public URL's and the aliases), never whatever the request's own `Host` says: that is the
+/// attacker's under DNS rebinding. A client that sends neither (not a browser) passes on to
+/// the form token, which another site cannot read.
+pub(super) fn same_origin(headers: &HeaderMap, origins: &[String]) -> bool {
     let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
     if let Some(site) = text("sec-fetch-site") {
         if site != "same-origin" {
@@ -64,12 +65,7 @@ fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
     }
     match text(header::ORIGIN.as_str()) {
         None => true,
-        Some(origin) => {
-            let addressed = text(header::HOST.as_str()).is_some_and(|host| {
-                origin == format!("http://{host}") || origin == format!("https://{host}")
-            });
-            origin == public_origin || addressed
-        }
+        Some(origin) => origins.iter().any(|known| known == origin),
     }
 }
 
@@ -83,7 +79,7 @@ fn actor(
     let Some(name) = viewer.name.clone() else {
         return Err(Refusal::SignedOut);
     };
-    if !same_origin(headers, &state.dashboard.origin) {
+    if !same_origin(headers, &state.dashboard.origins) {
         tracing::warn!(%name, "a dashboard action from another site refused");
         return Err(Refusal::OtherSite);
     }
@@ -352,16 +348,21 @@ mod tests {
             }
             map
         };
-        let public = "https://ci.example.com";
+        let origins = [
+            "https://ci.example.com".to_owned(),
+            "http://localhost:9393".to_owned(),
+        ];
         for (pairs, passes) in [
             (vec![], true),
             (vec![("origin", "https://ci.example.com")], true),
+            (vec![("origin", "http://localhost:9393")], true),
+            // The request's own Host is no proof: under DNS rebinding it is the attacker's.
             (
                 vec![
-                    ("origin", "http://127.0.0.1:9393"),
-                    ("host", "127.0.0.1:9393"),
+                    ("origin", "http://rebound.example:9393"),
+                    ("host", "rebound.example:9393"),
                 ],
-                true,
+                false,
             ),
             (vec![("sec-fetch-site", "same-origin")], true),
             (vec![("origin", "https://evil.example")], false),
@@ -376,7 +377,7 @@ mod tests {
                 false,
             ),
         ] {
-            assert_eq!(same_origin(&headers(&pairs), public), passes, "{pairs:?}");
+            assert_eq!(same_origin(&headers(&pairs), &origins), passes, "{pairs:?}");
         }
     }
 }

@@ -18,8 +18,23 @@ pub const COOKIE: &str = "switchyard_session";
 /// How long a sign-in lasts.
 pub const SESSION_SECS: u64 = 12 * 3600;
 
-/// Tokens shorter than this are accepted with a warning.
-const SHORT_TOKEN: usize = 16;
+/// A token must carry at least 128 bits: 32 hex digits, or 22 characters of base64url (or of
+/// any richer alphabet). With that, guessing is hopeless whatever the sign-in limit lets by.
+const MIN_HEX_CHARS: usize = 32;
+const MIN_CHARS: usize = 22;
+
+/// Whether `token` is long enough for its alphabet and not a shorter string repeated
+/// (`abab...`), which carries only the bits of its part.
+fn strong(token: &str) -> bool {
+    let length = token.chars().count();
+    let hex = token.bytes().all(|b| b.is_ascii_hexdigit());
+    let enough = if hex { MIN_HEX_CHARS } else { MIN_CHARS };
+    let bytes = token.as_bytes();
+    let repeated = (1..bytes.len())
+        .filter(|part| bytes.len() % part == 0)
+        .any(|part| bytes.chunks(part).all(|chunk| chunk == &bytes[..part]));
+    length >= enough && !repeated
+}
 
 /// One person's token.
 #[derive(Clone)]
@@ -60,6 +75,11 @@ pub fn parse_tokens(text: &str) -> Result<Vec<(String, String)>, String> {
         if token.is_empty() {
             return Err(format!("line {number}: the token is empty"));
         }
+        if !strong(token) {
+            return Err(format!(
+                "line {number}: the token is too weak (at least {MIN_HEX_CHARS} hex digits or {MIN_CHARS} random base64url characters, not a repeated string; make one with: openssl rand -hex 24)"
+            ));
+        }
         if tokens.iter().any(|(other, _)| other == name) {
             return Err(format!("line {number}: the name {name} is given twice"));
         }
@@ -81,17 +101,9 @@ impl Access {
     pub fn new(tokens: Vec<(String, String)>, key: &[u8]) -> Self {
         let tokens = tokens
             .into_iter()
-            .map(|(name, token)| {
-                if token.len() < SHORT_TOKEN {
-                    tracing::warn!(
-                        %name,
-                        "a dashboard token is shorter than {SHORT_TOKEN} bytes: use a long random string"
-                    );
-                }
-                Token {
-                    name,
-                    digest: Sha256::digest(token.as_bytes()).into(),
-                }
+            .map(|(name, token)| Token {
+                name,
+                digest: Sha256::digest(token.as_bytes()).into(),
             })
             .collect();
         Self {
@@ -179,21 +191,53 @@ mod tests {
 
     #[test]
     fn tokens_parse_with_comments_and_errors_never_echo_a_token() {
-        let tokens =
-            parse_tokens("# people\nalice: a-long-token-1\n\nbob:b-long-token-2\n").unwrap();
+        let tokens = parse_tokens(&format!("# people\nalice: {ALICE}\n\nbob:{BOB}\n")).unwrap();
         assert_eq!(
             tokens,
             vec![
-                ("alice".to_owned(), "a-long-token-1".to_owned()),
-                ("bob".to_owned(), "b-long-token-2".to_owned())
+                ("alice".to_owned(), ALICE.to_owned()),
+                ("bob".to_owned(), BOB.to_owned())
             ]
         );
-        let error = parse_tokens("alice:one\nsecret-without-name\n").unwrap_err();
+        let error = parse_tokens(&format!("alice:{ALICE}\nsecret-without-name\n")).unwrap_err();
         assert_eq!(error, "line 2 is not `name:token`");
-        assert!(parse_tokens("a b:x").is_err());
+        assert!(parse_tokens(&format!("a b:{ALICE}")).is_err());
         assert!(parse_tokens("alice:").is_err());
-        assert!(parse_tokens("alice:x\nalice:y").is_err());
+        assert!(parse_tokens(&format!("alice:{ALICE}\nalice:{BOB}")).is_err());
         assert!(parse_tokens("# nothing\n").is_err());
+    }
+
+    const ALICE: &str = "Vq3x9LkT2mZpR7wYc4Hn8s";
+    const BOB: &str = "5f2b9c0e7d1a4b3c8e6f0a1b2c3d4e5f";
+
+    #[test]
+    fn tokens_under_128_bits_are_refused_and_never_echoed() {
+        for (token, strong) in [
+            // 22 base64url characters, 32 hex digits: 128 bits and more.
+            (ALICE, true),
+            (BOB, true),
+            ("3f6b0c1e9d2a47c58e1f0b2d6a9c4e7f1a2b3c4d5e6f7081", true),
+            // Hex counts 4 bits a character: 31 are not enough, nor 22.
+            ("5f2b9c0e7d1a4b3c8e6f0a1b2c3d4e5", false),
+            ("5f2b9c0e7d1a4b3c8e6f0a", false),
+            // Short, however random it looks.
+            ("Vq3x9LkT2mZpR7wYc4Hn8", false),
+            ("alice-token-1", false),
+            // A repetition carries the bits of its part only.
+            ("abcdefghijkabcdefghijkabcdefghijk", false),
+            ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+            ("Vq3x9LkT2mZpR7wYc4Hn8sVq3x9LkT2mZpR7wYc4Hn8s", false),
+        ] {
+            let parsed = parse_tokens(&format!("alice:{token}"));
+            assert_eq!(parsed.is_ok(), strong, "{token}");
+            if let Err(error) = parsed {
+                assert!(
+                    error.starts_with("line 1: the token is too weak"),
+                    "{error}"
+                );
+                assert!(!error.contains(token), "{error}");
+            }
+        }
     }
 
     #[test]

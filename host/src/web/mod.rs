@@ -6,6 +6,7 @@
 
 mod actions;
 mod auth;
+mod client;
 mod limit;
 mod log_view;
 mod pages;
@@ -24,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::SESSION_SECRET;
+pub use client::TrustedProxies;
 
 use crate::{
     config::{Config, DashboardAccess, secret_from_env, secret_from_file},
@@ -43,8 +45,13 @@ pub struct Dashboard {
     /// `Secure` on the session cookie: the public URL is https.
     secure_cookie: bool,
     page_size: usize,
-    /// The public URL's origin (`https://host:port`): where the actions' forms come from.
-    origin: String,
+    /// The origins (`https://host[:port]`) the dashboard is reached at: the public URL's and
+    /// `[dashboard] aliases`. The actions' forms come from one of them.
+    origins: Vec<String>,
+    /// The `Host` values those origins are asked for with: any other is refused.
+    hosts: Vec<String>,
+    /// Whose `X-Forwarded-For` names the client, for the sign-in limit.
+    proxies: TrustedProxies,
     /// How long a cancelled job has to stop: a lock's release waits that long for its holder.
     cancel_grace: std::time::Duration,
     /// Failed sign-ins per address.
@@ -86,24 +93,46 @@ impl Dashboard {
         if let Err(hint) = &tokens {
             tracing::warn!("the dashboard is not configured: {hint}");
         }
+        let origins = std::iter::once(config.public_url())
+            .chain(config.dashboard.aliases.iter().cloned())
+            .filter_map(|url| origin_and_hosts(&url))
+            .collect::<Vec<_>>();
         Self {
             mode: config.dashboard.access,
             access: tokens.map(|tokens| auth::Access::new(tokens, key)),
             secure_cookie: config.public_url().starts_with("https://"),
             page_size: config.dashboard.page_size,
-            origin: origin_of(&config.public_url()),
+            origins: origins.iter().map(|(origin, _)| origin.clone()).collect(),
+            hosts: origins.into_iter().flat_map(|(_, hosts)| hosts).collect(),
+            // Checked when the config was loaded.
+            proxies: TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default(),
             cancel_grace: std::time::Duration::from_secs(config.workers.cancel_grace_secs),
             sign_ins: limit::SignInLimit::default(),
         }
     }
 }
 
-/// The origin (`scheme://host[:port]`) of a URL: everything before the path.
-fn origin_of(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |at| at + 3);
-    match url[after_scheme..].find('/') {
-        Some(path) => url[..after_scheme + path].to_owned(),
-        None => url.to_owned(),
+/// A URL's origin (`scheme://host[:port]`, the default port left out as browsers send it) and
+/// the `Host` values a request for it carries (with and without a default port).
+fn origin_and_hosts(url: &str) -> Option<(String, Vec<String>)> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let hosts = match (url.port(), url.port_or_known_default()) {
+        (Some(port), _) => vec![format!("{host}:{port}")],
+        (None, Some(default)) => vec![host.clone(), format!("{host}:{default}")],
+        (None, None) => vec![host],
+    };
+    Some((url.origin().ascii_serialization(), hosts))
+}
+
+impl Dashboard {
+    /// Whether a request's `Host` is one the dashboard is reached at. Any other is refused, so
+    /// a page whose name was rebound to this host's address (DNS rebinding) reads nothing.
+    fn answers_for(&self, host: Option<&str>) -> bool {
+        host.is_some_and(|host| {
+            let host = host.trim().to_ascii_lowercase();
+            self.hosts.iter().any(|known| *known == host)
+        })
     }
 }
 
@@ -170,7 +199,21 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// Access for every dashboard request, and the security headers on every answer.
 async fn guard(State(state): State<WebState>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    let mut response = if path.starts_with("/dashboard/assets/") {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let mut response = if !state.dashboard.answers_for(host) {
+        tracing::warn!(
+            host = host.unwrap_or(""),
+            "a dashboard request for another host refused"
+        );
+        pages::message(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Wrong address",
+            "The dashboard answers only at its own address ([server] public_url, or one of [dashboard] aliases).",
+        )
+    } else if path.starts_with("/dashboard/assets/") {
         next.run(request).await
     } else {
         match &state.dashboard.access {
@@ -269,16 +312,28 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
 #[cfg(test)]
 mod tests {
     #[test]
-    fn an_origin_is_the_url_before_its_path() {
-        for (url, origin) in [
-            ("http://127.0.0.1:9393", "http://127.0.0.1:9393"),
-            ("https://ci.example.com/", "https://ci.example.com"),
+    fn an_origin_is_the_url_before_its_path_and_hosts_carry_its_port() {
+        for (url, origin, hosts) in [
+            (
+                "http://127.0.0.1:9393",
+                "http://127.0.0.1:9393",
+                vec!["127.0.0.1:9393"],
+            ),
+            (
+                "https://CI.example.com/",
+                "https://ci.example.com",
+                vec!["ci.example.com", "ci.example.com:443"],
+            ),
             (
                 "https://ci.example.com/switchyard/",
                 "https://ci.example.com",
+                vec!["ci.example.com", "ci.example.com:443"],
             ),
+            ("http://[::1]:8080", "http://[::1]:8080", vec!["[::1]:8080"]),
         ] {
-            assert_eq!(super::origin_of(url), origin);
+            let (found, found_hosts) = super::origin_and_hosts(url).unwrap();
+            assert_eq!(found, origin);
+            assert_eq!(found_hosts, hosts);
         }
     }
 }

@@ -20,7 +20,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Viewer, WebState, auth, log_view, now_secs};
+use super::{Viewer, WebState, auth, client, log_view, now_secs};
 use crate::journal::{
     ActionFilter, ActionRecord, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow,
     JobState, JournalError, PostFilter, RecentFilter,
@@ -1145,12 +1145,14 @@ pub struct SignInForm {
 pub async fn sign_in(
     State(state): State<WebState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
     let Ok(access) = &state.dashboard.access else {
         return internal_error();
     };
-    let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    let address = client::counted_as(state.dashboard.proxies.client(peer, &headers));
     let now = std::time::Instant::now();
     let next = safe_next(form.next.as_deref());
     if let Err(wait) = state.dashboard.sign_ins.check(address, now) {

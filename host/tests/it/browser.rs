@@ -16,7 +16,7 @@ use crate::support::{
     EVENT_LOG, FakeGitHub, HostSpec, Origin, TestHost, behaviours, binds, example,
 };
 
-const TOKEN: &str = "browser-token-0123456789abcdef";
+const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
 
 /// Chromium and its driver, from `PATH`.
 fn browser() -> Option<(PathBuf, PathBuf)> {
