@@ -25,7 +25,7 @@ use crate::{
 
 /// Why an action was refused before anything was done (nothing is recorded for these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
+pub(super) enum Refusal {
     SignedOut,
     OtherSite,
     StaleForm,
@@ -70,7 +70,7 @@ pub(super) fn same_origin(headers: &HeaderMap, origins: &[String]) -> bool {
 }
 
 /// The signed-in name, once the request passed the CSRF checks.
-fn actor(
+pub(super) fn actor(
     state: &WebState,
     viewer: &Viewer,
     headers: &HeaderMap,

@@ -1,10 +1,12 @@
 //! Who may read the dashboard: named tokens (`name:token` lines, from `[dashboard] tokens_file`
 //! or the variable `tokens_env` names) and the session cookie a sign-in sets.
 //!
-//! The cookie is `name.expiry.mac`: an HMAC, under a key the journal keeps, of the name, the
-//! expiry and a digest of the token signed in with. Nothing is kept per session, sessions
-//! survive restarts, and removing (or changing) a person's token ends their sessions at the
-//! next start.
+//! The cookie is `name.begun.mac`: an HMAC, under a key the journal keeps, of the name, when
+//! the session began (Unix milliseconds; it lasts [`SESSION_SECS`] from then) and a digest of
+//! the token signed in with. Nothing is kept per session, sessions survive restarts, and
+//! removing (or changing) a person's token ends their sessions at the next start. A sign-out
+//! ends every session of that person begun until then (the journal keeps the time, see
+//! `Journal::end_sessions`).
 
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
@@ -125,24 +127,25 @@ impl Access {
         found
     }
 
-    /// A session cookie's value for `name`, valid until `expires` (Unix seconds).
-    pub fn session(&self, name: &str, expires: u64) -> Option<String> {
+    /// A session cookie's value for `name`, begun at `begun` (Unix milliseconds).
+    pub fn session(&self, name: &str, begun: u64) -> Option<String> {
         let token = self.tokens.iter().find(|t| t.name == name)?;
-        let mac = self.mac(token, expires);
-        Some(format!("{name}.{expires}.{}", hex::encode(mac)))
+        let mac = self.mac(token, begun);
+        Some(format!("{name}.{begun}.{}", hex::encode(mac)))
     }
 
-    /// The signed-in name a cookie value carries, when it is genuine and not expired at `now`.
-    pub fn verify(&self, cookie: &str, now: u64) -> Option<&str> {
+    /// The signed-in name a cookie value carries and when its session began, when it is
+    /// genuine and not expired at `now` (Unix milliseconds).
+    pub fn verify(&self, cookie: &str, now: u64) -> Option<(&str, u64)> {
         let (rest, mac) = cookie.rsplit_once('.')?;
-        let (name, expires) = rest.rsplit_once('.')?;
-        let expires: u64 = expires.parse().ok()?;
-        if expires <= now {
+        let (name, begun) = rest.rsplit_once('.')?;
+        let begun: u64 = begun.parse().ok()?;
+        if begun.saturating_add(SESSION_SECS * 1000) <= now {
             return None;
         }
         let token = self.tokens.iter().find(|t| t.name == name)?;
         let given = hex::decode(mac).ok()?;
-        constant_time_eq(&self.mac(token, expires), &given).then_some(token.name.as_str())
+        constant_time_eq(&self.mac(token, begun), &given).then_some((token.name.as_str(), begun))
     }
 
     /// The token the forms of the session `cookie` carry (CSRF protection): an HMAC of the
@@ -161,13 +164,15 @@ impl Access {
         constant_time_eq(self.form_token(cookie).as_bytes(), given.trim().as_bytes())
     }
 
-    fn mac(&self, token: &Token, expires: u64) -> Vec<u8> {
+    fn mac(&self, token: &Token, begun: u64) -> Vec<u8> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
-        mac.update(b"switchyard dashboard session\0");
+        // Not the earlier cookies' label: those carried an expiry in seconds where these carry
+        // a beginning in milliseconds.
+        mac.update(b"switchyard dashboard session begun\0");
         mac.update(token.name.as_bytes());
         mac.update(b"\0");
-        mac.update(&expires.to_be_bytes());
+        mac.update(&begun.to_be_bytes());
         mac.update(&token.digest);
         mac.finalize().into_bytes().to_vec()
     }
@@ -242,19 +247,20 @@ mod tests {
 
     #[test]
     fn a_session_names_its_person_until_it_expires_or_the_token_changes() {
-        let access = Access::new(vec![("alice".into(), "token-of-alice".into())], b"key");
-        assert_eq!(access.sign_in("token-of-alice"), Some("alice"));
-        assert_eq!(access.sign_in("token-of-bob"), None);
+        let access = Access::new(vec![("alice".into(), ALICE.into())], b"key");
+        assert_eq!(access.sign_in(ALICE), Some("alice"));
+        assert_eq!(access.sign_in(BOB), None);
         let cookie = access.session("alice", 1000).unwrap();
-        assert_eq!(access.verify(&cookie, 999), Some("alice"));
-        assert_eq!(access.verify(&cookie, 1000), None);
-        // Tampered expiry, another key, another token for the same name: refused.
+        let end = 1000 + SESSION_SECS * 1000;
+        assert_eq!(access.verify(&cookie, end - 1), Some(("alice", 1000)));
+        assert_eq!(access.verify(&cookie, end), None);
+        // Tampered beginning, another key, another token for the same name: refused.
         let later = cookie.replacen(".1000.", ".2000.", 1);
-        assert_eq!(access.verify(&later, 999), None);
-        let other_key = Access::new(vec![("alice".into(), "token-of-alice".into())], b"other");
-        assert_eq!(other_key.verify(&cookie, 999), None);
-        let new_token = Access::new(vec![("alice".into(), "new-token".into())], b"key");
-        assert_eq!(new_token.verify(&cookie, 999), None);
+        assert_eq!(access.verify(&later, 1500), None);
+        let other_key = Access::new(vec![("alice".into(), ALICE.into())], b"other");
+        assert_eq!(other_key.verify(&cookie, 1500), None);
+        let new_token = Access::new(vec![("alice".into(), BOB.into())], b"key");
+        assert_eq!(new_token.verify(&cookie, 1500), None);
         assert_eq!(
             cookie_value("a=1; switchyard_session=x.1.ff"),
             Some("x.1.ff")
@@ -264,10 +270,7 @@ mod tests {
     #[test]
     fn a_form_token_belongs_to_its_session_alone() {
         let access = Access::new(
-            vec![
-                ("alice".into(), "token-of-alice".into()),
-                ("bob".into(), "token-of-bob".into()),
-            ],
+            vec![("alice".into(), ALICE.into()), ("bob".into(), BOB.into())],
             b"key",
         );
         let alice = access.session("alice", 1000).unwrap();
@@ -283,7 +286,7 @@ mod tests {
         ] {
             assert!(!access.form_token_matches(cookie, given), "{given}");
         }
-        let other_key = Access::new(vec![("alice".into(), "token-of-alice".into())], b"other");
+        let other_key = Access::new(vec![("alice".into(), ALICE.into())], b"other");
         assert!(!other_key.form_token_matches(&alice, &token));
     }
 

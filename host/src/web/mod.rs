@@ -31,7 +31,7 @@ use crate::{
     config::{Config, DashboardAccess, secret_from_env, secret_from_file},
     ingress::Dispatcher,
     job_log::{JobLogs, LogLinks},
-    journal::Journal,
+    journal::{Journal, Visibility, unix_millis},
     locks::Locks,
     plugins::Plugins,
     workers::Workers,
@@ -187,6 +187,9 @@ pub fn router(state: WebState) -> Router {
 #[derive(Clone, Debug, Default)]
 pub struct Viewer {
     pub name: Option<String>,
+    /// What the journal's queries show them: everything once signed in, only public
+    /// repositories' deliveries, jobs, logs and deployments to a visitor.
+    pub visibility: Visibility,
     /// The session's CSRF token (see `auth::Access::form_token`), when signed in.
     pub form_token: Option<String>,
     /// The session cookie's value, against which a form's token is checked.
@@ -219,21 +222,25 @@ async fn guard(State(state): State<WebState>, mut request: Request, next: Next) 
         match &state.dashboard.access {
             Err(hint) => pages::not_configured(hint),
             Ok(access) => {
-                let now = now_secs();
-                let session = request
+                let cookie = request
                     .headers()
                     .get(header::COOKIE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|cookies| auth::cookie(cookies, auth::COOKIE))
-                    .filter(|cookie| access.verify(cookie, now).is_some())
-                    .map(str::to_owned);
+                    .and_then(|cookies| auth::cookie(cookies, auth::COOKIE));
+                let session = match cookie {
+                    Some(cookie) => live_session(&state, access, cookie).await,
+                    None => None,
+                };
                 let viewer = Viewer {
-                    name: session
-                        .as_deref()
-                        .and_then(|cookie| access.verify(cookie, now))
-                        .map(str::to_owned),
-                    form_token: session.as_deref().map(|cookie| access.form_token(cookie)),
-                    session,
+                    visibility: match session {
+                        Some(_) => Visibility::All,
+                        None => Visibility::Public,
+                    },
+                    form_token: session
+                        .as_ref()
+                        .map(|(cookie, _)| access.form_token(cookie)),
+                    name: session.as_ref().map(|(_, name)| name.clone()),
+                    session: session.map(|(cookie, _)| cookie),
                 };
                 let signing = path == "/dashboard/sign-in" || path == "/dashboard/sign-out";
                 let open = signing || state.dashboard.mode == DashboardAccess::PublicRead;
@@ -280,10 +287,22 @@ async fn guard(State(state): State<WebState>, mut request: Request, next: Next) 
     response
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// The session `cookie` and its person's name, when it is genuine, not expired, and began
+/// after that person last signed out. A journal that cannot say counts as signed out.
+async fn live_session(
+    state: &WebState,
+    access: &auth::Access,
+    cookie: &str,
+) -> Option<(String, String)> {
+    let (name, begun) = access.verify(cookie, unix_millis())?;
+    match state.journal.sessions_ended(name).await {
+        Ok(ended) if ended.is_some_and(|ended| begun <= ended) => None,
+        Ok(_) => Some((cookie.to_owned(), name.to_owned())),
+        Err(error) => {
+            tracing::error!(%error, "cannot read when dashboard sessions ended");
+            None
+        }
+    }
 }
 
 /// The stylesheet and script, built into the binary: no CDN, no build step.

@@ -211,6 +211,7 @@ async fn private_pages_need_a_sign_in_and_a_wrong_token_is_refused() {
     let out = dash
         .http
         .post(format!("{}/dashboard/sign-out", dash.host.base))
+        .form(&[("csrf", "")])
         .send()
         .await
         .unwrap();

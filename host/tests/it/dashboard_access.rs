@@ -5,7 +5,7 @@
 use switchyard::ingress::WebhookSecret;
 
 use crate::{
-    dashboard::{Dash, TOKEN, pull_request},
+    dashboard::{BOB_TOKEN, Dash, TOKEN, pull_request},
     support::{EVENT_LOG, HostSpec, SECRET, TestHost},
 };
 
@@ -196,5 +196,175 @@ async fn the_dashboard_answers_only_for_its_own_host_and_aliases() {
         .await
         .unwrap();
     assert_eq!(cancel.status(), 403);
+    dash.host.stop().await;
+}
+
+/// A pull request of `repository`, private or public as GitHub says.
+fn pull_request_of(repository: &str, private: bool, title: &str) -> serde_json::Value {
+    let mut payload = pull_request(repository, title);
+    payload["repository"]["private"] = serde_json::json!(private);
+    payload
+}
+
+#[tokio::test]
+async fn public_read_shows_visitors_public_repositories_only_on_every_route() {
+    let dash = Dash::start("access = \"public-read\"", EVENT_LOG.to_owned()).await;
+    let sends = [
+        ("open-1", "octo/open", false, "open change"),
+        ("secret-1", "octo/secret", true, "secret change"),
+        // Public once, then made private: the older delivery hides too.
+        ("flipped-1", "octo/flipped", false, "flipped before"),
+        ("flipped-2", "octo/flipped", true, "flipped after"),
+    ];
+    for (id, repository, private, title) in sends {
+        let payload = pull_request_of(repository, private, title);
+        assert_eq!(dash.host.send("pull_request", id, &payload).await.0, 202);
+        dash.host.ended_jobs(id, 1).await;
+    }
+    let mut jobs = Vec::new();
+    for id in ["open-1", "secret-1", "flipped-1"] {
+        jobs.push(dash.host.ended_jobs(id, 1).await[0].id);
+    }
+    let (open_job, secret_job, flipped_job) = (jobs[0], jobs[1], jobs[2]);
+    let hidden = ["octo/secret", "octo/flipped", "secret change", "flipped"];
+
+    // Lists, filters (a visitor asking for a private repository by name) and what the live
+    // refresh fetches: the same pages.
+    for path in [
+        "/dashboard".to_owned(),
+        "/dashboard/deliveries".to_owned(),
+        "/dashboard/deliveries?event=pull_request".to_owned(),
+        "/dashboard/jobs".to_owned(),
+        "/dashboard/jobs?state=succeeded".to_owned(),
+        "/dashboard/deployments".to_owned(),
+        "/dashboard/plugins".to_owned(),
+        "/dashboard/deliveries/open-1".to_owned(),
+        format!("/dashboard/jobs/{open_job}"),
+    ] {
+        let page = dash.ok(&path).await;
+        for secret in hidden {
+            assert!(!page.contains(secret), "{path} shows {secret}: {page}");
+        }
+    }
+    // Asked for by name, a private repository has nothing (the filter box keeps the name).
+    let asked = dash
+        .ok("/dashboard/deliveries?repository=octo%2Fsecret")
+        .await;
+    assert!(!asked.contains("/dashboard/deliveries/secret-1"), "{asked}");
+    assert!(!asked.contains("secret change"), "{asked}");
+    let asked = dash.ok("/dashboard/jobs?repository=octo%2Fsecret").await;
+    assert_eq!(asked.matches("<tr class=\"job\">").count(), 0, "{asked}");
+    let deliveries = dash.ok("/dashboard/deliveries").await;
+    assert!(deliveries.contains("octo/open"), "{deliveries}");
+    let jobs = dash.ok("/dashboard/jobs?state=succeeded").await;
+    assert_eq!(jobs.matches("<tr class=\"job\">").count(), 1, "{jobs}");
+
+    // A private repository's pages, its log and its follow stream are as absent as unknown
+    // ones: 404, not 403.
+    for path in [
+        "/dashboard/deliveries/secret-1".to_owned(),
+        "/dashboard/deliveries/flipped-1".to_owned(),
+        format!("/dashboard/jobs/{secret_job}"),
+        format!("/dashboard/jobs/{flipped_job}"),
+        format!("/dashboard/jobs/{secret_job}?timestamps=1"),
+        format!("/dashboard/jobs/{secret_job}/follow?offset=0"),
+        format!("/dashboard/jobs/{flipped_job}/follow"),
+    ] {
+        let (status, page) = dash.page(&path).await;
+        assert_eq!(status, 404, "{path}: {page}");
+        for secret in hidden {
+            assert!(!page.contains(secret), "{path} shows {secret}");
+        }
+    }
+
+    // Signed in, everything shows.
+    let dash = dash.signed_in().await;
+    let deliveries = dash.ok("/dashboard/deliveries").await;
+    for shown in ["octo/secret", "octo/flipped", "octo/open"] {
+        assert!(deliveries.contains(shown), "{shown}");
+    }
+    dash.ok("/dashboard/deliveries/secret-1").await;
+    dash.ok(&format!("/dashboard/jobs/{secret_job}")).await;
+    dash.host.stop().await;
+}
+
+impl Dash {
+    /// Signs in again and returns the new session's `Cookie` value: another browser.
+    async fn another_session(&self) -> String {
+        let response = self.sign_in(TOKEN, "/dashboard").await;
+        assert_eq!(response.status().as_u16(), 303);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
+    /// Signs out with `cookie` as a browser on `origin` would, with the page's form token.
+    async fn sign_out(&self, cookie: &str, origin: &str) -> u16 {
+        let page = self.page_with("/dashboard", cookie).await;
+        let marker = "name=\"csrf\" value=\"";
+        let at = page.find(marker).expect("a sign-out form") + marker.len();
+        let token = &page[at..at + page[at..].find('"').unwrap()];
+        self.http
+            .post(format!("{}/dashboard/sign-out", self.host.base))
+            .header("cookie", cookie)
+            .header("origin", origin)
+            .form(&[("csrf", token)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn page_with(&self, path: &str, cookie: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.host.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        response.text().await.unwrap()
+    }
+
+    /// The status of `path` opened with `cookie`.
+    async fn status_with(&self, path: &str, cookie: &str) -> u16 {
+        let response = self.http.get(format!("{}{path}", self.host.base));
+        let response = response.header("cookie", cookie).send().await.unwrap();
+        response.status().as_u16()
+    }
+}
+
+#[tokio::test]
+async fn sign_out_ends_that_persons_sessions_everywhere_and_only_from_the_dashboard() {
+    let dash = Dash::start("", EVENT_LOG.to_owned())
+        .await
+        .signed_in()
+        .await;
+    let laptop = dash.cookie.clone().unwrap();
+    let phone = dash.another_session().await;
+    let bob = {
+        let response = dash.sign_in(BOB_TOKEN, "/dashboard").await;
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    };
+    for cookie in [&laptop, &phone, &bob] {
+        assert_eq!(dash.status_with("/dashboard/jobs", cookie).await, 200);
+    }
+    // From another site: refused, nothing ends.
+    assert_eq!(dash.sign_out(&laptop, "https://evil.example").await, 403);
+    assert_eq!(dash.status_with("/dashboard/jobs", &laptop).await, 200);
+
+    // From the dashboard: every session of alice's ends, the old cookie replayed included;
+    // bob's stays.
+    assert_eq!(dash.sign_out(&laptop, &dash.host.base).await, 303);
+    for cookie in [&laptop, &phone] {
+        assert_eq!(dash.status_with("/dashboard/jobs", cookie).await, 303);
+    }
+    assert_eq!(dash.status_with("/dashboard/jobs", &bob).await, 200);
+    // Signing in again starts a session that works.
+    let again = dash.another_session().await;
+    assert_eq!(dash.status_with("/dashboard/jobs", &again).await, 200);
+    assert_eq!(dash.status_with("/dashboard/jobs", &laptop).await, 303);
     dash.host.stop().await;
 }

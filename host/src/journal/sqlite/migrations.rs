@@ -145,6 +145,20 @@ CREATE TABLE recent_delivery_ids (
     id  TEXT NOT NULL
 );
 "#,
+    r#"
+-- Each repository's visibility as its newest delivery (largest seq) said it (`repository.private`):
+-- what a `public-read` dashboard shows visitors. Unknown until a delivery after this migration.
+CREATE TABLE repositories (
+    name    TEXT PRIMARY KEY,
+    private INTEGER NOT NULL,
+    seq     INTEGER NOT NULL
+) WITHOUT ROWID;
+-- A person's dashboard sessions begun at or before `at` (Unix ms) are over: their sign-out.
+CREATE TABLE session_ends (
+    name TEXT PRIMARY KEY,
+    at   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Applies the migrations not applied yet. Runs before foreign keys are turned on: a migration
