@@ -18,8 +18,9 @@ use switchyard_plugin_api::CancelReason;
 
 use super::{Viewer, WebState, pages};
 use crate::{
+    event::Delivery,
     ingress::Committed,
-    journal::{JobId, JobRecord, JobState, JournalError, NewAction},
+    journal::{JobId, JobRecord, JobState, JournalError, NewAction, PostFilter},
     router,
 };
 
@@ -121,6 +122,46 @@ pub struct ReplayForm {
     /// Only this plugin; blank: every plugin the delivery routes to now.
     #[serde(default)]
     plugin: String,
+    /// The environment's name as the person typed it, for a delivery that deploys.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The environment a replay of `delivery` would deploy to, if it deploys: a `deployment`
+/// event's, or the one a job of the delivery created a deployment for (a merge the deployer
+/// turned into one). Replaying it is asked to be confirmed by typing that name, as releasing a
+/// lock is.
+pub(super) async fn deploys_to(
+    state: &WebState,
+    delivery: &Delivery,
+) -> Result<Option<String>, JournalError> {
+    if delivery.kind.as_str() == "deployment" {
+        let payload = serde_json::from_slice::<serde_json::Value>(&delivery.payload);
+        let environment = payload.ok().and_then(|value| {
+            value["deployment"]["environment"]
+                .as_str()
+                .map(str::to_owned)
+        });
+        // A deployment without a readable environment still deploys: its kind is the name.
+        return Ok(Some(environment.unwrap_or_else(|| "deployment".to_owned())));
+    }
+    for job in state.journal.jobs_of(delivery.id.as_str()).await? {
+        let filter = PostFilter {
+            limit: 1,
+            job: Some(job.id),
+            deployments: true,
+            ..PostFilter::default()
+        };
+        let posted = state.journal.posts(filter).await?;
+        if let Some(environment) = posted
+            .into_iter()
+            .filter(|record| record.post.kind == "deployment")
+            .find_map(|record| record.post.environment)
+        {
+            return Ok(Some(environment));
+        }
+    }
+    Ok(None)
 }
 
 /// `POST /dashboard/deliveries/{id}/replay`: the delivery again, as new jobs, to every plugin
@@ -145,6 +186,22 @@ pub async fn replay(
         "/dashboard/deliveries/{}",
         form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
     );
+    let environment = match deploys_to(&state, &delivery).await {
+        Ok(environment) => environment,
+        Err(error) => return pages::journal_failed(error),
+    };
+    if let Some(environment) = environment.filter(|env| form.confirm.trim() != env) {
+        let action = NewAction {
+            actor,
+            action: "replay".to_owned(),
+            delivery: Some(id),
+            outcome: format!(
+                "not replayed: it deploys to {environment}, and the name typed to confirm was not that"
+            ),
+            ..NewAction::default()
+        };
+        return recorded(&state, action, &page).await;
+    }
     let plugin = Some(form.plugin.trim()).filter(|p| !p.is_empty());
     let plugins = state.plugins.current();
     let outcome = match router::replay_targets(&plugins, &delivery, plugin) {

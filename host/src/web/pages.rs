@@ -254,6 +254,8 @@ struct DeliveryPage {
     jobs: Vec<JobRecord>,
     headers: Vec<(String, String)>,
     payload: String,
+    /// The environment a replay deploys to, which the person types to confirm it.
+    deploys_to: Option<String>,
 }
 
 /// `GET /dashboard/deliveries/{id}`: headers as received, payload pretty-printed, jobs.
@@ -270,6 +272,10 @@ pub async fn delivery(
     };
     let jobs = match state.journal.jobs_of(&id).await {
         Ok(jobs) => jobs,
+        Err(error) => return journal_failed(error),
+    };
+    let deploys_to = match actions::deploys_to(&state, &delivery).await {
+        Ok(environment) => environment.map(|env| masked(&state, &env)),
         Err(error) => return journal_failed(error),
     };
     let payload = match serde_json::from_slice::<serde_json::Value>(&delivery.payload) {
@@ -316,6 +322,7 @@ pub async fn delivery(
         jobs,
         headers,
         payload: masked(&state, &payload),
+        deploys_to,
     })
 }
 

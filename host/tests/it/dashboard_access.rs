@@ -2,11 +2,11 @@
 //! tokens refused, private repositories hidden from visitors, sign-out ending every session,
 //! foreign `Host`s refused, only GitHub's headers stored, and a deploying replay confirmed.
 
-use switchyard::ingress::WebhookSecret;
+use switchyard::{ingress::WebhookSecret, journal::GitHubPost};
 
 use crate::{
     dashboard::{BOB_TOKEN, Dash, TOKEN, pull_request},
-    support::{EVENT_LOG, HostSpec, SECRET, TestHost},
+    support::{EVENT_LOG, HostSpec, SECRET, TestHost, example},
 };
 
 /// A delivery signed with the test secret, with `extra` headers beside GitHub's.
@@ -366,5 +366,101 @@ async fn sign_out_ends_that_persons_sessions_everywhere_and_only_from_the_dashbo
     let again = dash.another_session().await;
     assert_eq!(dash.status_with("/dashboard/jobs", &again).await, 200);
     assert_eq!(dash.status_with("/dashboard/jobs", &laptop).await, 303);
+    dash.host.stop().await;
+}
+
+impl Dash {
+    /// Replays `delivery` from its page, typing `confirm`, and returns the notice shown.
+    async fn replay_typing(&self, delivery: &str, confirm: &str) -> String {
+        let path = format!("/dashboard/deliveries/{delivery}");
+        let page = self.ok(&path).await;
+        let marker = "name=\"csrf\" value=\"";
+        let at = page.find(marker).expect("a form") + marker.len();
+        let token = &page[at..at + page[at..].find('"').unwrap()];
+        let response = self
+            .http
+            .post(format!("{}{path}/replay", self.host.base))
+            .header("cookie", self.cookie.clone().unwrap())
+            .header("origin", &self.host.base)
+            .form(&[("csrf", token), ("plugin", ""), ("confirm", confirm)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let page = self.ok(&location).await;
+        let at = page.find("id=\"action-result\"").expect("a notice");
+        page[at..at + page[at..].find("</p>").unwrap()].to_owned()
+    }
+}
+
+#[tokio::test]
+async fn replaying_a_delivery_that_deploys_asks_for_its_environment_typed() {
+    let dash = Dash::start("", EVENT_LOG.to_owned())
+        .await
+        .signed_in()
+        .await;
+    let mut deployment = example("deployment", None);
+    deployment["deployment"]["environment"] = serde_json::json!("production");
+    assert_eq!(
+        dash.host
+            .send("deployment", "deploy-1", &deployment)
+            .await
+            .0,
+        202
+    );
+    dash.host.ended_jobs("deploy-1", 1).await;
+    let page = dash.ok("/dashboard/deliveries/deploy-1").await;
+    assert!(page.contains("id=\"replay-confirm\""), "{page}");
+    assert!(
+        page.contains("type <code>production</code> to replay it"),
+        "{page}"
+    );
+
+    // One click, or the wrong name: nothing runs, and the trail says why.
+    for typed in ["", "staging", "productio"] {
+        let notice = dash.replay_typing("deploy-1", typed).await;
+        assert!(
+            notice.contains("not replayed: it deploys to production"),
+            "{notice}"
+        );
+    }
+    assert_eq!(dash.host.ended_jobs("deploy-1", 1).await.len(), 1);
+    let notice = dash.replay_typing("deploy-1", " production ").await;
+    assert!(notice.contains("replayed as new jobs"), "{notice}");
+    assert_eq!(dash.host.ended_jobs("deploy-1", 2).await.len(), 2);
+
+    // A merge whose job created a deployment (as the deployer does) deploys when replayed too.
+    let merged = pull_request_of("octo/open", false, "merge me");
+    assert_eq!(
+        dash.host.send("pull_request", "merge-1", &merged).await.0,
+        202
+    );
+    let job = dash.host.ended_jobs("merge-1", 1).await[0].id;
+    let page = dash.ok("/dashboard/deliveries/merge-1").await;
+    assert!(!page.contains("id=\"replay-confirm\""), "{page}");
+    let post = GitHubPost {
+        job,
+        kind: "deployment".into(),
+        repository: "octo/open".into(),
+        environment: Some("staging".into()),
+        ..GitHubPost::default()
+    };
+    dash.host
+        .host_state
+        .journal
+        .record_post(post)
+        .await
+        .unwrap();
+    let page = dash.ok("/dashboard/deliveries/merge-1").await;
+    assert!(
+        page.contains("type <code>staging</code> to replay it"),
+        "{page}"
+    );
+    let notice = dash.replay_typing("merge-1", "").await;
+    assert!(
+        notice.contains("not replayed: it deploys to staging"),
+        "{notice}"
+    );
     dash.host.stop().await;
 }
