@@ -206,6 +206,16 @@ fn fill(store: &std::path::Path, count: i64) {
             ])
             .unwrap();
         }
+        // Public, as their newest delivery would say: what a visitor of the public-read
+        // dashboard measured here may see.
+        let mut repository = tx
+            .prepare("INSERT INTO repositories (name, private, seq) VALUES (?1, 0, ?2)")
+            .unwrap();
+        for n in 0..10 {
+            repository
+                .execute(params![format!("octo/repo-{n}"), count])
+                .unwrap();
+        }
     }
     tx.commit().unwrap();
 }
