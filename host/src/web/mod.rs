@@ -131,7 +131,7 @@ impl Dashboard {
     fn answers_for(&self, host: Option<&str>) -> bool {
         host.is_some_and(|host| {
             let host = host.trim().to_ascii_lowercase();
-            self.hosts.iter().any(|known| *known == host)
+            self.hosts.contains(&host)
         })
     }
 }
