@@ -2,7 +2,10 @@
 //! tokens refused, private repositories hidden from visitors, sign-out ending every session,
 //! foreign `Host`s refused, only GitHub's headers stored, and a deploying replay confirmed.
 
-use switchyard::{ingress::WebhookSecret, journal::GitHubPost};
+use switchyard::{
+    ingress::WebhookSecret,
+    journal::{GitHubPost, NewAction},
+};
 
 use crate::{
     dashboard::{BOB_TOKEN, Dash, TOKEN, pull_request},
@@ -226,7 +229,42 @@ async fn public_read_shows_visitors_public_repositories_only_on_every_route() {
         jobs.push(dash.host.ended_jobs(id, 1).await[0].id);
     }
     let (open_job, secret_job, flipped_job) = (jobs[0], jobs[1], jobs[2]);
-    let hidden = ["octo/secret", "octo/flipped", "secret change", "flipped"];
+    // What the deployments page and the audit trail would show of each: a deployment status
+    // posted, a lock held, an action taken.
+    let journal = &dash.host.host_state.journal;
+    let mut action_ids = Vec::new();
+    for (job, delivery, repository, environment) in [
+        (open_job, "open-1", "octo/open", "open-env"),
+        (secret_job, "secret-1", "octo/secret", "secret-env"),
+    ] {
+        let post = GitHubPost {
+            job,
+            kind: "deployment_status".into(),
+            repository: repository.into(),
+            environment: Some(environment.into()),
+            state: Some("success".into()),
+            ..GitHubPost::default()
+        };
+        journal.record_post(post).await.unwrap();
+        let lock = format!("deploy:{repository}:{environment}");
+        assert!(journal.try_lock(&lock, job, 1).await.unwrap());
+        let action = NewAction {
+            actor: "alice".into(),
+            action: "release".into(),
+            delivery: Some(delivery.into()),
+            job: Some(job),
+            lock: Some(lock),
+            outcome: format!("released {environment}"),
+        };
+        action_ids.push(journal.record_action(action).await.unwrap());
+    }
+    let hidden = [
+        "octo/secret",
+        "octo/flipped",
+        "secret change",
+        "flipped",
+        "secret-env",
+    ];
 
     // Lists, filters (a visitor asking for a private repository by name) and what the live
     // refresh fetches: the same pages.
@@ -240,6 +278,10 @@ async fn public_read_shows_visitors_public_repositories_only_on_every_route() {
         "/dashboard/plugins".to_owned(),
         "/dashboard/deliveries/open-1".to_owned(),
         format!("/dashboard/jobs/{open_job}"),
+        // The notice an action's answer leads to, asked for with a private one's id.
+        format!("/dashboard/deployments?action={}", action_ids[1]),
+        format!("/dashboard/deliveries/open-1?action={}", action_ids[1]),
+        format!("/dashboard/jobs/{open_job}?action={}", action_ids[1]),
     ] {
         let page = dash.ok(&path).await;
         for secret in hidden {
@@ -256,6 +298,10 @@ async fn public_read_shows_visitors_public_repositories_only_on_every_route() {
     assert_eq!(asked.matches("<tr class=\"job\">").count(), 0, "{asked}");
     let deliveries = dash.ok("/dashboard/deliveries").await;
     assert!(deliveries.contains("octo/open"), "{deliveries}");
+    let deployments = dash.ok("/dashboard/deployments").await;
+    for shown in ["open-env", "deploy:octo/open:open-env", "released open-env"] {
+        assert!(deployments.contains(shown), "{shown}: {deployments}");
+    }
     let jobs = dash.ok("/dashboard/jobs?state=succeeded").await;
     assert_eq!(jobs.matches("<tr class=\"job\">").count(), 1, "{jobs}");
 
@@ -285,6 +331,14 @@ async fn public_read_shows_visitors_public_repositories_only_on_every_route() {
     }
     dash.ok("/dashboard/deliveries/secret-1").await;
     dash.ok(&format!("/dashboard/jobs/{secret_job}")).await;
+    let deployments = dash.ok("/dashboard/deployments").await;
+    for shown in [
+        "secret-env",
+        "deploy:octo/secret:secret-env",
+        "released secret-env",
+    ] {
+        assert!(deployments.contains(shown), "{shown}: {deployments}");
+    }
     dash.host.stop().await;
 }
 
