@@ -184,7 +184,7 @@ pub fn router(state: WebState) -> Router {
 }
 
 /// Who is looking: the signed-in name, if any, and the token their forms carry.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Viewer {
     pub name: Option<String>,
     /// What the journal's queries show them: everything once signed in, only public
