@@ -50,7 +50,7 @@ async fn run(deliveries: i64, log_mb: usize, runs: usize) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "bench:bench-token-0123456789abcdef\n").unwrap();
+    std::fs::write(&tokens, "bench:0b9e4c7a2d6f1e3a5c8b7d9f0e2a4c6b\n").unwrap();
     let config_file = dir.path().join("config.toml");
     std::fs::write(
         &config_file,
@@ -205,6 +205,16 @@ fn fill(store: &std::path::Path, count: i64) {
                 at
             ])
             .unwrap();
+        }
+        // Public, as their newest delivery would say: what a visitor of the public-read
+        // dashboard measured here may see.
+        let mut repository = tx
+            .prepare("INSERT INTO repositories (name, private, seq) VALUES (?1, 0, ?2)")
+            .unwrap();
+        for n in 0..10 {
+            repository
+                .execute(params![format!("octo/repo-{n}"), count])
+                .unwrap();
         }
     }
     tx.commit().unwrap();

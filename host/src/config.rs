@@ -75,6 +75,12 @@ pub struct DashboardConfig {
     /// Rows on a page of deliveries or jobs.
     #[serde(default = "default_dashboard_page_size")]
     pub page_size: usize,
+    /// Other origins (`scheme://host[:port]`) the dashboard is reached at besides
+    /// `[server] public_url`'s: an SSH tunnel's `http://localhost:9393`, an internal name.
+    /// Dashboard requests for any other `Host` are refused, so a DNS rebinding page cannot
+    /// read it.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 impl Default for DashboardConfig {
@@ -85,6 +91,7 @@ impl Default for DashboardConfig {
             tokens_env: default_dashboard_tokens_env(),
             tokens_file: None,
             page_size: default_dashboard_page_size(),
+            aliases: Vec::new(),
         }
     }
 }
@@ -162,6 +169,12 @@ pub struct ServerConfig {
     /// PEM private key of `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` is believed: a
+    /// request from one of them counts, for the dashboard's sign-in limit, as from the
+    /// right-most forwarded address that is not a trusted proxy. Empty: every peer is the
+    /// client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl ServerConfig {
@@ -780,6 +793,11 @@ impl Config {
             check_http_url(url).map_err(|p| self.invalid("server.public_url", p))?;
         }
         check_http_url(&self.github.api_url).map_err(|p| self.invalid("github.api_url", p))?;
+        crate::web::TrustedProxies::parse(&server.trusted_proxies)
+            .map_err(|problem| self.invalid("server.trusted_proxies", problem))?;
+        for alias in &self.dashboard.aliases {
+            check_http_url(alias).map_err(|p| self.invalid("dashboard.aliases", p))?;
+        }
         if !(1..=500).contains(&self.dashboard.page_size) {
             return Err(self.invalid("dashboard.page_size", "must be between 1 and 500"));
         }

@@ -67,6 +67,9 @@ pub struct PayloadFacts {
     pub action: Option<String>,
     pub repository: Option<String>,
     pub sender: Option<String>,
+    /// `repository.private`: whether the dashboard may show the repository to visitors
+    /// (`None` when the payload does not say, which counts as private).
+    pub private: Option<bool>,
 }
 
 /// Why a payload is not a delivery, in GitHub's terms: what is wrong with the body, never
@@ -126,8 +129,10 @@ impl<'de> serde::de::Visitor<'de> for FactsVisitor {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "action" => facts.action = map.next_value_seed(Text("action"))?,
-                "repository" => facts.repository = map.next_value_seed(REPOSITORY)?,
-                "sender" => facts.sender = map.next_value_seed(SENDER)?,
+                "repository" => {
+                    (facts.repository, facts.private) = map.next_value_seed(REPOSITORY)?
+                }
+                "sender" => facts.sender = map.next_value_seed(SENDER)?.0,
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -199,27 +204,31 @@ impl Text {
     }
 }
 
-/// An object field (or null) of which one string member is read: `repository.full_name`.
+/// An object field (or null) of which one string member is read: `repository.full_name`,
+/// with `repository.private` when `flag` names it (any other type there counts as unsaid).
 struct Member {
     field: &'static str,
     member: &'static str,
     /// `field.member`, for the member's own errors.
     path: &'static str,
+    flag: Option<&'static str>,
 }
 
 const REPOSITORY: Member = Member {
     field: "repository",
     member: "full_name",
     path: "repository.full_name",
+    flag: Some("private"),
 };
 const SENDER: Member = Member {
     field: "sender",
     member: "login",
     path: "sender.login",
+    flag: None,
 };
 
 impl<'de> serde::de::DeserializeSeed<'de> for Member {
-    type Value = Option<String>;
+    type Value = (Option<String>, Option<bool>);
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
@@ -227,30 +236,32 @@ impl<'de> serde::de::DeserializeSeed<'de> for Member {
 }
 
 impl<'de> serde::de::Visitor<'de> for Member {
-    type Value = Option<String>;
+    type Value = (Option<String>, Option<bool>);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{}\" must be an object", self.field)
     }
 
     fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok((None, None))
     }
 
     fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok((None, None))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut value = None;
+        let (mut value, mut flag) = (None, None);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == self.member {
                 value = map.next_value_seed(Text(self.path))?;
+            } else if self.flag == Some(key.as_ref()) {
+                flag = map.next_value::<serde_json::Value>()?.as_bool();
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        Ok(value)
+        Ok((value, flag))
     }
 
     refuse_scalars!(visit_str(&str));
@@ -308,11 +319,27 @@ mod tests {
                 action: action.map(str::to_owned),
                 repository: repository.map(str::to_owned),
                 sender: sender.map(str::to_owned),
+                private: None,
             };
         let cases = [
             (
-                r#"{"action":"opened","repository":{"full_name":"octo/repo","id":1},"sender":{"login":"mona","id":2}}"#,
-                facts(Some("opened"), Some("octo/repo"), Some("mona")),
+                r#"{"action":"opened","repository":{"full_name":"octo/repo","id":1,"private":false},"sender":{"login":"mona","id":2}}"#,
+                PayloadFacts {
+                    private: Some(false),
+                    ..facts(Some("opened"), Some("octo/repo"), Some("mona"))
+                },
+            ),
+            (
+                r#"{"repository":{"private":true,"full_name":"octo/secret"}}"#,
+                PayloadFacts {
+                    private: Some(true),
+                    ..facts(None, Some("octo/secret"), None)
+                },
+            ),
+            // Not a boolean: unsaid, which the dashboard counts as private.
+            (
+                r#"{"repository":{"full_name":"octo/odd","private":"no"}}"#,
+                facts(None, Some("octo/odd"), None),
             ),
             (
                 r#"{"ref":"refs/heads/main","repository":{"full_name":"octo/repo"}}"#,

@@ -115,6 +115,7 @@ mod tests {
                 action: action.map(str::to_owned),
                 repository: repository.map(str::to_owned),
                 sender: None,
+                private: None,
             };
             let kind = EventKind::parse(event).unwrap();
             assert_eq!(

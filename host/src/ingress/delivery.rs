@@ -123,31 +123,30 @@ where
     }
 }
 
-/// Headers whose values are never stored: signatures (the HMAC of the body under the secret)
-/// and credentials.
-const MASKED_HEADERS: [&str; 5] = [
-    "x-hub-signature-256",
-    "x-hub-signature",
-    "authorization",
-    "cookie",
-    "proxy-authorization",
-];
+/// The only headers stored with a delivery: GitHub's own and the few that describe the body.
+/// Anything else a sender (or a proxy on the way) adds, an API key or a client's address, is
+/// not GitHub's to show on the dashboard.
+fn stored_header(name: &str) -> bool {
+    name.starts_with("x-github-")
+        || name.starts_with("x-hub-signature")
+        || matches!(name, "user-agent" | "content-type" | "content-length")
+}
 
-/// The headers of a delivery as stored with it: names lowercase, in the order received, values
-/// of [`MASKED_HEADERS`] replaced (a signature keeps its `sha256=` prefix), at most 100.
+/// The headers of a delivery as stored with it: only those [`stored_header`] allows, names
+/// lowercase, in the order received, signatures masked (keeping their `sha256=` prefix), at
+/// most 100.
 pub fn stored_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
+        .filter(|(name, _)| stored_header(name.as_str()))
         .take(100)
         .map(|(name, value)| {
             let name = name.as_str().to_owned();
             let value = String::from_utf8_lossy(value.as_bytes());
-            let value = if MASKED_HEADERS.contains(&name.as_str()) {
+            let value = if name.starts_with("x-hub-signature") {
                 match value.split_once('=') {
-                    Some((algorithm, _)) if name.starts_with("x-hub-") => {
-                        format!("{algorithm}=********")
-                    }
-                    _ => "********".to_owned(),
+                    Some((algorithm, _)) => format!("{algorithm}=********"),
+                    None => "********".to_owned(),
                 }
             } else {
                 value.into_owned()

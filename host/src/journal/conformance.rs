@@ -8,10 +8,10 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 
 use super::{
-    ActionFilter, Appended, AttemptEnd, GitHubPost, JobFilter, JobId, JobState, Journal,
-    JournalError, NewAction, PendingJob, PostFilter, PostgresJournal, PostgresSettings,
-    RecentFilter, SqliteJournal, Started, Supersede, started, test_postgres::TestPostgres,
-    unix_millis,
+    ActionFilter, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobFilter, JobId, JobState,
+    Journal, JournalError, NewAction, PendingJob, PostFilter, PostgresJournal, PostgresSettings,
+    RecentFilter, SqliteJournal, Started, Supersede, Visibility, started,
+    test_postgres::TestPostgres, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use crate::job_log::{LINK_SECRET, LogLinks};
@@ -26,6 +26,7 @@ pub(crate) fn delivery(id: &str) -> Arc<Delivery> {
             action: Some("opened".into()),
             repository: Some("octo/repo".into()),
             sender: Some("mona".into()),
+            private: None,
         },
         payload: Bytes::from_static(br#"{"action":"opened"}"#),
         received_at: now_rfc3339(),
@@ -517,6 +518,7 @@ async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dy
         event: event.map(str::to_owned),
         repository: None,
         before: None,
+        ..RecentFilter::default()
     };
     let all = journal.recent(filter(10, false, None)).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
@@ -836,7 +838,10 @@ async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
     assert_eq!(running.len(), 1);
     assert!(running[0].started_at.is_some());
 
-    let counts = journal.job_counts("1970-01-01T00:00:00Z").await.unwrap();
+    let counts = journal
+        .job_counts("1970-01-01T00:00:00Z", Visibility::All)
+        .await
+        .unwrap();
     assert_eq!((counts.queued, counts.running, counts.failed), (2, 1, 0));
     let locks = journal.locks().await.unwrap();
     assert_eq!(locks.len(), 1);
@@ -852,6 +857,7 @@ async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
             event: None,
             repository: Some("octo/repo".into()),
             before: None,
+            ..RecentFilter::default()
         })
         .await
         .unwrap();
@@ -864,6 +870,7 @@ async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
             event: None,
             repository: None,
             before: Some(recent[0].seq),
+            ..RecentFilter::default()
         })
         .await
         .unwrap();
@@ -871,6 +878,144 @@ async fn the_dashboards_reads_filter_page_and_count(journal: &dyn Journal) {
         older.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
         ["w1"]
     );
+}
+
+/// A delivery `id` of `repository`, whose payload says `private` (or nothing).
+fn delivery_of(id: &str, repository: &str, private: Option<bool>) -> Arc<Delivery> {
+    let mut delivery = (*delivery(id)).clone();
+    delivery.facts.repository = Some(repository.to_owned());
+    delivery.facts.private = private;
+    Arc::new(delivery)
+}
+
+async fn visitors_see_only_repositories_whose_newest_delivery_is_public(journal: &dyn Journal) {
+    for (id, repository, private) in [
+        ("v1", "octo/open", Some(false)),
+        ("v2", "octo/secret", Some(true)),
+        ("v3", "octo/flipped", Some(false)),
+        ("v4", "octo/unsaid", None),
+        // Made private: its older, public delivery is hidden too.
+        ("v5", "octo/flipped", Some(true)),
+        ("v6", "octo/open", None),
+    ] {
+        let appended = journal.append(delivery_of(id, repository, private), plugins(&["a"]), false);
+        assert!(matches!(appended.await.unwrap(), Appended::New(_)));
+    }
+    let ids = |records: Vec<DeliveryRecord>| records.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    let recent = |visibility, id: Option<&str>| RecentFilter {
+        limit: 10,
+        visibility,
+        id: id.map(str::to_owned),
+        ..RecentFilter::default()
+    };
+    // A delivery that does not say keeps what the newest one that did said.
+    let public = journal
+        .recent(recent(Visibility::Public, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(public), ["v6", "v1"]);
+    let all = journal.recent(recent(Visibility::All, None)).await.unwrap();
+    assert_eq!(all.len(), 6);
+    for (id, shown) in [("v1", true), ("v2", false), ("v3", false), ("v4", false)] {
+        let one = journal
+            .recent(recent(Visibility::Public, Some(id)))
+            .await
+            .unwrap();
+        assert_eq!(ids(one) == [id], shown, "{id}");
+        let signed_in = journal
+            .recent(recent(Visibility::All, Some(id)))
+            .await
+            .unwrap();
+        assert_eq!(ids(signed_in), [id]);
+    }
+
+    let jobs = |visibility| JobFilter {
+        limit: 10,
+        visibility,
+        ..JobFilter::default()
+    };
+    let public_jobs = journal.jobs(jobs(Visibility::Public)).await.unwrap();
+    let repositories: Vec<_> = public_jobs
+        .iter()
+        .map(|row| row.repository.as_deref())
+        .collect();
+    assert_eq!(repositories, [Some("octo/open"); 2]);
+    assert_eq!(journal.jobs(jobs(Visibility::All)).await.unwrap().len(), 6);
+    let since = "1970-01-01T00:00:00Z";
+    let counts = journal.job_counts(since, Visibility::Public).await.unwrap();
+    assert_eq!(counts.queued, 2);
+    let counts = journal.job_counts(since, Visibility::All).await.unwrap();
+    assert_eq!(counts.queued, 6);
+
+    // Posts by the repository posted to; actions by their job's, else their delivery's.
+    let secret_job = journal.jobs_of("v2").await.unwrap()[0].id;
+    let open_job = journal.jobs_of("v1").await.unwrap()[0].id;
+    for (job, repository) in [(secret_job, "octo/secret"), (open_job, "octo/open")] {
+        let post = GitHubPost {
+            job,
+            kind: "deployment".into(),
+            repository: repository.into(),
+            ..GitHubPost::default()
+        };
+        journal.record_post(post).await.unwrap();
+    }
+    let posts = |visibility| PostFilter {
+        limit: 10,
+        visibility,
+        ..PostFilter::default()
+    };
+    let shown = journal.posts(posts(Visibility::Public)).await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].post.repository, "octo/open");
+    assert_eq!(
+        journal.posts(posts(Visibility::All)).await.unwrap().len(),
+        2
+    );
+    for (delivery, job) in [
+        ("v2", Some(secret_job)),
+        ("v1", Some(open_job)),
+        ("v2", None),
+        ("v1", None),
+    ] {
+        let action = NewAction {
+            actor: "alice".into(),
+            action: "replay".into(),
+            delivery: Some(delivery.into()),
+            job,
+            outcome: "done".into(),
+            ..NewAction::default()
+        };
+        journal.record_action(action).await.unwrap();
+    }
+    let actions = |visibility| ActionFilter {
+        limit: 10,
+        visibility,
+        ..ActionFilter::default()
+    };
+    let shown = journal.actions(actions(Visibility::Public)).await.unwrap();
+    let shown: Vec<_> = shown
+        .iter()
+        .map(|a| (a.delivery.as_deref(), a.job))
+        .collect();
+    assert_eq!(shown, [(Some("v1"), None), (Some("v1"), Some(open_job))]);
+    assert_eq!(
+        journal
+            .actions(actions(Visibility::All))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+async fn sign_outs_end_sessions_and_only_move_forward(journal: &dyn Journal) {
+    assert_eq!(journal.sessions_ended("alice").await.unwrap(), None);
+    journal.end_sessions("alice", 2000).await.unwrap();
+    journal.end_sessions("alice", 1000).await.unwrap();
+    assert_eq!(journal.sessions_ended("alice").await.unwrap(), Some(2000));
+    assert_eq!(journal.sessions_ended("bob").await.unwrap(), None);
+    journal.end_sessions("alice", 3000).await.unwrap();
+    assert_eq!(journal.sessions_ended("alice").await.unwrap(), Some(3000));
 }
 
 async fn cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones(journal: &dyn Journal) {
@@ -1043,6 +1188,8 @@ conformance!(
     ids_are_never_given_twice_after_pruning,
     ids_named_elsewhere_are_skipped,
     each_job_has_its_own_link_salt,
+    visitors_see_only_repositories_whose_newest_delivery_is_public,
+    sign_outs_end_sessions_and_only_move_forward,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {

@@ -259,10 +259,39 @@ pub struct JobRecord {
     pub link_salt: LinkSalt,
 }
 
+/// Whom a dashboard query answers: everything for a signed-in person (or the operator's
+/// commands), and for a visitor of a `public-read` dashboard only what belongs to
+/// repositories whose newest delivery said `"private": false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Visibility {
+    #[default]
+    All,
+    Public,
+}
+
+impl Visibility {
+    /// Whether the query keeps only public repositories' rows (bound as its SQL parameter).
+    pub(crate) fn public_only(self) -> bool {
+        self == Self::Public
+    }
+}
+
+/// The one visibility filter, shared by both backends' dashboard queries: the repository
+/// `column` names is known, and the newest delivery of it said it is public. A repository made
+/// private hides its older deliveries too; one never seen with `private` set stays hidden.
+pub(crate) fn public_repository(column: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM repositories visible WHERE visible.name = {column} AND visible.private = FALSE)"
+    )
+}
+
 /// Which deliveries `recent` lists.
 #[derive(Debug, Clone, Default)]
 pub struct RecentFilter {
     pub limit: usize,
+    /// Only the delivery with this id.
+    pub id: Option<String>,
+    pub visibility: Visibility,
     /// Only this event.
     pub event: Option<String>,
     /// Only deliveries with at least one failed job.
@@ -291,6 +320,8 @@ pub struct DeliveryRecord {
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     pub limit: usize,
+    /// Only jobs of deliveries of repositories it shows.
+    pub visibility: Visibility,
     /// Only this job.
     pub id: Option<JobId>,
     pub state: Option<JobState>,
@@ -368,6 +399,8 @@ pub struct ActionRecord {
 #[derive(Debug, Clone, Default)]
 pub struct ActionFilter {
     pub limit: usize,
+    /// Only actions on jobs (or, without a job, deliveries) of repositories it shows.
+    pub visibility: Visibility,
     pub id: Option<i64>,
     pub delivery: Option<String>,
     pub job: Option<JobId>,
@@ -409,6 +442,8 @@ pub struct PostRecord {
 #[derive(Debug, Clone, Default)]
 pub struct PostFilter {
     pub limit: usize,
+    /// Only posts to repositories it shows.
+    pub visibility: Visibility,
     /// Only this job's.
     pub job: Option<JobId>,
     /// Only deployments and deployment statuses.
@@ -542,8 +577,21 @@ pub trait Journal: Send + Sync {
     /// the dashboard's jobs list and job page.
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>, JournalError>;
 
-    /// How many jobs are in each state, and how many failed at or after `since` (RFC 3339).
-    async fn job_counts(&self, since: &str) -> Result<JobCounts, JournalError>;
+    /// How many jobs (of the repositories `visibility` shows) are in each state, and how many
+    /// failed at or after `since` (RFC 3339).
+    async fn job_counts(
+        &self,
+        since: &str,
+        visibility: Visibility,
+    ) -> Result<JobCounts, JournalError>;
+
+    /// Ends every dashboard session of `name` begun at or before `at` (Unix milliseconds): a
+    /// sign-out, everywhere. Only moves forward.
+    async fn end_sessions(&self, name: &str, at: u64) -> Result<(), JournalError>;
+
+    /// When `name`'s sessions were last ended (Unix milliseconds): a session begun at or before
+    /// it is over.
+    async fn sessions_ended(&self, name: &str) -> Result<Option<u64>, JournalError>;
 
     /// Asks for job `job` to be cancelled for `reason`, and returns the state it was in (`None`
     /// when there is no such job). A queued or running job keeps the first reason asked for:

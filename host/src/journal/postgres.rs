@@ -36,7 +36,7 @@ use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
     JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LinkSalt, LockRecord,
     LostLease, NewAction, PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage,
-    RecentFilter, Started, Supersede, cancel_reason, unix_millis,
+    RecentFilter, Started, Supersede, Visibility, cancel_reason, public_repository, unix_millis,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 
@@ -163,6 +163,20 @@ ALTER TABLE jobs ADD COLUMN link_salt BYTEA;
 -- Attempts a graceful shutdown interrupted and handed back, of `attempts`: they count toward
 -- `[workers] max_interruptions`, not toward the plugin's `max_attempts`.
 ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- Each repository's visibility as its newest delivery (largest seq) said it (`repository.private`):
+-- what a `public-read` dashboard shows visitors. Unknown until a delivery after this migration.
+CREATE TABLE repositories (
+    name    TEXT PRIMARY KEY,
+    private BOOLEAN NOT NULL,
+    seq     BIGINT NOT NULL
+);
+-- A person's dashboard sessions begun at or before `at` (Unix ms) are over: their sign-out.
+CREATE TABLE session_ends (
+    name TEXT PRIMARY KEY,
+    at   BIGINT NOT NULL
+);
 "#,
 ];
 
@@ -815,6 +829,7 @@ fn stored_delivery(row: &Row, at: usize) -> Result<Delivery, JournalError> {
             action: row.get(at + 2),
             repository: row.get(at + 3),
             sender: row.get(at + 6),
+            private: None,
         },
         received_at: row.get(at + 4),
         headers: Vec::new(),
@@ -860,6 +875,7 @@ impl Journal for PostgresJournal {
                 ],
             )
             .await?;
+        let inserted_new = inserted.is_some();
         let seq: i64 = match (inserted, rerun) {
             (Some(row), _) => row.get(0),
             (None, false) => return Ok(Appended::Duplicate),
@@ -871,6 +887,21 @@ impl Journal for PostgresJournal {
                 .await?
                 .get(0),
         };
+        if let (Some(repository), Some(private), true) = (
+            &delivery.facts.repository,
+            delivery.facts.private,
+            inserted_new,
+        ) {
+            // Hosts storing deliveries of one repository at once: the newest (largest seq)
+            // says, whichever commits last.
+            tx.execute(
+                "INSERT INTO repositories (name, private, seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET private = excluded.private, seq = excluded.seq
+                 WHERE excluded.seq > repositories.seq",
+                &[repository, &private, &seq],
+            )
+            .await?;
+        }
         let mut jobs = Vec::with_capacity(plugins.len());
         if !plugins.is_empty() {
             let salts: Vec<Vec<u8>> = LinkSalt::fresh(plugins.len())?
@@ -1104,7 +1135,8 @@ impl Journal for PostgresJournal {
         let state = filter.state.map(JobState::as_str);
         let rows = self
             .query(
-                "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
+                &format!(
+                    "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
                         d.event, d.action, d.repository, d.sender, j.created_at, j.started_at,
                         j.finished_at, j.link_salt
                  FROM jobs j JOIN deliveries d ON d.seq = j.delivery
@@ -1113,7 +1145,10 @@ impl Journal for PostgresJournal {
                    AND ($3::text IS NULL OR j.plugin = $3)
                    AND ($4::text IS NULL OR d.repository = $4)
                    AND ($5::bigint IS NULL OR j.id < $5)
+                   AND (NOT $7 OR {public})
                  ORDER BY j.id DESC LIMIT $6",
+                    public = public_repository("d.repository"),
+                ),
                 &[
                     &filter.id.map(|id| id.0),
                     &state,
@@ -1121,6 +1156,7 @@ impl Journal for PostgresJournal {
                     &filter.repository,
                     &filter.before.map(|id| id.0),
                     &(filter.limit as i64),
+                    &filter.visibility.public_only(),
                 ],
             )
             .await?;
@@ -1140,9 +1176,24 @@ impl Journal for PostgresJournal {
             .collect()
     }
 
-    async fn job_counts(&self, since: &str) -> Result<JobCounts, JournalError> {
+    async fn job_counts(
+        &self,
+        since: &str,
+        visibility: Visibility,
+    ) -> Result<JobCounts, JournalError> {
+        // Everything, as before, without a join; a visitor's counts join the filter.
+        let (from, public) = match visibility {
+            Visibility::All => ("jobs j".to_owned(), "TRUE".to_owned()),
+            Visibility::Public => (
+                "jobs j JOIN deliveries d ON d.seq = j.delivery".to_owned(),
+                public_repository("d.repository"),
+            ),
+        };
         let rows = self
-            .query("SELECT state, COUNT(*) FROM jobs GROUP BY state", &[])
+            .query(
+                &format!("SELECT j.state, COUNT(*) FROM {from} WHERE {public} GROUP BY j.state"),
+                &[],
+            )
             .await?;
         let mut counts = JobCounts::default();
         for row in rows {
@@ -1158,12 +1209,32 @@ impl Journal for PostgresJournal {
         }
         let failed = self
             .query(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND finished_at >= $1",
+                &format!(
+                    "SELECT COUNT(*) FROM {from}
+                     WHERE j.state = 'failed' AND j.finished_at >= $1 AND {public}"
+                ),
                 &[&since],
             )
             .await?;
         counts.failed_since = failed[0].get::<_, i64>(0) as u64;
         Ok(counts)
+    }
+
+    async fn end_sessions(&self, name: &str, at: u64) -> Result<(), JournalError> {
+        self.execute(
+            "INSERT INTO session_ends (name, at) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET at = greatest(session_ends.at, excluded.at)",
+            &[&name, &(at as i64)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn sessions_ended(&self, name: &str) -> Result<Option<u64>, JournalError> {
+        let rows = self
+            .query("SELECT at FROM session_ends WHERE name = $1", &[&name])
+            .await?;
+        Ok(rows.first().map(|row| row.get::<_, i64>(0) as u64))
     }
 
     async fn locks(&self) -> Result<Vec<LockRecord>, JournalError> {
@@ -1226,19 +1297,26 @@ impl Journal for PostgresJournal {
     async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError> {
         let rows = self
             .query(
-                "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
+                &format!(
+                    "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
                  FROM deliveries d
                  WHERE ($1::text IS NULL OR d.event = $1)
                    AND (NOT $2 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
                    AND ($4::text IS NULL OR d.repository = $4)
                    AND ($5::bigint IS NULL OR d.seq < $5)
+                   AND ($6::text IS NULL OR d.id = $6)
+                   AND (NOT $7 OR {public})
                  ORDER BY d.seq DESC LIMIT $3",
+                    public = public_repository("d.repository"),
+                ),
                 &[
                     &filter.event,
                     &filter.failed,
                     &(filter.limit as i64),
                     &filter.repository,
                     &filter.before,
+                    &filter.id,
+                    &filter.visibility.public_only(),
                 ],
             )
             .await?;
@@ -1535,18 +1613,27 @@ impl Journal for PostgresJournal {
     async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError> {
         let rows = self
             .query(
-                "SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit
+                &format!(
+                    "SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit
                  WHERE ($1::bigint IS NULL OR id = $1)
                    AND ($2::text IS NULL OR delivery = $2)
                    AND ($3::bigint IS NULL OR job = $3)
                    AND ($4::text IS NULL OR action = $4)
+                   AND (NOT $6
+                        OR EXISTS (SELECT 1 FROM jobs j JOIN deliveries d ON d.seq = j.delivery
+                                   WHERE j.id = audit.job AND {public})
+                        OR (audit.job IS NULL AND EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.id = audit.delivery AND {public})))
                  ORDER BY id DESC LIMIT $5",
+                    public = public_repository("d.repository"),
+                ),
                 &[
                     &filter.id,
                     &filter.delivery,
                     &filter.job.map(|job| job.0),
                     &filter.action,
                     &(filter.limit as i64),
+                    &filter.visibility.public_only(),
                 ],
             )
             .await?;
@@ -1597,16 +1684,21 @@ impl Journal for PostgresJournal {
     async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError> {
         let rows = self
             .query(
-                "SELECT id, at, job, kind, repository, sha, environment, deployment, state,
+                &format!(
+                    "SELECT id, at, job, kind, repository, sha, environment, deployment, state,
                         context, url
                  FROM github_posts
                  WHERE ($1::bigint IS NULL OR job = $1)
                    AND (NOT $2 OR kind IN ('deployment', 'deployment_status'))
+                   AND (NOT $4 OR {public})
                  ORDER BY id DESC LIMIT $3",
+                    public = public_repository("github_posts.repository"),
+                ),
                 &[
                     &filter.job.map(|job| job.0),
                     &filter.deployments,
                     &(filter.limit as i64),
+                    &filter.visibility.public_only(),
                 ],
             )
             .await?;

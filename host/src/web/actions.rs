@@ -18,14 +18,15 @@ use switchyard_plugin_api::CancelReason;
 
 use super::{Viewer, WebState, pages};
 use crate::{
+    event::Delivery,
     ingress::Committed,
-    journal::{JobId, JobRecord, JobState, JournalError, NewAction},
+    journal::{JobId, JobRecord, JobState, JournalError, NewAction, PostFilter},
     router,
 };
 
 /// Why an action was refused before anything was done (nothing is recorded for these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
+pub(super) enum Refusal {
     SignedOut,
     OtherSite,
     StaleForm,
@@ -52,10 +53,11 @@ impl IntoResponse for Refusal {
 }
 
 /// Whether the request comes from the dashboard's own pages: `Sec-Fetch-Site` (sent by
-/// browsers) must say `same-origin`, and `Origin` must be the public URL's or the one the
-/// request was addressed to. A client that sends neither (not a browser) passes on to the form
-/// token, which another site cannot read.
-fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
+/// browsers) must say `same-origin`, and `Origin` must be one of the dashboard's `origins` (the
+/// public URL's and the aliases), never whatever the request's own `Host` says: that is the
+/// attacker's under DNS rebinding. A client that sends neither (not a browser) passes on to
+/// the form token, which another site cannot read.
+pub(super) fn same_origin(headers: &HeaderMap, origins: &[String]) -> bool {
     let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
     if let Some(site) = text("sec-fetch-site") {
         if site != "same-origin" {
@@ -64,17 +66,12 @@ fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
     }
     match text(header::ORIGIN.as_str()) {
         None => true,
-        Some(origin) => {
-            let addressed = text(header::HOST.as_str()).is_some_and(|host| {
-                origin == format!("http://{host}") || origin == format!("https://{host}")
-            });
-            origin == public_origin || addressed
-        }
+        Some(origin) => origins.iter().any(|known| known == origin),
     }
 }
 
 /// The signed-in name, once the request passed the CSRF checks.
-fn actor(
+pub(super) fn actor(
     state: &WebState,
     viewer: &Viewer,
     headers: &HeaderMap,
@@ -83,7 +80,7 @@ fn actor(
     let Some(name) = viewer.name.clone() else {
         return Err(Refusal::SignedOut);
     };
-    if !same_origin(headers, &state.dashboard.origin) {
+    if !same_origin(headers, &state.dashboard.origins) {
         tracing::warn!(%name, "a dashboard action from another site refused");
         return Err(Refusal::OtherSite);
     }
@@ -125,6 +122,46 @@ pub struct ReplayForm {
     /// Only this plugin; blank: every plugin the delivery routes to now.
     #[serde(default)]
     plugin: String,
+    /// The environment's name as the person typed it, for a delivery that deploys.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The environment a replay of `delivery` would deploy to, if it deploys: a `deployment`
+/// event's, or the one a job of the delivery created a deployment for (a merge the deployer
+/// turned into one). Replaying it is asked to be confirmed by typing that name, as releasing a
+/// lock is.
+pub(super) async fn deploys_to(
+    state: &WebState,
+    delivery: &Delivery,
+) -> Result<Option<String>, JournalError> {
+    if delivery.kind.as_str() == "deployment" {
+        let payload = serde_json::from_slice::<serde_json::Value>(&delivery.payload);
+        let environment = payload.ok().and_then(|value| {
+            value["deployment"]["environment"]
+                .as_str()
+                .map(str::to_owned)
+        });
+        // A deployment without a readable environment still deploys: its kind is the name.
+        return Ok(Some(environment.unwrap_or_else(|| "deployment".to_owned())));
+    }
+    for job in state.journal.jobs_of(delivery.id.as_str()).await? {
+        let filter = PostFilter {
+            limit: 1,
+            job: Some(job.id),
+            deployments: true,
+            ..PostFilter::default()
+        };
+        let posted = state.journal.posts(filter).await?;
+        if let Some(environment) = posted
+            .into_iter()
+            .filter(|record| record.post.kind == "deployment")
+            .find_map(|record| record.post.environment)
+        {
+            return Ok(Some(environment));
+        }
+    }
+    Ok(None)
 }
 
 /// `POST /dashboard/deliveries/{id}/replay`: the delivery again, as new jobs, to every plugin
@@ -149,6 +186,22 @@ pub async fn replay(
         "/dashboard/deliveries/{}",
         form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
     );
+    let environment = match deploys_to(&state, &delivery).await {
+        Ok(environment) => environment,
+        Err(error) => return pages::journal_failed(error),
+    };
+    if let Some(environment) = environment.filter(|env| form.confirm.trim() != env) {
+        let action = NewAction {
+            actor,
+            action: "replay".to_owned(),
+            delivery: Some(id),
+            outcome: format!(
+                "not replayed: it deploys to {environment}, and the name typed to confirm was not that"
+            ),
+            ..NewAction::default()
+        };
+        return recorded(&state, action, &page).await;
+    }
     let plugin = Some(form.plugin.trim()).filter(|p| !p.is_empty());
     let plugins = state.plugins.current();
     let outcome = match router::replay_targets(&plugins, &delivery, plugin) {
@@ -352,16 +405,21 @@ mod tests {
             }
             map
         };
-        let public = "https://ci.example.com";
+        let origins = [
+            "https://ci.example.com".to_owned(),
+            "http://localhost:9393".to_owned(),
+        ];
         for (pairs, passes) in [
             (vec![], true),
             (vec![("origin", "https://ci.example.com")], true),
+            (vec![("origin", "http://localhost:9393")], true),
+            // The request's own Host is no proof: under DNS rebinding it is the attacker's.
             (
                 vec![
-                    ("origin", "http://127.0.0.1:9393"),
-                    ("host", "127.0.0.1:9393"),
+                    ("origin", "http://rebound.example:9393"),
+                    ("host", "rebound.example:9393"),
                 ],
-                true,
+                false,
             ),
             (vec![("sec-fetch-site", "same-origin")], true),
             (vec![("origin", "https://evil.example")], false),
@@ -376,7 +434,7 @@ mod tests {
                 false,
             ),
         ] {
-            assert_eq!(same_origin(&headers(&pairs), public), passes, "{pairs:?}");
+            assert_eq!(same_origin(&headers(&pairs), &origins), passes, "{pairs:?}");
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Who may read the dashboard: named tokens (`name:token` lines, from `[dashboard] tokens_file`
 //! or the variable `tokens_env` names) and the session cookie a sign-in sets.
 //!
-//! The cookie is `name.expiry.mac`: an HMAC, under a key the journal keeps, of the name, the
-//! expiry and a digest of the token signed in with. Nothing is kept per session, sessions
-//! survive restarts, and removing (or changing) a person's token ends their sessions at the
-//! next start.
+//! The cookie is `name.begun.mac`: an HMAC, under a key the journal keeps, of the name, when
+//! the session began (Unix milliseconds; it lasts [`SESSION_SECS`] from then) and a digest of
+//! the token signed in with. Nothing is kept per session, sessions survive restarts, and
+//! removing (or changing) a person's token ends their sessions at the next start. A sign-out
+//! ends every session of that person begun until then (the journal keeps the time, see
+//! `Journal::end_sessions`).
 
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
@@ -18,8 +20,23 @@ pub const COOKIE: &str = "switchyard_session";
 /// How long a sign-in lasts.
 pub const SESSION_SECS: u64 = 12 * 3600;
 
-/// Tokens shorter than this are accepted with a warning.
-const SHORT_TOKEN: usize = 16;
+/// A token must carry at least 128 bits: 32 hex digits, or 22 characters of base64url (or of
+/// any richer alphabet). With that, guessing is hopeless whatever the sign-in limit lets by.
+const MIN_HEX_CHARS: usize = 32;
+const MIN_CHARS: usize = 22;
+
+/// Whether `token` is long enough for its alphabet and not a shorter string repeated
+/// (`abab...`), which carries only the bits of its part.
+fn strong(token: &str) -> bool {
+    let length = token.chars().count();
+    let hex = token.bytes().all(|b| b.is_ascii_hexdigit());
+    let enough = if hex { MIN_HEX_CHARS } else { MIN_CHARS };
+    let bytes = token.as_bytes();
+    let repeated = (1..bytes.len())
+        .filter(|part| bytes.len() % part == 0)
+        .any(|part| bytes.chunks(part).all(|chunk| chunk == &bytes[..part]));
+    length >= enough && !repeated
+}
 
 /// One person's token.
 #[derive(Clone)]
@@ -60,6 +77,11 @@ pub fn parse_tokens(text: &str) -> Result<Vec<(String, String)>, String> {
         if token.is_empty() {
             return Err(format!("line {number}: the token is empty"));
         }
+        if !strong(token) {
+            return Err(format!(
+                "line {number}: the token is too weak (at least {MIN_HEX_CHARS} hex digits or {MIN_CHARS} random base64url characters, not a repeated string; make one with: openssl rand -hex 24)"
+            ));
+        }
         if tokens.iter().any(|(other, _)| other == name) {
             return Err(format!("line {number}: the name {name} is given twice"));
         }
@@ -81,17 +103,9 @@ impl Access {
     pub fn new(tokens: Vec<(String, String)>, key: &[u8]) -> Self {
         let tokens = tokens
             .into_iter()
-            .map(|(name, token)| {
-                if token.len() < SHORT_TOKEN {
-                    tracing::warn!(
-                        %name,
-                        "a dashboard token is shorter than {SHORT_TOKEN} bytes: use a long random string"
-                    );
-                }
-                Token {
-                    name,
-                    digest: Sha256::digest(token.as_bytes()).into(),
-                }
+            .map(|(name, token)| Token {
+                name,
+                digest: Sha256::digest(token.as_bytes()).into(),
             })
             .collect();
         Self {
@@ -113,24 +127,25 @@ impl Access {
         found
     }
 
-    /// A session cookie's value for `name`, valid until `expires` (Unix seconds).
-    pub fn session(&self, name: &str, expires: u64) -> Option<String> {
+    /// A session cookie's value for `name`, begun at `begun` (Unix milliseconds).
+    pub fn session(&self, name: &str, begun: u64) -> Option<String> {
         let token = self.tokens.iter().find(|t| t.name == name)?;
-        let mac = self.mac(token, expires);
-        Some(format!("{name}.{expires}.{}", hex::encode(mac)))
+        let mac = self.mac(token, begun);
+        Some(format!("{name}.{begun}.{}", hex::encode(mac)))
     }
 
-    /// The signed-in name a cookie value carries, when it is genuine and not expired at `now`.
-    pub fn verify(&self, cookie: &str, now: u64) -> Option<&str> {
+    /// The signed-in name a cookie value carries and when its session began, when it is
+    /// genuine and not expired at `now` (Unix milliseconds).
+    pub fn verify(&self, cookie: &str, now: u64) -> Option<(&str, u64)> {
         let (rest, mac) = cookie.rsplit_once('.')?;
-        let (name, expires) = rest.rsplit_once('.')?;
-        let expires: u64 = expires.parse().ok()?;
-        if expires <= now {
+        let (name, begun) = rest.rsplit_once('.')?;
+        let begun: u64 = begun.parse().ok()?;
+        if begun.saturating_add(SESSION_SECS * 1000) <= now {
             return None;
         }
         let token = self.tokens.iter().find(|t| t.name == name)?;
         let given = hex::decode(mac).ok()?;
-        constant_time_eq(&self.mac(token, expires), &given).then_some(token.name.as_str())
+        constant_time_eq(&self.mac(token, begun), &given).then_some((token.name.as_str(), begun))
     }
 
     /// The token the forms of the session `cookie` carry (CSRF protection): an HMAC of the
@@ -149,13 +164,15 @@ impl Access {
         constant_time_eq(self.form_token(cookie).as_bytes(), given.trim().as_bytes())
     }
 
-    fn mac(&self, token: &Token, expires: u64) -> Vec<u8> {
+    fn mac(&self, token: &Token, begun: u64) -> Vec<u8> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
-        mac.update(b"switchyard dashboard session\0");
+        // Not the earlier cookies' label: those carried an expiry in seconds where these carry
+        // a beginning in milliseconds.
+        mac.update(b"switchyard dashboard session begun\0");
         mac.update(token.name.as_bytes());
         mac.update(b"\0");
-        mac.update(&expires.to_be_bytes());
+        mac.update(&begun.to_be_bytes());
         mac.update(&token.digest);
         mac.finalize().into_bytes().to_vec()
     }
@@ -179,38 +196,71 @@ mod tests {
 
     #[test]
     fn tokens_parse_with_comments_and_errors_never_echo_a_token() {
-        let tokens =
-            parse_tokens("# people\nalice: a-long-token-1\n\nbob:b-long-token-2\n").unwrap();
+        let tokens = parse_tokens(&format!("# people\nalice: {ALICE}\n\nbob:{BOB}\n")).unwrap();
         assert_eq!(
             tokens,
             vec![
-                ("alice".to_owned(), "a-long-token-1".to_owned()),
-                ("bob".to_owned(), "b-long-token-2".to_owned())
+                ("alice".to_owned(), ALICE.to_owned()),
+                ("bob".to_owned(), BOB.to_owned())
             ]
         );
-        let error = parse_tokens("alice:one\nsecret-without-name\n").unwrap_err();
+        let error = parse_tokens(&format!("alice:{ALICE}\nsecret-without-name\n")).unwrap_err();
         assert_eq!(error, "line 2 is not `name:token`");
-        assert!(parse_tokens("a b:x").is_err());
+        assert!(parse_tokens(&format!("a b:{ALICE}")).is_err());
         assert!(parse_tokens("alice:").is_err());
-        assert!(parse_tokens("alice:x\nalice:y").is_err());
+        assert!(parse_tokens(&format!("alice:{ALICE}\nalice:{BOB}")).is_err());
         assert!(parse_tokens("# nothing\n").is_err());
+    }
+
+    const ALICE: &str = "Vq3x9LkT2mZpR7wYc4Hn8s";
+    const BOB: &str = "5f2b9c0e7d1a4b3c8e6f0a1b2c3d4e5f";
+
+    #[test]
+    fn tokens_under_128_bits_are_refused_and_never_echoed() {
+        for (token, strong) in [
+            // 22 base64url characters, 32 hex digits: 128 bits and more.
+            (ALICE, true),
+            (BOB, true),
+            ("3f6b0c1e9d2a47c58e1f0b2d6a9c4e7f1a2b3c4d5e6f7081", true),
+            // Hex counts 4 bits a character: 31 are not enough, nor 22.
+            ("5f2b9c0e7d1a4b3c8e6f0a1b2c3d4e5", false),
+            ("5f2b9c0e7d1a4b3c8e6f0a", false),
+            // Short, however random it looks.
+            ("Vq3x9LkT2mZpR7wYc4Hn8", false),
+            ("alice-token-1", false),
+            // A repetition carries the bits of its part only.
+            ("abcdefghijkabcdefghijkabcdefghijk", false),
+            ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+            ("Vq3x9LkT2mZpR7wYc4Hn8sVq3x9LkT2mZpR7wYc4Hn8s", false),
+        ] {
+            let parsed = parse_tokens(&format!("alice:{token}"));
+            assert_eq!(parsed.is_ok(), strong, "{token}");
+            if let Err(error) = parsed {
+                assert!(
+                    error.starts_with("line 1: the token is too weak"),
+                    "{error}"
+                );
+                assert!(!error.contains(token), "{error}");
+            }
+        }
     }
 
     #[test]
     fn a_session_names_its_person_until_it_expires_or_the_token_changes() {
-        let access = Access::new(vec![("alice".into(), "token-of-alice".into())], b"key");
-        assert_eq!(access.sign_in("token-of-alice"), Some("alice"));
-        assert_eq!(access.sign_in("token-of-bob"), None);
+        let access = Access::new(vec![("alice".into(), ALICE.into())], b"key");
+        assert_eq!(access.sign_in(ALICE), Some("alice"));
+        assert_eq!(access.sign_in(BOB), None);
         let cookie = access.session("alice", 1000).unwrap();
-        assert_eq!(access.verify(&cookie, 999), Some("alice"));
-        assert_eq!(access.verify(&cookie, 1000), None);
-        // Tampered expiry, another key, another token for the same name: refused.
+        let end = 1000 + SESSION_SECS * 1000;
+        assert_eq!(access.verify(&cookie, end - 1), Some(("alice", 1000)));
+        assert_eq!(access.verify(&cookie, end), None);
+        // Tampered beginning, another key, another token for the same name: refused.
         let later = cookie.replacen(".1000.", ".2000.", 1);
-        assert_eq!(access.verify(&later, 999), None);
-        let other_key = Access::new(vec![("alice".into(), "token-of-alice".into())], b"other");
-        assert_eq!(other_key.verify(&cookie, 999), None);
-        let new_token = Access::new(vec![("alice".into(), "new-token".into())], b"key");
-        assert_eq!(new_token.verify(&cookie, 999), None);
+        assert_eq!(access.verify(&later, 1500), None);
+        let other_key = Access::new(vec![("alice".into(), ALICE.into())], b"other");
+        assert_eq!(other_key.verify(&cookie, 1500), None);
+        let new_token = Access::new(vec![("alice".into(), BOB.into())], b"key");
+        assert_eq!(new_token.verify(&cookie, 1500), None);
         assert_eq!(
             cookie_value("a=1; switchyard_session=x.1.ff"),
             Some("x.1.ff")
@@ -220,10 +270,7 @@ mod tests {
     #[test]
     fn a_form_token_belongs_to_its_session_alone() {
         let access = Access::new(
-            vec![
-                ("alice".into(), "token-of-alice".into()),
-                ("bob".into(), "token-of-bob".into()),
-            ],
+            vec![("alice".into(), ALICE.into()), ("bob".into(), BOB.into())],
             b"key",
         );
         let alice = access.session("alice", 1000).unwrap();
@@ -239,7 +286,7 @@ mod tests {
         ] {
             assert!(!access.form_token_matches(cookie, given), "{given}");
         }
-        let other_key = Access::new(vec![("alice".into(), "token-of-alice".into())], b"other");
+        let other_key = Access::new(vec![("alice".into(), ALICE.into())], b"other");
         assert!(!other_key.form_token_matches(&alice, &token));
     }
 

@@ -6,6 +6,7 @@
 
 mod actions;
 mod auth;
+mod client;
 mod limit;
 mod log_view;
 mod pages;
@@ -24,12 +25,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::SESSION_SECRET;
+pub use client::TrustedProxies;
 
 use crate::{
     config::{Config, DashboardAccess, secret_from_env, secret_from_file},
     ingress::Dispatcher,
     job_log::{JobLogs, LogLinks},
-    journal::Journal,
+    journal::{Journal, Visibility, unix_millis},
     locks::Locks,
     plugins::Plugins,
     workers::Workers,
@@ -43,8 +45,13 @@ pub struct Dashboard {
     /// `Secure` on the session cookie: the public URL is https.
     secure_cookie: bool,
     page_size: usize,
-    /// The public URL's origin (`https://host:port`): where the actions' forms come from.
-    origin: String,
+    /// The origins (`https://host[:port]`) the dashboard is reached at: the public URL's and
+    /// `[dashboard] aliases`. The actions' forms come from one of them.
+    origins: Vec<String>,
+    /// The `Host` values those origins are asked for with: any other is refused.
+    hosts: Vec<String>,
+    /// Whose `X-Forwarded-For` names the client, for the sign-in limit.
+    proxies: TrustedProxies,
     /// How long a cancelled job has to stop: a lock's release waits that long for its holder.
     cancel_grace: std::time::Duration,
     /// Failed sign-ins per address.
@@ -86,24 +93,46 @@ impl Dashboard {
         if let Err(hint) = &tokens {
             tracing::warn!("the dashboard is not configured: {hint}");
         }
+        let origins = std::iter::once(config.public_url())
+            .chain(config.dashboard.aliases.iter().cloned())
+            .filter_map(|url| origin_and_hosts(&url))
+            .collect::<Vec<_>>();
         Self {
             mode: config.dashboard.access,
             access: tokens.map(|tokens| auth::Access::new(tokens, key)),
             secure_cookie: config.public_url().starts_with("https://"),
             page_size: config.dashboard.page_size,
-            origin: origin_of(&config.public_url()),
+            origins: origins.iter().map(|(origin, _)| origin.clone()).collect(),
+            hosts: origins.into_iter().flat_map(|(_, hosts)| hosts).collect(),
+            // Checked when the config was loaded.
+            proxies: TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default(),
             cancel_grace: std::time::Duration::from_secs(config.workers.cancel_grace_secs),
             sign_ins: limit::SignInLimit::default(),
         }
     }
 }
 
-/// The origin (`scheme://host[:port]`) of a URL: everything before the path.
-fn origin_of(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |at| at + 3);
-    match url[after_scheme..].find('/') {
-        Some(path) => url[..after_scheme + path].to_owned(),
-        None => url.to_owned(),
+/// A URL's origin (`scheme://host[:port]`, the default port left out as browsers send it) and
+/// the `Host` values a request for it carries (with and without a default port).
+fn origin_and_hosts(url: &str) -> Option<(String, Vec<String>)> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let hosts = match (url.port(), url.port_or_known_default()) {
+        (Some(port), _) => vec![format!("{host}:{port}")],
+        (None, Some(default)) => vec![host.clone(), format!("{host}:{default}")],
+        (None, None) => vec![host],
+    };
+    Some((url.origin().ascii_serialization(), hosts))
+}
+
+impl Dashboard {
+    /// Whether a request's `Host` is one the dashboard is reached at. Any other is refused, so
+    /// a page whose name was rebound to this host's address (DNS rebinding) reads nothing.
+    fn answers_for(&self, host: Option<&str>) -> bool {
+        host.is_some_and(|host| {
+            let host = host.trim().to_ascii_lowercase();
+            self.hosts.contains(&host)
+        })
     }
 }
 
@@ -155,9 +184,12 @@ pub fn router(state: WebState) -> Router {
 }
 
 /// Who is looking: the signed-in name, if any, and the token their forms carry.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Viewer {
     pub name: Option<String>,
+    /// What the journal's queries show them: everything once signed in, only public
+    /// repositories' deliveries, jobs, logs and deployments to a visitor.
+    pub visibility: Visibility,
     /// The session's CSRF token (see `auth::Access::form_token`), when signed in.
     pub form_token: Option<String>,
     /// The session cookie's value, against which a form's token is checked.
@@ -170,27 +202,45 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// Access for every dashboard request, and the security headers on every answer.
 async fn guard(State(state): State<WebState>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    let mut response = if path.starts_with("/dashboard/assets/") {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let mut response = if !state.dashboard.answers_for(host) {
+        tracing::warn!(
+            host = host.unwrap_or(""),
+            "a dashboard request for another host refused"
+        );
+        pages::message(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Wrong address",
+            "The dashboard answers only at its own address ([server] public_url, or one of [dashboard] aliases).",
+        )
+    } else if path.starts_with("/dashboard/assets/") {
         next.run(request).await
     } else {
         match &state.dashboard.access {
             Err(hint) => pages::not_configured(hint),
             Ok(access) => {
-                let now = now_secs();
-                let session = request
+                let cookie = request
                     .headers()
                     .get(header::COOKIE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|cookies| auth::cookie(cookies, auth::COOKIE))
-                    .filter(|cookie| access.verify(cookie, now).is_some())
-                    .map(str::to_owned);
+                    .and_then(|cookies| auth::cookie(cookies, auth::COOKIE));
+                let session = match cookie {
+                    Some(cookie) => live_session(&state, access, cookie).await,
+                    None => None,
+                };
                 let viewer = Viewer {
-                    name: session
-                        .as_deref()
-                        .and_then(|cookie| access.verify(cookie, now))
-                        .map(str::to_owned),
-                    form_token: session.as_deref().map(|cookie| access.form_token(cookie)),
-                    session,
+                    visibility: match session {
+                        Some(_) => Visibility::All,
+                        None => Visibility::Public,
+                    },
+                    form_token: session
+                        .as_ref()
+                        .map(|(cookie, _)| access.form_token(cookie)),
+                    name: session.as_ref().map(|(_, name)| name.clone()),
+                    session: session.map(|(cookie, _)| cookie),
                 };
                 let signing = path == "/dashboard/sign-in" || path == "/dashboard/sign-out";
                 let open = signing || state.dashboard.mode == DashboardAccess::PublicRead;
@@ -237,10 +287,22 @@ async fn guard(State(state): State<WebState>, mut request: Request, next: Next) 
     response
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// The session `cookie` and its person's name, when it is genuine, not expired, and began
+/// after that person last signed out. A journal that cannot say counts as signed out.
+async fn live_session(
+    state: &WebState,
+    access: &auth::Access,
+    cookie: &str,
+) -> Option<(String, String)> {
+    let (name, begun) = access.verify(cookie, unix_millis())?;
+    match state.journal.sessions_ended(name).await {
+        Ok(ended) if ended.is_some_and(|ended| begun <= ended) => None,
+        Ok(_) => Some((cookie.to_owned(), name.to_owned())),
+        Err(error) => {
+            tracing::error!(%error, "cannot read when dashboard sessions ended");
+            None
+        }
+    }
 }
 
 /// The stylesheet and script, built into the binary: no CDN, no build step.
@@ -269,16 +331,28 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
 #[cfg(test)]
 mod tests {
     #[test]
-    fn an_origin_is_the_url_before_its_path() {
-        for (url, origin) in [
-            ("http://127.0.0.1:9393", "http://127.0.0.1:9393"),
-            ("https://ci.example.com/", "https://ci.example.com"),
+    fn an_origin_is_the_url_before_its_path_and_hosts_carry_its_port() {
+        for (url, origin, hosts) in [
+            (
+                "http://127.0.0.1:9393",
+                "http://127.0.0.1:9393",
+                vec!["127.0.0.1:9393"],
+            ),
+            (
+                "https://CI.example.com/",
+                "https://ci.example.com",
+                vec!["ci.example.com", "ci.example.com:443"],
+            ),
             (
                 "https://ci.example.com/switchyard/",
                 "https://ci.example.com",
+                vec!["ci.example.com", "ci.example.com:443"],
             ),
+            ("http://[::1]:8080", "http://[::1]:8080", vec!["[::1]:8080"]),
         ] {
-            assert_eq!(super::origin_of(url), origin);
+            let (found, found_hosts) = super::origin_and_hosts(url).unwrap();
+            assert_eq!(found, origin);
+            assert_eq!(found_hosts, hosts);
         }
     }
 }

@@ -20,10 +20,10 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Viewer, WebState, auth, log_view, now_secs};
+use super::{Viewer, WebState, actions, auth, client, log_view};
 use crate::journal::{
     ActionFilter, ActionRecord, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow,
-    JobState, JournalError, PostFilter, RecentFilter,
+    JobState, JournalError, PostFilter, RecentFilter, Visibility, unix_millis,
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -98,7 +98,7 @@ pub(super) async fn head(
         .unwrap_or_default();
     let counts = state
         .journal
-        .job_counts(&since)
+        .job_counts(&since, viewer.visibility)
         .await
         .map_err(journal_failed)?;
     Ok(Head {
@@ -136,6 +136,7 @@ const TRAIL: usize = 50;
 /// result of the form that led here.
 async fn trail(
     state: &WebState,
+    viewer: &Viewer,
     params: &HashMap<String, String>,
     filter: ActionFilter,
 ) -> Result<(Option<ActionRecord>, Vec<ActionRecord>), Response> {
@@ -143,6 +144,7 @@ async fn trail(
         .journal
         .actions(ActionFilter {
             limit: TRAIL,
+            visibility: viewer.visibility,
             ..filter
         })
         .await
@@ -152,6 +154,7 @@ async fn trail(
             let one = ActionFilter {
                 limit: 1,
                 id: Some(id),
+                visibility: viewer.visibility,
                 ..ActionFilter::default()
             };
             let found = state.journal.actions(one).await.map_err(journal_failed)?;
@@ -198,6 +201,8 @@ pub async fn deliveries(
         failed,
         repository: repository.map(str::to_owned),
         before,
+        visibility: viewer.visibility,
+        id: None,
     };
     let mut rows = match state.journal.recent(filter).await {
         Ok(rows) => rows,
@@ -249,6 +254,8 @@ struct DeliveryPage {
     jobs: Vec<JobRecord>,
     headers: Vec<(String, String)>,
     payload: String,
+    /// The environment a replay deploys to, which the person types to confirm it.
+    deploys_to: Option<String>,
 }
 
 /// `GET /dashboard/deliveries/{id}`: headers as received, payload pretty-printed, jobs.
@@ -258,13 +265,17 @@ pub async fn delivery(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Response {
-    let delivery = match state.journal.delivery(&id).await {
+    let delivery = match visible_delivery(&state, &viewer, &id).await {
         Ok(Some(delivery)) => delivery,
         Ok(None) => return not_found().await,
         Err(error) => return journal_failed(error),
     };
     let jobs = match state.journal.jobs_of(&id).await {
         Ok(jobs) => jobs,
+        Err(error) => return journal_failed(error),
+    };
+    let deploys_to = match actions::deploys_to(&state, &delivery).await {
+        Ok(environment) => environment.map(|env| masked(&state, &env)),
         Err(error) => return journal_failed(error),
     };
     let payload = match serde_json::from_slice::<serde_json::Value>(&delivery.payload) {
@@ -284,7 +295,7 @@ pub async fn delivery(
         delivery: Some(id.clone()),
         ..ActionFilter::default()
     };
-    let (notice, actions) = match trail(&state, &params, filter).await {
+    let (notice, actions) = match trail(&state, &viewer, &params, filter).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -311,7 +322,44 @@ pub async fn delivery(
         jobs,
         headers,
         payload: masked(&state, &payload),
+        deploys_to,
     })
+}
+
+/// The delivery `id` with its payload, when `viewer` may see it: the visibility filter of the
+/// deliveries list first, so a private repository's delivery is as absent as an unknown one.
+pub(super) async fn visible_delivery(
+    state: &WebState,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Option<crate::event::Delivery>, JournalError> {
+    if viewer.visibility != Visibility::All {
+        let filter = RecentFilter {
+            limit: 1,
+            id: Some(id.to_owned()),
+            visibility: viewer.visibility,
+            ..RecentFilter::default()
+        };
+        if state.journal.recent(filter).await?.is_empty() {
+            return Ok(None);
+        }
+    }
+    state.journal.delivery(id).await
+}
+
+/// The job `id` with its delivery's facts, when `viewer` may see it.
+async fn visible_job(
+    state: &WebState,
+    viewer: &Viewer,
+    id: JobId,
+) -> Result<Option<JobRow>, JournalError> {
+    let filter = JobFilter {
+        limit: 1,
+        id: Some(id),
+        visibility: viewer.visibility,
+        ..JobFilter::default()
+    };
+    Ok(state.journal.jobs(filter).await?.into_iter().next())
 }
 
 /// A job as a row of the jobs list or the job page's facts.
@@ -400,6 +448,7 @@ pub async fn jobs(
     let size = state.dashboard.page_size;
     let filter = JobFilter {
         limit: size + 1,
+        visibility: viewer.visibility,
         id: None,
         state: job_state,
         plugin: plugin.map(str::to_owned),
@@ -535,16 +584,9 @@ pub async fn job(
     let Ok(id) = id.parse::<i64>().map(JobId) else {
         return not_found().await;
     };
-    let filter = JobFilter {
-        limit: 1,
-        id: Some(id),
-        ..JobFilter::default()
-    };
-    let row = match state.journal.jobs(filter).await {
-        Ok(rows) => match rows.into_iter().next() {
-            Some(row) => row,
-            None => return not_found().await,
-        },
+    let row = match visible_job(&state, &viewer, id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return not_found().await,
         Err(error) => return journal_failed(error),
     };
     let delivery = match state.journal.delivery(&row.job.delivery).await {
@@ -624,13 +666,14 @@ pub async fn job(
         delivery: Some(row.job.delivery.clone()),
         ..ActionFilter::default()
     };
-    let (notice, actions) = match trail(&state, &params, filter).await {
+    let (notice, actions) = match trail(&state, &viewer, &params, filter).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     let filter = PostFilter {
         limit: TRAIL,
         job: Some(id),
+        visibility: viewer.visibility,
         ..PostFilter::default()
     };
     let posts = match state.journal.posts(filter).await {
@@ -706,6 +749,7 @@ const FOLLOW_CHUNK: u64 = 256 * 1024;
 /// says the job is over and everything was sent.
 pub async fn follow(
     State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Query(params): Params,
     headers: HeaderMap,
@@ -713,11 +757,10 @@ pub async fn follow(
     let Ok(id) = id.parse::<i64>().map(JobId) else {
         return not_found().await;
     };
-    if let Err(error) = state.journal.job(id).await {
-        return match error {
-            JournalError::NoSuchJob(_) => not_found().await,
-            error => journal_failed(error),
-        };
+    match visible_job(&state, &viewer, id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found().await,
+        Err(error) => return journal_failed(error),
     }
     let offset = headers
         .get("last-event-id")
@@ -889,6 +932,7 @@ pub async fn deployments(
     let filter = RecentFilter {
         limit: DEPLOYMENT_HISTORY,
         event: Some("deployment_status".to_owned()),
+        visibility: viewer.visibility,
         ..RecentFilter::default()
     };
     let records = match state.journal.recent(filter).await {
@@ -921,6 +965,7 @@ pub async fn deployments(
     let filter = PostFilter {
         limit: DEPLOYMENT_HISTORY,
         deployments: true,
+        visibility: viewer.visibility,
         ..PostFilter::default()
     };
     let posts = match state.journal.posts(filter).await {
@@ -955,10 +1000,22 @@ pub async fn deployments(
             current.push(status.clone());
         }
     }
-    let locks = match state.journal.locks().await {
+    let mut locks = match state.journal.locks().await {
         Ok(locks) => locks,
         Err(error) => return journal_failed(error),
     };
+    if viewer.visibility != Visibility::All {
+        // A lock shows as its holder's job does.
+        let mut shown = Vec::with_capacity(locks.len());
+        for lock in locks {
+            match visible_job(&state, &viewer, lock.job).await {
+                Ok(Some(_)) => shown.push(lock),
+                Ok(None) => {}
+                Err(error) => return journal_failed(error),
+            }
+        }
+        locks = shown;
+    }
     let waiting = state.locks.waiting_now();
     let locks = locks
         .into_iter()
@@ -978,7 +1035,7 @@ pub async fn deployments(
         action: Some("release".to_owned()),
         ..ActionFilter::default()
     };
-    let (notice, actions) = match trail(&state, &params, filter).await {
+    let (notice, actions) = match trail(&state, &viewer, &params, filter).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -1145,12 +1202,14 @@ pub struct SignInForm {
 pub async fn sign_in(
     State(state): State<WebState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
     let Ok(access) = &state.dashboard.access else {
         return internal_error();
     };
-    let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    let address = client::counted_as(state.dashboard.proxies.client(peer, &headers));
     let now = std::time::Instant::now();
     let next = safe_next(form.next.as_deref());
     if let Err(wait) = state.dashboard.sign_ins.check(address, now) {
@@ -1180,8 +1239,13 @@ pub async fn sign_in(
     };
     state.dashboard.sign_ins.succeeded(address);
     tracing::info!(%name, "signed in to the dashboard");
-    let expires = now_secs() + auth::SESSION_SECS;
-    let Some(value) = access.session(name, expires) else {
+    // After the person's last sign-out, even within its millisecond, or it would end this too.
+    let ended = match state.journal.sessions_ended(name).await {
+        Ok(ended) => ended,
+        Err(error) => return journal_failed(error),
+    };
+    let begun = unix_millis().max(ended.map_or(0, |at| at + 1));
+    let Some(value) = access.session(name, begun) else {
         return internal_error();
     };
     let cookie = session_cookie(&value, auth::SESSION_SECS, state.dashboard.secure_cookie);
@@ -1203,8 +1267,32 @@ fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
     )
 }
 
-/// `POST /dashboard/sign-out`: the cookie is cleared.
-pub async fn sign_out(State(state): State<WebState>) -> Response {
+#[derive(Deserialize)]
+pub struct SignOutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /dashboard/sign-out`: every session of the signed-in person ends, on every browser
+/// and host (the journal keeps when), and this browser's cookie is cleared. It passes the
+/// actions' checks (the dashboard's own origin, the session's form token), so another site
+/// cannot sign anyone out. Without a session there is nothing to end: the cookie is cleared.
+pub async fn sign_out(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Response {
+    if viewer.name.is_some() {
+        let name = match actions::actor(&state, &viewer, &headers, &form.csrf) {
+            Ok(name) => name,
+            Err(refusal) => return refusal.into_response(),
+        };
+        if let Err(error) = state.journal.end_sessions(&name, unix_millis()).await {
+            return journal_failed(error);
+        }
+        tracing::info!(%name, "signed out of the dashboard: every session of theirs ended");
+    }
     let cookie = session_cookie("", 0, state.dashboard.secure_cookie);
     let mut response = Redirect::to("/dashboard/sign-in").into_response();
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {

@@ -16,7 +16,7 @@ use crate::support::{
     EVENT_LOG, FakeGitHub, HostSpec, Origin, TestHost, behaviours, binds, example,
 };
 
-const TOKEN: &str = "browser-token-0123456789abcdef";
+const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
 
 /// Chromium and its driver, from `PATH`.
 fn browser() -> Option<(PathBuf, PathBuf)> {
@@ -454,6 +454,69 @@ async fn replay_a_delivery_and_see_its_new_job_appear() {
     assert_eq!(trail.len(), 1);
     host.ended_jobs("again-1", 2).await;
     browser.finish("delivery-replayed").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn replay_a_deployment_after_typing_its_environment_then_sign_out_everywhere() {
+    let Some(browser) = Browser::start("browser::replay_a_deployment").await else {
+        return;
+    };
+    let (host, _tokens) = dashboard_host(EVENT_LOG.to_owned()).await;
+    let mut payload = example("deployment", None);
+    payload["deployment"]["environment"] = json!("production");
+    assert_eq!(host.send("deployment", "deploy-1", &payload).await.0, 202);
+    host.ended_jobs("deploy-1", 1).await;
+    browser.sign_in(&host.base).await;
+    let client = &browser.client;
+    client
+        .goto(&format!("{}/dashboard/deliveries/deploy-1", host.base))
+        .await
+        .unwrap();
+    // Without the name the browser does not send the form (it is required).
+    browser.click("#replay-button").await;
+    assert!(client.find(Locator::Id("action-result")).await.is_err());
+    client
+        .find(Locator::Id("replay-confirm"))
+        .await
+        .unwrap()
+        .send_keys("production")
+        .await
+        .unwrap();
+    browser.click("#replay-button").await;
+    let notice = browser.text("action-result").await;
+    assert!(
+        notice.starts_with("alice replay: replayed as new jobs #2 (event-log)"),
+        "{notice}"
+    );
+    host.ended_jobs("deploy-1", 2).await;
+
+    // The session cookie as the browser holds it, to replay after signing out.
+    let cookie = client.get_named_cookie("switchyard_session").await.unwrap();
+    let old = format!("switchyard_session={}", cookie.value());
+    let replayed = || async {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}/dashboard/jobs", host.base))
+            .header("cookie", &old)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(replayed().await, 200);
+    browser.click("form.who button").await;
+    browser
+        .until(
+            "the sign-in page",
+            "return window.location.pathname === '/dashboard/sign-in'",
+        )
+        .await;
+    assert_eq!(replayed().await, 303, "the old cookie still opens pages");
+    browser.finish("deployment-replayed-signed-out").await;
     host.stop().await;
 }
 

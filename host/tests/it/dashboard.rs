@@ -11,17 +11,16 @@ use crate::support::{
 };
 
 /// A dashboard token of the test's person.
-pub(crate) const TOKEN: &str = "alice-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "d4e1c6b2a9f3087e5b1c2d3e4f5a6b7c";
+
+/// The other person's token.
+pub(crate) const BOB_TOKEN: &str = "9a8b7c6d5e4f30211f2e3d4c5b6a7988";
 
 /// A tokens file beside the test (the host's own folder is made when it starts).
 fn tokens_file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens");
-    std::fs::write(
-        &file,
-        format!("# people\nalice:{TOKEN}\nbob:bob-token-0123456789\n"),
-    )
-    .unwrap();
+    std::fs::write(&file, format!("# people\nalice:{TOKEN}\nbob:{BOB_TOKEN}\n")).unwrap();
     (dir, file)
 }
 
@@ -212,6 +211,7 @@ async fn private_pages_need_a_sign_in_and_a_wrong_token_is_refused() {
     let out = dash
         .http
         .post(format!("{}/dashboard/sign-out", dash.host.base))
+        .form(&[("csrf", "")])
         .send()
         .await
         .unwrap();

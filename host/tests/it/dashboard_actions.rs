@@ -61,7 +61,9 @@ impl Dash {
 
     /// Bob's session's token: a genuine token, of another session.
     async fn other_sessions_token(&self, page: &str) -> String {
-        let bob = self.sign_in("bob-token-0123456789", "/dashboard").await;
+        let bob = self
+            .sign_in(crate::dashboard::BOB_TOKEN, "/dashboard")
+            .await;
         let cookie = bob.headers()["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_owned();
         let response = self

@@ -135,6 +135,7 @@ async fn a_job_the_host_died_during_every_time_is_given_up() {
             action: Some("opened".into()),
             repository: None,
             sender: None,
+            private: None,
         },
         payload: bytes::Bytes::from_static(b"{\"action\":\"opened\"}"),
         received_at: "2026-01-01T00:00:00Z".into(),

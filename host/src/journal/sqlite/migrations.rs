@@ -249,6 +249,20 @@ INSERT INTO sqlite_sequence (name, seq) VALUES
 -- `[workers] max_interruptions`, not toward the plugin's `max_attempts`.
 ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- Each repository's visibility as its newest delivery (largest seq) said it (`repository.private`):
+-- what a `public-read` dashboard shows visitors. Unknown until a delivery after this migration.
+CREATE TABLE repositories (
+    name    TEXT PRIMARY KEY,
+    private INTEGER NOT NULL,
+    seq     INTEGER NOT NULL
+) WITHOUT ROWID;
+-- A person's dashboard sessions begun at or before `at` (Unix ms) are over: their sign-out.
+CREATE TABLE session_ends (
+    name TEXT PRIMARY KEY,
+    at   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Applies the migrations not applied yet, with foreign keys off: a migration that rebuilds a

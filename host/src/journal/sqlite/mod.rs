@@ -21,7 +21,7 @@ use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
     JobFilter, JobId, JobRecord, JobRow, JobState, Journal, JournalError, LinkSalt, LockRecord,
     NewAction, PageBuilder, PendingJob, PostFilter, PostRecord, QueuedPage, RecentFilter, Started,
-    Supersede, cancel_reason,
+    Supersede, Visibility, cancel_reason, public_repository,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use delivery_ids::SEQ_OF_ID;
@@ -232,6 +232,12 @@ fn insert_delivery(
             ])?;
             let seq = conn.last_insert_rowid();
             delivery_ids::add(conn, delivery.id.as_str(), seq)?;
+            if let (Some(repository), Some(private)) =
+                (&delivery.facts.repository, delivery.facts.private)
+            {
+                conn.prepare_cached(REMEMBER_VISIBILITY)?
+                    .execute(params![repository, private, seq])?;
+            }
             seq
         }
     };
@@ -246,6 +252,13 @@ fn insert_delivery(
     }
     Ok(Some(jobs))
 }
+
+/// Records repository ?1's visibility (?2: private) as delivery ?3 said it, unless a newer
+/// delivery already did.
+const REMEMBER_VISIBILITY: &str =
+    "INSERT INTO repositories (name, private, seq) VALUES (?1, ?2, ?3)
+     ON CONFLICT (name) DO UPDATE SET private = excluded.private, seq = excluded.seq
+     WHERE excluded.seq > repositories.seq";
 
 #[async_trait::async_trait]
 impl Journal for SqliteJournal {
@@ -500,22 +513,28 @@ impl Journal for SqliteJournal {
 
     async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError> {
         self.read(move |conn| {
-            let mut statement = conn.prepare(
+            let mut statement = conn.prepare_cached(&format!(
                 "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
                  FROM deliveries d
                  WHERE (?1 IS NULL OR d.event = ?1)
                    AND (?2 = 0 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
                    AND (?4 IS NULL OR d.repository = ?4)
                    AND (?5 IS NULL OR d.seq < ?5)
+                   AND (?6 IS NULL OR d.seq = {seq_of_id})
+                   AND (?7 = 0 OR {public})
                  ORDER BY d.seq DESC LIMIT ?3",
-            )?;
+                seq_of_id = SEQ_OF_ID.replace("?1", "?6"),
+                public = public_repository("d.repository"),
+            ))?;
             let rows = statement.query_map(
                 params![
                     filter.event,
                     filter.failed,
                     filter.limit as i64,
                     filter.repository,
-                    filter.before
+                    filter.before,
+                    filter.id,
+                    filter.visibility.public_only(),
                 ],
                 |row| {
                     Ok(DeliveryRecord {
@@ -864,21 +883,29 @@ impl Journal for SqliteJournal {
 
     async fn actions(&self, filter: ActionFilter) -> Result<Vec<ActionRecord>, JournalError> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
+            let mut statement = conn.prepare_cached(&format!(
                 "SELECT id, at, actor, action, delivery, job, lock, outcome FROM audit
                  WHERE (?1 IS NULL OR id = ?1)
                    AND (?2 IS NULL OR delivery = ?2)
                    AND (?3 IS NULL OR job = ?3)
                    AND (?4 IS NULL OR action = ?4)
+                   AND (?6 = 0
+                        OR EXISTS (SELECT 1 FROM jobs j JOIN deliveries d ON d.seq = j.delivery
+                                   WHERE j.id = audit.job AND {public})
+                        OR (audit.job IS NULL AND EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.seq = {seq_of_delivery} AND {public})))
                  ORDER BY id DESC LIMIT ?5",
-            )?;
+                seq_of_delivery = SEQ_OF_ID.replace("?1", "audit.delivery"),
+                public = public_repository("d.repository"),
+            ))?;
             let rows = statement.query_map(
                 params![
                     filter.id,
                     filter.delivery,
                     filter.job.map(|job| job.0),
                     filter.action,
-                    filter.limit as i64
+                    filter.limit as i64,
+                    filter.visibility.public_only(),
                 ],
                 |row| {
                     Ok(ActionRecord {
@@ -931,19 +958,22 @@ impl Journal for SqliteJournal {
 
     async fn posts(&self, filter: PostFilter) -> Result<Vec<PostRecord>, JournalError> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
+            let mut statement = conn.prepare_cached(&format!(
                 "SELECT id, at, job, kind, repository, sha, environment, deployment, state,
                         context, url
                  FROM github_posts
                  WHERE (?1 IS NULL OR job = ?1)
                    AND (?2 = 0 OR kind IN ('deployment', 'deployment_status'))
+                   AND (?4 = 0 OR {public})
                  ORDER BY id DESC LIMIT ?3",
-            )?;
+                public = public_repository("github_posts.repository"),
+            ))?;
             let rows = statement.query_map(
                 params![
                     filter.job.map(|job| job.0),
                     filter.deployments,
-                    filter.limit as i64
+                    filter.limit as i64,
+                    filter.visibility.public_only(),
                 ],
                 |row| {
                     Ok(PostRecord {
@@ -977,7 +1007,9 @@ impl Journal for SqliteJournal {
                    AND (?3 IS NULL OR j.plugin = ?3)
                    AND (?4 IS NULL OR d.repository = ?4)
                    AND (?5 IS NULL OR j.id < ?5)
-                 ORDER BY j.id DESC LIMIT ?6"
+                   AND (?7 = 0 OR {public})
+                 ORDER BY j.id DESC LIMIT ?6",
+                public = public_repository("d.repository"),
             ))?;
             let rows = statement.query_map(
                 params![
@@ -987,6 +1019,7 @@ impl Journal for SqliteJournal {
                     filter.repository,
                     filter.before.map(|id| id.0),
                     filter.limit as i64,
+                    filter.visibility.public_only(),
                 ],
                 |row| {
                     Ok(JobRow {
@@ -1006,12 +1039,25 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn job_counts(&self, since: &str) -> Result<JobCounts, JournalError> {
+    async fn job_counts(
+        &self,
+        since: &str,
+        visibility: Visibility,
+    ) -> Result<JobCounts, JournalError> {
         let since = since.to_owned();
         self.read(move |conn| {
             let mut counts = JobCounts::default();
-            let mut statement =
-                conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            // Everything, as before, without a join; a visitor's counts join the filter.
+            let (from, public) = match visibility {
+                Visibility::All => ("jobs j".to_owned(), "1".to_owned()),
+                Visibility::Public => (
+                    "jobs j JOIN deliveries d ON d.seq = j.delivery".to_owned(),
+                    public_repository("d.repository"),
+                ),
+            };
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT j.state, COUNT(*) FROM {from} WHERE {public} GROUP BY j.state"
+            ))?;
             let rows = statement.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
             })?;
@@ -1027,11 +1073,37 @@ impl Journal for SqliteJournal {
                 }
             }
             counts.failed_since =
-                conn.prepare_cached(
-                    "SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND finished_at >= ?1",
-                )?
+                conn.prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM {from}
+                     WHERE j.state = 'failed' AND j.finished_at >= ?1 AND {public}"
+                ))?
                 .query_row([since], |row| row.get::<_, i64>(0))? as u64;
             Ok(counts)
+        })
+        .await
+    }
+
+    async fn end_sessions(&self, name: &str, at: u64) -> Result<(), JournalError> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO session_ends (name, at) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
+            )?
+            .execute(params![name, at as i64])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sessions_ended(&self, name: &str) -> Result<Option<u64>, JournalError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            let at = conn
+                .prepare_cached("SELECT at FROM session_ends WHERE name = ?1")?
+                .query_row([name], |row| row.get::<_, i64>(0))
+                .optional()?;
+            Ok(at.map(|at| at as u64))
         })
         .await
     }
@@ -1120,6 +1192,7 @@ fn stored_delivery(id: &str, row: &rusqlite::Row<'_>) -> Result<Delivery, Journa
             action: row.get(5)?,
             repository: row.get(6)?,
             sender: row.get(9)?,
+            private: None,
         },
         received_at: row.get(7)?,
         headers: Vec::new(),
