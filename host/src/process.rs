@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use crate::{
     job_log::JobLogs,
     journal::JobId,
-    sandbox::{Allowance, Prepared, Sandbox},
+    sandbox::{Allowance, Prepared, Sandbox, is_full},
 };
 
 /// Where and how a job's command runs.
@@ -28,6 +28,8 @@ pub struct Place<'a> {
     pub workspace: &'a Path,
     /// Variables holding the host's secrets: never inherited, even unsandboxed.
     pub hidden_env: &'a [String],
+    /// The workspace's size when it is a filesystem of its own (`disk_mib`).
+    pub disk_mib: Option<u64>,
 }
 
 /// Kills the process group when dropped: covers timeouts and jobs cut off by the host, and
@@ -58,6 +60,7 @@ pub async fn run(
     let Prepared {
         mut command,
         groups: _groups,
+        network,
     } = place.sandbox.prepare(
         &request,
         place.workspace,
@@ -78,6 +81,11 @@ pub async fn run(
         .spawn()
         .map_err(|e| HostError::Run(format!("could not start `{}`: {e}", request.program)))?;
     let mut group = ProcessGroup(child.id().map(|pid| Pid::from_raw(pid as i32)));
+    // The command waits inside its sandbox until its network is up; ended with it.
+    let _stack = match network {
+        Some(network) => Some(network.connect().await?),
+        None => None,
+    };
 
     let tail = request
         .keep_output
@@ -112,6 +120,14 @@ pub async fn run(
             (None, true)
         }
     };
+    let failed = !timed_out && exit_code != Some(0);
+    if let Some(disk_mib) = place
+        .disk_mib
+        .filter(|_| failed && is_full(place.workspace))
+    {
+        let line = format!("switchyard: the build's workspace is full: disk_mib = {disk_mib}\n");
+        let _ = logs.append(job, line.as_bytes()).await;
+    }
     let output = tail.map_or_else(String::new, |tail| {
         tail.lock().unwrap_or_else(|p| p.into_inner()).text()
     });
@@ -280,6 +296,7 @@ mod tests {
             allowance: &NOTHING,
             workspace: Path::new("."),
             hidden_env,
+            disk_mib: None,
         }
     }
 
