@@ -1248,6 +1248,44 @@ mod tests {
     }
 
     #[test]
+    fn builds_network_and_disk_settings_have_defaults_and_bad_networks_are_refused() {
+        let config = parse("[server]\n").unwrap();
+        let sandbox = &config.sandbox;
+        assert_eq!(
+            (sandbox.disk_mib, sandbox.disk_reserve_mib),
+            (10 * 1024, 2 * 1024)
+        );
+        assert_eq!(sandbox.network_isolation, NetworkIsolation::On);
+        assert!(sandbox.deny_networks.is_empty());
+        let config = parse(
+            "[server]\n[sandbox]\nnetwork_isolation = \"off\"\n\
+             deny_networks = [\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.7\"]\n\
+             [[plugins]]\nname = \"ci\"\nlibrary = \"/x.so\"\ndisk_mib = 20480\n",
+        )
+        .unwrap();
+        assert_eq!(config.sandbox.network_isolation, NetworkIsolation::Off);
+        let networks: Vec<String> = config
+            .sandbox
+            .deny_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+        assert_eq!(config.plugins[0].disk_mib, Some(20480));
+        for bad in ["10.0.0.0/33", "fd00::/129", "lan", "10.0.0.0/x", "/8"] {
+            let error = parse(&format!(
+                "[server]\n[sandbox]\ndeny_networks = [\"{bad}\"]\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("is not a network such as \"10.0.0.0/8\""),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn secret_variables_include_plugin_settings_ending_in_env() {
         let config = parse(
             "[server]\n[github]\ntoken_env = \"GH\"\n\
