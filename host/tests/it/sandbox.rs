@@ -3,7 +3,12 @@
 //! its processes) fails to and says so in its log, while git, sh and a compiler work in its
 //! workspace; a fork bomb and a memory hog end the build, not the host; a killed host leaves no
 //! build behind; `pass_env` and `binds` give exactly what they list; without bubblewrap,
-//! commands fail saying how to install it. Real bubblewrap: outside CI these tests skip where
+//! commands fail saying how to install it. A build with the network reaches a server standing
+//! for the outside world (in a network namespace the test makes) and clones from it, but none
+//! of the host's addresses, link-local or denied ones; without isolation such builds are
+//! refused; a build cannot write past its `disk_mib`, several at once each have their own, a
+//! job waits for disk space saying why, and a killed host's mounts and rules are gone after
+//! the next start. Real bubblewrap: outside CI these tests skip where
 //! it is missing, under `CI=true` its absence fails them.
 
 use std::{
@@ -846,6 +851,13 @@ async fn a_build_with_the_network_reaches_the_outside_world_and_nothing_of_the_h
     std::fs::write(work.join("README"), "served over http\n").unwrap();
     git(&work, &["add", "README"]);
     git(&work, &["commit", "--quiet", "-m", "first"]);
+    let sha = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&work)
+        .output()
+        .unwrap()
+        .stdout;
+    let sha = String::from_utf8(sha).unwrap().trim().to_owned();
     git(
         outside.files.path(),
         &["clone", "--quiet", "--bare", "work", "repo.git"],
@@ -892,13 +904,22 @@ async fn a_build_with_the_network_reaches_the_outside_world_and_nothing_of_the_h
         hello = outside.url("hello"),
         repo = outside.url("repo.git"),
     ));
-    let plugins = runs("online", "", &script);
+    // The host's own checkout too, from the outside world over http.
+    let checkout = format!(
+        "behaviour = \"checkout\"\nclone_url = \"{}\"\nsha = \"{sha}\"\nscript = \"cat README\"",
+        outside.url("repo.git")
+    );
+    let plugins = runs("online", "", &script) + &behaviours("checks-out", "", &checkout);
     let sandbox = format!(
         "deny_networks = [\"198.18.0.0/15\", \"{}/32\"]",
         outside.denied
     );
     let host = Host::start(dir.path(), &sandbox, &plugins, None).await;
-    let (job, log) = host.run("network").await;
+    let jobs = host.run_all("network", 2).await;
+    let (job, log) = jobs.iter().find(|(j, _)| j.plugin == "checks-out").unwrap();
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}\n{log}");
+    assert!(log.contains("served over http"), "{log}");
+    let (job, log) = jobs.iter().find(|(j, _)| j.plugin == "online").unwrap();
     assert_eq!(job.state.as_str(), "succeeded", "{job:?}\n{log}");
     let mut refused = 0;
     for line in log.lines() {
