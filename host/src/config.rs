@@ -403,7 +403,7 @@ pub struct SandboxConfig {
     #[serde(default = "default_disk_mib")]
     pub disk_mib: u64,
     /// MiB the workspaces' filesystem keeps free: a job starts only while its free space,
-    /// less what running jobs may still write and the job's own `disk_mib`, stays above it.
+    /// less what running jobs may still write, stays above it.
     #[serde(default = "default_disk_reserve_mib")]
     pub disk_reserve_mib: u64,
     /// `on`: a build with `network = true` reaches the outside world but nothing of the host's

@@ -3,8 +3,7 @@
 //! workspace, removed with it. The host's ext4 has no project quotas, and a tmpfs would count
 //! against memory. Sparse images promise more than the disk may hold, so a job's workspace is
 //! made only while the free space of the workspaces' filesystem, less what running jobs may
-//! still write and the job's own limit, stays above `[sandbox] disk_reserve_mib`; until then it
-//! waits, saying why. Mounting takes root: a host that is not root leaves workspaces unlimited
+//! still write, stays above `[sandbox] disk_reserve_mib`; until then it waits, saying why. Mounting takes root: a host that is not root leaves workspaces unlimited
 //! (and says so). It must not leave mounts behind: a killed host's go at its next start.
 
 use std::{
@@ -38,11 +37,10 @@ enum How {
     Unavailable(String),
 }
 
-/// Room on the workspaces' filesystem: the free space, less what running jobs may still
-/// write and what a new one asks, kept above the reserve.
+/// Room on the workspaces' filesystem for a new job (asking `asked`, said in the message): the
+/// free space, less what running jobs may still write, stays above the reserve.
 pub fn room(free: u64, promised: u64, asked: u64, reserve: u64) -> Result<(), String> {
-    let left = free.saturating_sub(promised).saturating_sub(asked);
-    if left >= reserve && free >= promised.saturating_add(asked) {
+    if free.saturating_sub(promised) > reserve {
         return Ok(());
     }
     let mib = |bytes: u64| bytes >> 20;
@@ -339,9 +337,10 @@ mod tests {
         // (free, promised, asked, reserve, starts)
         let cases = [
             (100 * MIB, 0, 10 * MIB, 20 * MIB, true),
-            (100 * MIB, 70 * MIB, 10 * MIB, 20 * MIB, true),
-            (100 * MIB, 71 * MIB, 10 * MIB, 20 * MIB, false),
-            (100 * MIB, 0, 90 * MIB, 20 * MIB, false),
+            (100 * MIB, 79 * MIB, 10 * MIB, 20 * MIB, true),
+            (100 * MIB, 80 * MIB, 10 * MIB, 20 * MIB, false),
+            // Its own size does not count: what it writes comes out of the reserve.
+            (100 * MIB, 0, 90 * MIB, 20 * MIB, true),
             (100 * MIB, 200 * MIB, 0, 0, false),
             (0, 0, MIB, 0, false),
         ];

@@ -26,7 +26,7 @@ use crate::config::{PluginEntry, SandboxConfig, SandboxMode};
 pub use cgroups::{Cgroups, CommandGroups};
 pub use disk::{Disks, is_full, unmount_all};
 use network::Network;
-pub use network::{PendingNetwork, Stack};
+pub use network::{PendingNetwork, Setup, Stack};
 
 /// What the sandbox binds of the system, read-only (missing ones are skipped). Nothing here
 /// holds a secret; the host's own files (store, config, keys) are elsewhere and never bound.

@@ -259,21 +259,20 @@ impl PendingNetwork {
 
     /// Once the command is spawned: brings up its network and lets it run. The returned
     /// stack lives as long as the command; dropping it ends the build's network.
-    pub async fn connect(mut self) -> Result<Stack, HostError> {
+    pub async fn connect(mut self) -> Result<Stack, Setup> {
         // Only the child holds these now: the pipes end when it does.
         drop(self.info_child.take());
         drop(self.block_child.take());
-        let failed =
-            |why: String| HostError::Run(format!("cannot set up the build's network: {why}"));
+        let failed = |why: String| {
+            Setup::Failed(HostError::Run(format!(
+                "cannot set up the build's network: {why}"
+            )))
+        };
         let info = read_all(self.info)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let pid = child_pid(&info).ok_or_else(|| {
-            failed(format!(
-                "bubblewrap said no namespace: {}",
-                String::from_utf8_lossy(&info).trim()
-            ))
-        })?;
+        // bubblewrap ended before it made the namespace: what it said is in its output.
+        let pid = child_pid(&info).ok_or(Setup::SandboxEnded)?;
         let (ready, ready_child) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| failed(e.to_string()))?;
         let mut slirp = Command::new("slirp4netns");
@@ -312,11 +311,24 @@ impl PendingNetwork {
         }
         // The stack is up: the command may run.
         let mut block = std::fs::File::from(self.block);
-        block
-            .write_all(b"1")
-            .map_err(|e| failed(format!("cannot start the command: {e}")))?;
-        Ok(Stack { _slirp: child })
+        match block.write_all(b"1") {
+            Ok(()) => Ok(Stack { _slirp: child }),
+            // No reader left: the sandbox ended while it was set up, before the command.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Setup::SandboxEnded),
+            Err(e) => Err(failed(format!("cannot start the command: {e}"))),
+        }
     }
+}
+
+/// Why a build's network did not come up.
+#[derive(Debug)]
+pub enum Setup {
+    /// The sandbox ended before its command started (bubblewrap failing to set up the
+    /// namespace's loopback, seen under load): starting it again is safe, nothing of the
+    /// build ran.
+    SandboxEnded,
+    /// The stack could not be started.
+    Failed(HostError),
 }
 
 /// A build's running network stack; ended when dropped.
