@@ -28,7 +28,7 @@ use crate::{
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     reload::Reloader,
     retention::Retention,
-    sandbox::{Sandbox, SandboxError},
+    sandbox::{Disks, Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
     web::{self, Dashboard, WebState},
     workers::{Cancellations, WorkerDeps, Workers},
@@ -422,7 +422,12 @@ impl Switchyard {
         let journal = journals::open(store_target(&config)?).await?;
         let links = LogLinks::new(&config.public_url(), &journal.host_key(LINK_SECRET).await?);
         let store_dir = store.parent().unwrap_or(std::path::Path::new("."));
-        let checkouts = Checkouts::new(store_dir.join("workspaces"), &config.github.api_url);
+        // Workspaces are mounted filesystems only where commands run sandboxed by a root host.
+        let mounts = nix::unistd::geteuid().is_root()
+            && config.sandbox.mode != crate::config::SandboxMode::None;
+        let disks = Disks::start(config.sandbox.disk_reserve_mib, mounts).await;
+        let checkouts =
+            Checkouts::new(store_dir.join("workspaces"), &config.github.api_url).with_disks(disks);
         // Left by a crash; no job runs yet, and the jobs they belonged to check out again.
         checkouts.clean_all().await;
         // Plugins' secrets too (chat URLs, routing keys), in case a plugin echoes one.
@@ -462,7 +467,7 @@ impl Switchyard {
         logs.skip_logged_ids(journal.as_ref()).await?;
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
         let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
-        tracing::info!(sandbox = %sandbox.describe(), "commands run in");
+        tracing::info!(sandbox = %sandbox.describe(), workspaces = %checkouts.describe_disks(), "commands run in");
         for plugin in plugins.current().iter() {
             tracing::info!(
                 plugin = %plugin.name(),

@@ -20,6 +20,7 @@ use crate::{
     job_log::JobLogs,
     journal::JobId,
     process::{self, Place},
+    sandbox::{Disks, unmount_all},
 };
 
 /// Bounds each git command, so a hung server cannot hold a worker for the job's whole timeout.
@@ -32,6 +33,8 @@ pub struct Checkouts {
     url_prefix: Option<String>,
     /// Jobs that made a workspace: most jobs never check out, and need no cleaning.
     made: Mutex<HashSet<JobId>>,
+    /// How large a workspace may grow.
+    disks: Disks,
 }
 
 /// `base64(x-access-token:TOKEN)`, as git sends it in a basic `Authorization`: masked in logs
@@ -48,7 +51,23 @@ impl Checkouts {
             dir,
             url_prefix: git_url_prefix(api_url),
             made: Mutex::default(),
+            disks: Disks::unlimited(),
         }
+    }
+
+    /// Workspaces limited as `disks` says.
+    pub fn with_disks(self, disks: Disks) -> Self {
+        Self { disks, ..self }
+    }
+
+    /// What `switchyard check` and the start-up log say of workspaces.
+    pub fn describe_disks(&self) -> String {
+        self.disks.describe()
+    }
+
+    /// The limit in force on a workspace an entry with `disk_mib` makes, if any.
+    pub fn disk_limit(&self, disk_mib: u64) -> Option<u64> {
+        self.disks.limit(disk_mib)
     }
 
     /// Whether git fetching `clone_url` is given the GitHub token: only on the configured
@@ -63,33 +82,61 @@ impl Checkouts {
         self.dir.join(job.to_string())
     }
 
-    /// The job's workspace, made if it is not there yet, and owned by `owner` (the user its
-    /// commands run as) when given.
+    /// The job's workspace, made if it is not there yet (`disk_mib` large, waiting for room
+    /// on the disk, said in `logs`), and owned by `owner` (the user its commands run as) when
+    /// given.
     pub async fn ensure(
         &self,
         job: JobId,
         owner: Option<(u32, u32)>,
+        disk_mib: u64,
+        logs: &JobLogs,
     ) -> Result<PathBuf, HostError> {
         let path = self.workspace(job);
-        self.made().insert(job);
-        make_workspace(&path, owner).await?;
+        let new = self.made().insert(job);
+        if new || tokio::fs::symlink_metadata(&path).await.is_err() {
+            self.make_workspace(job, &path, owner, disk_mib, logs)
+                .await?;
+        }
         Ok(path)
+    }
+
+    async fn make_workspace(
+        &self,
+        job: JobId,
+        path: &Path,
+        owner: Option<(u32, u32)>,
+        disk_mib: u64,
+        logs: &JobLogs,
+    ) -> Result<(), HostError> {
+        let waiting = async |why: &str| {
+            let line = format!("switchyard: {why}\n");
+            let _ = logs.append(job, line.as_bytes()).await;
+        };
+        self.disks.make(path, owner, disk_mib, waiting).await
     }
 
     /// Removes a job's workspace, if it made one.
     pub async fn clean(&self, job: JobId) {
         let made = self.made().remove(&job);
         if made {
-            remove_dir(&self.workspace(job)).await;
+            self.remove_workspace(&self.workspace(job)).await;
         }
+    }
+
+    async fn remove_workspace(&self, path: &Path) {
+        self.disks.remove(path).await;
+        remove_dir(path).await;
     }
 
     fn made(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
         self.made.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Removes every workspace: at start, none belongs to a running job.
+    /// Removes every workspace: at start, none belongs to a running job. Those a killed host
+    /// left mounted are unmounted first.
     pub async fn clean_all(&self) {
+        unmount_all(&self.dir).await;
         remove_dir(&self.dir).await;
     }
 
@@ -116,11 +163,14 @@ impl Checkouts {
         }
         let path = self.workspace(job);
         self.made().insert(job);
-        remove_dir(&path).await;
-        make_workspace(&path, place.sandbox.run_as()).await?;
+        self.remove_workspace(&path).await;
+        let disk_mib = place.allowance.disk_mib;
+        self.make_workspace(job, &path, place.sandbox.run_as(), disk_mib, logs)
+            .await?;
         let git = Git {
             place: Place {
                 workspace: &path,
+                disk_mib: self.disk_limit(disk_mib),
                 ..place
             },
             logs,
@@ -249,25 +299,6 @@ fn without_userinfo(text: &str) -> String {
         }
         _ => text.to_owned(),
     }
-}
-
-/// Makes a workspace folder, owned by `owner` when commands run as another user.
-async fn make_workspace(path: &Path, owner: Option<(u32, u32)>) -> Result<(), HostError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        HostError::Internal(format!("cannot make the workspace {}: {e}", path.display()))
-    };
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|e| failed(&e))?;
-    if let Some((uid, gid)) = owner {
-        nix::unistd::chown(
-            path,
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-        )
-        .map_err(|e| failed(&e))?;
-    }
-    Ok(())
 }
 
 /// Removes a workspace a build wrote, whatever it made there. `rm -rf` walks any depth without

@@ -423,6 +423,67 @@ pub struct SandboxConfig {
     /// MiB a job's log may grow to; past it, output is dropped with a note.
     #[serde(default = "default_log_mib")]
     pub log_mib: u64,
+    /// MiB a job's workspace holds (a filesystem of its own): a build writing more fails.
+    /// 0 leaves workspaces unlimited. An entry's `disk_mib` overrides it.
+    #[serde(default = "default_disk_mib")]
+    pub disk_mib: u64,
+    /// MiB the workspaces' filesystem keeps free: a job starts only while its free space,
+    /// less what running jobs may still write, stays above it.
+    #[serde(default = "default_disk_reserve_mib")]
+    pub disk_reserve_mib: u64,
+    /// `on`: a build with `network = true` reaches the outside world but nothing of the host's
+    /// (refused where that cannot be set up); `off`: it reaches what the host reaches.
+    #[serde(default)]
+    pub network_isolation: NetworkIsolation,
+    /// Networks a build may not reach, beside the host's own addresses, loopback and
+    /// link-local ones: CIDRs such as `"10.0.0.0/8"` (a company's LAN, other hosts).
+    #[serde(default)]
+    pub deny_networks: Vec<Cidr>,
+}
+
+/// Whether builds with the network are kept off the host's own network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkIsolation {
+    #[default]
+    On,
+    Off,
+}
+
+/// An IP network: an address and a prefix length, `"192.168.0.0/16"` or `"fd00::/8"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    pub address: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let invalid = || format!("{text:?} is not a network such as \"10.0.0.0/8\"");
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.as_str(), None),
+        };
+        let address: std::net::IpAddr = address.parse().map_err(|_| invalid())?;
+        let most = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix.parse::<u8>().map_err(|_| invalid())?,
+            None => most,
+        };
+        if prefix > most {
+            return Err(invalid());
+        }
+        Ok(Self { address, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -469,6 +530,9 @@ pub struct PluginEntry {
     /// Host environment variables passed into the entry's commands (masked in logs).
     #[serde(default)]
     pub pass_env: Vec<String>,
+    /// MiB each of the entry's jobs may write in its workspace, instead of `[sandbox] disk_mib`.
+    #[serde(default)]
+    pub disk_mib: Option<u64>,
     /// Narrows the GitHub permissions the plugin declares, for its jobs' App tokens:
     /// `{ statuses = "write" }`. Can only take away: more than the plugin declares is refused.
     #[serde(default)]
@@ -656,6 +720,12 @@ fn default_sandbox_cpu_secs() -> u64 {
 fn default_log_mib() -> u64 {
     100
 }
+fn default_disk_mib() -> u64 {
+    10 * 1024
+}
+fn default_disk_reserve_mib() -> u64 {
+    2 * 1024
+}
 fn default_true() -> bool {
     true
 }
@@ -717,6 +787,10 @@ impl Default for SandboxConfig {
             memory_mib: default_sandbox_memory_mib(),
             cpu_secs: default_sandbox_cpu_secs(),
             log_mib: default_log_mib(),
+            disk_mib: default_disk_mib(),
+            disk_reserve_mib: default_disk_reserve_mib(),
+            network_isolation: NetworkIsolation::default(),
+            deny_networks: Vec::new(),
         }
     }
 }
@@ -1224,6 +1298,44 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/switchyard/config.toml"))
+    }
+
+    #[test]
+    fn builds_network_and_disk_settings_have_defaults_and_bad_networks_are_refused() {
+        let config = parse("[server]\n").unwrap();
+        let sandbox = &config.sandbox;
+        assert_eq!(
+            (sandbox.disk_mib, sandbox.disk_reserve_mib),
+            (10 * 1024, 2 * 1024)
+        );
+        assert_eq!(sandbox.network_isolation, NetworkIsolation::On);
+        assert!(sandbox.deny_networks.is_empty());
+        let config = parse(
+            "[server]\n[sandbox]\nnetwork_isolation = \"off\"\n\
+             deny_networks = [\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.7\"]\n\
+             [[plugins]]\nname = \"ci\"\nlibrary = \"/x.so\"\ndisk_mib = 20480\n",
+        )
+        .unwrap();
+        assert_eq!(config.sandbox.network_isolation, NetworkIsolation::Off);
+        let networks: Vec<String> = config
+            .sandbox
+            .deny_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+        assert_eq!(config.plugins[0].disk_mib, Some(20480));
+        for bad in ["10.0.0.0/33", "fd00::/129", "lan", "10.0.0.0/x", "/8"] {
+            let error = parse(&format!(
+                "[server]\n[sandbox]\ndeny_networks = [\"{bad}\"]\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("is not a network such as \"10.0.0.0/8\""),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

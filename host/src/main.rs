@@ -9,7 +9,7 @@ use switchyard::{
     Config, admin,
     journal::{RecentFilter, StoreTarget},
     plugins::PluginSet,
-    sandbox::Sandbox,
+    sandbox::{Disks, Sandbox},
     send::{Payload, SendRequest},
     server::TlsCertificates,
 };
@@ -352,6 +352,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("  serving: {tls}");
             println!("  store: {store}");
             println!("  sandbox: {}", sandbox.describe());
+            // As the server decides it (app.rs): a root host whose commands are sandboxed.
+            let mounts = nix::unistd::geteuid().is_root()
+                && config.sandbox.mode != switchyard::config::SandboxMode::None;
+            let disks = Disks::start(config.sandbox.disk_reserve_mib, mounts).await;
+            println!("  workspaces: {}", disks.describe());
             println!(
                 "  github: {}",
                 switchyard::admin::github_identity(&config, &secrets)

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use crate::{
     job_log::JobLogs,
     journal::JobId,
-    sandbox::{Allowance, Prepared, Sandbox},
+    sandbox::{Allowance, Prepared, Sandbox, Setup, is_full},
 };
 
 /// Where and how a job's command runs.
@@ -28,7 +28,12 @@ pub struct Place<'a> {
     pub workspace: &'a Path,
     /// Variables holding the host's secrets: never inherited, even unsandboxed.
     pub hidden_env: &'a [String],
+    /// The workspace's size when it is a filesystem of its own (`disk_mib`).
+    pub disk_mib: Option<u64>,
 }
+
+/// Times a sandbox that ended while it was set up is started, before its output is shown.
+const SANDBOX_TRIES: u32 = 3;
 
 /// Kills the process group when dropped: covers timeouts and jobs cut off by the host, and
 /// reaches grandchildren that `kill_on_drop` alone would leave behind.
@@ -55,29 +60,48 @@ pub async fn run(
     job: JobId,
     place: &Place<'_>,
 ) -> Result<RunOutput, HostError> {
-    let Prepared {
-        mut command,
-        groups: _groups,
-    } = place.sandbox.prepare(
-        &request,
-        place.workspace,
-        place.allowance,
-        &format!("job-{job}"),
-    )?;
-    for variable in place.hidden_env {
-        command.env_remove(variable);
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| HostError::Run(format!("could not start `{}`: {e}", request.program)))?;
-    let mut group = ProcessGroup(child.id().map(|pid| Pid::from_raw(pid as i32)));
+    let mut tries = 0;
+    let (mut child, mut group, _groups, _stack) = loop {
+        tries += 1;
+        let Prepared {
+            mut command,
+            groups,
+            network,
+        } = place.sandbox.prepare(
+            &request,
+            place.workspace,
+            place.allowance,
+            &format!("job-{job}"),
+        )?;
+        for variable in place.hidden_env {
+            command.env_remove(variable);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .map_err(|e| HostError::Run(format!("could not start `{}`: {e}", request.program)))?;
+        let group = ProcessGroup(child.id().map(|pid| Pid::from_raw(pid as i32)));
+        // The command waits inside its sandbox until its network is up; ended with it.
+        let Some(network) = network else {
+            break (child, group, groups, None);
+        };
+        match network.connect().await {
+            Ok(stack) => break (child, group, groups, Some(stack)),
+            Err(Setup::SandboxEnded) if tries < SANDBOX_TRIES => {
+                let note = "switchyard: the sandbox ended while it was set up; starting it again\n";
+                let _ = logs.append(job, note.as_bytes()).await;
+            }
+            // Its output says why; the command did not run.
+            Err(Setup::SandboxEnded) => break (child, group, groups, None),
+            Err(Setup::Failed(error)) => return Err(error),
+        }
+    };
 
     let tail = request
         .keep_output
@@ -112,6 +136,14 @@ pub async fn run(
             (None, true)
         }
     };
+    let failed = !timed_out && exit_code != Some(0);
+    if let Some(disk_mib) = place
+        .disk_mib
+        .filter(|_| failed && is_full(place.workspace))
+    {
+        let line = format!("switchyard: the build's workspace is full: disk_mib = {disk_mib}\n");
+        let _ = logs.append(job, line.as_bytes()).await;
+    }
     let output = tail.map_or_else(String::new, |tail| {
         tail.lock().unwrap_or_else(|p| p.into_inner()).text()
     });
@@ -280,6 +312,7 @@ mod tests {
             allowance: &NOTHING,
             workspace: Path::new("."),
             hidden_env,
+            disk_mib: None,
         }
     }
 

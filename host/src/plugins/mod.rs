@@ -159,7 +159,7 @@ impl PluginSet {
                     subscriptions: entry.events.clone().unwrap_or(own),
                     repositories: entry.repositories.clone(),
                 },
-                allowance: Arc::new(Allowance::of(entry)),
+                allowance: Arc::new(Allowance::of(entry, &config.sandbox)),
                 entry: entry.clone(),
                 info: library.info.clone(),
                 library: stamp.unwrap_or_default(),

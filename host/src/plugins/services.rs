@@ -102,6 +102,7 @@ impl JobServices {
             allowance: &self.allowance,
             workspace,
             hidden_env: &self.deps.hidden_env,
+            disk_mib: self.deps.checkouts.disk_limit(self.allowance.disk_mib),
         }
     }
 
@@ -122,7 +123,15 @@ impl JobServices {
             }
             ServiceRequest::Run(request) => {
                 let run = async {
-                    let workspace = deps.checkouts.ensure(job, deps.sandbox.run_as()).await?;
+                    let workspace = deps
+                        .checkouts
+                        .ensure(
+                            job,
+                            deps.sandbox.run_as(),
+                            self.allowance.disk_mib,
+                            &deps.logs,
+                        )
+                        .await?;
                     let place = self.place(&workspace);
                     process::run(request, deps.logs.clone(), job, &place).await
                 };

@@ -10,6 +10,8 @@
 //! CPU time per process by `RLIMIT_CPU`.
 
 mod cgroups;
+mod disk;
+mod network;
 
 use std::{
     path::{Path, PathBuf},
@@ -22,6 +24,9 @@ use tokio::process::Command;
 
 use crate::config::{PluginEntry, SandboxConfig, SandboxMode};
 pub use cgroups::{Cgroups, CommandGroups};
+pub use disk::{Disks, is_full, unmount_all};
+use network::Network;
+pub use network::{PendingNetwork, Setup, Stack};
 
 /// What the sandbox binds of the system, read-only (missing ones are skipped). Nothing here
 /// holds a secret; the host's own files (store, config, keys) are elsewhere and never bound.
@@ -65,6 +70,8 @@ pub struct Sandbox {
     how: How,
     limits: Limits,
     cgroups: Cgroups,
+    /// How commands with the network reach it.
+    network: Network,
     /// Files holding the host's secrets (`*_file` settings): hidden even under bound paths.
     secret_files: Vec<PathBuf>,
 }
@@ -103,11 +110,14 @@ pub struct Allowance {
     pub binds: Vec<(PathBuf, bool)>,
     /// Host variables passed in, by name: their values are read when a command starts.
     pub pass_env: Vec<String>,
+    /// MiB a job's workspace holds (0: unlimited).
+    pub disk_mib: u64,
 }
 
 impl Allowance {
-    pub fn of(entry: &PluginEntry) -> Self {
+    pub fn of(entry: &PluginEntry, sandbox: &SandboxConfig) -> Self {
         Self {
+            disk_mib: entry.disk_mib.unwrap_or(sandbox.disk_mib),
             network: entry.network,
             binds: entry
                 .binds
@@ -133,10 +143,12 @@ pub enum SandboxError {
     NoSuchUser(String),
 }
 
-/// A command ready to spawn, with the cgroups it joins (kept until it ends).
+/// A command ready to spawn, with the cgroups it joins (kept until it ends), and the network
+/// to bring up once it is spawned (it waits for it).
 pub struct Prepared {
     pub command: Command,
     pub groups: Option<CommandGroups>,
+    pub network: Option<PendingNetwork>,
 }
 
 impl Sandbox {
@@ -168,10 +180,16 @@ impl Sandbox {
         } else {
             Cgroups::default()
         };
+        let network = match config.mode {
+            // Unsandboxed commands are in the host's namespace whatever is set.
+            SandboxMode::None => Network::Open,
+            _ => Network::start(config, run_as.is_some()).await,
+        };
         let mut sandbox = Self {
             how: How::Off,
             limits,
             cgroups,
+            network,
             secret_files,
         };
         if config.mode == SandboxMode::None {
@@ -206,6 +224,7 @@ impl Sandbox {
                 cpu_secs: 0,
             },
             cgroups: Cgroups::default(),
+            network: Network::Open,
             secret_files: Vec::new(),
         }
     }
@@ -234,7 +253,7 @@ impl Sandbox {
                 };
                 let limit = |on: bool, text: String| if on { text } else { "off".to_owned() };
                 format!(
-                    "bubblewrap ({}), {user}; limits: processes {}, memory {}, CPU {} s per process",
+                    "bubblewrap ({}), {user}; limits: processes {}, memory {}, CPU {} s per process; network: {}",
                     program.display(),
                     limit(self.cgroups.has_pids(), self.limits.pids.to_string()),
                     limit(
@@ -242,6 +261,7 @@ impl Sandbox {
                         format!("{} MiB", self.limits.memory_bytes >> 20)
                     ),
                     self.limits.cpu_secs,
+                    self.network.describe(),
                 )
             }
         }
@@ -298,6 +318,7 @@ impl Sandbox {
                 return Ok(Prepared {
                     command,
                     groups: None,
+                    network: None,
                 });
             }
             How::Unavailable(reason) => {
@@ -318,6 +339,20 @@ impl Sandbox {
                 cwd.display()
             )));
         }
+        // A build with the network gets a namespace of its own, brought up once it is spawned.
+        let network = match (&self.network, allowance.network) {
+            (_, false) | (Network::Open, true) => None,
+            (Network::Isolated(rules), true) => {
+                Some(PendingNetwork::new(rules).map_err(|e| {
+                    HostError::Run(format!("cannot set up the build's network: {e}"))
+                })?)
+            }
+            (Network::Unavailable(reason), true) => {
+                return Err(HostError::Run(format!(
+                    "this entry's commands may use the network (network = true), but keeping them off the host's own network cannot be set up here: {reason}. Install slirp4netns and nftables (Debian and Ubuntu: `apt-get install slirp4netns nftables`) and run the host as root, set network = false on the entry, or set [sandbox] network_isolation = \"off\" to let builds reach what the host reaches"
+                )));
+            }
+        };
         static COMMANDS: AtomicU64 = AtomicU64::new(0);
         let unique = format!(
             "{}-{name}-{}",
@@ -338,7 +373,7 @@ impl Sandbox {
             .arg(LAUNCH)
             .arg("switchyard-sandbox")
             .arg(program)
-            .args(self.bwrap_args(workspace, &cwd, allowance))
+            .args(self.bwrap_args(workspace, &cwd, allowance, network.is_some()))
             .env_clear()
             .env(
                 "SWITCHYARD_CGROUPS",
@@ -356,6 +391,13 @@ impl Sandbox {
             .env("SWITCHYARD_CPU_SECS", self.limits.cpu_secs.to_string())
             .env("PATH", PATH);
         die_with_host(&mut command);
+        if let Some(network) = &network {
+            let (info, block) = network.child_fds();
+            network::place_fds(
+                &mut command,
+                &[(info, network::INFO_FD), (block, network::BLOCK_FD)],
+            );
+        }
         // Environment inside: only what is set here, handed down through the environment
         // (readable by the host's user alone), never on a command line, which every local
         // user can read in /proc: `pass_env` values and the checkout's token are secrets.
@@ -379,10 +421,22 @@ impl Sandbox {
             ]);
         }
         command.arg(&request.program).args(&request.args);
-        Ok(Prepared { command, groups })
+        Ok(Prepared {
+            command,
+            groups,
+            network,
+        })
     }
 
-    fn bwrap_args(&self, workspace: &Path, cwd: &Path, allowance: &Allowance) -> Vec<String> {
+    /// `isolated`: the command's network namespace is its own, brought up by the host before
+    /// bubblewrap runs it (it reports the namespace on one pipe and waits on the other).
+    fn bwrap_args(
+        &self,
+        workspace: &Path,
+        cwd: &Path,
+        allowance: &Allowance,
+        isolated: bool,
+    ) -> Vec<String> {
         let mut args: Vec<String> = [
             "--die-with-parent",
             "--new-session",
@@ -393,8 +447,16 @@ impl Sandbox {
         ]
         .map(str::to_owned)
         .into();
-        if !allowance.network {
+        if !allowance.network || isolated {
             args.push("--unshare-net".to_owned());
+        }
+        if isolated {
+            args.extend([
+                "--info-fd".to_owned(),
+                network::INFO_FD.to_string(),
+                "--block-fd".to_owned(),
+                network::BLOCK_FD.to_string(),
+            ]);
         }
         let path = |p: &Path| p.display().to_string();
         // bwrap would make /etc, for the files bound under it, private to root.
@@ -459,7 +521,7 @@ impl Sandbox {
 /// build running under init. The signal survives the `exec` into bubblewrap (which is not
 /// set-uid here), so there is no gap between the two.
 #[allow(unsafe_code)]
-fn die_with_host(command: &mut Command) {
+pub(super) fn die_with_host(command: &mut Command) {
     let host = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and only makes the
     // async-signal-safe system calls prctl(2), getppid(2) and _exit(2); it allocates nothing.

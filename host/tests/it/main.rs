@@ -30,7 +30,7 @@ mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, 
 mod queue; // jobs past the memory budget wait in the journal and still run, once each
 mod reload; // live reload under load, bad edits, libraries rebuilt in place
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups
-mod sandbox; // hostile builds reach nothing of the host; limits, pass_env, binds, no bubblewrap
+mod sandbox; // hostile builds reach nothing of the host (files, network, disk); limits, pass_env, binds, no bubblewrap
 mod service; // install.sh's layout and credentials, the systemd unit verified
 mod shutdowns; // SIGTERM: a running job handed back as interrupted and run again, whatever its plugin does; the interruption ceiling
 mod tls; // HTTPS with the configured certificate, renewed on SIGHUP; bad files refused

@@ -3,7 +3,12 @@
 //! its processes) fails to and says so in its log, while git, sh and a compiler work in its
 //! workspace; a fork bomb and a memory hog end the build, not the host; a killed host leaves no
 //! build behind; `pass_env` and `binds` give exactly what they list; without bubblewrap,
-//! commands fail saying how to install it. Real bubblewrap: outside CI these tests skip where
+//! commands fail saying how to install it. A build with the network reaches a server standing
+//! for the outside world (in a network namespace the test makes) and clones from it, but none
+//! of the host's addresses, link-local or denied ones; without isolation such builds are
+//! refused; a build cannot write past its `disk_mib`, several at once each have their own, a
+//! job waits for disk space saying why, and a killed host's mounts and rules are gone after
+//! the next start. Real bubblewrap: outside CI these tests skip where
 //! it is missing, under `CI=true` its absence fails them.
 
 use std::{
@@ -273,7 +278,14 @@ async fn hostile_build_is_contained(user: Option<&str>) {
             .unwrap();
         assert!(status.success());
     }
-    let plugins = runs("hostile", "", &attack(dir.path(), &key));
+    // An unprivileged host cannot keep a build off its network: such builds are refused (see
+    // `without_isolation_network_builds_are_refused_saying_what_to_install`).
+    let entry = if user.is_some() {
+        "network = false"
+    } else {
+        ""
+    };
+    let plugins = runs("hostile", entry, &attack(dir.path(), &key));
     let host = Host::start(dir.path(), "", &plugins, user).await;
     // Another job's workspace, with a file in it (the host cleans workspaces at start).
     let other = dir.path().join("data/workspaces/999");
@@ -577,7 +589,7 @@ async fn secrets_from_files_are_used_and_never_reach_a_build_even_under_a_bind()
 
 #[tokio::test]
 async fn an_entry_without_network_has_only_its_own_loopback() {
-    if !bubblewrap() {
+    if !isolation_tools() {
         return;
     }
     let dir = open_dir();
@@ -589,10 +601,9 @@ async fn an_entry_without_network_has_only_its_own_loopback() {
         let interfaces: Vec<&str> = log.split_whitespace().collect();
         if job.plugin == "offline" {
             assert_eq!(interfaces, ["lo"], "a network namespace of its own");
-        } else {
-            // The host's own interfaces, as the host sees them.
-            let host_dev = std::fs::read_to_string("/proc/net/dev").unwrap();
-            assert_eq!(interfaces.len(), host_dev.lines().count() - 2, "{log}");
+        } else if root() {
+            // A namespace of its own too, reaching out through slirp4netns's interface.
+            assert_eq!(interfaces, ["lo", "tap0"], "{log}");
         }
     }
 }
@@ -667,4 +678,600 @@ fn rand_digits() -> String {
         .unwrap()
         .subsec_nanos();
     format!("{:06}", nanos % 1_000_000)
+}
+
+/// Whether the network isolation's tools are here and the test runs as root (its rules are
+/// the host's); under CI their absence fails.
+fn isolation_tools() -> bool {
+    let works = |program: &str| {
+        let version = if program == "ip" { "-V" } else { "--version" };
+        Command::new(program)
+            .arg(version)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    let here = bubblewrap() && root() && works("slirp4netns") && works("nft") && works("ip");
+    if !here {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "network isolation needs root, slirp4netns, nftables and iproute2: .ci/run installs them"
+        );
+        eprintln!("skipped: network isolation needs root, slirp4netns, nftables and iproute2");
+    }
+    here
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace standing for the outside world, joined to the host's by a veth pair
+/// and routed to from it: `permitted` is its end of the link; `denied` (listed in
+/// `deny_networks`) and `link_local` are second addresses of that end (this kernel has no
+/// dummy interfaces), routed to through the link too, so only the host's rules keep a build
+/// from them. A web server there serves `files`.
+struct Outside {
+    name: String,
+    link: String,
+    permitted: String,
+    denied: String,
+    link_local: String,
+    files: tempfile::TempDir,
+}
+
+const OUTSIDE_PORT: u16 = 8080;
+
+impl Outside {
+    fn start() -> Self {
+        // Addresses of the test's own, apart from any other run's: 100.64.0.0/10 (shared
+        // address space) for the link, 198.18.0.0/15 (benchmarking) for the denied one.
+        let id = std::process::id();
+        let (a, b) = (64 + id % 60, (id / 60) % 250 + 1);
+        let outside = Self {
+            name: format!("sy-outside-{id}"),
+            link: format!("syo{}", id % 1_000_000),
+            permitted: format!("100.{a}.{b}.2"),
+            denied: format!("198.18.{a}.{b}"),
+            link_local: format!("169.254.{a}.{b}"),
+            files: tempfile::tempdir().unwrap(),
+        };
+        let (n, link) = (outside.name.as_str(), outside.link.as_str());
+        ip(&["netns", "add", n]);
+        ip(&[
+            "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", n,
+        ]);
+        ip(&["addr", "add", &format!("100.{a}.{b}.1/30"), "dev", link]);
+        ip(&["link", "set", link, "up"]);
+        for args in [
+            vec!["addr", "add", &format!("100.{a}.{b}.2/30"), "dev", "eth0"],
+            vec!["link", "set", "eth0", "up"],
+            vec!["link", "set", "lo", "up"],
+            vec![
+                "addr",
+                "add",
+                &format!("{}/32", outside.denied),
+                "dev",
+                "eth0",
+            ],
+            vec![
+                "addr",
+                "add",
+                &format!("{}/32", outside.link_local),
+                "dev",
+                "eth0",
+            ],
+            vec!["route", "add", "default", "via", &format!("100.{a}.{b}.1")],
+        ] {
+            let mut inside = vec!["-n", n];
+            inside.extend(args);
+            ip(&inside);
+        }
+        for address in [&outside.denied, &outside.link_local] {
+            ip(&[
+                "route",
+                "add",
+                &format!("{address}/32"),
+                "via",
+                &outside.permitted,
+            ]);
+        }
+        outside.serve();
+        outside
+    }
+
+    /// Serves the files folder over HTTP from inside the namespace, one request at a time.
+    fn serve(&self) {
+        let netns = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        let root = self.files.path().to_owned();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let listener = std::net::TcpListener::bind(("0.0.0.0", OUTSIDE_PORT)).unwrap();
+            ready_tx.send(()).unwrap();
+            for stream in listener.incoming().flatten() {
+                serve_file(stream, &root);
+            }
+        });
+        ready_rx.recv().unwrap();
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}:{OUTSIDE_PORT}/{path}", self.permitted)
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn serve_file(stream: std::net::TcpStream, root: &Path) {
+    use std::io::{BufRead as _, Write as _};
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if header.trim().is_empty() => break,
+            Ok(_) => {}
+        }
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split('?').next().unwrap_or_default();
+    let file = root.join(path.trim_start_matches('/'));
+    let mut stream = &stream;
+    let answer = match (path.contains(".."), std::fs::read(&file)) {
+        (false, Ok(body)) => {
+            let head = format!("HTTP/1.0 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            [head.into_bytes(), body].concat()
+        }
+        _ => b"HTTP/1.0 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
+    };
+    let _ = stream.write_all(&answer);
+}
+
+/// Every IPv4 address of the host's interfaces.
+fn host_addresses() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            Some(words.next()?.split('/').next()?.to_owned())
+        })
+        .collect()
+}
+
+/// A shell function the build's script probes with: `probe NAME ADDRESS PORT` prints
+/// `NAME ADDRESS:PORT reached|refused MILLISECONDS`.
+const PROBE: &str = "probe() { s=$(date +%s%N); if timeout 10 bash -c \"exec 3<>/dev/tcp/$2/$3\" 2>/dev/null; then r=reached; else r=refused; fi; echo \"$1 $2:$3 $r $(( ($(date +%s%N) - s) / 1000000 ))\"; }\n";
+
+#[tokio::test]
+async fn a_build_with_the_network_reaches_the_outside_world_and_nothing_of_the_hosts() {
+    if !isolation_tools() {
+        return;
+    }
+    let outside = Outside::start();
+    std::fs::write(outside.files.path().join("hello"), "hello from outside\n").unwrap();
+    // A repository served over git's dumb HTTP from the outside world.
+    let work = outside.files.path().join("work");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    std::fs::create_dir(&work).unwrap();
+    git(&work, &["init", "--quiet"]);
+    std::fs::write(work.join("README"), "served over http\n").unwrap();
+    git(&work, &["add", "README"]);
+    git(&work, &["commit", "--quiet", "-m", "first"]);
+    let sha = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&work)
+        .output()
+        .unwrap()
+        .stdout;
+    let sha = String::from_utf8(sha).unwrap().trim().to_owned();
+    git(
+        outside.files.path(),
+        &["clone", "--quiet", "--bare", "work", "repo.git"],
+    );
+    git(
+        &outside.files.path().join("repo.git"),
+        &["update-server-info"],
+    );
+
+    // The host's addresses, each listening (0.0.0.0), and reachable by the test itself.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let addresses = host_addresses();
+    assert!(addresses.len() >= 2, "{addresses:?}");
+    for address in addresses
+        .iter()
+        .chain([&outside.denied, &outside.link_local])
+    {
+        let target = match address == &outside.denied || address == &outside.link_local {
+            true => format!("{address}:{OUTSIDE_PORT}"),
+            false => format!("{address}:{port}"),
+        };
+        let reached =
+            std::net::TcpStream::connect_timeout(&target.parse().unwrap(), Duration::from_secs(5));
+        assert!(reached.is_ok(), "the test cannot reach {target} itself");
+    }
+
+    let dir = open_dir();
+    let mut script = String::from(PROBE);
+    for address in &addresses {
+        script.push_str(&format!("probe host {address} {port}\n"));
+    }
+    script.push_str(&format!(
+        "probe gateway 10.0.2.2 {port}\n\
+         probe link-local {link_local} {OUTSIDE_PORT}\n\
+         probe metadata 169.254.169.254 80\n\
+         probe denied {denied} {OUTSIDE_PORT}\n\
+         probe permitted {permitted} {OUTSIDE_PORT}\n\
+         curl -s --max-time 10 {hello}\n\
+         git clone --quiet {repo} cloned && cat cloned/README\n",
+        link_local = outside.link_local,
+        denied = outside.denied,
+        permitted = outside.permitted,
+        hello = outside.url("hello"),
+        repo = outside.url("repo.git"),
+    ));
+    // The host's own checkout too, from the outside world over http.
+    let checkout = format!(
+        "behaviour = \"checkout\"\nclone_url = \"{}\"\nsha = \"{sha}\"\nscript = \"cat README\"",
+        outside.url("repo.git")
+    );
+    let plugins = runs("online", "", &script) + &behaviours("checks-out", "", &checkout);
+    let sandbox = format!(
+        "deny_networks = [\"198.18.0.0/15\", \"{}/32\"]",
+        outside.denied
+    );
+    let host = Host::start(dir.path(), &sandbox, &plugins, None).await;
+    let jobs = host.run_all("network", 2).await;
+    let (job, log) = jobs.iter().find(|(j, _)| j.plugin == "checks-out").unwrap();
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}\n{log}");
+    assert!(log.contains("served over http"), "{log}");
+    let (job, log) = jobs.iter().find(|(j, _)| j.plugin == "online").unwrap();
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}\n{log}");
+    let mut refused = 0;
+    for line in log.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [kind, target, result, millis] = words[..] else {
+            continue;
+        };
+        let millis: u64 = millis.parse().unwrap();
+        match kind {
+            "permitted" => assert_eq!(result, "reached", "{line}\n{log}"),
+            "host" | "gateway" | "link-local" | "metadata" | "denied" => {
+                assert_eq!(result, "refused", "{target} was reached:\n{log}");
+                assert!(millis < 3_000, "{target} refused only after {millis} ms");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(refused, addresses.len() + 4, "{log}");
+    assert!(log.contains("hello from outside"), "{log}");
+    assert!(
+        log.contains("served over http"),
+        "the http clone failed:\n{log}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn without_isolation_network_builds_are_refused_saying_what_to_install() {
+    if !bubblewrap() || !root() {
+        eprintln!("skipped: the host is made unprivileged (no rules of its own) by a root test");
+        return;
+    }
+    let start = |sandbox: &'static str| async move {
+        let dir = open_dir();
+        let plugins = runs("online", "", "echo online-ran")
+            + &runs("offline", "network = false", "echo offline-ran");
+        let status = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let host = Host::start(dir.path(), sandbox, &plugins, Some("65534")).await;
+        (dir, host)
+    };
+    let (_dir, host) = start("").await;
+    let jobs = host.run_all("unisolated", 2).await;
+    let job = |plugin: &str| jobs.iter().find(|(j, _)| j.plugin == plugin).unwrap();
+    let (online, log) = job("online");
+    assert_eq!(online.state.as_str(), "failed", "{online:?}");
+    let error = online.error.as_deref().unwrap_or_default();
+    for says in [
+        "apt-get install slirp4netns nftables",
+        "network_isolation = \"off\"",
+        "does not run as root",
+    ] {
+        assert!(error.contains(says), "{says:?} not in {error}");
+    }
+    assert!(!log.contains("online-ran"), "{log}");
+    let (offline, log) = job("offline");
+    assert_eq!(offline.state.as_str(), "succeeded", "{offline:?}");
+    assert!(log.contains("offline-ran"), "{log}");
+    assert!(
+        host.host_log()
+            .contains("builds cannot be kept off the host's network"),
+        "{}",
+        host.host_log()
+    );
+    // Turned off on purpose: the build runs, in the host's namespace.
+    let (_dir, host) = start("network_isolation = \"off\"").await;
+    let jobs = host.run_all("off", 2).await;
+    for (job, log) in jobs {
+        assert_eq!(job.state.as_str(), "succeeded", "{job:?}\n{log}");
+        assert!(log.contains("-ran"), "{log}");
+    }
+    assert!(
+        host.host_log()
+            .contains("network_isolation = \"off\": builds with the network reach"),
+        "{}",
+        host.host_log()
+    );
+}
+
+/// Whether workspaces are limited here: the host mounts them as root, with mkfs.ext4.
+fn disk_limits() -> bool {
+    let mkfs = Command::new("mkfs.ext4")
+        .arg("-V")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    let here = bubblewrap() && root() && mkfs;
+    if !here {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "disk limits need root and mkfs.ext4: .ci/run installs e2fsprogs"
+        );
+        eprintln!("skipped: disk limits need root and mkfs.ext4 (e2fsprogs)");
+    }
+    here
+}
+
+/// Mount points under `dir`, as the host's mount namespace has them.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| point.starts_with(&dir))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_build_writing_past_its_disk_fails_cleanly_while_the_host_goes_on() {
+    if !disk_limits() {
+        return;
+    }
+    let dir = open_dir();
+    // 1 GiB into a 64 MiB workspace, the way the attack did it, then by plain writes.
+    let script = "fallocate -l 1G big || dd if=/dev/zero of=more bs=1M count=1024 status=none";
+    let plugins = format!("{EVENT_LOG}{}", runs("filler", "disk_mib = 64", script));
+    let host = Host::start(dir.path(), "", &plugins, None).await;
+    let before = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+    let jobs = host.run_all("fill", 2).await;
+    let (filler, log) = jobs.iter().find(|(j, _)| j.plugin == "filler").unwrap();
+    assert_eq!(filler.state.as_str(), "failed", "{filler:?}\n{log}");
+    assert!(
+        log.contains("switchyard: the build's workspace is full: disk_mib = 64"),
+        "{log}"
+    );
+    // The host's disk lost at most the workspace's size (other engineers' builds share it:
+    // a margin of 512 MiB, still half the GiB written).
+    let after = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+    let lost = (before.blocks_available() as i64 - after.blocks_available() as i64)
+        * before.fragment_size() as i64;
+    assert!(lost < 512 << 20, "the host's disk lost {lost} bytes");
+    // The workspace is gone with its job, mount and image.
+    let workspaces = dir.path().join("data/workspaces");
+    eventually("the workspace to be unmounted and removed", || {
+        mounts_under(&workspaces).is_empty()
+            && std::fs::read_dir(&workspaces).map_or(true, |d| d.count() == 0)
+    })
+    .await;
+    // The host goes on taking deliveries.
+    let jobs = host.run_all("after", 2).await;
+    let (event_log, _) = jobs.iter().find(|(j, _)| j.plugin == "event-log").unwrap();
+    assert_eq!(event_log.state.as_str(), "succeeded");
+    let health = reqwest::get(format!("http://127.0.0.1:{}/readyz", host.port)).await;
+    assert_eq!(health.unwrap().status(), 200, "the host is not ready");
+}
+
+#[tokio::test]
+async fn builds_at_once_each_have_their_own_disk() {
+    if !disk_limits() {
+        return;
+    }
+    let dir = open_dir();
+    // Each writes until its workspace is full, then says how much it wrote.
+    let script = "dd if=/dev/zero of=big bs=1M count=512 status=none; ended=$?; echo \"wrote $(($(stat -c %s big) >> 20)) MiB\"; sleep 1; exit $ended";
+    let sizes = [16u64, 32, 48, 80];
+    let plugins: String = sizes
+        .iter()
+        .map(|mib| runs(&format!("disk{mib}"), &format!("disk_mib = {mib}"), script))
+        .collect();
+    let host = Host::start(dir.path(), "", &plugins, None).await;
+    let jobs = host.run_all("many", sizes.len()).await;
+    for (job, log) in jobs {
+        let mib: u64 = job.plugin.trim_start_matches("disk").parse().unwrap();
+        assert!(
+            log.contains(&format!("workspace is full: disk_mib = {mib}\n")),
+            "{log}"
+        );
+        let wrote: u64 = log
+            .lines()
+            .find_map(|l| l.strip_prefix("wrote "))
+            .and_then(|l| l.trim_end_matches(" MiB").parse().ok())
+            .unwrap_or_else(|| panic!("{log}"));
+        // Its own limit, less the filesystem's own (inode tables: about a tenth); more than
+        // the next smaller disk holds, so no two builds share one.
+        assert!(
+            wrote <= mib && wrote * 4 >= mib * 3,
+            "{mib} MiB disk: wrote {wrote} MiB"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_waits_for_disk_space_saying_why() {
+    if !disk_limits() {
+        return;
+    }
+    let dir = open_dir();
+    let plugins = format!(
+        "{EVENT_LOG}{}",
+        runs("waits", "disk_mib = 64", "echo started")
+    );
+    // A reserve larger than any disk: the job cannot start.
+    let host = Host::start(dir.path(), "disk_reserve_mib = 1000000000", &plugins, None).await;
+    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(
+        send_signed(&url, "pull_request", "wait", &payload).await,
+        202
+    );
+    let logs = dir.path().join("data/logs");
+    let said = || {
+        std::fs::read_dir(&logs).is_ok_and(|files| {
+            files.flatten().any(|file| {
+                std::fs::read_to_string(file.path()).is_ok_and(|log| {
+                    log.contains("switchyard: waiting for disk space: ")
+                        && log.contains("this job's disk_mib = 64, and disk_reserve_mib = 1000000000 stays free")
+                        && !log.contains("started")
+                })
+            })
+        })
+    };
+    eventually("the job to say it waits for disk space", said).await;
+    // Other jobs are not held up; the waiting one is still running.
+    let journal = SqliteJournal::open(&host.store()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = journal.jobs_of("wait").await.unwrap();
+        let state = |plugin: &str| {
+            jobs.iter()
+                .find(|j| j.plugin == plugin)
+                .map(|j| j.state.as_str().to_owned())
+        };
+        if state("event-log").as_deref() == Some("succeeded") {
+            assert_eq!(state("waits").as_deref(), Some("running"), "{jobs:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{jobs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Pids of the processes whose parent is `parent` and whose command line starts `program`.
+fn children_running(parent: u32, program: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent is the second field after the command's closing parenthesis.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent) && cmdline.starts_with(program.as_bytes())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_killed_host_leaves_no_mounts_or_namespaces_after_its_next_start() {
+    if !isolation_tools() || !disk_limits() {
+        return;
+    }
+    let dir = open_dir();
+    let plugins = runs("long", "disk_mib = 32", "touch started; sleep 600");
+    let mut host = Host::start(dir.path(), "", &plugins, None).await;
+    let url = format!("http://127.0.0.1:{}/event_handler", host.port);
+    let payload = example("pull_request", Some("opened"));
+    assert_eq!(
+        send_signed(&url, "pull_request", "killed", &payload).await,
+        202
+    );
+    let workspaces = dir.path().join("data/workspaces");
+    let host_pid = host.server.0.id();
+    eventually(
+        "the build to run in its mounted workspace with its network",
+        || {
+            mounts_under(&workspaces).len() == 1
+                && workspaces.join("1/started").exists()
+                && !children_running(host_pid, "slirp4netns").is_empty()
+        },
+    )
+    .await;
+    let stacks = children_running(host_pid, "slirp4netns");
+    let table = format!("switchyard_{host_pid}");
+    let tables = || {
+        let out = Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(tables().contains(&table), "{}", tables());
+    host.server.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    host.server.0.wait().unwrap();
+    // The build's network stack dies with the host; its namespace with its last process.
+    eventually("the build's network stack to end with the host", || {
+        stacks
+            .iter()
+            .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    })
+    .await;
+    let image = workspaces.join("1.img");
+    // The job is run again by the next host: this time it ends at once.
+    let plugins = runs("long", "disk_mib = 32", "echo again");
+    let next = Host::start(dir.path(), "", &plugins, None).await;
+    eventually("the next start to unmount and remove the workspace", || {
+        mounts_under(&workspaces).is_empty() && !image.exists()
+    })
+    .await;
+    assert!(
+        !tables().contains(&table),
+        "the killed host's rules are left:\n{}",
+        tables()
+    );
+    // Its loop device went with the mount.
+    let loops = Command::new("losetup").arg("-a").output().unwrap();
+    let loops = String::from_utf8_lossy(&loops.stdout);
+    assert!(!loops.contains(&image.display().to_string()), "{loops}");
+    drop(next);
 }

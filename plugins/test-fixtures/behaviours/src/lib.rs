@@ -40,6 +40,12 @@ enum Behaviour {
         #[serde(default)]
         lock: Option<String>,
     },
+    /// Checks `sha` out from `clone_url` through the host, then runs `script` in the checkout.
+    Checkout {
+        clone_url: String,
+        sha: String,
+        script: String,
+    },
     /// Refuses to start, as a plugin with bad settings would.
     RefuseToStart,
     /// Panics when asked for its subscriptions.
@@ -137,6 +143,21 @@ impl Plugin for Behaving {
                 }
                 let mut request = RunRequest::shell(script.clone());
                 request.timeout_secs = *timeout_secs;
+                let output = host.run(&request).await?;
+                if output.success() {
+                    Ok(Outcome::Done)
+                } else {
+                    Err(PluginError::fatal(format!("command ended: {output:?}")))
+                }
+            }
+            Behaviour::Checkout {
+                clone_url,
+                sha,
+                script,
+            } => {
+                let path = host.checkout(clone_url, sha).await?;
+                let mut request = RunRequest::shell(script.clone());
+                request.cwd = Some(path);
                 let output = host.run(&request).await?;
                 if output.success() {
                     Ok(Outcome::Done)
