@@ -403,7 +403,7 @@ fn log_writers() -> String {
 #[tokio::test]
 async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     let _ = library("switchyard-test-behaviours");
-    let server_keys = "max_log_readers = 40";
+    let server_keys = "max_log_readers = 40\nmax_log_readers_per_client = 40";
     let mut target = Target::start(server_keys, &log_writers(), None).await;
     target.still_answers("logs", Duration::from_secs(10)).await;
     let jobs = ended_jobs(&target.store(), "logs", 2).await;
