@@ -1353,6 +1353,23 @@ webhook_path = \"/dashboard/hook\"
             )
             .is_err()
         );
+        // The caps on what readers cost: each at least 1, the budget room for a payload.
+        for (key, value, ok) in [
+            ("render_budget_mib", 53, false),
+            ("render_budget_mib", 54, true),
+            ("log_window_lines", 0, false),
+            ("log_window_kib", 0, false),
+            ("payload_shown_kib", 0, false),
+            ("max_followers", 0, false),
+            ("max_followers_per_client", 0, false),
+            ("max_followers_per_client", 1, true),
+        ] {
+            let parsed = parse(&format!("[server]\n[dashboard]\n{key} = {value}\n"));
+            assert_eq!(parsed.is_ok(), ok, "{key} = {value}");
+        }
+        for key in ["write_timeout_secs", "max_log_readers_per_client"] {
+            assert!(parse(&format!("[server]\n{key} = 0\n")).is_err(), "{key}");
+        }
     }
 
     #[test]

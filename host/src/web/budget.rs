@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(budget.available(), 1 << 20);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn past_the_budget_a_request_waits_then_is_turned_away() {
         let budget = RenderBudget::new(1000);
         let held = budget.reserve(800).await.unwrap();
