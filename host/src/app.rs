@@ -9,7 +9,7 @@ use axum::{
     middleware,
     routing::{get, post},
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
     config::{Config, GitHubAuth, secret_from_env, secret_from_file},
     github::{self, AppKey, GitHub, stand_in},
     ingress::{self, BodyLimits, Dispatcher, IngressSettings, IngressState, WebhookSecret},
-    job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogState},
+    job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogReaders, LogState},
     journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
     locks::Locks,
     metrics::Metrics,
@@ -30,7 +30,7 @@ use crate::{
     retention::Retention,
     sandbox::{Disks, Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
-    web::{self, Dashboard, WebState},
+    web::{self, Dashboard, TrustedProxies, WebState},
     workers::{Cancellations, WorkerDeps, Workers},
 };
 
@@ -45,8 +45,11 @@ pub struct AppState {
     pub workers: Workers,
     pub logs: JobLogs,
     pub links: LogLinks,
-    /// One permit per job log being streamed.
-    pub log_readers: Arc<Semaphore>,
+    /// Places for job logs streamed at their links (the dashboard's follow streams have
+    /// their own).
+    pub log_readers: LogReaders,
+    /// `[server] trusted_proxies`: who a log link's reader is, behind a reverse proxy.
+    pub proxies: Arc<TrustedProxies>,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the host begins to shut down: log streams end, workers stop.
     pub stopping: CancellationToken,
@@ -62,7 +65,8 @@ impl FromRef<AppState> for LogState {
             journal: Arc::clone(&state.journal),
             logs: state.logs.clone(),
             links: state.links.clone(),
-            log_readers: Arc::clone(&state.log_readers),
+            log_readers: state.log_readers.clone(),
+            proxies: Arc::clone(&state.proxies),
             stopping: state.stopping.clone(),
         }
     }
@@ -135,7 +139,6 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
             dispatcher: Dispatcher::from_ref(&state),
             workers: state.workers.clone(),
             locks: Arc::clone(&state.locks),
-            log_readers: Arc::clone(&state.log_readers),
             stopping: state.stopping.clone(),
         })),
         None => router,
@@ -544,7 +547,14 @@ impl Switchyard {
             workers,
             logs,
             links,
-            log_readers: Arc::new(Semaphore::new(config.server.max_log_readers)),
+            log_readers: LogReaders::new(
+                config.server.max_log_readers,
+                config.server.max_log_readers_per_client,
+            ),
+            // Checked when the config was loaded.
+            proxies: Arc::new(
+                TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default(),
+            ),
             stopping: CancellationToken::new(),
             metrics: Arc::clone(&metrics),
         };
@@ -606,6 +616,7 @@ impl Switchyard {
         let limits = ServerLimits {
             max_connections: settings.max_connections,
             header_timeout: settings.header_timeout(),
+            write_timeout: settings.write_timeout(),
         }
         .fit_open_files();
         let grace = Duration::from_secs(settings.shutdown_grace_secs);

@@ -15,6 +15,10 @@ use switchyard_plugin_api::{Permissions, Subscription};
 /// budget must hold one.
 pub const MAX_BODY_MIB: usize = 25;
 
+/// The least `[dashboard] render_budget_mib`: a delivery's page reads back a payload of up to
+/// [`MAX_BODY_MIB`], compressed and not, and renders a page of at most a few MiB.
+pub const MIN_RENDER_BUDGET_MIB: usize = 2 * MAX_BODY_MIB + 4;
+
 /// The whole configuration, as loaded from one file. Whether plugin libraries exist and load is
 /// checked when they are loaded (`plugins::PluginSet::load`), with the same kind of message.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +85,26 @@ pub struct DashboardConfig {
     /// read it.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// KiB of a delivery's payload its page shows; the whole payload is a download.
+    #[serde(default = "default_dashboard_payload_shown_kib")]
+    pub payload_shown_kib: usize,
+    /// Lines of log a job page (or one event of its follow stream) shows at most.
+    #[serde(default = "default_dashboard_log_window_lines")]
+    pub log_window_lines: usize,
+    /// KiB of rendered HTML a job page's log window (or one follow event) holds at most.
+    #[serde(default = "default_dashboard_log_window_kib")]
+    pub log_window_kib: usize,
+    /// MiB of pages, payloads and follow events being read, rendered and sent at once, across
+    /// all dashboard readers; past it a request waits a few seconds, then gets 503.
+    #[serde(default = "default_dashboard_render_budget_mib")]
+    pub render_budget_mib: usize,
+    /// Log follow streams (`/dashboard/jobs/N/follow`) open at once, apart from the log
+    /// links' own `[server] max_log_readers`.
+    #[serde(default = "default_dashboard_max_followers")]
+    pub max_followers: usize,
+    /// Follow streams one client address (an IPv6 /64) may have open at once.
+    #[serde(default = "default_dashboard_max_followers_per_client")]
+    pub max_followers_per_client: usize,
 }
 
 impl Default for DashboardConfig {
@@ -92,6 +116,12 @@ impl Default for DashboardConfig {
             tokens_file: None,
             page_size: default_dashboard_page_size(),
             aliases: Vec::new(),
+            payload_shown_kib: default_dashboard_payload_shown_kib(),
+            log_window_lines: default_dashboard_log_window_lines(),
+            log_window_kib: default_dashboard_log_window_kib(),
+            render_budget_mib: default_dashboard_render_budget_mib(),
+            max_followers: default_dashboard_max_followers(),
+            max_followers_per_client: default_dashboard_max_followers_per_client(),
         }
     }
 }
@@ -113,6 +143,26 @@ fn default_dashboard_tokens_env() -> String {
 
 fn default_dashboard_page_size() -> usize {
     50
+}
+fn default_dashboard_payload_shown_kib() -> usize {
+    256
+}
+// 5,000 lines of the log viewer's markup are about 400 KiB: a page, not a 19 MiB wall.
+fn default_dashboard_log_window_lines() -> usize {
+    5000
+}
+fn default_dashboard_log_window_kib() -> usize {
+    1024
+}
+// Room for one of GitHub's largest payloads read back (compressed and not) and a few pages.
+fn default_dashboard_render_budget_mib() -> usize {
+    64
+}
+fn default_dashboard_max_followers() -> usize {
+    32
+}
+fn default_dashboard_max_followers_per_client() -> usize {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,9 +209,16 @@ pub struct ServerConfig {
     /// go past it is answered 503 with `Retry-After`.
     #[serde(default = "default_body_budget_mib")]
     pub body_budget_mib: usize,
-    /// Job logs streamed at once; more readers get 503 with `Retry-After`.
+    /// Job logs streamed at once at their links; more readers get 503 with `Retry-After`.
     #[serde(default = "default_max_log_readers")]
     pub max_log_readers: usize,
+    /// Job logs one client address (an IPv6 /64) may stream at once at their links.
+    #[serde(default = "default_max_log_readers_per_client")]
+    pub max_log_readers_per_client: usize,
+    /// Time a write of an answer may wait on a client that does not read it; then the
+    /// connection is dropped.
+    #[serde(default = "default_write_timeout_secs")]
+    pub write_timeout_secs: u64,
     /// PEM certificate chain to serve HTTPS with (set with `tls_key`). Read again on SIGHUP and
     /// on every config reload, so a renewed certificate needs no restart.
     #[serde(default)]
@@ -184,6 +241,10 @@ impl ServerConfig {
 
     pub fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.body_timeout_secs)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
     }
 }
 
@@ -627,6 +688,12 @@ fn default_body_budget_mib() -> usize {
 fn default_max_log_readers() -> usize {
     64
 }
+fn default_max_log_readers_per_client() -> usize {
+    8
+}
+fn default_write_timeout_secs() -> u64 {
+    30
+}
 fn default_api_url() -> String {
     "https://api.github.com".to_owned()
 }
@@ -925,6 +992,31 @@ impl Config {
             ("server.header_timeout_secs", server.header_timeout_secs),
             ("server.body_timeout_secs", server.body_timeout_secs),
             ("server.max_log_readers", server.max_log_readers as u64),
+            (
+                "server.max_log_readers_per_client",
+                server.max_log_readers_per_client as u64,
+            ),
+            ("server.write_timeout_secs", server.write_timeout_secs),
+            (
+                "dashboard.payload_shown_kib",
+                self.dashboard.payload_shown_kib as u64,
+            ),
+            (
+                "dashboard.log_window_lines",
+                self.dashboard.log_window_lines as u64,
+            ),
+            (
+                "dashboard.log_window_kib",
+                self.dashboard.log_window_kib as u64,
+            ),
+            (
+                "dashboard.max_followers",
+                self.dashboard.max_followers as u64,
+            ),
+            (
+                "dashboard.max_followers_per_client",
+                self.dashboard.max_followers_per_client as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(self.invalid(key, "must be at least 1"));
@@ -938,6 +1030,15 @@ impl Config {
                 return Err(self.invalid("server.tls_cert", "must be set with tls_key"));
             }
             _ => {}
+        }
+        // A delivery's page reads its payload back compressed and whole, and renders it.
+        if self.dashboard.render_budget_mib < MIN_RENDER_BUDGET_MIB {
+            return Err(self.invalid(
+                "dashboard.render_budget_mib",
+                format!(
+                    "must be at least {MIN_RENDER_BUDGET_MIB}: a delivery's page reads back payloads of up to 25 MB"
+                ),
+            ));
         }
         // One of GitHub's largest payloads must fit, or such a delivery could never arrive.
         if server.body_budget_mib < MAX_BODY_MIB {
@@ -1417,6 +1518,23 @@ webhook_path = \"/dashboard/hook\"
             )
             .is_err()
         );
+        // The caps on what readers cost: each at least 1, the budget room for a payload.
+        for (key, value, ok) in [
+            ("render_budget_mib", 53, false),
+            ("render_budget_mib", 54, true),
+            ("log_window_lines", 0, false),
+            ("log_window_kib", 0, false),
+            ("payload_shown_kib", 0, false),
+            ("max_followers", 0, false),
+            ("max_followers_per_client", 0, false),
+            ("max_followers_per_client", 1, true),
+        ] {
+            let parsed = parse(&format!("[server]\n[dashboard]\n{key} = {value}\n"));
+            assert_eq!(parsed.is_ok(), ok, "{key} = {value}");
+        }
+        for key in ["write_timeout_secs", "max_log_readers_per_client"] {
+            assert!(parse(&format!("[server]\n{key} = 0\n")).is_err(), "{key}");
+        }
     }
 
     #[test]

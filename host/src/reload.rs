@@ -277,6 +277,14 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "[server] max_log_readers",
             o.max_log_readers != n.max_log_readers,
         ),
+        (
+            "[server] max_log_readers_per_client",
+            o.max_log_readers_per_client != n.max_log_readers_per_client,
+        ),
+        (
+            "[server] write_timeout_secs",
+            o.write_timeout_secs != n.write_timeout_secs,
+        ),
         ("[store] path", old.store_path() != new.store_path()),
         (
             "[store] keep_days",

@@ -1,26 +1,26 @@
 //! `GET /jobs/{id}/log/{key}`: a job's log, read from its file in fixed-size chunks and sent as
 //! the client takes them, so a reader that stops reading costs one chunk, not the log. While the
 //! job is queued or running the response follows the file and ends when the job ends. Readers
-//! at once are capped; past the cap, 503 with `Retry-After`.
+//! at once are capped, in all and per client address, with places of their own that the
+//! dashboard's readers cannot take; past a cap, 503 with `Retry-After`.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
+    Extension,
     body::Body,
-    extract::{Path, State},
-    http::{HeaderValue, StatusCode, header},
+    extract::{ConnectInfo, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use tokio::{
-    io::{AsyncReadExt as _, AsyncSeekExt as _},
-    sync::OwnedSemaphorePermit,
-};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::sync::CancellationToken;
 
-use super::{JobLogs, LogLinks};
+use super::{JobLogs, LogLinks, LogReaders, NoPlace, Place};
 use crate::{
     http_error::error_response,
     journal::{JobId, JobState, Journal},
+    web::TrustedProxies,
 };
 
 /// What serving a log link takes: a substate of the app's (axum's `FromRef`), so this module
@@ -30,8 +30,11 @@ pub struct LogState {
     pub journal: Arc<dyn Journal>,
     pub logs: JobLogs,
     pub links: LogLinks,
-    /// One permit per job log being streamed.
-    pub log_readers: Arc<tokio::sync::Semaphore>,
+    /// One place per job log being streamed at its link.
+    pub log_readers: LogReaders,
+    /// `[server] trusted_proxies`: a reader behind a reverse proxy is counted as itself, not as
+    /// the proxy, against `max_log_readers_per_client`.
+    pub proxies: Arc<TrustedProxies>,
     /// Cancelled when the host shuts down: streams end.
     pub stopping: CancellationToken,
 }
@@ -54,6 +57,8 @@ fn no_such_log() -> Response {
 pub async fn serve_log(
     State(state): State<LogState>,
     Path((id, key)): Path<(String, String)>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
 ) -> Response {
     let Ok(id) = id.parse() else {
         return no_such_log();
@@ -67,14 +72,21 @@ pub async fn serve_log(
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
     }
-    let Ok(reader) = Arc::clone(&state.log_readers).try_acquire_owned() else {
-        let mut busy = error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many job logs are being read at once; retry shortly",
-        );
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return busy;
+    let client = peer.map(|p| state.proxies.client(p.0.0.ip(), &headers));
+    let reader = match state.log_readers.admit(client) {
+        Ok(place) => place,
+        Err(refused) => {
+            let message = match refused {
+                NoPlace::Full => "too many job logs are being read at once; retry shortly",
+                NoPlace::ClientFull => {
+                    "too many job logs are being read from your address at once; retry once one ends"
+                }
+            };
+            let mut busy = error_response(StatusCode::SERVICE_UNAVAILABLE, message);
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return busy;
+        }
     };
     let follow = Follow {
         shared: state.logs.journal().cloned(),
@@ -115,7 +127,7 @@ struct Follow {
     /// The host is shutting down: the stream ends, so it holds no connection open.
     stopping: CancellationToken,
     /// This reader's place under the cap, given back when the response ends or is dropped.
-    _reader: OwnedSemaphorePermit,
+    _reader: Place,
 }
 
 impl Follow {

@@ -4,6 +4,7 @@
 
 mod follow;
 mod link;
+mod readers;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -12,6 +13,7 @@ use tokio::io::AsyncWriteExt as _;
 
 pub use follow::{LogState, serve_log};
 pub use link::{LINK_SECRET, LogLinks};
+pub use readers::{LogReaders, NoPlace, Place};
 
 use crate::journal::{JobId, Journal, JournalError};
 

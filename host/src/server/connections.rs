@@ -2,7 +2,8 @@
 //! by closing the connection that has kept the host waiting longest: waiting for a request's
 //! headers (a silent or slow-header client, or an idle keep-alive one) or for a request's body
 //! (a slow-body client; GitHub sends a delivery at once). A request whose body is in and is
-//! being answered is never cut off, and a connection that just arrived is the last to go, so a
+//! being answered is never cut off, unless its client stopped reading the answer (a write
+//! blocked on it, see `write_timeout`); a connection that just arrived is the last to go, so a
 //! flood of new sockets pushes out the older ones, not GitHub's.
 
 use std::{
@@ -37,6 +38,9 @@ pub(super) struct Slot {
     /// Since when (nanoseconds after the registry's epoch, plus one) the host has been waiting
     /// on this client, for a request or for its body; 0 while a request is being answered.
     waiting_since: AtomicU64,
+    /// Since when (stamped as `waiting_since`) a write of the answer has been blocked on a
+    /// client that does not read it; 0 while none is.
+    write_blocked_since: AtomicU64,
     epoch: Instant,
     /// Closes the connection at once: it was evicted to make room.
     pub evict: CancellationToken,
@@ -76,6 +80,7 @@ impl Connections {
     pub fn register(self: &Arc<Self>) -> Registered {
         let slot = Arc::new(Slot {
             waiting_since: AtomicU64::new(stamp(self.epoch)),
+            write_blocked_since: AtomicU64::new(0),
             epoch: self.epoch,
             evict: CancellationToken::new(),
             close: CancellationToken::new(),
@@ -103,9 +108,14 @@ impl Connections {
             .by_age
             .values()
             .filter(|slot| !slot.evict.is_cancelled())
-            .filter_map(|slot| match slot.waiting_since.load(Ordering::Acquire) {
-                0 => None,
-                since => Some((since, slot)),
+            .filter_map(|slot| {
+                let waiting = slot.waiting_since.load(Ordering::Acquire);
+                let blocked = slot.write_blocked_since.load(Ordering::Acquire);
+                match (waiting, blocked) {
+                    (0, 0) => None,
+                    (0, since) | (since, 0) => Some((since, slot)),
+                    (waiting, blocked) => Some((waiting.min(blocked), slot)),
+                }
             })
             .min_by_key(|(since, _)| *since)
             .map(|(_, slot)| slot);
@@ -156,6 +166,17 @@ impl Slot {
     pub fn request_started(self: &Arc<Self>) -> InFlight {
         self.waiting_since.store(0, Ordering::Release);
         InFlight(Arc::clone(self))
+    }
+
+    /// A write of the answer is blocked: the host waits on the client to read.
+    pub fn write_blocked(&self) {
+        self.write_blocked_since
+            .store(stamp(self.epoch), Ordering::Release);
+    }
+
+    /// The client took what was written.
+    pub fn write_unblocked(&self) {
+        self.write_blocked_since.store(0, Ordering::Release);
     }
 }
 

@@ -1,13 +1,15 @@
 //! Serving HTTP to whoever connects, within bounds. A webhook receiver is reachable by anyone, so
 //! every connection is capped in time (its request's headers must arrive within the header
 //! timeout, which also closes silent and idle keep-alive sockets) and in number (at most
-//! `max_connections`, under the open-file limit). HTTP/1.1 only: GitHub sends deliveries over
+//! `max_connections`, under the open-file limit); an answer the client does not read fails after
+//! the write timeout, and meanwhile the connection may be evicted (`write_timeout`). HTTP/1.1 only: GitHub sends deliveries over
 //! HTTP/1.1, and HTTP/2's many streams per connection would multiply what one socket can hold.
 //! Request bodies are bounded by ingress (`ingress::BodyLimits`), job logs by `job_log`.
 
 mod connections;
 mod open_files;
 mod tls;
+mod write_timeout;
 
 pub use connections::{Connection, ReadingBody};
 pub use tls::{TlsCertificates, TlsError};
@@ -28,6 +30,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+use write_timeout::WriteTimeout;
 
 use connections::{Connections, Registered};
 
@@ -44,6 +47,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 pub struct ServerLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long a write of an answer may wait on a client that does not read.
+    pub write_timeout: Duration,
 }
 
 impl ServerLimits {
@@ -101,6 +106,7 @@ pub async fn serve(
         let registered = connections.register();
         let (http, router) = (http.clone(), router.clone());
         let peer = stream.peer_addr().ok();
+        let stream = WriteTimeout::new(stream, limits.write_timeout, Arc::clone(&registered.slot));
         match &tls {
             None => tokio::spawn(serve_connection(stream, peer, registered, http, router)),
             Some(tls) => tokio::spawn(serve_tls_connection(
@@ -152,7 +158,7 @@ async fn accept(
 /// dropped like any other answering nothing.
 async fn serve_tls_connection(
     tls: TlsAcceptor,
-    stream: TcpStream,
+    stream: WriteTimeout<TcpStream>,
     peer: Option<SocketAddr>,
     registered: Registered,
     http: http1::Builder,

@@ -136,12 +136,18 @@ pub(super) async fn deploys_to(
     delivery: &Delivery,
 ) -> Result<Option<String>, JournalError> {
     if delivery.kind.as_str() == "deployment" {
-        let payload = serde_json::from_slice::<serde_json::Value>(&delivery.payload);
-        let environment = payload.ok().and_then(|value| {
-            value["deployment"]["environment"]
-                .as_str()
-                .map(str::to_owned)
-        });
+        // Only the one field is read: the payload may be large, and no tree of it is built.
+        #[derive(serde::Deserialize)]
+        struct Payload {
+            deployment: Deployment,
+        }
+        #[derive(serde::Deserialize)]
+        struct Deployment {
+            environment: String,
+        }
+        let environment = serde_json::from_slice::<Payload>(&delivery.payload)
+            .ok()
+            .map(|payload| payload.deployment.environment);
         // A deployment without a readable environment still deploys: its kind is the name.
         return Ok(Some(environment.unwrap_or_else(|| "deployment".to_owned())));
     }

@@ -195,10 +195,6 @@ impl LogHtml {
         self.next
     }
 
-    pub fn line(&mut self, text: &str) {
-        self.line_stamped(text, None);
-    }
-
     /// A line, with the time it was written shown before it when `stamp` is given.
     pub fn line_stamped(&mut self, text: &str, stamp: Option<&str>) {
         let stamp = stamp.map_or(String::new(), |stamp| {
@@ -250,36 +246,81 @@ impl LogHtml {
     }
 }
 
-/// Renders `bytes` (whole lines) numbered from `first`.
-pub fn render(bytes: &[u8], first: u64) -> (String, u64) {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    let mut out = LogHtml::new(first);
-    if !bytes.is_empty() {
-        for line in text.split('\n') {
-            out.line(line);
-        }
-    }
-    let next = out.next_number();
-    (out.finish(), next)
+/// How much of a log one page or follow event renders at most: a log of empty lines is
+/// about 75 bytes of markup per byte, so a window is capped in lines and in rendered bytes,
+/// not only in bytes read.
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    pub lines: usize,
+    /// Bytes of HTML; the line that crosses it is the last one.
+    pub bytes: usize,
 }
 
-/// Renders `bytes` (whole lines, from offset `at` of the log) numbered from `first`, each line
-/// with the time the chunk holding its start was written, from `times` (see `chunk_times`).
-pub fn render_timed(bytes: &[u8], first: u64, at: u64, times: &[(u64, u64)]) -> (String, u64) {
+/// What [`render`] made of a window.
+pub struct Rendered {
+    pub html: String,
+    /// The number the next line gets.
+    pub next_line: u64,
+    /// Lines rendered: all of the window's, or fewer when the cap was reached.
+    pub lines: u64,
+}
+
+/// Renders `bytes` (whole lines, from offset `at` of the log) numbered from `first`, until
+/// `cap`; each line with the time the chunk holding its start was written when `times` is
+/// given (see `chunk_times`). At least one line is rendered, so a reader always gets on.
+pub fn render(
+    bytes: &[u8],
+    first: u64,
+    at: u64,
+    times: Option<&[(u64, u64)]>,
+    cap: Cap,
+) -> Rendered {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let mut out = LogHtml::new(first);
     let mut offset = at;
+    let mut lines = 0u64;
     if !bytes.is_empty() {
         for line in text.split('\n') {
-            let stamp = time_at(times, offset).map(clock);
+            if lines > 0 && (lines >= cap.lines as u64 || out.html.len() >= cap.bytes) {
+                break;
+            }
+            let stamp = times.and_then(|times| time_at(times, offset)).map(clock);
             out.line_stamped(line, stamp.as_deref());
             offset += line.len() as u64 + 1;
+            lines += 1;
         }
     }
-    let next = out.next_number();
-    (out.finish(), next)
+    Rendered {
+        next_line: out.next_number(),
+        html: out.finish(),
+        lines,
+    }
+}
+
+/// Where the first `lines` lines of `bytes` end: after their last newline, or at the end.
+pub fn end_of_lines(bytes: &[u8], lines: u64) -> usize {
+    if lines == 0 {
+        return 0;
+    }
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(lines as usize - 1)
+        .map_or(bytes.len(), |(at, _)| at + 1)
+}
+
+/// Where the last `lines` whole lines of `bytes` (which ends with a newline, or is a log's
+/// unfinished end) begin.
+pub fn start_of_last_lines(bytes: &[u8], lines: usize) -> usize {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    body.iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(lines.saturating_sub(1))
+        .map_or(0, |(at, _)| at + 1)
 }
 
 /// The time of the last chunk written at or before `offset`.
@@ -440,6 +481,64 @@ pub async fn align_to_line(path: &Path, offset: u64) -> std::io::Result<u64> {
 mod tests {
     use super::*;
 
+    const UNCAPPED: Cap = Cap {
+        lines: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    #[test]
+    fn a_window_of_empty_lines_is_capped_in_lines_and_rendered_bytes() {
+        let empty = vec![b'\n'; 300_000];
+        // (cap, lines rendered)
+        let cases = [
+            (
+                Cap {
+                    lines: 5000,
+                    bytes: 1 << 20,
+                },
+                5000,
+            ),
+            (
+                Cap {
+                    lines: 1_000_000,
+                    bytes: 64 << 10,
+                },
+                0,
+            ),
+            (Cap { lines: 0, bytes: 0 }, 1),
+        ];
+        for (cap, lines) in cases {
+            let rendered = render(&empty, 1, 0, None, cap);
+            if lines > 0 {
+                assert_eq!(rendered.lines, lines);
+            }
+            assert!(rendered.lines >= 1);
+            assert!(
+                rendered.html.len() < cap.bytes.max(1000) + 1000,
+                "{}",
+                rendered.html.len()
+            );
+            assert_eq!(rendered.next_line, 1 + rendered.lines);
+            assert_eq!(
+                end_of_lines(&empty, rendered.lines),
+                rendered.lines as usize
+            );
+        }
+    }
+
+    #[test]
+    fn windows_end_and_start_at_line_boundaries() {
+        let log = b"a\nbb\nccc\n";
+        // (lines, end of the first ones, start of the last ones)
+        for (lines, end, start) in [(0, 0, 9), (1, 2, 5), (2, 5, 2), (3, 9, 0), (9, 9, 0)] {
+            assert_eq!(end_of_lines(log, lines as u64), end, "{lines}");
+            if lines > 0 {
+                assert_eq!(start_of_last_lines(log, lines), start, "{lines}");
+            }
+        }
+        assert_eq!(start_of_last_lines(b"a\nunfinished", 1), 2);
+    }
+
     #[tokio::test]
     async fn each_line_gets_the_time_of_the_chunk_its_start_was_written_in() {
         let dir = tempfile::tempdir().unwrap();
@@ -462,7 +561,8 @@ mod tests {
         assert!(chunk_times(&missing, 0, 10).await.unwrap().is_empty());
 
         // "one\ntwo\n" at 0..8, "three\n" at 8, "four\n" at 14 (same chunk), "five" at 19.
-        let (html, next) = render_timed(b"one\ntwo\nthree\nfour\nfive\n", 1, 0, &all);
+        let rendered = render(b"one\ntwo\nthree\nfour\nfive\n", 1, 0, Some(&all), UNCAPPED);
+        let (html, next) = (rendered.html, rendered.next_line);
         assert_eq!(next, 6);
         let stamps: Vec<&str> = html
             .split("<span class=\"ts\">")
@@ -479,7 +579,7 @@ mod tests {
                 "01:00:02.000"
             ]
         );
-        let (plain, _) = render(b"one\n", 1);
+        let plain = render(b"one\n", 1, 0, None, UNCAPPED).html;
         assert!(!plain.contains("class=\"ts\""));
     }
 
@@ -505,10 +605,14 @@ mod tests {
 
     #[test]
     fn lines_are_numbered_grouped_and_errors_marked() {
-        let (html, next) = render(
+        let rendered = render(
             b"start\n::group::Build <x>\ncompiling\nerror: it broke\n::endgroup::\nend\n",
             10,
+            0,
+            None,
+            UNCAPPED,
         );
+        let (html, next) = (rendered.html, rendered.next_line);
         assert_eq!(next, 16);
         assert!(html.contains("<span class=\"line\" id=\"L10\"><a class=\"ln\" href=\"#L10\">10</a><span class=\"t\">start</span></span>"));
         assert!(html.contains(

@@ -6,6 +6,7 @@
 
 mod actions;
 mod auth;
+mod budget;
 mod client;
 mod limit;
 mod log_view;
@@ -21,7 +22,6 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::SESSION_SECRET;
@@ -30,7 +30,7 @@ pub use client::TrustedProxies;
 use crate::{
     config::{Config, DashboardAccess, secret_from_env, secret_from_file},
     ingress::Dispatcher,
-    job_log::{JobLogs, LogLinks},
+    job_log::{JobLogs, LogLinks, LogReaders},
     journal::{Journal, Visibility, unix_millis},
     locks::Locks,
     plugins::Plugins,
@@ -56,6 +56,21 @@ pub struct Dashboard {
     cancel_grace: std::time::Duration,
     /// Failed sign-ins per address.
     sign_ins: limit::SignInLimit,
+    /// What one page or follow event shows at most.
+    limits: PageLimits,
+    /// The memory every page, download and follow event is made and sent within.
+    budget: budget::RenderBudget,
+    /// Places for follow streams, apart from the log links' own.
+    followers: LogReaders,
+}
+
+/// `[dashboard]`'s caps on what one answer shows.
+#[derive(Debug, Clone, Copy)]
+struct PageLimits {
+    /// Bytes of a delivery's payload its page shows.
+    payload_shown: usize,
+    /// A job page's log window, and a follow event's.
+    log: log_view::Cap,
 }
 
 /// Reads the `name:token` lines the config names. `Err` says what to set; it never holds a
@@ -108,6 +123,18 @@ impl Dashboard {
             proxies: TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default(),
             cancel_grace: std::time::Duration::from_secs(config.workers.cancel_grace_secs),
             sign_ins: limit::SignInLimit::default(),
+            limits: PageLimits {
+                payload_shown: config.dashboard.payload_shown_kib << 10,
+                log: log_view::Cap {
+                    lines: config.dashboard.log_window_lines,
+                    bytes: config.dashboard.log_window_kib << 10,
+                },
+            },
+            budget: budget::RenderBudget::new(config.dashboard.render_budget_mib << 20),
+            followers: LogReaders::new(
+                config.dashboard.max_followers,
+                config.dashboard.max_followers_per_client,
+            ),
         }
     }
 }
@@ -150,8 +177,6 @@ pub struct WebState {
     pub workers: Workers,
     /// Waking the jobs waiting for a lock a person released.
     pub locks: Arc<Locks>,
-    /// Shared with the raw log links: one permit per log being followed.
-    pub log_readers: Arc<Semaphore>,
     pub stopping: CancellationToken,
 }
 
@@ -162,6 +187,7 @@ pub fn router(state: WebState) -> Router {
         .route("/dashboard/", get(pages::deliveries))
         .route("/dashboard/deliveries", get(pages::deliveries))
         .route("/dashboard/deliveries/{id}", get(pages::delivery))
+        .route("/dashboard/deliveries/{id}/payload", get(pages::payload))
         .route("/dashboard/deliveries/{id}/replay", post(actions::replay))
         .route("/dashboard/jobs", get(pages::jobs))
         .route("/dashboard/jobs/{id}", get(pages::job))

@@ -4,7 +4,6 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::Arc,
     time::Duration,
 };
 
@@ -20,7 +19,9 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Viewer, WebState, actions, auth, client, log_view};
+use super::{Viewer, WebState, actions, auth, budget::Reserved, client, log_view};
+use crate::ingress::MAX_BODY_BYTES;
+use crate::job_log::NoPlace;
 use crate::journal::{
     ActionFilter, ActionRecord, DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow,
     JobState, JournalError, PostFilter, RecentFilter, Visibility, unix_millis,
@@ -45,6 +46,36 @@ pub(super) fn html(template: &impl Template) -> Response {
             internal_error()
         }
     }
+}
+
+/// A page rendered within its reservation, and sent with its size kept reserved until the
+/// client has taken it (see `budget`).
+fn page(reserved: Reserved, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(page) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+                (header::CONTENT_LENGTH, page.len().to_string()),
+            ],
+            reserved.body(page.into()),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render a dashboard page");
+            internal_error()
+        }
+    }
+}
+
+/// What a page may hold besides a log window or a payload: its rows, trail and header.
+const PAGE_BYTES: usize = 2 << 20;
+
+/// A payload read back from the journal: compressed and not, each at most GitHub's largest.
+const PAYLOAD_READ: usize = 2 * MAX_BODY_BYTES;
+
+/// Reserves `bytes` in the dashboard's budget.
+async fn reserve(state: &WebState, bytes: usize) -> Result<Reserved, Response> {
+    state.dashboard.budget.reserve(bytes).await
 }
 
 pub(super) fn message(status: StatusCode, title: &str, text: &str) -> Response {
@@ -190,6 +221,10 @@ pub async fn deliveries(
     Extension(viewer): Extension<Viewer>,
     Query(params): Params,
 ) -> Response {
+    let reserved = match reserve(&state, PAGE_BYTES).await {
+        Ok(reserved) => reserved,
+        Err(busy) => return busy,
+    };
     let event = param(&params, "event");
     let repository = param(&params, "repository");
     let failed = param(&params, "failed").is_some();
@@ -228,14 +263,17 @@ pub async fn deliveries(
         Ok(head) => head,
         Err(response) => return response,
     };
-    html(&DeliveriesPage {
-        head,
-        rows,
-        filter_event: event.unwrap_or_default().to_owned(),
-        filter_repository: repository.unwrap_or_default().to_owned(),
-        filter_failed: failed,
-        next_page,
-    })
+    page(
+        reserved,
+        &DeliveriesPage {
+            head,
+            rows,
+            filter_event: event.unwrap_or_default().to_owned(),
+            filter_repository: repository.unwrap_or_default().to_owned(),
+            filter_failed: failed,
+            next_page,
+        },
+    )
 }
 
 #[derive(Template)]
@@ -256,15 +294,31 @@ struct DeliveryPage {
     payload: String,
     /// The environment a replay deploys to, which the person types to confirm it.
     deploys_to: Option<String>,
+    /// Bytes of the whole payload.
+    payload_size: usize,
+    /// Only the payload's start is shown.
+    payload_cut: bool,
+    /// The whole payload, as a download.
+    payload_link: String,
 }
 
-/// `GET /dashboard/deliveries/{id}`: headers as received, payload pretty-printed, jobs.
+/// `GET /dashboard/deliveries/{id}`: headers as received, the payload pretty-printed (its
+/// first `payload_shown_kib` as received when it is longer, with the whole as a download),
+/// jobs.
 pub async fn delivery(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Response {
+    let shown = state.dashboard.limits.payload_shown;
+    // Escaped, a shown byte is at most 6 in the page (`&quot;`), and pretty-printing a payload
+    // short enough to be shown whole builds a tree of it.
+    let page_bytes = PAGE_BYTES + 8 * shown;
+    let mut reserved = match reserve(&state, PAYLOAD_READ + page_bytes).await {
+        Ok(reserved) => reserved,
+        Err(busy) => return busy,
+    };
     let delivery = match visible_delivery(&state, &viewer, &id).await {
         Ok(Some(delivery)) => delivery,
         Ok(None) => return not_found().await,
@@ -278,10 +332,8 @@ pub async fn delivery(
         Ok(environment) => environment.map(|env| masked(&state, &env)),
         Err(error) => return journal_failed(error),
     };
-    let payload = match serde_json::from_slice::<serde_json::Value>(&delivery.payload) {
-        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(&delivery.payload).into_owned(),
-    };
+    let payload_size = delivery.payload.len();
+    let (payload, payload_cut) = shown_payload(&state, &delivery.payload, shown);
     let headers = delivery
         .headers
         .iter()
@@ -291,6 +343,11 @@ pub async fn delivery(
         Some(action) => format!("{}.{action}", delivery.kind),
         None => delivery.kind.to_string(),
     };
+    let repository = delivery.facts.repository.unwrap_or_default();
+    let sender = masked(&state, &delivery.facts.sender.unwrap_or_default());
+    let received_at = delivery.received_at;
+    drop(delivery.payload);
+    reserved.shrink(page_bytes);
     let filter = ActionFilter {
         delivery: Some(id.clone()),
         ..ActionFilter::default()
@@ -309,21 +366,98 @@ pub async fn delivery(
         .iter()
         .map(|plugin| plugin.name().to_owned())
         .collect();
-    html(&DeliveryPage {
-        head,
-        id,
-        plugins,
-        notice,
-        actions,
-        event,
-        repository: delivery.facts.repository.unwrap_or_default(),
-        sender: masked(&state, &delivery.facts.sender.unwrap_or_default()),
-        received_at: delivery.received_at,
-        jobs,
-        headers,
-        payload: masked(&state, &payload),
-        deploys_to,
-    })
+    page(
+        reserved,
+        &DeliveryPage {
+            head,
+            payload_link: format!(
+                "/dashboard/deliveries/{}/payload",
+                form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+            ),
+            id,
+            plugins,
+            notice,
+            actions,
+            event,
+            repository,
+            sender,
+            received_at,
+            jobs,
+            headers,
+            payload_cut,
+            payload_size,
+            payload,
+            deploys_to,
+        },
+    )
+}
+
+/// The payload as its page shows it, masked: pretty-printed when it is at most `shown` bytes,
+/// else its first `shown` bytes as received; and whether that is only a part of it.
+fn shown_payload(state: &WebState, payload: &[u8], shown: usize) -> (String, bool) {
+    let text = if payload.len() <= shown {
+        let text = match serde_json::from_slice::<serde_json::Value>(payload) {
+            Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
+            Err(_) => String::from_utf8_lossy(payload).into_owned(),
+        };
+        masked(state, &text)
+    } else {
+        // Masked with room for the longest secret past the cut, so none straddling it shows.
+        let head = &payload[..payload.len().min(shown + state.logs.longest_secret())];
+        masked(state, &String::from_utf8_lossy(head))
+    };
+    let part = cut(&text, shown);
+    let whole = part.len() == text.len() && payload.len() <= shown;
+    (part.to_owned(), !whole)
+}
+
+/// `text`'s first `at` bytes at most, ending on a character.
+fn cut(text: &str, at: usize) -> &str {
+    if text.len() <= at {
+        return text;
+    }
+    let mut end = at;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `GET /dashboard/deliveries/{id}/payload`: the whole payload as received, secrets masked, as
+/// a download; within the budget like a page, so a client that does not read it holds its
+/// place there until the write timeout drops it.
+pub async fn payload(
+    State(state): State<WebState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    let mut reserved = match reserve(&state, PAYLOAD_READ).await {
+        Ok(reserved) => reserved,
+        Err(busy) => return busy,
+    };
+    let delivery = match visible_delivery(&state, &viewer, &id).await {
+        Ok(Some(delivery)) => delivery,
+        Ok(None) => return not_found().await,
+        Err(error) => return journal_failed(error),
+    };
+    let masked = state.logs.mask(&delivery.payload);
+    drop(delivery);
+    reserved.shrink(masked.len());
+    let name: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    let disposition = format!("attachment; filename=\"delivery-{name}.json\"");
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_LENGTH, masked.len().to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        reserved.body(masked.into()),
+    )
+        .into_response()
 }
 
 /// The delivery `id` with its payload, when `viewer` may see it: the visibility filter of the
@@ -432,6 +566,10 @@ pub async fn jobs(
     Extension(viewer): Extension<Viewer>,
     Query(params): Params,
 ) -> Response {
+    let reserved = match reserve(&state, PAGE_BYTES).await {
+        Ok(reserved) => reserved,
+        Err(busy) => return busy,
+    };
     let job_state = param(&params, "state")
         .and_then(|s| STATES.iter().position(|known| *known == s))
         .map(|i| {
@@ -479,15 +617,18 @@ pub async fn jobs(
         Ok(head) => head,
         Err(response) => return response,
     };
-    html(&JobsPage {
-        head,
-        rows: rows.iter().map(|row| job_view(&state, row)).collect(),
-        states: STATES,
-        filter_state: job_state.map_or("", JobState::as_str),
-        filter_plugin: plugin.unwrap_or_default().to_owned(),
-        filter_repository: repository.unwrap_or_default().to_owned(),
-        next_page,
-    })
+    page(
+        reserved,
+        &JobsPage {
+            head,
+            rows: rows.iter().map(|row| job_view(&state, row)).collect(),
+            states: STATES,
+            filter_state: job_state.map_or("", JobState::as_str),
+            filter_plugin: plugin.unwrap_or_default().to_owned(),
+            filter_repository: repository.unwrap_or_default().to_owned(),
+            next_page,
+        },
+    )
 }
 
 /// What a job posted to GitHub, as its page shows it.
@@ -547,23 +688,59 @@ struct JobPage {
     log_html: String,
 }
 
+/// The fields of a payload the job page's subject names. Read with serde rather than as a
+/// `Value`: a 25 MB push would be a tree many times its size.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SubjectFields {
+    pull_request: Option<PullRequestFields>,
+    deployment: Option<DeploymentFields>,
+    after: Option<String>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PullRequestFields {
+    number: Option<u64>,
+    title: Option<String>,
+    head: Option<ShaField>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ShaField {
+    sha: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DeploymentFields {
+    sha: Option<String>,
+    environment: Option<String>,
+}
+
 /// What a delivery was about: a pull request and its head sha, a pushed sha, a deployment.
 fn subject(payload: &[u8]) -> String {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
+    let Ok(fields) = serde_json::from_slice::<SubjectFields>(payload) else {
         return String::new();
     };
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-    if let Some(number) = value["pull_request"]["number"].as_u64() {
-        let sha = text(&value["pull_request"]["head"]["sha"]).unwrap_or_default();
-        let title = text(&value["pull_request"]["title"]).unwrap_or_default();
+    if let Some(pr) = fields.pull_request
+        && let Some(number) = pr.number
+    {
+        let sha = pr.head.and_then(|head| head.sha).unwrap_or_default();
+        let title = pr.title.unwrap_or_default();
         return format!("PR #{number} {title} at {}", short(&sha));
     }
-    if let Some(sha) = text(&value["deployment"]["sha"]) {
-        let environment = text(&value["deployment"]["environment"]).unwrap_or_default();
+    if let Some(deployment) = fields.deployment
+        && let Some(sha) = deployment.sha
+    {
+        let environment = deployment.environment.unwrap_or_default();
         return format!("deployment of {} to {environment}", short(&sha));
     }
-    if let Some(sha) = text(&value["after"]) {
-        let reference = text(&value["ref"]).unwrap_or_default();
+    if let Some(sha) = fields.after {
+        let reference = fields.reference.unwrap_or_default();
         return format!("push of {} to {reference}", short(&sha));
     }
     String::new()
@@ -573,8 +750,15 @@ fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
-/// `GET /dashboard/jobs/{id}?start=BYTE|line=N`: the job and a window of its log, the tail by
-/// default.
+/// What reading and rendering a log window may hold at once: the bytes read, masked and
+/// decoded, the HTML as it grows (doubling) and a line count's buffer.
+fn window_bytes(cap: log_view::Cap) -> usize {
+    3 * log_view::WINDOW as usize + 2 * cap.bytes + (1 << 20)
+}
+
+/// `GET /dashboard/jobs/{id}?start=BYTE|line=N|end=BYTE`: the job and a window of its log (at
+/// most `log_window_lines` lines and `log_window_kib` of HTML): from a byte or a line on, or
+/// the lines before a byte; the tail by default.
 pub async fn job(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
@@ -584,25 +768,42 @@ pub async fn job(
     let Ok(id) = id.parse::<i64>().map(JobId) else {
         return not_found().await;
     };
+    let cap = state.dashboard.limits.log;
+    let page_bytes = PAGE_BYTES + window_bytes(cap);
+    // The delivery's payload is read back for the page's subject line.
+    let mut reserved = match reserve(&state, PAYLOAD_READ + page_bytes).await {
+        Ok(reserved) => reserved,
+        Err(busy) => return busy,
+    };
     let row = match visible_job(&state, &viewer, id).await {
         Ok(Some(row)) => row,
         Ok(None) => return not_found().await,
         Err(error) => return journal_failed(error),
     };
-    let delivery = match state.journal.delivery(&row.job.delivery).await {
-        Ok(delivery) => delivery,
+    let subject = match state.journal.delivery(&row.job.delivery).await {
+        Ok(delivery) => delivery.map(|d| subject(&d.payload)).unwrap_or_default(),
         Err(error) => return journal_failed(error),
     };
+    reserved.shrink(page_bytes);
     let path = state.logs.path(id);
     let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-    // The window: from a line asked for, from a byte asked for, or the tail.
-    let start = if let Some(line) = param(&params, "line").and_then(|l| l.parse::<u64>().ok()) {
-        log_view::line_offset(&path, line.saturating_sub(20).max(1)).await
-    } else if let Some(start) = param(&params, "start").and_then(|s| s.parse::<u64>().ok()) {
-        log_view::align_to_line(&path, start.min(size)).await
-    } else {
-        log_view::align_to_line(&path, size.saturating_sub(log_view::WINDOW)).await
-    };
+    let end = param(&params, "end").and_then(|e| e.parse::<u64>().ok());
+    // The window: from a line asked for, from a byte asked for, or before a byte (the tail).
+    let (start, window_end, tail) =
+        if let Some(line) = param(&params, "line").and_then(|l| l.parse::<u64>().ok()) {
+            let start = log_view::line_offset(&path, line.saturating_sub(20).max(1)).await;
+            (start, None, false)
+        } else if let Some(start) = param(&params, "start").and_then(|s| s.parse::<u64>().ok()) {
+            (
+                log_view::align_to_line(&path, start.min(size)).await,
+                None,
+                false,
+            )
+        } else {
+            let end = end.map_or(size, |end| end.min(size));
+            let start = log_view::align_to_line(&path, end.saturating_sub(log_view::WINDOW)).await;
+            (start, Some(end), true)
+        };
     let start = match start {
         Ok(start) => start,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
@@ -611,15 +812,14 @@ pub async fn job(
             return internal_error();
         }
     };
-    let window_end = (start + log_view::WINDOW).min(size);
-    let (bytes, first_line) = if size == 0 {
-        (Vec::new(), 1)
+    let window_end = window_end.unwrap_or(start + log_view::WINDOW).min(size);
+    let mut start = start.min(window_end);
+    let mut bytes = if size == 0 {
+        Vec::new()
     } else {
-        let bytes = log_view::read_range(&path, start, window_end).await;
-        let lines = log_view::count_lines(&path, start).await;
-        match (bytes, lines) {
-            (Ok(bytes), Ok(lines)) => (bytes, lines + 1),
-            (Err(error), _) | (_, Err(error)) => {
+        match log_view::read_range(&path, start, window_end).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
                 tracing::error!(job = %id, %error, "cannot read a job log");
                 return internal_error();
             }
@@ -627,33 +827,57 @@ pub async fn job(
     };
     // Whole lines only, unless the window reaches the end of a finished log.
     let running = matches!(row.job.state, JobState::Queued | JobState::Running);
-    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+    let mut whole = match bytes.iter().rposition(|&b| b == b'\n') {
         Some(at) if running || window_end < size => at + 1,
         None if running || window_end < size => 0,
         _ => bytes.len(),
     };
-    let to = start + whole as u64;
+    if tail {
+        // Lines before a byte: the last of them that fit.
+        let skip = log_view::start_of_last_lines(&bytes[..whole], cap.lines);
+        bytes.drain(..skip);
+        whole -= skip;
+        start += skip as u64;
+    }
+    let first_line = match log_view::count_lines(&path, start).await {
+        Ok(lines) => lines + 1,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+        Err(error) => {
+            tracing::error!(job = %id, %error, "cannot read a job log");
+            return internal_error();
+        }
+    };
     let masked_bytes = state.logs.mask(&bytes[..whole]);
     let timestamps = param(&params, "timestamps").is_some();
-    let (log_html, next_line) = if timestamps {
-        let times = log_view::chunk_times(&state.logs.times_path(id), start, to).await;
-        let times = times.unwrap_or_else(|error| {
+    let times = if timestamps {
+        let file = state.logs.times_path(id);
+        let times = log_view::chunk_times(&file, start, start + whole as u64);
+        times.await.unwrap_or_else(|error| {
             tracing::warn!(job = %id, %error, "cannot read a job log's times");
             Vec::new()
-        });
-        log_view::render_timed(&masked_bytes, first_line, start, &times)
+        })
     } else {
-        log_view::render(&masked_bytes, first_line)
+        Vec::new()
     };
+    let rendered = log_view::render(
+        &masked_bytes,
+        first_line,
+        start,
+        timestamps.then_some(times.as_slice()),
+        cap,
+    );
+    drop(masked_bytes);
+    // Masking keeps newlines, so the lines rendered end where as many end in the log.
+    let shown = log_view::end_of_lines(&bytes[..whole], rendered.lines);
+    let capped = shown < whole;
+    drop(bytes);
+    let to = start + shown as u64;
+    let (log_html, next_line) = (rendered.html, rendered.next_line);
     let here = format!("/dashboard/jobs/{id}");
     let stamped = if timestamps { "&timestamps=1" } else { "" };
-    let earlier = (start > 0).then(|| {
-        format!(
-            "{here}?start={}{stamped}",
-            start.saturating_sub(log_view::WINDOW)
-        )
-    });
-    let later = (to < size && window_end < size).then(|| format!("{here}?start={to}{stamped}"));
+    let earlier = (start > 0).then(|| format!("{here}?end={start}{stamped}"));
+    let later =
+        (to < size && (window_end < size || capped)).then(|| format!("{here}?start={to}{stamped}"));
     // The same window with timestamps on or off.
     let toggle_timestamps = match timestamps {
         true => format!("{here}?start={start}"),
@@ -707,51 +931,58 @@ pub async fn job(
         Ok(head) => head,
         Err(response) => return response,
     };
-    html(&JobPage {
-        head,
-        id,
-        posts,
-        timestamps,
-        toggle_timestamps,
-        notice,
-        actions,
-        cancellable: running,
-        row: job_view(&state, &row),
-        delivery: row.job.delivery.clone(),
-        subject: masked(
-            &state,
-            &delivery.map(|d| subject(&d.payload)).unwrap_or_default(),
-        ),
-        error: masked(&state, row.job.error.as_deref().unwrap_or_default()),
-        note: masked(&state, row.job.note.as_deref().unwrap_or_default()),
-        raw_log_label: format!("/jobs/{id}/log/…"),
-        raw_log,
-        from: start,
-        to,
-        size,
-        next_line,
-        earlier,
-        later,
-        follow,
-        log_html,
-    })
+    page(
+        reserved,
+        &JobPage {
+            head,
+            id,
+            posts,
+            timestamps,
+            toggle_timestamps,
+            notice,
+            actions,
+            cancellable: running,
+            row: job_view(&state, &row),
+            delivery: row.job.delivery.clone(),
+            subject: masked(&state, &subject),
+            error: masked(&state, row.job.error.as_deref().unwrap_or_default()),
+            note: masked(&state, row.job.note.as_deref().unwrap_or_default()),
+            raw_log_label: format!("/jobs/{id}/log/…"),
+            raw_log,
+            from: start,
+            to,
+            size,
+            next_line,
+            earlier,
+            later,
+            follow,
+            log_html,
+        },
+    )
 }
 
 /// How often a followed log is checked for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Bytes of log sent in one event at most.
+/// Bytes of log read for one event at most.
 const FOLLOW_CHUNK: u64 = 256 * 1024;
 
+/// Bytes of HTML one event holds at most (with `log_window_kib`, if lower): an event handed
+/// to the socket is the one part of a follower outside the budget.
+const FOLLOW_EVENT_BYTES: usize = 256 * 1024;
+
 /// `GET /dashboard/jobs/{id}/follow?offset=N`: Server-Sent Events, each `lines` event carrying
-/// the HTML of whole lines appended after the offset, with the offset after them as its id; a
-/// reconnecting browser sends that id back (`Last-Event-ID`) and resumes there. An `end` event
-/// says the job is over and everything was sent.
+/// the HTML of whole lines appended after the offset (at most `log_window_lines` lines and
+/// 256 KiB), with the offset after them as its id; a reconnecting browser sends that id back
+/// (`Last-Event-ID`) and resumes there. An `end` event says the job is over and everything was
+/// sent. Streams have places of their own (`max_followers`, `max_followers_per_client`), so
+/// followers never take those of the log links GitHub shows.
 pub async fn follow(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Query(params): Params,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
     let Ok(id) = id.parse::<i64>().map(JobId) else {
@@ -768,22 +999,41 @@ pub async fn follow(
         .or_else(|| param(&params, "offset"))
         .and_then(|o| o.parse::<u64>().ok())
         .unwrap_or(0);
-    let Ok(permit) = Arc::clone(&state.log_readers).try_acquire_owned() else {
-        let mut busy = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many job logs are being read at once; retry shortly",
-        )
-            .into_response();
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return busy;
+    let client = peer.map(|p| state.dashboard.proxies.client(p.0.0.ip(), &headers));
+    let place = match state.dashboard.followers.admit(client) {
+        Ok(place) => place,
+        Err(refused) => {
+            let text = match refused {
+                NoPlace::Full => "too many job logs are being followed at once; retry shortly",
+                NoPlace::ClientFull => {
+                    "too many job logs are being followed from your address; close one first"
+                }
+            };
+            let mut busy = (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return busy;
+        }
+    };
+    let cap = state.dashboard.limits.log;
+    let cap = log_view::Cap {
+        lines: cap.lines,
+        bytes: cap.bytes.min(FOLLOW_EVENT_BYTES),
     };
     let path = state.logs.path(id);
-    let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-    let offset = log_view::align_to_line(&path, offset.min(size))
-        .await
-        .unwrap_or_default();
-    let line = log_view::count_lines(&path, offset).await.unwrap_or(0) + 1;
+    let (offset, line) = {
+        // Finding the line number reads the log up to the offset.
+        let _reserved = match reserve(&state, 1 << 20).await {
+            Ok(reserved) => reserved,
+            Err(busy) => return busy,
+        };
+        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+        let offset = log_view::align_to_line(&path, offset.min(size))
+            .await
+            .unwrap_or_default();
+        let line = log_view::count_lines(&path, offset).await.unwrap_or(0) + 1;
+        (offset, line)
+    };
     let times = param(&params, "timestamps").map(|_| state.logs.times_path(id));
     let follower = Follower {
         times,
@@ -792,8 +1042,9 @@ pub async fn follow(
         path,
         offset,
         line,
+        cap,
         done: false,
-        _permit: permit,
+        _place: place,
     };
     let stream = futures_util::stream::unfold(follower, Follower::next);
     Sse::new(stream)
@@ -810,8 +1061,10 @@ struct Follower {
     offset: u64,
     /// The number of the line at `offset`.
     line: u64,
+    /// What one event renders at most.
+    cap: log_view::Cap,
     done: bool,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _place: crate::job_log::Place,
 }
 
 impl Follower {
@@ -828,39 +1081,15 @@ impl Follower {
             };
             let size = tokio::fs::metadata(&self.path).await.map_or(0, |m| m.len());
             if size > self.offset {
-                let to = size.min(self.offset + FOLLOW_CHUNK);
-                let bytes = log_view::read_range(&self.path, self.offset, to)
-                    .await
-                    .unwrap_or_default();
-                let whole = match bytes.iter().rposition(|&b| b == b'\n') {
-                    Some(at) => at + 1,
-                    // The end of a finished log without a newline, or a line longer than a
-                    // chunk: sent as it is.
-                    None if ended || bytes.len() as u64 == FOLLOW_CHUNK => bytes.len(),
-                    None => 0,
-                };
-                if whole > 0 {
-                    let masked = self.state.logs.mask(&bytes[..whole]);
-                    let (html, next) = match &self.times {
-                        Some(times) => {
-                            let end = self.offset + whole as u64;
-                            let times = log_view::chunk_times(times, self.offset, end)
-                                .await
-                                .unwrap_or_default();
-                            log_view::render_timed(&masked, self.line, self.offset, &times)
-                        }
-                        None => log_view::render(&masked, self.line),
-                    };
-                    self.offset += whole as u64;
-                    self.line = next;
-                    let event = Event::default()
-                        .event("lines")
-                        .id(self.offset.to_string())
-                        .data(html);
+                // Reading and rendering within the budget; when it has no room, later.
+                let reserved = reserve(&self.state, 3 * FOLLOW_CHUNK as usize + 2 * self.cap.bytes);
+                if let Ok(_reserved) = reserved.await
+                    && let Some(event) = self.event(size, ended).await
+                {
                     return Some((Ok(event), self));
                 }
             }
-            if ended {
+            if ended && size <= self.offset {
                 self.done = true;
                 let event = Event::default()
                     .event("end")
@@ -873,6 +1102,44 @@ impl Follower {
                 () = self.state.stopping.cancelled() => return None,
             }
         }
+    }
+
+    /// The next event of lines after the offset, when there are whole ones (or the end of a
+    /// finished log).
+    async fn event(&mut self, size: u64, ended: bool) -> Option<Event> {
+        let to = size.min(self.offset + FOLLOW_CHUNK);
+        let bytes = log_view::read_range(&self.path, self.offset, to)
+            .await
+            .unwrap_or_default();
+        let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(at) => at + 1,
+            // The end of a finished log without a newline, or a line longer than a
+            // chunk: sent as it is.
+            None if ended || bytes.len() as u64 == FOLLOW_CHUNK => bytes.len(),
+            None => 0,
+        };
+        if whole == 0 {
+            return None;
+        }
+        let masked = self.state.logs.mask(&bytes[..whole]);
+        let times = match &self.times {
+            Some(times) => {
+                let end = self.offset + whole as u64;
+                let times = log_view::chunk_times(times, self.offset, end).await;
+                Some(times.unwrap_or_default())
+            }
+            None => None,
+        };
+        let rendered =
+            log_view::render(&masked, self.line, self.offset, times.as_deref(), self.cap);
+        self.offset += log_view::end_of_lines(&bytes[..whole], rendered.lines) as u64;
+        self.line = rendered.next_line;
+        Some(
+            Event::default()
+                .event("lines")
+                .id(self.offset.to_string())
+                .data(rendered.html),
+        )
     }
 }
 
@@ -913,6 +1180,29 @@ struct LockView {
     waiting: Vec<(JobId, String)>,
 }
 
+/// The fields of a `deployment_status` delivery the deployments page shows (read with serde,
+/// as [`SubjectFields`] is).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StatusFields {
+    deployment: Option<DeploymentFields>,
+    deployment_status: Option<PostedStatusFields>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PostedStatusFields {
+    state: Option<String>,
+    created_at: Option<String>,
+    creator: Option<LoginField>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoginField {
+    login: Option<String>,
+}
+
 /// Deployment statuses read back from the journal, at most this many of each source.
 const DEPLOYMENT_HISTORY: usize = 100;
 
@@ -929,6 +1219,10 @@ pub async fn deployments(
     Extension(viewer): Extension<Viewer>,
     Query(params): Params,
 ) -> Response {
+    let reserved = match reserve(&state, PAYLOAD_READ + PAGE_BYTES).await {
+        Ok(reserved) => reserved,
+        Err(busy) => return busy,
+    };
     let filter = RecentFilter {
         limit: DEPLOYMENT_HISTORY,
         event: Some("deployment_status".to_owned()),
@@ -944,17 +1238,20 @@ pub async fn deployments(
         let Ok(Some(delivery)) = state.journal.delivery(&record.id).await else {
             continue;
         };
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&delivery.payload) else {
+        let Ok(status) = serde_json::from_slice::<StatusFields>(&delivery.payload) else {
             continue;
         };
-        let text = |v: &serde_json::Value| masked(&state, v.as_str().unwrap_or_default());
+        drop(delivery);
+        let text = |v: Option<String>| masked(&state, &v.unwrap_or_default());
+        let deployment = status.deployment.unwrap_or_default();
+        let posted = status.deployment_status.unwrap_or_default();
         history.push(DeploymentView {
             repository: record.repository.clone().unwrap_or_default(),
-            environment: text(&value["deployment"]["environment"]),
-            state: text(&value["deployment_status"]["state"]),
-            sha: short(&text(&value["deployment"]["sha"])).to_owned(),
-            by: text(&value["deployment_status"]["creator"]["login"]),
-            at: text(&value["deployment_status"]["created_at"]),
+            environment: text(deployment.environment),
+            state: text(posted.state),
+            sha: short(&text(deployment.sha)).to_owned(),
+            by: text(posted.creator.unwrap_or_default().login),
+            at: text(posted.created_at),
             link: format!(
                 "/dashboard/deliveries/{}",
                 form_urlencoded::byte_serialize(record.id.as_bytes()).collect::<String>()
@@ -1043,14 +1340,17 @@ pub async fn deployments(
         Ok(head) => head,
         Err(response) => return response,
     };
-    html(&DeploymentsPage {
-        head,
-        notice,
-        actions,
-        current,
-        locks,
-        history,
-    })
+    page(
+        reserved,
+        &DeploymentsPage {
+            head,
+            notice,
+            actions,
+            current,
+            locks,
+            history,
+        },
+    )
 }
 
 struct PluginView {
@@ -1100,6 +1400,10 @@ pub async fn plugins(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
 ) -> Response {
+    let reserved = match reserve(&state, PAGE_BYTES).await {
+        Ok(reserved) => reserved,
+        Err(busy) => return busy,
+    };
     let set = state.plugins.current();
     let plugins = set
         .iter()
@@ -1153,12 +1457,15 @@ pub async fn plugins(
         Ok(head) => head,
         Err(response) => return response,
     };
-    html(&PluginsPage {
-        head,
-        plugins,
-        disabled,
-        reload,
-    })
+    page(
+        reserved,
+        &PluginsPage {
+            head,
+            plugins,
+            disabled,
+            reload,
+        },
+    )
 }
 
 #[derive(Template)]

@@ -721,3 +721,98 @@ async fn deployments_show_what_the_deployer_posted_and_who_holds_and_waits_for_e
     assert!(github.violations().is_empty(), "{:?}", github.violations());
     dash.host.stop().await;
 }
+
+/// A client of the host from its own loopback address (127.0.0.0/8 is all loopback).
+fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn followers_never_take_the_log_links_places_and_each_address_gets_its_share() {
+    let slow = "behaviour = \"run\"\nscript = 'echo started; sleep 60'";
+    let spec = HostSpec {
+        plugins: behaviours("slow", "", slow),
+        server: "max_log_readers = 4\nmax_log_readers_per_client = 2".to_owned(),
+        ..HostSpec::default()
+    };
+    let dash = Dash::start_with(
+        "access = \"public-read\"\nmax_followers = 16\nmax_followers_per_client = 4",
+        spec,
+    )
+    .await;
+    let payload = pull_request("octo/one", "t");
+    assert_eq!(
+        dash.host.send("pull_request", "slow-1", &payload).await.0,
+        202
+    );
+    let journal = &dash.host.host_state.journal;
+    let job = loop {
+        let filter = switchyard::journal::JobFilter {
+            limit: 1,
+            ..Default::default()
+        };
+        if let Some(row) = journal.jobs(filter).await.unwrap().into_iter().next() {
+            break row.job.id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let follow = format!("{}/dashboard/jobs/{job}/follow?offset=0", dash.host.base);
+    // An address gets 4 followers of the 16.
+    let one = client_from(100);
+    let mut statuses = Vec::new();
+    let mut followers = Vec::new();
+    for _ in 0..5 {
+        let response = one.get(&follow).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+        followers.push(response);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 503],
+        "an address's share is 4"
+    );
+    // 70 anonymous followers from 20 more addresses, held open: they get the 12 left.
+    let mut refused = Vec::new();
+    for n in 0..70u8 {
+        let response = client_from(2 + n % 20).get(&follow).send().await.unwrap();
+        match response.status().as_u16() {
+            200 => followers.push(response),
+            503 => refused.push(response.text().await.unwrap()),
+            other => panic!("a follower got {other}"),
+        }
+    }
+    let following = followers.iter().filter(|r| r.status() == 200).count();
+    assert_eq!(following, 16);
+    assert!(
+        refused.iter().all(|text| text.contains("followed")),
+        "{refused:?}"
+    );
+    let status = client_from(101).get(&follow).send().await.unwrap().status();
+    assert_eq!(status, 503, "past the total, even a new address waits");
+
+    // Meanwhile the log link GitHub shows answers: followers have places of their own. The
+    // links' places are capped per address too.
+    let link = format!("{}{}", dash.host.base, dash.host.log_path(job).await);
+    let mut readers = Vec::new();
+    for (from, wanted) in [
+        (30, 200),
+        (30, 200),
+        (30, 503),
+        (31, 200),
+        (32, 200),
+        (33, 503),
+    ] {
+        let response = client_from(from).get(&link).send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            wanted,
+            "a log link read from 127.0.0.{from}"
+        );
+        readers.push(response);
+    }
+    drop(readers);
+    dash.host.stop().await;
+}

@@ -30,6 +30,9 @@ const RSS_BOUND_MIB: u64 = 256;
 
 const SECRET_VARIABLE: &str = "HOSTILE_TEST_SECRET";
 
+/// The dashboard's people, for the tests that enable it.
+const DASHBOARD_TOKENS: &str = "alice:alice-token-0123456789abcdef0123456789\n";
+
 /// A server process under attack.
 struct Target {
     server: Server,
@@ -91,6 +94,53 @@ impl Target {
         TcpStream::connect(("127.0.0.1", self.port)).await.unwrap()
     }
 
+    /// A connection from `from` (any 127.0.0.0/8 address: a client of its own) that sends a
+    /// GET of `path` and then reads nothing.
+    async fn hold(&self, path: &str, from: std::net::Ipv4Addr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((from, 0).into()).unwrap();
+        let mut stream = socket
+            .connect(([127, 0, 0, 1], self.port).into())
+            .await
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+    }
+
+    /// The host's resident memory now, in MiB.
+    fn rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.0.id()))
+            .expect("the server is running");
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))
+            .unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            / 1024
+    }
+
+    /// POSTs `body` as a delivery GitHub signed.
+    async fn deliver(&self, event: &str, delivery: &str, body: Vec<u8>) -> u16 {
+        let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
+        reqwest::Client::new()
+            .post(self.url("/event_handler"))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// A signed delivery and `/healthz` are both answered, each within `limit`.
     async fn still_answers(&self, delivery: &str, limit: Duration) {
         // A connection per request, as GitHub makes them: an idle pooled one may be evicted.
@@ -140,6 +190,8 @@ fn spawn(
     );
     let config = dir.join("config.toml");
     std::fs::write(&config, expand(&text, dir)).unwrap();
+    // For the tests that enable the dashboard (`tokens_file = "dashboard-tokens"`).
+    std::fs::write(dir.join("dashboard-tokens"), DASHBOARD_TOKENS).unwrap();
     // Through `sh`, whose `ulimit` sets the limit the host then lives under; `exec` keeps the
     // pid the host's.
     let limit = open_files.map_or(String::new(), |n| format!("ulimit -n {n} && "));
@@ -403,7 +455,7 @@ fn log_writers() -> String {
 #[tokio::test]
 async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
     let _ = library("switchyard-test-behaviours");
-    let server_keys = "max_log_readers = 40";
+    let server_keys = "max_log_readers = 40\nmax_log_readers_per_client = 40";
     let mut target = Target::start(server_keys, &log_writers(), None).await;
     target.still_answers("logs", Duration::from_secs(10)).await;
     let jobs = ended_jobs(&target.store(), "logs", 2).await;
@@ -501,4 +553,188 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
         .await
         .unwrap();
     assert_eq!(after_restart.status(), 200);
+}
+
+/// A `push` of 16 MB, as GitHub sends for a push of many commits: 4,000 commits whose
+/// messages are full of what HTML escapes.
+fn big_push() -> Vec<u8> {
+    let mut payload = example("push", None);
+    let message = "fix \"quotes\" & <tags> in 'strings'; ".repeat(110);
+    let commits: Vec<serde_json::Value> = (0..4000)
+        .map(|n| serde_json::json!({ "id": format!("{n:040x}"), "message": message }))
+        .collect();
+    payload["commits"] = serde_json::Value::Array(commits);
+    let body = serde_json::to_vec(&payload).unwrap();
+    assert!(
+        body.len() > 16_000_000 && body.len() < 17_000_000,
+        "{}",
+        body.len()
+    );
+    body
+}
+
+/// Reads what `stream` was sent until it is closed (true) or `limit` passes (false), and the
+/// status line's code.
+async fn answer_and_close(stream: &mut TcpStream, limit: Duration) -> (u16, bool) {
+    let deadline = Instant::now() + limit;
+    let mut head = Vec::new();
+    let mut sink = vec![0u8; 1 << 16];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let closed = match tokio::time::timeout(left, stream.read(&mut sink)).await {
+            Err(_) => Some(false),
+            Ok(Ok(0) | Err(_)) => Some(true),
+            Ok(Ok(n)) => {
+                if head.len() < 12 {
+                    head.extend_from_slice(&sink[..n.min(12)]);
+                }
+                None
+            }
+        };
+        if let Some(closed) = closed {
+            let status = String::from_utf8_lossy(&head);
+            let code = status.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+            return (code, closed);
+        }
+    }
+}
+
+#[tokio::test]
+async fn dashboard_readers_of_a_big_delivery_and_a_long_log_that_never_read_keep_memory_bounded() {
+    let _ = library("switchyard-test-behaviours");
+    raise_own_open_file_limit();
+    // Defaults but for the write timeout, short enough to see it drop the readers here (the
+    // bound does not depend on it); the header timeout outlasts the test.
+    let server_keys = "write_timeout_secs = 20\nheader_timeout_secs = 300";
+    let dashboard = "[dashboard]\nenabled = true\naccess = \"public-read\"\n\
+                     tokens_file = \"dashboard-tokens\"\n";
+    let empty_lines = behaviours(
+        "empty-lines",
+        "",
+        "behaviour = \"run\"\nscript = \"yes '' | head -n 300000\"\ntimeout_secs = 120",
+    );
+    let target = Target::start(server_keys, &format!("{dashboard}{empty_lines}"), None).await;
+    let push = big_push();
+    assert_eq!(target.deliver("push", "big-push", push.clone()).await, 202);
+    let pull = serde_json::to_vec(&example("pull_request", Some("opened"))).unwrap();
+    assert_eq!(target.deliver("pull_request", "empty", pull).await, 202);
+    let job = ended_jobs(&target.store(), "empty", 1).await[0].id;
+    let at_rest = target.rss_mib();
+
+    // What a reader that reads gets: a page of the payload's start with the whole as a
+    // download, a log window of 5,000 lines, follow events of at most 256 KiB.
+    let client = reqwest::Client::new();
+    let page = client
+        .get(target.url("/dashboard/deliveries/big-push"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.len() < 2 << 20,
+        "a delivery page of {} bytes",
+        page.len()
+    );
+    assert!(
+        page.contains(&format!("The first 262144 of {} bytes", push.len())),
+        "no note of the cut"
+    );
+    assert!(page.contains("href=\"/dashboard/deliveries/big-push/payload\""));
+    let download = client
+        .get(target.url("/dashboard/deliveries/big-push/payload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap(), push);
+    let log_page = client
+        .get(target.url(&format!("/dashboard/jobs/{job}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        log_page.len() < 1 << 20,
+        "a job page of {} bytes",
+        log_page.len()
+    );
+    assert_eq!(log_page.matches("<a class=\"ln\"").count(), 5000);
+    assert!(log_page.contains("id=\"show-earlier\""));
+    let stream = client
+        .get(target.url(&format!("/dashboard/jobs/{job}/follow?offset=0")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = stream
+        .split("\n\n")
+        .filter(|e| e.contains("event: lines"))
+        .collect();
+    assert!(events.len() > 1);
+    assert!(events.iter().all(|event| event.len() < 300 << 10));
+    assert!(stream.matches("<a class=\"ln\"").count() >= 300_000);
+    assert!(stream.contains("event: end"));
+
+    // Readers that send their GET and never read, up to the connection cap (512), from
+    // many addresses: of the delivery's page and its download, the log's page and its follow
+    // stream.
+    let mut held = Vec::new();
+    let paths = [
+        "/dashboard/deliveries/big-push".to_owned(),
+        "/dashboard/deliveries/big-push/payload".to_owned(),
+        format!("/dashboard/jobs/{job}"),
+        format!("/dashboard/jobs/{job}?line=1"),
+        format!("/dashboard/jobs/{job}/follow?offset=0"),
+    ];
+    for n in 0..500u32 {
+        let from = std::net::Ipv4Addr::from(0x7f00_0002 + n / 4);
+        let path = &paths[n as usize % paths.len()];
+        held.push((path.clone(), target.hold(path, from).await));
+    }
+    // In place: the budget's waiters are turned away after 5 s.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    target
+        .still_answers("during-dashboard-readers", Duration::from_secs(10))
+        .await;
+    let (now, peak) = (target.rss_mib(), target.peak_rss_mib());
+    eprintln!("dashboard readers: peak {peak} MiB, {now} MiB now, {at_rest} MiB at rest");
+    assert!(
+        peak < RSS_BOUND_MIB,
+        "peak RSS {peak} MiB, {now} MiB now ({at_rest} MiB at rest)"
+    );
+
+    // Past the write timeout, a reader of the download that never read has been dropped.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let mut checks = tokio::task::JoinSet::new();
+    for (path, mut stream) in held {
+        if path.ends_with("/payload") {
+            checks
+                .spawn(async move { answer_and_close(&mut stream, Duration::from_secs(5)).await });
+        }
+    }
+    let mut dropped = 0;
+    while let Some(checked) = checks.join_next().await {
+        let (status, closed) = checked.unwrap();
+        if status == 200 {
+            assert!(
+                closed,
+                "a download not read was kept past the write timeout"
+            );
+            dropped += 1;
+        }
+    }
+    assert!(dropped > 0, "no download was answered");
+    // And what they held is free: the whole payload again.
+    let download = client
+        .get(target.url("/dashboard/deliveries/big-push/payload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap().len(), push.len());
 }
