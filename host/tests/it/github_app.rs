@@ -346,7 +346,13 @@ async fn a_checkout_uses_the_jobs_installation_token_in_gits_header() {
          [plugins.settings]\nclone_url = \"{}/{{full_name}}.git\"\ncommand = \"true\"\n",
         github.url()
     );
-    let host = app_host(&github, plugins).await;
+    // The fake GitHub listens on this host's loopback, which a build's network never reaches
+    // (docs/security.md): this test is about the credentials git is handed, so it opens it.
+    let host = app_host(
+        &github,
+        format!("{plugins}[sandbox]\nnetwork_isolation = \"off\"\n"),
+    )
+    .await;
     let job = run_one(&host, "ci", &pull_request(Some(1))).await;
     // The fake checks git's credentials but serves no repository: the checkout fails after.
     assert_eq!(job.state, JobState::Failed, "{job:?}");
