@@ -37,10 +37,11 @@ enum How {
     Unavailable(String),
 }
 
-/// Room on the workspaces' filesystem for a new job (asking `asked`, said in the message): the
-/// free space, less what running jobs may still write, stays above the reserve.
+/// Room on the workspaces' filesystem for a new job of `asked` bytes: the free space, less what
+/// running jobs and this one may still write, stays above the reserve, so that builds filling
+/// their workspaces together never take the reserve that the journal's disk keeps.
 pub fn room(free: u64, promised: u64, asked: u64, reserve: u64) -> Result<(), String> {
-    if free.saturating_sub(promised) > reserve {
+    if free.saturating_sub(promised).saturating_sub(asked) > reserve {
         return Ok(());
     }
     let mib = |bytes: u64| bytes >> 20;
@@ -337,10 +338,11 @@ mod tests {
         // (free, promised, asked, reserve, starts)
         let cases = [
             (100 * MIB, 0, 10 * MIB, 20 * MIB, true),
-            (100 * MIB, 79 * MIB, 10 * MIB, 20 * MIB, true),
-            (100 * MIB, 80 * MIB, 10 * MIB, 20 * MIB, false),
-            // Its own size does not count: what it writes comes out of the reserve.
-            (100 * MIB, 0, 90 * MIB, 20 * MIB, true),
+            (100 * MIB, 69 * MIB, 10 * MIB, 20 * MIB, true),
+            (100 * MIB, 70 * MIB, 10 * MIB, 20 * MIB, false),
+            // Its own size counts: a job larger than the room left waits.
+            (100 * MIB, 0, 79 * MIB, 20 * MIB, true),
+            (100 * MIB, 0, 90 * MIB, 20 * MIB, false),
             (100 * MIB, 200 * MIB, 0, 0, false),
             (0, 0, MIB, 0, false),
         ];

@@ -42,16 +42,19 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let mut forwarded = Vec::new();
-        for value in headers.get_all("x-forwarded-for") {
-            let Ok(value) = value.to_str() else {
-                return peer;
-            };
-            forwarded.extend(value.split(','));
-        }
+        // Entries are split on the raw bytes: a byte the client wrote into its own entry must
+        // not cost the entries the proxies appended after it.
+        let forwarded: Vec<&[u8]> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+            .collect();
         let mut client = peer;
         for entry in forwarded.iter().rev() {
-            let Ok(address) = entry.trim().parse::<IpAddr>() else {
+            let address = std::str::from_utf8(entry)
+                .ok()
+                .and_then(|entry| entry.trim().parse::<IpAddr>().ok());
+            let Some(address) = address else {
                 // Not an address: nothing left of it can be believed either.
                 return client;
             };
@@ -126,6 +129,17 @@ mod tests {
                 "{peer} {forwarded:?}"
             );
         }
+        // A byte the client wrote into its own entry (nginx joins the proxy's entry into the
+        // same value) does not cost the address the proxy appended.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"1.1.1.1\xff, 203.0.113.5").unwrap(),
+        );
+        assert_eq!(
+            trusted.client("127.0.0.1".parse().unwrap(), &headers),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
         assert!(TrustedProxies::parse(&["10.0.0.0/33".to_owned()]).is_err());
         assert!(TrustedProxies::parse(&["proxy.local".to_owned()]).is_err());
     }

@@ -10,11 +10,12 @@ use std::{
 };
 
 use switchyard::journal::{
-    JobId, JobState, Journal as _, PostgresJournal, PostgresSettings, test_postgres::TestPostgres,
+    JobId, JobState, Journal as _, PostgresJournal, test_postgres::TestPostgres,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::postgres::{journal, store_with_lease};
 use crate::support::{
     HostSpec, SECRET, TestHost, behaviours, example, expand,
     net::{free_port, wait_until_listening},
@@ -84,31 +85,6 @@ impl Proxy {
     }
 }
 
-/// `[store]` keys for a host on the database at `url`, its URL in a file.
-fn store(url: &str, lease_secs: u64) -> (tempfile::TempDir, String) {
-    let secrets = tempfile::tempdir().unwrap();
-    let file = secrets.path().join("database-url");
-    std::fs::write(&file, format!("{url}\n")).unwrap();
-    let keys = format!(
-        "backend = \"postgres\"\nurl_file = \"{}\"\nlease_secs = {lease_secs}\npoll_secs = 1\n",
-        file.display()
-    );
-    (secrets, keys)
-}
-
-async fn observer(url: &str) -> PostgresJournal {
-    PostgresJournal::open(PostgresSettings {
-        url: url.to_owned(),
-        origin: "the test".into(),
-        pool_size: 4,
-        tls: None,
-        lease: Duration::from_secs(30),
-        poll: Duration::from_secs(1),
-    })
-    .await
-    .unwrap()
-}
-
 async fn until_running_as(observer: &PostgresJournal, job: JobId, attempt: u32) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -131,7 +107,7 @@ async fn a_job_survives_three_rolling_restarts_with_max_attempts_1() {
     };
     let url = server.database();
     // A lease far longer than the test: only hand-backs move the job between hosts.
-    let (_secrets, keys) = store(&url, 600);
+    let (_secrets, keys) = store_with_lease(&url, 600);
     let scratch = tempfile::tempdir().unwrap();
     let plugins = behaviours(
         "deployer",
@@ -148,7 +124,7 @@ async fn a_job_survives_three_rolling_restarts_with_max_attempts_1() {
         workers: "cancel_grace_secs = 1".to_owned(),
         ..HostSpec::default()
     };
-    let observer = observer(&url).await;
+    let observer = journal(&url).await;
     let mut running = TestHost::start(spec()).await;
     let (status, answer) = running
         .send(
@@ -187,8 +163,8 @@ async fn a_host_that_lost_its_database_stops_its_deploy_before_another_host_runs
     let url = server.database();
     let proxy = Proxy::start(server.port(), true).await;
     let lease_secs = 4;
-    let (_secrets_a, keys_a) = store(&proxy.url(&url, server.port()), lease_secs);
-    let (_secrets_b, keys_b) = store(&url, lease_secs);
+    let (_secrets_a, keys_a) = store_with_lease(&proxy.url(&url, server.port()), lease_secs);
+    let (_secrets_b, keys_b) = store_with_lease(&url, lease_secs);
     let scratch = tempfile::tempdir().unwrap();
     // Commands run as another user (`run_as`): the folder is theirs to write to.
     std::fs::set_permissions(
@@ -220,7 +196,7 @@ async fn a_host_that_lost_its_database_stops_its_deploy_before_another_host_runs
         workers: "cancel_grace_secs = 10".to_owned(),
         ..HostSpec::default()
     };
-    let observer = observer(&url).await;
+    let observer = journal(&url).await;
     let a = TestHost::start(spec(&keys_a)).await;
     let (status, answer) = a
         .send(

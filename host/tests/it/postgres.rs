@@ -24,20 +24,26 @@ use crate::support::{
     server::spawn_server,
 };
 
-/// `[store]` keys for a host on the database at `url`, its URL in a file (as `url_file`).
-fn store(url: &str) -> (tempfile::TempDir, String) {
+/// `[store]` keys for a host on the database at `url`, its URL in a file (as `url_file`), with
+/// leases of `lease_secs`.
+pub(crate) fn store_with_lease(url: &str, lease_secs: u64) -> (tempfile::TempDir, String) {
     let secrets = tempfile::tempdir().unwrap();
     let file = secrets.path().join("database-url");
     std::fs::write(&file, format!("{url}\n")).unwrap();
     let keys = format!(
-        "backend = \"postgres\"\nurl_file = \"{}\"\nlease_secs = 3\npoll_secs = 1\n",
+        "backend = \"postgres\"\nurl_file = \"{}\"\nlease_secs = {lease_secs}\npoll_secs = 1\n",
         file.display()
     );
     (secrets, keys)
 }
 
+/// [`store_with_lease`] with 3 s leases.
+fn store(url: &str) -> (tempfile::TempDir, String) {
+    store_with_lease(url, 3)
+}
+
 /// The test's own look at the database.
-async fn journal(url: &str) -> PostgresJournal {
+pub(crate) async fn journal(url: &str) -> PostgresJournal {
     PostgresJournal::open(PostgresSettings {
         url: url.to_owned(),
         origin: "the test".into(),
