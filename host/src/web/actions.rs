@@ -14,7 +14,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
-use switchyard_plugin_api::CancelReason;
+use switchyard_plugin_api::{Access, CancelReason};
 
 use super::{Viewer, WebState, pages};
 use crate::{
@@ -127,10 +127,10 @@ pub struct ReplayForm {
     confirm: String,
 }
 
-/// The environment a replay of `delivery` would deploy to, if it deploys: a `deployment`
-/// event's, or the one a job of the delivery created a deployment for (a merge the deployer
-/// turned into one). Replaying it is asked to be confirmed by typing that name, as releasing a
-/// lock is.
+/// What a person types to replay `delivery`, if a replay deploys: a `deployment` event's
+/// environment, the one a job of the delivery created a deployment for (a merge the deployer
+/// turned into one), or the repository's name when a plugin it routes to may create
+/// deployments but none was recorded. Asked as releasing a lock is.
 pub(super) async fn deploys_to(
     state: &WebState,
     delivery: &Delivery,
@@ -153,7 +153,9 @@ pub(super) async fn deploys_to(
     }
     for job in state.journal.jobs_of(delivery.id.as_str()).await? {
         let filter = PostFilter {
-            limit: 1,
+            // Deployments and their statuses, newest first: the deployment may be behind
+            // statuses posted after it.
+            limit: 100,
             job: Some(job.id),
             deployments: true,
             ..PostFilter::default()
@@ -167,7 +169,25 @@ pub(super) async fn deploys_to(
             return Ok(Some(environment));
         }
     }
-    Ok(None)
+    // Nothing deployed yet (its deploying job failed, was cancelled or never ran): whether a
+    // replay deploys is then whether a plugin it routes to may create deployments, and the
+    // name to type is the repository's.
+    let plugins = state.plugins.current();
+    let deploys = router::route(&plugins, delivery).iter().any(|name| {
+        plugins.get(name).is_some_and(|plugin| {
+            plugin
+                .declared
+                .as_ref()
+                .is_some_and(|declared| declared.allows("deployments", Access::Write))
+        })
+    });
+    Ok(deploys.then(|| {
+        delivery
+            .facts
+            .repository
+            .clone()
+            .unwrap_or_else(|| "deployment".to_owned())
+    }))
 }
 
 /// `POST /dashboard/deliveries/{id}/replay`: the delivery again, as new jobs, to every plugin
@@ -202,7 +222,7 @@ pub async fn replay(
             action: "replay".to_owned(),
             delivery: Some(id),
             outcome: format!(
-                "not replayed: it deploys to {environment}, and the name typed to confirm was not that"
+                "not replayed: it deploys, and what was typed to confirm was not {environment}"
             ),
             ..NewAction::default()
         };

@@ -9,6 +9,7 @@ use switchyard::{
 
 use crate::{
     dashboard::{BOB_TOKEN, Dash, TOKEN, pull_request},
+    support::behaviours,
     support::{EVENT_LOG, HostSpec, SECRET, TestHost, example},
 };
 
@@ -475,7 +476,9 @@ async fn replaying_a_delivery_that_deploys_asks_for_its_environment_typed() {
     for typed in ["", "staging", "productio"] {
         let notice = dash.replay_typing("deploy-1", typed).await;
         assert!(
-            notice.contains("not replayed: it deploys to production"),
+            notice.contains(
+                "not replayed: it deploys, and what was typed to confirm was not production"
+            ),
             "{notice}"
         );
     }
@@ -513,8 +516,41 @@ async fn replaying_a_delivery_that_deploys_asks_for_its_environment_typed() {
     );
     let notice = dash.replay_typing("merge-1", "").await;
     assert!(
-        notice.contains("not replayed: it deploys to staging"),
+        notice.contains("not replayed: it deploys, and what was typed to confirm was not staging"),
         "{notice}"
     );
+    dash.host.stop().await;
+
+    // A merge whose deploying job recorded no deployment (it failed, as on a 409 from GitHub,
+    // or never ran) still deploys when replayed: a plugin it routes to may create deployments.
+    // The name to type is then the repository's.
+    let deployer = behaviours(
+        "deployer",
+        "",
+        "behaviour = \"commit_status\"\npermissions = { deployments = \"write\" }",
+    );
+    let dash = Dash::start("", format!("{EVENT_LOG}{deployer}"))
+        .await
+        .signed_in()
+        .await;
+    let merged = pull_request_of("octo/open", false, "merge me");
+    assert_eq!(
+        dash.host.send("pull_request", "merge-2", &merged).await.0,
+        202
+    );
+    dash.host.ended_jobs("merge-2", 2).await;
+    let page = dash.ok("/dashboard/deliveries/merge-2").await;
+    assert!(
+        page.contains("type <code>octo/open</code> to replay it"),
+        "{page}"
+    );
+    let notice = dash.replay_typing("merge-2", "").await;
+    assert!(
+        notice
+            .contains("not replayed: it deploys, and what was typed to confirm was not octo/open"),
+        "{notice}"
+    );
+    let notice = dash.replay_typing("merge-2", "octo/open").await;
+    assert!(notice.contains("replayed as new jobs"), "{notice}");
     dash.host.stop().await;
 }
