@@ -165,6 +165,13 @@ fn main() -> ExitCode {
     let result = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
         .and_then(|runtime| {
+            // A server survives a SIGHUP from its first moments (a certificate renewal hook or
+            // `systemctl reload` can fire while it loads its config): once tokio handles the
+            // signal it stays handled, and `serve` reloads on those that come once it runs.
+            let _hangups = matches!(cli.command, Command::Serve { .. }).then(|| {
+                let _runtime = runtime.enter();
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            });
             let result = runtime.block_on(run(cli.command));
             // Work left on the blocking pool (a journal read, a command's pipe) must not hold
             // up an exit the shutdown grace already bounded.
