@@ -549,6 +549,33 @@ impl TestHost {
 impl Drop for TestHost {
     fn drop(&mut self) {
         self.kill();
+        unmount_leftovers(self.dir.path());
+    }
+}
+
+/// Unmounts what a killed host left mounted under `dir` (its jobs' workspaces, when it ran as
+/// root): the host would do it at its next start, but a test host's folder goes with the test,
+/// and the mounts would otherwise outlive it, each holding a loop device.
+pub fn unmount_leftovers(dir: &Path) {
+    // A host's own folder only, never a shared one (`/`, `/tmp`) other tests mount under.
+    if !dir.is_absolute() || dir.components().count() < 3 {
+        return;
+    }
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    // The fifth field is the mount point; a test host's temporary folder needs no unescaping.
+    let under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    for point in under.into_iter().rev() {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", point])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 

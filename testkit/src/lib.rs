@@ -59,4 +59,4 @@ pub use fake_github::{
     Recorded, schema_errors,
 };
 pub use git::Origin;
-pub use host::{Delivery, HostBuilder, Job, JobState, TestHost, signature};
+pub use host::{Delivery, HostBuilder, Job, JobState, TestHost, signature, unmount_leftovers};
