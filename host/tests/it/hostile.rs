@@ -22,6 +22,7 @@ use tokio::{
 use crate::support::{
     SECRET, behaviours, example, expand, library,
     net::{free_port, wait_until_listening},
+    send_signed_bytes,
     server::{Server, ended_jobs},
 };
 
@@ -128,19 +129,7 @@ impl Target {
 
     /// POSTs `body` as a delivery GitHub signed.
     async fn deliver(&self, event: &str, delivery: &str, body: Vec<u8>) -> u16 {
-        let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
-        reqwest::Client::new()
-            .post(self.url("/event_handler"))
-            .header("content-type", "application/json")
-            .header("x-github-event", event)
-            .header("x-github-delivery", delivery)
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        send_signed_bytes(&self.url("/event_handler"), event, delivery, body).await
     }
 
     /// A signed delivery and `/healthz` are both answered, each within `limit`.

@@ -427,7 +427,11 @@ pub async fn send_signed(
     delivery: &str,
     payload: &serde_json::Value,
 ) -> u16 {
-    let body = serde_json::to_vec(payload).unwrap();
+    send_signed_bytes(url, event, delivery, serde_json::to_vec(payload).unwrap()).await
+}
+
+/// POSTs `body` as it is (any size, any bytes) to a webhook URL, signed with the test secret.
+pub async fn send_signed_bytes(url: &str, event: &str, delivery: &str, body: Vec<u8>) -> u16 {
     let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
     reqwest::Client::new()
         .post(url)
