@@ -521,11 +521,15 @@ impl Switchyard {
             );
             workers.recover();
         }
+        // Checked when the config was loaded.
+        let proxies =
+            Arc::new(TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default());
         let dashboard = match dashboard_tokens {
             Some(tokens) => Some(Arc::new(Dashboard::new(
                 &config,
                 tokens,
                 &journal.host_key(web::SESSION_SECRET).await?,
+                Arc::clone(&proxies),
             ))),
             None => None,
         };
@@ -551,10 +555,7 @@ impl Switchyard {
                 config.server.max_log_readers,
                 config.server.max_log_readers_per_client,
             ),
-            // Checked when the config was loaded.
-            proxies: Arc::new(
-                TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default(),
-            ),
+            proxies,
             stopping: CancellationToken::new(),
             metrics: Arc::clone(&metrics),
         };

@@ -51,7 +51,7 @@ pub struct Dashboard {
     /// The `Host` values those origins are asked for with: any other is refused.
     hosts: Vec<String>,
     /// Whose `X-Forwarded-For` names the client, for the sign-in limit.
-    proxies: TrustedProxies,
+    proxies: Arc<TrustedProxies>,
     /// How long a cancelled job has to stop: a lock's release waits that long for its holder.
     cancel_grace: std::time::Duration,
     /// Failed sign-ins per address.
@@ -104,7 +104,14 @@ pub fn load_tokens(config: &Config) -> Result<Vec<(String, String)>, String> {
 
 impl Dashboard {
     /// `tokens` as [`load_tokens`] read them; `key` signs session cookies.
-    pub fn new(config: &Config, tokens: Result<Vec<(String, String)>, String>, key: &[u8]) -> Self {
+    /// `proxies`: `[server] trusted_proxies`, parsed once by the wiring and shared with the log
+    /// links.
+    pub fn new(
+        config: &Config,
+        tokens: Result<Vec<(String, String)>, String>,
+        key: &[u8],
+        proxies: Arc<TrustedProxies>,
+    ) -> Self {
         if let Err(hint) = &tokens {
             tracing::warn!("the dashboard is not configured: {hint}");
         }
@@ -119,8 +126,7 @@ impl Dashboard {
             page_size: config.dashboard.page_size,
             origins: origins.iter().map(|(origin, _)| origin.clone()).collect(),
             hosts: origins.into_iter().flat_map(|(_, hosts)| hosts).collect(),
-            // Checked when the config was loaded.
-            proxies: TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default(),
+            proxies,
             cancel_grace: std::time::Duration::from_secs(config.workers.cancel_grace_secs),
             sign_ins: limit::SignInLimit::default(),
             limits: PageLimits {

@@ -1630,12 +1630,14 @@ mod tests {
             &config("https://ci.example.com"),
             Err(String::new()),
             b"k",
+            Default::default(),
         );
         assert!(https.secure_cookie);
         let http = super::super::Dashboard::new(
             &config("http://127.0.0.1:9393"),
             Err(String::new()),
             b"k",
+            Default::default(),
         );
         assert!(!http.secure_cookie);
     }
