@@ -117,7 +117,12 @@ impl Rules {
             return Err("slirp4netns is not installed".to_owned());
         }
         remove_dead_tables().await;
-        let table = format!("{TABLE_PREFIX}{}", std::process::id());
+        // Named after the process, for `remove_dead_tables`, and numbered within it: hosts
+        // sharing one process (tests) each keep a table of their own, so one stopping does not
+        // delete, nor one starting clash with, another's.
+        static TABLES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let table = format!("{TABLE_PREFIX}{}_{n}", std::process::id());
         let rules = Self {
             table,
             gid,
@@ -172,7 +177,8 @@ impl Drop for Rules {
     }
 }
 
-/// Tables a killed host left behind (named after its pid): they go. A live host's stay.
+/// Tables a killed host left behind (named after its pid, `switchyard_PID_N`): they go. A live
+/// host's stay.
 async fn remove_dead_tables() {
     let Ok(listed) = Command::new("nft")
         .args(["list", "tables", "inet"])
@@ -186,7 +192,10 @@ async fn remove_dead_tables() {
         let Some(name) = line.trim().strip_prefix("table inet ") else {
             continue;
         };
-        let Some(pid) = name.strip_prefix(TABLE_PREFIX) else {
+        let Some(pid) = name
+            .strip_prefix(TABLE_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+        else {
             continue;
         };
         let dead = pid.bytes().all(|b| b.is_ascii_digit())

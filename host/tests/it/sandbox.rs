@@ -1238,7 +1238,8 @@ async fn a_killed_host_leaves_no_mounts_or_namespaces_after_its_next_start() {
     )
     .await;
     let stacks = children_running(host_pid, "slirp4netns");
-    let table = format!("switchyard_{host_pid}");
+    // The process's first (and only) host's table, as `nft list tables` prints it.
+    let table = format!("table inet switchyard_{host_pid}_0\n");
     let tables = || {
         let out = Command::new("nft")
             .args(["list", "tables"])
