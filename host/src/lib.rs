@@ -3,11 +3,8 @@
 //! `ingress` -> `journal` -> `router` -> `workers` -> `plugins`, with `github`, `process` and
 //! `job_log` as the services plugins call back into.
 
-pub mod admin;
-pub mod admin_call;
 pub mod app;
 pub mod catch_up;
-pub mod checkout;
 pub mod config;
 pub mod event;
 pub mod github;
@@ -15,20 +12,24 @@ pub mod http_error;
 pub mod ingress;
 pub mod job_log;
 pub mod journal;
-pub mod locks;
-pub mod metrics;
 pub mod ops;
-pub mod outbound;
 pub mod plugins;
-pub mod process;
-pub mod reload;
-pub mod retention;
-pub mod router;
 pub mod sandbox;
 pub mod send;
 pub mod server;
+pub mod services;
 pub mod web;
 pub mod workers;
 
 pub use app::{Switchyard, serve};
+
+// Old paths, kept while the move of the top-level modules into `ops/` and `services/` lands.
 pub use config::Config;
+#[allow(unused_imports)]
+pub(crate) use ops::{commands as admin, endpoints as ops_endpoints, signed_call as admin_call};
+#[allow(unused_imports)]
+pub(crate) use ops::{metrics, reload, retention};
+#[allow(unused_imports)]
+pub(crate) use plugins::interest as router;
+#[allow(unused_imports)]
+pub(crate) use services::{checkout, locks, outbound, process};

@@ -6,8 +6,9 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchyard::{
-    Config, admin,
+    Config,
     journal::{RecentFilter, StoreTarget},
+    ops::commands,
     plugins::PluginSet,
     sandbox::{Disks, Sandbox},
     send::{Payload, SendRequest},
@@ -253,7 +254,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 failed,
                 ..RecentFilter::default()
             };
-            print!("{}", admin::deliveries(&config, filter).await?);
+            print!("{}", commands::deliveries(&config, filter).await?);
         }
         Command::Replay {
             config,
@@ -261,7 +262,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             delivery,
         } => {
             let config = Config::load(&config)?;
-            let answer = admin::replay(&config, delivery, plugin).await?;
+            let answer = commands::replay(&config, delivery, plugin).await?;
             print!("{}", switchyard::send::describe(&answer));
             if !(200..300).contains(&answer.status) {
                 return Ok(ExitCode::FAILURE);
@@ -269,13 +270,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Plugins { config } => {
             let config = Config::load(&config)?;
-            let answer = admin::plugins(&config).await?;
+            let answer = commands::plugins(&config).await?;
             if answer.status != 200 {
                 println!("HTTP {}\n{}", answer.status, answer.body);
                 return Ok(ExitCode::FAILURE);
             }
             let body = serde_json::from_str(&answer.body).unwrap_or_default();
-            print!("{}", admin::format_plugins(&config, &body));
+            print!("{}", commands::format_plugins(&config, &body));
         }
         Command::Migrate { config } => {
             let config = Config::load(&config)?;
@@ -316,11 +317,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .transpose()
                 .map_err(|problem| anyhow::anyhow!("--since {problem}"))?;
             let config = Config::load(&config)?;
-            print!("{}", admin::catch_up(&config, since, dry_run).await?);
+            print!("{}", commands::catch_up(&config, since, dry_run).await?);
         }
         Command::App { config } => {
             let config = Config::load(&config)?;
-            print!("{}", switchyard::admin::github_app(&config).await?);
+            print!("{}", switchyard::ops::commands::github_app(&config).await?);
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
@@ -366,7 +367,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("  workspaces: {}", disks.describe());
             println!(
                 "  github: {}",
-                switchyard::admin::github_identity(&config, &secrets)
+                switchyard::ops::commands::github_identity(&config, &secrets)
             );
             println!(
                 "  catch-up: {}",
@@ -388,7 +389,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 );
                 println!(
                     "    permissions: {}",
-                    switchyard::admin::describe_permissions(plugin)
+                    switchyard::ops::commands::describe_permissions(plugin)
                 );
             }
             for name in plugins.undeclared() {

@@ -23,7 +23,7 @@ use crate::{
     config::{CatchUpConfig, Config, GitHubAuth},
     github::GitHub,
     journal::{Journal, JournalError},
-    metrics::Metrics,
+    ops::metrics::Metrics,
 };
 
 pub use list::Attempt;

@@ -8,8 +8,8 @@ use switchyard_plugin_api::{GitHubResponse, HostError, wire::GitHubCall};
 
 use crate::{
     config::GitHubConfig,
-    metrics::Metrics,
-    outbound::{self, Counted, Failure, RetryPolicy, send_with_retries},
+    ops::metrics::Metrics,
+    services::outbound::{self, Counted, Failure, RetryPolicy, send_with_retries},
 };
 
 /// The REST API at `[github] api_url`.

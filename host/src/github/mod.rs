@@ -32,7 +32,7 @@ pub use token::TokenAuth;
 
 use crate::{
     config::{GitHubAuth, GitHubConfig},
-    metrics::Metrics,
+    ops::metrics::Metrics,
 };
 
 /// Who is calling: a job of a plugin entry, for the event it handles.

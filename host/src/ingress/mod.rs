@@ -29,7 +29,7 @@ use crate::{
     job_log::LogLinks,
     journal::{Appended, JobId, Journal, JournalError, LinkSalt},
     plugins::Plugins,
-    router,
+    plugins::interest,
     workers::Workers,
 };
 
@@ -76,7 +76,7 @@ pub async fn receive(
             .observe(delivery.kind.as_str(), &delivery.payload);
     }
     let plugins = state.plugins.current();
-    let targets = router::route(&plugins, &delivery);
+    let targets = interest::route(&plugins, &delivery);
     let rerun = state.settings.redeliveries == Redeliveries::Rerun;
     let delivery = Arc::new(delivery);
     let appended = state

@@ -330,7 +330,7 @@ mod tests {
         let token = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
         let header = format!(
             "Authorization: basic {}",
-            crate::checkout::encoded_credentials(token)
+            crate::services::checkout::encoded_credentials(token)
         );
         // (input, expected)
         let cases = [

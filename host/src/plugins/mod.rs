@@ -2,6 +2,7 @@
 //! and calling a plugin for one job. The host's unsafe code lives in `loader` and `services`.
 
 mod elf;
+pub mod interest;
 mod loader;
 mod services;
 
@@ -22,7 +23,7 @@ pub use services::{JobServices, ServiceDeps};
 
 use crate::{
     config::{Config, PluginEntry},
-    router::Interest,
+    plugins::interest::Interest,
 };
 
 /// A loaded, running plugin entry.

@@ -19,15 +19,15 @@ use switchyard_plugin_api::{
 };
 
 use crate::{
-    checkout::Checkouts,
     github::{Caller, GitHub, posted::posted},
     job_log::JobLogs,
     journal::JobId,
     journal::Journal,
-    locks::Locks,
-    outbound::WebhookClient,
-    process::{self, Place},
     sandbox::{Allowance, Sandbox},
+    services::checkout::Checkouts,
+    services::locks::Locks,
+    services::outbound::WebhookClient,
+    services::process::{self, Place},
     workers::{Attempt, Cancellations},
 };
 

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use serde_json::json;
-use switchyard::{admin_call::AdminSignature, ingress::WebhookSecret, journal::JobState};
+use switchyard::{ingress::WebhookSecret, journal::JobState, ops::signed_call::AdminSignature};
 
 use crate::support::{
     EVENT_LOG, FakeGitHub, HostSpec, SECRET, TOKEN, TestHost, behaviours, example, expand,

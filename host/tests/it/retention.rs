@@ -10,7 +10,7 @@ use std::{
 
 use switchyard::{
     journal::{JobId, JobState},
-    retention::{Pruned, Retention},
+    ops::retention::{Pruned, Retention},
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 

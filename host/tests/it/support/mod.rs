@@ -130,7 +130,7 @@ pub struct TestHost {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub host_state: switchyard::app::AppState,
-    pub reloader: std::sync::Arc<switchyard::reload::Reloader>,
+    pub reloader: std::sync::Arc<switchyard::ops::reload::Reloader>,
     github_token: Option<&'static str>,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,

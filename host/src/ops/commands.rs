@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::{
-    admin_call::AdminSignature,
     app::webhook_secret,
     config::Config,
     journal::{self, DeliveryRecord, RecentFilter},
-    ops::ReplayRequest,
+    ops::endpoints::ReplayRequest,
+    ops::signed_call::AdminSignature,
     send::{SendAnswer, SendError, post, server_base},
 };
 
@@ -194,7 +194,7 @@ pub async fn catch_up(
         );
     }
     let secrets = crate::app::Secrets::from_env(config)?;
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let metrics = std::sync::Arc::new(crate::ops::metrics::Metrics::new());
     let github = crate::github::connect(
         &config.github,
         secrets.github_token.clone(),

@@ -11,7 +11,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use crate::{
     job_log::JobLogs,
     journal::{Journal, JournalError},
-    metrics::Metrics,
+    ops::metrics::Metrics,
 };
 
 /// Days a delivery id is kept for dedupe, at the least.

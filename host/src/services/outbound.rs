@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::{StatusCode, header::HeaderMap};
 use switchyard_plugin_api::{HostError, HttpAnswer, HttpPost};
 
-use crate::{config::GitHubConfig, metrics::Metrics};
+use crate::{config::GitHubConfig, ops::metrics::Metrics};
 
 /// Where a call's answers and retries are counted.
 #[derive(Clone)]

@@ -19,8 +19,8 @@ use switchyard_plugin_api::{CheckoutRequest, HostError, RunRequest, Workspace};
 use crate::{
     job_log::JobLogs,
     journal::JobId,
-    process::{self, Place},
     sandbox::{Disks, unmount_all},
+    services::process::{self, Place},
 };
 
 /// Bounds each git command, so a hung server cannot hold a worker for the job's whole timeout.

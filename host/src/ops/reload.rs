@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     config::{Config, ConfigError},
-    metrics::Metrics,
+    ops::metrics::Metrics,
     plugins::{PluginSet, PluginSetError, Plugins},
     server::TlsCertificates,
 };

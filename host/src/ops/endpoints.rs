@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
-    admin_call::{AdminCallError, AdminSignature, unix_now},
     http_error::error_response,
     ingress::{BodyError, Committed, Dispatcher, IngressSettings},
     job_log::LogLinks,
     journal::Journal,
-    metrics::Metrics,
+    ops::metrics::Metrics,
+    ops::signed_call::{AdminCallError, AdminSignature, unix_now},
     plugins::Plugins,
-    router,
+    plugins::interest,
 };
 
 /// What the operations endpoints use.
@@ -124,7 +124,7 @@ pub async fn replay(State(state): State<OpsState>, request: Request) -> Response
         Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     };
     let plugins = state.plugins.current();
-    let targets = match router::replay_targets(&plugins, &delivery, request.plugin.as_deref()) {
+    let targets = match interest::replay_targets(&plugins, &delivery, request.plugin.as_deref()) {
         Ok(targets) => targets,
         Err(message) => return error_response(StatusCode::NOT_FOUND, &message),
     };

@@ -1,0 +1,12 @@
+//! Operating a running host: health, readiness and metrics endpoints, the signed admin calls
+//! and the operator commands that send them, live reload of the config, and retention.
+
+pub mod commands;
+pub mod endpoints;
+pub mod metrics;
+pub mod reload;
+pub mod retention;
+pub mod signed_call;
+
+// Old paths (`crate::ops::OpsState`), kept while the move lands.
+pub use endpoints::*;
