@@ -10,7 +10,7 @@ use crate::{config::CatchUpConfig, github::GitHub};
 
 /// One delivery attempt as GitHub lists it ("Simple webhook delivery").
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Attempt {
+pub struct HookAttempt {
     pub id: i64,
     pub guid: String,
     pub delivered_at: String,
@@ -22,7 +22,7 @@ pub struct Attempt {
     pub action: Option<String>,
 }
 
-impl Attempt {
+impl HookAttempt {
     /// Whether the receiver took it: GitHub says `OK` for any 2xx answer.
     pub fn ok(&self) -> bool {
         self.status.eq_ignore_ascii_case("ok") || (200..300).contains(&self.status_code)
@@ -53,7 +53,7 @@ pub struct Look {
 #[derive(Debug, Default)]
 pub struct Listed {
     /// Newest first.
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<HookAttempt>,
     pub pages: u32,
     /// Everything newer than the mark was seen (or all that `max_pages` allows): the mark
     /// may move.
@@ -89,7 +89,7 @@ pub async fn list(
                 error,
             })?;
         listed.pages += 1;
-        let page: Vec<Attempt> =
+        let page: Vec<HookAttempt> =
             serde_json::from_value(answer.body).map_err(|error| CatchUpError::Answer {
                 hook: hook.path.clone(),
                 problem: error.to_string(),

@@ -26,7 +26,7 @@ use crate::{
     ops::metrics::Metrics,
 };
 
-pub use list::Attempt;
+pub use list::HookAttempt;
 
 /// A webhook whose deliveries are caught up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,8 +251,8 @@ impl CatchUp {
 /// The GUIDs none of whose listed attempts GitHub recorded as OK, oldest first (by their
 /// newest attempt). GitHub's `status=failure` filter is not used: it covers 4xx and 5xx
 /// answers, not timeouts or refused connections.
-pub fn never_delivered(attempts: &[Attempt]) -> Vec<Missing> {
-    let mut by_guid: HashMap<&str, Vec<&Attempt>> = HashMap::new();
+pub fn never_delivered(attempts: &[HookAttempt]) -> Vec<Missing> {
+    let mut by_guid: HashMap<&str, Vec<&HookAttempt>> = HashMap::new();
     for attempt in attempts {
         by_guid.entry(&attempt.guid).or_default().push(attempt);
     }
@@ -389,8 +389,8 @@ pub fn parse_since(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    fn attempt(id: i64, guid: &str, status: &str, code: u16) -> Attempt {
-        Attempt {
+    fn attempt(id: i64, guid: &str, status: &str, code: u16) -> HookAttempt {
+        HookAttempt {
             id,
             guid: guid.to_owned(),
             delivered_at: "2026-12-01T10:00:00Z".to_owned(),
