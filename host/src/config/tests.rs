@@ -387,3 +387,121 @@ fn repository_patterns_match_owner_and_repo() {
         assert_eq!(pattern.matches(repo), expected, "{pattern:?} vs {repo}");
     }
 }
+
+#[test]
+fn left_out_sections_and_keys_are_their_sections_defaults_and_required_keys_stay_required() {
+    // A section left out, given empty, or given one key: the rest is its `Default`.
+    for text in [
+        "[server]\n",
+        "[server]\n[github]\n[store]\n[workers]\n[sandbox]\n[dashboard]\n[catch_up]\n",
+    ] {
+        let config = parse(text).unwrap();
+        assert_eq!(config.server, ServerConfig::default(), "{text}");
+        assert_eq!(config.github, GitHubConfig::default(), "{text}");
+        assert_eq!(config.store, StoreConfig::default(), "{text}");
+        assert_eq!(config.workers, WorkersConfig::default(), "{text}");
+        assert_eq!(config.sandbox, SandboxConfig::default(), "{text}");
+        assert_eq!(config.dashboard, DashboardConfig::default(), "{text}");
+        assert_eq!(config.catch_up, CatchUpConfig::default(), "{text}");
+        assert!(config.plugins.is_empty() && config.plugin_dirs.is_empty());
+    }
+    let config = parse("[server]\nlisten = \"0.0.0.0:80\"\n[workers]\nconcurrency = 3\n").unwrap();
+    assert_eq!(
+        config.server,
+        ServerConfig {
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 80)),
+            ..ServerConfig::default()
+        }
+    );
+    assert_eq!(
+        config.workers,
+        WorkersConfig {
+            concurrency: 3,
+            ..WorkersConfig::default()
+        }
+    );
+    // (config text, what the message must contain)
+    let required = [
+        ("", "missing field `server`"),
+        ("[github]\n", "missing field `server`"),
+        (
+            "[server]\n[[plugins]]\nname = \"ci\"\n",
+            "missing field `library`",
+        ),
+        (
+            "[server]\n[[plugins]]\nlibrary = \"x.so\"\n",
+            "missing field `name`",
+        ),
+        (
+            "[server]\n[[catch_up.hooks]]\nrepository = \"octo/app\"\n",
+            "missing field `id`",
+        ),
+    ];
+    for (text, fragment) in required {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(error.contains(fragment), "{text:?}: {error}");
+    }
+}
+
+/// The sample in docs/configuration.md, its settings at their defaults but for the few it
+/// names otherwise, is what the code fills in: the page states the defaults the code has.
+#[test]
+fn the_defaults_docs_configuration_md_states_are_the_codes() {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+    )
+    .unwrap();
+    let sample = page
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/configuration.md has a toml sample");
+    let documented = parse(sample).unwrap();
+    let defaults = parse("[server]\n").unwrap();
+    // The sample spells out the default public URL, which the code derives from `listen`.
+    assert_eq!(
+        documented.server.public_url.as_deref(),
+        Some(defaults.public_url().as_str())
+    );
+    assert_eq!(
+        documented.server,
+        ServerConfig {
+            public_url: documented.server.public_url.clone(),
+            ..ServerConfig::default()
+        }
+    );
+    assert_eq!(documented.github, GitHubConfig::default());
+    assert_eq!(documented.store, StoreConfig::default());
+    assert_eq!(documented.workers, WorkersConfig::default());
+    assert_eq!(documented.sandbox, SandboxConfig::default());
+    assert_eq!(documented.dashboard, DashboardConfig::default());
+    assert_eq!(documented.catch_up, CatchUpConfig::default());
+    assert_eq!(documented.plugin_dirs, defaults.plugin_dirs);
+    // The sample's entry names its plugin and filters; its limits are an entry's defaults.
+    let minimal = parse("[server]\n[[plugins]]\nname = \"x\"\nlibrary = \"x.so\"\n").unwrap();
+    let (entry, minimal) = (&documented.plugins[0], &minimal.plugins[0]);
+    assert_eq!(
+        (
+            entry.enabled,
+            entry.timeout_secs,
+            entry.max_attempts,
+            entry.threads,
+            entry.network,
+            &entry.binds,
+            &entry.pass_env,
+            entry.disk_mib,
+            &entry.permissions,
+        ),
+        (
+            minimal.enabled,
+            minimal.timeout_secs,
+            minimal.max_attempts,
+            minimal.threads,
+            minimal.network,
+            &minimal.binds,
+            &minimal.pass_env,
+            minimal.disk_mib,
+            &minimal.permissions,
+        )
+    );
+}
