@@ -6,40 +6,18 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use axum::http::HeaderMap;
-use ipnet::IpNet;
 
-/// The addresses and networks of `[server] trusted_proxies`.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+/// The setting, parsed by the config; who a request comes from behind those proxies is decided
+/// here.
+pub use crate::config::TrustedProxies;
 
 impl TrustedProxies {
-    /// Parses addresses (`127.0.0.1`, `::1`) and networks (`10.0.0.0/8`). `Err` names the
-    /// entry that is neither.
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
-        entries
-            .iter()
-            .map(|entry| {
-                let entry = entry.trim();
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("{entry:?} is not an address or a network (CIDR)"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Self)
-    }
-
-    fn trusts(&self, address: IpAddr) -> bool {
-        let address = canonical(address);
-        self.0.iter().any(|net| net.contains(&address))
-    }
-
     /// The client's address: `peer`, unless `peer` is a trusted proxy, then the right-most
     /// `X-Forwarded-For` address that is not one (the peer itself when every one is, or the
     /// header is missing or unreadable).
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);
-        if !self.trusts(peer) {
+        if !self.contains(peer) {
             return peer;
         }
         // Entries are split on the raw bytes: a byte the client wrote into its own entry must
@@ -59,7 +37,7 @@ impl TrustedProxies {
                 return client;
             };
             client = canonical(address);
-            if !self.trusts(client) {
+            if !self.contains(client) {
                 return client;
             }
         }
