@@ -60,11 +60,12 @@ impl Inner {
                 }
             }
         };
-        let outcome = match &end {
-            AttemptEnd::Succeeded { note: None } => "succeeded",
-            AttemptEnd::Succeeded { note: Some(_) } => "skipped",
-            AttemptEnd::Failed { .. } => "failed",
-            AttemptEnd::WillRetry { .. } => "retried",
+        // Plain words and fields, for the metrics and the log alike.
+        let (outcome, error, note) = match &end {
+            AttemptEnd::Succeeded { note: None } => ("succeeded", None, None),
+            AttemptEnd::Succeeded { note: Some(note) } => ("skipped", None, Some(note.as_str())),
+            AttemptEnd::Failed { error } => ("failed", Some(error.as_str()), None),
+            AttemptEnd::WillRetry { error, .. } => ("retried", Some(error.as_str()), None),
         };
         let metrics = &self.deps.metrics;
         metrics
@@ -80,7 +81,9 @@ impl Inner {
             plugin = %job.plugin,
             attempt = number,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            outcome = ?end,
+            outcome = %outcome,
+            error,
+            note,
             "job attempt ended"
         );
         // The worker is free as soon as the plugin returned: recording the end is the host's
@@ -93,14 +96,14 @@ impl Inner {
     /// A job a graceful shutdown interrupted: handed back to the journal as interrupted, so it
     /// runs again (on another host now, or here after the restart), then its workspace goes.
     async fn hand_back(&self, job: &PendingJob, number: u32, error: &PluginError) {
-        tracing::info!(job = %job.id, plugin = %job.plugin, %error, "job interrupted by the shutdown; it runs again after the restart");
+        tracing::info!(job = %job.id, plugin = %job.plugin, error = error.to_string(), "job interrupted by the shutdown; it runs again after the restart");
         self.note(
             job.id,
             "interrupted by the shutdown; runs again after the restart",
         )
         .await;
         if let Err(error) = self.deps.journal.hand_back(job.id, number).await {
-            tracing::warn!(job = %job.id, %error, "cannot hand the interrupted job back; it runs again after the restart, or once its lease expires");
+            tracing::warn!(job = %job.id, error = error.to_string(), "cannot hand the interrupted job back; it runs again after the restart, or once its lease expires");
         }
         self.let_go(job, "interrupted").await;
     }
@@ -115,7 +118,7 @@ impl Inner {
         reason: &CancelReason,
         error: &PluginError,
     ) {
-        tracing::warn!(job = %job.id, plugin = %job.plugin, attempt = number, %error, "job stopped: {reason}");
+        tracing::warn!(job = %job.id, plugin = %job.plugin, attempt = number, error = error.to_string(), reason = reason.to_string(), "job stopped");
         self.note(job.id, &format!("attempt {number} {reason}"))
             .await;
         self.let_go(job, "lease_lost").await;
@@ -174,11 +177,11 @@ impl Inner {
             {
                 Ok(()) => return true,
                 Err(error @ (JournalError::NotRunning { .. } | JournalError::NoSuchJob(_))) => {
-                    tracing::warn!(job = %job.id, %error, "job's end not recorded: it is no longer this attempt's");
+                    tracing::warn!(job = %job.id, error = error.to_string(), "job's end not recorded: it is no longer this attempt's");
                     return false;
                 }
                 Err(error) => {
-                    tracing::error!(job = %job.id, %error, retry_in_ms = pause.as_millis() as u64, "cannot record the job's end; trying again");
+                    tracing::error!(job = %job.id, error = error.to_string(), retry_in_ms = pause.as_millis() as u64, "cannot record the job's end; trying again");
                 }
             }
             tokio::select! {

@@ -55,7 +55,10 @@ impl Inner {
         let page = match page {
             Ok(page) => page,
             Err(error) => {
-                tracing::error!(%error, "cannot read queued jobs from the journal; trying again");
+                tracing::error!(
+                    error = error.to_string(),
+                    "cannot read queued jobs from the journal; trying again"
+                );
                 tokio::time::sleep(READ_BACK_RETRY).await;
                 let mut queue = self.queue();
                 queue.spill(from);

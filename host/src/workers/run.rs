@@ -71,7 +71,7 @@ impl Inner {
                 return;
             }
             Err(error) => {
-                tracing::error!(job = %job.id, %error, "cannot record job start; it stays queued");
+                tracing::error!(job = %job.id, error = error.to_string(), "cannot record job start; it stays queued");
                 self.spill_after_pause(job.id);
                 return;
             }
@@ -181,11 +181,11 @@ impl Inner {
             .await
         {
             Ok(true) => {
-                tracing::warn!(job = %job.id, plugin = %job.plugin, "job failed unstarted: {error}")
+                tracing::warn!(job = %job.id, plugin = %job.plugin, error, "job failed unstarted")
             }
             Ok(false) => {}
             Err(error) => {
-                tracing::error!(job = %job.id, %error, "cannot record job outcome; it will run again on restart")
+                tracing::error!(job = %job.id, error = error.to_string(), "cannot record job outcome; it will run again on restart")
             }
         }
     }

@@ -52,7 +52,7 @@ impl Workers {
             for attempt in inner.running_attempts() {
                 let handing = inner.deps.journal.hand_back(attempt.job, attempt.number);
                 if let Ok(Err(error)) = tokio::time::timeout(LATE_HAND_BACK, handing).await {
-                    tracing::warn!(job = %attempt.job, %error, "cannot hand the interrupted job back");
+                    tracing::warn!(job = %attempt.job, error = error.to_string(), "cannot hand the interrupted job back");
                 }
             }
         }
