@@ -159,7 +159,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         // Colours for a person at a terminal; none in a file or a journal.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match cli.log_format {
+    let log_format = cli.log_format;
+    match log_format {
         LogFormat::Text => logging.init(),
         LogFormat::Json => logging.json().init(),
     }
@@ -182,7 +183,13 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("switchyard: {error:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("switchyard: {error:#}"),
+                // A collector reads one JSON object a line: the last word is one too.
+                LogFormat::Json => {
+                    tracing::error!(error = format!("{error:#}"), "switchyard stopped")
+                }
+            }
             ExitCode::FAILURE
         }
     }

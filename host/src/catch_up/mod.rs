@@ -140,7 +140,7 @@ impl CatchUp {
                     // The next round tries again from the same mark.
                     Err(error) => {
                         self.metrics.catch_up_failures.inc();
-                        tracing::warn!(hook = %hook.path, %error, "catching up missed deliveries failed");
+                        tracing::warn!(hook = %hook.path, error = error.to_string(), "catching up missed deliveries failed");
                     }
                 }
             }
@@ -296,7 +296,7 @@ fn log_round(round: &Round) {
         "caught up missed deliveries"
     );
     for (guid, error) in &round.failed {
-        tracing::warn!(hook = %round.hook, delivery = %guid, %error, "GitHub did not redeliver");
+        tracing::warn!(hook = %round.hook, delivery = %guid, error = error.to_string(), "GitHub did not redeliver");
     }
 }
 

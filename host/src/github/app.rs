@@ -224,7 +224,7 @@ impl App {
         };
         let permissions =
             serde_json::from_value(answer.body["permissions"].clone()).unwrap_or_default();
-        tracing::debug!(plugin = %plugin, installation, repository = ?caller.repository, "installation token minted");
+        tracing::debug!(plugin = %plugin, installation, repository = caller.repository.as_deref(), "installation token minted");
         Ok(Minted {
             token,
             expires_at,

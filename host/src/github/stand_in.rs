@@ -54,7 +54,7 @@ pub async fn start() -> std::io::Result<StandIn> {
     let router = Router::new().fallback(answer).with_state(ids);
     let serving = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "the GitHub stand-in stopped");
+            tracing::error!(error = error.to_string(), "the GitHub stand-in stopped");
         }
     });
     Ok(StandIn { url, serving })

@@ -70,7 +70,11 @@ impl IntoResponse for IngressError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_client_error() {
-            tracing::warn!(status = status.as_u16(), error = %self, "delivery refused");
+            tracing::warn!(
+                status = status.as_u16(),
+                error = self.to_string(),
+                "delivery refused"
+            );
         }
         match self {
             Self::Body(error) => error.response(status),

@@ -84,7 +84,7 @@ pub async fn receive(
         .commit_and_dispatch(Arc::clone(&delivery), targets, rerun)
         .await
         .map_err(|error| {
-            tracing::error!(delivery = %delivery.id, %error, "journal append failed");
+            tracing::error!(delivery = %delivery.id, error = error.to_string(), "journal append failed");
             if error.is_unavailable() {
                 IngressError::Unavailable
             } else {

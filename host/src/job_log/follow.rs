@@ -68,7 +68,7 @@ pub async fn serve_log(
         Ok(Some(_)) => {}
         Ok(None) => return no_such_log(),
         Err(error) => {
-            tracing::error!(%job, %error, "cannot look up job for its log");
+            tracing::error!(%job, error = error.to_string(), "cannot look up job for its log");
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
     }

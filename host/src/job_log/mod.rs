@@ -180,7 +180,7 @@ impl JobLogs {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(error) => {
-                tracing::warn!(%job, %error, "cannot remove a job log");
+                tracing::warn!(%job, error = error.to_string(), "cannot remove a job log");
                 false
             }
         }

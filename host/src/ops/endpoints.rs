@@ -196,7 +196,7 @@ async fn admin_body<T: serde::de::DeserializeOwned>(
         .await
         .map_err(Refused::Body)?;
     let unauthorized = |error: AdminCallError| {
-        tracing::warn!(%path, %error, "admin call refused");
+        tracing::warn!(%path, error = error.to_string(), "admin call refused");
         Refused::Other(StatusCode::UNAUTHORIZED, error.to_string())
     };
     let now = unix_now();

@@ -127,7 +127,8 @@ impl Reloader {
             Err(error) => {
                 self.metrics.reload_failures.inc();
                 tracing::error!(
-                    "TLS certificate not reloaded, still serving the previous one: {error}"
+                    error = error.to_string(),
+                    "TLS certificate not reloaded, still serving the previous one"
                 );
             }
         }
@@ -194,7 +195,7 @@ impl Reloader {
         }) {
             Ok(watcher) => Some(watcher),
             Err(error) => {
-                tracing::warn!(%error, file = %self.file.display(), "cannot watch the config; reload with SIGHUP");
+                tracing::warn!(error = error.to_string(), file = %self.file.display(), "cannot watch the config; reload with SIGHUP");
                 None
             }
         };
@@ -229,11 +230,15 @@ impl Reloader {
                 }
                 Ok(Err(error)) => {
                     tracing::error!(
-                        "config reload failed, still running the previous config: {error}"
+                        error = error.to_string(),
+                        "config reload failed, still running the previous config"
                     );
                 }
                 Err(error) => {
-                    tracing::error!(%error, "config reload panicked; still running the previous config")
+                    tracing::error!(
+                        error = error.to_string(),
+                        "config reload panicked; still running the previous config"
+                    )
                 }
             }
         }

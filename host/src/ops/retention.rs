@@ -57,7 +57,7 @@ impl Retention {
                     "retention pass done"
                 ),
                 // The next pass tries again; nothing is half-deleted (each batch is one write).
-                Err(error) => tracing::warn!(%error, "retention pass failed"),
+                Err(error) => tracing::warn!(error = error.to_string(), "retention pass failed"),
             }
         }
     }

@@ -117,7 +117,7 @@ impl JobServices {
                 if let Some(post) = answer.as_ref().ok().and_then(|a| posted(job, &call, a))
                     && let Err(error) = deps.journal.record_post(post).await
                 {
-                    tracing::warn!(%job, %error, "cannot record what a job posted to GitHub");
+                    tracing::warn!(%job, error = error.to_string(), "cannot record what a job posted to GitHub");
                 }
                 encode(answer)
             }
@@ -221,7 +221,7 @@ unsafe extern "C" fn log(ctx: *const c_void, text: FfiSlice) -> FfiFuture<()> {
                     return;
                 }
                 if let Err(error) = services.deps.logs.append(job, &text).await {
-                    tracing::warn!(%job, %error, "cannot write job log");
+                    tracing::warn!(%job, error = error.to_string(), "cannot write job log");
                 }
             },
             |_| (),
@@ -262,7 +262,7 @@ fn encode<T: Serialize>(result: Result<T, HostError>) -> FfiBytes {
 }
 
 fn panicked(message: String) -> FfiBytes {
-    tracing::error!(panic = %message, "host service panicked");
+    tracing::error!(panic = message.as_str(), "host service panicked");
     encode::<()>(Err(HostError::Internal(format!(
         "host service panicked: {message}"
     ))))

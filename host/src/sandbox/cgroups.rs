@@ -111,7 +111,11 @@ impl Drop for CommandGroups {
                         return;
                     }
                 }
-                tracing::warn!(groups = ?left, "cannot remove a command's cgroups");
+                let groups: Vec<_> = left.iter().map(|dir| dir.display().to_string()).collect();
+                tracing::warn!(
+                    groups = groups.join(","),
+                    "cannot remove a command's cgroups"
+                );
             });
         }
     }

@@ -77,7 +77,10 @@ impl Disks {
             }
         };
         if let How::Unlimited(why) = &how {
-            tracing::warn!(reason = %why, "[sandbox] disk_mib is not enforced: a build may fill the disk its workspace is on");
+            tracing::warn!(
+                reason = why.to_string(),
+                "[sandbox] disk_mib is not enforced: a build may fill the disk its workspace is on"
+            );
         }
         Self {
             how,
@@ -180,7 +183,7 @@ impl Disks {
                 return Ok(());
             };
             if let Some(waiting) = waiting.take() {
-                tracing::info!(workspace = %path.display(), %why, "a job waits to start");
+                tracing::info!(workspace = %path.display(), why = why.to_string(), "a job waits to start");
                 waiting(&why).await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -285,7 +288,7 @@ fn unescape(field: &str) -> String {
 /// goes with the last user, as `mount -o loop` set it to.
 async fn unmount(path: &Path) {
     if let Err(error) = run(Command::new("umount").arg("--lazy").arg(path)).await {
-        tracing::warn!(workspace = %path.display(), %error, "cannot unmount a workspace");
+        tracing::warn!(workspace = %path.display(), error = error.to_string(), "cannot unmount a workspace");
     }
 }
 

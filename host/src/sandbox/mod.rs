@@ -206,7 +206,10 @@ impl Sandbox {
             match config.mode {
                 SandboxMode::Bwrap => return Err(SandboxError::Required(reason)),
                 _ => {
-                    tracing::warn!(%reason, "bubblewrap does not work here: every command a job runs will fail until it does (install bubblewrap, or set [sandbox] mode = \"none\" on purpose)");
+                    tracing::warn!(
+                        reason = reason.to_string(),
+                        "bubblewrap does not work here: every command a job runs will fail until it does (install bubblewrap, or set [sandbox] mode = \"none\" on purpose)"
+                    );
                     sandbox.how = How::Unavailable(reason);
                 }
             }

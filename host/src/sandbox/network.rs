@@ -79,7 +79,10 @@ impl Network {
         match Rules::install(&config.deny_networks, root).await {
             Ok(rules) => Self::Isolated(rules),
             Err(reason) => {
-                tracing::warn!(%reason, "builds cannot be kept off the host's network: entries with network = true fail until they can (install slirp4netns and nftables, run as root, or set [sandbox] network_isolation = \"off\" on purpose)");
+                tracing::warn!(
+                    reason = reason.to_string(),
+                    "builds cannot be kept off the host's network: entries with network = true fail until they can (install slirp4netns and nftables, run as root, or set [sandbox] network_isolation = \"off\" on purpose)"
+                );
                 Self::Unavailable(reason)
             }
         }

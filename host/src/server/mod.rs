@@ -98,7 +98,7 @@ pub async fn serve(
         let stream = match accepted {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, "cannot accept a connection");
+                tracing::warn!(error = error.to_string(), "cannot accept a connection");
                 tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
@@ -170,7 +170,7 @@ async fn serve_tls_connection(
         done = handshake => match done {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
-                tracing::debug!(%error, "TLS handshake failed");
+                tracing::debug!(error = error.to_string(), "TLS handshake failed");
                 return;
             }
             Err(_) => {
@@ -232,6 +232,6 @@ async fn serve_connection(
     };
     if let Err(error) = served {
         // Timeouts, resets and malformed requests: the client's doing, not worth a warning.
-        tracing::debug!(%error, "connection ended with an error");
+        tracing::debug!(error = error.to_string(), "connection ended with an error");
     }
 }

@@ -13,7 +13,12 @@ pub(super) fn raise_limit() -> Option<u64> {
     if soft < hard {
         match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
             Ok(()) => return Some(hard),
-            Err(error) => tracing::warn!(%error, soft, hard, "cannot raise the open-file limit"),
+            Err(error) => tracing::warn!(
+                error = error.to_string(),
+                soft,
+                hard,
+                "cannot raise the open-file limit"
+            ),
         }
     }
     Some(soft)

@@ -320,10 +320,12 @@ async fn remove_dir(path: &Path) {
         Ok(output) if output.status.success() => {}
         Ok(output) => tracing::warn!(
             path = %path.display(),
-            error = %String::from_utf8_lossy(&output.stderr).trim(),
+            error = String::from_utf8_lossy(&output.stderr).trim(),
             "cannot remove workspace"
         ),
-        Err(error) => tracing::warn!(path = %path.display(), %error, "cannot remove workspace"),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), error = error.to_string(), "cannot remove workspace")
+        }
     }
 }
 

@@ -141,7 +141,7 @@ pub async fn send_with_retries(
             )));
         }
         counted.retry();
-        tracing::warn!(call = %what, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, %reason, "retrying");
+        tracing::warn!(call = %what, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, reason = reason.to_string(), "retrying");
         tokio::time::sleep(delay).await;
         attempt += 1;
     }

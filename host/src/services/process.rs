@@ -249,7 +249,7 @@ async fn write(logs: &JobLogs, job: JobId, lines: &mut Vec<u8>) {
         return;
     }
     if let Err(error) = logs.append(job, lines).await {
-        tracing::warn!(%job, %error, "cannot write job log");
+        tracing::warn!(%job, error = error.to_string(), "cannot write job log");
     }
     lines.clear();
 }

@@ -157,7 +157,7 @@ impl Cancellations {
                 asked = self.journal.cancel_requested() => {
                     for (job, reason) in asked {
                         if self.cancel_here(job, reason.clone()) {
-                            tracing::info!(%job, %reason, "job cancelled from another host");
+                            tracing::info!(%job, reason = reason.to_string(), "job cancelled from another host");
                         }
                     }
                 }

@@ -23,6 +23,7 @@ mod ingress_properties; // arbitrary bytes, headers and form bodies: documented 
 mod leases; // hosts on PostgreSQL: a job through three rolling restarts, a cut database connection stops a deploy in time, SIGHUP while starting
 mod lifecycle; // services closed at a job's end, shutdown in its grace, retries, refused ends, contained plugins
 mod loading; // the ABI handshake and its refusals; `switchyard check`
+mod log_lines; // the host's log, text and JSON, read whole after a busy run: plain words and fields, no Debug text
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod operations; // health, metrics, replay, and the operator commands against a server process
 mod plugin_failures; // panics, hangs, retries and host services seen from a job
