@@ -47,7 +47,7 @@ use queue::Queue;
 use crate::{
     job_log::LogLinks,
     journal::{JobId, JobState, Journal, JournalError},
-    metrics::Metrics,
+    ops::metrics::Metrics,
     plugins::{Plugins, ServiceDeps},
 };
 
