@@ -645,7 +645,7 @@ impl Switchyard {
                 catching_up.abort();
             }
             tracing::info!(
-                jobs = self.state.workers.running(),
+                jobs = self.state.workers.jobs_running(),
                 grace_secs = grace.as_secs(),
                 "stopped taking deliveries; finishing running jobs"
             );

@@ -74,7 +74,7 @@ impl fmt::Display for ReloadSummary {
 /// Reloads the plugin set from the config file.
 pub struct Reloader {
     file: PathBuf,
-    running: Mutex<Config>,
+    current: Mutex<Config>,
     plugins: Arc<Plugins>,
     metrics: Arc<Metrics>,
     tls: Option<Arc<TlsCertificates>>,
@@ -89,7 +89,7 @@ impl Reloader {
     ) -> Self {
         Self {
             file: config.file.clone(),
-            running: Mutex::new(config),
+            current: Mutex::new(config),
             plugins,
             metrics,
             tls,
@@ -135,20 +135,20 @@ impl Reloader {
     }
 
     fn try_reload(&self) -> Result<ReloadSummary, ReloadError> {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let config = Config::load(&self.file)?;
         let previous = self.plugins.current();
         let next = PluginSet::load_reusing(&config, &previous)?;
-        if running.github.auth == crate::config::GitHubAuth::App {
+        if current.github.auth == crate::config::GitHubAuth::App {
             crate::plugins::warn_undeclared(&next);
         }
         let mut summary = ReloadSummary {
-            need_restart: restart_only_changes(&running, &config),
+            need_restart: restart_only_changes(&current, &config),
             ..ReloadSummary::default()
         };
         for entry in &config.plugins {
             let name = entry.name.clone();
-            match running.plugins.iter().find(|old| old.name == entry.name) {
+            match current.plugins.iter().find(|old| old.name == entry.name) {
                 None => summary.added.push(name),
                 Some(old) if !old.enabled && entry.enabled => summary.enabled.push(name),
                 Some(old) if old.enabled && !entry.enabled => summary.disabled.push(name),
@@ -162,13 +162,13 @@ impl Reloader {
                 }
             }
         }
-        for old in &running.plugins {
+        for old in &current.plugins {
             if !config.plugins.iter().any(|entry| entry.name == old.name) {
                 summary.removed.push(old.name.clone());
             }
         }
         self.plugins.replace(next);
-        *running = config;
+        *current = config;
         Ok(summary)
     }
 

@@ -30,11 +30,11 @@ const LEASE_MARGIN: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct Cancellations {
     journal: Arc<dyn Journal>,
-    running: Arc<Mutex<HashMap<JobId, Arc<Attempt>>>>,
+    attempts: Arc<Mutex<HashMap<JobId, Arc<Attempt>>>>,
     /// Cancels asked of jobs the journal has as running while no attempt of theirs ran here:
     /// one may be between its start (which read no cancel) and [`Self::register`], and is told
     /// when it registers. (One running on another host hears of it from the journal.) Locked
-    /// only under `running`.
+    /// only under `attempts`.
     early: Arc<Mutex<Vec<(JobId, CancelReason, Instant)>>>,
 }
 
@@ -42,7 +42,7 @@ impl Cancellations {
     pub fn new(journal: Arc<dyn Journal>) -> Self {
         Self {
             journal,
-            running: Arc::default(),
+            attempts: Arc::default(),
             early: Arc::default(),
         }
     }
@@ -50,13 +50,13 @@ impl Cancellations {
     /// Records that `attempt` runs here, cancelling it at once if that was asked while it
     /// was starting.
     pub(super) fn register(&self, attempt: Arc<Attempt>) {
-        let mut running = self.running();
+        let mut attempts = self.attempts();
         let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(at) = early.iter().position(|(job, ..)| *job == attempt.job) {
             let (_, reason, _) = early.swap_remove(at);
             attempt.cancel(reason);
         }
-        running.insert(attempt.job, attempt);
+        attempts.insert(attempt.job, attempt);
     }
 
     /// Asks for `job` to be cancelled for `reason`, on whichever host runs it, and returns the
@@ -136,8 +136,8 @@ impl Cancellations {
         reason: CancelReason,
         starting: bool,
     ) -> bool {
-        let running = self.running();
-        if let Some(attempt) = running.get(&job) {
+        let attempts = self.attempts();
+        if let Some(attempt) = attempts.get(&job) {
             attempt.cancel(reason);
             return true;
         }
@@ -174,7 +174,7 @@ impl Cancellations {
     /// Stops the attempt whose lease was lost: the plugin is told, and its grace ends (its
     /// commands killed) a little before another host may take the job.
     fn lease_lost(&self, lease: LostLease) {
-        let attempt = self.running().get(&lease.job).cloned();
+        let attempt = self.attempts().get(&lease.job).cloned();
         let Some(attempt) = attempt.filter(|attempt| attempt.number == lease.attempt) else {
             return;
         };
@@ -190,8 +190,8 @@ impl Cancellations {
         });
     }
 
-    pub(super) fn running(&self) -> MutexGuard<'_, HashMap<JobId, Arc<Attempt>>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    pub(super) fn attempts(&self) -> MutexGuard<'_, HashMap<JobId, Arc<Attempt>>> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -85,7 +85,7 @@ struct Inner {
     queue: Mutex<Queue>,
     /// Wakes idle workers: a job was queued or read back.
     wake: Notify,
-    running: AtomicUsize,
+    jobs_running: AtomicUsize,
     tasks: TaskTracker,
     stopping: CancellationToken,
     /// Set once the shutdown is over: until then cancellations and lost leases the journal
@@ -100,7 +100,7 @@ impl Workers {
             inner: Arc::new(Inner {
                 queue: Mutex::new(Queue::default()),
                 wake: Notify::new(),
-                running: AtomicUsize::new(0),
+                jobs_running: AtomicUsize::new(0),
                 tasks: TaskTracker::new(),
                 stopping: CancellationToken::new(),
                 stopped: CancellationToken::new(),
@@ -133,8 +133,8 @@ impl Workers {
     }
 
     /// Jobs running now.
-    pub fn running(&self) -> usize {
-        self.inner.running.load(Ordering::Relaxed)
+    pub fn jobs_running(&self) -> usize {
+        self.inner.jobs_running.load(Ordering::Relaxed)
     }
 }
 
@@ -148,7 +148,7 @@ impl Inner {
     }
 
     fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<Attempt>>> {
-        self.cancellations().running()
+        self.cancellations().attempts()
     }
 
     fn running_attempts(&self) -> Vec<Arc<Attempt>> {

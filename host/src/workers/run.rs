@@ -19,9 +19,9 @@ impl Inner {
     /// One worker: take the next job and run it, until shutdown.
     pub(super) async fn work(self: Arc<Self>) {
         while let Some(job) = self.next_job().await {
-            self.running.fetch_add(1, Ordering::Relaxed);
+            self.jobs_running.fetch_add(1, Ordering::Relaxed);
             self.run(job).await;
-            self.running.fetch_sub(1, Ordering::Relaxed);
+            self.jobs_running.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -131,8 +131,8 @@ impl Inner {
             deps: Arc::clone(&self.deps.services),
             runtime: tokio::runtime::Handle::current(),
         });
-        let running = Arc::clone(plugin);
-        let mut task = tokio::spawn(async move { running.handle(&head, &payload, services).await });
+        let handler = Arc::clone(plugin);
+        let mut task = tokio::spawn(async move { handler.handle(&head, &payload, services).await });
         let timeout = plugin.entry.timeout_secs;
         tokio::select! {
             joined = &mut task => return joined_result(joined),
