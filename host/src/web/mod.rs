@@ -189,24 +189,27 @@ pub struct WebState {
 /// The dashboard's routes, under `/dashboard`.
 pub fn router(state: WebState) -> Router {
     Router::new()
-        .route("/dashboard", get(pages::deliveries))
-        .route("/dashboard/", get(pages::deliveries))
-        .route("/dashboard/deliveries", get(pages::deliveries))
-        .route("/dashboard/deliveries/{id}", get(pages::delivery))
-        .route("/dashboard/deliveries/{id}/payload", get(pages::payload))
+        .route("/dashboard", get(pages::deliveries::list))
+        .route("/dashboard/", get(pages::deliveries::list))
+        .route("/dashboard/deliveries", get(pages::deliveries::list))
+        .route("/dashboard/deliveries/{id}", get(pages::deliveries::one))
+        .route(
+            "/dashboard/deliveries/{id}/payload",
+            get(pages::deliveries::payload),
+        )
         .route("/dashboard/deliveries/{id}/replay", post(actions::replay))
-        .route("/dashboard/jobs", get(pages::jobs))
-        .route("/dashboard/jobs/{id}", get(pages::job))
-        .route("/dashboard/jobs/{id}/follow", get(pages::follow))
+        .route("/dashboard/jobs", get(pages::jobs::list))
+        .route("/dashboard/jobs/{id}", get(pages::jobs::one))
+        .route("/dashboard/jobs/{id}/follow", get(pages::follow::follow))
         .route("/dashboard/jobs/{id}/cancel", post(actions::cancel))
-        .route("/dashboard/deployments", get(pages::deployments))
+        .route("/dashboard/deployments", get(pages::deployments::show))
         .route("/dashboard/locks/release", post(actions::release_lock))
-        .route("/dashboard/plugins", get(pages::plugins))
+        .route("/dashboard/plugins", get(pages::plugins::show))
         .route(
             "/dashboard/sign-in",
-            get(pages::sign_in_page).post(pages::sign_in),
+            get(pages::sign_in::form).post(pages::sign_in::sign_in),
         )
-        .route("/dashboard/sign-out", post(pages::sign_out))
+        .route("/dashboard/sign-out", post(pages::sign_in::sign_out))
         .route("/dashboard/assets/{file}", get(asset))
         // Not a fallback: merged into the host's router, that would answer every unknown path
         // outside `/dashboard` as the dashboard.
