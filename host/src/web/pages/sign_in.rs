@@ -11,7 +11,10 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::super::{Viewer, WebState, actions, auth, client};
+use super::super::{
+    WebState, auth, client,
+    signed_form::{CarriesToken, SignedForm},
+};
 use super::{
     layout::{html, internal_error, journal_failed},
     params::{Params, param},
@@ -130,21 +133,21 @@ pub struct SignOutForm {
     csrf: String,
 }
 
+impl CarriesToken for SignOutForm {
+    fn form_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /dashboard/sign-out`: every session of the signed-in person ends, on every browser
 /// and host (the journal keeps when), and this browser's cookie is cleared. It passes the
 /// actions' checks (the dashboard's own origin, the session's form token), so another site
 /// cannot sign anyone out. Without a session there is nothing to end: the cookie is cleared.
 pub(in crate::web) async fn sign_out(
     State(state): State<WebState>,
-    Extension(viewer): Extension<Viewer>,
-    headers: HeaderMap,
-    Form(form): Form<SignOutForm>,
+    signed: Option<SignedForm<SignOutForm>>,
 ) -> Response {
-    if viewer.name.is_some() {
-        let name = match actions::actor(&state, &viewer, &headers, &form.csrf) {
-            Ok(name) => name,
-            Err(refusal) => return refusal.into_response(),
-        };
+    if let Some(SignedForm { actor: name, .. }) = signed {
         if let Err(error) = state.journal.end_sessions(&name, unix_millis()).await {
             return journal_failed(error);
         }
