@@ -325,7 +325,11 @@ pub(in crate::web) async fn one(
         Ok(start) => start,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(error) => {
-            tracing::error!(job = %id, %error, "cannot read a job log");
+            tracing::error!(
+                job = id.0,
+                error = error.to_string(),
+                "cannot read a job log"
+            );
             return internal_error();
         }
     };
@@ -337,7 +341,11 @@ pub(in crate::web) async fn one(
         match log_view::read_range(&path, start, window_end).await {
             Ok(bytes) => bytes,
             Err(error) => {
-                tracing::error!(job = %id, %error, "cannot read a job log");
+                tracing::error!(
+                    job = id.0,
+                    error = error.to_string(),
+                    "cannot read a job log"
+                );
                 return internal_error();
             }
         }
@@ -360,7 +368,11 @@ pub(in crate::web) async fn one(
         Ok(lines) => lines + 1,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
         Err(error) => {
-            tracing::error!(job = %id, %error, "cannot read a job log");
+            tracing::error!(
+                job = id.0,
+                error = error.to_string(),
+                "cannot read a job log"
+            );
             return internal_error();
         }
     };
@@ -370,7 +382,11 @@ pub(in crate::web) async fn one(
         let file = state.logs.times_path(id);
         let times = log_view::chunk_times(&file, start, start + whole as u64);
         times.await.unwrap_or_else(|error| {
-            tracing::warn!(job = %id, %error, "cannot read a job log's times");
+            tracing::warn!(
+                job = id.0,
+                error = error.to_string(),
+                "cannot read a job log's times"
+            );
             Vec::new()
         })
     } else {

@@ -25,7 +25,7 @@ pub(super) fn html(template: &impl Template) -> Response {
     match template.render() {
         Ok(page) => Html(page).into_response(),
         Err(error) => {
-            tracing::error!(%error, "cannot render a dashboard page");
+            tracing::error!(error = error.to_string(), "cannot render a dashboard page");
             internal_error()
         }
     }
@@ -44,7 +44,7 @@ pub(super) fn page(reserved: Reserved, template: &impl Template) -> Response {
         )
             .into_response(),
         Err(error) => {
-            tracing::error!(%error, "cannot render a dashboard page");
+            tracing::error!(error = error.to_string(), "cannot render a dashboard page");
             internal_error()
         }
     }
@@ -81,7 +81,10 @@ pub(super) fn internal_error() -> Response {
 }
 
 pub(in crate::web) fn journal_failed(error: JournalError) -> Response {
-    tracing::error!(%error, "the dashboard cannot read the journal");
+    tracing::error!(
+        error = error.to_string(),
+        "the dashboard cannot read the journal"
+    );
     message(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Internal error",
