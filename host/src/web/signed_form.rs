@@ -33,10 +33,8 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
-        let (viewer, headers, form) = read::<F>(request, state).await?;
-        let actor = actor(state, &viewer, &headers, form.form_token())
-            .map_err(IntoResponse::into_response)?;
-        Ok(Self { actor, form })
+        let signed = <Self as OptionalFromRequest<WebState>>::from_request(request, state).await?;
+        signed.ok_or_else(|| Refusal::SignedOut.into_response())
     }
 }
 

@@ -324,14 +324,7 @@ pub(in crate::web) async fn one(
     let start = match start {
         Ok(start) => start,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(error) => {
-            tracing::error!(
-                job = id.0,
-                error = error.to_string(),
-                "cannot read a job log"
-            );
-            return internal_error();
-        }
+        Err(error) => return log_unreadable(id, &error),
     };
     let window_end = window_end.unwrap_or(start + log_view::WINDOW).min(size);
     let mut start = start.min(window_end);
@@ -340,14 +333,7 @@ pub(in crate::web) async fn one(
     } else {
         match log_view::read_range(&path, start, window_end).await {
             Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::error!(
-                    job = id.0,
-                    error = error.to_string(),
-                    "cannot read a job log"
-                );
-                return internal_error();
-            }
+            Err(error) => return log_unreadable(id, &error),
         }
     };
     // Whole lines only, unless the window reaches the end of a finished log.
@@ -367,14 +353,7 @@ pub(in crate::web) async fn one(
     let first_line = match log_view::count_lines(&path, start).await {
         Ok(lines) => lines + 1,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-        Err(error) => {
-            tracing::error!(
-                job = id.0,
-                error = error.to_string(),
-                "cannot read a job log"
-            );
-            return internal_error();
-        }
+        Err(error) => return log_unreadable(id, &error),
     };
     let masked_bytes = state.logs.mask(&bytes[..whole]);
     let timestamps = param(&params, "timestamps").is_some();
@@ -492,6 +471,16 @@ pub(in crate::web) async fn one(
             log_html,
         },
     )
+}
+
+/// The answer when job `id`'s log cannot be read, which the host's log tells why.
+fn log_unreadable(id: JobId, error: &std::io::Error) -> Response {
+    tracing::error!(
+        job = id.0,
+        error = error.to_string(),
+        "cannot read a job log"
+    );
+    internal_error()
 }
 
 #[cfg(test)]
