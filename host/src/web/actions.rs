@@ -15,7 +15,7 @@ use serde::Deserialize;
 use switchyard_plugin_api::{Access, CancelReason};
 
 use super::{
-    WebState, pages,
+    WebState, message,
     signed_form::{CarriesToken, SignedForm},
 };
 use crate::{
@@ -41,7 +41,7 @@ async fn recorded(state: &WebState, action: NewAction, page: &str) -> Response {
             let separator = if page.contains('?') { '&' } else { '?' };
             Redirect::to(&format!("{page}{separator}action={id}")).into_response()
         }
-        Err(error) => pages::journal_failed(error),
+        Err(error) => message::journal_failed(error),
     }
 }
 
@@ -135,8 +135,8 @@ pub async fn replay(
 ) -> Response {
     let delivery = match state.journal.delivery(&id).await {
         Ok(Some(delivery)) => delivery,
-        Ok(None) => return pages::not_found().await,
-        Err(error) => return pages::journal_failed(error),
+        Ok(None) => return message::not_found().await,
+        Err(error) => return message::journal_failed(error),
     };
     let page = format!(
         "/dashboard/deliveries/{}",
@@ -144,7 +144,7 @@ pub async fn replay(
     );
     let environment = match deploys_to(&state, &delivery).await {
         Ok(environment) => environment,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     if let Some(environment) = environment.filter(|env| form.confirm.trim() != env) {
         let action = NewAction {
@@ -179,7 +179,7 @@ pub async fn replay(
                     format!("replayed as new jobs {}", listed.join(", "))
                 }
                 Ok(Committed::Duplicate) => "not replayed".to_owned(),
-                Err(error) => return pages::journal_failed(error),
+                Err(error) => return message::journal_failed(error),
             }
         }
     };
@@ -213,16 +213,16 @@ pub async fn cancel(
     SignedForm { actor, .. }: SignedForm<CancelForm>,
 ) -> Response {
     let Ok(job) = id.parse::<i64>().map(JobId) else {
-        return pages::not_found().await;
+        return message::not_found().await;
     };
     let record = match state.journal.job(job).await {
         Ok(record) => record,
-        Err(JournalError::NoSuchJob(_)) => return pages::not_found().await,
-        Err(error) => return pages::journal_failed(error),
+        Err(JournalError::NoSuchJob(_)) => return message::not_found().await,
+        Err(error) => return message::journal_failed(error),
     };
     let outcome = match cancel_job(&state, &record, &actor).await {
         Ok(outcome) => outcome,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     let action = NewAction {
         actor,
@@ -299,7 +299,7 @@ pub async fn release_lock(
     }
     let locks = match state.journal.locks().await {
         Ok(locks) => locks,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     let Some(held) = locks.into_iter().find(|lock| lock.name == name) else {
         action.outcome = "not released: it was not held".to_owned();
@@ -314,7 +314,7 @@ pub async fn release_lock(
     }
     let outcome = match release(&state, &name, holder, &actor).await {
         Ok(outcome) => outcome,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     action.outcome = outcome;
     if let Ok(record) = state.journal.job(holder).await {

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::{Dashboard, WebState, auth, pages};
+use super::{Dashboard, WebState, auth, message};
 use crate::{
     config::DashboardAccess,
     journal::{Visibility, unix_millis},
@@ -71,7 +71,7 @@ pub(super) async fn guard(
             host = host.unwrap_or(""),
             "a dashboard request for another host refused"
         );
-        pages::message(
+        message::message(
             StatusCode::MISDIRECTED_REQUEST,
             "Wrong address",
             "The dashboard answers only at its own address ([server] public_url, or one of [dashboard] aliases).",
@@ -80,7 +80,7 @@ pub(super) async fn guard(
         next.run(request).await
     } else {
         match &state.dashboard.access {
-            Err(hint) => pages::not_configured(hint),
+            Err(hint) => message::not_configured(hint),
             Ok(access) => {
                 let cookie = request
                     .headers()
@@ -106,7 +106,7 @@ pub(super) async fn guard(
                 let open = signing || state.dashboard.mode == DashboardAccess::PublicRead;
                 if viewer.name.is_none() && request.method() == Method::POST && !signing {
                     // The actions need a sign-in whatever `access` says.
-                    pages::message(
+                    message::message(
                         StatusCode::UNAUTHORIZED,
                         "Sign in first",
                         "Changing anything needs a sign-in. Sign in, then try again from the page.",

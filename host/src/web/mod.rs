@@ -12,6 +12,7 @@ mod client;
 mod guard;
 mod limit;
 mod log_view;
+mod message;
 mod pages;
 mod signed_form;
 
@@ -160,7 +161,7 @@ pub fn router(state: WebState) -> Router {
         .route("/dashboard/assets/{file}", get(assets::asset))
         // Not a fallback: merged into the host's router, that would answer every unknown path
         // outside `/dashboard` as the dashboard.
-        .route("/dashboard/{*rest}", get(pages::not_found))
+        .route("/dashboard/{*rest}", get(message::not_found))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }

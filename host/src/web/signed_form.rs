@@ -11,7 +11,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{Viewer, WebState, pages};
+use super::{Viewer, WebState, message};
 
 /// A form posted by a signed-in person from the dashboard's own pages, with their name. As an
 /// `Option`, a form posted by no one signed in is `None` rather than refused.
@@ -95,7 +95,7 @@ impl IntoResponse for Refusal {
                 "This form is out of date (or not from this session). Reload the page and try again.",
             ),
         };
-        pages::message(status, "Refused", text)
+        message::message(status, "Refused", text)
     }
 }
 

@@ -9,9 +9,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use super::super::message::{journal_failed, not_found};
 use super::super::{Viewer, WebState, actions};
 use super::{
-    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, journal_failed, not_found, page, reserve},
+    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
     params::{Params, next_page, param},
     trail::trail,
     visible::{masked, visible_delivery},

@@ -9,10 +9,11 @@ use axum::{
 };
 use serde::Deserialize;
 
+use super::super::message::journal_failed;
 use super::super::{Viewer, WebState};
 use super::{
     jobs::{DeploymentFields, short},
-    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, journal_failed, page, reserve},
+    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
     locks::{LockView, lock_views},
     params::Params,
     trail::trail,

@@ -13,9 +13,10 @@ use axum::{
     },
 };
 
+use super::super::message::{journal_failed, not_found};
 use super::super::{Viewer, WebState, log_view};
 use super::{
-    layout::{journal_failed, not_found, reserve},
+    layout::reserve,
     params::{Params, param},
     visible::visible_job,
 };

@@ -9,12 +9,10 @@ use axum::{
 };
 use serde::Deserialize;
 
+use super::super::message::{internal_error, journal_failed, not_found};
 use super::super::{Viewer, WebState, log_view};
 use super::{
-    layout::{
-        Head, PAGE_BYTES, PAYLOAD_READ, head, internal_error, journal_failed, not_found, page,
-        reserve,
-    },
+    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
     params::{Params, next_page, param},
     trail::{TRAIL, trail},
     visible::{masked, visible_job},

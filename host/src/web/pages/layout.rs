@@ -1,16 +1,19 @@
 //! What every dashboard page shares: the header with the signed-in name and the job counts,
-//! rendering within the render budget, and the message pages (not found, refused, internal
-//! error).
+//! and rendering within the render budget.
 
 use askama::Template;
 use axum::{
-    http::{StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    http::header,
+    response::{IntoResponse, Response},
 };
 
-use super::super::{Viewer, WebState, budget::Reserved};
+use super::super::{
+    Viewer, WebState,
+    budget::Reserved,
+    message::{internal_error, journal_failed},
+};
 use crate::ingress::MAX_BODY_BYTES;
-use crate::journal::{JobCounts, JournalError};
+use crate::journal::JobCounts;
 
 /// The header every page has.
 pub struct Head {
@@ -19,16 +22,6 @@ pub struct Head {
     /// The session's CSRF token, for the forms of the actions.
     pub form_token: String,
     pub counts: JobCounts,
-}
-
-pub(super) fn html(template: &impl Template) -> Response {
-    match template.render() {
-        Ok(page) => Html(page).into_response(),
-        Err(error) => {
-            tracing::error!(error = error.to_string(), "cannot render a dashboard page");
-            internal_error()
-        }
-    }
 }
 
 /// A page rendered within its reservation, and sent with its size kept reserved until the
@@ -59,49 +52,6 @@ pub(super) const PAYLOAD_READ: usize = 2 * MAX_BODY_BYTES;
 /// Reserves `bytes` in the dashboard's budget.
 pub(super) async fn reserve(state: &WebState, bytes: usize) -> Result<Reserved, Response> {
     state.dashboard.budget.reserve(bytes).await
-}
-
-pub(in crate::web) fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    #[derive(Template)]
-    #[template(path = "message.html")]
-    struct Message<'a> {
-        title: &'a str,
-        message: &'a str,
-    }
-    let mut response = html(&Message {
-        title,
-        message: text,
-    });
-    *response.status_mut() = status;
-    response
-}
-
-pub(super) fn internal_error() -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-}
-
-pub(in crate::web) fn journal_failed(error: JournalError) -> Response {
-    tracing::error!(
-        error = error.to_string(),
-        "the dashboard cannot read the journal"
-    );
-    message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal error",
-        "The journal could not be read; see the host's log.",
-    )
-}
-
-pub(in crate::web) fn not_configured(hint: &str) -> Response {
-    message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Dashboard not configured",
-        &format!("The dashboard is not configured: {hint}. Then restart switchyard."),
-    )
-}
-
-pub(in crate::web) async fn not_found() -> Response {
-    message(StatusCode::NOT_FOUND, "Not found", "No such page.")
 }
 
 pub(super) async fn head(

@@ -2,8 +2,9 @@
 
 use axum::response::Response;
 
+use super::super::message::journal_failed;
 use super::super::{Viewer, WebState};
-use super::{layout::journal_failed, visible::visible_job};
+use super::visible::visible_job;
 use crate::journal::{JobId, Visibility};
 
 /// A lock, its holder and the jobs waiting for it.

@@ -1,6 +1,6 @@
-//! The dashboard's pages, one module per page or resource, with what they share: the layout
-//! and message pages, a page's query, what a viewer may see, and the audit trail. Templates
-//! are in `host/templates/`, one per page.
+//! The dashboard's pages, one module per page or resource, with what they share: the layout,
+//! a page's query, what a viewer may see, and the audit trail. Templates are in
+//! `host/templates/`, one per page.
 
 pub(super) mod deliveries;
 pub(super) mod deployments;
@@ -13,5 +13,3 @@ pub(super) mod plugins;
 pub(super) mod sign_in;
 mod trail;
 mod visible;
-
-pub(super) use layout::{journal_failed, message, not_configured, not_found};

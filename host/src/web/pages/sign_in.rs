@@ -11,14 +11,12 @@ use axum::{
 };
 use serde::Deserialize;
 
+use super::super::message::{html, internal_error, journal_failed};
 use super::super::{
     WebState, auth, client,
     signed_form::{CarriesToken, SignedForm},
 };
-use super::{
-    layout::{html, internal_error, journal_failed},
-    params::{Params, param},
-};
+use super::params::{Params, param};
 use crate::journal::unix_millis;
 
 #[derive(Template)]

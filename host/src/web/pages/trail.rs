@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use axum::response::Response;
 
+use super::super::message::journal_failed;
 use super::super::{Viewer, WebState};
-use super::{layout::journal_failed, params::param, visible::masked};
+use super::{params::param, visible::masked};
 use crate::journal::{ActionFilter, ActionRecord};
 
 /// Actions of the audit trail shown on a page, at most this many.
