@@ -1,22 +1,23 @@
 //! The dashboard's actions: replay a delivery, cancel a job, release a lock. Each is a POST of
 //! a plain form. It needs a sign-in whatever `access` says (the guard refuses it otherwise),
-//! and passes two CSRF checks: the request comes from the dashboard's own origin (`Origin`,
-//! `Sec-Fetch-Site`), and the form carries the session's token (`auth::Access::form_token`).
+//! and passes two CSRF checks (see `signed_form`): the request comes from the dashboard's own
+//! origin, and the form carries the session's token.
 //! Whatever it did, or why it did nothing, is recorded in the journal's audit trail with the
 //! signed-in name, and the answer leads back to the page the form was on, which shows it.
 
 use std::time::{Duration, Instant};
 
 use axum::{
-    Extension, Form,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 use switchyard_plugin_api::{Access, CancelReason};
 
-use super::{Viewer, WebState, pages};
+use super::{
+    WebState, message,
+    signed_form::{CarriesToken, SignedForm},
+};
 use crate::{
     event::Delivery,
     ingress::Committed,
@@ -24,86 +25,15 @@ use crate::{
     router,
 };
 
-/// Why an action was refused before anything was done (nothing is recorded for these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
-    SignedOut,
-    OtherSite,
-    StaleForm,
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let (status, text) = match self {
-            Self::SignedOut => (
-                StatusCode::UNAUTHORIZED,
-                "Changing anything needs a sign-in.",
-            ),
-            Self::OtherSite => (
-                StatusCode::FORBIDDEN,
-                "This request came from another site. Use the buttons on the dashboard's own pages.",
-            ),
-            Self::StaleForm => (
-                StatusCode::FORBIDDEN,
-                "This form is out of date (or not from this session). Reload the page and try again.",
-            ),
-        };
-        pages::message(status, "Refused", text)
-    }
-}
-
-/// Whether the request comes from the dashboard's own pages: `Sec-Fetch-Site` (sent by
-/// browsers) must say `same-origin`, and `Origin` must be one of the dashboard's `origins` (the
-/// public URL's and the aliases), never whatever the request's own `Host` says: that is the
-/// attacker's under DNS rebinding. A client that sends neither (not a browser) passes on to
-/// the form token, which another site cannot read.
-pub(super) fn same_origin(headers: &HeaderMap, origins: &[String]) -> bool {
-    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
-    if let Some(site) = text("sec-fetch-site") {
-        if site != "same-origin" {
-            return false;
-        }
-    }
-    match text(header::ORIGIN.as_str()) {
-        None => true,
-        Some(origin) => origins.iter().any(|known| known == origin),
-    }
-}
-
-/// The signed-in name, once the request passed the CSRF checks.
-pub(super) fn actor(
-    state: &WebState,
-    viewer: &Viewer,
-    headers: &HeaderMap,
-    form_token: &str,
-) -> Result<String, Refusal> {
-    let Some(name) = viewer.name.clone() else {
-        return Err(Refusal::SignedOut);
-    };
-    if !same_origin(headers, &state.dashboard.origins) {
-        tracing::warn!(%name, "a dashboard action from another site refused");
-        return Err(Refusal::OtherSite);
-    }
-    let genuine = match (&state.dashboard.access, viewer.session.as_deref()) {
-        (Ok(access), Some(session)) => access.form_token_matches(session, form_token),
-        _ => false,
-    };
-    if !genuine {
-        tracing::warn!(%name, "a dashboard action with a missing or stale form token refused");
-        return Err(Refusal::StaleForm);
-    }
-    Ok(name)
-}
-
 /// Records `action` and leads back to `page`, which shows it.
 async fn recorded(state: &WebState, action: NewAction, page: &str) -> Response {
     tracing::info!(
         actor = %action.actor,
         action = %action.action,
-        delivery = action.delivery.as_deref().unwrap_or(""),
-        job = action.job.map_or(0, |job| job.0),
-        lock = action.lock.as_deref().unwrap_or(""),
-        outcome = %action.outcome,
+        delivery = action.delivery.as_deref(),
+        job = action.job.map(|job| job.0),
+        lock = action.lock.as_deref(),
+        outcome = action.outcome.as_str(),
         "dashboard action"
     );
     match state.journal.record_action(action).await {
@@ -111,7 +41,7 @@ async fn recorded(state: &WebState, action: NewAction, page: &str) -> Response {
             let separator = if page.contains('?') { '&' } else { '?' };
             Redirect::to(&format!("{page}{separator}action={id}")).into_response()
         }
-        Err(error) => pages::journal_failed(error),
+        Err(error) => message::journal_failed(error),
     }
 }
 
@@ -125,6 +55,12 @@ pub struct ReplayForm {
     /// The environment's name as the person typed it, for a delivery that deploys.
     #[serde(default)]
     confirm: String,
+}
+
+impl CarriesToken for ReplayForm {
+    fn form_token(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// What a person types to replay `delivery`, if a replay deploys: a `deployment` event's
@@ -194,19 +130,13 @@ pub(super) async fn deploys_to(
 /// it routes to now or to one (as `switchyard replay` does).
 pub async fn replay(
     State(state): State<WebState>,
-    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(form): Form<ReplayForm>,
+    SignedForm { actor, form }: SignedForm<ReplayForm>,
 ) -> Response {
-    let actor = match actor(&state, &viewer, &headers, &form.csrf) {
-        Ok(actor) => actor,
-        Err(refusal) => return refusal.into_response(),
-    };
     let delivery = match state.journal.delivery(&id).await {
         Ok(Some(delivery)) => delivery,
-        Ok(None) => return pages::not_found().await,
-        Err(error) => return pages::journal_failed(error),
+        Ok(None) => return message::not_found().await,
+        Err(error) => return message::journal_failed(error),
     };
     let page = format!(
         "/dashboard/deliveries/{}",
@@ -214,7 +144,7 @@ pub async fn replay(
     );
     let environment = match deploys_to(&state, &delivery).await {
         Ok(environment) => environment,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     if let Some(environment) = environment.filter(|env| form.confirm.trim() != env) {
         let action = NewAction {
@@ -249,7 +179,7 @@ pub async fn replay(
                     format!("replayed as new jobs {}", listed.join(", "))
                 }
                 Ok(Committed::Duplicate) => "not replayed".to_owned(),
-                Err(error) => return pages::journal_failed(error),
+                Err(error) => return message::journal_failed(error),
             }
         }
     };
@@ -269,30 +199,30 @@ pub struct CancelForm {
     csrf: String,
 }
 
+impl CarriesToken for CancelForm {
+    fn form_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /dashboard/jobs/{id}/cancel`: the plugin is told "cancelled by NAME", posts its final
 /// status, and its commands and locks go with its end.
 pub async fn cancel(
     State(state): State<WebState>,
-    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(form): Form<CancelForm>,
+    SignedForm { actor, .. }: SignedForm<CancelForm>,
 ) -> Response {
-    let actor = match actor(&state, &viewer, &headers, &form.csrf) {
-        Ok(actor) => actor,
-        Err(refusal) => return refusal.into_response(),
-    };
     let Ok(job) = id.parse::<i64>().map(JobId) else {
-        return pages::not_found().await;
+        return message::not_found().await;
     };
     let record = match state.journal.job(job).await {
         Ok(record) => record,
-        Err(JournalError::NoSuchJob(_)) => return pages::not_found().await,
-        Err(error) => return pages::journal_failed(error),
+        Err(JournalError::NoSuchJob(_)) => return message::not_found().await,
+        Err(error) => return message::journal_failed(error),
     };
     let outcome = match cancel_job(&state, &record, &actor).await {
         Ok(outcome) => outcome,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     let action = NewAction {
         actor,
@@ -339,6 +269,12 @@ pub struct ReleaseForm {
     confirm: String,
 }
 
+impl CarriesToken for ReleaseForm {
+    fn form_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// How long a release waits past the cancel grace for the holder's end to be recorded.
 const RELEASE_SLACK: Duration = Duration::from_secs(5);
 
@@ -347,14 +283,8 @@ const RELEASE_SLACK: Duration = Duration::from_secs(5);
 /// is freed and the jobs waiting for it woken.
 pub async fn release_lock(
     State(state): State<WebState>,
-    Extension(viewer): Extension<Viewer>,
-    headers: HeaderMap,
-    Form(form): Form<ReleaseForm>,
+    SignedForm { actor, form }: SignedForm<ReleaseForm>,
 ) -> Response {
-    let actor = match actor(&state, &viewer, &headers, &form.csrf) {
-        Ok(actor) => actor,
-        Err(refusal) => return refusal.into_response(),
-    };
     let name = form.name.trim().to_owned();
     let page = "/dashboard/deployments";
     let mut action = NewAction {
@@ -369,7 +299,7 @@ pub async fn release_lock(
     }
     let locks = match state.journal.locks().await {
         Ok(locks) => locks,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     let Some(held) = locks.into_iter().find(|lock| lock.name == name) else {
         action.outcome = "not released: it was not held".to_owned();
@@ -384,7 +314,7 @@ pub async fn release_lock(
     }
     let outcome = match release(&state, &name, holder, &actor).await {
         Ok(outcome) => outcome,
-        Err(error) => return pages::journal_failed(error),
+        Err(error) => return message::journal_failed(error),
     };
     action.outcome = outcome;
     if let Ok(record) = state.journal.job(holder).await {
@@ -416,51 +346,4 @@ async fn release(
     state.journal.release_lock(name, holder).await?;
     state.locks.released();
     Ok(format!("released; holder job #{holder} {cancelled}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_dashboards_own_origin_passes() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.insert(*name, value.parse().unwrap());
-            }
-            map
-        };
-        let origins = [
-            "https://ci.example.com".to_owned(),
-            "http://localhost:9393".to_owned(),
-        ];
-        for (pairs, passes) in [
-            (vec![], true),
-            (vec![("origin", "https://ci.example.com")], true),
-            (vec![("origin", "http://localhost:9393")], true),
-            // The request's own Host is no proof: under DNS rebinding it is the attacker's.
-            (
-                vec![
-                    ("origin", "http://rebound.example:9393"),
-                    ("host", "rebound.example:9393"),
-                ],
-                false,
-            ),
-            (vec![("sec-fetch-site", "same-origin")], true),
-            (vec![("origin", "https://evil.example")], false),
-            (vec![("origin", "null")], false),
-            (vec![("sec-fetch-site", "cross-site")], false),
-            (vec![("sec-fetch-site", "same-site")], false),
-            (
-                vec![
-                    ("sec-fetch-site", "same-origin"),
-                    ("origin", "https://evil.example"),
-                ],
-                false,
-            ),
-        ] {
-            assert_eq!(same_origin(&headers(&pairs), &origins), passes, "{pairs:?}");
-        }
-    }
 }

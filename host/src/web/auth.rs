@@ -11,6 +11,8 @@
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
+use crate::config::{Config, secret_from_env, secret_from_file};
+
 /// The journal's name for the key session cookies are signed with.
 pub const SESSION_SECRET: &str = "dashboard-sessions";
 
@@ -188,6 +190,35 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
         let (key, value) = pair.trim().split_once('=')?;
         (key == name).then_some(value)
     })
+}
+
+/// Reads the `name:token` lines the config names. `Err` says what to set; it never holds a
+/// token.
+pub fn load_tokens(config: &Config) -> Result<Vec<(String, String)>, String> {
+    let settings = &config.dashboard;
+    match &settings.tokens_file {
+        Some(file) => {
+            let path = config.secret_path(file);
+            let text = secret_from_file(&path)
+                .map_err(|problem| format!("[dashboard] tokens_file: {problem}"))?;
+            parse_tokens(&text).map_err(|problem| {
+                format!(
+                    "[dashboard] tokens_file {}: {problem}; write `name:token` lines",
+                    path.display()
+                )
+            })
+        }
+        None => {
+            let variable = &settings.tokens_env;
+            let text = secret_from_env(variable).ok_or_else(|| {
+                format!(
+                    "set {variable} to `name:token` lines (one per person), or name a file of them in [dashboard] tokens_file"
+                )
+            })?;
+            parse_tokens(&text)
+                .map_err(|problem| format!("{variable}: {problem}; set it to `name:token` lines"))
+        }
+    }
 }
 
 #[cfg(test)]

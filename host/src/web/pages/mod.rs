@@ -1,0 +1,15 @@
+//! The dashboard's pages, one module per page or resource, with what they share: the layout,
+//! a page's query, what a viewer may see, and the audit trail. Templates are in
+//! `host/templates/`, one per page.
+
+pub(super) mod deliveries;
+pub(super) mod deployments;
+pub(super) mod follow;
+pub(super) mod jobs;
+mod layout;
+mod locks;
+mod params;
+pub(super) mod plugins;
+pub(super) mod sign_in;
+mod trail;
+mod visible;
