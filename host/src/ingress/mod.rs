@@ -27,7 +27,7 @@ use crate::{
     github::GitHub,
     http_error::error_response,
     job_log::LogLinks,
-    journal::{Appended, JobId, Journal, JournalError, LinkSalt},
+    journal::{Appended, Journal, JournalError},
     plugins::Plugins,
     plugins::interest,
     workers::Workers,
@@ -92,7 +92,7 @@ pub async fn receive(
             }
         })?;
     match appended {
-        Committed::Duplicate => {
+        Appended::Duplicate => {
             tracing::info!(delivery = %delivery.id, "delivery seen before; not dispatched again");
             Ok((
                 StatusCode::OK,
@@ -100,26 +100,19 @@ pub async fn receive(
             )
                 .into_response())
         }
-        Committed::New(jobs) => {
+        Appended::New(jobs) => {
             let count = jobs.len();
             tracing::debug!(delivery = %delivery.id, event = %delivery.kind, jobs = count, "delivery accepted");
             // Each job with its log link: what `switchyard send` shows a person trying it, and
             // what GitHub's Recent Deliveries shows.
             let jobs: Vec<_> = jobs
                 .iter()
-                .map(|(job, plugin, salt)| json!({"job": job.0, "plugin": plugin, "log": state.links.url(*job, *salt)}))
+                .map(|job| json!({"job": job.id.0, "plugin": job.plugin, "log": state.links.url(job.id, job.link_salt)}))
                 .collect();
             let answer = json!({"delivery": delivery.id.as_str(), "jobs": jobs});
             Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
     }
-}
-
-/// What committing a delivery did.
-pub enum Committed {
-    /// Stored, and these jobs (id, plugin, log link salt) handed to the workers.
-    New(Vec<(JobId, String, LinkSalt)>),
-    Duplicate,
 }
 
 /// What stores a delivery and hands its jobs over: the webhook, replays from the admin call and
@@ -139,20 +132,14 @@ impl Dispatcher {
         delivery: Arc<Delivery>,
         targets: Vec<String>,
         rerun: bool,
-    ) -> Result<Committed, JournalError> {
+    ) -> Result<Appended, JournalError> {
         let (journal, workers) = (Arc::clone(&self.journal), self.workers.clone());
         let handed_over = tokio::spawn(async move {
-            match journal.append(delivery, targets, rerun).await? {
-                Appended::Duplicate => Ok(Committed::Duplicate),
-                Appended::New(jobs) => {
-                    let listed = jobs
-                        .iter()
-                        .map(|j| (j.id, j.plugin.clone(), j.link_salt))
-                        .collect();
-                    workers.dispatch(jobs);
-                    Ok(Committed::New(listed))
-                }
+            let appended = journal.append(delivery, targets, rerun).await?;
+            if let Appended::New(jobs) = &appended {
+                workers.dispatch(jobs.clone());
             }
+            Ok(appended)
         });
         handed_over.await.map_err(|_| JournalError::Unavailable)?
     }

@@ -17,9 +17,9 @@ use serde_json::json;
 
 use crate::{
     http_error::error_response,
-    ingress::{BodyError, Committed, Dispatcher, IngressSettings},
+    ingress::{BodyError, Dispatcher, IngressSettings},
     job_log::LogLinks,
-    journal::Journal,
+    journal::{Appended, Journal},
     ops::metrics::Metrics,
     ops::signed_call::{AdminCallError, AdminSignature, unix_now},
     plugins::Plugins,
@@ -133,16 +133,16 @@ pub async fn replay(State(state): State<OpsState>, request: Request) -> Response
         .commit_and_dispatch(Arc::new(delivery), targets, true)
         .await
     {
-        Ok(Committed::New(jobs)) => {
+        Ok(Appended::New(jobs)) => {
             let listed: Vec<_> = jobs
                 .iter()
-                .map(|(job, plugin, salt)| json!({"job": job.0, "plugin": plugin, "log": state.links.url(*job, *salt)}))
+                .map(|job| json!({"job": job.id.0, "plugin": job.plugin, "log": state.links.url(job.id, job.link_salt)}))
                 .collect();
             tracing::info!(delivery = %request.delivery, jobs = jobs.len(), "delivery replayed");
             let answer = json!({"delivery": request.delivery, "jobs": listed});
             (StatusCode::ACCEPTED, Json(answer)).into_response()
         }
-        Ok(Committed::Duplicate) => error_response(StatusCode::CONFLICT, "not replayed"),
+        Ok(Appended::Duplicate) => error_response(StatusCode::CONFLICT, "not replayed"),
         Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     }
 }

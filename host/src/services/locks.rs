@@ -101,7 +101,7 @@ impl Locks {
     }
 
     /// Wakes the waiters: a job's attempt ended, so its locks are free.
-    pub fn released(&self) {
+    pub fn notify_released(&self) {
         self.released.notify_waiters();
     }
 }

@@ -20,9 +20,8 @@ use super::{
 };
 use crate::{
     event::Delivery,
-    ingress::Committed,
-    journal::{JobId, JobRecord, JobState, JournalError, NewAction, PostFilter},
-    router,
+    journal::{Appended, JobId, JobRecord, JobState, JournalError, NewAction, PostFilter},
+    plugins::interest,
 };
 
 /// Records `action` and leads back to `page`, which shows it.
@@ -109,7 +108,7 @@ pub(super) async fn deploys_to(
     // replay deploys is then whether a plugin it routes to may create deployments, and the
     // name to type is the repository's.
     let plugins = state.plugins.current();
-    let deploys = router::route(&plugins, delivery).iter().any(|name| {
+    let deploys = interest::route(&plugins, delivery).iter().any(|name| {
         plugins.get(name).is_some_and(|plugin| {
             plugin
                 .declared
@@ -160,7 +159,7 @@ pub async fn replay(
     }
     let plugin = Some(form.plugin.trim()).filter(|p| !p.is_empty());
     let plugins = state.plugins.current();
-    let outcome = match router::replay_targets(&plugins, &delivery, plugin) {
+    let outcome = match interest::replay_targets(&plugins, &delivery, plugin) {
         Err(problem) => format!("not replayed: {problem}"),
         Ok(targets) if targets.is_empty() => {
             "not replayed: no loaded plugin takes this delivery now".to_owned()
@@ -171,14 +170,14 @@ pub async fn replay(
                 .commit_and_dispatch(std::sync::Arc::new(delivery), targets, true)
                 .await;
             match dispatched {
-                Ok(Committed::New(jobs)) => {
+                Ok(Appended::New(jobs)) => {
                     let listed: Vec<String> = jobs
                         .iter()
-                        .map(|(job, plugin, _)| format!("#{job} ({plugin})"))
+                        .map(|job| format!("#{} ({})", job.id, job.plugin))
                         .collect();
                     format!("replayed as new jobs {}", listed.join(", "))
                 }
-                Ok(Committed::Duplicate) => "not replayed".to_owned(),
+                Ok(Appended::Duplicate) => "not replayed".to_owned(),
                 Err(error) => return message::journal_failed(error),
             }
         }
@@ -344,6 +343,6 @@ async fn release(
     }
     // Freed here, or already with the holder's end.
     state.journal.release_lock(name, holder).await?;
-    state.locks.released();
+    state.locks.notify_released();
     Ok(format!("released; holder job #{holder} {cancelled}"))
 }

@@ -33,8 +33,8 @@ use crate::{
     ingress::Dispatcher,
     job_log::{JobLogs, LogLinks, LogReaders},
     journal::Journal,
-    locks::Locks,
     plugins::Plugins,
+    services::locks::Locks,
     workers::Workers,
 };
 

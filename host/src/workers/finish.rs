@@ -151,7 +151,7 @@ impl Inner {
         if !self.record(&job, attempt, end).await {
             return;
         }
-        self.deps.services.locks.released();
+        self.deps.services.locks.notify_released();
         if let Some(not_before) = retry_at {
             self.retry_at(
                 PendingJob {
