@@ -374,34 +374,17 @@ pub fn store_target(config: &Config) -> Result<StoreTarget, StartError> {
     }))
 }
 
-/// TLS to PostgreSQL with the ring provider the rest of the binary uses: the server's
-/// certificate must chain to `tls_ca_file`'s authorities, or else to the Mozilla roots.
+/// TLS to PostgreSQL (see [`journals::tls_config`]), from `[store] tls_ca_file`.
 fn store_tls(config: &Config) -> Result<rustls::ClientConfig, StartError> {
-    use rustls_pki_types::{CertificateDer, pem::PemObject as _};
-    let problem = |problem: String| StartError::Store {
+    let ca_file = config
+        .store
+        .tls_ca_file
+        .as_ref()
+        .map(|file| config.secret_path(file));
+    journals::tls_config(ca_file.as_deref()).map_err(|problem| StartError::Store {
         setting: "[store] tls_ca_file",
         problem,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match &config.store.tls_ca_file {
-        Some(file) => {
-            let path = config.secret_path(file);
-            let certificates = CertificateDer::pem_file_iter(&path)
-                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .map_err(|error| problem(format!("cannot read {}: {error}", path.display())))?;
-            let (added, _) = roots.add_parsable_certificates(certificates);
-            if added == 0 {
-                return Err(problem(format!("{} holds no certificate", path.display())));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| problem(error.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    })
 }
 
 impl Switchyard {

@@ -13,7 +13,9 @@ pub mod test_postgres;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-pub use postgres::{PostgresJournal, PostgresSettings, mask_url, migrate_only, schema_version};
+pub use postgres::{
+    PostgresJournal, PostgresSettings, mask_url, migrate_only, schema_version, tls_config,
+};
 pub use sqlite::{SqliteJournal, backup, unix_millis};
 
 use switchyard_plugin_api::CancelReason;
