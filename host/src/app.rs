@@ -62,7 +62,7 @@ pub struct AppState {
 impl FromRef<AppState> for LogState {
     fn from_ref(state: &AppState) -> Self {
         Self {
-            journal: Arc::clone(&state.journal),
+            journal: state.journal.clone(),
             logs: state.logs.clone(),
             links: state.links.clone(),
             log_readers: state.log_readers.clone(),
@@ -75,7 +75,7 @@ impl FromRef<AppState> for LogState {
 impl FromRef<AppState> for Dispatcher {
     fn from_ref(state: &AppState) -> Self {
         Self {
-            journal: Arc::clone(&state.journal),
+            journal: state.journal.clone(),
             workers: state.workers.clone(),
         }
     }
@@ -448,7 +448,7 @@ impl Switchyard {
             secrets.values().chain(plugin_secrets),
         )
         .with_limit(config.sandbox.log_mib << 20)
-        .kept_in(&journal);
+        .kept_in(journal.clone());
         // Before any job is stored: no id of a job whose log is here is given again.
         logs.skip_logged_ids(journal.as_ref()).await?;
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
@@ -466,7 +466,7 @@ impl Switchyard {
         if config.github.auth == GitHubAuth::App {
             crate::plugins::warn_undeclared(&plugins.current());
         }
-        let locks = Arc::new(Locks::new(Arc::clone(&journal)));
+        let locks = Arc::new(Locks::new(journal.clone()));
         let workers = Workers::new(WorkerDeps {
             journal: Arc::clone(&journal),
             plugins: Arc::clone(&plugins),
@@ -560,7 +560,7 @@ impl Switchyard {
     /// Retention of this host's journal and logs, per `[store] keep_days`.
     pub fn retention(&self) -> Retention {
         Retention {
-            journal: Arc::clone(&self.state.journal),
+            journal: self.state.journal.clone(),
             logs: self.state.logs.clone(),
             metrics: Arc::clone(&self.state.metrics),
             keep_days: self.config.store.keep_days,
@@ -571,7 +571,7 @@ impl Switchyard {
     pub fn catch_up(&self) -> CatchUp {
         CatchUp {
             github: Arc::clone(&self.state.github),
-            journal: Arc::clone(&self.state.journal),
+            journal: self.state.journal.clone(),
             metrics: Arc::clone(&self.state.metrics),
             settings: self.config.catch_up.clone(),
             hooks: Hook::from_config(&self.config),

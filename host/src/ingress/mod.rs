@@ -27,7 +27,7 @@ use crate::{
     github::GitHub,
     http_error::error_response,
     job_log::LogLinks,
-    journal::{Appended, JobId, Journal, JournalError, LinkSalt},
+    journal::{Appended, JobId, JournalError, LinkSalt, Queue},
     plugins::Plugins,
     router,
     workers::Workers,
@@ -126,7 +126,7 @@ pub enum Committed {
 /// from the dashboard.
 #[derive(Clone)]
 pub struct Dispatcher {
-    pub journal: Arc<dyn Journal>,
+    pub journal: Arc<dyn Queue>,
     pub workers: Workers,
 }
 

@@ -49,7 +49,7 @@ pub(super) struct Lease {
 /// running attempts, on a connection of its own (a pool saturated by other work must not cost a
 /// lease), and passes on the cancellations asked of them. An attempt whose lease was not
 /// renewed within half the lease period is lost: it is reported (see
-/// [`Journal::leases_lost`]) and renewed no more.
+/// [`Queue::leases_lost`]) and renewed no more.
 pub(super) async fn renew_leases(
     config: tokio_postgres::Config,
     tls: Tls,
@@ -90,7 +90,10 @@ pub(super) async fn renew_leases(
         match tokio::time::timeout(interval * 2, renewal).await {
             Ok(Ok(renewed)) => shared.renewed(sent, &ids, &attempts, renewed),
             Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot renew the leases of running jobs; trying again");
+                tracing::warn!(
+                    error = error.to_string(),
+                    "cannot renew the leases of running jobs; trying again"
+                );
             }
             Err(_) => tracing::warn!("renewing the leases of running jobs timed out; reconnecting"),
         }
@@ -214,7 +217,9 @@ pub(super) async fn rescue_expired(pool: Pool, shared: Arc<Shared>, interval: Du
                     "queued again jobs whose host stopped renewing their leases"
                 );
             }
-            Err(error) => tracing::warn!(%error, "cannot look for expired leases"),
+            Err(error) => {
+                tracing::warn!(error = error.to_string(), "cannot look for expired leases")
+            }
         }
         shared.changed.notify_one();
     }

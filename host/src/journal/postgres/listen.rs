@@ -24,7 +24,10 @@ pub(super) async fn listen(config: tokio_postgres::Config, tls: Tls, shared: Arc
             Tls::Rustls(tls) => listen_once(&config, tls.clone(), &shared).await,
         };
         if let Err(error) = result {
-            tracing::debug!(%error, "journal LISTEN connection lost; reconnecting");
+            tracing::debug!(
+                error = error.to_string(),
+                "journal LISTEN connection lost; reconnecting"
+            );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

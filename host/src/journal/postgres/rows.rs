@@ -8,7 +8,7 @@ use crate::{
     journal::{JobId, JobRecord, JobState, JournalError, LinkSalt},
 };
 
-/// A job's record, as `job_record` reads it (`link_salt` by name, as `Journal::jobs` adds
+/// A job's record, as `job_record` reads it (`link_salt` by name, as `Reads::jobs` adds
 /// columns after the others).
 pub(super) const JOB_COLUMNS: &str =
     "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
