@@ -402,7 +402,7 @@ impl Store {
                 Self { url: None, hosts }
             }
             "postgres" => {
-                let server = switchyard::journal::test_postgres::TestPostgres::get()
+                let server = switchyard_testkit::TestPostgres::get()
                     .expect("BENCH_STORE=postgres needs PostgreSQL installed");
                 Self {
                     url: Some(server.database()),

@@ -14,22 +14,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     catch_up::{CatchUp, Hook},
-    checkout::{self, Checkouts},
     config::{Backend, StoreTls},
     config::{Config, GitHubAuth, secret_from_env, secret_from_file},
     github::{self, AppKey, GitHub, stand_in},
     ingress::{self, BodyLimits, Dispatcher, IngressSettings, IngressState, WebhookSecret},
     job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogReaders, LogState},
     journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
-    locks::Locks,
-    metrics::Metrics,
-    ops::{self, OpsState},
-    outbound::{RetryPolicy, WebhookClient},
+    ops::endpoints::{self, OpsState},
+    ops::metrics::Metrics,
+    ops::reload::Reloader,
+    ops::retention::Retention,
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
-    reload::Reloader,
-    retention::Retention,
     sandbox::{Disks, Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
+    services::checkout::{self, Checkouts},
+    services::locks::Locks,
+    services::outbound::{RetryPolicy, WebhookClient},
     web::{self, Dashboard, TrustedProxies, WebState},
     workers::{Cancellations, WorkerDeps, Workers},
 };
@@ -62,7 +62,7 @@ pub struct AppState {
 impl FromRef<AppState> for LogState {
     fn from_ref(state: &AppState) -> Self {
         Self {
-            journal: Arc::clone(&state.journal),
+            journal: state.journal.clone(),
             logs: state.logs.clone(),
             links: state.links.clone(),
             log_readers: state.log_readers.clone(),
@@ -75,7 +75,7 @@ impl FromRef<AppState> for LogState {
 impl FromRef<AppState> for Dispatcher {
     fn from_ref(state: &AppState) -> Self {
         Self {
-            journal: Arc::clone(&state.journal),
+            journal: state.journal.clone(),
             workers: state.workers.clone(),
         }
     }
@@ -114,7 +114,8 @@ impl FromRef<AppState> for OpsState {
 
 /// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.
 pub fn app(state: AppState, webhook_path: &str) -> Router {
-    let counted = middleware::from_fn_with_state(Arc::clone(&state.metrics), ops::count_deliveries);
+    let counted =
+        middleware::from_fn_with_state(Arc::clone(&state.metrics), endpoints::count_deliveries);
     let router = Router::new()
         .route(
             webhook_path,
@@ -123,11 +124,11 @@ pub fn app(state: AppState, webhook_path: &str) -> Router {
                 .route_layer(counted),
         )
         .route("/jobs/{id}/log/{key}", get(job_log::serve_log))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/admin/replay", post(ops::replay))
-        .route("/admin/plugins", post(ops::plugins))
+        .route("/healthz", get(endpoints::healthz))
+        .route("/readyz", get(endpoints::readyz))
+        .route("/metrics", get(endpoints::metrics))
+        .route("/admin/replay", post(endpoints::replay))
+        .route("/admin/plugins", post(endpoints::plugins))
         .with_state(state.clone());
     match &state.dashboard {
         Some(dashboard) => router.merge(web::router(WebState {
@@ -374,34 +375,17 @@ pub fn store_target(config: &Config) -> Result<StoreTarget, StartError> {
     }))
 }
 
-/// TLS to PostgreSQL with the ring provider the rest of the binary uses: the server's
-/// certificate must chain to `tls_ca_file`'s authorities, or else to the Mozilla roots.
+/// TLS to PostgreSQL (see [`journals::tls_config`]), from `[store] tls_ca_file`.
 fn store_tls(config: &Config) -> Result<rustls::ClientConfig, StartError> {
-    use rustls_pki_types::{CertificateDer, pem::PemObject as _};
-    let problem = |problem: String| StartError::Store {
+    let ca_file = config
+        .store
+        .tls_ca_file
+        .as_ref()
+        .map(|file| config.secret_path(file));
+    journals::tls_config(ca_file.as_deref()).map_err(|problem| StartError::Store {
         setting: "[store] tls_ca_file",
         problem,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match &config.store.tls_ca_file {
-        Some(file) => {
-            let path = config.secret_path(file);
-            let certificates = CertificateDer::pem_file_iter(&path)
-                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .map_err(|error| problem(format!("cannot read {}: {error}", path.display())))?;
-            let (added, _) = roots.add_parsable_certificates(certificates);
-            if added == 0 {
-                return Err(problem(format!("{} holds no certificate", path.display())));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| problem(error.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    })
 }
 
 impl Switchyard {
@@ -465,7 +449,7 @@ impl Switchyard {
             secrets.values().chain(plugin_secrets),
         )
         .with_limit(config.sandbox.log_mib << 20)
-        .kept_in(&journal);
+        .kept_in(journal.clone());
         // Before any job is stored: no id of a job whose log is here is given again.
         logs.skip_logged_ids(journal.as_ref()).await?;
         let plugins = Arc::new(Plugins::new(PluginSet::load(&config)?));
@@ -483,7 +467,7 @@ impl Switchyard {
         if config.github.auth == GitHubAuth::App {
             crate::plugins::warn_undeclared(&plugins.current());
         }
-        let locks = Arc::new(Locks::new(Arc::clone(&journal)));
+        let locks = Arc::new(Locks::new(journal.clone()));
         let workers = Workers::new(WorkerDeps {
             journal: Arc::clone(&journal),
             plugins: Arc::clone(&plugins),
@@ -577,7 +561,7 @@ impl Switchyard {
     /// Retention of this host's journal and logs, per `[store] keep_days`.
     pub fn retention(&self) -> Retention {
         Retention {
-            journal: Arc::clone(&self.state.journal),
+            journal: self.state.journal.clone(),
             logs: self.state.logs.clone(),
             metrics: Arc::clone(&self.state.metrics),
             keep_days: self.config.store.keep_days,
@@ -588,7 +572,7 @@ impl Switchyard {
     pub fn catch_up(&self) -> CatchUp {
         CatchUp {
             github: Arc::clone(&self.state.github),
-            journal: Arc::clone(&self.state.journal),
+            journal: self.state.journal.clone(),
             metrics: Arc::clone(&self.state.metrics),
             settings: self.config.catch_up.clone(),
             hooks: Hook::from_config(&self.config),

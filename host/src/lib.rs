@@ -23,13 +23,4 @@ pub mod workers;
 
 pub use app::{Switchyard, serve};
 
-// Old paths, kept while the move of the top-level modules into `ops/` and `services/` lands.
 pub use config::Config;
-#[allow(unused_imports)]
-pub(crate) use ops::{commands as admin, endpoints as ops_endpoints, signed_call as admin_call};
-#[allow(unused_imports)]
-pub(crate) use ops::{metrics, reload, retention};
-#[allow(unused_imports)]
-pub(crate) use plugins::interest as router;
-#[allow(unused_imports)]
-pub(crate) use services::{checkout, locks, outbound, process};

@@ -8,6 +8,8 @@
 //! - [`Origin`]: a bare git repository with commits, as a payload's `clone_url`.
 //! - [`TestHost`]: `switchyard serve` with your plugin, a temporary store and a random secret;
 //!   [`TestHost::send`] a delivery, [`TestHost::wait`] for its jobs, stopped on drop.
+//! - [`TestPostgres`]: a private PostgreSQL server (the distribution's binaries) with a fresh
+//!   database per caller, for tests of the PostgreSQL journal.
 //! - [`cdylib_path`] builds your plugin's library; [`switchyard_bin`] finds the host binary.
 //!
 //! ```no_run
@@ -52,6 +54,7 @@ mod cargo;
 mod fake_github;
 mod git;
 mod host;
+mod postgres;
 
 pub use cargo::{SWITCHYARD_BIN, cdylib_path, switchyard_bin};
 pub use fake_github::{
@@ -60,3 +63,4 @@ pub use fake_github::{
 };
 pub use git::Origin;
 pub use host::{Delivery, HostBuilder, Job, JobState, TestHost, signature, unmount_leftovers};
+pub use postgres::TestPostgres;

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::{
     config::{CatchUpConfig, Config, GitHubAuth},
     github::GitHub,
-    journal::{Journal, JournalError},
+    journal::{CatchUpMarks, JournalError},
     ops::metrics::Metrics,
 };
 
@@ -121,7 +121,7 @@ pub struct Round {
 /// The catch-up of one host.
 pub struct CatchUp {
     pub github: Arc<dyn GitHub>,
-    pub journal: Arc<dyn Journal>,
+    pub journal: Arc<dyn CatchUpMarks>,
     pub metrics: Arc<Metrics>,
     pub settings: CatchUpConfig,
     pub hooks: Vec<Hook>,

@@ -27,7 +27,7 @@ use crate::{
     github::GitHub,
     http_error::error_response,
     job_log::LogLinks,
-    journal::{Appended, Journal, JournalError},
+    journal::{Appended, JournalError, Queue},
     plugins::Plugins,
     plugins::interest,
     workers::Workers,
@@ -119,7 +119,7 @@ pub async fn receive(
 /// from the dashboard.
 #[derive(Clone)]
 pub struct Dispatcher {
-    pub journal: Arc<dyn Journal>,
+    pub journal: Arc<dyn Queue>,
     pub workers: Workers,
 }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{JobLogs, LogLinks, LogReaders, NoPlace, Place};
 use crate::{
     http_error::error_response,
-    journal::{JobId, JobState, Journal},
+    journal::{JobId, JobState, LogStore, Reads},
     web::TrustedProxies,
 };
 
@@ -27,7 +27,7 @@ use crate::{
 /// needs nothing of the wiring in `app.rs`.
 #[derive(Clone)]
 pub struct LogState {
-    pub journal: Arc<dyn Journal>,
+    pub journal: Arc<dyn Reads>,
     pub logs: JobLogs,
     pub links: LogLinks,
     /// One place per job log being streamed at its link.
@@ -114,14 +114,14 @@ pub async fn serve_log(
 /// A reader that follows a job's log file until the job ends and everything is sent.
 struct Follow {
     /// The journal, when it keeps the logs (as chunks, read from `chunk` on).
-    shared: Option<Arc<dyn Journal>>,
+    shared: Option<Arc<dyn LogStore>>,
     chunk: u64,
     path: PathBuf,
     /// Open once the file exists.
     file: Option<tokio::fs::File>,
     offset: u64,
     job: JobId,
-    journal: Arc<dyn Journal>,
+    journal: Arc<dyn Reads>,
     /// The job had ended when last checked: send what is left, then stop.
     ended: bool,
     /// The host is shutting down: the stream ends, so it holds no connection open.

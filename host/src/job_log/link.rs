@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
-use crate::journal::{JobId, JobRecord, Journal, JournalError, LinkSalt};
+use crate::journal::{JobId, JobRecord, JournalError, LinkSalt, Reads};
 
 /// The journal's name for the secret log links are signed with.
 pub const LINK_SECRET: &str = "job-log-links";
@@ -76,7 +76,7 @@ impl LogLinks {
     /// holds with the salt the link was made for, so not another job given the same id.
     pub async fn opens(
         &self,
-        journal: &dyn Journal,
+        journal: &dyn Reads,
         job: JobId,
         key: &str,
     ) -> Result<Option<JobRecord>, JournalError> {

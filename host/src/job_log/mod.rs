@@ -15,7 +15,7 @@ pub use follow::{LogState, serve_log};
 pub use link::{LINK_SECRET, LogLinks};
 pub use readers::{LogReaders, NoPlace, Place};
 
-use crate::journal::{JobId, Journal, JournalError};
+use crate::journal::{JobId, JournalError, LogStore};
 
 /// Where job logs live, and the secrets they must never show.
 #[derive(Clone)]
@@ -25,7 +25,7 @@ pub struct JobLogs {
     /// Bytes a log may grow to; what comes after is dropped, with a note.
     limit: u64,
     /// Set when the journal keeps the logs: then no file is written.
-    journal: Option<Arc<dyn Journal>>,
+    journal: Option<Arc<dyn LogStore>>,
 }
 
 const MASK: &[u8] = b"********";
@@ -65,15 +65,15 @@ impl JobLogs {
     }
 
     /// Keeps the logs in `journal` when it keeps logs (so every host sharing it reads them).
-    pub fn kept_in(mut self, journal: &Arc<dyn Journal>) -> Self {
+    pub fn kept_in(mut self, journal: Arc<dyn LogStore>) -> Self {
         if journal.keeps_logs() {
-            self.journal = Some(Arc::clone(journal));
+            self.journal = Some(journal);
         }
         self
     }
 
     /// The journal holding the logs, when not files.
-    pub fn journal(&self) -> Option<&Arc<dyn Journal>> {
+    pub fn journal(&self) -> Option<&Arc<dyn LogStore>> {
         self.journal.as_ref()
     }
 
@@ -189,7 +189,7 @@ impl JobLogs {
     /// Has the journal give no job an id that a log file here has: a journal restored from a
     /// backup knows only the jobs up to the backup, and a job after it would otherwise be given
     /// the id (and the log file) of one it lost. Run at start, before any job is stored.
-    pub async fn skip_logged_ids(&self, journal: &dyn Journal) -> Result<(), JournalError> {
+    pub async fn skip_logged_ids(&self, journal: &dyn LogStore) -> Result<(), JournalError> {
         if self.journal.is_some() {
             return Ok(());
         }

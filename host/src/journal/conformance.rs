@@ -10,9 +10,10 @@ use bytes::Bytes;
 use super::{
     ActionFilter, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobFilter, JobId, JobState,
     Journal, JournalError, NewAction, PendingJob, PostFilter, PostgresJournal, PostgresSettings,
-    RecentFilter, SqliteJournal, Started, Supersede, Visibility, started,
-    test_postgres::TestPostgres, unix_millis,
+    RecentFilter, SqliteJournal, Started, Supersede, Visibility, prelude::*, started, unix_millis,
 };
+use switchyard_testkit::TestPostgres;
+
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use crate::job_log::{LINK_SECRET, LogLinks};
 use switchyard_plugin_api::CancelReason;

@@ -7,6 +7,3 @@ pub mod metrics;
 pub mod reload;
 pub mod retention;
 pub mod signed_call;
-
-// Old paths (`crate::ops::OpsState`), kept while the move lands.
-pub use endpoints::*;

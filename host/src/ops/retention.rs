@@ -10,7 +10,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
     job_log::JobLogs,
-    journal::{Journal, JournalError},
+    journal::{JournalError, Pruning},
     ops::metrics::Metrics,
 };
 
@@ -36,7 +36,7 @@ pub struct Pruned {
 
 /// Prunes what is older than the configured days.
 pub struct Retention {
-    pub journal: Arc<dyn Journal>,
+    pub journal: Arc<dyn Pruning>,
     pub logs: JobLogs,
     pub metrics: Arc<Metrics>,
     pub keep_days: u32,

@@ -9,14 +9,14 @@ use std::{
 
 use tokio::sync::Notify;
 
-use crate::journal::{JobId, Journal, JournalError};
+use crate::journal::{JobId, JournalError, LockStore};
 
 /// How often a waiter looks again even without a wake-up: covers a lock freed by another
 /// process sharing the journal, or a wake-up missed for any reason.
 const RECHECK: Duration = Duration::from_secs(1);
 
 pub struct Locks {
-    journal: Arc<dyn Journal>,
+    journal: Arc<dyn LockStore>,
     released: Notify,
     /// The attempts of this host waiting for a lock, for the dashboard.
     waiting: Mutex<Vec<Waiting>>,
@@ -48,7 +48,7 @@ impl Drop for WaitingGuard<'_> {
 }
 
 impl Locks {
-    pub fn new(journal: Arc<dyn Journal>) -> Self {
+    pub fn new(journal: Arc<dyn LockStore>) -> Self {
         Self {
             journal,
             released: Notify::new(),

@@ -4,7 +4,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use switchyard::journal::{JobState, Journal, SqliteJournal};
+use switchyard::journal::{JobState, SqliteJournal, prelude::*};
 
 use crate::support::{
     SECRET, behaviours, example, expand, library,

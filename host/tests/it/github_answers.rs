@@ -39,7 +39,7 @@ async fn round(host: &TestHost) -> Result<usize, CatchUpError> {
     let state = &host.host_state;
     let catch_up = CatchUp {
         github: Arc::clone(&state.github),
-        journal: Arc::clone(&state.journal),
+        journal: state.journal.clone(),
         metrics: Arc::clone(&state.metrics),
         settings: CatchUpConfig::default(),
         hooks: Vec::new(),

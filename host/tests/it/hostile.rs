@@ -12,7 +12,7 @@ use std::{
 use switchyard::{
     ingress::WebhookSecret,
     job_log::{LINK_SECRET, LogLinks},
-    journal::{JobState, Journal, SqliteJournal},
+    journal::{JobState, SqliteJournal, prelude::*},
 };
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},

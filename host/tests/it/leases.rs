@@ -9,9 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use switchyard::journal::{
-    JobId, JobState, Journal as _, PostgresJournal, test_postgres::TestPostgres,
-};
+use switchyard::journal::{JobId, JobState, PostgresJournal, prelude::*};
+use switchyard_testkit::TestPostgres;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 

@@ -10,7 +10,7 @@ use std::{
 
 use switchyard::{
     ingress::WebhookSecret,
-    journal::{JobState, Journal as _, SqliteJournal},
+    journal::{JobState, SqliteJournal, prelude::*},
 };
 use tokio::io::AsyncWriteExt as _;
 

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use switchyard::journal::{JobState, Journal as _, SqliteJournal};
+use switchyard::journal::{JobState, SqliteJournal, prelude::*};
 
 use crate::support::{
     EVENT_LOG, behaviours, example, expand,

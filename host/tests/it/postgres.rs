@@ -4,7 +4,7 @@
 //! and the database going away gets 503s (never a 202 for what was not stored) until it is
 //! back; of two hosts catching up missed deliveries at once, one redelivers each; a cancel
 //! asked for anywhere reaches the job on the host that runs it; a job a graceful shutdown
-//! interrupted is run by the other host at once, not after its lease. Each test has a database of its own on the private server (`journal::test_postgres`);
+//! interrupted is run by the other host at once, not after its lease. Each test has a database of its own on the private server (`switchyard_testkit::TestPostgres`);
 //! without PostgreSQL installed they say so and pass, except under `CI=true`.
 
 use std::{
@@ -13,9 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use switchyard::journal::{
-    JobState, Journal, PostgresJournal, PostgresSettings, test_postgres::TestPostgres,
-};
+use switchyard::journal::{JobState, PostgresJournal, PostgresSettings, prelude::*};
+use switchyard_testkit::TestPostgres;
 
 use crate::support::{
     EVENT_LOG, HostSpec, SECRET, TestHost, behaviours, example, expand, library,
@@ -428,7 +427,7 @@ async fn of_two_hosts_catching_up_at_once_one_redelivers_each_missed_delivery() 
     // Each host's round, as its catch-up task would run it, both at once.
     let catch_up = |host: &TestHost| CatchUp {
         github: Arc::clone(&host.host_state.github),
-        journal: Arc::clone(&host.host_state.journal),
+        journal: host.host_state.journal.clone(),
         metrics: Arc::clone(&host.host_state.metrics),
         settings: CatchUpConfig::default(),
         hooks: Vec::new(),

@@ -97,7 +97,7 @@ async fn old_jobs_logs_and_deliveries_are_pruned_while_deliveries_arrive_and_rec
     let (arrived, sending) = keep_sending(&host, "during");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let retention = Retention {
-        journal: Arc::clone(&host.host_state.journal),
+        journal: host.host_state.journal.clone(),
         logs: host.host_state.logs.clone(),
         metrics: Arc::clone(&host.host_state.metrics),
         keep_days: 1,
@@ -191,7 +191,7 @@ async fn a_backup_under_load_holds_every_delivery_acknowledged_before_it_began()
 
     // The copy is a journal of its own: it opens, and holds all of them, jobs included.
     let restored = switchyard::journal::SqliteJournal::open(&copy).unwrap();
-    use switchyard::journal::Journal as _;
+    use switchyard::journal::prelude::*;
     for id in &before {
         assert!(
             restored.delivery(id).await.unwrap().is_some(),

@@ -21,7 +21,7 @@ use std::{
 use base64::Engine as _;
 use switchyard::{
     job_log::{LINK_SECRET, LogLinks},
-    journal::{JobRecord, Journal as _, SqliteJournal},
+    journal::{JobRecord, SqliteJournal, prelude::*},
 };
 
 use crate::support::{

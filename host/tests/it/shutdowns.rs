@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use switchyard::journal::{JobRecord, JobState, Journal as _, SqliteJournal};
+use switchyard::journal::{JobRecord, JobState, SqliteJournal, prelude::*};
 
 use crate::support::{
     behaviours, example, expand,

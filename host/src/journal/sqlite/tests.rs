@@ -1,9 +1,14 @@
 //! The SQLite journal's own tests (what every journal must do is in `conformance`).
+use bytes::Bytes;
+
 use super::migrations::MIGRATIONS;
 use super::*;
+use crate::event::PayloadFacts;
 use crate::job_log::{JobLogs, LINK_SECRET, LogLinks};
 use crate::journal::{
+    Appended, AttemptEnd, GitHubPost, JobState, NewAction, PostFilter,
     conformance::{delivery, new_jobs, plugins},
+    prelude::*,
     started,
 };
 

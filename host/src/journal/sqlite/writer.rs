@@ -162,7 +162,10 @@ fn write_batches(
         let completions = match completions {
             Ok(completions) => completions,
             Err(error) => {
-                tracing::error!(%error, "journal cannot begin a transaction");
+                tracing::error!(
+                    error = error.to_string(),
+                    "journal cannot begin a transaction"
+                );
                 // The writes are dropped unrun; their callers get `Unavailable`.
                 batch.clear();
                 continue;
@@ -182,7 +185,7 @@ fn write_batches(
             }
             Err(error) => {
                 if !broken.load(Ordering::Acquire) {
-                    tracing::error!(%error, "journal commit failed");
+                    tracing::error!(error = error.to_string(), "journal commit failed");
                 }
                 let _ = conn.execute_batch("ROLLBACK");
                 for completion in completions {
@@ -217,7 +220,10 @@ fn sync_commits(
             Err(sync_failed())
         } else {
             sync().map_err(|error| {
-                tracing::error!(%error, "journal sync failed; refusing writes until restarted");
+                tracing::error!(
+                    error = error.to_string(),
+                    "journal sync failed; refusing writes until restarted"
+                );
                 broken.store(true, Ordering::Release);
                 sync_failed()
             })
@@ -239,7 +245,10 @@ fn sync_commits(
 fn checkpoint_after_syncs(conn: Connection, syncs: std::sync::mpsc::Receiver<()>) {
     while syncs.recv().is_ok() {
         if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "background journal checkpoint failed; the writer's own checkpoints catch up");
+            tracing::warn!(
+                error = error.to_string(),
+                "background journal checkpoint failed; the writer's own checkpoints catch up"
+            );
         }
         std::thread::sleep(CHECKPOINT_INTERVAL);
     }

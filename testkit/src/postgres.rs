@@ -1,6 +1,6 @@
-//! A private PostgreSQL server for tests and the benchmark: one per process, in a temporary
-//! folder, on 127.0.0.1 and a free port, with a fresh database per caller. Not part of the
-//! host's interface.
+//! A private PostgreSQL server for tests and benchmarks: one per process, in a temporary
+//! folder, on 127.0.0.1 and a free port, with a fresh database per caller. It lives here, not
+//! in the host, so that the host's binary does not carry a harness that runs `initdb`.
 //!
 //! The server binaries are the distribution's, under `/usr/lib/postgresql/<version>/bin` (not
 //! on PATH). PostgreSQL refuses to run as root, so as root it runs as the `postgres` user. A

@@ -1,0 +1,74 @@
+//! LISTEN/NOTIFY: one connection per host wakes its workers when another host queued jobs, and
+//! renews leases at once when a running job was asked to cancel.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::StreamExt as _;
+use tokio_postgres::NoTls;
+
+use super::{connect::Tls, lease::Shared};
+
+/// The channel workers listen on.
+pub(super) const CHANNEL: &str = "switchyard_queue";
+
+/// The channel that says a running job was asked to cancel: its host renews its leases at
+/// once, which reads the request.
+pub(super) const CANCEL_CHANNEL: &str = "switchyard_cancel";
+
+/// One connection per host that LISTENs and wakes the workers on each NOTIFY; reconnects after
+/// a pause when the server goes away (polling covers the gap).
+pub(super) async fn listen(config: tokio_postgres::Config, tls: Tls, shared: Arc<Shared>) {
+    loop {
+        let result = match &tls {
+            Tls::Off => listen_once(&config, NoTls, &shared).await,
+            Tls::Rustls(tls) => listen_once(&config, tls.clone(), &shared).await,
+        };
+        if let Err(error) = result {
+            tracing::debug!(
+                error = error.to_string(),
+                "journal LISTEN connection lost; reconnecting"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn listen_once<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    shared: &Shared,
+) -> Result<(), tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let statement = format!("LISTEN {CHANNEL}; LISTEN {CANCEL_CHANNEL}");
+    let listening = client.batch_execute(&statement);
+    tokio::pin!(listening);
+    // The connection must be polled for the LISTEN to complete.
+    loop {
+        tokio::select! {
+            done = &mut listening => { done?; break; }
+            message = messages.next() => match message {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error),
+                None => return Ok(()),
+            },
+        }
+    }
+    // Anything queued (or cancelled) while not listening is found by these wake-ups.
+    shared.changed.notify_one();
+    shared.renew_now.notify_one();
+    // The client (still borrowed by the finished LISTEN) lives as long as the connection is read.
+    while let Some(message) = messages.next().await {
+        if let tokio_postgres::AsyncMessage::Notification(notice) = message? {
+            match notice.channel() {
+                CANCEL_CHANNEL => shared.renew_now.notify_one(),
+                _ => shared.changed.notify_one(),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! The PostgreSQL schema: versioned migrations, applied once under an advisory lock however
+//! many hosts start at once.
+
+use deadpool_postgres::Pool;
+
+use super::connect::{PostgresSettings, connect_pool, pool_error};
+use crate::journal::JournalError;
+
+/// Versioned migrations: `schema_migrations` holds one row per version applied (1-based).
+/// Only ever append; a migration must leave the schema usable by the previous release, so
+/// hosts of two versions can share the database during an upgrade.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE deliveries (
+    seq         BIGSERIAL PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    event       TEXT NOT NULL,
+    action      TEXT,
+    repository  TEXT,
+    sender      TEXT,
+    received_at TEXT NOT NULL,
+    -- LZ4 block with its uncompressed size prepended, as on SQLite.
+    payload     BYTEA NOT NULL
+);
+CREATE INDEX deliveries_received ON deliveries (received_at);
+CREATE TABLE jobs (
+    id          BIGSERIAL PRIMARY KEY,
+    delivery    BIGINT NOT NULL REFERENCES deliveries (seq),
+    plugin      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    note        TEXT,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    -- A retry's backoff, in Unix milliseconds.
+    not_before  BIGINT,
+    -- While running: until when the attempt's host holds it (the database's clock).
+    lease_until TIMESTAMPTZ
+);
+CREATE INDEX jobs_by_delivery ON jobs (delivery);
+CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued';
+CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'failed');
+CREATE TABLE locks (
+    name        TEXT PRIMARY KEY,
+    job         BIGINT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL
+);
+CREATE INDEX locks_by_job ON locks (job);
+CREATE TABLE host_keys (
+    name  TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);
+CREATE TABLE admin_nonces (
+    nonce      TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE job_logs (
+    job  BIGINT NOT NULL,
+    n    BIGINT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (job, n)
+);
+"#,
+    r#"
+-- The request's headers as received, signatures masked: a JSON array of [name, value] pairs
+-- (NULL for deliveries stored before), for the dashboard.
+ALTER TABLE deliveries ADD COLUMN headers TEXT;
+"#,
+    r#"
+-- A cancellation asked for (a CancelReason as JSON), told to the job's next or current attempt.
+ALTER TABLE jobs ADD COLUMN cancel_reason TEXT;
+-- The latest job of each plugin's line (a pull request, a branch): older ones are superseded.
+CREATE TABLE superseding (
+    line TEXT PRIMARY KEY,
+    job  BIGINT NOT NULL,
+    sha  TEXT NOT NULL
+);
+CREATE INDEX superseding_by_job ON superseding (job);
+-- The dashboard's audit trail: who (the token's name) did what (replay, cancel, release) to
+-- which delivery, job or lock, when, and what came of it. Kept when jobs are pruned.
+CREATE TABLE audit (
+    id       BIGSERIAL PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    delivery TEXT,
+    job      BIGINT,
+    lock     TEXT,
+    outcome  TEXT NOT NULL
+);
+CREATE INDEX audit_by_delivery ON audit (delivery);
+CREATE INDEX audit_by_job ON audit (job);
+-- What jobs posted to GitHub through the host (statuses, check runs, deployments and their
+-- statuses), for the dashboard. Statuses and check runs go with their jobs when pruned;
+-- deployments stay, as what is deployed.
+CREATE TABLE github_posts (
+    id          BIGSERIAL PRIMARY KEY,
+    job         BIGINT NOT NULL,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    sha         TEXT,
+    environment TEXT,
+    deployment  BIGINT,
+    state       TEXT,
+    context     TEXT,
+    url         TEXT
+);
+CREATE INDEX github_posts_by_job ON github_posts (job);
+CREATE INDEX github_posts_by_kind ON github_posts (kind, id);
+-- How far catching up missed deliveries got, per webhook: GitHub's largest delivery id dealt
+-- with. Hosts sharing the database move it with compare-and-set, so one of them does a round.
+CREATE TABLE catch_up_marks (
+    source     TEXT PRIMARY KEY,
+    last_id    BIGINT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"#,
+    r#"
+-- Random bytes made with each job, signed into its log link with its id, so that a link opens
+-- that job's log alone (as on SQLite). NULL for jobs stored before: their links stay as they were.
+ALTER TABLE jobs ADD COLUMN link_salt BYTEA;
+"#,
+    r#"
+-- Attempts a graceful shutdown interrupted and handed back, of `attempts`: they count toward
+-- `[workers] max_interruptions`, not toward the plugin's `max_attempts`.
+ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- Each repository's visibility as its newest delivery (largest seq) said it (`repository.private`):
+-- what a `public-read` dashboard shows visitors. Unknown until a delivery after this migration.
+CREATE TABLE repositories (
+    name    TEXT PRIMARY KEY,
+    private BOOLEAN NOT NULL,
+    seq     BIGINT NOT NULL
+);
+-- A person's dashboard sessions begun at or before `at` (Unix ms) are over: their sign-out.
+CREATE TABLE session_ends (
+    name TEXT PRIMARY KEY,
+    at   BIGINT NOT NULL
+);
+"#,
+];
+
+/// The advisory lock migrations run under (any constant; "swyd" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7377_7964;
+
+/// Applies the migrations not yet applied, one transaction under an advisory lock: a host that
+/// starts while another migrates waits, then finds nothing left to do. Returns the version
+/// found and the version now.
+pub(super) async fn migrate(pool: &Pool) -> Result<(u32, u32), JournalError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let known = MIGRATIONS.len() as i32;
+    if found > known {
+        // A newer host migrated: every migration keeps the previous release working, so this
+        // one runs, but it says so.
+        tracing::warn!(
+            found,
+            known,
+            "the journal database's schema is newer than this build knows; upgrade this host"
+        );
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tx.batch_execute(migration).await?;
+        let version = index as i32 + 1;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((found as u32, known.max(found) as u32))
+}
+
+/// `switchyard migrate` and `switchyard check`: connects, migrates if `apply`, and returns the
+/// schema version found and the one the database is at afterwards.
+pub async fn migrate_only(
+    settings: &PostgresSettings,
+    apply: bool,
+) -> Result<(u32, u32), JournalError> {
+    let (pool, _, _) = connect_pool(settings)?;
+    if apply {
+        return migrate(&pool).await;
+    }
+    let client = pool.get().await.map_err(pool_error)?;
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    let found: i32 = match exists {
+        true => client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0),
+        false => 0,
+    };
+    Ok((found as u32, found as u32))
+}
+
+/// The schema version this build migrates to.
+pub fn schema_version() -> u32 {
+    MIGRATIONS.len() as u32
+}

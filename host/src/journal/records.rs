@@ -1,0 +1,221 @@
+//! What the journal reads back and records beside the queue: job and delivery records, the
+//! dashboard's filters and counts, locks, the audit trail and GitHub posts.
+
+use super::{JobId, JobState, LinkSalt};
+
+/// A job as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub delivery: String,
+    pub plugin: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub note: Option<String>,
+    pub link_salt: LinkSalt,
+}
+
+/// Whom a dashboard query answers: everything for a signed-in person (or the operator's
+/// commands), and for a visitor of a `public-read` dashboard only what belongs to
+/// repositories whose newest delivery said `"private": false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Visibility {
+    #[default]
+    All,
+    Public,
+}
+
+impl Visibility {
+    /// Whether the query keeps only public repositories' rows (bound as its SQL parameter).
+    pub(crate) fn public_only(self) -> bool {
+        self == Self::Public
+    }
+}
+
+/// The one visibility filter, shared by both backends' dashboard queries: the repository
+/// `column` names is known, and the newest delivery of it said it is public. A repository made
+/// private hides its older deliveries too; one never seen with `private` set stays hidden.
+pub(crate) fn public_repository(column: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM repositories visible WHERE visible.name = {column} AND visible.private = FALSE)"
+    )
+}
+
+/// Which deliveries `recent` lists.
+#[derive(Debug, Clone, Default)]
+pub struct RecentFilter {
+    pub limit: usize,
+    /// Only the delivery with this id.
+    pub id: Option<String>,
+    pub visibility: Visibility,
+    /// Only this event.
+    pub event: Option<String>,
+    /// Only deliveries with at least one failed job.
+    pub failed: bool,
+    /// Only deliveries of this repository (`owner/name`, exactly).
+    pub repository: Option<String>,
+    /// Only deliveries stored before the one with this [`DeliveryRecord::seq`]: the next page.
+    pub before: Option<i64>,
+}
+
+/// A delivery as `switchyard deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// The journal's order of arrival: larger is later. A cursor for paging.
+    pub seq: i64,
+    pub id: String,
+    pub sender: Option<String>,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub received_at: String,
+    pub jobs: Vec<JobRecord>,
+}
+
+/// Which jobs [`Reads::jobs`] lists; every `Some` narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub limit: usize,
+    /// Only jobs of deliveries of repositories it shows.
+    pub visibility: Visibility,
+    /// Only this job.
+    pub id: Option<JobId>,
+    pub state: Option<JobState>,
+    pub plugin: Option<String>,
+    /// Only jobs of deliveries of this repository (`owner/name`, exactly).
+    pub repository: Option<String>,
+    /// Only jobs with smaller ids: the next page.
+    pub before: Option<JobId>,
+}
+
+/// A job with what the dashboard shows beside it: its delivery's facts and its times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub job: JobRecord,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub sender: Option<String>,
+    /// RFC 3339: queued (the delivery's arrival), first attempt started, ended.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// Jobs per state, for the dashboard's header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Failed jobs that ended at or after the `since` asked for.
+    pub failed_since: u64,
+}
+
+impl JobCounts {
+    /// Counts `count` jobs in `state` (as stored); a state this build does not know is left out.
+    pub(crate) fn tally(&mut self, state: &str, count: u64) {
+        match JobState::parse(state) {
+            Some(JobState::Queued) => self.queued = count,
+            Some(JobState::Running) => self.running = count,
+            Some(JobState::Succeeded) => self.succeeded = count,
+            Some(JobState::Failed) => self.failed = count,
+            None => {}
+        }
+    }
+}
+
+/// A lock held, as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    pub name: String,
+    pub job: JobId,
+    pub attempt: u32,
+    pub acquired_at: String,
+}
+
+/// A dashboard action to record in the audit trail: who did what to which delivery, job or
+/// lock, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAction {
+    /// The signed-in name (the token's name).
+    pub actor: String,
+    /// `replay`, `cancel` or `release`.
+    pub action: String,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub lock: Option<String>,
+    /// What came of it, in words (the new jobs, "cancelled", why nothing was done).
+    pub outcome: String,
+}
+
+/// An action of the audit trail, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub lock: Option<String>,
+    pub outcome: String,
+}
+
+/// Which actions [`AuditTrail::actions`] lists, newest first; every `Some` narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct ActionFilter {
+    pub limit: usize,
+    /// Only actions on jobs (or, without a job, deliveries) of repositories it shows.
+    pub visibility: Visibility,
+    pub id: Option<i64>,
+    pub delivery: Option<String>,
+    pub job: Option<JobId>,
+    pub action: Option<String>,
+}
+
+/// What a job posted to GitHub through the host: a commit status, a check run, a deployment or
+/// a deployment status, for the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitHubPost {
+    pub job: JobId,
+    /// `status`, `check_run`, `deployment` or `deployment_status`.
+    pub kind: String,
+    /// `owner/name`.
+    pub repository: String,
+    /// The commit. A deployment status names only its deployment: the journal fills in the sha
+    /// and environment of that deployment when a job posted it.
+    pub sha: Option<String>,
+    pub environment: Option<String>,
+    /// GitHub's id of the deployment.
+    pub deployment: Option<i64>,
+    pub state: Option<String>,
+    /// A status's context, a check run's name.
+    pub context: Option<String>,
+    /// GitHub's page of it, else the link it carries (target, details or log URL).
+    pub url: Option<String>,
+}
+
+/// A [`GitHubPost`] as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostRecord {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub post: GitHubPost,
+}
+
+/// Which posts [`PostLog::posts`] lists, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct PostFilter {
+    pub limit: usize,
+    /// Only posts to repositories it shows.
+    pub visibility: Visibility,
+    /// Only this job's.
+    pub job: Option<JobId>,
+    /// Only deployments and deployment statuses.
+    pub deployments: bool,
+}

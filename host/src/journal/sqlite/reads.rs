@@ -1,0 +1,196 @@
+//! Reading deliveries and jobs back, for the dashboard and the operator commands.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{JOB_COLUMNS, SEQ_OF_ID, SqliteJournal, job_record, stored_delivery};
+use crate::event::Delivery;
+use crate::journal::{
+    DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, Reads,
+    RecentFilter, Visibility, public_repository,
+};
+
+#[async_trait::async_trait]
+impl Reads for SqliteJournal {
+    async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("{JOB_COLUMNS} WHERE j.id = ?1"),
+                [job.0],
+                job_record,
+            )
+            .optional()?
+            .ok_or(JournalError::NoSuchJob(job))
+        })
+        .await
+    }
+
+    async fn jobs_of(&self, delivery: &str) -> Result<Vec<JobRecord>, JournalError> {
+        let delivery = delivery.to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "{JOB_COLUMNS} WHERE d.seq = {SEQ_OF_ID} ORDER BY j.id"
+            ))?;
+            let jobs = statement
+                .query_map([delivery], job_record)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, JournalError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            // Columns laid out as `stored_delivery` reads them (3..=9).
+            let row = conn
+                .query_row(
+                    &format!(
+                        "SELECT NULL, NULL, NULL, id, event, action, repository, received_at,
+                                payload, sender, headers
+                         FROM deliveries WHERE seq = {SEQ_OF_ID}"
+                    ),
+                    [&id],
+                    |row| {
+                        let headers: Option<String> = row.get(10)?;
+                        Ok(stored_delivery(&id, row).map(|mut delivery| {
+                            delivery.headers = headers
+                                .and_then(|text| serde_json::from_str(&text).ok())
+                                .unwrap_or_default();
+                            delivery
+                        }))
+                    },
+                )
+                .optional()?;
+            row.transpose()
+        })
+        .await
+    }
+
+    async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
+                 FROM deliveries d
+                 WHERE (?1 IS NULL OR d.event = ?1)
+                   AND (?2 = 0 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
+                   AND (?4 IS NULL OR d.repository = ?4)
+                   AND (?5 IS NULL OR d.seq < ?5)
+                   AND (?6 IS NULL OR d.seq = {seq_of_id})
+                   AND (?7 = 0 OR {public})
+                 ORDER BY d.seq DESC LIMIT ?3",
+                seq_of_id = SEQ_OF_ID.replace("?1", "?6"),
+                public = public_repository("d.repository"),
+            ))?;
+            let rows = statement.query_map(
+                params![
+                    filter.event,
+                    filter.failed,
+                    filter.limit as i64,
+                    filter.repository,
+                    filter.before,
+                    filter.id,
+                    filter.visibility.public_only(),
+                ],
+                |row| {
+                    Ok(DeliveryRecord {
+                        seq: row.get(0)?,
+                        sender: row.get(6)?,
+                        id: row.get(1)?,
+                        event: row.get(2)?,
+                        action: row.get(3)?,
+                        repository: row.get(4)?,
+                        received_at: row.get(5)?,
+                        jobs: Vec::new(),
+                    })
+                },
+            )?;
+            let mut deliveries = rows.collect::<Result<Vec<_>, _>>()?;
+            let mut jobs = conn.prepare_cached(&format!("{JOB_COLUMNS} WHERE j.delivery = ?1 ORDER BY j.id"))?;
+            for delivery in &mut deliveries {
+                delivery.jobs = jobs
+                    .query_map([delivery.seq], job_record)?
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            Ok(deliveries)
+        })
+        .await
+    }
+
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "{JOB_COLUMNS}
+                 WHERE (?1 IS NULL OR j.id = ?1)
+                   AND (?2 IS NULL OR j.state = ?2)
+                   AND (?3 IS NULL OR j.plugin = ?3)
+                   AND (?4 IS NULL OR d.repository = ?4)
+                   AND (?5 IS NULL OR j.id < ?5)
+                   AND (?7 = 0 OR {public})
+                 ORDER BY j.id DESC LIMIT ?6",
+                public = public_repository("d.repository"),
+            ))?;
+            let rows = statement.query_map(
+                params![
+                    filter.id.map(|id| id.0),
+                    filter.state.map(JobState::as_str),
+                    filter.plugin,
+                    filter.repository,
+                    filter.before.map(|id| id.0),
+                    filter.limit as i64,
+                    filter.visibility.public_only(),
+                ],
+                |row| {
+                    Ok(JobRow {
+                        job: job_record(row)?,
+                        event: row.get(7)?,
+                        action: row.get(8)?,
+                        repository: row.get(9)?,
+                        sender: row.get(10)?,
+                        created_at: row.get(11)?,
+                        started_at: row.get(12)?,
+                        finished_at: row.get(13)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn job_counts(
+        &self,
+        since: &str,
+        visibility: Visibility,
+    ) -> Result<JobCounts, JournalError> {
+        let since = since.to_owned();
+        self.read(move |conn| {
+            let mut counts = JobCounts::default();
+            // Everything, as before, without a join; a visitor's counts join the filter.
+            let (from, public) = match visibility {
+                Visibility::All => ("jobs j".to_owned(), "1".to_owned()),
+                Visibility::Public => (
+                    "jobs j JOIN deliveries d ON d.seq = j.delivery".to_owned(),
+                    public_repository("d.repository"),
+                ),
+            };
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT j.state, COUNT(*) FROM {from} WHERE {public} GROUP BY j.state"
+            ))?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (state, count) = row?;
+                counts.tally(&state, count as u64);
+            }
+            counts.failed_since =
+                conn.prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM {from}
+                     WHERE j.state = 'failed' AND j.finished_at >= ?1 AND {public}"
+                ))?
+                .query_row([since], |row| row.get::<_, i64>(0))? as u64;
+            Ok(counts)
+        })
+        .await
+    }
+}
