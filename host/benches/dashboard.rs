@@ -19,7 +19,7 @@ use std::{
 
 use rusqlite::params;
 use switchyard::{
-    Config, Switchyard, app::Secrets, ingress::WebhookSecret, journal::SqliteJournal,
+    Config, Switchyard, ingress::WebhookSecret, journal::SqliteJournal, wiring::Secrets,
 };
 
 fn env_or(name: &str, default: &str) -> String {

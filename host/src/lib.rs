@@ -3,7 +3,6 @@
 //! `ingress` -> `journal` -> `router` -> `workers` -> `plugins`, with `github`, `process` and
 //! `job_log` as the services plugins call back into.
 
-pub mod app;
 pub mod catch_up;
 pub mod config;
 pub mod event;
@@ -19,8 +18,9 @@ pub mod send;
 pub mod server;
 pub mod services;
 pub mod web;
+pub mod wiring;
 pub mod workers;
 
-pub use app::{Switchyard, serve};
+pub use wiring::{Switchyard, serve};
 
 pub use config::Config;

@@ -287,7 +287,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate { config } => {
             let config = Config::load(&config)?;
-            match switchyard::app::store_target(&config)? {
+            match switchyard::wiring::store_target(&config)? {
                 StoreTarget::Sqlite(path) => {
                     switchyard::journal::SqliteJournal::open(&path)?;
                     println!("{}: migrated", path.display());
@@ -303,7 +303,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Backup { config, path } => {
             let config = Config::load(&config)?;
-            if let StoreTarget::Postgres(_) = switchyard::app::store_target(&config)? {
+            if let StoreTarget::Postgres(_) = switchyard::wiring::store_target(&config)? {
                 anyhow::bail!(
                     "[store] backend = \"postgres\": back the database up with PostgreSQL's own tools (pg_dump, or base backups with WAL archiving); see docs/postgres.md"
                 );
@@ -332,7 +332,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
-            let secrets = switchyard::app::Secrets::from_env(&config)?;
+            let secrets = switchyard::wiring::Secrets::from_env(&config)?;
             let tls = match config.tls_files() {
                 Some((cert, key)) => {
                     TlsCertificates::load(&cert, &key)?;
@@ -340,7 +340,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 None => "plain http (TLS off: [server] tls_cert unset)".to_owned(),
             };
-            let store = match switchyard::app::store_target(&config)? {
+            let store = match switchyard::wiring::store_target(&config)? {
                 StoreTarget::Sqlite(path) => format!("sqlite, {}", path.display()),
                 StoreTarget::Postgres(settings) => {
                     let target = switchyard::journal::mask_url(&settings.url);

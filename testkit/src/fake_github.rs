@@ -103,7 +103,7 @@ struct State {
     deployments: Vec<Value>,
     sent: u64,
     /// Set when the fake is a GitHub App.
-    app: Option<AppState>,
+    app: Option<HostState>,
     /// The fake's own base URL, for the `Link` headers of paged lists.
     url: String,
     /// Every attempt to deliver a webhook, in order.
@@ -118,7 +118,7 @@ struct State {
 
 /// The fake App: its installations, the tokens it minted, its clock.
 #[derive(Default)]
-struct AppState {
+struct HostState {
     installations: Vec<Installation>,
     tokens: Vec<MintedToken>,
     /// Seconds the fake's clock is ahead of this machine's (negative: behind).
@@ -201,9 +201,9 @@ impl FakeGitHub {
     /// Tokens last an hour, as GitHub's do ([`FakeGitHub::set_token_lifetime`]).
     pub async fn start_app() -> Self {
         Self::serve(State {
-            app: Some(AppState {
+            app: Some(HostState {
                 token_lifetime: 3600,
-                ..AppState::default()
+                ..HostState::default()
             }),
             ..State::default()
         })
@@ -242,7 +242,7 @@ impl FakeGitHub {
         self.state().app.is_some()
     }
 
-    fn with_app<T>(&self, change: impl FnOnce(&mut AppState) -> T) -> T {
+    fn with_app<T>(&self, change: impl FnOnce(&mut HostState) -> T) -> T {
         let mut state = self.state();
         let app = state
             .app

@@ -7,17 +7,17 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::{
-    app::webhook_secret,
     config::Config,
     journal::{self, DeliveryRecord, RecentFilter},
     ops::endpoints::ReplayRequest,
     ops::signed_call::AdminSignature,
     send::{SendAnswer, SendError, post, server_base},
+    wiring::webhook_secret,
 };
 
 /// `switchyard deliveries`: the latest deliveries with their jobs' states, one block each.
 pub async fn deliveries(config: &Config, filter: RecentFilter) -> anyhow::Result<String> {
-    let journal = journal::open(crate::app::store_target(config)?).await?;
+    let journal = journal::open(crate::wiring::store_target(config)?).await?;
     let deliveries = journal.recent(filter).await?;
     Ok(format_deliveries(&deliveries))
 }
@@ -118,7 +118,7 @@ pub fn format_plugins(config: &Config, answer: &Value) -> String {
 }
 
 /// Who `switchyard check` says the host acts as on GitHub.
-pub fn github_identity(config: &Config, secrets: &crate::app::Secrets) -> String {
+pub fn github_identity(config: &Config, secrets: &crate::wiring::Secrets) -> String {
     let github = &config.github;
     match (&github.auth, &secrets.github_app_key) {
         (crate::config::GitHubAuth::App, Some(key)) => {
@@ -172,7 +172,7 @@ pub async fn github_app(config: &Config) -> anyhow::Result<String> {
             config.file.display()
         );
     }
-    let key = crate::app::github_app_key(config)?;
+    let key = crate::wiring::github_app_key(config)?;
     let api = crate::github::client::Api::new(&config.github, Default::default())
         .context("cannot build the HTTP client")?;
     let app = crate::github::App::new(&config.github, api, std::sync::Arc::new(key));
@@ -193,7 +193,7 @@ pub async fn catch_up(
             "no webhook to catch up: with [github] auth = \"token\", name them in [catch_up] hooks (see docs/deliveries.md#catching-up-missed-deliveries)"
         );
     }
-    let secrets = crate::app::Secrets::from_env(config)?;
+    let secrets = crate::wiring::Secrets::from_env(config)?;
     let metrics = std::sync::Arc::new(crate::ops::metrics::Metrics::new());
     let github = crate::github::connect(
         &config.github,
@@ -201,7 +201,7 @@ pub async fn catch_up(
         secrets.github_app_key.clone(),
         std::sync::Arc::clone(&metrics),
     )?;
-    let journal = journal::open(crate::app::store_target(config)?).await?;
+    let journal = journal::open(crate::wiring::store_target(config)?).await?;
     let catch_up = CatchUp {
         github,
         journal,

@@ -9,9 +9,9 @@ pub use examples::ExampleError;
 use std::path::PathBuf;
 
 use crate::{
-    app::{StartError, webhook_secret},
     config::Config,
     event::EventKind,
+    wiring::{StartError, webhook_secret},
 };
 
 /// One delivery to send.

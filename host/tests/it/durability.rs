@@ -118,10 +118,10 @@ async fn a_job_the_host_died_during_every_time_is_given_up() {
     use std::sync::Arc;
     use switchyard::{
         Config, Switchyard,
-        app::Secrets,
         event::{Delivery, DeliveryId, EventKind, PayloadFacts},
         ingress::WebhookSecret,
         journal::Appended,
+        wiring::Secrets,
     };
 
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use axum::{Router, body::Body, http::Request};
 use proptest::prelude::*;
-use switchyard::{Config, Switchyard, app::Secrets, ingress::WebhookSecret};
+use switchyard::{Config, Switchyard, ingress::WebhookSecret, wiring::Secrets};
 use tower::ServiceExt as _;
 
 use crate::support::SECRET;

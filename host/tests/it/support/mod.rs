@@ -14,9 +14,9 @@ use std::{
 
 use switchyard::{
     Config, Switchyard,
-    app::Secrets,
     ingress::WebhookSecret,
     journal::{JobId, JobRecord, JobState},
+    wiring::Secrets,
 };
 pub use switchyard_testkit::{FakeGitHub, Origin};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -129,7 +129,7 @@ pub struct HostSpec {
 pub struct TestHost {
     pub base: String,
     pub dir: tempfile::TempDir,
-    pub host_state: switchyard::app::AppState,
+    pub host_state: switchyard::wiring::HostState,
     pub reloader: std::sync::Arc<switchyard::ops::reload::Reloader>,
     github_token: Option<&'static str>,
     http: reqwest::Client,
@@ -222,7 +222,7 @@ impl TestHost {
             webhook: WebhookSecret::new(SECRET),
             github_token: github_token.map(str::to_owned),
             github_app_key: (config.github.auth == switchyard::config::GitHubAuth::App)
-                .then(|| std::sync::Arc::new(switchyard::app::github_app_key(&config).unwrap())),
+                .then(|| std::sync::Arc::new(switchyard::wiring::github_app_key(&config).unwrap())),
         };
         let host = Switchyard::start(config, secrets).await.unwrap();
         let host_state = host.state.clone();

@@ -1,150 +1,38 @@
-//! Wiring: the shared state, the HTTP routes, start-up (journal, plugins, workers, recovery of
-//! unfinished jobs) and serving until a shutdown signal.
+//! The host's wiring: start-up (secrets, journal, plugins, workers, recovery of unfinished
+//! jobs), serving until a shutdown signal, and the graceful stop. `routes` is the HTTP
+//! interface it serves, `secrets` what it reads from the environment.
+
+mod routes;
+mod secrets;
+
+pub use routes::{HostState, routes};
+pub use secrets::{Secrets, github_app_key, store_target, webhook_secret};
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{
-    Router,
-    extract::FromRef,
-    middleware,
-    routing::{get, post},
-};
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     catch_up::{CatchUp, Hook},
-    config::{Backend, StoreTls},
     config::{Config, GitHubAuth, secret_from_env, secret_from_file},
-    github::{self, AppKey, GitHub, stand_in},
-    ingress::{self, BodyLimits, Dispatcher, IngressSettings, IngressState, WebhookSecret},
-    job_log::{self, JobLogs, LINK_SECRET, LogLinks, LogReaders, LogState},
-    journal::{self as journals, Journal, JournalError, PostgresSettings, StoreTarget},
-    ops::endpoints::{self, OpsState},
+    github::{self, stand_in},
+    ingress::{BodyLimits, IngressSettings},
+    job_log::{JobLogs, LINK_SECRET, LogLinks, LogReaders},
+    journal::{self as journals, JournalError},
     ops::metrics::Metrics,
     ops::reload::Reloader,
     ops::retention::Retention,
     plugins::{PluginSet, PluginSetError, Plugins, ServiceDeps},
     sandbox::{Disks, Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
-    services::checkout::{self, Checkouts},
+    services::checkout::Checkouts,
     services::locks::Locks,
     services::outbound::{RetryPolicy, WebhookClient},
-    web::{self, Dashboard, TrustedProxies, WebState},
+    web::{self, Dashboard, TrustedProxies},
     workers::{Cancellations, WorkerDeps, Workers},
 };
-
-/// State shared by every request handler. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub ingress: Arc<IngressSettings>,
-    /// The host's GitHub identity: ingress shows it installation events.
-    pub github: Arc<dyn GitHub>,
-    pub journal: Arc<dyn Journal>,
-    pub plugins: Arc<Plugins>,
-    pub workers: Workers,
-    pub logs: JobLogs,
-    pub links: LogLinks,
-    /// Places for job logs streamed at their links (the dashboard's follow streams have
-    /// their own).
-    pub log_readers: LogReaders,
-    /// `[server] trusted_proxies`: who a log link's reader is, behind a reverse proxy.
-    pub proxies: Arc<TrustedProxies>,
-    pub metrics: Arc<Metrics>,
-    /// Cancelled when the host begins to shut down: log streams end, workers stop.
-    pub stopping: CancellationToken,
-    /// The web dashboard, when `[dashboard] enabled`.
-    pub dashboard: Option<Arc<Dashboard>>,
-    /// Named locks, shared with the jobs' services: the dashboard releases them.
-    pub locks: Arc<Locks>,
-}
-
-impl FromRef<AppState> for LogState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            journal: state.journal.clone(),
-            logs: state.logs.clone(),
-            links: state.links.clone(),
-            log_readers: state.log_readers.clone(),
-            proxies: Arc::clone(&state.proxies),
-            stopping: state.stopping.clone(),
-        }
-    }
-}
-
-impl FromRef<AppState> for Dispatcher {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            journal: state.journal.clone(),
-            workers: state.workers.clone(),
-        }
-    }
-}
-
-impl FromRef<AppState> for Arc<IngressSettings> {
-    fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.ingress)
-    }
-}
-
-impl FromRef<AppState> for IngressState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            settings: Arc::clone(&state.ingress),
-            github: Arc::clone(&state.github),
-            plugins: Arc::clone(&state.plugins),
-            dispatcher: Dispatcher::from_ref(state),
-            links: state.links.clone(),
-        }
-    }
-}
-
-impl FromRef<AppState> for OpsState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            ingress: Arc::clone(&state.ingress),
-            journal: Arc::clone(&state.journal),
-            plugins: Arc::clone(&state.plugins),
-            metrics: Arc::clone(&state.metrics),
-            dispatcher: Dispatcher::from_ref(state),
-            links: state.links.clone(),
-        }
-    }
-}
-
-/// The HTTP interface: the webhook endpoint, job logs, health, metrics and admin calls.
-pub fn app(state: AppState, webhook_path: &str) -> Router {
-    let counted =
-        middleware::from_fn_with_state(Arc::clone(&state.metrics), endpoints::count_deliveries);
-    let router = Router::new()
-        .route(
-            webhook_path,
-            post(ingress::receive)
-                .fallback(ingress::method_not_allowed)
-                .route_layer(counted),
-        )
-        .route("/jobs/{id}/log/{key}", get(job_log::serve_log))
-        .route("/healthz", get(endpoints::healthz))
-        .route("/readyz", get(endpoints::readyz))
-        .route("/metrics", get(endpoints::metrics))
-        .route("/admin/replay", post(endpoints::replay))
-        .route("/admin/plugins", post(endpoints::plugins))
-        .with_state(state.clone());
-    match &state.dashboard {
-        Some(dashboard) => router.merge(web::router(WebState {
-            dashboard: Arc::clone(dashboard),
-            journal: Arc::clone(&state.journal),
-            logs: state.logs.clone(),
-            links: state.links.clone(),
-            plugins: Arc::clone(&state.plugins),
-            dispatcher: Dispatcher::from_ref(&state),
-            workers: state.workers.clone(),
-            locks: Arc::clone(&state.locks),
-            stopping: state.stopping.clone(),
-        })),
-        None => router,
-    }
-}
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -195,197 +83,12 @@ pub enum StartError {
 /// A started host: journal open, plugins loaded, workers running.
 pub struct Switchyard {
     pub config: Arc<Config>,
-    pub state: AppState,
+    pub state: HostState,
     pub reloader: Arc<Reloader>,
     /// The certificate HTTPS is served with, when `[server] tls_cert` is set.
     pub tls: Option<Arc<TlsCertificates>>,
     /// SIGHUPs received since before the start (see [`serve`]), for the reloader.
     hangups: Option<tokio::signal::unix::Signal>,
-}
-
-/// The secrets the host runs with, read from the files or environment variables the config
-/// names.
-#[derive(Clone)]
-pub struct Secrets {
-    pub webhook: WebhookSecret,
-    pub github_token: Option<String>,
-    /// With `[github] auth = "app"`: the App's private key, checked to be RSA.
-    pub github_app_key: Option<Arc<AppKey>>,
-}
-
-impl Secrets {
-    /// Reads the secrets, each from its `*_file` when one is set, else its `*_env`. The
-    /// webhook secret is required, and so is an App's private key; without a GitHub token the
-    /// host runs, with one warning, and jobs that call GitHub fail naming the variable.
-    pub fn from_env(config: &Config) -> Result<Self, StartError> {
-        let webhook = webhook_secret(config)?;
-        if config.github.auth == GitHubAuth::App {
-            let key = github_app_key(config)?;
-            return Ok(Self {
-                webhook,
-                github_token: None,
-                github_app_key: Some(Arc::new(key)),
-            });
-        }
-        let github_token =
-            match &config.github.token_file {
-                Some(file) => Some(secret_from_file(&config.secret_path(file)).map_err(
-                    |problem| StartError::SecretFile {
-                        setting: "[github] token_file",
-                        problem,
-                    },
-                )?),
-                None => secret_from_env(&config.github.token_env),
-            }
-            .filter(|token| !token.is_empty());
-        if github_token.is_none() {
-            tracing::warn!(
-                variable = %config.github.token_env,
-                "no GitHub token: {} is not set, so jobs that call GitHub will fail",
-                config.github.token_env
-            );
-        }
-        Ok(Self {
-            webhook,
-            github_token,
-            github_app_key: None,
-        })
-    }
-
-    /// Every secret value, for masking in job logs: the webhook secret, the token and its
-    /// form in git's header, the App key's lines. (Installation tokens are masked by their
-    /// shape: see `job_log`.)
-    fn values(&self) -> impl Iterator<Item = String> {
-        let webhook = String::from_utf8_lossy(self.webhook.as_bytes()).into_owned();
-        let encoded = self
-            .github_token
-            .as_deref()
-            .map(checkout::encoded_credentials);
-        let key_lines = self
-            .github_app_key
-            .iter()
-            .flat_map(|key| key.masked_lines().to_vec());
-        std::iter::once(webhook)
-            .chain(self.github_token.clone())
-            .chain(encoded)
-            .chain(key_lines)
-    }
-}
-
-/// Reads and checks the App's private key: from `[github] private_key_file` when set, else
-/// the variable `private_key_env` names. Errors name the file or variable, never the key.
-pub fn github_app_key(config: &Config) -> Result<AppKey, StartError> {
-    let github = &config.github;
-    let (pem, origin) = match &github.private_key_file {
-        Some(file) => {
-            let path = config.secret_path(file);
-            let pem = secret_from_file(&path).map_err(|problem| StartError::SecretFile {
-                setting: "[github] private_key_file",
-                problem,
-            })?;
-            (pem, path.display().to_string())
-        }
-        None => {
-            let pem =
-                secret_from_env(&github.private_key_env).ok_or_else(|| StartError::NoAppKey {
-                    variable: github.private_key_env.clone(),
-                    config: config.file.display().to_string(),
-                })?;
-            (pem, github.private_key_env.clone())
-        }
-    };
-    AppKey::from_pem(&pem).map_err(|problem| StartError::AppKey { origin, problem })
-}
-
-/// Secrets shorter than this are accepted with a warning: easy to guess by brute force.
-const SHORT_SECRET: usize = 16;
-
-/// Reads the webhook secret named by the config, or says which variable to set.
-pub fn webhook_secret(config: &Config) -> Result<WebhookSecret, StartError> {
-    let variable = &config.server.secret_env;
-    // Where it came from, for the messages below: the file when one is named, else the variable.
-    let (secret, source) = match &config.server.secret_file {
-        Some(file) => {
-            let path = config.secret_path(file);
-            let secret = secret_from_file(&path).map_err(|problem| StartError::SecretFile {
-                setting: "[server] secret_file",
-                problem,
-            })?;
-            (secret, path.display().to_string())
-        }
-        None => {
-            let secret = secret_from_env(variable).ok_or_else(|| StartError::NoSecret {
-                variable: variable.clone(),
-                config: config.file.display().to_string(),
-            })?;
-            (secret, variable.clone())
-        }
-    };
-    if secret.trim().is_empty() {
-        return Err(StartError::BlankSecret { origin: source });
-    }
-    if secret.len() < SHORT_SECRET {
-        tracing::warn!(
-            %source,
-            bytes = secret.len(),
-            "the webhook secret is shorter than {SHORT_SECRET} bytes: anyone who guesses it can send deliveries; use a long random string"
-        );
-    }
-    Ok(WebhookSecret::new(secret))
-}
-
-/// Where the journal is, from `[store]`: the SQLite file, or PostgreSQL with its connection URL
-/// read from `url_file` or `url_env` (a secret: errors name the setting, never the value).
-pub fn store_target(config: &Config) -> Result<StoreTarget, StartError> {
-    let store = &config.store;
-    if store.backend == Backend::Sqlite {
-        return Ok(StoreTarget::Sqlite(config.store_path()));
-    }
-    let (url, origin) = match &store.url_file {
-        Some(file) => {
-            let path = config.secret_path(file);
-            let url = secret_from_file(&path).map_err(|problem| StartError::Store {
-                setting: "[store] url_file",
-                problem,
-            })?;
-            (url, format!("[store] url_file ({})", path.display()))
-        }
-        None => {
-            let url = secret_from_env(&store.url_env).ok_or_else(|| StartError::Store {
-                setting: "[store] url_env",
-                problem: format!(
-                    "backend = \"postgres\" needs the connection URL: export {} (postgres://user:password@host:port/database), or name a file holding it in [store] url_file",
-                    store.url_env
-                ),
-            })?;
-            (url, format!("[store] url_env ({})", store.url_env))
-        }
-    };
-    let tls = match store.tls {
-        StoreTls::Off => None,
-        StoreTls::On => Some(Arc::new(store_tls(config)?)),
-    };
-    Ok(StoreTarget::Postgres(PostgresSettings {
-        url: url.trim().to_owned(),
-        origin,
-        pool_size: store.pool_size,
-        tls,
-        lease: Duration::from_secs(store.lease_secs),
-        poll: Duration::from_secs(store.poll_secs),
-    }))
-}
-
-/// TLS to PostgreSQL (see [`journals::tls_config`]), from `[store] tls_ca_file`.
-fn store_tls(config: &Config) -> Result<rustls::ClientConfig, StartError> {
-    let ca_file = config
-        .store
-        .tls_ca_file
-        .as_ref()
-        .map(|file| config.secret_path(file));
-    journals::tls_config(ca_file.as_deref()).map_err(|problem| StartError::Store {
-        setting: "[store] tls_ca_file",
-        problem,
-    })
 }
 
 impl Switchyard {
@@ -517,7 +220,7 @@ impl Switchyard {
             ))),
             None => None,
         };
-        let state = AppState {
+        let state = HostState {
             dashboard,
             locks,
             ingress: Arc::new(IngressSettings {
@@ -580,7 +283,7 @@ impl Switchyard {
     }
 
     pub fn router(&self) -> Router {
-        app(self.state.clone(), &self.config.server.webhook_path)
+        routes(self.state.clone(), &self.config.server.webhook_path)
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets running jobs finish within
