@@ -22,7 +22,7 @@ use crate::journal::{JobId, JournalError, LostLease, cancel_reason};
 /// What the background tasks share with the journal.
 pub(super) struct Shared {
     /// Attempts this journal started and has not seen end: their leases are renewed.
-    pub(super) running: Mutex<HashMap<JobId, Lease>>,
+    pub(super) held: Mutex<HashMap<JobId, Lease>>,
     pub(super) changed: Notify,
     pub(super) lease: Duration,
     /// Cancellations of this host's attempts read while renewing their leases, not yet taken.
@@ -65,7 +65,7 @@ pub(super) async fn renew_leases(
             () = shared.renew_now.notified() => {}
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = shared
-            .running
+            .held
             .lock()
             .unwrap()
             .iter()
@@ -112,12 +112,12 @@ impl Shared {
         attempts: &[i32],
         renewed: Vec<(JobId, Option<CancelReason>)>,
     ) {
-        let mut running = self.running.lock().unwrap();
+        let mut held = self.held.lock().unwrap();
         let mut cancels = Vec::new();
         let mut found = std::collections::HashSet::new();
         for (job, cancel) in renewed {
             found.insert(job);
-            let Some(lease) = running.get_mut(&job) else {
+            let Some(lease) = held.get_mut(&job) else {
                 continue;
             };
             lease.renewed = sent;
@@ -129,11 +129,11 @@ impl Shared {
         let mut lost = Vec::new();
         for (&id, &attempt) in ids.iter().zip(attempts) {
             let job = JobId(id);
-            let asked = running
+            let asked = held
                 .get(&job)
                 .is_some_and(|lease| lease.attempt as i32 == attempt);
             if asked && !found.contains(&job) {
-                running.remove(&job);
+                held.remove(&job);
                 lost.push(LostLease {
                     job,
                     attempt: attempt as u32,
@@ -141,7 +141,7 @@ impl Shared {
                 });
             }
         }
-        drop(running);
+        drop(held);
         if !cancels.is_empty() {
             self.cancels.lock().unwrap().extend(cancels);
             self.cancels_found.notify_one();
@@ -153,7 +153,7 @@ impl Shared {
     /// half to stop before another host may take the job.
     fn give_up_stale_leases(&self) {
         let mut lost = Vec::new();
-        self.running.lock().unwrap().retain(|job, lease| {
+        self.held.lock().unwrap().retain(|job, lease| {
             if lease.renewed.elapsed() < self.lease / 2 {
                 return true;
             }

@@ -79,7 +79,7 @@ impl PostgresJournal {
         let (pool, config, tls) = connect_pool(&settings)?;
         migrate(&pool).await?;
         let shared = Arc::new(Shared {
-            running: Mutex::default(),
+            held: Mutex::default(),
             changed: Notify::new(),
             lease: settings.lease,
             cancels: Mutex::default(),
@@ -137,6 +137,6 @@ impl PostgresJournal {
     }
 
     fn forget(&self, job: JobId) {
-        self.shared.running.lock().unwrap().remove(&job);
+        self.shared.held.lock().unwrap().remove(&job);
     }
 }

@@ -158,7 +158,7 @@ impl Queue for PostgresJournal {
                 // Told as the attempt starts (`Started::cancel`).
                 cancel_told: started.cancel.is_some(),
             };
-            self.shared.running.lock().unwrap().insert(job, lease);
+            self.shared.held.lock().unwrap().insert(job, lease);
         }
         Ok(started)
     }
