@@ -22,7 +22,7 @@ use crate::{
     github::{Caller, GitHub, posted::posted},
     job_log::JobLogs,
     journal::JobId,
-    journal::Journal,
+    journal::PostLog,
     sandbox::{Allowance, Sandbox},
     services::checkout::Checkouts,
     services::locks::Locks,
@@ -36,7 +36,7 @@ pub struct ServiceDeps {
     pub logs: JobLogs,
     pub github: Arc<dyn GitHub>,
     /// Where what jobs post to GitHub is recorded, for the dashboard.
-    pub journal: Arc<dyn Journal>,
+    pub journal: Arc<dyn PostLog>,
     pub checkouts: Checkouts,
     pub webhooks: WebhookClient,
     pub locks: Arc<Locks>,

@@ -172,12 +172,12 @@ impl Switchyard {
         }
         let locks = Arc::new(Locks::new(journal.clone()));
         let workers = Workers::new(WorkerDeps {
-            journal: Arc::clone(&journal),
+            journal: journal.clone(),
             plugins: Arc::clone(&plugins),
             services: Arc::new(ServiceDeps {
                 logs: logs.clone(),
                 github: Arc::clone(&github),
-                journal: Arc::clone(&journal),
+                journal: journal.clone(),
                 checkouts,
                 webhooks: WebhookClient::new(
                     RetryPolicy::from_config(&config.github),

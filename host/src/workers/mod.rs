@@ -46,7 +46,7 @@ use queue::Queue;
 
 use crate::{
     job_log::LogLinks,
-    journal::{JobId, JobState, Journal, JournalError},
+    journal::{self, JobId, JobState, JournalError},
     ops::metrics::Metrics,
     plugins::{Plugins, ServiceDeps},
 };
@@ -57,7 +57,7 @@ const READ_BACK_RETRY: Duration = Duration::from_secs(1);
 
 /// What the workers need from the rest of the host.
 pub struct WorkerDeps {
-    pub journal: Arc<dyn Journal>,
+    pub journal: Arc<dyn journal::Queue>,
     pub plugins: Arc<Plugins>,
     /// Job logs, GitHub, checkouts and locks, shared by every job's host services.
     pub services: Arc<ServiceDeps>,
