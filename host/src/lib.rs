@@ -6,8 +6,8 @@
 pub mod catch_up;
 pub mod config;
 pub mod event;
-pub mod github;
-pub mod http_error;
+pub(crate) mod github;
+pub(crate) mod http_error;
 pub mod ingress;
 pub mod job_log;
 pub mod journal;
@@ -16,8 +16,8 @@ pub mod plugins;
 pub mod sandbox;
 pub mod send;
 pub mod server;
-pub mod services;
-pub mod web;
+pub(crate) mod services;
+pub(crate) mod web;
 pub mod wiring;
 pub mod workers;
 

@@ -45,11 +45,6 @@ impl App {
         }
     }
 
-    /// Installation tokens cached now.
-    pub fn cached_tokens(&self) -> usize {
-        self.tokens.len()
-    }
-
     /// A call to an App endpoint with the App's JWT. When GitHub refuses the JWT for its
     /// times, the clock is corrected from the answer's `Date` and the call made once more.
     pub async fn as_app(
