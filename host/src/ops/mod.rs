@@ -2,8 +2,8 @@
 //! and the operator commands that send them, live reload of the config, and retention.
 
 pub mod commands;
-pub mod endpoints;
-pub mod metrics;
+pub(crate) mod endpoints;
+pub(crate) mod metrics;
 pub mod reload;
 pub mod retention;
 pub mod signed_call;

@@ -2,7 +2,7 @@
 //! and calling a plugin for one job. The host's unsafe code lives in `loader` and `services`.
 
 mod elf;
-pub mod interest;
+pub(crate) mod interest;
 mod loader;
 mod services;
 
