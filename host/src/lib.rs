@@ -1,7 +1,10 @@
-//! Switchyard's host: receives GitHub webhooks, journals each delivery durably, and routes it to
-//! handler plugins loaded from dynamic libraries. Modules follow the path of a delivery:
-//! `ingress` -> `journal` -> `router` -> `workers` -> `plugins`, with `github`, `process` and
-//! `job_log` as the services plugins call back into.
+//! Switchyard's host: receives GitHub webhooks, journals each delivery durably, and hands it to
+//! the handler plugins loaded from dynamic libraries. The modules follow the path of a delivery:
+//! `server` (connections) -> `ingress` (the webhook, and which plugins want it) -> `journal`
+//! (the durable queue) -> `workers` (running the jobs) -> `plugins` (calling them); beside the path,
+//! the services plugins call back into (`services`, `github`, `sandbox`, `job_log`), `web` (the
+//! dashboard), `catch_up` (deliveries GitHub failed to deliver), `ops` (health, metrics, admin
+//! calls, reload, retention), `config`, `send`, and `wiring`, which starts it all.
 
 pub mod catch_up;
 pub mod config;

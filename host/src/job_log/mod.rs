@@ -41,7 +41,7 @@ const SHAPED_MAX: usize = 256;
 impl JobLogs {
     /// Every secret is masked, however short: a short one masks ordinary text too, which is
     /// better than showing it (the host warns about short webhook secrets at start). Each of
-    /// at least [`BASE64_LEAST`] bytes is masked in base64 too (see [`base64_forms`]).
+    /// at least [`BASE64_LEAST`] bytes is masked in base64 too (see `base64_forms`).
     pub fn new(dir: PathBuf, secrets: impl IntoIterator<Item = String>) -> Self {
         let mut secrets: Vec<Vec<u8>> = secrets
             .into_iter()

@@ -158,7 +158,7 @@ impl PageBuilder {
     }
 }
 
-/// An attempt [`Queue::start_attempt`] started.
+/// An attempt [`Queue::start_attempt`](super::Queue::start_attempt) started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
     /// Its number: 1 for the first.
@@ -188,7 +188,7 @@ pub(crate) fn started(number: u32) -> Option<Started> {
     })
 }
 
-/// An attempt whose lease this host lost (see [`Queue::leases_lost`]).
+/// An attempt whose lease this host lost (see [`Queue::leases_lost`](super::Queue::leases_lost)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LostLease {
     pub job: JobId,
@@ -198,7 +198,7 @@ pub struct LostLease {
     pub until: std::time::Instant,
 }
 
-/// What [`Queue::supersede`] did.
+/// What [`Queue::supersede`](super::Queue::supersede) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Supersede {
     /// The job is the latest of its line; `replaced` is the older job asked to cancel (one

@@ -73,7 +73,7 @@ pub struct DeliveryRecord {
     pub jobs: Vec<JobRecord>,
 }
 
-/// Which jobs [`Reads::jobs`] lists; every `Some` narrows it.
+/// Which jobs [`Reads::jobs`](super::Reads::jobs) lists; every `Some` narrows it.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     pub limit: usize,
@@ -165,7 +165,7 @@ pub struct ActionRecord {
     pub outcome: String,
 }
 
-/// Which actions [`AuditTrail::actions`] lists, newest first; every `Some` narrows it.
+/// Which actions [`AuditTrail::actions`](super::AuditTrail::actions) lists, newest first; every `Some` narrows it.
 #[derive(Debug, Clone, Default)]
 pub struct ActionFilter {
     pub limit: usize,
@@ -208,7 +208,7 @@ pub struct PostRecord {
     pub post: GitHubPost,
 }
 
-/// Which posts [`PostLog::posts`] lists, newest first.
+/// Which posts [`PostLog::posts`](super::PostLog::posts) lists, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct PostFilter {
     pub limit: usize,

@@ -9,7 +9,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::journal::JournalError;
 
-/// Settings for [`PostgresJournal::open`], from `[store]`.
+/// Settings for [`PostgresJournal::open`](super::PostgresJournal::open), from `[store]`.
 #[derive(Clone)]
 pub struct PostgresSettings {
     /// The connection URL: a secret (it carries the password). Never logged; see [`mask_url`].
