@@ -367,7 +367,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("  serving: {tls}");
             println!("  store: {store}");
             println!("  sandbox: {}", sandbox.describe());
-            // As the server decides it (app.rs): a root host whose commands are sandboxed.
+            // As the server decides it (wiring): a root host whose commands are sandboxed.
             let mounts = nix::unistd::geteuid().is_root()
                 && config.sandbox.mode != switchyard::config::SandboxMode::None;
             let disks = Disks::start(config.sandbox.disk_reserve_mib, mounts).await;

@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// What serving a log link takes: a substate of the app's (axum's `FromRef`), so this module
-/// needs nothing of the wiring in `app.rs`.
+/// needs nothing of the wiring.
 #[derive(Clone)]
 pub struct LogState {
     pub journal: Arc<dyn Reads>,

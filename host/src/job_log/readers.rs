@@ -1,6 +1,6 @@
 //! Places for streams that follow a log: at most so many at once, and at most so many per
 //! client address, so one client cannot take every place. The log links GitHub shows and the
-//! dashboard's follow streams each have their own (see `app.rs`), so dashboard readers never
+//! dashboard's follow streams each have their own (see `wiring`), so dashboard readers never
 //! starve the links in statuses and check runs.
 
 use std::{

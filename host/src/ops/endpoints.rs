@@ -1,6 +1,6 @@
 //! Operations endpoints: health (`/healthz`, `/readyz`), Prometheus metrics (`/metrics`), the
 //! webhook answer counter, and the admin calls behind `switchyard replay` and `switchyard
-//! plugins`. Admin calls are POSTs signed with the webhook secret, as `admin_call` describes,
+//! plugins`. Admin calls are POSTs signed with the webhook secret, as `signed_call` describes,
 //! so they need no other credential.
 
 use std::sync::Arc;
@@ -183,7 +183,7 @@ impl IntoResponse for Refused {
 }
 
 /// Reads an admin call's body within the ingress bounds, checks its signature (see
-/// `admin_call`) and claims its nonce, then parses it.
+/// `signed_call`) and claims its nonce, then parses it.
 async fn admin_body<T: serde::de::DeserializeOwned>(
     state: &OpsState,
     request: Request,
