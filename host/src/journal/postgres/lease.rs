@@ -14,8 +14,8 @@ use tokio::sync::Notify;
 use switchyard_plugin_api::CancelReason;
 
 use super::{
+    CHANNEL,
     connect::{Tls, connect, pool_error},
-    listen::CHANNEL,
 };
 use crate::journal::{JobId, JournalError, LostLease, cancel_reason};
 

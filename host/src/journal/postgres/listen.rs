@@ -6,14 +6,7 @@ use std::{sync::Arc, time::Duration};
 use futures_util::StreamExt as _;
 use tokio_postgres::NoTls;
 
-use super::{connect::Tls, lease::Shared};
-
-/// The channel workers listen on.
-pub(super) const CHANNEL: &str = "switchyard_queue";
-
-/// The channel that says a running job was asked to cancel: its host renews its leases at
-/// once, which reads the request.
-pub(super) const CANCEL_CHANNEL: &str = "switchyard_cancel";
+use super::{CANCEL_CHANNEL, CHANNEL, connect::Tls, lease::Shared};
 
 /// One connection per host that LISTENs and wakes the workers on each NOTIFY; reconnects after
 /// a pause when the server goes away (polling covers the gap).

@@ -45,9 +45,16 @@ pub use migrations::{migrate_only, schema_version};
 use super::{JobId, JournalError};
 use connect::{connect_pool, pool_error};
 use lease::{Lease, Shared, renew_leases, rescue, rescue_expired};
-use listen::{CANCEL_CHANNEL, CHANNEL, listen};
+use listen::listen;
 use migrations::migrate;
 use rows::{JOB_COLUMNS, job_record, stored_delivery};
+
+/// The channel workers listen on: a NOTIFY on it says the queue changed.
+const CHANNEL: &str = "switchyard_queue";
+
+/// The channel that says a running job was asked to cancel: its host renews its leases at
+/// once, which reads the request.
+const CANCEL_CHANNEL: &str = "switchyard_cancel";
 
 /// Asks a queued or running job ($1) to cancel for a reason ($2, JSON), keeping an earlier one,
 /// and tells the hosts when it is running.
