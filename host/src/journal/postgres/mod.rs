@@ -47,7 +47,6 @@ use connect::{connect_pool, pool_error};
 use lease::{Lease, Shared, renew_leases, rescue, rescue_expired};
 use listen::{CANCEL_CHANNEL, CHANNEL, listen};
 use migrations::migrate;
-use rows::{JOB_COLUMNS, job_record, stored_delivery};
 
 /// Asks a queued or running job ($1) to cancel for a reason ($2, JSON), keeping an earlier one,
 /// and tells the hosts when it is running.
