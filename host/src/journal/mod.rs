@@ -12,6 +12,7 @@ mod jobs;
 mod postgres;
 mod records;
 mod roles;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;

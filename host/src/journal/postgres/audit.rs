@@ -2,8 +2,9 @@
 
 use super::PostgresJournal;
 use crate::event::now_rfc3339;
+use crate::journal::rows::{action_record, post_record};
 use crate::journal::{
-    ActionFilter, ActionRecord, AuditTrail, GitHubPost, JobId, JournalError, NewAction, PostFilter,
+    ActionFilter, ActionRecord, AuditTrail, GitHubPost, JournalError, NewAction, PostFilter,
     PostLog, PostRecord, public_repository,
 };
 
@@ -55,19 +56,7 @@ impl AuditTrail for PostgresJournal {
                 ],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| ActionRecord {
-                id: row.get(0),
-                at: row.get(1),
-                actor: row.get(2),
-                action: row.get(3),
-                delivery: row.get(4),
-                job: row.get::<_, Option<i64>>(5).map(JobId),
-                lock: row.get(6),
-                outcome: row.get(7),
-            })
-            .collect())
+        rows.iter().map(action_record).collect()
     }
 }
 
@@ -123,23 +112,6 @@ impl PostLog for PostgresJournal {
                 ],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| PostRecord {
-                id: row.get(0),
-                at: row.get(1),
-                post: GitHubPost {
-                    job: JobId(row.get(2)),
-                    kind: row.get(3),
-                    repository: row.get(4),
-                    sha: row.get(5),
-                    environment: row.get(6),
-                    deployment: row.get(7),
-                    state: row.get(8),
-                    context: row.get(9),
-                    url: row.get(10),
-                },
-            })
-            .collect())
+        rows.iter().map(post_record).collect()
     }
 }

@@ -47,7 +47,6 @@ use connect::{connect_pool, pool_error};
 use lease::{Lease, Shared, renew_leases, rescue, rescue_expired};
 use listen::listen;
 use migrations::migrate;
-use rows::{JOB_COLUMNS, job_record, stored_delivery};
 
 /// The channel workers listen on: a NOTIFY on it says the queue changed.
 const CHANNEL: &str = "switchyard_queue";

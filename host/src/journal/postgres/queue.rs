@@ -8,10 +8,9 @@ use std::{
 
 use switchyard_plugin_api::CancelReason;
 
-use super::{
-    ASK_TO_CANCEL, CANCEL_CHANNEL, CHANNEL, Lease, PostgresJournal, rescue, stored_delivery,
-};
+use super::{ASK_TO_CANCEL, CANCEL_CHANNEL, CHANNEL, Lease, PostgresJournal, rescue};
 use crate::event::{Delivery, now_rfc3339};
+use crate::journal::rows::pending_job;
 use crate::journal::{
     Appended, AttemptEnd, EndedColumns, JobId, JobState, JournalError, LinkSalt, LostLease,
     PageBuilder, PendingJob, Queue, QueuedPage, Started, Supersede, cancel_reason, unix_millis,
@@ -282,15 +281,7 @@ impl Queue for PostgresJournal {
             .await?;
         let mut page = PageBuilder::new(max_bytes);
         for row in &rows {
-            let delivery = page.delivery(row.get(3), || stored_delivery(row, 3))?;
-            let job = PendingJob {
-                id: JobId(row.get(0)),
-                plugin: row.get(1),
-                attempts: row.get::<_, i32>(2) as u32,
-                interruptions: row.get::<_, i32>(10) as u32,
-                delivery,
-                link_salt: LinkSalt::from_stored(row.get(11)),
-            };
+            let job = pending_job(&mut page, row)?;
             if !page.push(job) {
                 break;
             }

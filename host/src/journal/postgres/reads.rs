@@ -1,7 +1,10 @@
 //! Reading deliveries and jobs back, for the dashboard and the operator commands.
 
-use super::{JOB_COLUMNS, PostgresJournal, job_record, stored_delivery};
+use super::PostgresJournal;
 use crate::event::Delivery;
+use crate::journal::rows::{
+    JOB_COLUMNS, delivery_record, delivery_with_headers, job_record, job_row,
+};
 use crate::journal::{
     DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, Reads,
     RecentFilter, Visibility, public_repository,
@@ -37,15 +40,9 @@ impl Reads for PostgresJournal {
                 &[&id],
             )
             .await?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        let mut delivery = stored_delivery(row, 0)?;
-        let headers: Option<String> = row.get(7);
-        delivery.headers = headers
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
-        Ok(Some(delivery))
+        rows.first()
+            .map(|row| delivery_with_headers(row, 0))
+            .transpose()
     }
 
     async fn recent(&self, filter: RecentFilter) -> Result<Vec<DeliveryRecord>, JournalError> {
@@ -75,19 +72,10 @@ impl Reads for PostgresJournal {
             )
             .await?;
         let mut deliveries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.get(1);
-            let jobs = self.jobs_of(&id).await?;
-            deliveries.push(DeliveryRecord {
-                seq: row.get(0),
-                sender: row.get(6),
-                id,
-                event: row.get(2),
-                action: row.get(3),
-                repository: row.get(4),
-                received_at: row.get(5),
-                jobs,
-            });
+        for row in &rows {
+            let mut delivery = delivery_record(row)?;
+            delivery.jobs = self.jobs_of(&delivery.id).await?;
+            deliveries.push(delivery);
         }
         Ok(deliveries)
     }
@@ -97,10 +85,7 @@ impl Reads for PostgresJournal {
         let rows = self
             .query(
                 &format!(
-                    "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
-                        d.event, d.action, d.repository, d.sender, j.created_at, j.started_at,
-                        j.finished_at, j.link_salt
-                 FROM jobs j JOIN deliveries d ON d.seq = j.delivery
+                    "{JOB_COLUMNS}
                  WHERE ($1::bigint IS NULL OR j.id = $1)
                    AND ($2::text IS NULL OR j.state = $2)
                    AND ($3::text IS NULL OR j.plugin = $3)
@@ -121,20 +106,7 @@ impl Reads for PostgresJournal {
                 ],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobRow {
-                    job: job_record(row)?,
-                    event: row.get(7),
-                    action: row.get(8),
-                    repository: row.get(9),
-                    sender: row.get(10),
-                    created_at: row.get(11),
-                    started_at: row.get(12),
-                    finished_at: row.get(13),
-                })
-            })
-            .collect()
+        rows.iter().map(job_row).collect()
     }
 
     async fn job_counts(

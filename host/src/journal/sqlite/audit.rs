@@ -4,8 +4,9 @@ use rusqlite::params;
 
 use super::{SEQ_OF_ID, SqliteJournal};
 use crate::event::now_rfc3339;
+use crate::journal::rows::{action_record, post_record};
 use crate::journal::{
-    ActionFilter, ActionRecord, AuditTrail, GitHubPost, JobId, JournalError, NewAction, PostFilter,
+    ActionFilter, ActionRecord, AuditTrail, GitHubPost, JournalError, NewAction, PostFilter,
     PostLog, PostRecord, public_repository,
 };
 
@@ -57,18 +58,7 @@ impl AuditTrail for SqliteJournal {
                     filter.limit as i64,
                     filter.visibility.public_only(),
                 ],
-                |row| {
-                    Ok(ActionRecord {
-                        id: row.get(0)?,
-                        at: row.get(1)?,
-                        actor: row.get(2)?,
-                        action: row.get(3)?,
-                        delivery: row.get(4)?,
-                        job: row.get::<_, Option<i64>>(5)?.map(JobId),
-                        lock: row.get(6)?,
-                        outcome: row.get(7)?,
-                    })
-                },
+                |row| action_record(row),
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -128,23 +118,7 @@ impl PostLog for SqliteJournal {
                     filter.limit as i64,
                     filter.visibility.public_only(),
                 ],
-                |row| {
-                    Ok(PostRecord {
-                        id: row.get(0)?,
-                        at: row.get(1)?,
-                        post: GitHubPost {
-                            job: JobId(row.get(2)?),
-                            kind: row.get(3)?,
-                            repository: row.get(4)?,
-                            sha: row.get(5)?,
-                            environment: row.get(6)?,
-                            deployment: row.get(7)?,
-                            state: row.get(8)?,
-                            context: row.get(9)?,
-                            url: row.get(10)?,
-                        },
-                    })
-                },
+                |row| post_record(row),
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })

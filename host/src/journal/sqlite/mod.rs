@@ -17,7 +17,6 @@ use super::{JobId, JournalError, LinkSalt};
 use crate::event::Delivery;
 use delivery_ids::SEQ_OF_ID;
 use migrations::migrate;
-use rows::{JOB_COLUMNS, job_record, stored_delivery};
 use writer::Writer;
 
 mod audit;

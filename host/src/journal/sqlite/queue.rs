@@ -7,8 +7,9 @@ use rusqlite::{OptionalExtension, params};
 
 use switchyard_plugin_api::CancelReason;
 
-use super::{ASK_TO_CANCEL, SqliteJournal, all_or_nothing, insert_delivery, stored_delivery};
+use super::{ASK_TO_CANCEL, SqliteJournal, all_or_nothing, insert_delivery};
 use crate::event::{Delivery, now_rfc3339};
+use crate::journal::rows::pending_job;
 use crate::journal::{
     Appended, AttemptEnd, EndedColumns, JobId, JobState, JournalError, LinkSalt, PageBuilder,
     PendingJob, Queue, QueuedPage, Started, Supersede, cancel_reason, unix_millis,
@@ -202,17 +203,7 @@ impl Queue for SqliteJournal {
                 let mut rows =
                     statement.query(params![from.0, limit as i64, unix_millis() as i64])?;
                 while let Some(row) = rows.next()? {
-                    let delivery_id: String = row.get(3)?;
-                    let delivery =
-                        page.delivery(delivery_id.clone(), || stored_delivery(&delivery_id, row))?;
-                    let job = PendingJob {
-                        id: JobId(row.get(0)?),
-                        plugin: row.get(1)?,
-                        attempts: row.get(2)?,
-                        interruptions: row.get(10)?,
-                        delivery,
-                        link_salt: LinkSalt::from_stored(row.get(11)?),
-                    };
+                    let job = pending_job(&mut page, row)?;
                     if !page.push(job) {
                         break;
                     }

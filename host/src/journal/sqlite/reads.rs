@@ -2,8 +2,11 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{JOB_COLUMNS, SEQ_OF_ID, SqliteJournal, job_record, stored_delivery};
+use super::{SEQ_OF_ID, SqliteJournal};
 use crate::event::Delivery;
+use crate::journal::rows::{
+    JOB_COLUMNS, delivery_record, delivery_with_headers, job_record, job_row,
+};
 use crate::journal::{
     DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, Reads,
     RecentFilter, Visibility, public_repository,
@@ -13,11 +16,9 @@ use crate::journal::{
 impl Reads for SqliteJournal {
     async fn job(&self, job: JobId) -> Result<JobRecord, JournalError> {
         self.read(move |conn| {
-            conn.query_row(
-                &format!("{JOB_COLUMNS} WHERE j.id = ?1"),
-                [job.0],
-                job_record,
-            )
+            conn.query_row(&format!("{JOB_COLUMNS} WHERE j.id = ?1"), [job.0], |row| {
+                job_record(row)
+            })
             .optional()?
             .ok_or(JournalError::NoSuchJob(job))
         })
@@ -31,7 +32,7 @@ impl Reads for SqliteJournal {
                 "{JOB_COLUMNS} WHERE d.seq = {SEQ_OF_ID} ORDER BY j.id"
             ))?;
             let jobs = statement
-                .query_map([delivery], job_record)?
+                .query_map([delivery], |row| job_record(row))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(jobs)
         })
@@ -41,27 +42,17 @@ impl Reads for SqliteJournal {
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, JournalError> {
         let id = id.to_owned();
         self.read(move |conn| {
-            // Columns laid out as `stored_delivery` reads them (3..=9).
-            let row = conn
+            Ok(conn
                 .query_row(
                     &format!(
-                        "SELECT NULL, NULL, NULL, id, event, action, repository, received_at,
-                                payload, sender, headers
+                        "SELECT id, event, action, repository, received_at, payload, sender,
+                                headers
                          FROM deliveries WHERE seq = {SEQ_OF_ID}"
                     ),
                     [&id],
-                    |row| {
-                        let headers: Option<String> = row.get(10)?;
-                        Ok(stored_delivery(&id, row).map(|mut delivery| {
-                            delivery.headers = headers
-                                .and_then(|text| serde_json::from_str(&text).ok())
-                                .unwrap_or_default();
-                            delivery
-                        }))
-                    },
+                    |row| delivery_with_headers(row, 0),
                 )
-                .optional()?;
-            row.transpose()
+                .optional()?)
         })
         .await
     }
@@ -91,24 +82,13 @@ impl Reads for SqliteJournal {
                     filter.id,
                     filter.visibility.public_only(),
                 ],
-                |row| {
-                    Ok(DeliveryRecord {
-                        seq: row.get(0)?,
-                        sender: row.get(6)?,
-                        id: row.get(1)?,
-                        event: row.get(2)?,
-                        action: row.get(3)?,
-                        repository: row.get(4)?,
-                        received_at: row.get(5)?,
-                        jobs: Vec::new(),
-                    })
-                },
+                |row| delivery_record(row),
             )?;
             let mut deliveries = rows.collect::<Result<Vec<_>, _>>()?;
             let mut jobs = conn.prepare_cached(&format!("{JOB_COLUMNS} WHERE j.delivery = ?1 ORDER BY j.id"))?;
             for delivery in &mut deliveries {
                 delivery.jobs = jobs
-                    .query_map([delivery.seq], job_record)?
+                    .query_map([delivery.seq], |row| job_record(row))?
                     .collect::<Result<Vec<_>, _>>()?;
             }
             Ok(deliveries)
@@ -139,18 +119,7 @@ impl Reads for SqliteJournal {
                     filter.limit as i64,
                     filter.visibility.public_only(),
                 ],
-                |row| {
-                    Ok(JobRow {
-                        job: job_record(row)?,
-                        event: row.get(7)?,
-                        action: row.get(8)?,
-                        repository: row.get(9)?,
-                        sender: row.get(10)?,
-                        created_at: row.get(11)?,
-                        started_at: row.get(12)?,
-                        finished_at: row.get(13)?,
-                    })
-                },
+                |row| job_row(row),
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
