@@ -1,12 +1,12 @@
 //! The host's wiring: start-up (secrets, journal, plugins, workers, recovery of unfinished
 //! jobs), serving until a shutdown signal, and the graceful stop. `routes` is the HTTP
-//! interface it serves, `secrets` what it reads from the environment.
+//! interface it serves, `credentials` what it reads from files and the environment.
 
+mod credentials;
 mod routes;
-mod secrets;
 
+pub use credentials::{Secrets, github_app_key, store_target, webhook_secret};
 pub use routes::{HostState, routes};
-pub use secrets::{Secrets, github_app_key, store_target, webhook_secret};
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
