@@ -429,8 +429,9 @@ impl Switchyard {
         let mounts = nix::unistd::geteuid().is_root()
             && config.sandbox.mode != crate::config::SandboxMode::None;
         let disks = Disks::start(config.sandbox.disk_reserve_mib, mounts).await;
-        let checkouts =
-            Checkouts::new(store_dir.join("workspaces"), &config.github.api_url).with_disks(disks);
+        let checkouts = Checkouts::new(store_dir.join("workspaces"), &config.github.api_url)
+            .with_disks(disks)
+            .protecting(config.host_folders());
         // Left by a crash; no job runs yet, and the jobs they belonged to check out again.
         checkouts.clean_all().await;
         // Plugins' secrets too (chat URLs, routing keys), in case a plugin echoes one.

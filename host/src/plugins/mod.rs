@@ -15,7 +15,8 @@ use std::{
 };
 
 use switchyard_plugin_api::{
-    GitHubApp, Outcome, Permissions, PluginConfig, PluginError, Subscription, wire::CallResult,
+    GitHubApp, Outcome, Permissions, PluginConfig, PluginError, Subscription, template_url,
+    wire::CallResult,
 };
 
 pub use loader::{LoadError, PluginInfo};
@@ -160,7 +161,12 @@ impl PluginSet {
                     subscriptions: entry.events.clone().unwrap_or(own),
                     repositories: entry.repositories.clone(),
                 },
-                allowance: Arc::new(Allowance::of(entry, &config.sandbox)),
+                allowance: Arc::new(Allowance {
+                    clone_url: plugin_config.settings["clone_url"]
+                        .as_str()
+                        .map(|template| template_url(&plugin_config, template.to_owned())),
+                    ..Allowance::of(entry, &config.sandbox)
+                }),
                 entry: entry.clone(),
                 info: library.info.clone(),
                 library: stamp.unwrap_or_default(),
