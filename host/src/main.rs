@@ -373,6 +373,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 "  catch-up: {}",
                 switchyard::catch_up::describe_settings(&config)
             );
+            if config.dashboard.enabled {
+                let sign_in = match switchyard::web::load_tokens(&config) {
+                    Ok(tokens) => {
+                        let names: Vec<&str> =
+                            tokens.iter().map(|(name, _)| name.as_str()).collect();
+                        format!("sign-in tokens for {}", names.join(", "))
+                    }
+                    Err(hint) => format!("no sign-in yet: {hint}"),
+                };
+                println!("  dashboard: {sign_in}");
+            }
             let app = config.github.auth == switchyard::config::GitHubAuth::App;
             for plugin in plugins.iter() {
                 let events: Vec<String> = plugin
