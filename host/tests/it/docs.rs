@@ -577,8 +577,11 @@ fn relative(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
-/// The port the shipped `config.toml` listens on, which the try-out's commands use as written.
+/// The port the shipped `config.toml` listens on, which the documented commands use as written.
 const SHIPPED_PORT: u16 = 9393;
+
+/// Held by each test that serves on [`SHIPPED_PORT`], one at a time.
+static SHIPPED_PORT_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// docs/writing-plugins.md's "Try a plugin locally", its commands run as written in a switchyard
 /// checkout laid out as the section says (the plugin in `../my-deploy`, the repository in
@@ -597,6 +600,7 @@ async fn the_local_try_out_runs_as_written_as_root_and_as_a_user() {
             .unwrap_or_else(|| panic!("no {language} block #{index} in the try-out: {blocks:?}"))
     };
     let (entry, serve, send) = (pick("toml", 0), pick("sh", 0), pick("sh", 1));
+    let _port = SHIPPED_PORT_IN_USE.lock().await;
     let users: &[Option<u32>] = match nix::unistd::geteuid().is_root() {
         true => &[None, Some(NOBODY)],
         false => {
@@ -776,4 +780,73 @@ impl Drop for ServerGroup {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.0.wait();
     }
+}
+
+/// docs/dashboard.md's start command, run as written in a checkout with the shipped config: the
+/// host starts (the command sets the webhook secret), and the token it prints signs in.
+#[tokio::test]
+async fn the_dashboard_start_command_runs_and_its_printed_token_signs_in() {
+    let page = std::fs::read_to_string(workspace().join("docs/dashboard.md")).unwrap();
+    let blocks = section_blocks(&page, "## Access and tokens");
+    let (_, start) = blocks
+        .iter()
+        .find(|(language, text)| language == "sh" && text.contains("serve"))
+        .expect("a start command in \"Access and tokens\"");
+    let _port = SHIPPED_PORT_IN_USE.lock().await;
+    let _event_log = crate::support::library("switchyard-event-log");
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("switchyard");
+    std::fs::create_dir_all(checkout.join("target/release")).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_switchyard"),
+        checkout.join("target/release/switchyard"),
+    )
+    .unwrap();
+    std::fs::copy(
+        workspace().join("config.toml"),
+        checkout.join("config.toml"),
+    )
+    .unwrap();
+    let printed = dir.path().join("start.out");
+    let mut command = Command::new("bash");
+    command
+        .args(["-c", start])
+        .current_dir(&checkout)
+        .env_remove("SWITCHYARD_WEBHOOK_SECRET")
+        .env_remove("SWITCHYARD_DASHBOARD_TOKENS")
+        .env_remove("SWITCHYARD_CONFIG")
+        .stdout(std::fs::File::create(&printed).unwrap())
+        .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let server = ServerGroup(command.spawn().unwrap());
+    crate::support::net::wait_until_listening(SHIPPED_PORT).await;
+    let said = std::fs::read_to_string(&printed).unwrap();
+    let token = said
+        .split_once(" with the token ")
+        .map(|(_, token)| token.trim().to_owned())
+        .unwrap_or_else(|| panic!("no token printed: {said}"));
+    assert_eq!(token.len(), 48, "{said}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sign_in = |token: String| {
+        http.post(format!("http://127.0.0.1:{SHIPPED_PORT}/dashboard/sign-in"))
+            .header("origin", format!("http://127.0.0.1:{SHIPPED_PORT}"))
+            .form(&[("token", token), ("next", "/dashboard".to_owned())])
+            .send()
+    };
+    let answer = sign_in(token.clone()).await.unwrap();
+    let cookie = answer
+        .headers()
+        .get("set-cookie")
+        .map(|value| value.to_str().unwrap().to_owned());
+    assert!(
+        cookie.is_some_and(|cookie| cookie.starts_with("switchyard_session=alice.")),
+        "{:?}",
+        answer
+    );
+    let wrong = sign_in(token.chars().rev().collect()).await.unwrap();
+    assert!(wrong.headers().get("set-cookie").is_none());
+    drop(server);
 }
