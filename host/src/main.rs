@@ -353,7 +353,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     format!("postgres, {target}, schema version {found} ({state})")
                 }
             };
-            let plugins = PluginSet::load(&config)?;
+            let plugins = PluginSet::check(&config)?;
             // Tries a sandboxed command, as the server does at start.
             let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
             println!("{}: ok", config.file.display());

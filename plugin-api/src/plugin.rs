@@ -85,6 +85,10 @@ pub struct PluginConfig {
     /// them.
     #[serde(default)]
     pub github_app: Option<GitHubApp>,
+    /// True when the host only checks the config (`switchyard check`): read and validate the
+    /// settings, but create nothing on disk (no folders, no files) and start nothing.
+    #[serde(default)]
+    pub check_only: bool,
 }
 
 /// The GitHub App the host acts as, as `[github]` names it: by id or by client id.

@@ -138,6 +138,7 @@ mod tests {
             config_dir: PathBuf::from("/etc/switchyard"),
             worker_threads: 1,
             github_app: None,
+            check_only: false,
         }
     }
 
