@@ -237,11 +237,15 @@ impl Secrets {
                 None => secret_from_env(&config.github.token_env),
             }
             .filter(|token| !token.is_empty());
+        // The stand-in takes any token; it is only ever sent there, on loopback.
+        let github_token = match config.github.stand_in {
+            true => Some("stand-in-token".to_owned()),
+            false => github_token,
+        };
         if github_token.is_none() {
             tracing::warn!(
-                variable = %config.github.token_env,
-                "no GitHub token: {} is not set, so jobs that call GitHub will fail",
-                config.github.token_env
+                "no GitHub token: {}; until then jobs that call GitHub fail",
+                config.missing_github_token()
             );
         }
         Ok(Self {
@@ -680,15 +684,9 @@ pub async fn serve(mut config: Config, github_stand_in: bool) -> Result<(), Star
             url = %stand_in.url,
             "GitHub stand-in: plugins' GitHub calls are answered locally and printed; nothing reaches GitHub"
         );
-        config.github.api_url = stand_in.url.clone();
-        // The stand-in mints no App tokens: plugins' calls go to it with a stand-in token.
-        config.github.auth = GitHubAuth::Token;
+        config.github.use_stand_in(stand_in.url.clone());
     }
-    let mut secrets = Secrets::from_env(&config)?;
-    if stand_in.is_some() {
-        // Only ever sent to the stand-in on loopback.
-        secrets.github_token = Some("stand-in-token".to_owned());
-    }
+    let secrets = Secrets::from_env(&config)?;
     let mut host = Switchyard::start(config, secrets).await?;
     host.hangups = hangups;
     let listener = TcpListener::bind(addr)

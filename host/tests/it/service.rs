@@ -93,6 +93,12 @@ fn install_lays_out_a_host_that_finds_its_plugins_and_credentials() {
         printed.contains("event-log (switchyard-event-log 0.1.0)"),
         "{printed}"
     );
+    // The empty token file is what is named, not a variable the config does not read.
+    assert!(
+        printed.contains("github-token ([github] token_file) is empty: put a token in it"),
+        "{printed}"
+    );
+    assert!(!printed.contains("GITHUB_TOKEN"), "{printed}");
     assert!(
         printed.contains("dashboard: sign-in tokens for admin"),
         "the dashboard's tokens come from the credential: {printed}"

@@ -36,15 +36,20 @@ async fn a_deploy_goes_through_against_the_stand_in_without_a_token() {
     )
     .unwrap();
     let printed = dir.path().join("stdout");
+    let logged = dir.path().join("stderr");
     let server = Server(
         command(&config, &["serve", "--github-stand-in"], SECRET_VARIABLE)
             .env_remove("GITHUB_TOKEN")
             .stdout(std::fs::File::create(&printed).unwrap())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&logged).unwrap())
             .spawn()
             .unwrap(),
     );
     wait_until_listening(port).await;
+    // The stand-in needs no token: nothing says jobs calling GitHub will fail.
+    let log = std::fs::read_to_string(&logged).unwrap();
+    assert!(log.contains("GitHub stand-in"), "{log}");
+    assert!(!log.contains("no GitHub token"), "{log}");
 
     let clone_url = origin.clone_url();
     let sent = command(
@@ -102,5 +107,20 @@ async fn a_deploy_goes_through_against_the_stand_in_without_a_token() {
 
     let log = reqwest::get(&link).await.unwrap().text().await.unwrap();
     assert!(log.contains(&format!("deploying {sha}")), "{log}");
+
+    // An edit that changes nothing the host reads at start: the reload says so, and does not
+    // take the stand-in's address for a change of [github] api_url.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("# tried out\n{text}")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = std::fs::read_to_string(&logged).unwrap();
+        if log.contains("config reloaded") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no reload: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!log.contains("changed: restart switchyard"), "{log}");
     drop(server);
 }
