@@ -93,6 +93,17 @@ impl Checkouts {
         if !clone_url.starts_with("file://") || named.as_deref() != Some(clone_url) {
             return Ok(None);
         }
+        // The event's name fills the template's placeholders: it must not climb out of the
+        // folder the operator named.
+        let repository = repository.unwrap_or_default();
+        if repository
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(HostError::InvalidRequest(format!(
+                "the repository name {repository:?} cannot name a local folder"
+            )));
+        }
         let path = reqwest::Url::parse(clone_url)
             .ok()
             .and_then(|url| url.to_file_path().ok())
@@ -547,6 +558,16 @@ mod tests {
                 "{error}"
             );
         }
+        let climbing = format!("file://{}/app/{{full_name}}", real.display());
+        let error = checkouts
+            .local_origin(
+                &expand_clone_url(&climbing, "../store"),
+                Some(&climbing),
+                Some("../store"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cannot name a local folder"), "{error}");
         let missing = format!("file://{}/{{repo}}", real.display());
         let error = checkouts
             .local_origin(

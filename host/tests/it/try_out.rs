@@ -1,11 +1,9 @@
 //! Trying a deploy plugin on one's own machine, as docs/writing-plugins.md walks through: the
 //! server with `--github-stand-in`, no token, GitHub's example `deployment` payload changed with
-//! `--set` to point at a local repository, and the plugin's GitHub calls printed.
+//! `--set` to point at a local repository, and the plugin's GitHub calls printed; and the test
+//! kit getting the host by itself for a plugin's tests out of tree.
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use crate::support::{
     Origin, binds, library,
