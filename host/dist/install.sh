@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs a release build: the binary, the plugin libraries, the systemd unit, and a config
-# (only where there is none yet). Run from the repository after
+# Installs a release build: the binary, the plugin libraries, the systemd unit, and the
+# service's config host/dist/config.toml (only where there is none yet). Run from the repository after
 # `cargo build --release --workspace`, as root:
 #
 #   sh host/dist/install.sh            # into /
@@ -8,7 +8,7 @@
 #
 # Layout:  /usr/local/bin/switchyard
 #          /usr/local/lib/switchyard/plugins/lib*.so   (found beside the binary's ../lib)
-#          /etc/switchyard/config.toml                 (the shipped one, store in /var/lib)
+#          /etc/switchyard/config.toml                 (host/dist/config.toml, store in /var/lib)
 #          /etc/systemd/system/switchyard.service
 #          /var/lib/switchyard                         (journal, logs, workspaces)
 set -eu
@@ -31,11 +31,7 @@ for plugin in "$release"/libswitchyard_*.so; do
 done
 install -m 0644 host/dist/switchyard.service "$root/etc/systemd/system/switchyard.service"
 if [ ! -e "$root/etc/switchyard/config.toml" ]; then
-    # The shipped config, with the store and secrets where the unit puts them.
-    sed -e 's|^path = "data/switchyard.db".*|path = "/var/lib/switchyard/switchyard.db"|' \
-        -e 's|^path = "data/events.jsonl"|path = "/var/lib/switchyard/events.jsonl"|' \
-        -e 's|^secret_env = .*|secret_file = "$CREDENTIALS_DIRECTORY/webhook-secret"|' \
-        -e 's|^token_env = .*|token_file = "$CREDENTIALS_DIRECTORY/github-token"|' \
-        config.toml > "$root/etc/switchyard/config.toml"
+    # The service's own config (never the checkout's config.toml, which is for trying it out).
+    install -m 0644 host/dist/config.toml "$root/etc/switchyard/config.toml"
 fi
 echo "installed into ${root:-/}; next: docs/operations.md, \"Run as a service\""

@@ -20,7 +20,7 @@ pub mod sandbox;
 pub mod send;
 pub mod server;
 pub(crate) mod services;
-pub(crate) mod web;
+pub mod web;
 pub mod wiring;
 pub mod workers;
 

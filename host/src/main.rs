@@ -360,7 +360,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     format!("postgres, {target}, schema version {found} ({state})")
                 }
             };
-            let plugins = PluginSet::load(&config)?;
+            let plugins = PluginSet::check(&config)?;
             // Tries a sandboxed command, as the server does at start.
             let sandbox = Sandbox::start(&config.sandbox, config.secret_files()).await?;
             println!("{}: ok", config.file.display());
@@ -380,6 +380,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 "  catch-up: {}",
                 switchyard::catch_up::describe_settings(&config)
             );
+            if config.dashboard.enabled {
+                let sign_in = match switchyard::web::load_tokens(&config) {
+                    Ok(tokens) => {
+                        let names: Vec<&str> =
+                            tokens.iter().map(|(name, _)| name.as_str()).collect();
+                        format!("sign-in tokens for {}", names.join(", "))
+                    }
+                    Err(hint) => format!("no sign-in yet: {hint}"),
+                };
+                println!("  dashboard: {sign_in}");
+            }
             let app = config.github.auth == switchyard::config::GitHubAuth::App;
             for plugin in plugins.iter() {
                 let events: Vec<String> = plugin

@@ -105,7 +105,7 @@ pub use permissions::{Access, Permissions};
 pub use plugin::{
     GitHubApp, Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError,
 };
-pub use source::Source;
+pub use source::{Source, expand_clone_url, template_url};
 
 /// Everything a plugin needs, in one `use`.
 pub mod prelude {

@@ -85,6 +85,10 @@ pub struct PluginConfig {
     /// them.
     #[serde(default)]
     pub github_app: Option<GitHubApp>,
+    /// True when the host only checks the config (`switchyard check`): read and validate the
+    /// settings, but create nothing on disk (no folders, no files) and start nothing.
+    #[serde(default)]
+    pub check_only: bool,
 }
 
 /// The GitHub App the host acts as, as `[github]` names it: by id or by client id.
@@ -183,8 +187,10 @@ impl PluginConfig {
     pub fn secret_from_env(&self, variable: &str) -> Result<String, PluginError> {
         match std::env::var(variable) {
             Ok(value) if !value.is_empty() => Ok(value),
+            // The host's environment is the one it started with: a variable exported later
+            // reaches it only through a restart, never a live reload.
             _ => Err(PluginError::fatal(format!(
-                "environment variable {variable} is not set"
+                "environment variable {variable} is not set in the host's environment, which it reads once, at start: export it and restart switchyard (a config reload cannot add it), or read the secret from a file (a `*_file` setting)"
             ))),
         }
     }

@@ -1,6 +1,10 @@
 //! Where a job's code comes from: the checkout rules the CI runner and the deployer share, and
 //! that users' own plugins can reuse. Read from three settings: `clone_url` (a template),
 //! `checkout` and `workdir`.
+//!
+//! A template that is a local path (`../app`, no `scheme:`) is made a `file://` URL relative to
+//! the config's folder. The host binds a `file://` repository the template names into the
+//! checkout's sandbox by itself (read-only), which it never does for a URL from a payload.
 
 use std::path::PathBuf;
 
@@ -34,6 +38,7 @@ impl Source {
                 PluginError::fatal(format!("settings.clone_url {template:?}: {problem}"))
             })?;
         }
+        let clone_url = clone_url.map(|template| template_url(config, template));
         match (checkout, workdir) {
             (true, _) => Ok(Self::Checkout { clone_url }),
             (false, Some(dir)) => Ok(Self::Workdir(config.resolve_path(dir))),
@@ -49,7 +54,7 @@ impl Source {
             return Ok(None);
         };
         match clone_url {
-            Some(template) => Ok(Some(expand(template, &repo.full_name))),
+            Some(template) => Ok(Some(expand_clone_url(template, &repo.full_name))),
             None => repo.clone_url.clone().map(Some).ok_or_else(|| {
                 HostError::InvalidRequest(format!(
                     "the payload gives no clone_url for {}; set settings.clone_url",
@@ -92,7 +97,20 @@ fn check_template(template: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn expand(template: &str, full_name: &str) -> String {
+/// A `clone_url` template as a URL: a local path (no `scheme:`) becomes a `file://` URL,
+/// relative to the config's folder; anything else is kept as written.
+pub fn template_url(config: &PluginConfig, template: String) -> String {
+    if template.contains(':') {
+        return template;
+    }
+    let path = config.resolve_path(template);
+    // A config given as `--config config.toml` has the folder `.`; a URL's path is absolute.
+    let path = std::path::absolute(&path).unwrap_or(path);
+    format!("file://{}", path.display())
+}
+
+/// The URL a `clone_url` template names for the repository `full_name` (`owner/repo`).
+pub fn expand_clone_url(template: &str, full_name: &str) -> String {
     let (owner, repo) = full_name.split_once('/').unwrap_or(("", full_name));
     template
         .replace("{full_name}", full_name)
@@ -120,6 +138,7 @@ mod tests {
             config_dir: PathBuf::from("/etc/switchyard"),
             worker_threads: 1,
             github_app: None,
+            check_only: false,
         }
     }
 
@@ -136,6 +155,28 @@ mod tests {
             source.clone_url(&repo(None)).unwrap().as_deref(),
             Some("file:///srv/octo/hello.git#octo/hello")
         );
+    }
+
+    #[test]
+    fn a_template_that_is_a_path_is_a_file_url_from_the_config_folder() {
+        let cases = [
+            ("../repos/{repo}", "file:///etc/switchyard/../repos/hello"),
+            ("/srv/{full_name}", "file:///srv/octo/hello"),
+            ("file:///srv/{repo}", "file:///srv/hello"),
+            (
+                "git@github.com:{full_name}.git",
+                "git@github.com:octo/hello.git",
+            ),
+        ];
+        for (template, expected) in cases {
+            let source =
+                Source::from_settings(&config(), Some(template.into()), true, None).unwrap();
+            assert_eq!(
+                source.clone_url(&repo(None)).unwrap().as_deref(),
+                Some(expected),
+                "{template}"
+            );
+        }
     }
 
     #[test]

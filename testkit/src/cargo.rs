@@ -20,7 +20,10 @@ pub const SWITCHYARD_BIN: &str = "SWITCHYARD_BIN";
 /// 2. when the test's workspace has the `switchyard` package (as Switchyard's own does),
 ///    `cargo build -p switchyard --bin switchyard` there, once per test process, so it is
 ///    never stale;
-/// 3. `switchyard` beside the test executable in the cargo target folder (`target/debug/`).
+/// 3. else the host of the Switchyard checkout this kit comes from (the folder above the kit's
+///    own, a path dependency's or cargo's checkout of a git one), built once per test process
+///    into the test's own target folder: the same commit as the kit, with nothing to set;
+/// 4. `switchyard` beside the test executable in the cargo target folder (`target/debug/`).
 ///
 /// # Panics
 /// When none of these gives a binary, saying how to get one.
@@ -44,8 +47,20 @@ fn find_switchyard_bin() -> Result<PathBuf, String> {
             ))
         };
     }
-    if workspace_has_switchyard() {
-        let artifacts = cargo_build(&["-p", "switchyard", "--bin", "switchyard"]);
+    let metadata = workspace_metadata();
+    let host = ["-p", "switchyard", "--bin", "switchyard"];
+    let built = if has_switchyard(&metadata) {
+        Some(cargo_build(&host, &package_dir(), None))
+    } else if let Some(checkout) = kit_checkout() {
+        let manifest = checkout.join("Cargo.toml");
+        let manifest = manifest.to_string_lossy();
+        let target = metadata["target_directory"].as_str().map(PathBuf::from);
+        let args = [&["--manifest-path", manifest.as_ref()][..], &host[..]].concat();
+        Some(cargo_build(&args, &package_dir(), target.as_deref()))
+    } else {
+        None
+    };
+    if let Some(artifacts) = built {
         return artifacts
             .iter()
             .filter(|a| a["target"]["name"] == "switchyard")
@@ -72,6 +87,15 @@ fn find_switchyard_bin() -> Result<PathBuf, String> {
     })
 }
 
+/// The Switchyard checkout this kit was compiled from, when it holds the host: the kit's own
+/// folder is `testkit/` in it.
+fn kit_checkout() -> Option<PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    root.join("host/Cargo.toml")
+        .is_file()
+        .then(|| root.to_owned())
+}
+
 /// The path of a cdylib `package` of the test's workspace (your plugin), built with
 /// `cargo build -p PACKAGE --lib` once per test process, in the dev profile, so it matches the
 /// sources under test.
@@ -86,7 +110,7 @@ pub fn cdylib_path(package: &str) -> PathBuf {
     if let Some(path) = built.get(package) {
         return path.clone();
     }
-    let artifacts = cargo_build(&["-p", package, "--lib"]);
+    let artifacts = cargo_build(&["-p", package, "--lib"], &package_dir(), None);
     // The package's own library comes last: its dependencies are built before it.
     let path = artifacts
         .iter()
@@ -141,16 +165,20 @@ fn package_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn workspace_has_switchyard() -> bool {
+/// `cargo metadata` of the test's workspace (`null` when cargo cannot tell).
+fn workspace_metadata() -> Value {
     let output = cargo()
         .args(["metadata", "--no-deps", "--format-version", "1", "--quiet"])
         .current_dir(package_dir())
         .stderr(Stdio::null())
         .output();
     let Some(output) = output.ok().filter(|o| o.status.success()) else {
-        return false;
+        return Value::Null;
     };
-    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    serde_json::from_slice(&output.stdout).unwrap_or_default()
+}
+
+fn has_switchyard(metadata: &Value) -> bool {
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
     packages.iter().any(|p| {
         p["name"] == "switchyard"
@@ -165,15 +193,22 @@ fn workspace_has_switchyard() -> bool {
     })
 }
 
-/// Runs `cargo build ARGS` in the test's workspace; returns its compiler-artifact messages.
-/// Compiler errors go to the test's stderr.
-fn cargo_build(args: &[&str]) -> Vec<Value> {
-    let dir = package_dir();
-    let output = cargo()
+/// Runs `cargo build ARGS` in `dir`, into `target` when given; returns its compiler-artifact
+/// messages. Compiler errors go to the test's stderr.
+fn cargo_build(
+    args: &[&str],
+    dir: &std::path::Path,
+    target: Option<&std::path::Path>,
+) -> Vec<Value> {
+    let mut command = cargo();
+    if let Some(target) = target {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let output = command
         .arg("build")
         .args(args)
         .args(["--quiet", "--message-format=json-render-diagnostics"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cannot run cargo in {}: {e}", dir.display()));

@@ -42,6 +42,10 @@ pub struct GitHubConfig {
     pub max_answer_mib: u64,
     /// Seconds a call may take, its answer read whole; a call that takes longer is retried.
     pub timeout_secs: u64,
+    /// Set by `serve --github-stand-in`, never by the file: `api_url` is the stand-in's, which
+    /// needs no token, and a reload keeps it so.
+    #[serde(skip)]
+    pub stand_in: bool,
 }
 
 impl Default for GitHubConfig {
@@ -61,11 +65,20 @@ impl Default for GitHubConfig {
             max_wait_secs: 60,
             max_answer_mib: 32,
             timeout_secs: 60,
+            stand_in: false,
         }
     }
 }
 
 impl GitHubConfig {
+    /// Sends the plugins' GitHub calls to the stand-in at `url`, with a token of its own: it
+    /// mints no App tokens.
+    pub fn use_stand_in(&mut self, url: String) {
+        self.api_url = url;
+        self.auth = GitHubAuth::Token;
+        self.stand_in = true;
+    }
+
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         check_http_url(&self.api_url).map_err(|p| invalid("github.api_url", p))?;
         check_env_name("github.token_env", &self.token_env)?;
@@ -110,4 +123,38 @@ pub enum GitHubAuth {
     Token,
     /// A GitHub App: a JWT signed with its private key mints installation tokens.
     App,
+}
+
+impl GitHubConfig {
+    /// What a job calling GitHub without a token fails with: the empty `token_file` (as
+    /// written), or the unset variable `token_env` names.
+    pub fn missing_token_error(&self) -> String {
+        match &self.token_file {
+            Some(file) => format!(
+                "no GitHub token: {} ([github] token_file) is empty: put a token in it",
+                file.display()
+            ),
+            None => format!(
+                "no GitHub token: set the environment variable {}",
+                self.token_env
+            ),
+        }
+    }
+}
+
+impl super::Config {
+    /// Why the host has no GitHub token and what to do, naming where it looked: the empty
+    /// `token_file` (its path resolved), or the unset variable `token_env` names.
+    pub fn missing_github_token(&self) -> String {
+        match &self.github.token_file {
+            Some(file) => format!(
+                "{} ([github] token_file) is empty: put a token in it",
+                self.secret_path(file).display()
+            ),
+            None => format!(
+                "{} is not set: export it with a token, or name a file holding one in [github] token_file",
+                self.github.token_env
+            ),
+        }
+    }
 }

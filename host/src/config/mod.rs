@@ -202,6 +202,20 @@ impl Config {
             .join("plugin-copies")
     }
 
+    /// The host's own folders, which no build may see (what, where): the store's (journal,
+    /// logs, workspaces), the config's, and systemd's credentials when the host has them.
+    pub fn host_folders(&self) -> Vec<(&'static str, PathBuf)> {
+        let store = self.store_path();
+        let mut folders = vec![
+            ("store", store.parent().unwrap_or(Path::new(".")).to_owned()),
+            ("config", self.dir.clone()),
+        ];
+        if let Some(credentials) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            folders.push(("credentials", PathBuf::from(credentials)));
+        }
+        folders
+    }
+
     /// `https` when the host serves TLS itself.
     pub fn scheme(&self) -> &'static str {
         if self.tls_files().is_some() {

@@ -142,7 +142,9 @@ pub fn connect(
 ) -> Result<Arc<dyn GitHub>, reqwest::Error> {
     let api = client::Api::new(config, metrics)?;
     Ok(match (config.auth, app_key) {
-        (GitHubAuth::Token, _) => Arc::new(TokenAuth::new(api, token, &config.token_env)),
+        (GitHubAuth::Token, _) => {
+            Arc::new(TokenAuth::new(api, token, config.missing_token_error()))
+        }
         (GitHubAuth::App, Some(key)) => Arc::new(App::new(config, api, key)),
         (GitHubAuth::App, None) => Arc::new(Unconfigured(format!(
             "no GitHub App private key: set the environment variable {} or [github] private_key_file",

@@ -11,27 +11,25 @@ use super::{
 /// The personal-token client.
 pub struct TokenAuth {
     api: Api,
-    /// `None` when the token variable is unset: calls fail with a message naming it.
+    /// `None` when there is none: calls fail with `missing`, which names where it was looked
+    /// for (the variable, or the empty file).
     token: Option<String>,
-    token_env: String,
+    missing: String,
 }
 
 impl TokenAuth {
-    pub fn new(api: Api, token: Option<String>, token_env: &str) -> Self {
+    pub fn new(api: Api, token: Option<String>, missing: String) -> Self {
         Self {
             api,
             token,
-            token_env: token_env.to_owned(),
+            missing,
         }
     }
 
     fn token(&self) -> Result<&str, HostError> {
-        self.token.as_deref().ok_or_else(|| {
-            HostError::NotConfigured(format!(
-                "no GitHub token: set the environment variable {}",
-                self.token_env
-            ))
-        })
+        self.token
+            .as_deref()
+            .ok_or_else(|| HostError::NotConfigured(self.missing.clone()))
     }
 }
 
@@ -61,24 +59,38 @@ mod tests {
     use crate::config::GitHubConfig;
 
     fn client(token: Option<&str>) -> TokenAuth {
-        let api = Api::new(&GitHubConfig::default(), Default::default()).unwrap();
-        TokenAuth::new(api, token.map(str::to_owned), "GITHUB_TOKEN")
+        let config = GitHubConfig::default();
+        let api = Api::new(&config, Default::default()).unwrap();
+        TokenAuth::new(api, token.map(str::to_owned), config.missing_token_error())
     }
 
     #[tokio::test]
-    async fn without_a_token_calls_fail_naming_the_variable() {
-        let call = GitHubCall {
+    async fn without_a_token_calls_fail_naming_where_it_was_looked_for() {
+        let call = || GitHubCall {
             method: "GET".into(),
             path: "/rate_limit".into(),
             body: None,
         };
         let error = client(None)
-            .send(call, &Caller::nobody())
+            .send(call(), &Caller::nobody())
             .await
             .unwrap_err();
         assert_eq!(
             error.to_string(),
             "no GitHub token: set the environment variable GITHUB_TOKEN"
+        );
+        let config = GitHubConfig {
+            token_file: Some("$CREDENTIALS_DIRECTORY/github-token".into()),
+            ..GitHubConfig::default()
+        };
+        let api = Api::new(&config, Default::default()).unwrap();
+        let error = TokenAuth::new(api, None, config.missing_token_error())
+            .send(call(), &Caller::nobody())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no GitHub token: $CREDENTIALS_DIRECTORY/github-token ([github] token_file) is empty: put a token in it"
         );
     }
 

@@ -137,12 +137,12 @@ pub fn github_identity(config: &Config, secrets: &crate::wiring::Secrets) -> Str
             )
         }
         _ => match (&github.token_file, &secrets.github_token) {
-            (Some(file), _) => format!("token from {}", config.secret_path(file).display()),
-            (None, Some(_)) => format!("token from {}", github.token_env),
-            (None, None) => format!(
-                "no token ({} is not set: jobs that call GitHub fail)",
-                github.token_env
+            (_, None) => format!(
+                "no token ({}; until then jobs that call GitHub fail)",
+                config.missing_github_token()
             ),
+            (Some(file), Some(_)) => format!("token from {}", config.secret_path(file).display()),
+            (None, Some(_)) => format!("token from {}", github.token_env),
         },
     }
 }

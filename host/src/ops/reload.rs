@@ -136,7 +136,11 @@ impl Reloader {
 
     fn try_reload(&self) -> Result<ReloadSummary, ReloadError> {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let config = Config::load(&self.file)?;
+        let mut config = Config::load(&self.file)?;
+        if current.github.stand_in {
+            // `serve --github-stand-in` replaced the file's api_url at start: not a change.
+            config.github.use_stand_in(current.github.api_url.clone());
+        }
         let previous = self.plugins.current();
         let next = PluginSet::load_reusing(&config, &previous)?;
         if current.github.auth == crate::config::GitHubAuth::App {

@@ -15,7 +15,8 @@ use std::{
 };
 
 use switchyard_plugin_api::{
-    GitHubApp, Outcome, Permissions, PluginConfig, PluginError, Subscription, wire::CallResult,
+    GitHubApp, Outcome, Permissions, PluginConfig, PluginError, Subscription, template_url,
+    wire::CallResult,
 };
 
 pub use loader::{LoadError, PluginInfo};
@@ -110,7 +111,35 @@ impl PluginSet {
     /// library file are unchanged in `previous`. Each library is checked and opened through a
     /// private copy in the store's `plugin-copies` folder (see `loader::open_copy`).
     pub fn load_reusing(config: &Config, previous: &PluginSet) -> Result<Self, PluginSetError> {
-        let scratch = config.plugin_copies_dir();
+        Self::load_from(config, previous, &config.plugin_copies_dir(), false)
+    }
+
+    /// Loads the plugins as `switchyard check` does, writing nothing of the config's: the
+    /// private copies go to a temporary folder (under `$TMPDIR`) removed once they are mapped,
+    /// and each plugin is told it is only checked (`PluginConfig::check_only`), so it creates
+    /// none of its files.
+    pub fn check(config: &Config) -> Result<Self, PluginSetError> {
+        let scratch = tempfile::Builder::new()
+            .prefix("switchyard-check-")
+            .tempdir()
+            .map_err(|e| PluginSetError {
+                file: config.file.clone(),
+                index: 0,
+                name: String::new(),
+                error: LoadError::Open {
+                    path: std::env::temp_dir(),
+                    reason: format!("cannot make a folder for the plugin copies: {e}"),
+                },
+            })?;
+        Self::load_from(config, &Self::default(), scratch.path(), true)
+    }
+
+    fn load_from(
+        config: &Config,
+        previous: &PluginSet,
+        scratch: &std::path::Path,
+        check_only: bool,
+    ) -> Result<Self, PluginSetError> {
         let mut plugins = Vec::new();
         for (index, entry) in config.plugins.iter().enumerate() {
             if !entry.enabled {
@@ -136,7 +165,7 @@ impl PluginSet {
                 plugins.push(Arc::clone(running));
                 continue;
             }
-            let library = loader::open_copy(&path, &scratch).map_err(failed)?;
+            let library = loader::open_copy(&path, scratch).map_err(failed)?;
             let plugin_config = PluginConfig {
                 name: entry.name.clone(),
                 settings: serde_json::to_value(&entry.settings)
@@ -149,6 +178,7 @@ impl PluginSet {
                         client_id: config.github.client_id.clone(),
                     }
                 }),
+                check_only,
             };
             let (instance, own, declared) = library.instantiate(&plugin_config).map_err(failed)?;
             let permissions = effective_permissions(declared.as_ref(), entry.permissions.as_ref())
@@ -160,7 +190,12 @@ impl PluginSet {
                     subscriptions: entry.events.clone().unwrap_or(own),
                     repositories: entry.repositories.clone(),
                 },
-                allowance: Arc::new(Allowance::of(entry, &config.sandbox)),
+                allowance: Arc::new(Allowance {
+                    clone_url: plugin_config.settings["clone_url"]
+                        .as_str()
+                        .map(|template| template_url(&plugin_config, template.to_owned())),
+                    ..Allowance::of(entry, &config.sandbox)
+                }),
                 entry: entry.clone(),
                 info: library.info.clone(),
                 library: stamp.unwrap_or_default(),

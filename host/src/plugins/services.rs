@@ -144,10 +144,15 @@ impl JobServices {
                         true => deps.github.git_token(&self.caller).await?,
                         false => None,
                     };
+                    let local = deps.checkouts.local_origin(
+                        &request.clone_url,
+                        self.allowance.clone_url.as_deref(),
+                        self.caller.repository.as_deref(),
+                    )?;
                     let workspace = deps.checkouts.workspace(job);
                     let place = self.place(&workspace);
                     deps.checkouts
-                        .checkout(request, &deps.logs, job, place, token.as_deref())
+                        .checkout(request, &deps.logs, job, place, token.as_deref(), local)
                         .await
                 };
                 encode(checkout.await)

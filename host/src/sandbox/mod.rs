@@ -112,6 +112,9 @@ pub struct Allowance {
     pub pass_env: Vec<String>,
     /// MiB a job's workspace holds (0: unlimited).
     pub disk_mib: u64,
+    /// The entry's `settings.clone_url` template as a URL: a local repository it names is
+    /// bound into the checkout's sandbox (see `services::checkout`).
+    pub clone_url: Option<String>,
 }
 
 impl Allowance {
@@ -128,6 +131,7 @@ impl Allowance {
                 })
                 .collect(),
             pass_env: entry.pass_env.clone(),
+            clone_url: None,
         }
     }
 }

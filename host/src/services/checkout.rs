@@ -6,6 +6,11 @@
 //! variables, scoped to the GitHub host the config names: it is not in the URL (which git
 //! prints and stores), not in `.git/config` (which the job's command can read), and never sent
 //! to a mirror on another host.
+//!
+//! A local `file://` repository that the entry's `clone_url` template names (the operator's
+//! choice, never a payload's) is bound into the checkout's sandbox read-only, and git there
+//! trusts it (`safe.directory`, for that path only): as root, builds run as another user than
+//! the repository's owner. One that lies in the host's own folders is refused.
 
 use std::{
     collections::HashSet,
@@ -14,7 +19,7 @@ use std::{
 };
 
 use base64::Engine as _;
-use switchyard_plugin_api::{CheckoutRequest, HostError, RunRequest, Workspace};
+use switchyard_plugin_api::{CheckoutRequest, HostError, RunRequest, Workspace, expand_clone_url};
 
 use crate::{
     job_log::JobLogs,
@@ -35,7 +40,14 @@ pub struct Checkouts {
     made: Mutex<HashSet<JobId>>,
     /// How large a workspace may grow.
     disks: Disks,
+    /// The host's own folders (what, where): no local repository is bound from them.
+    protected: Vec<(&'static str, PathBuf)>,
 }
+
+/// A local repository the entry's `clone_url` template names: its real path, bound read-only
+/// into the checkout's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalOrigin(pub PathBuf);
 
 /// `base64(x-access-token:TOKEN)`, as git sends it in a basic `Authorization`: masked in logs
 /// like the token itself.
@@ -52,7 +64,75 @@ impl Checkouts {
             url_prefix: git_url_prefix(api_url),
             made: Mutex::default(),
             disks: Disks::unlimited(),
+            protected: Vec::new(),
         }
+    }
+
+    /// Never binds a local repository that lies in (or holds) one of `folders`: the store,
+    /// the config's folder, the credentials.
+    pub fn protecting(self, folders: Vec<(&'static str, PathBuf)>) -> Self {
+        let protected = folders
+            .into_iter()
+            .map(|(what, path)| (what, std::fs::canonicalize(&path).unwrap_or(path)))
+            .collect();
+        Self { protected, ..self }
+    }
+
+    /// The local repository to bind for `clone_url`: only a `file://` URL that `template` (the
+    /// entry's `settings.clone_url`) names for `repository`. Any other URL is fetched as it is,
+    /// and a local one from a payload is reachable only through the entry's `binds`.
+    pub fn local_origin(
+        &self,
+        clone_url: &str,
+        template: Option<&str>,
+        repository: Option<&str>,
+    ) -> Result<Option<LocalOrigin>, HostError> {
+        let named = template
+            .zip(repository)
+            .map(|(template, repository)| expand_clone_url(template, repository));
+        if !clone_url.starts_with("file://") || named.as_deref() != Some(clone_url) {
+            return Ok(None);
+        }
+        // The event's name fills the template's placeholders: it must not climb out of the
+        // folder the operator named.
+        let repository = repository.unwrap_or_default();
+        if repository
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(HostError::InvalidRequest(format!(
+                "the repository name {repository:?} cannot name a local folder"
+            )));
+        }
+        let path = reqwest::Url::parse(clone_url)
+            .ok()
+            .and_then(|url| url.to_file_path().ok())
+            .ok_or_else(|| {
+                HostError::InvalidRequest(format!(
+                    "settings.clone_url names {clone_url:?}, which is not a local path"
+                ))
+            })?;
+        let path = std::fs::canonicalize(&path).map_err(|error| {
+            HostError::Checkout(format!(
+                "settings.clone_url names {}: {error}",
+                path.display()
+            ))
+        })?;
+        for (what, folder) in &self.protected {
+            let relation = if path.starts_with(folder) {
+                "lies in"
+            } else if folder.starts_with(&path) {
+                "holds"
+            } else {
+                continue;
+            };
+            return Err(HostError::InvalidRequest(format!(
+                "settings.clone_url names {}, which {relation} the host's {what} folder {}: the host never binds it into a build's sandbox; keep the repository elsewhere",
+                path.display(),
+                folder.display()
+            )));
+        }
+        Ok(Some(LocalOrigin(path)))
     }
 
     /// Workspaces limited as `disks` says.
@@ -141,7 +221,8 @@ impl Checkouts {
     }
 
     /// Fetches `request.sha` into the job's fresh workspace and checks it out (detached), with
-    /// git run in `place`'s sandbox (its workspace is set here), and `token` for GitHub URLs.
+    /// git run in `place`'s sandbox (its workspace is set here), and `token` for GitHub URLs;
+    /// `local` (see [`Self::local_origin`]) is bound into that sandbox and trusted by git.
     pub async fn checkout(
         &self,
         request: CheckoutRequest,
@@ -149,8 +230,9 @@ impl Checkouts {
         job: JobId,
         place: Place<'_>,
         token: Option<&str>,
+        local: Option<LocalOrigin>,
     ) -> Result<Workspace, HostError> {
-        let CheckoutRequest { clone_url, sha } = request;
+        let CheckoutRequest { mut clone_url, sha } = request;
         if !(4..=64).contains(&sha.len()) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(HostError::InvalidRequest(format!(
                 "not a commit sha: {sha:?}"
@@ -167,33 +249,51 @@ impl Checkouts {
         let disk_mib = place.allowance.disk_mib;
         self.make_workspace(job, &path, place.sandbox.run_as(), disk_mib, logs)
             .await?;
+        let mut allowance = place.allowance.clone();
+        let env = self.git_env(&clone_url, token);
+        let mut fetch = vec!["fetch".to_owned()];
+        if let Some(LocalOrigin(origin)) = &local {
+            // git sees the real path, which is what it is told to trust.
+            clone_url = format!("file://{}", origin.display());
+            allowance.binds.push((origin.clone(), false));
+            // Fetching from a folder needs no network (nor, as a user, the isolation it takes).
+            allowance.network = false;
+            fetch.push(trusting_upload_pack(origin));
+        }
+        let fetch: Vec<&str> = fetch.iter().map(String::as_str).collect();
         let git = Git {
             place: Place {
                 workspace: &path,
                 disk_mib: self.disk_limit(disk_mib),
+                allowance: &allowance,
                 ..place
             },
             logs,
             job,
-            env: self.git_env(&clone_url, token),
+            env,
         };
         let shown_url = without_userinfo(&clone_url);
         git.run(&["init", "--quiet"]).await?;
         let by_sha = git
-            .run(&["fetch", "--depth=1", "--no-tags", &clone_url, &sha])
+            .run(&[&fetch[..], &["--depth=1", "--no-tags", &clone_url, &sha]].concat())
             .await;
         if by_sha.is_err() {
             // Some servers refuse to serve a sha no ref was asked for: fetch every branch and
             // pull request head, one of which has it.
             git.note("fetching by sha failed; fetching branches and pull request heads instead")
                 .await;
-            git.run(&[
-                "fetch",
-                "--no-tags",
-                &clone_url,
-                "+refs/heads/*:refs/remotes/origin/*",
-                "+refs/pull/*/head:refs/remotes/origin/pull/*",
-            ])
+            git.run(
+                &[
+                    &fetch[..],
+                    &[
+                        "--no-tags",
+                        &clone_url,
+                        "+refs/heads/*:refs/remotes/origin/*",
+                        "+refs/pull/*/head:refs/remotes/origin/pull/*",
+                    ],
+                ]
+                .concat(),
+            )
             .await
             .map_err(|_| {
                 HostError::Checkout(format!("cannot fetch {sha} from {shown_url} (see the log)"))
@@ -232,6 +332,19 @@ impl Checkouts {
         }
         env
     }
+}
+
+/// The `--upload-pack` that lets git read `origin` as the build's user: a repository another
+/// user owns is "dubious" to git unless `safe.directory` names it, and for a local repository
+/// git clears the `GIT_CONFIG_*` environment before starting upload-pack, so the setting goes
+/// on its command line (for that path only: its work tree and its `.git`).
+fn trusting_upload_pack(origin: &Path) -> String {
+    let quoted = |path: &Path| format!("'{}'", path.display().to_string().replace('\'', r"'\''"));
+    format!(
+        "--upload-pack=git -c safe.directory={} -c safe.directory={} upload-pack",
+        quoted(origin),
+        quoted(&origin.join(".git"))
+    )
 }
 
 /// Runs git commands in a workspace, echoing each into the job's log.
@@ -389,6 +502,84 @@ mod tests {
                 "{elsewhere}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_local_repository_the_template_names_is_bound_and_never_from_the_hosts_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        let store = real.join("store");
+        for folder in ["app", "store/repo", "store/logs"] {
+            std::fs::create_dir_all(real.join(folder)).unwrap();
+        }
+        let checkouts = Checkouts::new(store.join("workspaces"), "https://api.github.com")
+            .protecting(vec![("store", store.clone())]);
+        let template = format!("file://{}/{{repo}}", real.display());
+        let url = format!("file://{}/app", real.display());
+        assert_eq!(
+            checkouts
+                .local_origin(&url, Some(&template), Some("me/app"))
+                .unwrap(),
+            Some(LocalOrigin(real.join("app")))
+        );
+        // A payload's URL, another repository's, or no template: fetched as given, not bound.
+        for (template, repository) in [
+            (None, Some("me/app")),
+            (Some(template.as_str()), Some("me/other")),
+            (Some(template.as_str()), None),
+        ] {
+            assert_eq!(
+                checkouts.local_origin(&url, template, repository).unwrap(),
+                None
+            );
+        }
+        let https = "https://github.com/{full_name}.git";
+        let named = "https://github.com/me/app.git";
+        assert_eq!(
+            checkouts
+                .local_origin(named, Some(https), Some("me/app"))
+                .unwrap(),
+            None
+        );
+        let refused = [
+            (
+                format!("file://{}/store/{{repo}}", real.display()),
+                "repo",
+                "lies in",
+            ),
+            (format!("file://{}", real.display()), "app", "holds"),
+        ];
+        for (template, repo, relation) in refused {
+            let url = expand_clone_url(&template, &format!("me/{repo}"));
+            let error = checkouts
+                .local_origin(&url, Some(&template), Some(&format!("me/{repo}")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("{relation} the host's store folder")),
+                "{error}"
+            );
+        }
+        let climbing = format!("file://{}/app/{{full_name}}", real.display());
+        let error = checkouts
+            .local_origin(
+                &expand_clone_url(&climbing, "../store"),
+                Some(&climbing),
+                Some("../store"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cannot name a local folder"), "{error}");
+        let missing = format!("file://{}/{{repo}}", real.display());
+        let error = checkouts
+            .local_origin(
+                &expand_clone_url(&missing, "me/gone"),
+                Some(&missing),
+                Some("me/gone"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("gone"), "{error}");
     }
 
     #[test]

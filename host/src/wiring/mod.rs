@@ -116,8 +116,9 @@ impl Switchyard {
         let mounts = nix::unistd::geteuid().is_root()
             && config.sandbox.mode != crate::config::SandboxMode::None;
         let disks = Disks::start(config.sandbox.disk_reserve_mib, mounts).await;
-        let checkouts =
-            Checkouts::new(store_dir.join("workspaces"), &config.github.api_url).with_disks(disks);
+        let checkouts = Checkouts::new(store_dir.join("workspaces"), &config.github.api_url)
+            .with_disks(disks)
+            .protecting(config.host_folders());
         // Left by a crash; no job runs yet, and the jobs they belonged to check out again.
         checkouts.clean_all().await;
         // Plugins' secrets too (chat URLs, routing keys), in case a plugin echoes one.
@@ -366,15 +367,9 @@ pub async fn serve(mut config: Config, github_stand_in: bool) -> Result<(), Star
             url = %stand_in.url,
             "GitHub stand-in: plugins' GitHub calls are answered locally and printed; nothing reaches GitHub"
         );
-        config.github.api_url = stand_in.url.clone();
-        // The stand-in mints no App tokens: plugins' calls go to it with a stand-in token.
-        config.github.auth = GitHubAuth::Token;
+        config.github.use_stand_in(stand_in.url.clone());
     }
-    let mut secrets = Secrets::from_env(&config)?;
-    if stand_in.is_some() {
-        // Only ever sent to the stand-in on loopback.
-        secrets.github_token = Some("stand-in-token".to_owned());
-    }
+    let secrets = Secrets::from_env(&config)?;
     let mut host = Switchyard::start(config, secrets).await?;
     host.hangups = hangups;
     let listener = TcpListener::bind(addr)

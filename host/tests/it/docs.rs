@@ -576,3 +576,277 @@ fn relative(root: &Path, path: &Path) -> String {
         .display()
         .to_string()
 }
+
+/// The port the shipped `config.toml` listens on, which the documented commands use as written.
+const SHIPPED_PORT: u16 = 9393;
+
+/// Held by each test that serves on [`SHIPPED_PORT`], one at a time.
+static SHIPPED_PORT_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// docs/writing-plugins.md's "Try a plugin locally", its commands run as written in a switchyard
+/// checkout laid out as the section says (the plugin in `../my-deploy`, the repository in
+/// `../app`, the entry added to the shipped `config.toml`): as root, where builds run as
+/// `nobody` and the repository is root's, and as an unprivileged user.
+#[tokio::test]
+async fn the_local_try_out_runs_as_written_as_root_and_as_a_user() {
+    let page = std::fs::read_to_string(workspace().join("docs/writing-plugins.md")).unwrap();
+    let blocks = section_blocks(&page, "## Try a plugin locally");
+    let pick = |language: &str, index: usize| {
+        blocks
+            .iter()
+            .filter(|(lang, _)| lang == language)
+            .nth(index)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("no {language} block #{index} in the try-out: {blocks:?}"))
+    };
+    let (entry, serve, send) = (pick("toml", 0), pick("sh", 0), pick("sh", 1));
+    let _port = SHIPPED_PORT_IN_USE.lock().await;
+    let users: &[Option<u32>] = match nix::unistd::geteuid().is_root() {
+        true => &[None, Some(NOBODY)],
+        false => {
+            eprintln!("as root: skipped, the tests do not run as root (only root can be both)");
+            &[None]
+        }
+    };
+    for user in users {
+        try_out(&entry, &serve, &send, *user).await;
+    }
+}
+
+const NOBODY: u32 = 65534;
+
+/// The fenced code blocks of a section, with their language, in order.
+fn section_blocks(page: &str, heading: &str) -> Vec<(String, String)> {
+    let start = page.find(heading).expect("the section exists");
+    let section = &page[start + heading.len()..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let mut blocks = Vec::new();
+    let mut open: Option<(String, String)> = None;
+    for line in section.lines() {
+        match (open.take(), line.strip_prefix("```")) {
+            (None, Some(language)) => open = Some((language.trim().to_owned(), String::new())),
+            (Some(block), Some(_)) => blocks.push(block),
+            (Some((language, mut text)), None) => {
+                text.push_str(line);
+                text.push('\n');
+                open = Some((language, text));
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+async fn try_out(entry: &str, serve: &str, send: &str, user: Option<u32>) {
+    use std::os::unix::fs::symlink;
+    let who = match user {
+        Some(uid) => format!("as uid {uid}"),
+        None => "as the tests' user".to_owned(),
+    };
+    let event_log = crate::support::library("switchyard-event-log");
+    let template = crate::support::library("switchyard-deploy-template");
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("switchyard");
+    std::fs::create_dir_all(checkout.join("target/release")).unwrap();
+    // The shipped plugins are found beside the binary (its real path, where they were built).
+    assert!(event_log.exists());
+    symlink(
+        env!("CARGO_BIN_EXE_switchyard"),
+        checkout.join("target/release/switchyard"),
+    )
+    .unwrap();
+    let shipped = std::fs::read_to_string(workspace().join("config.toml")).unwrap();
+    std::fs::write(checkout.join("config.toml"), format!("{shipped}\n{entry}")).unwrap();
+    let plugin = dir.path().join("my-deploy/target/release");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::copy(&template, plugin.join("libmy_deploy.so")).unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("script")).unwrap();
+    let script = app.join("script/deploy");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"deployed $SWITCHYARD_SHA by $(id -u)\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=me", "-c", "user.email=me@example.com"])
+            .args(args)
+            .current_dir(&app)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    git(&["init", "--quiet"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "deploy script"]);
+    let sha = git(&["rev-parse", "HEAD"]);
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    if let Some(uid) = user {
+        let owned = Command::new("chown")
+            .args(["-R", &format!("{uid}:{uid}")])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(owned.success());
+    }
+    // A shell in the checkout, as `user`, with none of the tests' own secrets or tokens.
+    let shell = |script: &str| {
+        let mut command = match user {
+            Some(uid) => {
+                let mut command = Command::new("setpriv");
+                command.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={uid}"),
+                    "--clear-groups",
+                    "bash",
+                ]);
+                command
+            }
+            None => Command::new("bash"),
+        };
+        command
+            .args(["-c", script])
+            .current_dir(&checkout)
+            .env("HOME", &home)
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("SWITCHYARD_WEBHOOK_SECRET")
+            .env_remove("SWITCHYARD_CONFIG")
+            .env_remove("SWITCHYARD_DASHBOARD_TOKENS");
+        command
+    };
+    let printed = dir.path().join("serve.out");
+    let logged = dir.path().join("serve.err");
+    let mut server = shell(serve);
+    std::os::unix::process::CommandExt::process_group(&mut server, 0);
+    let server = ServerGroup(
+        server
+            .stdout(std::fs::File::create(&printed).unwrap())
+            .stderr(std::fs::File::create(&logged).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    crate::support::net::wait_until_listening(SHIPPED_PORT).await;
+    let sent = shell(send).output().unwrap();
+    let answer = String::from_utf8_lossy(&sent.stdout).into_owned();
+    let log = || std::fs::read_to_string(&logged).unwrap_or_default();
+    assert!(
+        sent.status.success(),
+        "{who}: send: {answer}{}\n{}",
+        String::from_utf8_lossy(&sent.stderr),
+        log()
+    );
+    let link = answer
+        .lines()
+        .find_map(|line| line.split_once(" my-deploy: ").map(|(_, link)| link))
+        .unwrap_or_else(|| panic!("{who}: no job line in {answer}"))
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let calls = std::fs::read_to_string(&printed).unwrap();
+        if calls.contains(r#""state":"success""#) {
+            break;
+        }
+        assert!(
+            !calls.contains(r#""state":"error""#) && !calls.contains(r#""state":"failure""#),
+            "{who}: the deploy failed: {calls}\n{}",
+            reqwest::get(&link).await.unwrap().text().await.unwrap()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{who}: no success status printed: {calls}\n{}",
+            log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let job_log = reqwest::get(&link).await.unwrap().text().await.unwrap();
+    assert!(
+        job_log.contains(&format!("deployed {sha}")),
+        "{who}: {job_log}"
+    );
+    drop(server);
+}
+
+/// A server started in a process group of its own, ended with the group (the shell that runs
+/// it and the host), so the shipped port is free for the next run.
+struct ServerGroup(std::process::Child);
+
+impl Drop for ServerGroup {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// docs/dashboard.md's start command, run as written in a checkout with the shipped config: the
+/// host starts (the command sets the webhook secret), and the token it prints signs in.
+#[tokio::test]
+async fn the_dashboard_start_command_runs_and_its_printed_token_signs_in() {
+    let page = std::fs::read_to_string(workspace().join("docs/dashboard.md")).unwrap();
+    let blocks = section_blocks(&page, "## Access and tokens");
+    let (_, start) = blocks
+        .iter()
+        .find(|(language, text)| language == "sh" && text.contains("serve"))
+        .expect("a start command in \"Access and tokens\"");
+    let _port = SHIPPED_PORT_IN_USE.lock().await;
+    let _event_log = crate::support::library("switchyard-event-log");
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("switchyard");
+    std::fs::create_dir_all(checkout.join("target/release")).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_switchyard"),
+        checkout.join("target/release/switchyard"),
+    )
+    .unwrap();
+    std::fs::copy(
+        workspace().join("config.toml"),
+        checkout.join("config.toml"),
+    )
+    .unwrap();
+    let printed = dir.path().join("start.out");
+    let mut command = Command::new("bash");
+    command
+        .args(["-c", start])
+        .current_dir(&checkout)
+        .env_remove("SWITCHYARD_WEBHOOK_SECRET")
+        .env_remove("SWITCHYARD_DASHBOARD_TOKENS")
+        .env_remove("SWITCHYARD_CONFIG")
+        .stdout(std::fs::File::create(&printed).unwrap())
+        .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let server = ServerGroup(command.spawn().unwrap());
+    crate::support::net::wait_until_listening(SHIPPED_PORT).await;
+    let said = std::fs::read_to_string(&printed).unwrap();
+    let token = said
+        .split_once(" with the token ")
+        .map(|(_, token)| token.trim().to_owned())
+        .unwrap_or_else(|| panic!("no token printed: {said}"));
+    assert_eq!(token.len(), 48, "{said}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sign_in = |token: String| {
+        http.post(format!("http://127.0.0.1:{SHIPPED_PORT}/dashboard/sign-in"))
+            .header("origin", format!("http://127.0.0.1:{SHIPPED_PORT}"))
+            .form(&[("token", token), ("next", "/dashboard".to_owned())])
+            .send()
+    };
+    let answer = sign_in(token.clone()).await.unwrap();
+    let cookie = answer
+        .headers()
+        .get("set-cookie")
+        .map(|value| value.to_str().unwrap().to_owned());
+    assert!(
+        cookie.is_some_and(|cookie| cookie.starts_with("switchyard_session=alice.")),
+        "{:?}",
+        answer
+    );
+    let wrong = sign_in(token.chars().rev().collect()).await.unwrap();
+    assert!(wrong.headers().get("set-cookie").is_none());
+    drop(server);
+}

@@ -216,3 +216,36 @@ fn a_bare_library_name_is_looked_for_in_plugin_dirs_and_beside_the_binary() {
         "{error}"
     );
 }
+
+#[test]
+fn switchyard_check_writes_nothing_not_even_the_store_of_the_config_it_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let store = dir.path().join("store");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nsecret_env = \"CHECK_TEST_SECRET\"\n[store]\npath = \"store/switchyard.db\"\n\
+             [[plugins]]\nname = \"event-log\"\nlibrary = \"{}\"\n\
+             [plugins.settings]\npath = \"store/events.jsonl\"\n",
+            library("switchyard-event-log").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("CHECK_TEST_SECRET", "s3cret-value-long-enough")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("event-log (switchyard-event-log"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["config.toml"], "check wrote to disk: {said}");
+    assert!(!store.exists());
+}

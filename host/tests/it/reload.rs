@@ -211,3 +211,26 @@ async fn a_library_rebuilt_in_place_is_picked_up() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn enabling_a_plugin_whose_variable_is_unset_says_a_restart_is_needed() {
+    let host = TestHost::start(HostSpec {
+        plugins: log_plugin("a", ""),
+        ..Default::default()
+    })
+    .await;
+    // Exported after the host started, it could never reach it: the message must say so.
+    let chat = "[[plugins]]\nname = \"chat\"\nlibrary = \"{lib:switchyard-chat}\"\n\
+                [plugins.settings]\nurl_env = \"RELOAD_TEST_CHAT_URL_NEVER_SET\"\n";
+    host.rewrite_plugins(&(log_plugin("a", "") + chat));
+    let error = host.reloader.reload().unwrap_err().to_string();
+    assert!(
+        error.contains("plugins[1] (\"chat\")")
+            && error.contains("RELOAD_TEST_CHAT_URL_NEVER_SET is not set")
+            && error.contains("restart switchyard")
+            && error.contains("a config reload cannot add it"),
+        "{error}"
+    );
+    assert_eq!(host.plugin_names(), ["a"]);
+    host.stop().await;
+}

@@ -1,6 +1,8 @@
 //! Installing and running as a service: `host/dist/install.sh` lays out the binary, plugins,
-//! config and unit where docs/operations.md says, the installed host finds its plugins and reads
-//! its secrets as systemd credentials, and the unit passes `systemd-analyze verify`.
+//! config (its own, `host/dist/config.toml`, whatever the checkout's `config.toml` holds) and unit
+//! where docs/operations.md says, the installed host finds its plugins and reads its secrets
+//! (the dashboard's tokens too) as systemd credentials, and the unit passes
+//! `systemd-analyze verify`.
 
 use std::{path::Path, process::Command};
 
@@ -10,9 +12,21 @@ use crate::support::{SECRET, library, workspace};
 fn install_lays_out_a_host_that_finds_its_plugins_and_credentials() {
     let built = library("switchyard-event-log");
     let build_dir = built.parent().unwrap();
+    // A checkout whose config.toml a newcomer edited: the service never gets it.
+    let checkout = tempfile::tempdir().unwrap();
+    let dist = checkout.path().join("host/dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    for file in ["install.sh", "config.toml", "switchyard.service"] {
+        std::fs::copy(workspace().join("host/dist").join(file), dist.join(file)).unwrap();
+    }
+    std::fs::write(
+        checkout.path().join("config.toml"),
+        "[store]\npath = \"my-own-tries.db\"\n",
+    )
+    .unwrap();
     let root = tempfile::tempdir().unwrap();
     let installed = Command::new("sh")
-        .arg(workspace().join("host/dist/install.sh"))
+        .arg(dist.join("install.sh"))
         .arg(root.path())
         .env("SWITCHYARD_BUILD", build_dir)
         .output()
@@ -33,22 +47,43 @@ fn install_lays_out_a_host_that_finds_its_plugins_and_credentials() {
         assert!(at(file).exists(), "{file} was not installed");
     }
     assert!(!at("usr/local/lib/switchyard/plugins/libswitchyard_test_behaviours.so").exists());
-    // The installed config, with its store moved into this test's root.
+    // The service's own config, installed as it is.
     let config = at("etc/switchyard/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("secret_file = \"$CREDENTIALS_DIRECTORY/webhook-secret\""));
+    assert_eq!(
+        text,
+        std::fs::read_to_string(dist.join("config.toml")).unwrap()
+    );
+    // Its store moved into this test's root.
     let store = at("var/lib/switchyard").display().to_string();
     std::fs::write(&config, text.replace("/var/lib/switchyard", &store)).unwrap();
-    // Credentials as systemd hands them over; an empty token file: no plugin calls GitHub.
+    // Credentials as systemd hands them over, one for each LoadCredential= of the unit; an
+    // empty token file: no plugin calls GitHub.
     let credentials = root.path().join("credentials");
     std::fs::create_dir(&credentials).unwrap();
+    let unit = std::fs::read_to_string(at("etc/systemd/system/switchyard.service")).unwrap();
+    let loaded: Vec<&str> = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix("LoadCredential="))
+        .filter_map(|credential| credential.split(':').next())
+        .collect();
+    assert_eq!(
+        loaded,
+        ["webhook-secret", "github-token", "dashboard-tokens"]
+    );
     std::fs::write(credentials.join("webhook-secret"), format!("{SECRET}\n")).unwrap();
     std::fs::write(credentials.join("github-token"), "").unwrap();
+    std::fs::write(
+        credentials.join("dashboard-tokens"),
+        "admin:3f6b0c1e9d2a47c58e1f0b2d6a9c4e7f1a2b3c4d5e6f7081\n",
+    )
+    .unwrap();
     let check = Command::new(at("usr/local/bin/switchyard"))
         .args(["check", "--config"])
         .arg(&config)
         .env("CREDENTIALS_DIRECTORY", &credentials)
         .env_remove("GITHUB_TOKEN")
+        .env_remove("SWITCHYARD_DASHBOARD_TOKENS")
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&check.stdout).into_owned()
@@ -57,6 +92,16 @@ fn install_lays_out_a_host_that_finds_its_plugins_and_credentials() {
     assert!(
         printed.contains("event-log (switchyard-event-log 0.1.0)"),
         "{printed}"
+    );
+    // The empty token file is what is named, not a variable the config does not read.
+    assert!(
+        printed.contains("github-token ([github] token_file) is empty: put a token in it"),
+        "{printed}"
+    );
+    assert!(!printed.contains("GITHUB_TOKEN"), "{printed}");
+    assert!(
+        printed.contains("dashboard: sign-in tokens for admin"),
+        "the dashboard's tokens come from the credential: {printed}"
     );
 }
 

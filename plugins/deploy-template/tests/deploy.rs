@@ -3,9 +3,10 @@
 //! repository, runs the deploy command in a checkout, and posts deployment statuses to a fake
 //! GitHub that refuses what GitHub would refuse. Needs git, and bubblewrap for the sandbox.
 //!
-//! The host binary: inside Switchyard's workspace the kit builds it (`cargo build -p
-//! switchyard`); in a copy elsewhere, build it from the commit the kit comes from and set
-//! `SWITCHYARD_BIN` to its path (see `switchyard_testkit::switchyard_bin`).
+//! The host binary: the kit builds it, inside Switchyard's workspace (`cargo build -p
+//! switchyard`) and in a copy elsewhere alike (from the Switchyard checkout the kit comes from,
+//! into this copy's target folder); `SWITCHYARD_BIN` overrides it (see
+//! `switchyard_testkit::switchyard_bin`).
 
 use serde_json::{Value, json};
 use switchyard_testkit::{FakeGitHub, Job, JobState, Origin, TestHost, cdylib_path};

@@ -32,23 +32,29 @@ fn default_rotate_mib() -> u64 {
 
 struct EventLog {
     // One short `write_all` per line on an O_APPEND file: cheaper than a blocking-pool hop, and
-    // the lock keeps concurrent jobs' lines whole.
-    file: Mutex<RotatingFile>,
+    // the lock keeps concurrent jobs' lines whole. `None` in an instance that was only checked.
+    file: Mutex<Option<RotatingFile>>,
 }
 
 impl EventLog {
     fn open(config: &PluginConfig) -> Result<Self, PluginError> {
         let settings: Settings = config.settings()?;
         let path = config.resolve_path(settings.path);
+        let limit = (settings.rotate_mib > 0).then_some(settings.rotate_mib << 20);
+        if config.check_only {
+            // `switchyard check`: the settings are good; the file is made when the host runs.
+            return Ok(Self {
+                file: Mutex::new(None),
+            });
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| PluginError::fatal(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let limit = (settings.rotate_mib > 0).then_some(settings.rotate_mib << 20);
         let file = RotatingFile::open(path.clone(), limit)
             .map_err(|e| PluginError::fatal(format!("cannot open {}: {e}", path.display())))?;
         Ok(Self {
-            file: Mutex::new(file),
+            file: Mutex::new(Some(file)),
         })
     }
 }
@@ -70,6 +76,9 @@ impl Plugin for EventLog {
             .file
             .lock()
             .map_err(|_| PluginError::fatal("event log file lock poisoned"))?;
+        let file = file
+            .as_mut()
+            .ok_or_else(|| PluginError::fatal("the event log was only checked, never opened"))?;
         file.append(line.as_bytes())
             .map_err(|e| PluginError::retryable(format!("cannot append to the event log: {e}")))?;
         Ok(Outcome::Done)
