@@ -144,6 +144,47 @@ CREATE TABLE session_ends (
     at   BIGINT NOT NULL
 );
 "#,
+    r#"
+-- Where each chunk of a job log stands, so that an append, a window of lines and a line's place
+-- cost the same at any length of the log: the offset of its first byte, the newlines before it
+-- and in it, and when it was written (Unix ms; NULL for chunks written before). A trigger sets
+-- them from the chunk before (a host of the previous release appends without them).
+ALTER TABLE job_logs
+    ADD COLUMN start      BIGINT,
+    ADD COLUMN line       BIGINT,
+    ADD COLUMN newlines   BIGINT,
+    ADD COLUMN written_ms BIGINT;
+UPDATE job_logs SET newlines =
+    length(encode(data, 'escape')) - length(replace(encode(data, 'escape'), E'\n', ''));
+UPDATE job_logs SET start = placed.start, line = placed.line
+FROM (
+    SELECT job, n,
+           sum(octet_length(data)) OVER earlier - octet_length(data) AS start,
+           sum(newlines) OVER earlier - newlines AS line
+    FROM job_logs
+    WINDOW earlier AS (PARTITION BY job ORDER BY n)
+) placed
+WHERE job_logs.job = placed.job AND job_logs.n = placed.n;
+CREATE INDEX job_logs_by_start ON job_logs (job, start);
+CREATE INDEX job_logs_by_line ON job_logs (job, line, n);
+CREATE FUNCTION job_logs_place() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Escaped, a chunk's bytes are text in which only its newlines are newlines.
+    NEW.newlines := length(encode(NEW.data, 'escape'))
+        - length(replace(encode(NEW.data, 'escape'), E'\n', ''));
+    SELECT before.start + octet_length(before.data), before.line + before.newlines
+        INTO NEW.start, NEW.line
+        FROM job_logs before WHERE before.job = NEW.job AND before.n = NEW.n - 1;
+    NEW.start := coalesce(NEW.start, 0);
+    NEW.line := coalesce(NEW.line, 0);
+    NEW.written_ms := coalesce(
+        NEW.written_ms, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER job_logs_place BEFORE INSERT ON job_logs
+    FOR EACH ROW EXECUTE FUNCTION job_logs_place();
+"#,
 ];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).
