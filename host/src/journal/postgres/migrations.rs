@@ -267,3 +267,61 @@ pub async fn migrate_only(
 pub fn schema_version() -> u32 {
     MIGRATIONS.len() as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[tokio::test]
+    async fn chunks_stored_before_their_places_were_kept_are_placed_by_the_migration() {
+        let Some(server) = switchyard_testkit::TestPostgres::get() else {
+            return;
+        };
+        let url = server.database();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let placing = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("job_logs_place"))
+            .unwrap();
+        for migration in &MIGRATIONS[..placing] {
+            client.batch_execute(migration).await.unwrap();
+        }
+        let insert = "INSERT INTO job_logs (job, n, data) VALUES ($1, $2, $3)";
+        // (job, n, data) as a host of the previous release appends them
+        let old: [(i64, i64, &str); 3] = [(1, 0, "a\nbb\n"), (1, 1, "ccc"), (2, 0, "x\n")];
+        for (job, n, data) in old {
+            let data = data.as_bytes().to_vec();
+            client.execute(insert, &[&job, &n, &data]).await.unwrap();
+        }
+        client.batch_execute(MIGRATIONS[placing]).await.unwrap();
+        // Appended after the migration by such a host: placed and timed by the trigger.
+        let data = b"\nd\n".to_vec();
+        client
+            .execute(insert, &[&1i64, &2i64, &data])
+            .await
+            .unwrap();
+        let rows = client
+            .query(
+                "SELECT job, n, start, line, newlines, written_ms IS NOT NULL
+                 FROM job_logs ORDER BY job, n",
+                &[],
+            )
+            .await
+            .unwrap();
+        let placed: Vec<(i64, i64, i64, i64, i64, bool)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+            .collect();
+        // (job, n, start, newlines before, newlines in it, timed)
+        let expected = [
+            (1, 0, 0, 0, 2, false),
+            (1, 1, 5, 2, 0, false),
+            (1, 2, 8, 2, 2, true),
+            (2, 0, 0, 0, 1, false),
+        ];
+        assert_eq!(placed, expected);
+    }
+}
