@@ -1491,14 +1491,15 @@ async fn job_log_chunks_know_their_place_and_time_and_appends_stop_at_the_limit(
             .map(|c| (c.start, c.newlines_before))
             .collect()
     };
-    // (bytes from..to, the chunks holding them: their start and newlines before)
-    let cases: [((u64, u64), &[(u64, u64)]); 4] = [
-        ((0, 1), &[(0, 0)]),
-        ((9, 12), &[(8, 2), (11, 2)]),
-        ((0, 19), &[(0, 0), (8, 2), (11, 2)]),
-        ((30, 31), &[(11, 2)]),
+    // (bytes from, to, the chunks holding them: their start and newlines before)
+    type Places = &'static [(u64, u64)];
+    let cases: [(u64, u64, Places); 4] = [
+        (0, 1, &[(0, 0)]),
+        (9, 12, &[(8, 2), (11, 2)]),
+        (0, 19, &[(0, 0), (8, 2), (11, 2)]),
+        (30, 31, &[(11, 2)]),
     ];
-    for ((from, to), expected) in cases {
+    for (from, to, expected) in cases {
         let found = place(a.log_chunks(job, from, to).await.unwrap());
         assert_eq!(found, expected, "{from}..{to}");
     }
