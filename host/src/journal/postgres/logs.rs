@@ -71,8 +71,10 @@ impl LogStore for PostgresJournal {
         let rows = self
             .query(
                 "SELECT start, line, written_ms, data FROM job_logs
-                 WHERE job = $1 AND start < greatest($3::bigint, $2::bigint + 1) AND start >= coalesce(
-                     (SELECT max(start) FROM job_logs WHERE job = $1 AND start <= $2), 0)
+                 WHERE job = $1
+                   AND start < greatest($3::bigint, $2::bigint + 1)
+                   AND start >= coalesce(
+                       (SELECT max(start) FROM job_logs WHERE job = $1 AND start <= $2), 0)
                  ORDER BY n",
                 &[&job.0, &(from as i64), &(to as i64)],
             )
