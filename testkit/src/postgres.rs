@@ -5,7 +5,7 @@
 //! The server binaries are the distribution's, under `/usr/lib/postgresql/<version>/bin` (not
 //! on PATH). PostgreSQL refuses to run as root, so as root it runs as the `postgres` user. A
 //! watchdog process stops the server and removes its folder once this process is gone, however
-//! it ended. When no server is installed, [`TestPostgres::get`] returns `None` (the tests say
+//! it ended. `pg_stat_statements` is loaded when installed, so a test can count statements. When no server is installed, [`TestPostgres::get`] returns `None` (the tests say
 //! they are skipped), except under `CI=true`, where it panics.
 
 use std::{
@@ -181,11 +181,16 @@ fn start(bin: PathBuf) -> TestPostgres {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
-    let settings = format!(
+    let mut settings = format!(
         "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
          max_connections = 300\nfsync = off\nfull_page_writes = off\n",
         sockets.display()
     );
+    // Statements counted per database (`CREATE EXTENSION pg_stat_statements`), for the tests
+    // that assert how many statements something costs.
+    if bin.join("../lib/pg_stat_statements.so").is_file() {
+        settings.push_str("shared_preload_libraries = 'pg_stat_statements'\n");
+    }
     std::fs::OpenOptions::new()
         .append(true)
         .open(data.join("postgresql.conf"))

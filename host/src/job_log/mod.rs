@@ -30,6 +30,9 @@ pub struct JobLogs {
 
 const MASK: &[u8] = b"********";
 
+/// See [`JobLogs::gather_delay`]: short enough that a followed log still reads as live.
+const GATHER_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Secrets masked by their shape rather than their value, for the tokens minted while the host
 /// runs: a GitHub App's installation tokens (`ghs_` and at least 20 letters and digits), and
 /// any token in git's basic `Authorization` header: `base64("x-access-token:")` is exactly 20
@@ -84,6 +87,13 @@ impl JobLogs {
         self
     }
 
+    /// How long a writer may gather output read close together into one append: when the
+    /// journal keeps the logs each append is a statement on the shared database, so a build
+    /// printing a line at a time must not cost one per line. Files take each read as it comes.
+    pub fn gather_delay(&self) -> Option<std::time::Duration> {
+        self.journal.as_ref().map(|_| GATHER_DELAY)
+    }
+
     /// Length of the longest secret masked.
     pub fn longest_secret(&self) -> usize {
         self.secrets.first().map_or(0, Vec::len).max(SHAPED_MAX)
@@ -105,19 +115,18 @@ impl JobLogs {
     pub async fn append(&self, job: JobId, text: &[u8]) -> std::io::Result<()> {
         let text = self.mask(text);
         if let Some(journal) = &self.journal {
-            let length = journal.log_len(job).await.map_err(std::io::Error::other)?;
-            if length >= self.limit {
+            if text.is_empty() {
                 return Ok(());
             }
-            let over = length + text.len() as u64 >= self.limit;
-            journal
-                .append_log(job, text)
+            // One statement: the journal checks the limit as it appends.
+            let length = journal
+                .append_log(job, text, self.limit)
                 .await
                 .map_err(std::io::Error::other)?;
-            if over {
+            if length.is_some_and(|length| length >= self.limit) {
                 let note = self.limit_note().into_bytes();
                 journal
-                    .append_log(job, note)
+                    .append_log(job, note, u64::MAX)
                     .await
                     .map_err(std::io::Error::other)?;
             }

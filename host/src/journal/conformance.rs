@@ -9,8 +9,9 @@ use bytes::Bytes;
 
 use super::{
     ActionFilter, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobFilter, JobId, JobState,
-    Journal, JournalError, NewAction, PendingJob, PostFilter, PostgresJournal, PostgresSettings,
-    RecentFilter, SqliteJournal, Started, Supersede, Visibility, prelude::*, started, unix_millis,
+    Journal, JournalError, LogChunk, NewAction, PendingJob, PostFilter, PostgresJournal,
+    PostgresSettings, RecentFilter, SqliteJournal, Started, Supersede, Visibility, prelude::*,
+    started, unix_millis,
 };
 use switchyard_testkit::TestPostgres;
 
@@ -1216,7 +1217,7 @@ async fn postgres(url: Option<String>) -> Option<PostgresJournal> {
 }
 
 /// A host's journal on `url` with a short lease, polling often.
-async fn host(url: &str, lease_ms: u64) -> PostgresJournal {
+pub(crate) async fn host(url: &str, lease_ms: u64) -> PostgresJournal {
     let lease = Duration::from_millis(lease_ms);
     let settings = settings(url.to_owned(), lease, Duration::from_millis(100));
     PostgresJournal::open(settings).await.unwrap()
@@ -1425,7 +1426,7 @@ async fn job_logs_are_shared_gapless_and_pruned_with_their_jobs() {
         let a = Arc::clone(&a);
         tokio::spawn(async move {
             for line in 0..25 {
-                a.append_log(job, format!("w{w} l{line}\n").into_bytes())
+                a.append_log(job, format!("w{w} l{line}\n").into_bytes(), u64::MAX)
                     .await
                     .unwrap();
             }
@@ -1468,6 +1469,123 @@ async fn job_logs_are_shared_gapless_and_pruned_with_their_jobs() {
         [job]
     );
     assert_eq!(b.log_len(job).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn job_log_chunks_know_their_place_and_time_and_appends_stop_at_the_limit() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let a = host(&url, 30_000).await;
+    let job = new_jobs(&a, "log-2", &["a"]).await[0].id;
+    // (text appended, the log's length after)
+    for (text, length) in [("one\ntwo\n", 8), ("thr", 11), ("ee\nfour\n", 19)] {
+        let appended = a.append_log(job, text.into(), 100).await.unwrap();
+        assert_eq!(appended, Some(length), "{text:?}");
+    }
+    let place = |chunks: Vec<LogChunk>| -> Vec<(u64, u64)> {
+        assert!(chunks.iter().all(|c| c.written_ms.is_some()), "{chunks:?}");
+        chunks
+            .iter()
+            .map(|c| (c.start, c.newlines_before))
+            .collect()
+    };
+    // (bytes from, to, the chunks holding them: their start and newlines before)
+    type Places = &'static [(u64, u64)];
+    let cases: [(u64, u64, Places); 4] = [
+        (0, 1, &[(0, 0)]),
+        (9, 12, &[(8, 2), (11, 2)]),
+        (0, 19, &[(0, 0), (8, 2), (11, 2)]),
+        (30, 31, &[(11, 2)]),
+    ];
+    for (from, to, expected) in cases {
+        let found = place(a.log_chunks(job, from, to).await.unwrap());
+        assert_eq!(found, expected, "{from}..{to}");
+    }
+    // (a newline, the start of the chunk holding it, or of the last)
+    for (newline, start) in [(1, 0), (2, 0), (3, 11), (4, 11), (9, 11)] {
+        let chunk = a.log_chunk_with_newline(job, newline).await.unwrap();
+        assert_eq!(chunk.map(|c| c.start), Some(start), "{newline}");
+    }
+    assert_eq!(a.log_len(job).await.unwrap(), 19);
+    // Past the limit, an append adds nothing and says so.
+    assert_eq!(
+        a.append_log(job, vec![b'x'; 10], 20).await.unwrap(),
+        Some(29)
+    );
+    assert_eq!(a.append_log(job, b"more".to_vec(), 20).await.unwrap(), None);
+    assert_eq!(a.log_len(job).await.unwrap(), 29);
+    let other = new_jobs(&a, "log-3", &["a"]).await[0].id;
+    assert_eq!(a.log_chunk_with_newline(other, 1).await.unwrap(), None);
+    assert!(a.log_chunks(other, 0, 10).await.unwrap().is_empty());
+}
+
+/// Statements run so far on the database at `url` whose text holds `text` (each counted once
+/// it ended); `None` when the server has no `pg_stat_statements` to count them.
+pub(crate) async fn statements_run(url: &str, text: &str) -> Option<i64> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await
+        .ok()?;
+    // The pattern is a parameter, so this query's own text does not match it.
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND query LIKE $1",
+            &[&format!("%{text}%")],
+        )
+        .await
+        .ok()?;
+    Some(row.get(0))
+}
+
+#[tokio::test]
+async fn a_log_append_is_one_statement_at_any_length_of_the_log() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let journal: Arc<PostgresJournal> = Arc::new(host(&url, 30_000).await);
+    let job = new_jobs(&*journal, "long-log", &["a"]).await[0].id;
+    let logs = crate::job_log::JobLogs::new(std::path::PathBuf::new(), [])
+        .kept_in(journal.clone())
+        .with_limit(1 << 20);
+    let Some(_) = statements_run(&url, "job_logs").await else {
+        eprintln!("no pg_stat_statements: skipping the statement count");
+        return;
+    };
+    // (chunks already in the log, appends)
+    for (before, appends) in [(0, 20), (5_000, 20)] {
+        for n in 0..before {
+            logs.append(job, format!("filler {n}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        let ran = statements_run(&url, "job_logs").await.unwrap();
+        for n in 0..appends {
+            logs.append(job, format!("line {n}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        let appended = statements_run(&url, "job_logs").await.unwrap() - ran;
+        assert_eq!(appended, appends, "after {before} chunks");
+    }
+    // Reaching the limit adds its note: one statement more, once; then nothing is added.
+    let big = vec![b'x'; 1 << 20];
+    let ran = statements_run(&url, "job_logs").await.unwrap();
+    logs.append(job, &big).await.unwrap();
+    logs.append(job, b"dropped\n").await.unwrap();
+    assert_eq!(statements_run(&url, "job_logs").await.unwrap() - ran, 3);
+    let length = journal.log_len(job).await.unwrap();
+    let tail = journal.log_chunks(job, length - 200, length).await.unwrap();
+    let tail = String::from_utf8_lossy(&tail.last().unwrap().data).into_owned();
+    assert!(tail.contains("reached its limit of 1 MiB"), "{tail}");
 }
 
 #[tokio::test]

@@ -33,8 +33,8 @@ pub use records::{
     JobRow, LockRecord, NewAction, PostFilter, PostRecord, RecentFilter, Visibility,
 };
 pub use roles::{
-    AuditTrail, CatchUpMarks, Health, HostKeys, Journal, LockStore, LogStore, Nonces, PostLog,
-    Pruning, Queue, Reads, Sessions,
+    AuditTrail, CatchUpMarks, Health, HostKeys, Journal, LockStore, LogChunk, LogStore, Nonces,
+    PostLog, Pruning, Queue, Reads, Sessions,
 };
 pub use sqlite::{SqliteJournal, backup, unix_millis};
 

@@ -250,15 +250,45 @@ pub trait LogStore: Send + Sync {
         false
     }
 
-    /// Appends a chunk to job `job`'s log.
-    async fn append_log(&self, job: JobId, text: Vec<u8>) -> Result<(), JournalError> {
-        let _ = (job, text);
+    /// Appends a chunk to job `job`'s log, in one statement whatever the log's length, unless
+    /// the log already holds `limit` bytes. Returns the log's length after it, or `None` when it
+    /// was at its limit and nothing was added.
+    async fn append_log(
+        &self,
+        job: JobId,
+        text: Vec<u8>,
+        limit: u64,
+    ) -> Result<Option<u64>, JournalError> {
+        let _ = (job, text, limit);
         Err(JournalError::Unavailable)
     }
 
     /// Bytes in job `job`'s log.
     async fn log_len(&self, job: JobId) -> Result<u64, JournalError> {
         let _ = job;
+        Err(JournalError::Unavailable)
+    }
+
+    /// The chunks of job `job`'s log holding bytes `from..to`, in order: the one `from` is in
+    /// (or the last, past the end), and those starting before `to`.
+    async fn log_chunks(
+        &self,
+        job: JobId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<LogChunk>, JournalError> {
+        let _ = (job, from, to);
+        Err(JournalError::Unavailable)
+    }
+
+    /// The chunk of job `job`'s log holding its `newline`th newline (1-based), or its last
+    /// chunk when it has fewer; `None` for an empty log.
+    async fn log_chunk_with_newline(
+        &self,
+        job: JobId,
+        newline: u64,
+    ) -> Result<Option<LogChunk>, JournalError> {
+        let _ = (job, newline);
         Err(JournalError::Unavailable)
     }
 
@@ -276,6 +306,19 @@ pub trait LogStore: Send + Sync {
     /// Makes sure no job is given an id up to `job`: ids of jobs the journal no longer knows of
     /// but something else still names (a log file left by a journal restored from a backup).
     async fn skip_job_ids_through(&self, job: JobId) -> Result<(), JournalError>;
+}
+
+/// A chunk of a job log kept in the journal, with where it stands in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    /// The offset of its first byte in the log.
+    pub start: u64,
+    /// Newlines in the log before it.
+    pub newlines_before: u64,
+    /// When it was written, in Unix milliseconds; `None` for chunks written before times were
+    /// kept.
+    pub written_ms: Option<u64>,
+    pub data: Vec<u8>,
 }
 
 /// Retention: deleting what is older than `[store] keep_days`.

@@ -213,11 +213,27 @@ async fn copy_lines(
     let mut reader = BufReader::with_capacity(READ_CHUNK, stream);
     let mut line = Line::new(&logs);
     let mut lines = Vec::with_capacity(READ_CHUNK);
+    // Output read close together is written as one chunk, when a write costs a statement.
+    let gather = logs.gather_delay();
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
-        let chunk = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(chunk) => chunk,
+        let filled = match due {
+            Some(due) => tokio::select! {
+                filled = reader.fill_buf() => Some(filled),
+                () = tokio::time::sleep_until(due) => None,
+            },
+            None => Some(reader.fill_buf().await),
         };
+        let chunk = match filled {
+            None => {
+                write(&logs, job, &mut lines).await;
+                due = None;
+                continue;
+            }
+            Some(Ok([]) | Err(_)) => break,
+            Some(Ok(chunk)) => chunk,
+        };
+        let new = lines.len();
         for piece in chunk.split_inclusive(|&b| b == b'\n') {
             line.push(piece);
             if piece.ends_with(b"\n") {
@@ -226,15 +242,24 @@ async fn copy_lines(
         }
         let read = chunk.len();
         reader.consume(read);
-        keep(&logs, tail.as_deref(), &lines);
-        write(&logs, job, &mut lines).await;
+        keep(&logs, tail.as_deref(), &lines[new..]);
+        match gather {
+            Some(delay) if lines.len() < READ_CHUNK => {
+                due.get_or_insert_with(|| tokio::time::Instant::now() + delay);
+            }
+            _ => {
+                write(&logs, job, &mut lines).await;
+                due = None;
+            }
+        }
     }
     // A last line without a newline.
+    let new = lines.len();
     if !line.kept.is_empty() {
         line.finish(&logs, &mut lines);
-        keep(&logs, tail.as_deref(), &lines);
-        write(&logs, job, &mut lines).await;
     }
+    keep(&logs, tail.as_deref(), &lines[new..]);
+    write(&logs, job, &mut lines).await;
 }
 
 fn keep(logs: &JobLogs, tail: Option<&Mutex<Tail>>, lines: &[u8]) {
@@ -314,6 +339,37 @@ mod tests {
             hidden_env,
             disk_mib: None,
         }
+    }
+
+    #[tokio::test]
+    async fn output_read_close_together_is_one_append_when_the_journal_keeps_the_log() {
+        use crate::journal::{
+            LogStore as _,
+            conformance::{host, statements_run},
+        };
+        let Some(server) = switchyard_testkit::TestPostgres::get() else {
+            return;
+        };
+        let url = server.database();
+        let journal = Arc::new(host(&url, 30_000).await);
+        let logs = JobLogs::new(std::path::PathBuf::new(), []).kept_in(journal.clone());
+        let Some(before) = statements_run(&url, "job_logs").await else {
+            return;
+        };
+        // 300 writes of a line each, in a few milliseconds.
+        let script = "for i in $(seq 1 300); do echo \"line $i\"; done";
+        let output = run(RunRequest::shell(script), logs, JobId(1), &unsandboxed(&[])).await;
+        assert_eq!(output.unwrap().exit_code, Some(0));
+        let appends = statements_run(&url, "job_logs").await.unwrap() - before;
+        let length = journal.log_len(JobId(1)).await.unwrap();
+        let chunks = journal.log_chunks(JobId(1), 0, length).await.unwrap();
+        let log: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
+        let expected: String = (1..=300).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(String::from_utf8(log).unwrap(), expected);
+        assert!(
+            (1..30).contains(&appends),
+            "{appends} appends for 300 lines"
+        );
     }
 
     async fn run_script(

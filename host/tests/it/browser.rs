@@ -12,6 +12,7 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::dashboard::LogsIn;
 use crate::support::{
     EVENT_LOG, FakeGitHub, HostSpec, Origin, TestHost, behaviours, binds, example,
 };
@@ -193,11 +194,27 @@ async fn dashboard_host_with(spec: HostSpec) -> (TestHost, tempfile::TempDir) {
 
 #[tokio::test]
 async fn sign_in_see_a_delivery_arrive_and_watch_its_log_live() {
-    let Some(browser) = Browser::start("browser::sign_in_see_a_delivery_arrive").await else {
+    watch_a_log_live(LogsIn::Files, "browser::sign_in_see_a_delivery_arrive").await;
+}
+
+#[tokio::test]
+async fn watch_a_log_in_postgres_live_as_a_file() {
+    watch_a_log_live(LogsIn::Postgres, "browser::watch_a_log_in_postgres_live").await;
+}
+
+async fn watch_a_log_live(logs: LogsIn, test: &str) {
+    let Some(store) = logs.store() else {
         return;
     };
-    let (host, _tokens) =
-        dashboard_host(behaviours("ticking", "timeout_secs = 120", TICKING)).await;
+    let Some(browser) = Browser::start(test).await else {
+        return;
+    };
+    let (host, _tokens) = dashboard_host_with(HostSpec {
+        plugins: behaviours("ticking", "timeout_secs = 120", TICKING),
+        store: store.keys.clone(),
+        ..HostSpec::default()
+    })
+    .await;
     browser.sign_in(&host.base).await;
     let client = &browser.client;
 
@@ -332,7 +349,11 @@ async fn sign_in_see_a_delivery_arrive_and_watch_its_log_live() {
         .unwrap();
     assert_eq!(inside_visible, json!(false));
 
-    browser.finish("job-live-log").await;
+    let screenshot = match logs {
+        LogsIn::Files => "job-live-log",
+        LogsIn::Postgres => "job-live-log-postgres",
+    };
+    browser.finish(screenshot).await;
     host.stop().await;
 }
 

@@ -102,6 +102,40 @@ impl Dash {
     }
 }
 
+/// Where a test host keeps its job logs: the log viewer must show them alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LogsIn {
+    Files,
+    /// A PostgreSQL journal (a database of its own on the test server), chunks in a table.
+    Postgres,
+}
+
+/// A host's `[store]` keys for [`LogsIn`], with the folder holding its database URL.
+pub(crate) struct LogStoreKeys {
+    pub(crate) keys: String,
+    _secrets: Option<tempfile::TempDir>,
+}
+
+impl LogsIn {
+    /// `None` when PostgreSQL is not installed (the test is skipped, as the PostgreSQL ones).
+    pub(crate) fn store(self) -> Option<LogStoreKeys> {
+        match self {
+            Self::Files => Some(LogStoreKeys {
+                keys: String::new(),
+                _secrets: None,
+            }),
+            Self::Postgres => {
+                let url = switchyard_testkit::TestPostgres::get()?.database();
+                let (secrets, keys) = crate::postgres::store_with_lease(&url, 3);
+                Some(LogStoreKeys {
+                    keys,
+                    _secrets: Some(secrets),
+                })
+            }
+        }
+    }
+}
+
 pub(crate) fn pull_request(repository: &str, title: &str) -> serde_json::Value {
     let mut payload = example("pull_request", Some("opened"));
     payload["repository"]["full_name"] = json!(repository);
@@ -376,10 +410,24 @@ script = 'printf "\033[31mred <b>bold</b>\033[0m & more\n::group::Setup step\nin
 
 #[tokio::test]
 async fn a_job_log_renders_colours_escaped_numbered_grouped_and_follows_from_an_offset() {
-    let dash = Dash::start("", behaviours("noisy", "", NOISY))
-        .await
-        .signed_in()
-        .await;
+    a_job_log_renders_and_follows(LogsIn::Files).await;
+}
+
+#[tokio::test]
+async fn a_job_log_in_postgres_renders_and_follows_as_a_file_does() {
+    a_job_log_renders_and_follows(LogsIn::Postgres).await;
+}
+
+async fn a_job_log_renders_and_follows(logs: LogsIn) {
+    let Some(store) = logs.store() else {
+        return;
+    };
+    let spec = HostSpec {
+        plugins: behaviours("noisy", "", NOISY),
+        store: store.keys.clone(),
+        ..HostSpec::default()
+    };
+    let dash = Dash::start_with("", spec).await.signed_in().await;
     let payload = pull_request("octo/one", "t");
     assert_eq!(
         dash.host.send("pull_request", "noisy-1", &payload).await.0,
@@ -405,10 +453,10 @@ async fn a_job_log_renders_colours_escaped_numbered_grouped_and_follows_from_an_
     assert!(page.contains(&format!("href=\"{raw}\"")));
     let response = dash.get(&raw).await;
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
-    assert!(response.text().await.unwrap().contains("<b>bold</b>"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains("<b>bold</b>"));
 
     // The follow stream: whole lines after the offset, each event's id the offset after it.
-    let text = std::fs::read_to_string(dash.host.host_state.logs.path(job)).unwrap();
     let after_two: usize = text.split_inclusive('\n').take(2).map(str::len).sum();
     let mut request = dash
         .http
@@ -459,11 +507,25 @@ async fn a_job_log_renders_colours_escaped_numbered_grouped_and_follows_from_an_
 
 #[tokio::test]
 async fn a_big_log_shows_its_tail_first_and_earlier_windows_on_request() {
+    a_big_log_shows_its_tail_first(LogsIn::Files).await;
+}
+
+#[tokio::test]
+async fn a_big_log_in_postgres_shows_its_tail_first_as_a_file_does() {
+    a_big_log_shows_its_tail_first(LogsIn::Postgres).await;
+}
+
+async fn a_big_log_shows_its_tail_first(logs: LogsIn) {
+    let Some(store) = logs.store() else {
+        return;
+    };
     let script = "behaviour = \"run\"\nscript = 'seq 1 200000'";
-    let dash = Dash::start("", behaviours("long", "", script))
-        .await
-        .signed_in()
-        .await;
+    let spec = HostSpec {
+        plugins: behaviours("long", "", script),
+        store: store.keys.clone(),
+        ..HostSpec::default()
+    };
+    let dash = Dash::start_with("", spec).await.signed_in().await;
     let payload = pull_request("octo/one", "t");
     assert_eq!(
         dash.host.send("pull_request", "long-1", &payload).await.0,

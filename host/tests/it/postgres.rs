@@ -16,6 +16,7 @@ use std::{
 use switchyard::journal::{JobState, PostgresJournal, PostgresSettings, prelude::*};
 use switchyard_testkit::TestPostgres;
 
+use crate::dashboard::Dash;
 use crate::support::{
     EVENT_LOG, HostSpec, SECRET, TestHost, behaviours, example, expand, library,
     net::{free_port, wait_until_listening},
@@ -174,6 +175,72 @@ async fn a_log_written_on_one_host_streams_live_from_the_other() {
     assert_eq!(observer.job(job).await.unwrap().state, JobState::Succeeded);
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn a_log_written_on_one_host_is_followed_live_on_the_others_dashboard_with_times() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let (_secrets, keys) = store(&url);
+    let script = "echo first-line; sleep 3; echo second-line";
+    let spec = || HostSpec {
+        store: keys.clone(),
+        plugins: behaviours(
+            "runner",
+            "",
+            &format!("behaviour = \"run\"\nscript = {script:?}"),
+        ),
+        ..HostSpec::default()
+    };
+    // Host A alone takes the job; B starts once it runs, and shows its log.
+    let a = Dash::start_with("", spec()).await;
+    let payload = example("pull_request", Some("opened"));
+    let (status, answer) = a.host.send("pull_request", "followed-1", &payload).await;
+    assert_eq!(status, 202);
+    let job = switchyard::journal::JobId(answer["jobs"][0]["job"].as_i64().unwrap());
+    let observer = journal(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while observer.log_len(job).await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no log line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = Dash::start_with("", spec()).await.signed_in().await;
+    let mut following = b
+        .get(&format!(
+            "/dashboard/jobs/{job}/follow?offset=0&timestamps=1"
+        ))
+        .await;
+    assert_eq!(following.status(), 200);
+    // The first line arrives, with its time, while the job still runs on A ...
+    let first = following.chunk().await.unwrap().unwrap();
+    let first = String::from_utf8_lossy(&first).into_owned();
+    assert!(first.contains("first-line"), "{first}");
+    assert!(first.contains("<span class=\"ts\">"), "{first}");
+    assert_eq!(observer.job(job).await.unwrap().state, JobState::Running);
+    // ... the second later, then the end.
+    let mut rest = String::new();
+    while let Some(chunk) = following.chunk().await.unwrap() {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(rest.contains("second-line"), "{rest}");
+    assert!(rest.contains("event: end"), "{rest}");
+    assert_eq!(observer.job(job).await.unwrap().state, JobState::Succeeded);
+    // B's page shows each line's time: the second written after the command's 3 s sleep.
+    let page = b.ok(&format!("/dashboard/jobs/{job}?timestamps=1")).await;
+    let stamp = |text: &str| -> f64 {
+        let at = page.find(text).unwrap();
+        let line = &page[page[..at].rfind("<span class=\"ts\">").unwrap()..];
+        let stamp = &line["<span class=\"ts\">".len()..line.find("</span>").unwrap()];
+        let parts: Vec<f64> = stamp.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    // Read as times of day: a run across midnight wraps.
+    let apart = (stamp("second-line") - stamp("first-line")).rem_euclid(86_400.0);
+    assert!((2.5..60.0).contains(&apart), "{apart} s apart: {page}");
+    a.host.stop().await;
+    b.host.stop().await;
 }
 
 #[tokio::test]

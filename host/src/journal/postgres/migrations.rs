@@ -144,6 +144,47 @@ CREATE TABLE session_ends (
     at   BIGINT NOT NULL
 );
 "#,
+    r#"
+-- Where each chunk of a job log stands, so that an append, a window of lines and a line's place
+-- cost the same at any length of the log: the offset of its first byte, the newlines before it
+-- and in it, and when it was written (Unix ms; NULL for chunks written before). A trigger sets
+-- them from the chunk before (a host of the previous release appends without them).
+ALTER TABLE job_logs
+    ADD COLUMN start      BIGINT,
+    ADD COLUMN line       BIGINT,
+    ADD COLUMN newlines   BIGINT,
+    ADD COLUMN written_ms BIGINT;
+UPDATE job_logs SET newlines =
+    length(encode(data, 'escape')) - length(replace(encode(data, 'escape'), E'\n', ''));
+UPDATE job_logs SET start = placed.start, line = placed.line
+FROM (
+    SELECT job, n,
+           sum(octet_length(data)) OVER earlier - octet_length(data) AS start,
+           sum(newlines) OVER earlier - newlines AS line
+    FROM job_logs
+    WINDOW earlier AS (PARTITION BY job ORDER BY n)
+) placed
+WHERE job_logs.job = placed.job AND job_logs.n = placed.n;
+CREATE INDEX job_logs_by_start ON job_logs (job, start);
+CREATE INDEX job_logs_by_line ON job_logs (job, line, n);
+CREATE FUNCTION job_logs_place() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Escaped, a chunk's bytes are text in which only its newlines are newlines.
+    NEW.newlines := length(encode(NEW.data, 'escape'))
+        - length(replace(encode(NEW.data, 'escape'), E'\n', ''));
+    SELECT before.start + octet_length(before.data), before.line + before.newlines
+        INTO NEW.start, NEW.line
+        FROM job_logs before WHERE before.job = NEW.job AND before.n = NEW.n - 1;
+    NEW.start := coalesce(NEW.start, 0);
+    NEW.line := coalesce(NEW.line, 0);
+    NEW.written_ms := coalesce(
+        NEW.written_ms, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER job_logs_place BEFORE INSERT ON job_logs
+    FOR EACH ROW EXECUTE FUNCTION job_logs_place();
+"#,
 ];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).
@@ -225,4 +266,62 @@ pub async fn migrate_only(
 /// The schema version this build migrates to.
 pub fn schema_version() -> u32 {
     MIGRATIONS.len() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[tokio::test]
+    async fn chunks_stored_before_their_places_were_kept_are_placed_by_the_migration() {
+        let Some(server) = switchyard_testkit::TestPostgres::get() else {
+            return;
+        };
+        let url = server.database();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let placing = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("job_logs_place"))
+            .unwrap();
+        for migration in &MIGRATIONS[..placing] {
+            client.batch_execute(migration).await.unwrap();
+        }
+        let insert = "INSERT INTO job_logs (job, n, data) VALUES ($1, $2, $3)";
+        // (job, n, data) as a host of the previous release appends them
+        let old: [(i64, i64, &str); 3] = [(1, 0, "a\nbb\n"), (1, 1, "ccc"), (2, 0, "x\n")];
+        for (job, n, data) in old {
+            let data = data.as_bytes().to_vec();
+            client.execute(insert, &[&job, &n, &data]).await.unwrap();
+        }
+        client.batch_execute(MIGRATIONS[placing]).await.unwrap();
+        // Appended after the migration by such a host: placed and timed by the trigger.
+        let data = b"\nd\n".to_vec();
+        client
+            .execute(insert, &[&1i64, &2i64, &data])
+            .await
+            .unwrap();
+        let rows = client
+            .query(
+                "SELECT job, n, start, line, newlines, written_ms IS NOT NULL
+                 FROM job_logs ORDER BY job, n",
+                &[],
+            )
+            .await
+            .unwrap();
+        let placed: Vec<(i64, i64, i64, i64, i64, bool)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+            .collect();
+        // (job, n, start, newlines before, newlines in it, timed)
+        let expected = [
+            (1, 0, 0, 0, 2, false),
+            (1, 1, 5, 2, 0, false),
+            (1, 2, 8, 2, 2, true),
+            (2, 0, 0, 0, 1, false),
+        ];
+        assert_eq!(placed, expected);
+    }
 }

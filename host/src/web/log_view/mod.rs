@@ -1,15 +1,15 @@
-//! A job log as the dashboard shows it: read by byte ranges, never whole (a page shows a
+//! A job log as the dashboard shows it, from its file or from the journal: read by byte
+//! ranges, never whole (a page shows a
 //! window, the tail first, and the follow stream what was appended after an offset), and
 //! rendered as HTML.
 
 mod read;
 mod render;
+mod source;
 
-pub use read::{
-    align_to_line, chunk_times, count_lines, end_of_lines, line_offset, read_range,
-    start_of_last_lines,
-};
+pub use read::{end_of_lines, start_of_last_lines};
 pub use render::render;
+pub use source::LogSource;
 
 /// Bytes of log a page shows at most: the tail first, earlier windows on request.
 pub const WINDOW: u64 = 256 * 1024;

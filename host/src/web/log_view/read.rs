@@ -154,18 +154,6 @@ pub async fn read_range(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<
     Ok(bytes)
 }
 
-/// Moves `offset` forward to the start of the next line (unless it is 0 or already at one).
-pub async fn align_to_line(path: &Path, offset: u64) -> std::io::Result<u64> {
-    if offset == 0 {
-        return Ok(0);
-    }
-    let before = read_range(path, offset - 1, offset + 64 * 1024).await?;
-    Ok(match before.iter().position(|&b| b == b'\n') {
-        Some(at) => offset + at as u64,
-        None => offset - 1 + before.len() as u64,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,8 +178,6 @@ mod tests {
         std::fs::write(&path, "a\nbb\nccc\n").unwrap();
         assert_eq!(line_offset(&path, 3).await.unwrap(), 5);
         assert_eq!(count_lines(&path, 5).await.unwrap(), 2);
-        assert_eq!(align_to_line(&path, 3).await.unwrap(), 5);
-        assert_eq!(align_to_line(&path, 2).await.unwrap(), 2);
         assert_eq!(read_range(&path, 2, 5).await.unwrap(), b"bb\n");
     }
 }

@@ -82,26 +82,27 @@ pub(in crate::web) async fn follow(
         lines: cap.lines,
         bytes: cap.bytes.min(FOLLOW_EVENT_BYTES),
     };
-    let path = state.logs.path(id);
+    let log = log_view::LogSource::of(&state.logs, id);
     let (offset, line) = {
         // Finding the line number reads the log up to the offset.
         let _reserved = match reserve(&state, 1 << 20).await {
             Ok(reserved) => reserved,
             Err(busy) => return busy,
         };
-        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-        let offset = log_view::align_to_line(&path, offset.min(size))
+        let size = log.len().await.unwrap_or(0);
+        let offset = log
+            .align_to_line(offset.min(size))
             .await
             .unwrap_or_default();
-        let line = log_view::count_lines(&path, offset).await.unwrap_or(0) + 1;
+        let line = log.count_lines(offset).await.unwrap_or(0) + 1;
         (offset, line)
     };
-    let times = param(&params, "timestamps").map(|_| state.logs.times_path(id));
+    let timestamps = param(&params, "timestamps").is_some();
     let follower = Follower {
-        times,
+        timestamps,
         state,
         job: id,
-        path,
+        log,
         offset,
         line,
         cap,
@@ -117,9 +118,9 @@ pub(in crate::web) async fn follow(
 struct Follower {
     state: WebState,
     job: JobId,
-    path: std::path::PathBuf,
-    /// The log's times file, when lines are sent with their timestamps.
-    times: Option<std::path::PathBuf>,
+    log: log_view::LogSource,
+    /// Lines are sent with their timestamps.
+    timestamps: bool,
     offset: u64,
     /// The number of the line at `offset`.
     line: u64,
@@ -141,7 +142,7 @@ impl Follower {
                 Ok(record) => matches!(record.state, JobState::Succeeded | JobState::Failed),
                 Err(_) => true,
             };
-            let size = tokio::fs::metadata(&self.path).await.map_or(0, |m| m.len());
+            let size = self.log.len().await.unwrap_or(0);
             if size > self.offset {
                 // Reading and rendering within the budget; when it has no room, later.
                 let reserved = reserve(&self.state, 3 * FOLLOW_CHUNK as usize + 2 * self.cap.bytes);
@@ -170,7 +171,9 @@ impl Follower {
     /// finished log).
     async fn event(&mut self, size: u64, ended: bool) -> Option<Event> {
         let to = size.min(self.offset + FOLLOW_CHUNK);
-        let bytes = log_view::read_range(&self.path, self.offset, to)
+        let bytes = self
+            .log
+            .read_range(self.offset, to)
             .await
             .unwrap_or_default();
         let whole = match bytes.iter().rposition(|&b| b == b'\n') {
@@ -184,13 +187,13 @@ impl Follower {
             return None;
         }
         let masked = self.state.logs.mask(&bytes[..whole]);
-        let times = match &self.times {
-            Some(times) => {
+        let times = match self.timestamps {
+            true => {
                 let end = self.offset + whole as u64;
-                let times = log_view::chunk_times(times, self.offset, end).await;
+                let times = self.log.chunk_times(self.offset, end).await;
                 Some(times.unwrap_or_default())
             }
-            None => None,
+            false => None,
         };
         let rendered =
             log_view::render(&masked, self.line, self.offset, times.as_deref(), self.cap);

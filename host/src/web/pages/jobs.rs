@@ -300,23 +300,24 @@ pub(in crate::web) async fn one(
         Err(error) => return journal_failed(error),
     };
     reserved.shrink(page_bytes);
-    let path = state.logs.path(id);
-    let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+    let log = log_view::LogSource::of(&state.logs, id);
+    let size = match log.len().await {
+        Ok(size) => size,
+        Err(error) => return log_unreadable(id, &error),
+    };
     let end = param(&params, "end").and_then(|e| e.parse::<u64>().ok());
     // The window: from a line asked for, from a byte asked for, or before a byte (the tail).
     let (start, window_end, tail) =
         if let Some(line) = param(&params, "line").and_then(|l| l.parse::<u64>().ok()) {
-            let start = log_view::line_offset(&path, line.saturating_sub(20).max(1)).await;
+            let start = log.line_offset(line.saturating_sub(20).max(1)).await;
             (start, None, false)
         } else if let Some(start) = param(&params, "start").and_then(|s| s.parse::<u64>().ok()) {
-            (
-                log_view::align_to_line(&path, start.min(size)).await,
-                None,
-                false,
-            )
+            (log.align_to_line(start.min(size)).await, None, false)
         } else {
             let end = end.map_or(size, |end| end.min(size));
-            let start = log_view::align_to_line(&path, end.saturating_sub(log_view::WINDOW)).await;
+            let start = log
+                .align_to_line(end.saturating_sub(log_view::WINDOW))
+                .await;
             (start, Some(end), true)
         };
     let start = match start {
@@ -329,7 +330,7 @@ pub(in crate::web) async fn one(
     let mut bytes = if size == 0 {
         Vec::new()
     } else {
-        match log_view::read_range(&path, start, window_end).await {
+        match log.read_range(start, window_end).await {
             Ok(bytes) => bytes,
             Err(error) => return log_unreadable(id, &error),
         }
@@ -348,7 +349,7 @@ pub(in crate::web) async fn one(
         whole -= skip;
         start += skip as u64;
     }
-    let first_line = match log_view::count_lines(&path, start).await {
+    let first_line = match log.count_lines(start).await {
         Ok(lines) => lines + 1,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
         Err(error) => return log_unreadable(id, &error),
@@ -356,8 +357,7 @@ pub(in crate::web) async fn one(
     let masked_bytes = state.logs.mask(&bytes[..whole]);
     let timestamps = param(&params, "timestamps").is_some();
     let times = if timestamps {
-        let file = state.logs.times_path(id);
-        let times = log_view::chunk_times(&file, start, start + whole as u64);
+        let times = log.chunk_times(start, start + whole as u64);
         times.await.unwrap_or_else(|error| {
             tracing::warn!(
                 job = id.0,
