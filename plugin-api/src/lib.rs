@@ -103,7 +103,7 @@ pub use host::{
 };
 pub use permissions::{Access, Permissions};
 pub use plugin::{
-    GitHubApp, Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError,
+    GitHubApp, Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError, Verdict,
 };
 pub use source::{Source, expand_clone_url, template_url};
 
@@ -113,7 +113,7 @@ pub mod prelude {
         CancelAnswer, CancelReason, CommitStatus, DeploymentState, Event, Host, HostError,
         NewDeployment, NewDeploymentStatus, Outcome, Permissions, Plugin, PluginConfig,
         PluginError, RunOutput, RunRequest, Source, StatusState, Subscription, Superseding,
-        async_trait, declare_plugin, fit_description,
+        Verdict, async_trait, declare_plugin, fit_description,
         payload::{self, short_sha},
     };
 }

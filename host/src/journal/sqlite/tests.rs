@@ -177,7 +177,14 @@ async fn delivery_ids_are_found_before_and_after_their_merge_and_across_reopenin
         let job = journal.jobs_of(id).await.unwrap()[0].id;
         assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
         journal
-            .end_attempt(job, 1, AttemptEnd::Succeeded { note: None })
+            .end_attempt(
+                job,
+                1,
+                AttemptEnd::Succeeded {
+                    note: None,
+                    verdict: switchyard_plugin_api::Verdict::Passed,
+                },
+            )
             .await
             .unwrap();
     }
@@ -215,7 +222,10 @@ async fn a_lock_has_one_holder_until_its_attempt_ends_and_survives_reopening() {
     // Reopened by another reader while the host runs: the lock is still held.
     let journal = SqliteJournal::open(&path).unwrap();
     assert!(!journal.try_lock(production, second, 1).await.unwrap());
-    let end = AttemptEnd::Succeeded { note: None };
+    let end = AttemptEnd::Succeeded {
+        note: None,
+        verdict: switchyard_plugin_api::Verdict::Passed,
+    };
     journal.end_attempt(first, 1, end).await.unwrap();
     assert!(journal.try_lock(production, second, 1).await.unwrap());
 }
@@ -337,6 +347,7 @@ async fn attempts_move_jobs_through_their_states() {
             2,
             AttemptEnd::Failed {
                 error: "gave up".into(),
+                verdict: switchyard_plugin_api::Verdict::Errored,
             },
         )
         .await
