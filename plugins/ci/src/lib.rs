@@ -292,36 +292,40 @@ impl Ci {
         report.running().await?;
         let ended = self.run(report).await;
         drop(slot);
-        let (ending, printed) = match ended {
+        // The build's own verdict beside its ending; a build that could not run is left to
+        // the host, which records it as errored.
+        let (ending, printed, verdict) = match ended {
             Ok((output, dir)) => {
                 let printed = Printed {
                     annotations: switchyard_check_output::annotations::parse(&output.output, &dir),
                     tail: output.output.clone(),
                 };
                 let secs = output.seconds();
-                let ending = match (output.success(), output.timed_out) {
-                    (true, _) => Ending::Passed { secs },
-                    (false, false) => Ending::Failed {
-                        ending: output.ending(),
-                        secs,
-                    },
-                    (false, true) => Ending::TimedOut {
-                        secs: self.settings.timeout_secs,
-                    },
+                let (ending, verdict) = match (output.success(), output.timed_out) {
+                    (true, _) => (Ending::Passed { secs }, Verdict::Passed),
+                    (false, false) => (
+                        Ending::Failed {
+                            ending: output.ending(),
+                            secs,
+                        },
+                        Verdict::Failed,
+                    ),
+                    (false, true) => (
+                        Ending::TimedOut {
+                            secs: self.settings.timeout_secs,
+                        },
+                        Verdict::TimedOut,
+                    ),
                 };
-                (ending, printed)
+                (ending, printed, Some(verdict))
             }
-            Err(error) => (Ending::Errored(error.to_string()), Printed::default()),
+            Err(error) => (Ending::Errored(error.to_string()), Printed::default(), None),
         };
-        let failed = match &ending {
-            Ending::TimedOut { secs } => Some(format!("timed out after {secs} s")),
-            Ending::Errored(error) => Some(format!("errored: {error}")),
-            _ => None,
-        };
+        let summary = ending.to_string();
         report.finished(ending, printed).await?;
-        match failed {
-            Some(description) => Err(PluginError::fatal(description)),
-            None => Ok(Outcome::Done),
+        match verdict {
+            Some(verdict) => Ok(Outcome::Finished { verdict, summary }),
+            None => Err(PluginError::fatal(summary)),
         }
     }
 

@@ -76,7 +76,7 @@ impl fmt::Display for Badge {
         if let Some(state) = self.state_beside() {
             write!(
                 f,
-                r#" <span class="journal-state" title="the journal's state: {state}">{state}</span>"#
+                r#" <span class="journal-state" title="the journal's state: succeeded = ran to its end, failed = did not">· journal: {state}</span>"#
             )?;
         }
         f.write_str("</span>")
