@@ -140,9 +140,10 @@ async fn attempts_move_jobs_through_their_states_and_ends_are_fenced(journal: &d
     };
     journal.end_attempt(job, 1, retry).await.unwrap();
     let record = journal.job(job).await.unwrap();
+    // A retry has no verdict yet: the job has not ended.
     assert_eq!(
-        (record.state, record.error.as_deref()),
-        (JobState::Queued, Some("flaky"))
+        (record.state, record.error.as_deref(), record.verdict),
+        (JobState::Queued, Some("flaky"), None)
     );
     assert_eq!(
         journal.start_attempt(job, 0).await.unwrap(),
@@ -165,11 +166,19 @@ async fn attempts_move_jobs_through_their_states_and_ends_are_fenced(journal: &d
     ));
     let failed = AttemptEnd::Failed {
         error: "gave up".into(),
-        verdict: switchyard_plugin_api::Verdict::Errored,
+        verdict: switchyard_plugin_api::Verdict::TimedOut,
     };
     journal.end_attempt(job, 2, failed).await.unwrap();
     let record = journal.job(job).await.unwrap();
-    assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
+    // The verdict is stored with the end, as given.
+    assert_eq!(
+        (record.state, record.attempts, record.verdict),
+        (
+            JobState::Failed,
+            2,
+            Some(switchyard_plugin_api::Verdict::TimedOut)
+        )
+    );
     let again = journal.end_attempt(
         job,
         2,
@@ -255,8 +264,12 @@ async fn unstarted_jobs_can_fail_and_free_their_locks(journal: &dyn Journal) {
     );
     let record = journal.job(never).await.unwrap();
     assert_eq!(
-        (record.state, record.error),
-        (JobState::Failed, Some(error.clone()))
+        (record.state, record.error, record.verdict),
+        (
+            JobState::Failed,
+            Some(error.clone()),
+            Some(switchyard_plugin_api::Verdict::Errored)
+        )
     );
     assert!(
         !journal.fail_unstarted(never, 0, error).await.unwrap(),
@@ -543,6 +556,28 @@ async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dy
         verdict: switchyard_plugin_api::Verdict::Errored,
     };
     journal.end_attempt(failed, 1, end).await.unwrap();
+    // A build that ran to its end and failed counts as failed; a cancelled job does not.
+    let ends = [
+        (
+            "d1",
+            AttemptEnd::Succeeded {
+                note: Some("failed: exit 3".into()),
+                verdict: switchyard_plugin_api::Verdict::Failed,
+            },
+        ),
+        (
+            "d3",
+            AttemptEnd::Failed {
+                error: "cancelled by ana".into(),
+                verdict: switchyard_plugin_api::Verdict::Cancelled,
+            },
+        ),
+    ];
+    for (delivery, end) in ends {
+        let job = journal.jobs_of(delivery).await.unwrap()[0].id;
+        journal.start_attempt(job, 0).await.unwrap();
+        journal.end_attempt(job, 1, end).await.unwrap();
+    }
     let filter = |limit, failed, event: Option<&str>| RecentFilter {
         limit,
         failed,
@@ -560,7 +595,8 @@ async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dy
         1
     );
     let failed_only = journal.recent(filter(10, true, None)).await.unwrap();
-    assert_eq!(failed_only.len(), 1);
+    let ids: Vec<&str> = failed_only.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["d2", "d1"]);
     assert_eq!(failed_only[0].jobs[0].error.as_deref(), Some("boom"));
     assert!(
         journal
