@@ -284,3 +284,60 @@ pub struct PostFilter {
     /// Only deployments and deployment statuses.
     pub deployments: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_filters_read_back_their_names_and_failed_is_the_red_group() {
+        // (name in a URL, filter)
+        let cases = [
+            ("failed", Some(VerdictFilter::Failed)),
+            ("passed", Some(VerdictFilter::Is(Verdict::Passed))),
+            ("timed_out", Some(VerdictFilter::Is(Verdict::TimedOut))),
+            ("cancelled", Some(VerdictFilter::Is(Verdict::Cancelled))),
+            ("timed out", None),
+            ("", None),
+        ];
+        for (name, filter) in cases {
+            assert_eq!(VerdictFilter::parse(name), filter, "{name:?}");
+        }
+        for filter in VerdictFilter::ALL {
+            assert_eq!(VerdictFilter::parse(filter.as_str()), Some(filter));
+        }
+    }
+
+    #[test]
+    fn a_job_counts_as_failed_by_its_verdict_or_without_one_by_its_state() {
+        let job = |state, verdict| JobRecord {
+            id: JobId(1),
+            delivery: "d".into(),
+            plugin: "ci".into(),
+            state,
+            attempts: 1,
+            error: None,
+            note: None,
+            link_salt: LinkSalt::default(),
+            verdict,
+        };
+        // (state, verdict, counts as failed)
+        let cases = [
+            (JobState::Succeeded, Some(Verdict::Failed), true),
+            (JobState::Succeeded, Some(Verdict::TimedOut), true),
+            (JobState::Failed, Some(Verdict::Errored), true),
+            (JobState::Failed, Some(Verdict::Cancelled), false),
+            (JobState::Succeeded, Some(Verdict::Passed), false),
+            (JobState::Failed, None, true),
+            (JobState::Succeeded, None, false),
+            (JobState::Running, None, false),
+        ];
+        for (state, verdict, failed) in cases {
+            assert_eq!(
+                job(state, verdict).is_failed(),
+                failed,
+                "{state:?} {verdict:?}"
+            );
+        }
+    }
+}
