@@ -197,7 +197,7 @@ impl Plugin for Ci {
         if let Superseding::Stale { newer_sha } =
             host.supersede(&target.line().key(), &target.sha).await?
         {
-            return superseded(&report, &newer_sha).await;
+            return superseded(&report, &newer_sha, Verdict::Skipped).await;
         }
         self.latest()
             .insert(target.line().key(), target.sha.clone());
@@ -357,19 +357,28 @@ impl Ci {
     }
 }
 
-async fn superseded(report: &Reporter<'_>, newer_sha: &str) -> Result<Outcome, PluginError> {
-    let reason = format!("superseded by {}", short_sha(newer_sha));
+/// A build of a sha that a newer push replaced: `Skipped` when it never started, `Cancelled`
+/// when the newer push stopped it running.
+async fn superseded(
+    report: &Reporter<'_>,
+    newer_sha: &str,
+    verdict: Verdict,
+) -> Result<Outcome, PluginError> {
+    let summary = format!("superseded by {}", short_sha(newer_sha));
     report
         .finished(Ending::Superseded { newer_sha }, Printed::default())
         .await?;
-    Ok(Outcome::Skipped(reason))
+    Ok(match verdict {
+        Verdict::Skipped => Outcome::Skipped(summary),
+        verdict => Outcome::Finished { verdict, summary },
+    })
 }
 
 /// The build was cancelled (its job's timeout, a shutdown, a person, a newer push): say so on
 /// the pull request within the cancel grace. A shutdown's build runs again after the restart.
 async fn cancelled(report: &Reporter<'_>, reason: &CancelReason) -> Result<Outcome, PluginError> {
     if let CancelReason::Superseded { sha } = reason {
-        return superseded(report, sha).await;
+        return superseded(report, sha, Verdict::Cancelled).await;
     }
     report
         .finished(Ending::Cancelled(reason), Printed::default())
