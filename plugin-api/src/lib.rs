@@ -77,6 +77,7 @@
 struct WritingPluginsExamples;
 
 mod cancel;
+mod command;
 mod event;
 mod github;
 mod host;
@@ -92,6 +93,10 @@ pub mod wire;
 
 pub use async_trait::async_trait;
 pub use cancel::CancelReason;
+pub use command::{
+    Applies, Command, CommandSpec, MAX_COMMAND_NAME, Person, PullRequestFacts, Role,
+    is_command_name,
+};
 pub use event::{Event, JobInfo};
 pub use github::{
     CommitStatus, DeploymentState, GitHubResponse, MAX_DESCRIPTION_CHARS, NewDeployment,
@@ -110,10 +115,10 @@ pub use source::{Source, expand_clone_url, template_url};
 /// Everything a plugin needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CancelAnswer, CancelReason, CommitStatus, DeploymentState, Event, Host, HostError,
-        NewDeployment, NewDeploymentStatus, Outcome, Permissions, Plugin, PluginConfig,
-        PluginError, RunOutput, RunRequest, Source, StatusState, Subscription, Superseding,
-        async_trait, declare_plugin, fit_description,
+        Applies, CancelAnswer, CancelReason, Command, CommandSpec, CommitStatus, DeploymentState,
+        Event, Host, HostError, NewDeployment, NewDeploymentStatus, Outcome, Permissions, Plugin,
+        PluginConfig, PluginError, Role, RunOutput, RunRequest, Source, StatusState, Subscription,
+        Superseding, async_trait, declare_plugin, fit_description,
         payload::{self, short_sha},
     };
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Outcome, Permissions, PluginError, Subscription};
+use crate::{Command, CommandSpec, Outcome, Permissions, PluginError, Subscription};
 
 /// What `create` answers, as JSON in `CreateResult::reply`.
 ///
@@ -17,6 +17,9 @@ pub enum CreateReply {
         subscriptions: Vec<Subscription>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         permissions: Option<Permissions>,
+        /// The comment commands it takes; absent from plugins built before commands existed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        commands: Vec<CommandSpec>,
     },
     Failed {
         error: String,
@@ -35,6 +38,10 @@ pub struct CallHead {
     pub repository: Option<String>,
     pub sender: Option<String>,
     pub received_at: String,
+    /// The accepted comment command this job runs, when it runs one. A plugin built before
+    /// commands existed ignores the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
 }
 
 /// What a handler's future yields, as JSON.
@@ -97,6 +104,7 @@ mod tests {
             repository: None,
             sender: Some("m\u{e9}na \"bot\"".into()),
             received_at: "2026-01-01T00:00:00Z".into(),
+            command: None,
         };
         let bytes = serde_json::to_vec(&head).unwrap();
         let read: CallHead = serde_json::from_slice(&bytes).unwrap();

@@ -116,6 +116,7 @@ impl Inner {
             repository: delivery.facts.repository.clone(),
             sender: delivery.facts.sender.clone(),
             received_at: delivery.received_at.clone(),
+            command: None,
         };
         let head = serde_json::to_vec(&head).expect("a call head always serializes");
         let payload = delivery.payload.clone();
