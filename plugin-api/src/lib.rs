@@ -103,8 +103,9 @@ pub use github::{
     NewDeploymentStatus, StatusState, fit_chars, fit_description,
 };
 pub use host::{
-    CancelAnswer, CancelJobRequest, CheckoutRequest, Host, HostError, HttpAnswer, HttpPost,
-    LockAnswer, LockRequest, RunOutput, RunRequest, SupersedeRequest, Superseding, Workspace,
+    CancelAnswer, CancelJobRequest, CheckoutRequest, CommentReaction, Host, HostError, HttpAnswer,
+    HttpPost, LockAnswer, LockRequest, RunOutput, RunRequest, SupersedeRequest, Superseding,
+    ThreadReply, Workspace,
 };
 pub use permissions::{Access, Permissions};
 pub use plugin::{

@@ -29,7 +29,7 @@ pub enum CreateReply {
 /// Everything about a call but the payload: the job and the facts the host read off the
 /// delivery. It travels as JSON, and the payload beside it as the raw bytes GitHub sent: the
 /// payload is never spliced into a message, and a plugin that never reads it never scans it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallHead {
     pub job: crate::JobInfo,
     pub delivery: String,
@@ -76,6 +76,10 @@ pub enum ServiceRequest {
     Supersede(crate::SupersedeRequest),
     /// Answers with a [`crate::CancelAnswer`].
     CancelJob(crate::CancelJobRequest),
+    /// Answers with a [`crate::GitHubResponse`].
+    Reply(crate::ThreadReply),
+    /// Answers with a [`crate::GitHubResponse`].
+    React(crate::CommentReaction),
 }
 
 /// The answer of a host service.

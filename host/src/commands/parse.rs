@@ -174,7 +174,10 @@ mod tests {
         ["retest", "test", "deploy", "help", "ok-to-test"].contains(&name)
     }
 
-    fn names_and_args(body: &str) -> Vec<(String, Vec<String>)> {
+    /// A command's name and arguments.
+    type Written = (String, Vec<String>);
+
+    fn names_and_args(body: &str) -> Vec<Written> {
         parse(body, known)
             .commands
             .into_iter()
@@ -182,7 +185,7 @@ mod tests {
             .collect()
     }
 
-    fn cmd(name: &str, args: &[&str]) -> (String, Vec<String>) {
+    fn cmd(name: &str, args: &[&str]) -> Written {
         (
             name.to_owned(),
             args.iter().map(|a| a.to_string()).collect(),
@@ -192,7 +195,7 @@ mod tests {
     #[test]
     fn commands_are_read_where_people_write_them() {
         // (body, expected commands)
-        let cases: Vec<(&str, Vec<(String, Vec<String>)>)> = vec![
+        let cases: Vec<(&str, Vec<Written>)> = vec![
             ("/retest", vec![cmd("retest", &[])]),
             ("/retest\r\n", vec![cmd("retest", &[])]),
             ("  /test unit", vec![cmd("test", &["unit"])]),

@@ -59,6 +59,15 @@ impl Verdict {
     pub(crate) fn accepted(self) -> bool {
         self != Self::Refused
     }
+
+    /// As the logs and the journal say it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Permitted => "permitted",
+            Self::Author => "permitted as the author",
+            Self::Refused => "refused",
+        }
+    }
 }
 
 /// Whether someone with `permission`, the thread's author or not, may give `command`.

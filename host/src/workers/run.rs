@@ -10,6 +10,7 @@ use switchyard_plugin_api::{
 
 use super::{Attempt, Inner};
 use crate::{
+    commands::Admission,
     github::Caller,
     journal::PendingJob,
     plugins::{JobServices, LoadedPlugin},
@@ -118,7 +119,6 @@ impl Inner {
             received_at: delivery.received_at.clone(),
             command: None,
         };
-        let head = serde_json::to_vec(&head).expect("a call head always serializes");
         let payload = delivery.payload.clone();
         let services = Arc::new(JobServices {
             attempt: Arc::clone(attempt),
@@ -133,7 +133,29 @@ impl Inner {
             runtime: tokio::runtime::Handle::current(),
         });
         let handler = Arc::clone(plugin);
-        let mut task = tokio::spawn(async move { handler.handle(&head, &payload, services).await });
+        let commands = Arc::clone(&self.deps.services.commands);
+        let delivery = Arc::clone(&job.delivery);
+        // The commands gate runs inside the call, under its timeout and cancellation, and on
+        // every attempt: a command is checked again whenever it runs.
+        let mut task = tokio::spawn(async move {
+            let commands = match commands.admit(&handler.commands, &delivery).await? {
+                Admission::Event => vec![None],
+                Admission::Commands(commands) => commands.into_iter().map(Some).collect(),
+                Admission::Nothing(why) => return Ok(Outcome::Skipped(why)),
+            };
+            let mut outcome = Outcome::Done;
+            for command in commands {
+                let head = CallHead {
+                    command,
+                    ..head.clone()
+                };
+                let head = serde_json::to_vec(&head).expect("a call head always serializes");
+                outcome = handler
+                    .handle(&head, &payload, Arc::clone(&services))
+                    .await?;
+            }
+            Ok(outcome)
+        });
         let timeout = plugin.entry.timeout_secs;
         tokio::select! {
             joined = &mut task => return joined_result(joined),
