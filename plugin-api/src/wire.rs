@@ -95,6 +95,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_plugins_and_hosts_built_before_commands_send_is_still_read() {
+        // A plugin built before commands existed declares none.
+        let old_reply = br#"{"ready":{"subscriptions":["pull_request"]}}"#;
+        match serde_json::from_slice::<CreateReply>(old_reply).unwrap() {
+            CreateReply::Ready { commands, .. } => assert!(commands.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        // A host built before commands existed sends no command.
+        let old_head = br#"{"job":{"id":1,"attempt":1,"log_url":"u"},"delivery":"d","event":"issue_comment","action":"created","repository":null,"sender":null,"received_at":"t"}"#;
+        let head: CallHead = serde_json::from_slice(old_head).unwrap();
+        assert!(head.command.is_none());
+        // And a head without a command is sent as before, without the field.
+        let sent = serde_json::to_string(&head).unwrap();
+        assert!(!sent.contains("command"), "{sent}");
+    }
+
+    #[test]
     fn a_call_head_round_trips_with_escapes_and_nulls() {
         let head = CallHead {
             job: crate::JobInfo {

@@ -10,19 +10,24 @@ use serde_json::Value;
 use switchyard_plugin_api::{Command, CommandSpec, Person, PluginError, PullRequestFacts, Role};
 
 use super::{
+    HELP,
     budget::{PermissionCache, ReplyBudget},
     comment::Comment,
+    help_text,
     parse::MAX_COMMANDS,
     trust,
 };
 use crate::{
     event::Delivery,
     github::{Caller, GitHub, comments},
+    journal::{AuditTrail, JobId, NewAction},
 };
 
 /// The service's state on this host, shared by every job.
 pub struct CommandService {
     github: Arc<dyn GitHub>,
+    /// Where every command's verdict is recorded, shown on its delivery's and job's pages.
+    audit: Arc<dyn AuditTrail>,
     permissions: PermissionCache,
     replies: ReplyBudget,
 }
@@ -39,9 +44,10 @@ pub(crate) enum Admission {
 }
 
 impl CommandService {
-    pub fn new(github: Arc<dyn GitHub>) -> Self {
+    pub fn new(github: Arc<dyn GitHub>, audit: Arc<dyn AuditTrail>) -> Self {
         Self {
             github,
+            audit,
             permissions: PermissionCache::default(),
             replies: ReplyBudget::default(),
         }
@@ -49,9 +55,13 @@ impl CommandService {
 
     /// Checks the commands of `delivery`'s comment that `specs` (a plugin entry's) take.
     /// GitHub being unavailable fails the attempt retryably: no command runs unchecked.
+    ///
+    /// `everyone` is the commands of every entry the repository reaches, for `/help`.
     pub(crate) async fn admit(
         &self,
+        job: JobId,
         specs: &[CommandSpec],
+        everyone: &[CommandSpec],
         delivery: &Delivery,
     ) -> Result<Admission, PluginError> {
         let Some(comment) = Comment::of(delivery) else {
@@ -62,11 +72,24 @@ impl CommandService {
                 .iter()
                 .find(|s| s.name == name && s.applies_to.to(comment.pull_request))
         };
-        let parsed = comment.commands(|name| spec(name).is_some());
+        let takes_any = specs.iter().any(|s| s.applies_to.to(comment.pull_request));
+        let mut parsed =
+            comment.commands(|name| spec(name).is_some() || (name == HELP && takes_any));
         if parsed.commands.is_empty() {
             return Ok(Admission::Event);
         }
         let caller = comments::host_caller(&comment.repository, delivery.payload.clone());
+        let asked_help = parsed.commands.iter().any(|c| c.name == HELP);
+        if asked_help && !comment.closed && !comment.locked {
+            // Anyone may ask; the budget bounds what it costs, and answers it once between the
+            // entries that all got the comment.
+            let text = help_text(&comment.author_login, everyone, comment.pull_request);
+            self.answer(&caller, &comment, HELP, &text).await;
+            parsed.commands.retain(|c| c.name != HELP);
+            if parsed.commands.is_empty() {
+                return Ok(Admission::Nothing("answered /help".to_owned()));
+            }
+        }
         if comment.closed || comment.locked {
             let state = if comment.locked { "locked" } else { "closed" };
             tracing::info!(
@@ -102,6 +125,14 @@ impl CommandService {
                 verdict = verdict.as_str(),
                 "comment command"
             );
+            let have = level.map_or("none", Role::as_str);
+            let outcome = match (&invocation.args, verdict.accepted()) {
+                (_, false) => format!("refused: needs {}, has {have}", spec.permission),
+                (Err(reason), true) => format!("{}; not run: {reason}", verdict.as_str()),
+                (Ok(_), true) => format!("{} (has {have})", verdict.as_str()),
+            };
+            self.record(job, delivery, &comment, &spec.name, outcome)
+                .await;
             if !verdict.accepted() {
                 let text = refusal(spec, &comment, level);
                 self.answer(&caller, &comment, &spec.name, &text).await;
@@ -157,6 +188,29 @@ impl CommandService {
             })
             .collect();
         Ok(Admission::Commands(commands))
+    }
+
+    /// Records a command's verdict in the audit trail, the person by kind and numeric id with
+    /// their login. A failure is logged: the verdict is in the host's log either way.
+    async fn record(
+        &self,
+        job: JobId,
+        delivery: &Delivery,
+        comment: &Comment,
+        command: &str,
+        outcome: String,
+    ) {
+        let action = NewAction {
+            actor: comment.person(),
+            action: format!("/{command} on {}", comment.thread()),
+            delivery: Some(delivery.id.as_str().to_owned()),
+            job: Some(job),
+            lock: None,
+            outcome,
+        };
+        if let Err(error) = self.audit.record_action(action).await {
+            tracing::warn!(%job, error = error.to_string(), "cannot record a comment command in the audit trail");
+        }
     }
 
     /// The commenter's level, from the cache or GitHub.

@@ -24,14 +24,44 @@ pub(crate) use declared::effective;
 pub(crate) use gate::Admission;
 pub use gate::CommandService;
 
-/// Whether a plugin entry taking `specs` takes one of the commands in `comment`.
+/// The host's own command: the commands taken here, with their usage and permission.
+pub(crate) const HELP: &str = "help";
+
+/// Whether a plugin entry taking `specs` takes one of the commands in `comment`, or `/help`
+/// (which every entry taking a command in the thread answers, once between them).
 pub(crate) fn takes(specs: &[CommandSpec], comment: &Comment) -> bool {
+    let any_here = specs.iter().any(|s| s.applies_to.to(comment.pull_request));
     let applies = |name: &str| {
-        specs
-            .iter()
-            .any(|s| s.name == name && s.applies_to.to(comment.pull_request))
+        (name == HELP && any_here)
+            || specs
+                .iter()
+                .any(|s| s.name == name && s.applies_to.to(comment.pull_request))
     };
     !comment.commands(applies).commands.is_empty()
+}
+
+/// `/help`'s answer: each command taken in the thread, once, with its usage, the permission it
+/// needs and its summary, in name order.
+pub(crate) fn help_text(login: &str, everyone: &[CommandSpec], pull_request: bool) -> String {
+    let mut rows: Vec<String> = everyone
+        .iter()
+        .filter(|s| s.applies_to.to(pull_request))
+        .map(|s| {
+            let author = if s.or_author { " or the author" } else { "" };
+            format!(
+                "| `{}` | `{}`{author} | {} |",
+                s.usage.replace('|', "\\|"),
+                s.permission,
+                s.summary.replace('|', "\\|")
+            )
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    format!(
+        "@{login} the commands taken here:\n\n| Command | Needs | What it does |\n| --- | --- | --- |\n{}",
+        rows.join("\n")
+    )
 }
 
 /// GitHub's reaction names.
@@ -74,4 +104,31 @@ fn job_comment(caller: &Caller) -> Result<Comment, HostError> {
             "this job runs no comment command: there is no thread to answer in".to_owned(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_plugin_api::{Applies, Role};
+
+    use super::*;
+
+    #[test]
+    fn help_lists_each_command_of_the_thread_once() {
+        let everyone = [
+            CommandSpec::new("retest", "Builds again").or_author(),
+            CommandSpec::new("retest", "Builds again").or_author(),
+            CommandSpec::new("deploy", "Deploys | fast")
+                .usage("/deploy ENV")
+                .needs(Role::Maintain),
+            CommandSpec::new("triage", "Labels").on(Applies::Issues),
+        ];
+        let text = help_text("mona", &everyone, true);
+        assert_eq!(
+            text,
+            "@mona the commands taken here:\n\n| Command | Needs | What it does |\n| --- | --- | --- |\n\
+             | `/deploy ENV` | `maintain` | Deploys \\| fast |\n\
+             | `/retest` | `write` or the author | Builds again |"
+        );
+        assert!(help_text("mona", &everyone, false).contains("/triage"));
+    }
 }

@@ -190,7 +190,7 @@ impl Switchyard {
                 sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
                 cancellations: Cancellations::new(Arc::clone(&journal)),
-                commands: Arc::new(CommandService::new(Arc::clone(&github))),
+                commands: Arc::new(CommandService::new(Arc::clone(&github), journal.clone())),
             }),
             links: links.clone(),
             metrics: Arc::clone(&metrics),

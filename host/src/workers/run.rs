@@ -134,11 +134,22 @@ impl Inner {
         });
         let handler = Arc::clone(plugin);
         let commands = Arc::clone(&self.deps.services.commands);
+        // `/help` lists what every entry the repository reaches takes.
+        let everyone: Vec<_> = self
+            .deps
+            .plugins
+            .current()
+            .iter()
+            .filter(|p| p.interest.covers(&delivery.facts))
+            .flat_map(|p| p.commands.iter().cloned())
+            .collect();
         let delivery = Arc::clone(&job.delivery);
+        let job_id = job.id;
         // The commands gate runs inside the call, under its timeout and cancellation, and on
         // every attempt: a command is checked again whenever it runs.
         let mut task = tokio::spawn(async move {
-            let commands = match commands.admit(&handler.commands, &delivery).await? {
+            let admission = commands.admit(job_id, &handler.commands, &everyone, &delivery);
+            let commands = match admission.await? {
                 Admission::Event => vec![None],
                 Admission::Commands(commands) => commands.into_iter().map(Some).collect(),
                 Admission::Nothing(why) => return Ok(Outcome::Skipped(why)),

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use switchyard::journal::{ActionFilter, ActionRecord};
 use switchyard_testkit::NewComment;
 
 use crate::support::{FakeGitHub, HostSpec, TOKEN, TestHost, behaviours};
@@ -51,6 +52,16 @@ fn replies(github: &FakeGitHub) -> Vec<String> {
         .iter()
         .map(|call| call.body["body"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// The audit trail's actions on `delivery`.
+async fn audit(host: &TestHost, delivery: &str) -> Vec<ActionRecord> {
+    let filter = ActionFilter {
+        limit: 100,
+        delivery: Some(delivery.to_owned()),
+        ..ActionFilter::default()
+    };
+    host.host_state.journal.actions(filter).await.unwrap()
 }
 
 async fn token_host(github: &FakeGitHub, plugins: String) -> TestHost {
@@ -113,6 +124,22 @@ async fn a_writers_command_reaches_every_entry_taking_it_typed_and_acknowledged(
                 json!(["unit tests", "lint"])
             ),
             ("ci-b".to_owned(), "retest".to_owned(), json!([])),
+        ]
+    );
+    let trail = audit(&host, "c-1").await;
+    let mut outcomes: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|a| (a.action.as_str(), a.outcome.as_str()))
+        .collect();
+    outcomes.sort();
+    let retest = format!("/retest on {REPO}#1");
+    let test = format!("/test on {REPO}#1");
+    assert_eq!(
+        outcomes,
+        [
+            (retest.as_str(), "permitted (has write)"),
+            (retest.as_str(), "permitted (has write)"),
+            (test.as_str(), "permitted (has write)"),
         ]
     );
     let command = &handed(&host)[0]["command"];
@@ -208,6 +235,20 @@ async fn a_readers_command_is_refused_once_in_the_thread_and_no_plugin_hears_of_
         replies[1].contains("@stranger") && replies[1].contains("you have `none`"),
         "{}",
         replies[1]
+    );
+    // Every verdict is in the audit trail, shown on the delivery's and the job's pages: the
+    // person by numeric id with their login.
+    let trail = audit(&host, "r-1").await;
+    assert_eq!(trail.len(), 2, "one per entry: {trail:?}");
+    for action in &trail {
+        assert_eq!(action.actor, "github:502 (reader)");
+        assert_eq!(action.action, format!("/retest on {REPO}#1"));
+        assert_eq!(action.outcome, "refused: needs write, has read");
+        assert!(action.job.is_some());
+    }
+    assert_eq!(
+        audit(&host, "r-3").await[0].outcome,
+        "refused: needs write, has none"
     );
     assert!(github.violations().is_empty(), "{:?}", github.violations());
     host.stop().await;
@@ -363,5 +404,179 @@ async fn the_authors_command_is_let_through_and_the_plugin_replies_and_reacts_th
         .collect();
     assert_eq!(reactions, [json!("eyes"), json!("rocket")]);
     assert!(github.violations().is_empty(), "{:?}", github.violations());
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn help_is_answered_once_by_the_host_for_anyone_listing_what_the_entries_take() {
+    let github = fake(false).await;
+    let plugins = taking("ci-a", "[\"retest\", \"test\"]", "or_author = true")
+        + &taking("ci-b", "[\"retest\"]", "or_author = true")
+        + &taking("deploys", "[\"lock\"]", "permission = \"maintain\"").replace(
+            "[plugins.settings]",
+            "repositories = [\"octo/elsewhere\"]\n[plugins.settings]",
+        );
+    let host = token_host(&github, plugins).await;
+
+    for delivery in ["h-1", "h-2"] {
+        let payload = comment("stranger", 504, "/help");
+        let (status, answer) = host.send("issue_comment", delivery, &payload).await;
+        assert_eq!(status, 202, "{answer}");
+        let jobs = host.ended_jobs(delivery, 2).await;
+        assert!(
+            jobs.iter()
+                .all(|j| j.note.as_deref() == Some("skipped: answered /help")),
+            "{jobs:?}"
+        );
+    }
+    assert!(handed(&host).is_empty());
+    // One answer between the two entries and the two comments (the reply budget); `/lock`
+    // belongs to an entry this repository does not reach.
+    assert_eq!(
+        replies(&github),
+        [
+            "@stranger the commands taken here:\n\n| Command | Needs | What it does |\n| --- | --- | --- |\n\
+          | `/retest [ARGS]` | `write` or the author | a test command |\n\
+          | `/test [ARGS]` | `write` or the author | a test command |"
+        ]
+    );
+    assert!(
+        github
+            .calls("repos/get-collaborator-permission-level")
+            .is_empty()
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_replay_passes_the_gate_again_and_a_commenter_without_the_permission_is_refused() {
+    let github = fake(false).await;
+    let host = token_host(&github, taking("ci", "[\"retest\"]", "")).await;
+    for (delivery, login, id) in [("w-1", "writer", 501), ("w-2", "reader", 502)] {
+        let payload = comment(login, id, "/retest");
+        assert_eq!(host.send("issue_comment", delivery, &payload).await.0, 202);
+        host.ended_jobs(delivery, 1).await;
+    }
+    assert_eq!(handed(&host).len(), 1);
+
+    // What the dashboard's Replay and `switchyard replay` do: new jobs on the stored delivery.
+    let dispatcher = switchyard::ingress::Dispatcher {
+        journal: host.host_state.journal.clone(),
+        workers: host.host_state.workers.clone(),
+    };
+    for delivery in ["w-1", "w-2"] {
+        let stored = host
+            .host_state
+            .journal
+            .delivery(delivery)
+            .await
+            .unwrap()
+            .unwrap();
+        let appended = dispatcher
+            .commit_and_dispatch(std::sync::Arc::new(stored), vec!["ci".to_owned()], true)
+            .await
+            .unwrap();
+        assert!(matches!(appended, switchyard::journal::Appended::New(_)));
+        host.ended_jobs(delivery, 2).await;
+    }
+    let handed = handed(&host);
+    assert_eq!(
+        handed.len(),
+        2,
+        "the writer's command ran again, the reader's did not"
+    );
+    assert!(
+        handed
+            .iter()
+            .all(|line| line["command"]["author"]["login"] == "writer")
+    );
+    let outcomes: Vec<String> = audit(&host, "w-2")
+        .await
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes, ["refused: needs write, has read"; 2]);
+    assert_eq!(replies(&github).len(), 1, "one refusal in 10 minutes");
+    host.stop().await;
+}
+
+/// Loads `plugins` as the host does at start.
+fn load(plugins: &str) -> Result<switchyard::plugins::PluginSet, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = crate::support::expand(&format!("[server]\n{plugins}"), dir.path());
+    let config = switchyard::Config::parse(&text, &dir.path().join("config.toml"))
+        .map_err(|e| e.to_string())?;
+    switchyard::plugins::PluginSet::load(&config).map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_entry_raises_a_commands_permission_and_is_refused_lowering_it() {
+    let entry = |commands: &str| {
+        taking("ci", "[\"retest\"]", "").replace(
+            "[plugins.settings]",
+            &format!("commands = {commands}\n[plugins.settings]"),
+        )
+    };
+    let raised = load(&entry("{ retest = \"admin\" }")).unwrap();
+    let plugin = raised.get("ci").unwrap();
+    assert_eq!(
+        plugin.commands[0].permission,
+        switchyard_plugin_api::Role::Admin
+    );
+
+    let lowered = load(&entry("{ retest = \"read\" }")).err().unwrap();
+    assert!(
+        lowered.contains(
+            "plugins[0] (\"ci\").commands: retest = \"read\": below the plugin's own write"
+        ),
+        "{lowered}"
+    );
+    let unknown = load(&entry("{ deploy = \"admin\" }")).err().unwrap();
+    assert!(
+        unknown.contains("the plugin takes no such command (it takes: /retest)"),
+        "{unknown}"
+    );
+    let bad = load(&entry("{ retest = \"owner\" }")).err().unwrap();
+    assert!(
+        bad.contains("unknown variant `owner`, expected one of `read`, `triage`, `write`, `maintain`, `admin`"),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_permission_lookup_is_retried_and_a_closed_thread_runs_nothing() {
+    let github = fake(false).await;
+    let host = token_host(&github, taking("ci", "[\"retest\"]", "")).await;
+    // GitHub fails the permission call once: retried, as every GitHub call, then let through.
+    github.answer_next(502, &[], json!({"message": "Server Error"}));
+    assert_eq!(
+        host.send("issue_comment", "f-1", &comment("writer", 501, "/retest"))
+            .await
+            .0,
+        202
+    );
+    let jobs = host.ended_jobs("f-1", 1).await;
+    assert!(jobs[0].error.is_none(), "{jobs:?}");
+    let asked: Vec<u16> = github
+        .calls("repos/get-collaborator-permission-level")
+        .iter()
+        .map(|call| call.status)
+        .collect();
+    assert_eq!(asked, [502, 200]);
+    assert_eq!(handed(&host).len(), 1);
+
+    // On a closed pull request nothing runs, and the job says why.
+    let closed = NewComment::on_pull_request(REPO, 1)
+        .by("writer", 501)
+        .body("/retest")
+        .closed()
+        .payload();
+    assert_eq!(host.send("issue_comment", "f-2", &closed).await.0, 202);
+    let jobs = host.ended_jobs("f-2", 1).await;
+    assert_eq!(
+        jobs[0].note.as_deref(),
+        Some("skipped: Codertocat/Hello-World#1 is closed: its commands run nothing")
+    );
+    assert_eq!(handed(&host).len(), 1);
     host.stop().await;
 }
