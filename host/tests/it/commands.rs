@@ -580,3 +580,120 @@ async fn a_failing_permission_lookup_is_retried_and_a_closed_thread_runs_nothing
     assert_eq!(handed(&host).len(), 1);
     host.stop().await;
 }
+
+/// A plugin's author, out of tree (a crate of its own depending on the API and the kit by path,
+/// as docs/plugin-testkit.md sets it up), declares a command and, with the kit, sends a signed
+/// comment and sees the command reach the plugin and its reply reach the fake GitHub.
+#[test]
+fn a_plugin_built_out_of_tree_declares_and_receives_a_command_with_the_testkit() {
+    let workspace = crate::support::workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("hello-command");
+    std::fs::create_dir_all(plugin.join("src")).unwrap();
+    std::fs::create_dir_all(plugin.join("tests")).unwrap();
+    let root = workspace.display();
+    std::fs::write(
+        plugin.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"hello-command\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n\
+             [dependencies]\nswitchyard-plugin-api = {{ path = \"{root}/plugin-api\" }}\n\
+             [dev-dependencies]\nswitchyard-testkit = {{ path = \"{root}/testkit\" }}\n\
+             tokio = {{ version = \"1\", features = [\"full\"] }}\nserde_json = \"1\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        plugin.join("src/lib.rs"),
+        r#"use switchyard_plugin_api::prelude::*;
+
+struct Hello;
+
+#[async_trait]
+impl Plugin for Hello {
+    fn subscriptions(&self) -> Vec<Subscription> {
+        Vec::new()
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        vec![CommandSpec::new("hello", "Says hello").needs(Role::Read).on(Applies::Both)]
+    }
+
+    fn permissions(&self) -> Option<Permissions> {
+        Some(Permissions::none().write("issues"))
+    }
+
+    async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
+        let Some(command) = &event.command else {
+            return Ok(Outcome::Skipped("not a command".into()));
+        };
+        let to = command.args.first().unwrap_or(&command.author.login);
+        host.reply(&format!("hello {to}")).await?;
+        Ok(Outcome::Done)
+    }
+}
+
+declare_plugin!(Hello, |_config: &PluginConfig| Ok(Hello));
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        plugin.join("tests/command.rs"),
+        r#"use serde_json::json;
+use switchyard_testkit::{FakeGitHub, JobState, NewComment, TestHost, cdylib_path};
+
+#[tokio::test]
+async fn hello_answers_a_reader_in_the_thread() {
+    let github = FakeGitHub::start().await;
+    github.set_role("octo/app", "mona", 7, "read", "read");
+    let host = TestHost::builder(cdylib_path("hello-command"))
+        .github(&github)
+        .start()
+        .await;
+    let payload = NewComment::on_issue("octo/app", 3)
+        .by("mona", 7)
+        .body("/hello \"the team\"")
+        .payload();
+    let delivery = host.send("issue_comment", &payload).await;
+    let jobs = host.wait(&delivery).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Succeeded, "{}", jobs[0].log);
+    let said: Vec<_> = github
+        .calls("issues/create-comment")
+        .iter()
+        .map(|call| call.body["body"].clone())
+        .collect();
+    assert_eq!(said, [json!("hello the team")]);
+    assert!(github.violations().is_empty());
+    println!("COMMAND ANSWERED");
+}
+"#,
+    )
+    .unwrap();
+    std::fs::copy(workspace.join("Cargo.lock"), plugin.join("Cargo.lock")).unwrap();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars() {
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_NAME",
+            "OUT_DIR",
+        ];
+        if set_for_tests.iter().any(|prefix| name.starts_with(prefix)) {
+            cargo.env_remove(name);
+        }
+    }
+    let out = cargo
+        .args(["test", "--quiet", "--", "--nocapture"])
+        .current_dir(&plugin)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("COMMAND ANSWERED"), "{said}");
+}
