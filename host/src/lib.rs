@@ -7,6 +7,7 @@
 //! calls, reload, retention), `config`, `send`, and `wiring`, which starts it all.
 
 pub mod catch_up;
+pub(crate) mod commands;
 pub mod config;
 pub mod event;
 pub(crate) mod github;

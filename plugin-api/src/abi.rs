@@ -26,7 +26,8 @@ use crate::{
 /// changes. The host refuses other versions. v3: cancellation (a handler is told and given a
 /// grace before its future is dropped), and each handler on a thread of its own. (A plugin's
 /// GitHub permissions came later within v3, as an optional field of `create`'s JSON reply: see
-/// `wire::CreateReply`; so did the `supersede` and `cancel_job` services, which a host that
+/// `wire::CreateReply`; so did its comment commands, and the command a call carries, an
+/// optional field of `wire::CallHead`; so did the `supersede` and `cancel_job` services, which a host that
 /// predates them answers with `HostError::InvalidRequest`.)
 pub const ABI_VERSION: u32 = 3;
 /// First bytes of every plugin header: tells a Switchyard plugin from any other library.
@@ -302,6 +303,7 @@ pub unsafe fn create<P: Plugin>(
         // Asked here, under catch_unwind: a panic in it fails the load, not the host.
         let subscriptions = plugin.subscriptions();
         let permissions = plugin.permissions();
+        let commands = plugin.commands();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.clamp(1, 64))
             .thread_name(format!("plugin-{}", config.name))
@@ -313,15 +315,16 @@ pub unsafe fn create<P: Plugin>(
                 plugin: Arc::new(plugin),
                 runtime,
             },
-            (subscriptions, permissions),
+            (subscriptions, permissions, commands),
         ))
     }));
     let made = made.unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
     match made {
-        Ok((instance, (subscriptions, permissions))) => {
+        Ok((instance, (subscriptions, permissions, commands))) => {
             let reply = CreateReply::Ready {
                 subscriptions,
                 permissions,
+                commands,
             };
             CreateResult {
                 instance: Box::into_raw(Box::new(instance)).cast(),

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::PluginError;
+use crate::{Command, PluginError};
 
 /// Facts about the job this call belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +35,9 @@ pub struct Event {
     pub received_at: String,
     /// The job this call runs for.
     pub job: JobInfo,
+    /// The comment command this job runs (an `issue_comment` the host parsed and whose author
+    /// it found allowed to give it), `None` for every other job.
+    pub command: Option<Command>,
     /// Valid JSON: the host checked it at ingress.
     raw_payload: String,
     payload: OnceLock<Value>,
@@ -77,8 +80,17 @@ impl Event {
                 attempt: 1,
                 log_url: "http://127.0.0.1:9393/jobs/1/log".to_owned(),
             },
+            command: None,
             raw_payload: payload.to_string(),
             payload: OnceLock::new(),
+        }
+    }
+
+    /// Builds an event carrying `command`, in a plugin's own unit tests.
+    pub fn for_test_command(payload: Value, command: Command) -> Self {
+        Self {
+            command: Some(command),
+            ..Self::for_test("issue_comment", payload)
         }
     }
 
@@ -96,6 +108,7 @@ impl Event {
             sender: head.sender,
             received_at: head.received_at,
             job: head.job,
+            command: head.command,
             raw_payload,
             payload: OnceLock::new(),
         })
@@ -120,6 +133,7 @@ mod tests {
             repository: Some("octo/repo".into()),
             sender: Some("mona".into()),
             received_at: "2026-01-01T00:00:00Z".into(),
+            command: None,
         })
         .unwrap()
     }

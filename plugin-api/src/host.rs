@@ -179,6 +179,20 @@ pub struct LockAnswer {
     pub acquired: bool,
 }
 
+/// A reply in the thread of the comment this job's command came in: see [`Host::reply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadReply {
+    pub body: String,
+}
+
+/// A reaction to the comment this job's command came in: see [`Host::react`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentReaction {
+    /// GitHub's reaction names: `+1`, `-1`, `laugh`, `confused`, `heart`, `hooray`, `rocket`,
+    /// `eyes`.
+    pub content: String,
+}
+
 /// Make this job the latest of a line: see [`Host::supersede`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupersedeRequest {
@@ -304,6 +318,28 @@ impl Host {
             repo_path(repo)?
         );
         self.github("POST", &path, Some(to_value(status))).await
+    }
+
+    /// Replies `body` (Markdown) in the thread of the comment whose command this job runs
+    /// ([`Event::command`](crate::Event::command)): a refusal for some arguments, a result. It
+    /// goes under the plugin's own token, so as a GitHub App the plugin declares
+    /// `issues: write` (or `pull_requests: write` for pull requests). A job that runs no
+    /// command gets [`HostError::InvalidRequest`].
+    pub async fn reply(&self, body: &str) -> Result<GitHubResponse, HostError> {
+        let reply = ThreadReply {
+            body: body.to_owned(),
+        };
+        self.service(ServiceRequest::Reply(reply)).await
+    }
+
+    /// Reacts with `content` (`+1`, `-1`, `laugh`, `confused`, `heart`, `hooray`, `rocket`,
+    /// `eyes`) to the comment whose command this job runs, under the plugin's own token (as
+    /// [`Host::reply`]). The host already reacted 👀 when it accepted the command.
+    pub async fn react(&self, content: &str) -> Result<GitHubResponse, HostError> {
+        let reaction = CommentReaction {
+            content: content.to_owned(),
+        };
+        self.service(ServiceRequest::React(reaction)).await
     }
 
     /// Runs a command with a timeout, its stdout and stderr going to the job's log.

@@ -83,6 +83,7 @@
 struct WritingPluginsExamples;
 
 mod cancel;
+mod command;
 mod event;
 mod github;
 mod host;
@@ -98,14 +99,19 @@ pub mod wire;
 
 pub use async_trait::async_trait;
 pub use cancel::CancelReason;
+pub use command::{
+    Applies, Command, CommandSpec, MAX_COMMAND_NAME, Person, PullRequestFacts, Role,
+    is_command_name,
+};
 pub use event::{Event, JobInfo};
 pub use github::{
     CommitStatus, DeploymentState, GitHubResponse, MAX_DESCRIPTION_CHARS, NewDeployment,
     NewDeploymentStatus, StatusState, fit_chars, fit_description,
 };
 pub use host::{
-    CancelAnswer, CancelJobRequest, CheckoutRequest, Host, HostError, HttpAnswer, HttpPost,
-    LockAnswer, LockRequest, RunOutput, RunRequest, SupersedeRequest, Superseding, Workspace,
+    CancelAnswer, CancelJobRequest, CheckoutRequest, CommentReaction, Host, HostError, HttpAnswer,
+    HttpPost, LockAnswer, LockRequest, RunOutput, RunRequest, SupersedeRequest, Superseding,
+    ThreadReply, Workspace,
 };
 pub use permissions::{Access, Permissions};
 pub use plugin::{
@@ -116,10 +122,10 @@ pub use source::{Source, expand_clone_url, template_url};
 /// Everything a plugin needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CancelAnswer, CancelReason, CommitStatus, DeploymentState, Event, Host, HostError,
-        NewDeployment, NewDeploymentStatus, Outcome, Permissions, Plugin, PluginConfig,
-        PluginError, RunOutput, RunRequest, Source, StatusState, Subscription, Superseding,
-        Verdict, async_trait, declare_plugin, fit_description,
+        Applies, CancelAnswer, CancelReason, Command, CommandSpec, CommitStatus, DeploymentState,
+        Event, Host, HostError, NewDeployment, NewDeploymentStatus, Outcome, Permissions, Plugin,
+        PluginConfig, PluginError, Role, RunOutput, RunRequest, Source, StatusState, Subscription,
+        Superseding, Verdict, async_trait, declare_plugin, fit_description,
         payload::{self, short_sha},
     };
 }

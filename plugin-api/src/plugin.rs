@@ -4,7 +4,7 @@ use std::{fmt, path::PathBuf, str::FromStr};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{Event, Host, Permissions};
+use crate::{CommandSpec, Event, Host, Permissions};
 
 /// A Switchyard plugin. Implement this, then export it with [`crate::declare_plugin!`].
 ///
@@ -25,6 +25,15 @@ pub trait Plugin: Send + Sync + 'static {
     /// repository, and the host warns about it at start.
     fn permissions(&self) -> Option<Permissions> {
         None
+    }
+
+    /// The comment commands this plugin takes (`/retest`, `/deploy ENV`). The host parses
+    /// `issue_comment` deliveries, checks the commenter's permission against each command's
+    /// declaration and acknowledges it before the plugin is called, with the command in
+    /// [`Event::command`]. The default, no command, is what plugins built before commands
+    /// existed declare.
+    fn commands(&self) -> Vec<CommandSpec> {
+        Vec::new()
     }
 
     /// Handles one event. Return [`PluginError::retryable`] for failures worth another try.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Outcome, Permissions, PluginError, Subscription};
+use crate::{Command, CommandSpec, Outcome, Permissions, PluginError, Subscription};
 
 /// What `create` answers, as JSON in `CreateResult::reply`.
 ///
@@ -17,6 +17,9 @@ pub enum CreateReply {
         subscriptions: Vec<Subscription>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         permissions: Option<Permissions>,
+        /// The comment commands it takes; absent from plugins built before commands existed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        commands: Vec<CommandSpec>,
     },
     Failed {
         error: String,
@@ -26,7 +29,7 @@ pub enum CreateReply {
 /// Everything about a call but the payload: the job and the facts the host read off the
 /// delivery. It travels as JSON, and the payload beside it as the raw bytes GitHub sent: the
 /// payload is never spliced into a message, and a plugin that never reads it never scans it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallHead {
     pub job: crate::JobInfo,
     pub delivery: String,
@@ -35,6 +38,10 @@ pub struct CallHead {
     pub repository: Option<String>,
     pub sender: Option<String>,
     pub received_at: String,
+    /// The accepted comment command this job runs, when it runs one. A plugin built before
+    /// commands existed ignores the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
 }
 
 /// What a handler's future yields, as JSON.
@@ -69,6 +76,10 @@ pub enum ServiceRequest {
     Supersede(crate::SupersedeRequest),
     /// Answers with a [`crate::CancelAnswer`].
     CancelJob(crate::CancelJobRequest),
+    /// Answers with a [`crate::GitHubResponse`].
+    Reply(crate::ThreadReply),
+    /// Answers with a [`crate::GitHubResponse`].
+    React(crate::CommentReaction),
 }
 
 /// The answer of a host service.
@@ -141,6 +152,23 @@ mod tests {
     }
 
     #[test]
+    fn what_plugins_and_hosts_built_before_commands_send_is_still_read() {
+        // A plugin built before commands existed declares none.
+        let old_reply = br#"{"ready":{"subscriptions":["pull_request"]}}"#;
+        match serde_json::from_slice::<CreateReply>(old_reply).unwrap() {
+            CreateReply::Ready { commands, .. } => assert!(commands.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        // A host built before commands existed sends no command.
+        let old_head = br#"{"job":{"id":1,"attempt":1,"log_url":"u"},"delivery":"d","event":"issue_comment","action":"created","repository":null,"sender":null,"received_at":"t"}"#;
+        let head: CallHead = serde_json::from_slice(old_head).unwrap();
+        assert!(head.command.is_none());
+        // And a head without a command is sent as before, without the field.
+        let sent = serde_json::to_string(&head).unwrap();
+        assert!(!sent.contains("command"), "{sent}");
+    }
+
+    #[test]
     fn a_call_head_round_trips_with_escapes_and_nulls() {
         let head = CallHead {
             job: crate::JobInfo {
@@ -154,6 +182,7 @@ mod tests {
             repository: None,
             sender: Some("m\u{e9}na \"bot\"".into()),
             received_at: "2026-01-01T00:00:00Z".into(),
+            command: None,
         };
         let bytes = serde_json::to_vec(&head).unwrap();
         let read: CallHead = serde_json::from_slice(&bytes).unwrap();

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 mod bad_answers;
 mod check_runs;
+mod comments;
 mod deliveries;
 
 pub use bad_answers::BadAnswer;
@@ -39,7 +40,10 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 5] = [
+const REQUIRED: [(&str, &str, &str); 8] = [
+    ("pulls/get", "pull_requests", "read"),
+    ("issues/create-comment", "issues", "write"),
+    ("reactions/create-for-issue-comment", "issues", "write"),
     ("create_status", "statuses", "write"),
     ("create_deployment", "deployments", "write"),
     ("create_deployment_status", "deployments", "write"),
@@ -51,7 +55,20 @@ const REQUIRED: [(&str, &str, &str); 5] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 5] = [
+const OPERATIONS: [(&str, &[&str]); 9] = [
+    (
+        "repos/get-collaborator-permission-level",
+        &["repos", "*", "*", "collaborators", "*", "permission"],
+    ),
+    ("pulls/get", &["repos", "*", "*", "pulls", "*"]),
+    (
+        "issues/create-comment",
+        &["repos", "*", "*", "issues", "*", "comments"],
+    ),
+    (
+        "reactions/create-for-issue-comment",
+        &["repos", "*", "*", "issues", "comments", "*", "reactions"],
+    ),
     ("checks/create", &["repos", "*", "*", "check-runs"]),
     ("checks/update", &["repos", "*", "*", "check-runs", "*"]),
     ("create_status", &["repos", "*", "*", "statuses", "*"]),
@@ -113,6 +130,10 @@ struct State {
     check_runs: Vec<CheckRun>,
     /// Bad answers for the next calls to these paths, in order.
     bad_answers: Vec<(String, BadAnswer)>,
+    /// Roles given by [`FakeGitHub::set_role`].
+    collaborators: Vec<comments::Collaborator>,
+    /// Pull requests opened by [`FakeGitHub::open_pull_request`], as `pulls/get` answers them.
+    pulls: Vec<Value>,
     streamed: bad_answers::Streamed,
 }
 
@@ -399,6 +420,37 @@ impl FakeGitHub {
         self.state().requests.clone()
     }
 
+    /// Gives `login` (GitHub's numeric id `id`) the role `role` on `repository`: `read`,
+    /// `triage`, `write`, `maintain`, `admin`, or a custom role's name built on `base`. The
+    /// collaborator permission call answers as GitHub does for it; a login given no role gets
+    /// GitHub's 404.
+    pub fn set_role(&self, repository: &str, login: &str, id: u64, role: &str, base: &str) {
+        let mut state = self.state();
+        state.collaborators.retain(|c| {
+            !(c.repository.eq_ignore_ascii_case(repository) && c.login.eq_ignore_ascii_case(login))
+        });
+        state.collaborators.push(comments::Collaborator {
+            repository: repository.to_owned(),
+            login: login.to_owned(),
+            id,
+            role: role.to_owned(),
+            base: base.to_owned(),
+        });
+    }
+
+    /// Opens pull request `number` on `repository` with head `head_sha` in `head_repository`
+    /// (another repository: a fork), as `pulls/get` answers it.
+    pub fn open_pull_request(
+        &self,
+        repository: &str,
+        number: u64,
+        head_sha: &str,
+        head_repository: &str,
+    ) {
+        let pull = comments::pull(repository, number, head_sha, head_repository);
+        self.state().pulls.push(pull);
+    }
+
     /// The requests to one operation (`create_status`, `create_deployment`,
     /// `create_deployment_status`), in order.
     pub fn calls(&self, operation: &str) -> Vec<Recorded> {
@@ -506,9 +558,11 @@ fn example(operation: &str) -> (StatusCode, Value) {
 pub fn schema_errors(operation: &str, body: &Value) -> Vec<String> {
     static VALIDATORS: OnceLock<BTreeMap<&'static str, jsonschema::Validator>> = OnceLock::new();
     let validators = VALIDATORS.get_or_init(|| {
+        // A GET has no body to check.
         let names = OPERATIONS
             .iter()
             .map(|(name, _)| *name)
+            .filter(|name| !request_schema(name).is_null())
             .chain(["apps/create-installation-access-token"]);
         names
             .map(|name| {
@@ -614,11 +668,23 @@ fn respond(
 ) -> Response {
     let expected = match operation {
         Some("checks/update") => Method::PATCH,
+        Some("repos/get-collaborator-permission-level" | "pulls/get") => Method::GET,
         _ => Method::POST,
     };
     let Some(name) = operation.filter(|_| *method == expected) else {
         return json_answer(StatusCode::NOT_FOUND, json!({"message": "Not Found"}));
     };
+    if *method == Method::GET {
+        if let Some(answer) = state.script.pop_front() {
+            return scripted(answer);
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let repo = format!("{}/{}", segments[1], segments[2]);
+        return match name {
+            "pulls/get" => comments::pull_request(state, &repo, segments[4]),
+            _ => comments::permission(state, &repo, segments[4]),
+        };
+    }
     let errors = schema_errors(name, body);
     if !errors.is_empty() {
         state

@@ -10,6 +10,7 @@
 //!   [`TestHost::send`] a delivery, [`TestHost::wait`] for its jobs, stopped on drop.
 //! - [`TestPostgres`]: a private PostgreSQL server (the distribution's binaries) with a fresh
 //!   database per caller, for tests of the PostgreSQL journal.
+//! - [`NewComment`]: the payload of a new comment, to try a plugin's comment commands.
 //! - [`cdylib_path`] builds your plugin's library; [`switchyard_bin`] finds the host binary.
 //!
 //! ```no_run
@@ -51,12 +52,14 @@
 
 pub mod app;
 mod cargo;
+mod comments;
 mod fake_github;
 mod git;
 mod host;
 mod postgres;
 
 pub use cargo::{SWITCHYARD_BIN, cdylib_path, switchyard_bin};
+pub use comments::NewComment;
 pub use fake_github::{
     BadAnswer, CheckRun, DeliveryAttempt, FakeGitHub, Installation, MintedToken, NOT_ACCESSIBLE,
     Recorded, schema_errors,

@@ -3,12 +3,13 @@
 //! loads is checked when it is loaded (`plugins::PluginSet::load`), not here.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use serde::Deserialize;
-use switchyard_plugin_api::{Permissions, Subscription};
+use switchyard_plugin_api::{Permissions, Role, Subscription};
 
 use super::{Invalid, check_env_name, invalid};
 
@@ -55,6 +56,10 @@ pub struct PluginEntry {
     /// `{ statuses = "write" }`. Can only take away: more than the plugin declares is refused.
     #[serde(default)]
     pub permissions: Option<Permissions>,
+    /// Raises the permission a comment command of the plugin needs: `{ retest = "maintain" }`.
+    /// Can only raise: below the plugin's own is refused when it loads (see docs/commands.md).
+    #[serde(default)]
+    pub commands: Option<BTreeMap<String, Role>>,
     /// Free settings handed to the plugin.
     #[serde(default)]
     pub settings: toml::Table,

@@ -7,12 +7,14 @@
 //! - `jwt`: the App's private key and its RS256 JWT, corrected for clock skew.
 //! - `app`: the App identity: installations, token minting, eviction on uninstall.
 //! - `tokens`: the installation token cache.
+//! - `comments`: the host's own calls for comment commands (permission, reactions, replies).
 //! - `permissions`: naming the permission a refused call lacked.
 //! - `posted`: what a job posted (statuses, check runs, deployments), for the dashboard.
 //! - `stand_in`: a local stand-in for trying plugins (`serve --github-stand-in`).
 
 pub mod app;
 pub mod client;
+pub(crate) mod comments;
 pub mod jwt;
 pub mod permissions;
 pub mod posted;
@@ -68,6 +70,11 @@ impl Caller {
     /// A caller with no plugin, event or repository.
     pub fn nobody() -> Self {
         Self::new(String::new(), None, None, Bytes::new())
+    }
+
+    /// The delivery's payload, as GitHub sent it.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
     }
 
     /// The payload's `installation.id`, which GitHub sends with every App delivery: read once.

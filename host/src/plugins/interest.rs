@@ -1,12 +1,14 @@
 //! Routing: which enabled plugins get a job for a delivery, from the event kind and action, the
-//! plugin's subscriptions and the entry's repository filter. One generic path for every event.
+//! plugin's subscriptions and the entry's repository filter. One generic path for every event,
+//! and for a new comment, the entries taking its commands (see `crate::commands`).
 
 use switchyard_plugin_api::Subscription;
 
 use crate::{
+    commands::{self, Comment},
     config::RepositoryPattern,
     event::{Delivery, EventKind, PayloadFacts},
-    plugins::PluginSet,
+    plugins::{LoadedPlugin, PluginSet},
 };
 
 /// What one plugin entry wants.
@@ -23,12 +25,16 @@ impl Interest {
             .subscriptions
             .iter()
             .any(|s| s.matches(kind.as_str(), facts.action.as_deref()));
-        let repository_ok = match (&self.repositories, &facts.repository) {
+        subscribed && self.covers(facts)
+    }
+
+    /// Whether the entry's `repositories` filter lets the event's repository through.
+    pub fn covers(&self, facts: &PayloadFacts) -> bool {
+        match (&self.repositories, &facts.repository) {
             (None, _) => true,
             (Some(patterns), Some(repository)) => patterns.iter().any(|p| p.matches(repository)),
             (Some(_), None) => false,
-        };
-        subscribed && repository_ok
+        }
     }
 }
 
@@ -52,11 +58,21 @@ pub fn replay_targets(
     }
 }
 
-/// Names of the plugins that get a job for this delivery, in config order.
+/// Names of the plugins that get a job for this delivery, in config order: those subscribed to
+/// it, and for a new comment, those taking one of its commands (whatever their subscriptions)
+/// whose `repositories` filter lets it through.
 pub fn route(plugins: &PluginSet, delivery: &Delivery) -> Vec<String> {
+    let comment = Comment::of(delivery);
+    let takes_command = |plugin: &LoadedPlugin| {
+        comment.as_ref().is_some_and(|comment| {
+            plugin.interest.covers(&delivery.facts) && commands::takes(&plugin.commands, comment)
+        })
+    };
     plugins
         .iter()
-        .filter(|plugin| plugin.interest.wants(&delivery.kind, &delivery.facts))
+        .filter(|plugin| {
+            plugin.interest.wants(&delivery.kind, &delivery.facts) || takes_command(plugin)
+        })
         .map(|plugin| plugin.name().to_owned())
         .collect()
 }

@@ -15,7 +15,7 @@ use std::{
 use async_ffi::FfiFuture;
 use libloading::Library;
 use switchyard_plugin_api::{
-    Permissions, PluginConfig, Subscription,
+    CommandSpec, Permissions, PluginConfig, Subscription,
     abi::{self, FfiBytes, FfiSlice, HeaderPrefix, HostServices, PluginHeader, PluginVTable},
     wire::CreateReply,
 };
@@ -43,6 +43,17 @@ pub enum LoadError {
     /// The entry's `permissions` asks for more than the plugin declares.
     #[error("{reason}")]
     Widened { reason: String },
+    /// The plugin's command declarations, or the entry's `commands`, cannot be taken.
+    #[error("{reason}")]
+    Commands { reason: String },
+}
+
+/// A started plugin instance and what it declared in the handshake.
+pub struct Created {
+    pub instance: PluginInstance,
+    pub subscriptions: Vec<Subscription>,
+    pub permissions: Option<Permissions>,
+    pub commands: Vec<CommandSpec>,
 }
 
 /// What a plugin says about itself in its header.
@@ -128,6 +139,7 @@ impl LoadError {
             Self::Incompatible { reason, .. } => Self::Incompatible { path, reason },
             Self::Create { reason, .. } => Self::Create { path, reason },
             Self::Widened { reason } => Self::Widened { reason },
+            Self::Commands { reason } => Self::Commands { reason },
         }
     }
 }
@@ -265,10 +277,7 @@ unsafe impl Sync for PluginInstance {}
 impl PluginLibrary {
     /// Creates an instance with its settings; returns it with the plugin's own subscriptions
     /// and the permissions it declares (`None`: it declares none).
-    pub fn instantiate(
-        &self,
-        config: &PluginConfig,
-    ) -> Result<(PluginInstance, Vec<Subscription>, Option<Permissions>), LoadError> {
+    pub fn instantiate(&self, config: &PluginConfig) -> Result<Created, LoadError> {
         let config = abi::to_json(config);
         // SAFETY: a checked vtable; `config` lives across the call, which copies it.
         let created = unsafe { (self.vtable.create)(FfiSlice::new(&config)) };
@@ -283,15 +292,17 @@ impl PluginLibrary {
                 Ok(CreateReply::Ready {
                     subscriptions,
                     permissions,
+                    commands,
                 }),
-            ) => Ok((
-                PluginInstance {
+            ) => Ok(Created {
+                instance: PluginInstance {
                     vtable: self.vtable,
                     instance,
                 },
                 subscriptions,
                 permissions,
-            )),
+                commands,
+            }),
             (None, Ok(CreateReply::Failed { error })) => Err(create_error(error)),
             (instance, reply) => {
                 if let Some(instance) = instance {

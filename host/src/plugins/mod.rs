@@ -15,8 +15,8 @@ use std::{
 };
 
 use switchyard_plugin_api::{
-    GitHubApp, Outcome, Permissions, PluginConfig, PluginError, Subscription, template_url,
-    wire::CallResult,
+    CommandSpec, GitHubApp, Outcome, Permissions, PluginConfig, PluginError, Subscription,
+    template_url, wire::CallResult,
 };
 
 pub use loader::{LoadError, PluginInfo};
@@ -42,6 +42,8 @@ pub struct LoadedPlugin {
     /// What its jobs' App tokens may do: the entry's `permissions` when given (within the
     /// declared ones), else the declared ones; `None` for the installation's.
     pub permissions: Option<Permissions>,
+    /// The comment commands it takes, with the permissions the entry's `commands` raised.
+    pub commands: Vec<CommandSpec>,
     instance: loader::PluginInstance,
 }
 
@@ -88,6 +90,7 @@ impl PluginSetError {
         match self.error {
             LoadError::Create { .. } => "settings",
             LoadError::Widened { .. } => "permissions",
+            LoadError::Commands { .. } => "commands",
             _ => "library",
         }
     }
@@ -180,12 +183,20 @@ impl PluginSet {
                 }),
                 check_only,
             };
-            let (instance, own, declared) = library.instantiate(&plugin_config).map_err(failed)?;
+            let loader::Created {
+                instance,
+                subscriptions: own,
+                permissions: declared,
+                commands,
+            } = library.instantiate(&plugin_config).map_err(failed)?;
             let permissions = effective_permissions(declared.as_ref(), entry.permissions.as_ref())
                 .map_err(|reason| failed(LoadError::Widened { reason }))?;
+            let commands = crate::commands::effective(commands, entry.commands.as_ref())
+                .map_err(|reason| failed(LoadError::Commands { reason }))?;
             plugins.push(Arc::new(LoadedPlugin {
                 declared,
                 permissions,
+                commands,
                 interest: Interest {
                     subscriptions: entry.events.clone().unwrap_or(own),
                     repositories: entry.repositories.clone(),

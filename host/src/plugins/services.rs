@@ -19,6 +19,7 @@ use switchyard_plugin_api::{
 };
 
 use crate::{
+    commands::CommandService,
     github::{Caller, GitHub, posted::posted},
     job_log::JobLogs,
     journal::JobId,
@@ -46,6 +47,8 @@ pub struct ServiceDeps {
     pub hidden_env: Vec<String>,
     /// Cancelling and superseding jobs, on any host.
     pub cancellations: Cancellations,
+    /// Comment commands' gate: permissions, acknowledgements, the reply budget.
+    pub commands: Arc<CommandService>,
 }
 
 /// What one job's plugin call may use. Shared with the plugin as a reference-counted pointer,
@@ -177,6 +180,13 @@ impl JobServices {
             ServiceRequest::CancelJob(request) => encode(
                 deps.cancellations
                     .request_for_plugin(&self.caller.plugin, JobId(request.job), request.by)
+                    .await,
+            ),
+            ServiceRequest::Reply(reply) => encode(
+                crate::commands::reply_for_plugin(&*deps.github, &self.caller, &reply.body).await,
+            ),
+            ServiceRequest::React(reaction) => encode(
+                crate::commands::react_for_plugin(&*deps.github, &self.caller, &reaction.content)
                     .await,
             ),
             // Answered by `serve` before any work starts.

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     catch_up::{CatchUp, Hook},
+    commands::CommandService,
     config::{Config, GitHubAuth, secret_from_env, secret_from_file},
     github::{self, stand_in},
     ingress::{BodyLimits, IngressSettings},
@@ -189,6 +190,7 @@ impl Switchyard {
                 sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
                 cancellations: Cancellations::new(Arc::clone(&journal)),
+                commands: Arc::new(CommandService::new(Arc::clone(&github), journal.clone())),
             }),
             links: links.clone(),
             metrics: Arc::clone(&metrics),

@@ -10,6 +10,7 @@ use switchyard_plugin_api::{
 
 use super::{Attempt, Inner};
 use crate::{
+    commands::Admission,
     github::Caller,
     journal::PendingJob,
     plugins::{JobServices, LoadedPlugin},
@@ -116,8 +117,8 @@ impl Inner {
             repository: delivery.facts.repository.clone(),
             sender: delivery.facts.sender.clone(),
             received_at: delivery.received_at.clone(),
+            command: None,
         };
-        let head = serde_json::to_vec(&head).expect("a call head always serializes");
         let payload = delivery.payload.clone();
         let services = Arc::new(JobServices {
             attempt: Arc::clone(attempt),
@@ -132,7 +133,40 @@ impl Inner {
             runtime: tokio::runtime::Handle::current(),
         });
         let handler = Arc::clone(plugin);
-        let mut task = tokio::spawn(async move { handler.handle(&head, &payload, services).await });
+        let commands = Arc::clone(&self.deps.services.commands);
+        // `/help` lists what every entry the repository reaches takes.
+        let everyone: Vec<_> = self
+            .deps
+            .plugins
+            .current()
+            .iter()
+            .filter(|p| p.interest.covers(&delivery.facts))
+            .flat_map(|p| p.commands.iter().cloned())
+            .collect();
+        let delivery = Arc::clone(&job.delivery);
+        let job_id = job.id;
+        // The commands gate runs inside the call, under its timeout and cancellation, and on
+        // every attempt: a command is checked again whenever it runs.
+        let mut task = tokio::spawn(async move {
+            let admission = commands.admit(job_id, &handler.commands, &everyone, &delivery);
+            let commands = match admission.await? {
+                Admission::Event => vec![None],
+                Admission::Commands(commands) => commands.into_iter().map(Some).collect(),
+                Admission::Nothing(why) => return Ok(Outcome::Skipped(why)),
+            };
+            let mut outcome = Outcome::Done;
+            for command in commands {
+                let head = CallHead {
+                    command,
+                    ..head.clone()
+                };
+                let head = serde_json::to_vec(&head).expect("a call head always serializes");
+                outcome = handler
+                    .handle(&head, &payload, Arc::clone(&services))
+                    .await?;
+            }
+            Ok(outcome)
+        });
         let timeout = plugin.entry.timeout_secs;
         tokio::select! {
             joined = &mut task => return joined_result(joined),

@@ -67,6 +67,23 @@ enum Behaviour {
         #[serde(default)]
         ignore_cancel: bool,
     },
+    /// Takes the comment commands `commands` (each `/NAME`, needing `permission`, or the
+    /// author's when `or_author`), and writes each command it is handed as a JSON line of
+    /// `{dir}/commands.jsonl`, with `tag`; `/NAME --answer` also replies and reacts.
+    Commands {
+        dir: PathBuf,
+        commands: Vec<String>,
+        #[serde(default = "default_permission")]
+        permission: Role,
+        #[serde(default)]
+        or_author: bool,
+        #[serde(default)]
+        tag: String,
+    },
+}
+
+fn default_permission() -> Role {
+    Role::Write
 }
 
 struct Behaving(Behaviour);
@@ -78,6 +95,26 @@ impl Plugin for Behaving {
             panic!("no subscriptions today");
         }
         vec!["pull_request".parse().expect("valid subscription")]
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        let Behaviour::Commands {
+            commands,
+            permission,
+            or_author,
+            ..
+        } = &self.0
+        else {
+            return Vec::new();
+        };
+        let spec = |name: &String| {
+            let spec = CommandSpec::new(name, "a test command")
+                .usage(&format!("/{name} [ARGS]"))
+                .needs(*permission)
+                .on(Applies::Both);
+            if *or_author { spec.or_author() } else { spec }
+        };
+        commands.iter().map(spec).collect()
     }
 
     fn permissions(&self) -> Option<Permissions> {
@@ -92,6 +129,25 @@ impl Plugin for Behaving {
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
         match &self.0 {
             Behaviour::Panic => panic!("boom in delivery {}", event.delivery),
+            Behaviour::Commands { dir, tag, .. } => {
+                let Some(command) = &event.command else {
+                    return Ok(Outcome::Skipped("not a command".into()));
+                };
+                let line = serde_json::json!({"tag": tag, "job": event.job.id, "command": command});
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("commands.jsonl"))
+                    .map_err(|e| PluginError::fatal(e.to_string()))?;
+                std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes())
+                    .map_err(|e| PluginError::fatal(e.to_string()))?;
+                // `/NAME --answer` answers through the host, in the thread and with a reaction.
+                if command.args.first().map(String::as_str) == Some("--answer") {
+                    host.reply(&format!("`/{}` done", command.name)).await?;
+                    host.react("rocket").await?;
+                }
+                Ok(Outcome::Done)
+            }
             Behaviour::Sleep { millis } => {
                 // Spawning and sleeping prove the plugin's own runtime is up.
                 let slept = tokio::spawn(tokio::time::sleep(Duration::from_millis(*millis)));
