@@ -458,7 +458,7 @@ async fn replay_a_delivery_and_see_its_new_job_appear() {
     browser.click("#replay-button").await;
     let notice = browser.text("action-result").await;
     assert!(
-        notice.starts_with("alice replay: replayed as new jobs #2 (event-log)"),
+        notice.starts_with("token:alice replay: replayed as new jobs #2 (event-log)"),
         "{notice}"
     );
     let jobs = client.find_all(Locator::Css("ul.jobs a")).await.unwrap();
@@ -507,7 +507,7 @@ async fn replay_a_deployment_after_typing_its_environment_then_sign_out_everywhe
     browser.click("#replay-button").await;
     let notice = browser.text("action-result").await;
     assert!(
-        notice.starts_with("alice replay: replayed as new jobs #2 (event-log)"),
+        notice.starts_with("token:alice replay: replayed as new jobs #2 (event-log)"),
         "{notice}"
     );
     host.ended_jobs("deploy-1", 2).await;
@@ -586,7 +586,7 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
     browser.click("#cancel-button").await;
     let notice = browser.text("action-result").await;
     assert!(
-        notice.contains("cancelling: the plugin was told \"cancelled by alice\""),
+        notice.contains("cancelling: the plugin was told \"cancelled by token:alice\""),
         "{notice}"
     );
     browser
@@ -600,7 +600,7 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
         .text()
         .await
         .unwrap();
-    assert!(error.starts_with("cancelled by alice"), "{error}");
+    assert!(error.starts_with("cancelled by token:alice"), "{error}");
     // What the runner posted is on the job's page: its last status says error.
     let posted = browser
         .client
@@ -629,7 +629,7 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
         statuses.last(),
         Some(&(
             "error".to_owned(),
-            format!("Build #{job} cancelled by alice")
+            format!("Build #{job} cancelled by token:alice")
         )),
         "{statuses:?}"
     );
@@ -691,7 +691,7 @@ async fn release_a_lock_after_typing_its_name() {
     let ended = host.ended_jobs("held-1", 1).await;
     assert_eq!(
         ended[0].error.as_deref(),
-        Some("stopped: cancelled by alice")
+        Some("stopped: cancelled by token:alice")
     );
     browser.finish("lock-released").await;
     host.stop().await;
