@@ -185,8 +185,21 @@ $$;
 CREATE TRIGGER job_logs_place BEFORE INSERT ON job_logs
     FOR EACH ROW EXECUTE FUNCTION job_logs_place();
 "#,
+    r#"
+-- Where each delivery points (see `journal/place.rs`), read from its payload as it is stored:
+-- the dashboard's repository, pull request and commit pages and its search find deliveries by
+-- these. NULL for deliveries stored before: their payloads are compressed, which SQL cannot read.
+ALTER TABLE deliveries ADD COLUMN pull_request BIGINT;
+ALTER TABLE deliveries ADD COLUMN head_sha TEXT;
+ALTER TABLE deliveries ADD COLUMN git_ref TEXT;
+CREATE INDEX deliveries_by_repository ON deliveries (repository, seq);
+CREATE INDEX deliveries_by_pull_request ON deliveries (repository, pull_request, seq)
+    WHERE pull_request IS NOT NULL;
+-- `text_pattern_ops`: a sha prefix (`LIKE 'abc%'`) uses it whatever the database's collation.
+CREATE INDEX deliveries_by_sha ON deliveries (head_sha text_pattern_ops)
+    WHERE head_sha IS NOT NULL;
+"#,
 ];
-
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_7964;
 

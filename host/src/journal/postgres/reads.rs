@@ -92,6 +92,10 @@ impl Reads for PostgresJournal {
                    AND ($4::text IS NULL OR d.repository = $4)
                    AND ($5::bigint IS NULL OR j.id < $5)
                    AND (NOT $7 OR {public})
+                   AND ($8::text IS NULL OR d.event = $8)
+                   AND ($9::bigint IS NULL OR d.pull_request = $9)
+                   AND ($10::text IS NULL OR d.head_sha LIKE $10)
+                   AND ($11::text IS NULL OR d.git_ref = $11)
                  ORDER BY j.id DESC LIMIT $6",
                     public = public_repository("d.repository"),
                 ),
@@ -103,6 +107,11 @@ impl Reads for PostgresJournal {
                     &filter.before.map(|id| id.0),
                     &(filter.limit as i64),
                     &filter.visibility.public_only(),
+                    &filter.event,
+                    &filter.pull_request,
+                    // Hex digits only, so nothing in it is a pattern but the `%` added.
+                    &filter.sha_prefix.map(|prefix| format!("{prefix}%")),
+                    &filter.git_ref,
                 ],
             )
             .await?;

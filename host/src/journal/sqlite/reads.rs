@@ -106,6 +106,10 @@ impl Reads for SqliteJournal {
                    AND (?4 IS NULL OR d.repository = ?4)
                    AND (?5 IS NULL OR j.id < ?5)
                    AND (?7 = 0 OR {public})
+                   AND (?8 IS NULL OR d.event = ?8)
+                   AND (?9 IS NULL OR d.pull_request = ?9)
+                   AND (?10 IS NULL OR (d.head_sha >= ?10 AND d.head_sha < ?10 || 'g'))
+                   AND (?11 IS NULL OR d.git_ref = ?11)
                  ORDER BY j.id DESC LIMIT ?6",
                 public = public_repository("d.repository"),
             ))?;
@@ -118,6 +122,11 @@ impl Reads for SqliteJournal {
                     filter.before.map(|id| id.0),
                     filter.limit as i64,
                     filter.visibility.public_only(),
+                    filter.event,
+                    filter.pull_request,
+                    // Lowercase hex sorts below `g`: the prefix's range, which the index serves.
+                    filter.sha_prefix,
+                    filter.git_ref,
                 ],
                 |row| job_row(row),
             )?;

@@ -115,6 +115,7 @@ pub(in crate::web) async fn list(
         plugin: plugin.map(str::to_owned),
         repository: repository.map(str::to_owned),
         before: before.map(JobId),
+        ..JobFilter::default()
     };
     let mut rows = match state.journal.jobs(filter).await {
         Ok(rows) => rows,
