@@ -442,9 +442,11 @@ async fn a_job_log_renders_and_follows(logs: LogsIn) {
     );
     assert!(!log.contains("<b>bold"));
     assert!(log.contains("id=\"L1\"><a class=\"ln\" href=\"#L1\">1</a>"));
-    assert!(log.contains(
-        "<details class=\"group\" open><summary><span class=\"line group-start\" id=\"L2\">"
-    ));
+    assert!(
+        log.contains(
+            "<details class=\"group\"><summary><span class=\"line group-start\" id=\"L2\">"
+        )
+    );
     assert!(log.contains("<span class=\"t\">Setup step</span>"));
     assert!(log.contains("<span class=\"line error\" id=\"L5\">"));
     assert!(log.contains("data-follow=\"false\""));
