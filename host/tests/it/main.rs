@@ -26,6 +26,7 @@ mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod log_lines; // the host's log, text and JSON, read whole after a busy run: plain words and fields, no Debug text
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod operations; // health, metrics, replay, and the operator commands against a server process
+mod pages; // the repository, pull request and commit pages, search, times in UTC without the script, private repositories absent
 mod plugin_failures; // panics, hangs, retries and host services seen from a job
 mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, logs across hosts, the database away and back, one catch-up round
 mod queue; // jobs past the memory budget wait in the journal and still run, once each

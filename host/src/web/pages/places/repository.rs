@@ -142,9 +142,10 @@ pub(in crate::web) async fn show(
     );
     let branches = lines(
         &recent,
+        // Builds of a branch; its deploys have their own table.
         |row| match row.place.pull_request {
-            None => row.place.git_ref.clone(),
-            Some(_) => None,
+            None if !row.event.starts_with("deployment") => row.place.git_ref.clone(),
+            _ => None,
         },
         |row| {
             let branch = row.place.git_ref.as_deref().unwrap_or_default();
