@@ -17,7 +17,7 @@ use crate::support::{
     EVENT_LOG, FakeGitHub, HostSpec, Origin, TestHost, behaviours, binds, example,
 };
 
-const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
+pub(crate) const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
 
 /// Chromium and its driver, from `PATH`.
 fn browser() -> Option<(PathBuf, PathBuf)> {
@@ -40,8 +40,8 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
 /// saying so) where no browser is installed, outside CI. One at a time: each Chromium takes
 /// hundreds of megabytes and a core while it starts, and a driver starved of both was seen to
 /// refuse its session.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: tokio::process::Child,
     _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -49,7 +49,7 @@ struct Browser {
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Browser {
-    async fn start(test: &str) -> Option<Self> {
+    pub(crate) async fn start(test: &str) -> Option<Self> {
         let Some((chromium, chromedriver)) = browser() else {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!(
@@ -109,7 +109,7 @@ impl Browser {
     }
 
     /// Saves a screenshot of the page shown, then ends the session.
-    async fn finish(self, name: &str) {
+    pub(crate) async fn finish(self, name: &str) {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let png = self.client.screenshot().await.unwrap();
@@ -119,7 +119,7 @@ impl Browser {
 
     /// Evaluates `script` (which returns a value) until it returns `true`; panics naming
     /// `what` after 30 s.
-    async fn until(&self, what: &str, script: &str) {
+    pub(crate) async fn until(&self, what: &str, script: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let value = self.client.execute(script, vec![]).await.unwrap();
@@ -131,7 +131,7 @@ impl Browser {
         }
     }
 
-    async fn sign_in(&self, base: &str) {
+    pub(crate) async fn sign_in(&self, base: &str) {
         let client = &self.client;
         client.goto(&format!("{base}/dashboard")).await.unwrap();
         // Sent to the sign-in page, which brings us back.

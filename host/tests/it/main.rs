@@ -5,6 +5,7 @@ mod support;
 
 mod bad_files; // cut or replaced plugin libraries, a full disk: refused or reported, host serving
 mod browser; // the dashboard in headless Chromium over WebDriver: sign in, a delivery arrives, a live log, #L links, folding
+mod browser_pages; // the repository, pull request and commit pages and search in headless Chromium; a private repository hidden from a visitor
 mod catch_up; // missed deliveries redelivered after an outage, once each; no rescan after a restart; the catch-up command
 mod checks; // the CI runner's check runs as a GitHub App: states, the log's end, annotations in batches, Re-run, Cancel, other Apps ignored
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
