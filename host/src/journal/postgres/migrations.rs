@@ -193,10 +193,12 @@ ALTER TABLE deliveries ADD COLUMN pull_request BIGINT;
 ALTER TABLE deliveries ADD COLUMN head_sha TEXT;
 ALTER TABLE deliveries ADD COLUMN git_ref TEXT;
 CREATE INDEX deliveries_by_repository ON deliveries (repository, seq);
-CREATE INDEX deliveries_by_pull_request ON deliveries (repository, pull_request, seq)
+-- By number first: search finds a pull request's number in every repository.
+CREATE INDEX deliveries_by_pull_request ON deliveries (pull_request, repository, seq)
     WHERE pull_request IS NOT NULL;
--- `text_pattern_ops`: a sha prefix (`LIKE 'abc%'`) uses it whatever the database's collation.
-CREATE INDEX deliveries_by_sha ON deliveries (head_sha text_pattern_ops)
+-- In bytes' order whatever the database's collation: a sha prefix is the range from it to it
+-- followed by `g` (past every hex digit).
+CREATE INDEX deliveries_by_sha ON deliveries ((head_sha COLLATE "C"))
     WHERE head_sha IS NOT NULL;
 "#,
 ];

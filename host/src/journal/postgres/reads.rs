@@ -84,21 +84,7 @@ impl Reads for PostgresJournal {
         let state = filter.state.map(JobState::as_str);
         let rows = self
             .query(
-                &format!(
-                    "{JOB_COLUMNS}
-                 WHERE ($1::bigint IS NULL OR j.id = $1)
-                   AND ($2::text IS NULL OR j.state = $2)
-                   AND ($3::text IS NULL OR j.plugin = $3)
-                   AND ($4::text IS NULL OR d.repository = $4)
-                   AND ($5::bigint IS NULL OR j.id < $5)
-                   AND (NOT $7 OR {public})
-                   AND ($8::text IS NULL OR d.event = $8)
-                   AND ($9::bigint IS NULL OR d.pull_request = $9)
-                   AND ($10::text IS NULL OR d.head_sha LIKE $10)
-                   AND ($11::text IS NULL OR d.git_ref = $11)
-                 ORDER BY j.id DESC LIMIT $6",
-                    public = public_repository("d.repository"),
-                ),
+                &jobs_query(&filter),
                 &[
                     &filter.id.map(|id| id.0),
                     &state,
@@ -109,8 +95,7 @@ impl Reads for PostgresJournal {
                     &filter.visibility.public_only(),
                     &filter.event,
                     &filter.pull_request,
-                    // Hex digits only, so nothing in it is a pattern but the `%` added.
-                    &filter.sha_prefix.map(|prefix| format!("{prefix}%")),
+                    &filter.sha_prefix,
                     &filter.git_ref,
                 ],
             )
@@ -153,4 +138,47 @@ impl Reads for PostgresJournal {
         counts.failed_since = failed[0].get::<_, i64>(0) as u64;
         Ok(counts)
     }
+}
+
+/// The jobs query for `filter`. A place asked for (a repository, a pull request, a sha prefix,
+/// a branch) is a bare condition, which the deliveries' indexes serve in every plan, the
+/// generic one of a cached statement too; one not asked for is bound as NULL.
+fn jobs_query(filter: &JobFilter) -> String {
+    let place = |asked: bool, n: u8, cast: &str, condition: &str| {
+        if asked {
+            format!("AND {condition}")
+        } else {
+            format!("AND ${n}::{cast} IS NULL")
+        }
+    };
+    format!(
+        "{JOB_COLUMNS}
+         WHERE ($1::bigint IS NULL OR j.id = $1)
+           AND ($2::text IS NULL OR j.state = $2)
+           AND ($3::text IS NULL OR j.plugin = $3)
+           {repository}
+           AND ($5::bigint IS NULL OR j.id < $5)
+           AND (NOT $7 OR {public})
+           AND ($8::text IS NULL OR d.event = $8)
+           {pull_request}
+           {sha}
+           {git_ref}
+         ORDER BY j.id DESC LIMIT $6",
+        repository = place(filter.repository.is_some(), 4, "text", "d.repository = $4"),
+        pull_request = place(
+            filter.pull_request.is_some(),
+            9,
+            "bigint",
+            "d.pull_request = $9"
+        ),
+        // In bytes' order, as the index is: lowercase hex sorts below `g`.
+        sha = place(
+            filter.sha_prefix.is_some(),
+            10,
+            "text",
+            "d.head_sha COLLATE \"C\" >= $10::text AND d.head_sha COLLATE \"C\" < $10::text || 'g'"
+        ),
+        git_ref = place(filter.git_ref.is_some(), 11, "text", "d.git_ref = $11"),
+        public = public_repository("d.repository"),
+    )
 }

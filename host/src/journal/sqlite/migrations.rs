@@ -271,7 +271,8 @@ ALTER TABLE deliveries ADD COLUMN pull_request INTEGER;
 ALTER TABLE deliveries ADD COLUMN head_sha TEXT;
 ALTER TABLE deliveries ADD COLUMN git_ref TEXT;
 CREATE INDEX deliveries_by_repository ON deliveries (repository, seq);
-CREATE INDEX deliveries_by_pull_request ON deliveries (repository, pull_request, seq)
+-- By number first: search finds a pull request's number in every repository.
+CREATE INDEX deliveries_by_pull_request ON deliveries (pull_request, repository, seq)
     WHERE pull_request IS NOT NULL;
 CREATE INDEX deliveries_by_sha ON deliveries (head_sha) WHERE head_sha IS NOT NULL;
 "#,
