@@ -23,6 +23,8 @@ struct Fields {
     sha: Option<String>,
     #[serde(rename = "ref")]
     git_ref: Option<String>,
+    /// A `create` or `delete` event's: `branch` or `tag`, its `ref` a bare name.
+    ref_type: Option<String>,
     pull_request: Option<PullRequest>,
     issue: Option<Issue>,
     deployment: Option<Commit>,
@@ -117,11 +119,15 @@ impl Place {
                 git_ref: branch(suite.head_branch),
             };
         }
+        let git_ref = match fields.ref_type.as_deref() {
+            Some("tag") => fields.git_ref.map(|name| format!("refs/tags/{name}")),
+            _ => fields.git_ref,
+        };
         Self {
             pull_request: None,
             // A push says `after`, a commit status `sha`.
             head_sha: sha(fields.after.or(fields.sha)),
-            git_ref: branch(fields.git_ref),
+            git_ref: branch(git_ref),
         }
     }
 }
@@ -134,7 +140,7 @@ mod tests {
 
     #[test]
     fn places_of_payloads() {
-        let cases: [(String, Place); 7] = [
+        let cases: [(String, Place); 9] = [
             (
                 format!(
                     r#"{{"action":"opened","number":7,"pull_request":{{"number":7,"head":{{"sha":"{}","ref":"feature"}}}}}}"#,
@@ -186,6 +192,20 @@ mod tests {
                 Place::default(),
             ),
             (r#"{"after":"not a sha","ref":7}"#.into(), Place::default()),
+            (
+                r#"{"ref":"v1.2","ref_type":"tag"}"#.into(),
+                Place {
+                    git_ref: Some("refs/tags/v1.2".into()),
+                    ..Place::default()
+                },
+            ),
+            (
+                r#"{"ref":"feature","ref_type":"branch"}"#.into(),
+                Place {
+                    git_ref: Some("feature".into()),
+                    ..Place::default()
+                },
+            ),
         ];
         for (payload, expected) in cases {
             assert_eq!(Place::of(payload.as_bytes()), expected, "{payload}");
