@@ -448,6 +448,12 @@ async fn a_job_log_renders_and_follows(logs: LogsIn) {
         )
     );
     assert!(log.contains("<span class=\"t\">Setup step</span>"));
+    // Folded, as GitHub Actions shows a group, and neither marker shown.
+    assert!(
+        !log.contains("::group::") && !log.contains("::endgroup::"),
+        "{log}"
+    );
+    assert!(log.contains("<span class=\"line group-end\" id=\"L4\" hidden></span>"));
     assert!(log.contains("<span class=\"line error\" id=\"L5\">"));
     assert!(log.contains("data-follow=\"false\""));
     // The raw log is the capability link GitHub gets, still served as text.
