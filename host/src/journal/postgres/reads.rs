@@ -182,3 +182,65 @@ fn jobs_query(filter: &JobFilter) -> String {
         public = public_repository("d.repository"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The jobs query by place uses the deliveries' indexes whenever the planner may: sequential
+    /// scans are turned off, so a plan without the index means the query cannot use it.
+    #[tokio::test]
+    async fn reads_by_place_can_use_the_deliveries_indexes() {
+        let Some(server) = switchyard_testkit::TestPostgres::get() else {
+            return;
+        };
+        let journal = crate::journal::conformance::host(&server.database(), 30_000).await;
+        let of = |repository: bool, pull_request: bool, sha: bool| JobFilter {
+            limit: 10,
+            repository: repository.then(|| "octo/app".to_owned()),
+            pull_request: pull_request.then_some(7),
+            sha_prefix: sha.then(|| "abc1".to_owned()),
+            ..JobFilter::default()
+        };
+        let cases = [
+            (of(true, false, false), "deliveries_by_repository"),
+            (of(true, true, false), "deliveries_by_pull_request"),
+            (of(false, true, false), "deliveries_by_pull_request"),
+            (of(false, false, true), "deliveries_by_sha"),
+        ];
+        let client = journal.client().await.unwrap();
+        client
+            .batch_execute("SET enable_seqscan = off")
+            .await
+            .unwrap();
+        for (filter, index) in cases {
+            let query = format!("EXPLAIN {}", jobs_query(&filter));
+            let none_text: Option<String> = None;
+            let none_id: Option<i64> = None;
+            let rows = client
+                .query(
+                    &query,
+                    &[
+                        &none_id,
+                        &none_text,
+                        &none_text,
+                        &filter.repository,
+                        &none_id,
+                        &10i64,
+                        &false,
+                        &none_text,
+                        &filter.pull_request,
+                        &filter.sha_prefix,
+                        &none_text,
+                    ],
+                )
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{index}: {plan:#?}"
+            );
+        }
+    }
+}
