@@ -177,7 +177,7 @@ async fn dashboard_host(plugins: String) -> (TestHost, tempfile::TempDir) {
 }
 
 /// A host as `spec` says, with the dashboard on and alice's token.
-async fn dashboard_host_with(spec: HostSpec) -> (TestHost, tempfile::TempDir) {
+pub(crate) async fn dashboard_host_with(spec: HostSpec) -> (TestHost, tempfile::TempDir) {
     let tokens = tempfile::tempdir().unwrap();
     let file = tokens.path().join("tokens");
     std::fs::write(&file, format!("alice:{TOKEN}\n")).unwrap();
@@ -423,7 +423,7 @@ async fn the_deliveries_and_jobs_pages_render_in_a_browser() {
 impl Browser {
     /// The text of the element with `id`, waiting (30 s at most) for it to appear: a form's
     /// answer loads after the click returns.
-    async fn text(&self, id: &str) -> String {
+    pub(crate) async fn text(&self, id: &str) -> String {
         let element = self
             .client
             .wait()
@@ -435,7 +435,7 @@ impl Browser {
     }
 
     /// Reloads `url` until the element with `id` reads `text`; panics after 30 s.
-    async fn reload_until(&self, url: &str, id: &str, text: &str) {
+    pub(crate) async fn reload_until(&self, url: &str, id: &str, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             self.client.goto(url).await.unwrap();
@@ -447,7 +447,7 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let element = self.client.find(Locator::Css(css)).await.unwrap();
         element.click().await.unwrap();
     }
@@ -609,7 +609,9 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
         notice.contains("cancelling: the plugin was told \"cancelled by alice\""),
         "{notice}"
     );
-    browser.reload_until(&page, "job-state", "failed").await;
+    browser
+        .reload_until(&page, "job-state", "cancelled · journal: failed")
+        .await;
     let error = browser
         .client
         .find(Locator::Css("dd.error-text"))

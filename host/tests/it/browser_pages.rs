@@ -295,7 +295,7 @@ async fn search_leads_to_a_commits_builds_and_deploy_and_hidden_repositories_sta
         .await
         .unwrap();
     assert!(
-        pulls.contains("#12 faster") && pulls.contains("build succeeded"),
+        pulls.contains("#12 faster") && pulls.contains("build passed"),
         "{pulls}"
     );
     let branches = client

@@ -264,6 +264,11 @@ CREATE TABLE session_ends (
 ) WITHOUT ROWID;
 "#,
     r#"
+-- What the job's work came to (passed, failed, errored, timed_out, cancelled, skipped), set
+-- with its end; NULL while it runs and for jobs that ended before verdicts were recorded.
+ALTER TABLE jobs ADD COLUMN verdict TEXT;
+"#,
+    r#"
 -- Where each delivery points (see `journal/place.rs`), read from its payload as it is stored:
 -- the dashboard's repository, pull request and commit pages and its search find deliveries by
 -- these. NULL for deliveries stored before: their payloads are compressed, which SQL cannot read.

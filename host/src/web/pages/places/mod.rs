@@ -9,6 +9,7 @@ pub(in crate::web) mod repository;
 pub(in crate::web) mod search;
 
 use super::super::WebState;
+use super::badge::{Badge, badge};
 use super::jobs::short;
 use super::layout::job_duration;
 pub(super) use super::links::{commit_link, pull_request_link, repository_link};
@@ -27,7 +28,8 @@ pub(super) struct JobLine {
     id: JobId,
     plugin: String,
     event: String,
-    state: &'static str,
+    /// Its verdict, or its state while it has none.
+    badge: Badge,
     /// The short sha, and its commit page.
     sha: String,
     commit_link: Option<String>,
@@ -49,7 +51,7 @@ fn job_line(state: &WebState, row: &JobRow) -> JobLine {
             Some(action) => format!("{}.{action}", row.event),
             None => row.event.clone(),
         },
-        state: row.job.state.as_str(),
+        badge: badge(row.job.state, row.job.verdict),
         sha: short(sha).to_owned(),
         commit_link: (!sha.is_empty()).then(|| commit_link(repository, sha)),
         pull_request: row.place.pull_request,

@@ -10,6 +10,7 @@ use axum::{
 
 use super::super::super::message::{journal_failed, not_found};
 use super::super::super::{Viewer, WebState};
+use super::super::badge::{Badge, badge};
 use super::super::{
     layout::{Head, PAGE_BYTES, filters, head, page, reserve},
     params::{Params, next_page, param},
@@ -30,8 +31,8 @@ struct LineView {
     sha: String,
     commit_link: Option<String>,
     at: String,
-    /// Each plugin's newest job on that commit: (plugin, state, job).
-    jobs: Vec<(String, &'static str, JobId)>,
+    /// Each plugin's newest job on that commit: (plugin, its badge, job).
+    jobs: Vec<(String, Badge, JobId)>,
 }
 
 #[derive(Template)]
@@ -64,7 +65,7 @@ fn lines<K: PartialEq>(
             (Some(sha), Some(other)) => sha == other,
             _ => row.job.delivery == other.job.delivery,
         };
-        let mut jobs: Vec<(String, &'static str, JobId)> = Vec::new();
+        let mut jobs: Vec<(String, Badge, JobId)> = Vec::new();
         for other in rows
             .iter()
             .filter(|o| key(o).as_ref() == Some(&k) && newest(o))
@@ -72,7 +73,7 @@ fn lines<K: PartialEq>(
             if !jobs.iter().any(|(plugin, ..)| *plugin == other.job.plugin) {
                 jobs.push((
                     other.job.plugin.clone(),
-                    other.job.state.as_str(),
+                    badge(other.job.state, other.job.verdict),
                     other.job.id,
                 ));
             }
