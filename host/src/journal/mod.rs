@@ -9,6 +9,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 mod jobs;
+mod place;
 mod postgres;
 mod records;
 mod roles;
@@ -24,6 +25,7 @@ pub use jobs::{
     Supersede,
 };
 pub(crate) use jobs::{EndedColumns, PageBuilder, cancel_reason};
+pub use place::Place;
 pub use postgres::{
     PostgresJournal, PostgresSettings, mask_url, migrate_only, schema_version, tls_config,
 };

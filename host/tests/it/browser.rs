@@ -17,7 +17,7 @@ use crate::support::{
     EVENT_LOG, FakeGitHub, HostSpec, Origin, TestHost, behaviours, binds, example,
 };
 
-const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
+pub(crate) const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
 
 /// Chromium and its driver, from `PATH`.
 fn browser() -> Option<(PathBuf, PathBuf)> {
@@ -323,11 +323,17 @@ async fn watch_a_log_live(logs: LogsIn, test: &str) {
         )
         .await;
 
-    // The group folds.
+    // The group starts folded, as GitHub Actions shows it, with its markers hidden; a click
+    // opens it.
     let group_open = "return document.querySelector('#log details.group').open";
+    let visible = |id: &str| format!("return document.getElementById('{id}').checkVisibility()");
     assert_eq!(
         client.execute(group_open, vec![]).await.unwrap(),
-        json!(true)
+        json!(false)
+    );
+    assert_eq!(
+        client.execute(&visible("L2"), vec![]).await.unwrap(),
+        json!(false)
     );
     client
         .find(Locator::Css("#log details.group > summary"))
@@ -338,16 +344,30 @@ async fn watch_a_log_live(logs: LogsIn, test: &str) {
         .unwrap();
     assert_eq!(
         client.execute(group_open, vec![]).await.unwrap(),
-        json!(false)
+        json!(true)
     );
-    let inside_visible = client
-        .execute(
-            "return document.getElementById('L2').checkVisibility()",
-            vec![],
-        )
+    assert_eq!(
+        client.execute(&visible("L2"), vec![]).await.unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        client.execute(&visible("L3"), vec![]).await.unwrap(),
+        json!(false),
+        "the ::endgroup:: line is hidden"
+    );
+    let text = client
+        .execute("return document.getElementById('log').innerText", vec![])
         .await
         .unwrap();
-    assert_eq!(inside_visible, json!(false));
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("Setup") && text.contains("inside the group"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("::group::") && !text.contains("::endgroup::"),
+        "{text}"
+    );
 
     let screenshot = match logs {
         LogsIn::Files => "job-live-log",
