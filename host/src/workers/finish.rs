@@ -107,7 +107,7 @@ impl Inner {
             attempt = number,
             elapsed_ms = started.elapsed().as_millis() as u64,
             outcome = %outcome,
-            verdict = verdict.map(Verdict::as_str),
+            verdict = verdict.map(|verdict| tracing::field::display(verdict.as_str())),
             error,
             note,
             "job attempt ended"
