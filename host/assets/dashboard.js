@@ -143,10 +143,31 @@
       if (note) {
         note.textContent = "The job has ended.";
       }
-      const state = document.getElementById("job-state");
-      if (state) {
-        state.textContent = "ended";
-      }
+      ended().catch(() => {});
     });
+  }
+
+  // The job ended while its page was open: take its verdict, duration and the header's counts
+  // from a fresh copy of the page, and drop the Cancel button, as a reload would show them.
+  async function ended() {
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!response.ok) {
+      return;
+    }
+    // Parsed, not run: DOMParser documents execute no scripts.
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const id of ["job-state", "job-duration", "count-queued", "count-running", "count-failed"]) {
+      const shown = document.getElementById(id);
+      const now = fresh.getElementById(id);
+      if (shown && now) {
+        shown.replaceWith(document.adoptNode(now));
+      }
+    }
+    for (const id of ["cancel", "cancel-hint"]) {
+      const shown = document.getElementById(id);
+      if (shown && !fresh.getElementById(id)) {
+        shown.remove();
+      }
+    }
   }
 })();

@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
     },
-    /// List recent deliveries and their jobs' states, from the journal.
+    /// List recent deliveries and their jobs' verdicts and states, from the journal.
     Deliveries {
         #[arg(long, default_value = "config.toml", env = "SWITCHYARD_CONFIG")]
         config: PathBuf,
@@ -101,7 +101,8 @@ enum Command {
         /// Only deliveries of this event (e.g. pull_request).
         #[arg(long)]
         event: Option<String>,
-        /// Only deliveries with a failed job.
+        /// Only deliveries with a job that failed, errored or timed out (its verdict; for jobs
+        /// recorded before verdicts were, its state `failed`).
         #[arg(long)]
         failed: bool,
     },

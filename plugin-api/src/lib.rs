@@ -66,6 +66,12 @@
 //! its thread is lost until it returns. Use async I/O, `tokio::time::sleep`, and
 //! `tokio::task::spawn_blocking` for blocking work.
 //!
+//! A handler's [`Outcome`] gives the job its [`Verdict`], what the dashboard, the CLI and the
+//! metrics show: `Outcome::Done` is passed, `Outcome::Skipped` skipped, and
+//! `Outcome::failed(summary)` (or `Outcome::Finished`) says that the work ran and failed, as a
+//! build that exits non-zero. The host names the rest: an error is errored, its timeout timed
+//! out, a person's cancel cancelled.
+//!
 //! When the host cancels a job (its timeout, a shutdown, a person), [`Host::cancelled`]
 //! completes with the [`CancelReason`]; the handler then has `[workers] cancel_grace_secs` to
 //! post a final status and return before its commands are killed and its future dropped.
@@ -109,7 +115,7 @@ pub use host::{
 };
 pub use permissions::{Access, Permissions};
 pub use plugin::{
-    GitHubApp, Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError,
+    GitHubApp, Outcome, Plugin, PluginConfig, PluginError, Subscription, SubscriptionError, Verdict,
 };
 pub use source::{Source, expand_clone_url, template_url};
 
@@ -119,7 +125,7 @@ pub mod prelude {
         Applies, CancelAnswer, CancelReason, Command, CommandSpec, CommitStatus, DeploymentState,
         Event, Host, HostError, NewDeployment, NewDeploymentStatus, Outcome, Permissions, Plugin,
         PluginConfig, PluginError, Role, RunOutput, RunRequest, Source, StatusState, Subscription,
-        Superseding, async_trait, declare_plugin, fit_description,
+        Superseding, Verdict, async_trait, declare_plugin, fit_description,
         payload::{self, short_sha},
     };
 }

@@ -41,13 +41,104 @@ pub trait Plugin: Send + Sync + 'static {
 }
 
 /// How a handled event ended.
+///
+/// `Done` and `Skipped` are what plugins said before verdicts existed, and still mean what they
+/// meant: `Done` is a [`Verdict::Passed`] job, `Skipped` a [`Verdict::Skipped`] one. A plugin
+/// whose work can fail without the plugin failing (a build that exits non-zero, a deploy that
+/// did not go through) reports it with [`Outcome::Finished`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The plugin did its work.
+    /// The plugin did its work, and it passed.
     Done,
     /// The plugin chose not to act, and says why (recorded in the journal).
     Skipped(String),
+    /// The plugin did its work, and says how it went: `verdict` is what the dashboard, the
+    /// CLI and the metrics show, `summary` a line recorded beside it ("exited with status 3").
+    Finished { verdict: Verdict, summary: String },
+}
+
+impl Outcome {
+    /// A job whose work failed (a build exited non-zero, a deploy was refused), with why.
+    pub fn failed(summary: impl Into<String>) -> Self {
+        Self::Finished {
+            verdict: Verdict::Failed,
+            summary: summary.into(),
+        }
+    }
+
+    /// The verdict this outcome stands for.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Self::Done => Verdict::Passed,
+            Self::Skipped(_) => Verdict::Skipped,
+            Self::Finished { verdict, .. } => *verdict,
+        }
+    }
+}
+
+/// What a job's work came to, as people scan for it: red for `Failed`, `Errored` and
+/// `TimedOut`, green for `Passed`.
+///
+/// A plugin reports `Passed`, `Failed`, `Skipped` (and may report the others, for work of its
+/// own that errored or timed out, a build's own time limit say). The host decides the rest
+/// where the plugin cannot: a job that ends with a plugin error is `Errored`, one the host's
+/// timeout stopped `TimedOut`, one a person or a newer job cancelled `Cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    Errored,
+    TimedOut,
+    Cancelled,
+    Skipped,
+}
+
+impl Verdict {
+    /// Every verdict, in the order pages list them.
+    pub const ALL: [Verdict; 6] = [
+        Self::Passed,
+        Self::Failed,
+        Self::Errored,
+        Self::TimedOut,
+        Self::Cancelled,
+        Self::Skipped,
+    ];
+
+    /// The verdict's stored and serialized name (`timed_out`), as in JSON, SQL and URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Errored => "errored",
+            Self::TimedOut => "timed_out",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// Reads [`Self::as_str`]'s names back.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|verdict| verdict.as_str() == name)
+    }
+
+    /// Whether the job's work went wrong: failed, errored or timed out (what "failed" means
+    /// on the dashboard, in `deliveries --failed` and in the counts).
+    pub fn is_bad(self) -> bool {
+        matches!(self, Self::Failed | Self::Errored | Self::TimedOut)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TimedOut => "timed out",
+            other => other.as_str(),
+        })
+    }
 }
 
 /// Why a handler failed. The host records the message and retries when `retryable`.

@@ -93,6 +93,63 @@ pub enum ServiceResult<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Verdict;
+
+    #[test]
+    fn outcomes_read_as_plugins_of_every_api_version_send_them() {
+        // (JSON a plugin sends, outcome, verdict): the first two are what plugins built before
+        // verdicts existed send, and must keep meaning what they meant.
+        let cases = [
+            (r#"{"ok":"done"}"#, Outcome::Done, Verdict::Passed),
+            (
+                r#"{"ok":{"skipped":"draft"}}"#,
+                Outcome::Skipped("draft".into()),
+                Verdict::Skipped,
+            ),
+            (
+                r#"{"ok":{"finished":{"verdict":"timed_out","summary":"build ran 10 min"}}}"#,
+                Outcome::Finished {
+                    verdict: Verdict::TimedOut,
+                    summary: "build ran 10 min".into(),
+                },
+                Verdict::TimedOut,
+            ),
+        ];
+        for (json, outcome, verdict) in cases {
+            let read: CallResult = serde_json::from_str(json).unwrap();
+            let CallResult::Ok(read) = read else {
+                panic!("{json} did not read as an outcome")
+            };
+            assert_eq!((&read, read.verdict()), (&outcome, verdict), "{json}");
+            assert_eq!(
+                serde_json::to_string(&CallResult::Ok(outcome)).unwrap(),
+                json
+            );
+        }
+    }
+
+    #[test]
+    fn verdicts_have_one_name_for_machines_and_plain_words_for_people() {
+        // (verdict, stored name, words)
+        let cases = [
+            (Verdict::Passed, "passed", "passed"),
+            (Verdict::Failed, "failed", "failed"),
+            (Verdict::Errored, "errored", "errored"),
+            (Verdict::TimedOut, "timed_out", "timed out"),
+            (Verdict::Cancelled, "cancelled", "cancelled"),
+            (Verdict::Skipped, "skipped", "skipped"),
+        ];
+        for (verdict, name, words) in cases {
+            assert_eq!(verdict.as_str(), name);
+            assert_eq!(verdict.to_string(), words);
+            assert_eq!(Verdict::parse(name), Some(verdict));
+            assert_eq!(
+                serde_json::to_string(&verdict).unwrap(),
+                format!("\"{name}\"")
+            );
+        }
+        assert_eq!(Verdict::parse("timed out"), None);
+    }
 
     #[test]
     fn what_plugins_and_hosts_built_before_commands_send_is_still_read() {

@@ -140,9 +140,10 @@ async fn attempts_move_jobs_through_their_states_and_ends_are_fenced(journal: &d
     };
     journal.end_attempt(job, 1, retry).await.unwrap();
     let record = journal.job(job).await.unwrap();
+    // A retry has no verdict yet: the job has not ended.
     assert_eq!(
-        (record.state, record.error.as_deref()),
-        (JobState::Queued, Some("flaky"))
+        (record.state, record.error.as_deref(), record.verdict),
+        (JobState::Queued, Some("flaky"), None)
     );
     assert_eq!(
         journal.start_attempt(job, 0).await.unwrap(),
@@ -151,18 +152,41 @@ async fn attempts_move_jobs_through_their_states_and_ends_are_fenced(journal: &d
     );
     assert_eq!(journal.start_attempt(job, 1).await.unwrap(), started(2));
     // The first attempt's end, late: refused, whatever it says.
-    let late = journal.end_attempt(job, 1, AttemptEnd::Succeeded { note: None });
+    let late = journal.end_attempt(
+        job,
+        1,
+        AttemptEnd::Succeeded {
+            note: None,
+            verdict: switchyard_plugin_api::Verdict::Passed,
+        },
+    );
     assert!(matches!(
         late.await,
         Err(JournalError::NotRunning { attempt: 1, .. })
     ));
     let failed = AttemptEnd::Failed {
         error: "gave up".into(),
+        verdict: switchyard_plugin_api::Verdict::TimedOut,
     };
     journal.end_attempt(job, 2, failed).await.unwrap();
     let record = journal.job(job).await.unwrap();
-    assert_eq!((record.state, record.attempts), (JobState::Failed, 2));
-    let again = journal.end_attempt(job, 2, AttemptEnd::Succeeded { note: None });
+    // The verdict is stored with the end, as given.
+    assert_eq!(
+        (record.state, record.attempts, record.verdict),
+        (
+            JobState::Failed,
+            2,
+            Some(switchyard_plugin_api::Verdict::TimedOut)
+        )
+    );
+    let again = journal.end_attempt(
+        job,
+        2,
+        AttemptEnd::Succeeded {
+            note: None,
+            verdict: switchyard_plugin_api::Verdict::Passed,
+        },
+    );
     assert!(matches!(again.await, Err(JournalError::NotRunning { .. })));
     assert_eq!(journal.unfinished_count().await.unwrap(), 0);
     assert_eq!(
@@ -240,8 +264,12 @@ async fn unstarted_jobs_can_fail_and_free_their_locks(journal: &dyn Journal) {
     );
     let record = journal.job(never).await.unwrap();
     assert_eq!(
-        (record.state, record.error),
-        (JobState::Failed, Some(error.clone()))
+        (record.state, record.error, record.verdict),
+        (
+            JobState::Failed,
+            Some(error.clone()),
+            Some(switchyard_plugin_api::Verdict::Errored)
+        )
     );
     assert!(
         !journal.fail_unstarted(never, 0, error).await.unwrap(),
@@ -277,7 +305,14 @@ async fn an_attempt_handed_back_is_queued_again_as_an_interruption(journal: &dyn
     journal.hand_back(job, 1).await.unwrap();
     assert_eq!(journal.job(job).await.unwrap().state, JobState::Running);
     journal
-        .end_attempt(job, 2, AttemptEnd::Succeeded { note: None })
+        .end_attempt(
+            job,
+            2,
+            AttemptEnd::Succeeded {
+                note: None,
+                verdict: switchyard_plugin_api::Verdict::Passed,
+            },
+        )
         .await
         .unwrap();
 }
@@ -300,7 +335,10 @@ async fn a_lock_has_one_holder_until_its_attempt_ends(journal: &dyn Journal) {
             .await
             .unwrap()
     );
-    let end = AttemptEnd::Succeeded { note: None };
+    let end = AttemptEnd::Succeeded {
+        note: None,
+        verdict: switchyard_plugin_api::Verdict::Passed,
+    };
     journal.end_attempt(first, 1, end).await.unwrap();
     assert!(journal.try_lock(production, second, 1).await.unwrap());
 }
@@ -487,7 +525,10 @@ async fn github_posts_are_kept_per_job_and_deployments_outlive_their_jobs(journa
     // Pruned jobs take their statuses with them; deployments stay.
     for job in [deployer, ci] {
         journal.start_attempt(job, 0).await.unwrap();
-        let end = AttemptEnd::Succeeded { note: None };
+        let end = AttemptEnd::Succeeded {
+            note: None,
+            verdict: switchyard_plugin_api::Verdict::Passed,
+        };
         journal.end_attempt(job, 1, end).await.unwrap();
     }
     let pruned = journal
@@ -512,8 +553,31 @@ async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dy
     journal.start_attempt(failed, 0).await.unwrap();
     let end = AttemptEnd::Failed {
         error: "boom".into(),
+        verdict: switchyard_plugin_api::Verdict::Errored,
     };
     journal.end_attempt(failed, 1, end).await.unwrap();
+    // A build that ran to its end and failed counts as failed; a cancelled job does not.
+    let ends = [
+        (
+            "d1",
+            AttemptEnd::Succeeded {
+                note: Some("failed: exit 3".into()),
+                verdict: switchyard_plugin_api::Verdict::Failed,
+            },
+        ),
+        (
+            "d3",
+            AttemptEnd::Failed {
+                error: "cancelled by ana".into(),
+                verdict: switchyard_plugin_api::Verdict::Cancelled,
+            },
+        ),
+    ];
+    for (delivery, end) in ends {
+        let job = journal.jobs_of(delivery).await.unwrap()[0].id;
+        journal.start_attempt(job, 0).await.unwrap();
+        journal.end_attempt(job, 1, end).await.unwrap();
+    }
     let filter = |limit, failed, event: Option<&str>| RecentFilter {
         limit,
         failed,
@@ -531,7 +595,8 @@ async fn recent_deliveries_filter_by_event_and_failure_newest_first(journal: &dy
         1
     );
     let failed_only = journal.recent(filter(10, true, None)).await.unwrap();
-    assert_eq!(failed_only.len(), 1);
+    let ids: Vec<&str> = failed_only.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["d2", "d1"]);
     assert_eq!(failed_only[0].jobs[0].error.as_deref(), Some("boom"));
     assert!(
         journal
@@ -613,7 +678,10 @@ async fn pruning_goes_in_batches_and_keeps_unfinished_jobs(journal: &dyn Journal
     for i in 0..5 {
         let job = new_jobs(journal, &format!("old{i}"), &["a"]).await[0].id;
         journal.start_attempt(job, 0).await.unwrap();
-        let end = AttemptEnd::Succeeded { note: None };
+        let end = AttemptEnd::Succeeded {
+            note: None,
+            verdict: switchyard_plugin_api::Verdict::Passed,
+        };
         journal.end_attempt(job, 1, end).await.unwrap();
         ended.push(job);
     }
@@ -644,7 +712,10 @@ async fn pruning_goes_in_batches_and_keeps_unfinished_jobs(journal: &dyn Journal
 /// Runs `job` to success.
 async fn finish(journal: &dyn Journal, job: JobId) {
     assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
-    let end = AttemptEnd::Succeeded { note: None };
+    let end = AttemptEnd::Succeeded {
+        note: None,
+        verdict: switchyard_plugin_api::Verdict::Passed,
+    };
     journal.end_attempt(job, 1, end).await.unwrap();
 }
 
@@ -1036,7 +1107,10 @@ async fn cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones(journal: &
     assert_eq!(journal.start_attempt(queued, 0).await.unwrap(), cancelled);
 
     assert_eq!(journal.start_attempt(ended, 0).await.unwrap(), started(1));
-    let done = AttemptEnd::Succeeded { note: None };
+    let done = AttemptEnd::Succeeded {
+        note: None,
+        verdict: switchyard_plugin_api::Verdict::Passed,
+    };
     journal.end_attempt(ended, 1, done).await.unwrap();
     let asked = journal.request_cancel(ended, &by_mona).await.unwrap();
     assert_eq!(asked, Some(JobState::Succeeded));
@@ -1098,7 +1172,14 @@ async fn the_latest_job_of_a_line_supersedes_older_ones(journal: &dyn Journal) {
     assert_eq!(begun.cancel, Some(by_newest));
     // A replaced job that already ended is not asked to cancel.
     journal
-        .end_attempt(new, 1, AttemptEnd::Succeeded { note: None })
+        .end_attempt(
+            new,
+            1,
+            AttemptEnd::Succeeded {
+                note: None,
+                verdict: switchyard_plugin_api::Verdict::Passed,
+            },
+        )
         .await
         .unwrap();
     let later = new_jobs(journal, "s2", &["ci"]).await[0].id;
@@ -1107,7 +1188,14 @@ async fn the_latest_job_of_a_line_supersedes_older_ones(journal: &dyn Journal) {
     let after_end = new_jobs(journal, "s3", &["ci"]).await[0].id;
     journal.start_attempt(later, 0).await.unwrap();
     journal
-        .end_attempt(later, 1, AttemptEnd::Succeeded { note: None })
+        .end_attempt(
+            later,
+            1,
+            AttemptEnd::Succeeded {
+                note: None,
+                verdict: switchyard_plugin_api::Verdict::Passed,
+            },
+        )
         .await
         .unwrap();
     let replaced = journal.supersede(other_line, after_end, "fff").await;
@@ -1266,11 +1354,19 @@ async fn a_dead_hosts_job_is_run_again_after_its_lease_and_its_late_end_is_refus
         1,
         AttemptEnd::Failed {
             error: "late".into(),
+            verdict: switchyard_plugin_api::Verdict::Errored,
         },
     );
     assert!(matches!(late.await, Err(JournalError::NotRunning { .. })));
     other
-        .end_attempt(job, 2, AttemptEnd::Succeeded { note: None })
+        .end_attempt(
+            job,
+            2,
+            AttemptEnd::Succeeded {
+                note: None,
+                verdict: switchyard_plugin_api::Verdict::Passed,
+            },
+        )
         .await
         .unwrap();
     let record = other.job(job).await.unwrap();
@@ -1298,9 +1394,16 @@ async fn a_live_hosts_lease_is_renewed_and_its_lock_held_across_hosts() {
         assert!(!b.try_lock(production, jobs[1].id, 1).await.unwrap());
         assert_eq!(b.job(jobs[0].id).await.unwrap().state, JobState::Running);
     }
-    a.end_attempt(jobs[0].id, 1, AttemptEnd::Succeeded { note: None })
-        .await
-        .unwrap();
+    a.end_attempt(
+        jobs[0].id,
+        1,
+        AttemptEnd::Succeeded {
+            note: None,
+            verdict: switchyard_plugin_api::Verdict::Passed,
+        },
+    )
+    .await
+    .unwrap();
     assert!(b.try_lock(production, jobs[1].id, 1).await.unwrap());
 }
 
@@ -1461,9 +1564,16 @@ async fn job_logs_are_shared_gapless_and_pruned_with_their_jobs() {
         assert_eq!(lines, expected, "one writer's lines in order");
     }
     a.start_attempt(job, 0).await.unwrap();
-    a.end_attempt(job, 1, AttemptEnd::Succeeded { note: None })
-        .await
-        .unwrap();
+    a.end_attempt(
+        job,
+        1,
+        AttemptEnd::Succeeded {
+            note: None,
+            verdict: switchyard_plugin_api::Verdict::Passed,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         b.prune_jobs("9999-01-01T00:00:00Z", 10).await.unwrap(),
         [job]

@@ -3,7 +3,7 @@
 
 use std::{fmt, sync::Arc};
 
-use switchyard_plugin_api::CancelReason;
+use switchyard_plugin_api::{CancelReason, Verdict};
 
 use super::JournalError;
 use crate::event::{Delivery, now_rfc3339};
@@ -217,21 +217,20 @@ pub enum Appended {
     Duplicate,
 }
 
-/// How an attempt ended.
+/// How an attempt ended. A job's end carries its verdict (see [`Verdict`]); a retry has
+/// none yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptEnd {
+    /// The plugin returned: the job ran to its end, whatever its verdict.
     Succeeded {
         note: Option<String>,
+        verdict: Verdict,
     },
-    Failed {
-        error: String,
-    },
+    /// The plugin failed, or the host stopped it: the job failed to run to its end.
+    Failed { error: String, verdict: Verdict },
     /// Failed, to be tried again: the job goes back to `queued`, not to start before
     /// `not_before` (Unix milliseconds).
-    WillRetry {
-        error: String,
-        not_before: u64,
-    },
+    WillRetry { error: String, not_before: u64 },
 }
 
 /// What an ended attempt leaves in its job's row, whichever the backend.
@@ -239,6 +238,8 @@ pub(crate) struct EndedColumns {
     pub state: JobState,
     pub error: Option<String>,
     pub note: Option<String>,
+    /// Its verdict, stored by name; none when it goes back to the queue.
+    pub verdict: Option<&'static str>,
     /// When it may run again (Unix milliseconds), when it goes back to the queue.
     pub not_before: Option<i64>,
     /// When it finished (RFC 3339); none when it goes back to the queue.
@@ -248,18 +249,27 @@ pub(crate) struct EndedColumns {
 impl AttemptEnd {
     /// The job's columns once this attempt ended.
     pub(crate) fn columns(self) -> EndedColumns {
-        let (state, error, note, not_before) = match self {
-            AttemptEnd::Succeeded { note } => (JobState::Succeeded, None, note, None),
-            AttemptEnd::Failed { error } => (JobState::Failed, Some(error), None, None),
-            AttemptEnd::WillRetry { error, not_before } => {
-                (JobState::Queued, Some(error), None, Some(not_before as i64))
+        let (state, error, note, verdict, not_before) = match self {
+            AttemptEnd::Succeeded { note, verdict } => {
+                (JobState::Succeeded, None, note, Some(verdict), None)
             }
+            AttemptEnd::Failed { error, verdict } => {
+                (JobState::Failed, Some(error), None, Some(verdict), None)
+            }
+            AttemptEnd::WillRetry { error, not_before } => (
+                JobState::Queued,
+                Some(error),
+                None,
+                None,
+                Some(not_before as i64),
+            ),
         };
         let finished_at = (state != JobState::Queued).then(now_rfc3339);
         EndedColumns {
             state,
             error,
             note,
+            verdict: verdict.map(Verdict::as_str),
             not_before,
             finished_at,
         }

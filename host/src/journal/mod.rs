@@ -30,7 +30,7 @@ pub use postgres::{
 pub(crate) use records::public_repository;
 pub use records::{
     ActionFilter, ActionRecord, DeliveryRecord, GitHubPost, JobCounts, JobFilter, JobRecord,
-    JobRow, LockRecord, NewAction, PostFilter, PostRecord, RecentFilter, Visibility,
+    JobRow, LockRecord, NewAction, PostFilter, PostRecord, RecentFilter, VerdictFilter, Visibility,
 };
 pub use roles::{
     AuditTrail, CatchUpMarks, Health, HostKeys, Journal, LockStore, LogChunk, LogStore, Nonces,

@@ -1,6 +1,8 @@
 //! What the journal reads back and records beside the queue: job and delivery records, the
 //! dashboard's filters and counts, locks, the audit trail and GitHub posts.
 
+use switchyard_plugin_api::Verdict;
+
 use super::{JobId, JobState, LinkSalt};
 
 /// A job as the journal records it.
@@ -14,6 +16,21 @@ pub struct JobRecord {
     pub error: Option<String>,
     pub note: Option<String>,
     pub link_salt: LinkSalt,
+    /// What its work came to, recorded with its end; `None` while it has not ended, and for
+    /// jobs that ended before verdicts were recorded.
+    pub verdict: Option<Verdict>,
+}
+
+impl JobRecord {
+    /// Whether the job counts as failed where people scan for red: its verdict is failed,
+    /// errored or timed out, or (recorded before verdicts were) it failed to run. The SQL
+    /// twin is `rows::FAILED_JOB`.
+    pub fn is_failed(&self) -> bool {
+        match self.verdict {
+            Some(verdict) => verdict.is_bad(),
+            None => self.state == JobState::Failed,
+        }
+    }
 }
 
 /// Whom a dashboard query answers: everything for a signed-in person (or the operator's
@@ -82,11 +99,57 @@ pub struct JobFilter {
     /// Only this job.
     pub id: Option<JobId>,
     pub state: Option<JobState>,
+    /// Only jobs with this verdict; see [`VerdictFilter`].
+    pub verdict: Option<VerdictFilter>,
     pub plugin: Option<String>,
     /// Only jobs of deliveries of this repository (`owner/name`, exactly).
     pub repository: Option<String>,
     /// Only jobs with smaller ids: the next page.
     pub before: Option<JobId>,
+}
+
+/// Which verdicts a job list keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictFilter {
+    /// Failed, errored or timed out, or failed to run before verdicts were recorded: what
+    /// "failed" means on the dashboard, in the counts and in `deliveries --failed`.
+    Failed,
+    /// Exactly this verdict.
+    Is(Verdict),
+}
+
+impl VerdictFilter {
+    /// Every filter, as a page's select lists them: `failed` (the red ones), then each verdict
+    /// but `failed` itself (which the first includes).
+    pub const ALL: [VerdictFilter; 6] = [
+        Self::Failed,
+        Self::Is(Verdict::Passed),
+        Self::Is(Verdict::Errored),
+        Self::Is(Verdict::TimedOut),
+        Self::Is(Verdict::Cancelled),
+        Self::Is(Verdict::Skipped),
+    ];
+
+    /// Its name in a URL (`verdict=failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Is(verdict) => verdict.as_str(),
+        }
+    }
+
+    /// Reads [`Self::as_str`] back; `failed` is the red group.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|filter| filter.as_str() == name)
+    }
+
+    /// How a page's select labels it.
+    pub fn label(self) -> String {
+        match self {
+            Self::Failed => "failed, errored or timed out".to_owned(),
+            Self::Is(verdict) => verdict.to_string(),
+        }
+    }
 }
 
 /// A job with what the dashboard shows beside it: its delivery's facts and its times.
@@ -110,7 +173,9 @@ pub struct JobCounts {
     pub running: u64,
     pub succeeded: u64,
     pub failed: u64,
-    /// Failed jobs that ended at or after the `since` asked for.
+    /// Jobs that count as failed (see [`JobRecord::is_failed`]): failed, errored or timed out.
+    pub bad: u64,
+    /// Of `bad`, those that ended at or after the `since` asked for.
     pub failed_since: u64,
 }
 
@@ -218,4 +283,61 @@ pub struct PostFilter {
     pub job: Option<JobId>,
     /// Only deployments and deployment statuses.
     pub deployments: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_filters_read_back_their_names_and_failed_is_the_red_group() {
+        // (name in a URL, filter)
+        let cases = [
+            ("failed", Some(VerdictFilter::Failed)),
+            ("passed", Some(VerdictFilter::Is(Verdict::Passed))),
+            ("timed_out", Some(VerdictFilter::Is(Verdict::TimedOut))),
+            ("cancelled", Some(VerdictFilter::Is(Verdict::Cancelled))),
+            ("timed out", None),
+            ("", None),
+        ];
+        for (name, filter) in cases {
+            assert_eq!(VerdictFilter::parse(name), filter, "{name:?}");
+        }
+        for filter in VerdictFilter::ALL {
+            assert_eq!(VerdictFilter::parse(filter.as_str()), Some(filter));
+        }
+    }
+
+    #[test]
+    fn a_job_counts_as_failed_by_its_verdict_or_without_one_by_its_state() {
+        let job = |state, verdict| JobRecord {
+            id: JobId(1),
+            delivery: "d".into(),
+            plugin: "ci".into(),
+            state,
+            attempts: 1,
+            error: None,
+            note: None,
+            link_salt: LinkSalt::default(),
+            verdict,
+        };
+        // (state, verdict, counts as failed)
+        let cases = [
+            (JobState::Succeeded, Some(Verdict::Failed), true),
+            (JobState::Succeeded, Some(Verdict::TimedOut), true),
+            (JobState::Failed, Some(Verdict::Errored), true),
+            (JobState::Failed, Some(Verdict::Cancelled), false),
+            (JobState::Succeeded, Some(Verdict::Passed), false),
+            (JobState::Failed, None, true),
+            (JobState::Succeeded, None, false),
+            (JobState::Running, None, false),
+        ];
+        for (state, verdict, failed) in cases {
+            assert_eq!(
+                job(state, verdict).is_failed(),
+                failed,
+                "{state:?} {verdict:?}"
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@ use super::{
     LinkSalt, PageBuilder, PendingJob, PostRecord,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts};
+use switchyard_plugin_api::Verdict;
 
 /// A value both backends read from a column alike.
 pub(crate) trait Column:
@@ -31,12 +32,17 @@ pub(crate) trait Columns {
     fn invalid(&self, column: usize, message: String) -> Self::Error;
 }
 
-/// A job's record (columns 0..=6 and 14, read by [`job_record`]), then its delivery's facts and
+/// The SQL twin of [`JobRecord::is_failed`], over `jobs j`: a verdict failed, errored or
+/// timed out, or no verdict and the job failed to run (recorded before verdicts were).
+pub(crate) const FAILED_JOB: &str = "(j.verdict IN ('failed', 'errored', 'timed_out')
+     OR (j.verdict IS NULL AND j.state = 'failed'))";
+
+/// A job's record (columns 0..=6, 14 and 15, read by [`job_record`]), then its delivery's facts and
 /// its times (7..=13, read by [`job_row`]).
 pub(crate) const JOB_COLUMNS: &str =
     "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
             d.event, d.action, d.repository, d.sender, j.created_at, j.started_at, j.finished_at,
-            j.link_salt
+            j.link_salt, j.verdict
      FROM jobs j JOIN deliveries d ON d.seq = j.delivery";
 
 /// A job's record from a row of [`JOB_COLUMNS`].
@@ -52,6 +58,14 @@ pub(crate) fn job_record<R: Columns>(row: &R) -> Result<JobRecord, R::Error> {
         error: row.get(5)?,
         note: row.get(6)?,
         link_salt: LinkSalt::from_stored(row.get(14)?),
+        verdict: match row.get::<Option<String>>(15)? {
+            Some(name) => {
+                Some(Verdict::parse(&name).ok_or_else(|| {
+                    row.invalid(15, format!("job has an unknown verdict {name:?}"))
+                })?)
+            }
+            None => None,
+        },
     })
 }
 

@@ -42,14 +42,25 @@ pub fn format_deliveries(deliveries: &[DeliveryRecord]) -> String {
             let _ = writeln!(out, "    (no plugin subscribed)");
         }
         for job in &delivery.jobs {
-            let _ = write!(
-                out,
-                "    job {} {}: {} (attempts {})",
-                job.id,
-                job.plugin,
-                job.state.as_str(),
-                job.attempts
-            );
+            // The verdict first, what people scan for; the journal state beside it.
+            let _ = match job.verdict {
+                Some(verdict) => write!(
+                    out,
+                    "    job {} {}: {verdict} (state {}, attempts {})",
+                    job.id,
+                    job.plugin,
+                    job.state.as_str(),
+                    job.attempts
+                ),
+                None => write!(
+                    out,
+                    "    job {} {}: {} (attempts {})",
+                    job.id,
+                    job.plugin,
+                    job.state.as_str(),
+                    job.attempts
+                ),
+            };
             if let Some(detail) = job.error.as_deref().or(job.note.as_deref()) {
                 let _ = write!(out, ": {detail}");
             }
@@ -243,10 +254,19 @@ mod tests {
                 error: Some("Build #4 timed out after 1 s".into()),
                 note: None,
                 link_salt: Default::default(),
+                verdict: Some(switchyard_plugin_api::Verdict::TimedOut),
             }],
         };
         assert_eq!(
-            format_deliveries(&[record]),
+            format_deliveries(std::slice::from_ref(&record)),
+            "2026-11-23T10:00:00Z  d-1  pull_request.opened  octo/app\n    \
+             job 4 ci: timed out (state failed, attempts 1): Build #4 timed out after 1 s\n"
+        );
+        // Ended before verdicts were recorded: its state alone.
+        let mut old = record;
+        old.jobs[0].verdict = None;
+        assert_eq!(
+            format_deliveries(&[old]),
             "2026-11-23T10:00:00Z  d-1  pull_request.opened  octo/app\n    \
              job 4 ci: failed (attempts 1): Build #4 timed out after 1 s\n"
         );

@@ -15,6 +15,9 @@ pub struct Metrics {
     /// Job attempts by plugin and outcome: succeeded, skipped, failed, retried.
     pub jobs: IntCounterVec,
     pub job_duration: HistogramVec,
+    /// Jobs ended, by plugin and verdict (passed, failed, errored, timed_out, cancelled,
+    /// skipped): what their work came to, where `jobs` says how each attempt ended.
+    pub verdicts: IntCounterVec,
     /// Jobs waiting for a worker or running; set when scraped.
     pub queue_depth: IntGauge,
     /// Outbound calls by target (`github`, `http_post`) and answer (status code or `error`).
@@ -71,6 +74,14 @@ impl Metrics {
                     "switchyard_jobs_total",
                     "Job attempts ended, by plugin and outcome",
                     &["plugin", "outcome"],
+                ),
+            ),
+            verdicts: register(
+                &registry,
+                counters(
+                    "switchyard_job_verdicts_total",
+                    "Jobs ended, by plugin and verdict",
+                    &["plugin", "verdict"],
                 ),
             ),
             job_duration: register(

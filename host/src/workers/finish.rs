@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use switchyard_plugin_api::{CancelReason, Outcome, PluginError};
+use switchyard_plugin_api::{CancelReason, Outcome, PluginError, Verdict};
 
 use super::{Attempt, Inner, READ_BACK_RETRY};
 use crate::journal::{AttemptEnd, JobId, JournalError, PendingJob, unix_millis};
@@ -34,10 +34,16 @@ impl Inner {
             )
         );
         let end = match result {
-            Ok(Outcome::Done) => AttemptEnd::Succeeded { note: None },
-            Ok(Outcome::Skipped(reason)) => AttemptEnd::Succeeded {
-                note: Some(format!("skipped: {reason}")),
-            },
+            Ok(outcome) => {
+                let verdict = outcome.verdict();
+                let note = match outcome {
+                    Outcome::Done => None,
+                    Outcome::Skipped(reason) => Some(format!("skipped: {reason}")),
+                    Outcome::Finished { summary, .. } if summary.is_empty() => None,
+                    Outcome::Finished { summary, .. } => Some(summary),
+                };
+                AttemptEnd::Succeeded { note, verdict }
+            }
             Err(error) if attempt.cancel_reason() == Some(&CancelReason::Shutdown) => {
                 self.hand_back(&job, number, &error).await;
                 return;
@@ -56,16 +62,29 @@ impl Inner {
                 } else {
                     AttemptEnd::Failed {
                         error: error.message,
+                        verdict: failed_verdict(attempt.cancel_reason()),
                     }
                 }
             }
         };
-        // Plain words and fields, for the metrics and the log alike.
+        // Plain words and fields, for the log; the metrics count verdicts beside outcomes.
         let (outcome, error, note) = match &end {
-            AttemptEnd::Succeeded { note: None } => ("succeeded", None, None),
-            AttemptEnd::Succeeded { note: Some(note) } => ("skipped", None, Some(note.as_str())),
-            AttemptEnd::Failed { error } => ("failed", Some(error.as_str()), None),
+            AttemptEnd::Succeeded { note: None, .. } => ("succeeded", None, None),
+            AttemptEnd::Succeeded {
+                note: Some(note),
+                verdict: Verdict::Skipped,
+            } => ("skipped", None, Some(note.as_str())),
+            AttemptEnd::Succeeded {
+                note: Some(note), ..
+            } => ("succeeded", None, Some(note.as_str())),
+            AttemptEnd::Failed { error, .. } => ("failed", Some(error.as_str()), None),
             AttemptEnd::WillRetry { error, .. } => ("retried", Some(error.as_str()), None),
+        };
+        let verdict = match &end {
+            AttemptEnd::Succeeded { verdict, .. } | AttemptEnd::Failed { verdict, .. } => {
+                Some(*verdict)
+            }
+            AttemptEnd::WillRetry { .. } => None,
         };
         let metrics = &self.deps.metrics;
         metrics
@@ -75,6 +94,12 @@ impl Inner {
         let labels = [job.plugin.as_str()];
         let histogram = metrics.job_duration.with_label_values(&labels);
         histogram.observe(started.elapsed().as_secs_f64());
+        if let Some(verdict) = verdict {
+            metrics
+                .verdicts
+                .with_label_values(&[&job.plugin, verdict.as_str()])
+                .inc();
+        }
         tracing::info!(
             delivery = %job.delivery.id,
             job = %job.id,
@@ -82,6 +107,7 @@ impl Inner {
             attempt = number,
             elapsed_ms = started.elapsed().as_millis() as u64,
             outcome = %outcome,
+            verdict = verdict.map(Verdict::as_str),
             error,
             note,
             "job attempt ended"
@@ -139,7 +165,7 @@ impl Inner {
     /// retry. The workspace goes first: a retry must not find the old one, nor have it removed
     /// under it.
     async fn finish(self: Arc<Self>, job: PendingJob, attempt: u32, end: AttemptEnd) {
-        if let AttemptEnd::Failed { error } | AttemptEnd::WillRetry { error, .. } = &end {
+        if let AttemptEnd::Failed { error, .. } | AttemptEnd::WillRetry { error, .. } = &end {
             self.note(job.id, &format!("attempt {attempt} failed: {error}"))
                 .await;
         }
@@ -198,5 +224,44 @@ impl Inner {
     async fn note(&self, job: JobId, text: &str) {
         let line = format!("switchyard: {text}\n");
         let _ = self.deps.services.logs.append(job, line.as_bytes()).await;
+    }
+}
+
+/// The verdict of a job that ends without its plugin's word on it: what stopped it, when the
+/// host did (its timeout, a person, a newer job), else an error of the plugin's.
+fn failed_verdict(cancelled: Option<&CancelReason>) -> Verdict {
+    match cancelled {
+        Some(CancelReason::Timeout { .. }) => Verdict::TimedOut,
+        Some(CancelReason::User { .. } | CancelReason::Superseded { .. }) => Verdict::Cancelled,
+        _ => Verdict::Errored,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_names_the_verdict_of_what_stopped_a_job() {
+        // (why the attempt was cancelled, the verdict of its failure)
+        let cases = [
+            (None, Verdict::Errored),
+            (Some(CancelReason::Timeout { secs: 5 }), Verdict::TimedOut),
+            (
+                Some(CancelReason::User { by: "ana".into() }),
+                Verdict::Cancelled,
+            ),
+            (
+                Some(CancelReason::Superseded { sha: "abc".into() }),
+                Verdict::Cancelled,
+            ),
+            (
+                Some(CancelReason::ShutdownGivenUp { interruptions: 3 }),
+                Verdict::Errored,
+            ),
+        ];
+        for (reason, verdict) in cases {
+            assert_eq!(failed_verdict(reason.as_ref()), verdict, "{reason:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, atomic::Ordering};
 
 use switchyard_plugin_api::{
-    CancelReason, JobInfo, Outcome, PluginError, abi::panic_message, wire::CallHead,
+    CancelReason, JobInfo, Outcome, PluginError, Verdict, abi::panic_message, wire::CallHead,
 };
 
 use super::{Attempt, Inner};
@@ -215,6 +215,11 @@ impl Inner {
             .await
         {
             Ok(true) => {
+                self.deps
+                    .metrics
+                    .verdicts
+                    .with_label_values(&[&job.plugin, Verdict::Errored.as_str()])
+                    .inc();
                 tracing::warn!(job = %job.id, plugin = %job.plugin, error, "job failed unstarted")
             }
             Ok(false) => {}

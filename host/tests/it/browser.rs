@@ -40,8 +40,8 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
 /// saying so) where no browser is installed, outside CI. One at a time: each Chromium takes
 /// hundreds of megabytes and a core while it starts, and a driver starved of both was seen to
 /// refuse its session.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: tokio::process::Child,
     _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -49,7 +49,7 @@ struct Browser {
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Browser {
-    async fn start(test: &str) -> Option<Self> {
+    pub(crate) async fn start(test: &str) -> Option<Self> {
         let Some((chromium, chromedriver)) = browser() else {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!(
@@ -109,7 +109,7 @@ impl Browser {
     }
 
     /// Saves a screenshot of the page shown, then ends the session.
-    async fn finish(self, name: &str) {
+    pub(crate) async fn finish(self, name: &str) {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let png = self.client.screenshot().await.unwrap();
@@ -119,7 +119,7 @@ impl Browser {
 
     /// Evaluates `script` (which returns a value) until it returns `true`; panics naming
     /// `what` after 30 s.
-    async fn until(&self, what: &str, script: &str) {
+    pub(crate) async fn until(&self, what: &str, script: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let value = self.client.execute(script, vec![]).await.unwrap();
@@ -131,7 +131,7 @@ impl Browser {
         }
     }
 
-    async fn sign_in(&self, base: &str) {
+    pub(crate) async fn sign_in(&self, base: &str) {
         let client = &self.client;
         client.goto(&format!("{base}/dashboard")).await.unwrap();
         // Sent to the sign-in page, which brings us back.
@@ -177,7 +177,7 @@ async fn dashboard_host(plugins: String) -> (TestHost, tempfile::TempDir) {
 }
 
 /// A host as `spec` says, with the dashboard on and alice's token.
-async fn dashboard_host_with(spec: HostSpec) -> (TestHost, tempfile::TempDir) {
+pub(crate) async fn dashboard_host_with(spec: HostSpec) -> (TestHost, tempfile::TempDir) {
     let tokens = tempfile::tempdir().unwrap();
     let file = tokens.path().join("tokens");
     std::fs::write(&file, format!("alice:{TOKEN}\n")).unwrap();
@@ -403,7 +403,7 @@ async fn the_deliveries_and_jobs_pages_render_in_a_browser() {
 impl Browser {
     /// The text of the element with `id`, waiting (30 s at most) for it to appear: a form's
     /// answer loads after the click returns.
-    async fn text(&self, id: &str) -> String {
+    pub(crate) async fn text(&self, id: &str) -> String {
         let element = self
             .client
             .wait()
@@ -415,7 +415,7 @@ impl Browser {
     }
 
     /// Reloads `url` until the element with `id` reads `text`; panics after 30 s.
-    async fn reload_until(&self, url: &str, id: &str, text: &str) {
+    pub(crate) async fn reload_until(&self, url: &str, id: &str, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             self.client.goto(url).await.unwrap();
@@ -427,7 +427,7 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let element = self.client.find(Locator::Css(css)).await.unwrap();
         element.click().await.unwrap();
     }
@@ -589,7 +589,9 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
         notice.contains("cancelling: the plugin was told \"cancelled by alice\""),
         "{notice}"
     );
-    browser.reload_until(&page, "job-state", "failed").await;
+    browser
+        .reload_until(&page, "job-state", "cancelled · journal: failed")
+        .await;
     let error = browser
         .client
         .find(Locator::Css("dd.error-text"))

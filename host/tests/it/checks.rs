@@ -214,7 +214,12 @@ async fn re_run_buttons_build_the_sha_again_and_another_apps_check_runs_are_igno
         .check_run_event("rerun", "rerequested", &first, TEST_APP_ID)
         .await;
     let jobs = checks.host.ended_jobs("rerun", 1).await;
-    assert_eq!(jobs[0].note, None, "{jobs:?}");
+    // Built, not skipped.
+    assert_eq!(
+        jobs[0].verdict,
+        Some(switchyard_plugin_api::Verdict::Passed),
+        "{jobs:?}"
+    );
     let runs = checks.runs();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[1].fields["head_sha"], json!(sha));
@@ -397,7 +402,14 @@ async fn a_superseded_build_is_cancelled_and_one_past_its_timeout_timed_out() {
         .commit("refs/heads/changes", &[("README", "hi")]);
     checks.open("slow", &sha).await;
     let job = checks.host.ended_jobs("slow", 1).await;
-    assert_eq!(job[0].state, JobState::Failed);
+    // The build's own time limit: the runner ran to its end and says the build timed out.
+    assert_eq!(
+        (job[0].state, job[0].verdict),
+        (
+            JobState::Succeeded,
+            Some(switchyard_plugin_api::Verdict::TimedOut)
+        )
+    );
     let run = checks.runs().remove(0);
     assert_eq!(run.conclusion(), Some("timed_out"));
     checks.stop().await;

@@ -179,7 +179,14 @@ async fn a_build_past_its_timeout_is_killed_and_set_to_error() {
         started.elapsed() < Duration::from_secs(20),
         "the command was not killed"
     );
-    assert_eq!(jobs[0].state, JobState::Failed);
+    // The build's own time limit: the plugin ran to its end, and says the build timed out.
+    assert_eq!(
+        (jobs[0].state, jobs[0].verdict),
+        (
+            JobState::Succeeded,
+            Some(switchyard_plugin_api::Verdict::TimedOut)
+        )
+    );
     let statuses = ci.statuses(&sha);
     assert_eq!(states(&statuses), ["pending", "error"], "{statuses:?}");
     assert_eq!(
@@ -219,11 +226,17 @@ async fn a_new_push_supersedes_the_running_build_of_the_older_sha() {
     ci.wait_for_status(&old, "running").await;
     let started = Instant::now();
     ci.push("sup-2", "synchronize", 2, &new, REPO).await;
-    ci.host.ended_jobs("sup-1", 1).await;
+    let old_jobs = ci.host.ended_jobs("sup-1", 1).await;
     ci.host.ended_jobs("sup-2", 1).await;
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "the old build was not cancelled"
+    );
+    assert_eq!(
+        old_jobs[0].verdict,
+        Some(switchyard_plugin_api::Verdict::Cancelled),
+        "a running build a newer push stopped is cancelled: {:?}",
+        old_jobs[0].note
     );
 
     let old_statuses = ci.statuses(&old);

@@ -298,7 +298,10 @@ async fn cancelling_a_running_job_tells_the_plugin_who_and_is_audited() {
     assert!(log.contains("cancelled: cancelled by alice"), "{log}");
     // The job's page: its final state, no button, the action in its trail.
     let after = dash.ok(&page).await;
-    assert!(after.contains("id=\"job-state\">failed<"), "{after}");
+    assert!(
+        after.contains(r#"data-verdict="cancelled">cancelled<"#),
+        "{after}"
+    );
     assert!(!after.contains("id=\"cancel-button\""));
     assert!(after.contains("<td>alice</td><td>cancel</td>"), "{after}");
 

@@ -37,3 +37,4 @@ mod service; // install.sh's layout and credentials, the systemd unit verified
 mod shutdowns; // SIGTERM: a running job handed back as interrupted and run again, whatever its plugin does; the interruption ceiling
 mod tls; // HTTPS with the configured certificate, renewed on SIGHUP; bad files refused
 mod try_out; // a deploy tried locally: --github-stand-in, send --example with --set, no token
+mod verdicts; // a failed build's verdict on its badge, the filter, the counts, its page in the browser (its end without a reload), the CLI and the metrics; errored, timed out, cancelled on both backends

@@ -259,7 +259,7 @@ async fn the_operator_commands_work_against_a_running_server() {
     let listed = switchyard(&["deliveries", "--limit", "5", "--event", "pull_request"]);
     assert!(listed.contains("cli-1  pull_request.opened"), "{listed}");
     assert!(
-        listed.contains("event-log: succeeded (attempts 1)"),
+        listed.contains("event-log: passed (state succeeded, attempts 1)"),
         "{listed}"
     );
     assert_eq!(switchyard(&["deliveries", "--failed"]), "no deliveries\n");

@@ -81,11 +81,17 @@ impl Host {
         env: &[(&str, &str)],
     ) -> Self {
         let port = free_port();
+        // Workspaces of a size every test machine has room for, unless the test is about it:
+        // the default 10 GiB each would make builds wait for disk on a fuller machine.
+        let size = match sandbox.contains("disk_mib") || plugins.contains("disk_mib") {
+            true => "",
+            false => "disk_mib = 512\n",
+        };
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
              {server}\n\
              [store]\npath = \"{{dir}}/data/switchyard.db\"\n\
-             [sandbox]\n{sandbox}\n{plugins}"
+             [sandbox]\n{size}{sandbox}\n{plugins}"
         );
         let config = dir.join("config.toml");
         std::fs::write(&config, expand(&text, dir)).unwrap();

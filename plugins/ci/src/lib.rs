@@ -197,7 +197,7 @@ impl Plugin for Ci {
         if let Superseding::Stale { newer_sha } =
             host.supersede(&target.line().key(), &target.sha).await?
         {
-            return superseded(&report, &newer_sha).await;
+            return superseded(&report, &newer_sha, Verdict::Skipped).await;
         }
         self.latest()
             .insert(target.line().key(), target.sha.clone());
@@ -292,36 +292,40 @@ impl Ci {
         report.running().await?;
         let ended = self.run(report).await;
         drop(slot);
-        let (ending, printed) = match ended {
+        // The build's own verdict beside its ending; a build that could not run is left to
+        // the host, which records it as errored.
+        let (ending, printed, verdict) = match ended {
             Ok((output, dir)) => {
                 let printed = Printed {
                     annotations: switchyard_check_output::annotations::parse(&output.output, &dir),
                     tail: output.output.clone(),
                 };
                 let secs = output.seconds();
-                let ending = match (output.success(), output.timed_out) {
-                    (true, _) => Ending::Passed { secs },
-                    (false, false) => Ending::Failed {
-                        ending: output.ending(),
-                        secs,
-                    },
-                    (false, true) => Ending::TimedOut {
-                        secs: self.settings.timeout_secs,
-                    },
+                let (ending, verdict) = match (output.success(), output.timed_out) {
+                    (true, _) => (Ending::Passed { secs }, Verdict::Passed),
+                    (false, false) => (
+                        Ending::Failed {
+                            ending: output.ending(),
+                            secs,
+                        },
+                        Verdict::Failed,
+                    ),
+                    (false, true) => (
+                        Ending::TimedOut {
+                            secs: self.settings.timeout_secs,
+                        },
+                        Verdict::TimedOut,
+                    ),
                 };
-                (ending, printed)
+                (ending, printed, Some(verdict))
             }
-            Err(error) => (Ending::Errored(error.to_string()), Printed::default()),
+            Err(error) => (Ending::Errored(error.to_string()), Printed::default(), None),
         };
-        let failed = match &ending {
-            Ending::TimedOut { secs } => Some(format!("timed out after {secs} s")),
-            Ending::Errored(error) => Some(format!("errored: {error}")),
-            _ => None,
-        };
+        let summary = ending.to_string();
         report.finished(ending, printed).await?;
-        match failed {
-            Some(description) => Err(PluginError::fatal(description)),
-            None => Ok(Outcome::Done),
+        match verdict {
+            Some(verdict) => Ok(Outcome::Finished { verdict, summary }),
+            None => Err(PluginError::fatal(summary)),
         }
     }
 
@@ -353,19 +357,28 @@ impl Ci {
     }
 }
 
-async fn superseded(report: &Reporter<'_>, newer_sha: &str) -> Result<Outcome, PluginError> {
-    let reason = format!("superseded by {}", short_sha(newer_sha));
+/// A build of a sha that a newer push replaced: `Skipped` when it never started, `Cancelled`
+/// when the newer push stopped it running.
+async fn superseded(
+    report: &Reporter<'_>,
+    newer_sha: &str,
+    verdict: Verdict,
+) -> Result<Outcome, PluginError> {
+    let summary = format!("superseded by {}", short_sha(newer_sha));
     report
         .finished(Ending::Superseded { newer_sha }, Printed::default())
         .await?;
-    Ok(Outcome::Skipped(reason))
+    Ok(match verdict {
+        Verdict::Skipped => Outcome::Skipped(summary),
+        verdict => Outcome::Finished { verdict, summary },
+    })
 }
 
 /// The build was cancelled (its job's timeout, a shutdown, a person, a newer push): say so on
 /// the pull request within the cancel grace. A shutdown's build runs again after the restart.
 async fn cancelled(report: &Reporter<'_>, reason: &CancelReason) -> Result<Outcome, PluginError> {
     if let CancelReason::Superseded { sha } = reason {
-        return superseded(report, sha).await;
+        return superseded(report, sha, Verdict::Cancelled).await;
     }
     report
         .finished(Ending::Cancelled(reason), Printed::default())

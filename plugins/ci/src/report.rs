@@ -2,7 +2,7 @@
 //! Apps only): created `queued`, then `in_progress` with a Cancel button, then `completed` with
 //! a conclusion, the log's last lines and annotations on the diff.
 
-use std::{sync::Mutex, time::SystemTime};
+use std::{fmt, sync::Mutex, time::SystemTime};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -47,6 +47,25 @@ pub enum Ending<'a> {
         newer_sha: &'a str,
     },
     Cancelled(&'a CancelReason),
+}
+
+/// The ending in words, as the status, the check run and the job's record say it.
+impl fmt::Display for Ending<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Passed { secs } => write!(f, "passed in {secs} s"),
+            Ending::Failed { ending, secs } => write!(f, "failed: {ending} after {secs} s"),
+            Ending::TimedOut { secs } => write!(f, "timed out after {secs} s"),
+            Ending::Errored(error) => write!(f, "errored: {error}"),
+            Ending::Superseded { newer_sha } => {
+                write!(f, "superseded by {}", short_sha(newer_sha))
+            }
+            Ending::Cancelled(CancelReason::Shutdown) => {
+                f.write_str("interrupted; runs again after the restart")
+            }
+            Ending::Cancelled(reason) => reason.fmt(f),
+        }
+    }
 }
 
 /// What the build printed, for a check run.
@@ -103,17 +122,7 @@ impl Reporter<'_> {
 
     /// Reports the end; a check run gets `printed` as its text and annotations.
     pub async fn finished(&self, ending: Ending<'_>, printed: Printed) -> Result<(), PluginError> {
-        let description = match &ending {
-            Ending::Passed { secs } => format!("passed in {secs} s"),
-            Ending::Failed { ending, secs } => format!("failed: {ending} after {secs} s"),
-            Ending::TimedOut { secs } => format!("timed out after {secs} s"),
-            Ending::Errored(error) => format!("errored: {error}"),
-            Ending::Superseded { newer_sha } => format!("superseded by {}", short_sha(newer_sha)),
-            Ending::Cancelled(CancelReason::Shutdown) => {
-                "interrupted; runs again after the restart".to_owned()
-            }
-            Ending::Cancelled(reason) => reason.to_string(),
-        };
+        let description = ending.to_string();
         if self.kind == Kind::Statuses {
             let state = match &ending {
                 Ending::Passed { .. } => StatusState::Success,

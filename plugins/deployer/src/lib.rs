@@ -213,7 +213,10 @@ impl Deployer {
                 );
                 status.environment_url = self.settings.environment_url.clone();
                 report.post(status).await?;
-                Ok(Outcome::Done)
+                Ok(Outcome::Finished {
+                    verdict: Verdict::Passed,
+                    summary: format!("deployed {short} to {environment} in {took} s"),
+                })
             }
             Ok(output) if !output.timed_out => {
                 let (how, took) = (output.ending(), output.seconds());
@@ -221,7 +224,7 @@ impl Deployer {
                 report
                     .status(DeploymentState::Failure, &description)
                     .await?;
-                Ok(Outcome::Done)
+                Ok(Outcome::failed(description))
             }
             Ok(_) => {
                 let description = format!(
@@ -229,7 +232,10 @@ impl Deployer {
                     self.settings.timeout_secs
                 );
                 report.status(DeploymentState::Error, &description).await?;
-                Err(PluginError::fatal(description))
+                Ok(Outcome::Finished {
+                    verdict: Verdict::TimedOut,
+                    summary: description,
+                })
             }
             Err(error) => {
                 let description = format!("Deploy of {short} errored: {error}");

@@ -185,6 +185,11 @@ $$;
 CREATE TRIGGER job_logs_place BEFORE INSERT ON job_logs
     FOR EACH ROW EXECUTE FUNCTION job_logs_place();
 "#,
+    r#"
+-- What the job's work came to (passed, failed, errored, timed_out, cancelled, skipped), set
+-- with its end; NULL while it runs and for jobs that ended before verdicts were recorded.
+ALTER TABLE jobs ADD COLUMN verdict TEXT;
+"#,
 ];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).

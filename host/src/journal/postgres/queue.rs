@@ -172,6 +172,7 @@ impl Queue for PostgresJournal {
             state,
             error,
             note,
+            verdict,
             not_before,
             finished_at,
         } = end.columns();
@@ -180,7 +181,7 @@ impl Queue for PostgresJournal {
         let update = tx
             .prepare_cached(
                 "UPDATE jobs SET state = $3, error = $4, note = $5, finished_at = $6,
-                        not_before = $7, lease_until = NULL
+                        not_before = $7, lease_until = NULL, verdict = $8
                  WHERE id = $1 AND state = 'running' AND attempts = $2",
             )
             .await?;
@@ -195,6 +196,7 @@ impl Queue for PostgresJournal {
                     &note,
                     &finished_at,
                     &not_before,
+                    &verdict,
                 ],
             )
             .await?;
@@ -222,7 +224,8 @@ impl Queue for PostgresJournal {
         let tx = client.transaction().await?;
         let changed = tx
             .execute(
-                "UPDATE jobs SET state = 'failed', error = $3, finished_at = $4
+                "UPDATE jobs SET state = 'failed', error = $3, finished_at = $4,
+                        verdict = 'errored'
                  WHERE id = $1 AND state = 'queued' AND attempts = $2",
                 &[&job.0, &(attempts as i32), &error, &now_rfc3339()],
             )

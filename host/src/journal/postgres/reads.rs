@@ -3,11 +3,11 @@
 use super::PostgresJournal;
 use crate::event::Delivery;
 use crate::journal::rows::{
-    JOB_COLUMNS, delivery_record, delivery_with_headers, job_record, job_row,
+    FAILED_JOB, JOB_COLUMNS, delivery_record, delivery_with_headers, job_record, job_row,
 };
 use crate::journal::{
     DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, Reads,
-    RecentFilter, Visibility, public_repository,
+    RecentFilter, VerdictFilter, Visibility, public_repository,
 };
 
 #[async_trait::async_trait]
@@ -52,13 +52,14 @@ impl Reads for PostgresJournal {
                     "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
                  FROM deliveries d
                  WHERE ($1::text IS NULL OR d.event = $1)
-                   AND (NOT $2 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
+                   AND (NOT $2 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND {failed}))
                    AND ($4::text IS NULL OR d.repository = $4)
                    AND ($5::bigint IS NULL OR d.seq < $5)
                    AND ($6::text IS NULL OR d.id = $6)
                    AND (NOT $7 OR {public})
                  ORDER BY d.seq DESC LIMIT $3",
                     public = public_repository("d.repository"),
+                    failed = FAILED_JOB,
                 ),
                 &[
                     &filter.event,
@@ -92,6 +93,7 @@ impl Reads for PostgresJournal {
                    AND ($4::text IS NULL OR d.repository = $4)
                    AND ($5::bigint IS NULL OR j.id < $5)
                    AND (NOT $7 OR {public})
+                   AND ($8::text IS NULL OR ($8 = 'failed' AND {FAILED_JOB}) OR j.verdict = $8)
                  ORDER BY j.id DESC LIMIT $6",
                     public = public_repository("d.repository"),
                 ),
@@ -103,6 +105,7 @@ impl Reads for PostgresJournal {
                     &filter.before.map(|id| id.0),
                     &(filter.limit as i64),
                     &filter.visibility.public_only(),
+                    &filter.verdict.map(VerdictFilter::as_str),
                 ],
             )
             .await?;
@@ -135,13 +138,14 @@ impl Reads for PostgresJournal {
         let failed = self
             .query(
                 &format!(
-                    "SELECT COUNT(*) FROM {from}
-                     WHERE j.state = 'failed' AND j.finished_at >= $1 AND {public}"
+                    "SELECT COUNT(*), COUNT(CASE WHEN j.finished_at >= $1 THEN 1 END)
+                     FROM {from} WHERE {FAILED_JOB} AND {public}"
                 ),
                 &[&since],
             )
             .await?;
-        counts.failed_since = failed[0].get::<_, i64>(0) as u64;
+        counts.bad = failed[0].get::<_, i64>(0) as u64;
+        counts.failed_since = failed[0].get::<_, i64>(1) as u64;
         Ok(counts)
     }
 }

@@ -263,6 +263,11 @@ CREATE TABLE session_ends (
     at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- What the job's work came to (passed, failed, errored, timed_out, cancelled, skipped), set
+-- with its end; NULL while it runs and for jobs that ended before verdicts were recorded.
+ALTER TABLE jobs ADD COLUMN verdict TEXT;
+"#,
 ];
 
 /// Applies the migrations not applied yet, with foreign keys off: a migration that rebuilds a

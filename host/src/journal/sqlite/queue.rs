@@ -91,6 +91,7 @@ impl Queue for SqliteJournal {
                 state,
                 error,
                 note,
+                verdict,
                 not_before,
                 finished_at,
             } = end.columns();
@@ -98,7 +99,7 @@ impl Queue for SqliteJournal {
                 let changed = conn
                     .prepare_cached(
                         "UPDATE jobs SET state = ?3, error = ?4, note = ?5, finished_at = ?6,
-                                not_before = ?7
+                                not_before = ?7, verdict = ?8
                          WHERE id = ?1 AND state = 'running' AND attempts = ?2",
                     )?
                     .execute(params![
@@ -108,7 +109,8 @@ impl Queue for SqliteJournal {
                         error,
                         note,
                         finished_at,
-                        not_before
+                        not_before,
+                        verdict
                     ])?;
                 if changed == 0 {
                     return Err(JournalError::NotRunning { job, attempt });
@@ -132,7 +134,8 @@ impl Queue for SqliteJournal {
             all_or_nothing(conn, || {
                 let changed = conn
                     .prepare_cached(
-                        "UPDATE jobs SET state = 'failed', error = ?3, finished_at = ?4
+                        "UPDATE jobs SET state = 'failed', error = ?3, finished_at = ?4,
+                                verdict = 'errored'
                          WHERE id = ?1 AND state = 'queued' AND attempts = ?2",
                     )?
                     .execute(params![job.0, attempts, error, now_rfc3339()])?;

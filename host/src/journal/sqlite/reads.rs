@@ -5,11 +5,11 @@ use rusqlite::{OptionalExtension, params};
 use super::{SEQ_OF_ID, SqliteJournal};
 use crate::event::Delivery;
 use crate::journal::rows::{
-    JOB_COLUMNS, delivery_record, delivery_with_headers, job_record, job_row,
+    FAILED_JOB, JOB_COLUMNS, delivery_record, delivery_with_headers, job_record, job_row,
 };
 use crate::journal::{
     DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, Reads,
-    RecentFilter, Visibility, public_repository,
+    RecentFilter, VerdictFilter, Visibility, public_repository,
 };
 
 #[async_trait::async_trait]
@@ -63,7 +63,7 @@ impl Reads for SqliteJournal {
                 "SELECT d.seq, d.id, d.event, d.action, d.repository, d.received_at, d.sender
                  FROM deliveries d
                  WHERE (?1 IS NULL OR d.event = ?1)
-                   AND (?2 = 0 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND j.state = 'failed'))
+                   AND (?2 = 0 OR EXISTS (SELECT 1 FROM jobs j WHERE j.delivery = d.seq AND {failed}))
                    AND (?4 IS NULL OR d.repository = ?4)
                    AND (?5 IS NULL OR d.seq < ?5)
                    AND (?6 IS NULL OR d.seq = {seq_of_id})
@@ -71,6 +71,7 @@ impl Reads for SqliteJournal {
                  ORDER BY d.seq DESC LIMIT ?3",
                 seq_of_id = SEQ_OF_ID.replace("?1", "?6"),
                 public = public_repository("d.repository"),
+                failed = FAILED_JOB,
             ))?;
             let rows = statement.query_map(
                 params![
@@ -106,6 +107,7 @@ impl Reads for SqliteJournal {
                    AND (?4 IS NULL OR d.repository = ?4)
                    AND (?5 IS NULL OR j.id < ?5)
                    AND (?7 = 0 OR {public})
+                   AND (?8 IS NULL OR (?8 = 'failed' AND {FAILED_JOB}) OR j.verdict = ?8)
                  ORDER BY j.id DESC LIMIT ?6",
                 public = public_repository("d.repository"),
             ))?;
@@ -118,6 +120,7 @@ impl Reads for SqliteJournal {
                     filter.before.map(|id| id.0),
                     filter.limit as i64,
                     filter.visibility.public_only(),
+                    filter.verdict.map(VerdictFilter::as_str),
                 ],
                 |row| job_row(row),
             )?;
@@ -152,12 +155,14 @@ impl Reads for SqliteJournal {
                 let (state, count) = row?;
                 counts.tally(&state, count as u64);
             }
-            counts.failed_since =
-                conn.prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM {from}
-                     WHERE j.state = 'failed' AND j.finished_at >= ?1 AND {public}"
+            (counts.bad, counts.failed_since) = conn
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*), COUNT(CASE WHEN j.finished_at >= ?1 THEN 1 END)
+                     FROM {from} WHERE {FAILED_JOB} AND {public}"
                 ))?
-                .query_row([since], |row| row.get::<_, i64>(0))? as u64;
+                .query_row([since], |row| {
+                    Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+                })?;
             Ok(counts)
         })
         .await

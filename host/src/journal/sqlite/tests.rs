@@ -6,7 +6,8 @@ use super::*;
 use crate::event::PayloadFacts;
 use crate::job_log::{JobLogs, LINK_SECRET, LogLinks};
 use crate::journal::{
-    Appended, AttemptEnd, GitHubPost, JobState, NewAction, PostFilter,
+    Appended, AttemptEnd, GitHubPost, JobFilter, JobState, NewAction, PostFilter, RecentFilter,
+    VerdictFilter, Visibility,
     conformance::{delivery, new_jobs, plugins},
     prelude::*,
     started,
@@ -177,7 +178,14 @@ async fn delivery_ids_are_found_before_and_after_their_merge_and_across_reopenin
         let job = journal.jobs_of(id).await.unwrap()[0].id;
         assert_eq!(journal.start_attempt(job, 0).await.unwrap(), started(1));
         journal
-            .end_attempt(job, 1, AttemptEnd::Succeeded { note: None })
+            .end_attempt(
+                job,
+                1,
+                AttemptEnd::Succeeded {
+                    note: None,
+                    verdict: switchyard_plugin_api::Verdict::Passed,
+                },
+            )
             .await
             .unwrap();
     }
@@ -215,7 +223,10 @@ async fn a_lock_has_one_holder_until_its_attempt_ends_and_survives_reopening() {
     // Reopened by another reader while the host runs: the lock is still held.
     let journal = SqliteJournal::open(&path).unwrap();
     assert!(!journal.try_lock(production, second, 1).await.unwrap());
-    let end = AttemptEnd::Succeeded { note: None };
+    let end = AttemptEnd::Succeeded {
+        note: None,
+        verdict: switchyard_plugin_api::Verdict::Passed,
+    };
     journal.end_attempt(first, 1, end).await.unwrap();
     assert!(journal.try_lock(production, second, 1).await.unwrap());
 }
@@ -337,6 +348,7 @@ async fn attempts_move_jobs_through_their_states() {
             2,
             AttemptEnd::Failed {
                 error: "gave up".into(),
+                verdict: switchyard_plugin_api::Verdict::Errored,
             },
         )
         .await
@@ -696,4 +708,60 @@ async fn a_journal_restored_from_a_backup_gives_no_logged_id_again_nor_opens_a_l
     let key = link.rsplit('/').next().unwrap();
     let opened = links.opens(&journal, kept.id, key).await.unwrap();
     assert_eq!(opened.map(|job| job.id), Some(kept.id));
+}
+
+#[tokio::test]
+async fn jobs_ended_before_verdicts_have_none_and_count_as_failed_by_their_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("before-verdicts.db");
+    let old = Connection::open(&path).unwrap();
+    let before = MIGRATIONS.len() - 1;
+    assert!(MIGRATIONS[before].contains("verdict"), "the last migration");
+    for migration in &MIGRATIONS[..before] {
+        old.execute_batch(migration).unwrap();
+    }
+    old.execute_batch(&format!(
+        "PRAGMA user_version = {before};
+         INSERT INTO deliveries (seq, id, event, received_at, payload)
+             VALUES (1, 'old-ok', 'push', '2026-01-01T00:00:00Z', x'00'),
+                    (2, 'old-bad', 'push', '2026-01-01T00:00:00Z', x'00');
+         INSERT INTO jobs (id, delivery, plugin, state, created_at, finished_at)
+             VALUES (1, 1, 'a', 'succeeded', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z'),
+                    (2, 2, 'a', 'failed', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z');"
+    ))
+    .unwrap();
+    drop(old);
+
+    let journal = SqliteJournal::open(&path).unwrap();
+    let (ok, bad) = (
+        journal.job(JobId(1)).await.unwrap(),
+        journal.job(JobId(2)).await.unwrap(),
+    );
+    assert_eq!((ok.verdict, bad.verdict), (None, None));
+    assert_eq!((ok.is_failed(), bad.is_failed()), (false, true));
+    let counts = journal
+        .job_counts("2026-01-01T00:00:00Z", Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!((counts.bad, counts.failed_since), (1, 1));
+    let failed = journal
+        .recent(RecentFilter {
+            limit: 10,
+            failed: true,
+            ..RecentFilter::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = failed.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["old-bad"]);
+    let listed = journal
+        .jobs(JobFilter {
+            limit: 10,
+            verdict: Some(VerdictFilter::Failed),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].job.id, JobId(2));
 }

@@ -11,6 +11,7 @@ use axum::{
 
 use super::super::message::{journal_failed, not_found};
 use super::super::{Viewer, WebState, actions};
+use super::badge::job_badge;
 use super::{
     layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
     params::{Params, next_page, param},

@@ -12,12 +12,15 @@ use serde::Deserialize;
 use super::super::message::{internal_error, journal_failed, not_found};
 use super::super::{Viewer, WebState, log_view};
 use super::{
+    badge::{Badge, badge},
     layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
     params::{Params, next_page, param},
     trail::{TRAIL, trail},
     visible::{masked, visible_job},
 };
-use crate::journal::{ActionFilter, ActionRecord, JobFilter, JobId, JobRow, JobState, PostFilter};
+use crate::journal::{
+    ActionFilter, ActionRecord, JobFilter, JobId, JobRow, JobState, PostFilter, VerdictFilter,
+};
 
 /// A job as a row of the jobs list or the job page's facts.
 struct JobView {
@@ -26,7 +29,8 @@ struct JobView {
     repository: String,
     event: String,
     sender: String,
-    state: &'static str,
+    /// Its verdict, or its state while it has none (see `badge`).
+    badge: Badge,
     attempts: u32,
     created_at: String,
     started_at: String,
@@ -61,7 +65,7 @@ fn job_view(state: &WebState, row: &JobRow) -> JobView {
             None => row.event.clone(),
         },
         sender: masked(state, row.sender.as_deref().unwrap_or_default()),
-        state: row.job.state.as_str(),
+        badge: badge(row.job.state, row.job.verdict),
         attempts: row.job.attempts,
         created_at: row.created_at.clone(),
         started_at: row.started_at.clone().unwrap_or_default(),
@@ -78,12 +82,16 @@ struct JobsPage {
     rows: Vec<JobView>,
     states: [&'static str; 4],
     filter_state: &'static str,
+    /// The verdict filter's options: (value, label).
+    verdicts: Vec<(&'static str, String)>,
+    filter_verdict: &'static str,
     filter_plugin: String,
     filter_repository: String,
     next_page: Option<String>,
 }
 
-/// `GET /dashboard/jobs?state=&plugin=&repository=&before=ID`.
+/// `GET /dashboard/jobs?state=&verdict=&plugin=&repository=&before=ID`: `verdict=failed`
+/// lists the red ones (failed, errored, timed out; see [`VerdictFilter`]).
 pub(in crate::web) async fn list(
     State(state): State<WebState>,
     Extension(viewer): Extension<Viewer>,
@@ -103,6 +111,7 @@ pub(in crate::web) async fn list(
                 JobState::Failed,
             ][i]
         });
+    let verdict = param(&params, "verdict").and_then(VerdictFilter::parse);
     let plugin = param(&params, "plugin");
     let repository = param(&params, "repository");
     let before = param(&params, "before").and_then(|b| b.parse().ok());
@@ -112,6 +121,7 @@ pub(in crate::web) async fn list(
         visibility: viewer.visibility,
         id: None,
         state: job_state,
+        verdict,
         plugin: plugin.map(str::to_owned),
         repository: repository.map(str::to_owned),
         before: before.map(JobId),
@@ -122,6 +132,7 @@ pub(in crate::web) async fn list(
     };
     let filters = [
         ("state", job_state.map(JobState::as_str)),
+        ("verdict", verdict.map(VerdictFilter::as_str)),
         ("plugin", plugin),
         ("repository", repository),
     ];
@@ -139,6 +150,11 @@ pub(in crate::web) async fn list(
             rows: rows.iter().map(|row| job_view(&state, row)).collect(),
             states: STATES,
             filter_state: job_state.map_or("", JobState::as_str),
+            verdicts: VerdictFilter::ALL
+                .into_iter()
+                .map(|filter| (filter.as_str(), filter.label()))
+                .collect(),
+            filter_verdict: verdict.map_or("", VerdictFilter::as_str),
             filter_plugin: plugin.unwrap_or_default().to_owned(),
             filter_repository: repository.unwrap_or_default().to_owned(),
             next_page,

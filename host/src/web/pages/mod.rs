@@ -2,6 +2,7 @@
 //! a page's query, what a viewer may see, and the audit trail. Templates are in
 //! `host/templates/`, one per page.
 
+mod badge;
 pub(super) mod deliveries;
 pub(super) mod deployments;
 pub(super) mod follow;

@@ -181,7 +181,14 @@ impl TestHost {
                 format!("cancel_grace_secs = 1\n{}", spec.workers)
             },
             store = spec.store,
-            plugins = spec.plugins,
+            // Workspaces of a size every test machine has room for (the default 10 GiB each
+            // would make builds wait for disk on a fuller machine).
+            plugins = match spec.plugins.contains("[sandbox]\n") {
+                true => spec
+                    .plugins
+                    .replace("[sandbox]\n", "[sandbox]\ndisk_mib = 512\n"),
+                false => format!("[sandbox]\ndisk_mib = 512\n{}", spec.plugins),
+            },
         );
         let text = match spec.app {
             true => {
