@@ -268,6 +268,20 @@ CREATE TABLE session_ends (
 -- with its end; NULL while it runs and for jobs that ended before verdicts were recorded.
 ALTER TABLE jobs ADD COLUMN verdict TEXT;
 "#,
+    r#"
+-- Heads of pull requests from forks: seen arriving (approved_by NULL) or approved by a
+-- maintainer's /ok-to-test (the person, `github:12345 (mona)`), with the job recording each.
+CREATE TABLE pull_request_heads (
+    id          INTEGER PRIMARY KEY,
+    repository  TEXT NOT NULL,
+    number      INTEGER NOT NULL,
+    sha         TEXT NOT NULL,
+    job         INTEGER NOT NULL,
+    approved_by TEXT,
+    at          TEXT NOT NULL
+);
+CREATE INDEX pull_request_heads_by_number ON pull_request_heads (repository, number, id);
+"#,
 ];
 
 /// Applies the migrations not applied yet, with foreign keys off: a migration that rebuilds a
