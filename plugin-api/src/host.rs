@@ -82,6 +82,10 @@ pub struct RunRequest {
     /// unset.
     #[serde(default)]
     pub keep_output: Option<usize>,
+    /// Runs code from a fork's pull request: the host withholds the entry's `pass_env` values
+    /// and writable binds unless the entry says `trust_forks = true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untrusted: bool,
 }
 
 impl RunRequest {
@@ -92,6 +96,12 @@ impl RunRequest {
             args: vec!["-c".to_owned(), script.into()],
             ..Self::default()
         }
+    }
+
+    /// Marks the command as running a fork's code (see [`RunRequest::untrusted`]).
+    pub fn untrusted(mut self) -> Self {
+        self.untrusted = true;
+        self
     }
 
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {

@@ -138,7 +138,11 @@ impl JobServices {
                             &deps.logs,
                         )
                         .await?;
-                    let place = self.place(&workspace);
+                    let fork = request.untrusted.then(|| self.allowance.for_fork());
+                    let mut place = self.place(&workspace);
+                    if let Some(fork) = &fork {
+                        place.allowance = fork;
+                    }
                     process::run(request, deps.logs.clone(), job, &place).await
                 };
                 encode(run.await)

@@ -32,13 +32,18 @@ impl Ci {
     /// A host running the CI runner with `settings`, statuses reported with a token; a writer
     /// and a reader on [`REPO`].
     async fn start(settings: &str) -> Self {
+        Self::start_entry("", settings).await
+    }
+
+    /// Like `start`, with extra keys for the `[[plugins]]` entry itself.
+    async fn start_entry(entry: &str, settings: &str) -> Self {
         let github = FakeGitHub::start().await;
         github.set_role(REPO, "writer", 501, "write", "write");
         github.set_role(REPO, "reader", 502, "read", "read");
         let origin = Origin::new(REPO);
         let settings = settings.replace("{scratch}", &origin.scratch().display().to_string());
         let plugins = format!(
-            "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{}\n\
+            "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{entry}\n{}\n\
              [plugins.settings]\nclone_url = \"{}\"\n{settings}\n",
             binds(&origin),
             origin.clone_url_template()
@@ -452,5 +457,72 @@ async fn every_path_that_builds_holds_an_unapproved_forks_head() {
         "nothing ran: {statuses:?}"
     );
     assert_eq!(ci.replies().len(), 1, "one comment, the first time");
+    ci.stop().await;
+}
+
+/// What a build saw of the entry's `pass_env` and its writable bind, as its log says it.
+const LOOKS: &str = "command = \"echo pkg=${CARGO_PKG_NAME:-unset}; \
+    cat {scratch}/readable 2>/dev/null || echo unreadable; \
+    if touch {scratch}/written-$SWITCHYARD_PR 2>/dev/null; then echo writable; else echo not-writable; fi\"\n\
+    allow_forks = true";
+
+/// Builds pull request 2 from the repository and 3 from a fork, and returns their logs.
+async fn own_and_fork_logs(ci: &Ci) -> (String, String) {
+    std::fs::write(ci.origin.scratch().join("readable"), "readable\n").unwrap();
+    let own = ci.origin.commit("refs/heads/topic", &[("README", "own")]);
+    let fork = ci.origin.commit("refs/pull/3/head", &[("README", "fork")]);
+    ci.push("own-1", "opened", 2, &own, REPO).await;
+    ci.push("fork-1", "opened", 3, &fork, FORK).await;
+    let mut logs = Vec::new();
+    for delivery in ["own-1", "fork-1"] {
+        let jobs = ci.host.ended_jobs(delivery, 1).await;
+        assert_eq!(jobs[0].verdict, Some(Verdict::Passed), "{jobs:?}");
+        let (_, log) = ci.host.get(&ci.host.log_path(jobs[0].id).await).await;
+        logs.push(log);
+    }
+    let fork = logs.pop().unwrap();
+    (logs.pop().unwrap(), fork)
+}
+
+#[tokio::test]
+async fn a_forks_build_gets_no_pass_env_values_and_its_writable_binds_read_only() {
+    // `allow_forks = true`: built without approval, under the same rules.
+    let ci = Ci::start_entry("pass_env = [\"CARGO_PKG_NAME\"]", LOOKS).await;
+    let (own, fork) = own_and_fork_logs(&ci).await;
+    // The repository's own build: the variable (masked in the log) and a writable bind.
+    assert!(
+        own.contains("pkg=********") && own.contains("\nwritable"),
+        "{own}"
+    );
+    assert!(ci.origin.scratch().join("written-2").exists());
+    // The fork's: neither; the bind is still there to read.
+    assert!(fork.contains("pkg=unset"), "{fork}");
+    assert!(
+        fork.contains("readable") && fork.contains("not-writable"),
+        "{fork}"
+    );
+    assert!(!ci.origin.scratch().join("written-3").exists());
+    ci.stop().await;
+}
+
+#[tokio::test]
+async fn fork_binds_none_leaves_writable_binds_out_and_trust_forks_gives_everything() {
+    let entry = "pass_env = [\"CARGO_PKG_NAME\"]\nfork_binds = \"none\"";
+    let ci = Ci::start_entry(entry, LOOKS).await;
+    let (_, fork) = own_and_fork_logs(&ci).await;
+    assert!(fork.contains("pkg=unset"), "{fork}");
+    // (The scratch folder stays readable through the repository's read-only bind around it;
+    // which binds are left out is `Allowance::for_fork`'s unit test.)
+    assert!(fork.contains("not-writable"), "{fork}");
+    ci.stop().await;
+
+    let entry = "pass_env = [\"CARGO_PKG_NAME\"]\ntrust_forks = true";
+    let ci = Ci::start_entry(entry, LOOKS).await;
+    let (_, fork) = own_and_fork_logs(&ci).await;
+    assert!(
+        fork.contains("pkg=********") && fork.contains("\nwritable"),
+        "{fork}"
+    );
+    assert!(ci.origin.scratch().join("written-3").exists());
     ci.stop().await;
 }

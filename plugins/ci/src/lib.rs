@@ -152,14 +152,13 @@ impl Plugin for Ci {
 
     fn permissions(&self) -> Option<Permissions> {
         // Check runs or statuses, whichever `report` says; the checkout reads the code.
-        // Issues: the one comment a fork's pull request gets, and `/ok-to-test`'s replies.
+        // Issues: the one comment a fork's pull request gets, and `/ok-to-test`'s answers.
         Some(
             Permissions::none()
                 .write("checks")
                 .write("statuses")
                 .read("contents")
-                .write("issues")
-                .write("pull_requests"),
+                .write("issues"),
         )
     }
 
@@ -388,7 +387,7 @@ impl Ci {
         let report = self.reporter(event, target, host);
         report.waiting().await?;
         if first {
-            forks::tell_the_thread(host, target).await?;
+            forks::tell_the_thread(host, target).await;
         }
         Ok(Some(Outcome::Skipped(reason)))
     }
@@ -408,19 +407,19 @@ impl Ci {
             Some(arg) => match forks::named_sha(arg, &target.sha) {
                 Some(sha) => sha,
                 None => {
-                    host.reply(&format!(
+                    let text = format!(
                         "@{} `{arg}` is not a commit sha: `/ok-to-test SHA`",
                         command.author.login
-                    ))
-                    .await?;
+                    );
+                    answer(host, &text).await;
                     return Ok(Err(Outcome::Skipped(format!("{arg:?} is not a sha"))));
                 }
             },
             None => match forks::reviewable(&heads, event.job.id, &target.sha) {
                 true => target.sha.clone(),
                 false => {
-                    host.reply(&format!("@{} {}", command.author.login, forks::HEAD_MOVED))
-                        .await?;
+                    let text = format!("@{} {}", command.author.login, forks::HEAD_MOVED);
+                    answer(host, &text).await;
                     return Ok(Err(Outcome::Skipped(format!(
                         "not approved: {}",
                         forks::HEAD_MOVED
@@ -543,10 +542,23 @@ impl Ci {
         if report.kind == Kind::Checks {
             request = request.keep_output(KEPT_OUTPUT);
         }
+        if target.fork.is_some() {
+            // A fork's code: the host withholds secrets and writable binds (`trust_forks`).
+            request = request.untrusted();
+        }
         host.log(format!("switchyard: $ {}", self.settings.command))
             .await;
         let output = host.run(&request).await?;
         Ok((output, dir))
+    }
+}
+
+/// Answers in the command's thread; a failure (an entry that narrowed `issues: write` away)
+/// is logged, and the job's note says the same.
+async fn answer(host: &Host, text: &str) {
+    if let Err(error) = host.reply(text).await {
+        host.log(format!("switchyard: cannot answer in the thread: {error}"))
+            .await;
     }
 }
 
