@@ -526,3 +526,70 @@ async fn fork_binds_none_leaves_writable_binds_out_and_trust_forks_gives_everyth
     assert!(ci.origin.scratch().join("written-3").exists());
     ci.stop().await;
 }
+
+#[tokio::test]
+async fn re_runs_of_a_forks_check_wait_and_a_suite_naming_no_pull_request_is_not_built() {
+    let github = FakeGitHub::start_app().await;
+    github.install(
+        1,
+        "Codertocat",
+        &[REPO],
+        &[
+            ("checks", "write"),
+            ("contents", "read"),
+            ("issues", "write"),
+            ("metadata", "read"),
+            ("statuses", "write"),
+        ],
+    );
+    let origin = Origin::new(REPO);
+    let plugins = format!(
+        "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{}\n\
+         [plugins.settings]\nclone_url = \"{}\"\ncommand = \"true\"\n",
+        binds(&origin),
+        origin.clone_url_template()
+    );
+    let host = TestHost::start(HostSpec {
+        plugins,
+        github_url: Some(github.url().to_owned()),
+        app: true,
+        ..Default::default()
+    })
+    .await;
+    let sha = origin.commit("refs/pull/3/head", &[("README", "fork")]);
+    let app = switchyard_testkit::app::TEST_APP_ID;
+    // GitHub's Re-run of the fork's check run names the pull request, its head in the fork
+    // (another repository id) ...
+    let mut run = example("check_run", Some("rerequested"));
+    run["check_run"]["name"] = json!("ci/switchyard");
+    run["check_run"]["head_sha"] = json!(sha);
+    run["check_run"]["app"]["id"] = json!(app);
+    run["check_run"]["pull_requests"] = json!([{
+        "number": 3,
+        "head": {"sha": sha, "repo": {"id": 999, "name": "Hello-World"}},
+        "base": {"sha": sha, "repo": {"id": 186853002, "name": "Hello-World"}},
+    }]);
+    run["repository"] = example("pull_request", Some("opened"))["repository"].clone();
+    run["installation"] = json!({"id": 1});
+    assert_eq!(host.send("check_run", "rerun-1", &run).await.0, 202);
+    let jobs = host.ended_jobs("rerun-1", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Skipped), "{jobs:?}");
+    let note = jobs[0].note.as_deref().unwrap_or_default();
+    assert!(note.contains("/ok-to-test"), "{note}");
+    // ... or, for its suite, none at all.
+    let mut suite = example("check_suite", Some("rerequested"));
+    suite["check_suite"]["head_sha"] = json!(sha);
+    suite["check_suite"]["app"]["id"] = json!(app);
+    suite["check_suite"]["pull_requests"] = json!([]);
+    suite["repository"] = run["repository"].clone();
+    suite["installation"] = json!({"id": 1});
+    assert_eq!(host.send("check_suite", "rerun-2", &suite).await.0, 202);
+    let jobs = host.ended_jobs("rerun-2", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Skipped), "{jobs:?}");
+    // Nothing ran: the only check run is the one saying it waits.
+    let runs = github.check_runs(REPO);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].fields["status"], json!("queued"));
+    assert!(github.violations().is_empty(), "{:?}", github.violations());
+    host.stop().await;
+}
