@@ -593,3 +593,70 @@ async fn re_runs_of_a_forks_check_wait_and_a_suite_naming_no_pull_request_is_not
     assert!(github.violations().is_empty(), "{:?}", github.violations());
     host.stop().await;
 }
+
+#[tokio::test]
+async fn cancel_given_to_another_host_on_postgresql_stops_the_build_naming_the_person() {
+    let Some(server) = switchyard_testkit::TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let (_secrets, store) = crate::postgres::store_with_lease(&url, 3);
+    let github = FakeGitHub::start().await;
+    let origin = Origin::new(REPO);
+    let plugins = format!(
+        "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{}\n\
+         [plugins.settings]\nclone_url = \"{}\"\ncommand = \"sleep 30\"\ntimeout_secs = 60\n",
+        binds(&origin),
+        origin.clone_url_template()
+    );
+    let spec = || HostSpec {
+        store: store.clone(),
+        plugins: plugins.clone(),
+        github_url: Some(github.url().to_owned()),
+        github_token: Some(TOKEN),
+        ..Default::default()
+    };
+    // The build starts on the first host before the second exists, so it runs there ...
+    let a = TestHost::start(spec()).await;
+    let sha = origin.commit("refs/heads/topic", &[("README", "slow")]);
+    github.open_pull_request(REPO, 2, &sha, REPO);
+    let mut payload = example("pull_request", Some("opened"));
+    payload["pull_request"]["head"]["sha"] = json!(sha);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!(REPO);
+    assert_eq!(a.send("pull_request", "push-1", &payload).await.0, 202);
+    let running = || {
+        let path = format!("/repos/{REPO}/statuses/{sha}");
+        let requests = github.requests();
+        requests
+            .iter()
+            .any(|r| r.path == path && text(&r.body["description"]).ends_with("running"))
+    };
+    eventually("the build to run", running).await;
+    // ... and the author's /cancel reaches the second host, which stops it through the journal.
+    let b = TestHost::start(spec()).await;
+    let comment = NewComment::on_pull_request(REPO, 2)
+        .thread_by(AUTHOR.0, AUTHOR.1)
+        .by(AUTHOR.0, AUTHOR.1)
+        .id(NEXT_COMMENT.fetch_add(1, Ordering::Relaxed))
+        .body("/cancel")
+        .payload();
+    let started = Instant::now();
+    assert_eq!(b.send("issue_comment", "cancel-1", &comment).await.0, 202);
+    let observer = crate::postgres::journal(&url).await;
+    let build = crate::support::ended_jobs(&observer, "push-1", 1).await;
+    let cancel = crate::support::ended_jobs(&observer, "cancel-1", 1).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "not cancelled");
+    assert_eq!(build[0].verdict, Some(Verdict::Cancelled), "{build:?}");
+    assert_eq!(cancel[0].verdict, Some(Verdict::Cancelled), "{cancel:?}");
+    let last = github
+        .calls("create_status")
+        .last()
+        .map(|c| text(&c.body["description"]))
+        .unwrap_or_default();
+    assert_eq!(
+        last,
+        format!("Build #{} cancelled by {}", build[0].id, AUTHOR.0)
+    );
+    a.stop().await;
+    b.stop().await;
+}
