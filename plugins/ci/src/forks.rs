@@ -111,6 +111,65 @@ pub async fn tell_the_thread(host: &Host, target: &Target) {
     }
 }
 
+/// `/ok-to-test [SHA]` by a writer on a fork's pull request: records the approval and
+/// builds the head it approves, or refuses in the thread when the head moved.
+pub async fn ok_to_test(
+    event: &Event,
+    command: &Command,
+    target: Target,
+    host: &Host,
+) -> Result<Result<Target, Outcome>, PluginError> {
+    let (repo, number) = (target.repository.full_name.clone(), command.number);
+    let heads = host.heads(&repo, number).await?;
+    let sha = match command.args.first() {
+        Some(arg) => match named_sha(arg, &target.sha) {
+            Some(sha) => sha,
+            None => {
+                let text = format!(
+                    "@{} `{arg}` is not a commit sha: `/ok-to-test SHA`",
+                    command.author.login
+                );
+                answer(host, &text).await;
+                return Ok(Err(Outcome::Skipped(format!("{arg:?} is not a sha"))));
+            }
+        },
+        None => match reviewable(&heads, event.job.id, &target.sha) {
+            true => target.sha.clone(),
+            false => {
+                let text = format!("@{} {}", command.author.login, HEAD_MOVED);
+                answer(host, &text).await;
+                return Ok(Err(Outcome::Skipped(format!(
+                    "not approved: {}",
+                    HEAD_MOVED
+                ))));
+            }
+        },
+    };
+    let by = format!("github:{} ({})", command.author.id, command.author.login);
+    host.record_head(&repo, number, &sha, Some(&by)).await?;
+    host.log(format!(
+        "switchyard: {by} approved {sha} of {repo}#{number}"
+    ))
+    .await;
+    if sha != target.sha {
+        return Ok(Err(Outcome::Skipped(format!(
+            "approved {}, which is not the head ({}): it builds when it is",
+            short_sha(&sha),
+            short_sha(&target.sha)
+        ))));
+    }
+    Ok(Ok(target))
+}
+
+/// Answers in the command's thread; a failure (an entry that narrowed `issues: write` away)
+/// is logged, and the job's note says the same.
+async fn answer(host: &Host, text: &str) {
+    if let Err(error) = host.reply(text).await {
+        host.log(format!("switchyard: cannot answer in the thread: {error}"))
+            .await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
