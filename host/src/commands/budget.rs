@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
@@ -22,14 +22,35 @@ const MAX_ENTRIES: usize = 10_000;
 
 /// A level read from GitHub, and when.
 type Read = (Option<Role>, Instant);
+/// Whom a permission is about: `(repository, person's numeric id)`.
+type Key = (String, u64);
+/// A lookup under way, which jobs asking about the same person wait on.
+type Lookup = Arc<tokio::sync::Mutex<()>>;
 
 /// `(repository, person's numeric id)` to their level and when it was read.
 #[derive(Default)]
 pub(crate) struct PermissionCache {
-    entries: Mutex<HashMap<(String, u64), Read>>,
+    entries: Mutex<HashMap<Key, Read>>,
+    /// The lookups under way, so that jobs asking about one person at once (two entries taking
+    /// one command) wait for one answer instead of each asking GitHub.
+    lookups: Mutex<HashMap<Key, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl PermissionCache {
+    /// The lock a lookup of `person` on `repository` holds: the second to take it finds the
+    /// first's answer in the cache. Only lookups under way are kept.
+    pub(crate) fn lookup(&self, repository: &str, person: u64) -> Lookup {
+        let mut lookups = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        lookups.retain(|_, lookup| lookup.strong_count() > 0);
+        let key = (repository.to_ascii_lowercase(), person);
+        if let Some(lookup) = lookups.get(&key).and_then(Weak::upgrade) {
+            return lookup;
+        }
+        let lookup = Arc::default();
+        lookups.insert(key, Arc::downgrade(&lookup));
+        lookup
+    }
+
     /// The level read for `person` on `repository` less than [`PERMISSION_TTL`] ago.
     pub(crate) fn get(&self, repository: &str, person: u64) -> Option<Option<Role>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,6 +152,17 @@ mod tests {
         assert_eq!(cache.get("Octo/App", 1), Some(Some(Role::Write)));
         assert_eq!(cache.get("octo/app", 2), Some(None));
         assert_eq!(cache.get("octo/lib", 1), None);
+    }
+
+    #[test]
+    fn lookups_of_one_person_share_a_lock_kept_only_while_used() {
+        let cache = PermissionCache::default();
+        let first = cache.lookup("octo/app", 1);
+        assert!(Arc::ptr_eq(&first, &cache.lookup("Octo/App", 1)));
+        assert!(!Arc::ptr_eq(&first, &cache.lookup("octo/app", 2)));
+        drop(first);
+        let _other = cache.lookup("octo/app", 3);
+        assert_eq!(cache.lookups.lock().unwrap().len(), 1);
     }
 
     #[test]

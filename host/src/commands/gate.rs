@@ -268,6 +268,14 @@ impl CommandService {
         if let Some(level) = self.permissions.get(&comment.repository, comment.author_id) {
             return Ok(level);
         }
+        let lookup = self
+            .permissions
+            .lookup(&comment.repository, comment.author_id);
+        let _asking = lookup.lock().await;
+        // Another job may have asked while this one waited.
+        if let Some(level) = self.permissions.get(&comment.repository, comment.author_id) {
+            return Ok(level);
+        }
         let answer = comments::collaborator_permission(
             &*self.github,
             caller,
