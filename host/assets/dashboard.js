@@ -1,10 +1,60 @@
 // Switchyard dashboard: the few things a page needs JavaScript for. The pages work without it.
 // - Lists (deliveries, jobs): the first page's rows and the header's counts refresh every few
 //   seconds while the page is visible.
+// - Times: the server writes them in UTC to the second; here each becomes a relative time
+//   ("3 min ago") with the exact time, in the reader's time zone, as its title.
 // - Job page: follow the log while the job runs (Server-Sent Events, resumed from the last byte
 //   offset after a reconnect), highlight a line range (#L120-L140), and fetch the window holding
 //   a #L line that the tail shown does not include.
 "use strict";
+
+// Times as the server writes them (`2026-12-07 13:32:20 UTC`) become relative ones, the exact
+// time in the reader's zone on hover. Run again on rows a refresh brings.
+function localTimes(root) {
+  const now = Date.now();
+  for (const element of root.querySelectorAll("time")) {
+    let at = element.dataset.at;
+    if (!at) {
+      const match = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC$/.exec(element.textContent.trim());
+      if (!match) {
+        continue;
+      }
+      at = match[1] + "T" + match[2] + "Z";
+      element.dataset.at = at;
+      element.setAttribute("datetime", at);
+      element.title = new Date(at).toLocaleString(undefined, {
+        year: "numeric", month: "short", day: "numeric",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+      });
+    }
+    element.textContent = relative((now - Date.parse(at)) / 1000);
+  }
+}
+
+function relative(seconds) {
+  const ago = seconds >= 0;
+  const s = Math.abs(seconds);
+  const say = (n, unit) => {
+    const text = Math.floor(n) + " " + unit;
+    return ago ? text + " ago" : "in " + text;
+  };
+  if (s < 10) {
+    return "just now";
+  }
+  if (s < 60) {
+    return say(s, "s");
+  }
+  if (s < 3600) {
+    return say(s / 60, "min");
+  }
+  if (s < 86400) {
+    return say(s / 3600, "h");
+  }
+  return say(s / 86400, s < 2 * 86400 ? "day" : "days");
+}
+
+localTimes(document);
+window.setInterval(() => localTimes(document), 30000);
 
 (function () {
   const list = document.querySelector("table.list[data-live]");
@@ -24,6 +74,7 @@
     const rows = fresh.querySelector("#" + list.id + " tbody");
     if (rows) {
       list.querySelector("tbody").replaceWith(document.adoptNode(rows));
+      localTimes(list);
     }
     for (const id of ["count-queued", "count-running", "count-failed"]) {
       const shown = document.getElementById(id);

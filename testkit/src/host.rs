@@ -323,6 +323,9 @@ pub struct Job {
     /// The plugin entry's name.
     pub plugin: String,
     pub state: JobState,
+    /// What the job's work came to, as `switchyard deliveries` prints it (`passed`, `failed`,
+    /// `errored`, `timed out`, `cancelled`, `skipped`); `None` while it runs.
+    pub verdict: Option<String>,
     /// Attempts made, the first included.
     pub attempts: u32,
     /// The error of a failed job, or the note of a skipped one (`Outcome::Skipped`).
@@ -605,12 +608,22 @@ fn parse_deliveries(output: &str, delivery: &str) -> Vec<(Job, String)> {
         let parsed = (|| {
             let (id, rest) = rest.split_once(' ')?;
             let (plugin, rest) = rest.split_once(": ")?;
-            let (state, rest) = rest.split_once(" (attempts ")?;
+            // `VERDICT (state STATE, attempts N)` once ended, `STATE (attempts N)` before.
+            let (first, rest) = rest.split_once(" (")?;
+            let (verdict, state, rest) = match rest.strip_prefix("state ") {
+                Some(rest) => {
+                    let (state, rest) = rest.split_once(", ")?;
+                    (Some(first.to_owned()), state, rest)
+                }
+                None => (None, first, rest),
+            };
+            let rest = rest.strip_prefix("attempts ")?;
             let (attempts, rest) = rest.split_once(')')?;
             let job = Job {
                 id: id.parse().ok()?,
                 plugin: plugin.to_owned(),
                 state: JobState::Failed,
+                verdict,
                 attempts: attempts.parse().ok()?,
                 detail: rest.strip_prefix(": ").map(str::to_owned),
                 log: String::new(),
@@ -630,9 +643,9 @@ mod tests {
     #[test]
     fn deliveries_output_is_read_for_one_delivery() {
         let output = "2026-11-23T10:00:02Z  d-2  deployment  octo/app\n    \
-                      job 5 deploy: succeeded (attempts 1)\n\
+                      job 5 deploy: timed out (state succeeded, attempts 1)\n\
                       2026-11-23T10:00:01Z  d-1  deployment  octo/app\n    \
-                      job 3 deploy: failed (attempts 3): checkout failed:\nfatal: no such ref\n    \
+                      job 3 deploy: errored (state failed, attempts 3): checkout failed:\nfatal: no such ref\n    \
                       job 4 other: running (attempts 1)\n\
                       2026-11-23T10:00:00Z  d-0  push  -\n    (no plugin subscribed)\n";
         let jobs = parse_deliveries(output, "d-1");
@@ -652,6 +665,13 @@ mod tests {
         assert!(parse_deliveries(output, "d-0").is_empty());
         assert!(parse_deliveries(output, "d-9").is_empty());
         assert_eq!(parse_deliveries(output, "d-2")[0].0.id, 5);
+        let verdicts: Vec<_> = jobs.iter().map(|(j, _)| j.verdict.as_deref()).collect();
+        assert_eq!(verdicts, [Some("errored"), None]);
+        let (job, state) = &parse_deliveries(output, "d-2")[0];
+        assert_eq!(
+            (job.verdict.as_deref(), state.as_str()),
+            (Some("timed out"), "succeeded")
+        );
     }
 
     #[test]

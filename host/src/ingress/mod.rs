@@ -77,7 +77,10 @@ pub async fn receive(
     }
     let plugins = state.plugins.current();
     let targets = interest::route(&plugins, &delivery);
-    let rerun = state.settings.redeliveries == Redeliveries::Rerun;
+    // A comment runs its commands once, whatever is redelivered: a replay from the dashboard
+    // is the way to run one again (and passes the trust check again).
+    let rerun = state.settings.redeliveries == Redeliveries::Rerun
+        && delivery.kind.as_str() != "issue_comment";
     let delivery = Arc::new(delivery);
     let appended = state
         .dispatcher

@@ -17,6 +17,9 @@ use switchyard_testkit::TestPostgres;
 
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use crate::job_log::{LINK_SECRET, LogLinks};
+
+mod places;
+use places::jobs_are_found_by_pull_request_sha_prefix_and_branch;
 use switchyard_plugin_api::CancelReason;
 
 /// A `pull_request.opened` delivery with id `id`, for tests.
@@ -1339,6 +1342,7 @@ conformance!(
     each_job_has_its_own_link_salt,
     visitors_see_only_repositories_whose_newest_delivery_is_public,
     sign_outs_end_sessions_and_only_move_forward,
+    jobs_are_found_by_pull_request_sha_prefix_and_branch,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {

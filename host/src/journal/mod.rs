@@ -10,6 +10,7 @@
 pub(crate) mod conformance;
 mod heads;
 mod jobs;
+mod place;
 mod postgres;
 mod records;
 mod roles;
@@ -26,6 +27,7 @@ pub use jobs::{
     Supersede,
 };
 pub(crate) use jobs::{EndedColumns, PageBuilder, cancel_reason};
+pub use place::Place;
 pub use postgres::{
     PostgresJournal, PostgresSettings, mask_url, migrate_only, schema_version, tls_config,
 };

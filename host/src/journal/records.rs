@@ -106,6 +106,14 @@ pub struct JobFilter {
     pub repository: Option<String>,
     /// Only jobs with smaller ids: the next page.
     pub before: Option<JobId>,
+    /// Only jobs of deliveries of this event.
+    pub event: Option<String>,
+    /// Only jobs of deliveries about this pull request (of `repository`, when given).
+    pub pull_request: Option<i64>,
+    /// Only jobs of deliveries about a commit whose sha starts with these lowercase hex digits.
+    pub sha_prefix: Option<String>,
+    /// Only jobs of deliveries about this branch (or ref), see [`Place`](super::Place).
+    pub git_ref: Option<String>,
 }
 
 /// Which verdicts a job list keeps.
@@ -164,6 +172,8 @@ pub struct JobRow {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Where the delivery points: its pull request, commit and branch, when it said.
+    pub place: super::Place,
 }
 
 /// Jobs per state, for the dashboard's header.

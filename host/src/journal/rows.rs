@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::{
     ActionRecord, DeliveryRecord, GitHubPost, JobId, JobRecord, JobRow, JobState, JournalError,
-    LinkSalt, PageBuilder, PendingJob, PostRecord,
+    LinkSalt, PageBuilder, PendingJob, Place, PostRecord,
 };
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts};
 use switchyard_plugin_api::Verdict;
@@ -37,12 +37,12 @@ pub(crate) trait Columns {
 pub(crate) const FAILED_JOB: &str = "(j.verdict IN ('failed', 'errored', 'timed_out')
      OR (j.verdict IS NULL AND j.state = 'failed'))";
 
-/// A job's record (columns 0..=6, 14 and 15, read by [`job_record`]), then its delivery's facts and
-/// its times (7..=13, read by [`job_row`]).
+/// A job's record (columns 0..=6, 14 and 15, read by [`job_record`]), then its delivery's facts,
+/// its times and its place (7..=13 and 16..=18, read by [`job_row`]).
 pub(crate) const JOB_COLUMNS: &str =
     "SELECT j.id, d.id, j.plugin, j.state, j.attempts, j.error, j.note,
             d.event, d.action, d.repository, d.sender, j.created_at, j.started_at, j.finished_at,
-            j.link_salt, j.verdict
+            j.link_salt, j.verdict, d.pull_request, d.head_sha, d.git_ref
      FROM jobs j JOIN deliveries d ON d.seq = j.delivery";
 
 /// A job's record from a row of [`JOB_COLUMNS`].
@@ -80,6 +80,11 @@ pub(crate) fn job_row<R: Columns>(row: &R) -> Result<JobRow, R::Error> {
         created_at: row.get(11)?,
         started_at: row.get(12)?,
         finished_at: row.get(13)?,
+        place: Place {
+            pull_request: row.get(16)?,
+            head_sha: row.get(17)?,
+            git_ref: row.get(18)?,
+        },
     })
 }
 

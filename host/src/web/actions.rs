@@ -130,7 +130,7 @@ pub(super) async fn deploys_to(
 pub async fn replay(
     State(state): State<WebState>,
     Path(id): Path<String>,
-    SignedForm { actor, form }: SignedForm<ReplayForm>,
+    SignedForm { actor, form, .. }: SignedForm<ReplayForm>,
 ) -> Response {
     let delivery = match state.journal.delivery(&id).await {
         Ok(Some(delivery)) => delivery,
@@ -282,7 +282,7 @@ const RELEASE_SLACK: Duration = Duration::from_secs(5);
 /// is freed and the jobs waiting for it woken.
 pub async fn release_lock(
     State(state): State<WebState>,
-    SignedForm { actor, form }: SignedForm<ReleaseForm>,
+    SignedForm { actor, form, .. }: SignedForm<ReleaseForm>,
 ) -> Response {
     let name = form.name.trim().to_owned();
     let page = "/dashboard/deployments";

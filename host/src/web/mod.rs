@@ -154,6 +154,19 @@ pub fn router(state: WebState) -> Router {
         .route("/dashboard/locks/release", post(actions::release_lock))
         .route("/dashboard/plugins", get(pages::plugins::show))
         .route(
+            "/dashboard/repositories/{owner}/{name}",
+            get(pages::places::repository::show),
+        )
+        .route(
+            "/dashboard/repositories/{owner}/{name}/pulls/{number}",
+            get(pages::places::pull_request::show),
+        )
+        .route(
+            "/dashboard/repositories/{owner}/{name}/commits/{sha}",
+            get(pages::places::commit::show),
+        )
+        .route("/dashboard/search", get(pages::places::search::search))
+        .route(
             "/dashboard/sign-in",
             get(pages::sign_in::form).post(pages::sign_in::sign_in),
         )

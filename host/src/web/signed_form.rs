@@ -16,7 +16,10 @@ use super::{Viewer, WebState, message};
 /// A form posted by a signed-in person from the dashboard's own pages, with their name. As an
 /// `Option`, a form posted by no one signed in is `None` rather than refused.
 pub(super) struct SignedForm<F> {
-    /// Who posted it.
+    /// The signed-in name (a named token's), whose sessions these are.
+    pub name: String,
+    /// Who posted it, as the journal records a person: `token:NAME` (a comment's author is
+    /// `github:ID (login)`).
     pub actor: String,
     pub form: F,
 }
@@ -49,9 +52,13 @@ where
         if viewer.name.is_none() {
             return Ok(None);
         }
-        let actor = actor(state, &viewer, &headers, form.form_token())
+        let name = signed_in(state, &viewer, &headers, form.form_token())
             .map_err(IntoResponse::into_response)?;
-        Ok(Some(Self { actor, form }))
+        Ok(Some(Self {
+            actor: format!("token:{name}"),
+            name,
+            form,
+        }))
     }
 }
 
@@ -118,7 +125,7 @@ fn same_origin(headers: &HeaderMap, origins: &[String]) -> bool {
 }
 
 /// The signed-in name, once the request passed the CSRF checks.
-fn actor(
+fn signed_in(
     state: &WebState,
     viewer: &Viewer,
     headers: &HeaderMap,

@@ -17,7 +17,7 @@ use crate::support::{
     EVENT_LOG, FakeGitHub, HostSpec, Origin, TestHost, behaviours, binds, example,
 };
 
-const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
+pub(crate) const TOKEN: &str = "Br0wsEr7tK2qL9mXv4Nc8pRz";
 
 /// Chromium and its driver, from `PATH`.
 fn browser() -> Option<(PathBuf, PathBuf)> {
@@ -323,11 +323,17 @@ async fn watch_a_log_live(logs: LogsIn, test: &str) {
         )
         .await;
 
-    // The group folds.
+    // The group starts folded, as GitHub Actions shows it, with its markers hidden; a click
+    // opens it.
     let group_open = "return document.querySelector('#log details.group').open";
+    let visible = |id: &str| format!("return document.getElementById('{id}').checkVisibility()");
     assert_eq!(
         client.execute(group_open, vec![]).await.unwrap(),
-        json!(true)
+        json!(false)
+    );
+    assert_eq!(
+        client.execute(&visible("L2"), vec![]).await.unwrap(),
+        json!(false)
     );
     client
         .find(Locator::Css("#log details.group > summary"))
@@ -338,16 +344,30 @@ async fn watch_a_log_live(logs: LogsIn, test: &str) {
         .unwrap();
     assert_eq!(
         client.execute(group_open, vec![]).await.unwrap(),
-        json!(false)
+        json!(true)
     );
-    let inside_visible = client
-        .execute(
-            "return document.getElementById('L2').checkVisibility()",
-            vec![],
-        )
+    assert_eq!(
+        client.execute(&visible("L2"), vec![]).await.unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        client.execute(&visible("L3"), vec![]).await.unwrap(),
+        json!(false),
+        "the ::endgroup:: line is hidden"
+    );
+    let text = client
+        .execute("return document.getElementById('log').innerText", vec![])
         .await
         .unwrap();
-    assert_eq!(inside_visible, json!(false));
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("Setup") && text.contains("inside the group"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("::group::") && !text.contains("::endgroup::"),
+        "{text}"
+    );
 
     let screenshot = match logs {
         LogsIn::Files => "job-live-log",
@@ -458,7 +478,7 @@ async fn replay_a_delivery_and_see_its_new_job_appear() {
     browser.click("#replay-button").await;
     let notice = browser.text("action-result").await;
     assert!(
-        notice.starts_with("alice replay: replayed as new jobs #2 (event-log)"),
+        notice.starts_with("token:alice replay: replayed as new jobs #2 (event-log)"),
         "{notice}"
     );
     let jobs = client.find_all(Locator::Css("ul.jobs a")).await.unwrap();
@@ -507,7 +527,7 @@ async fn replay_a_deployment_after_typing_its_environment_then_sign_out_everywhe
     browser.click("#replay-button").await;
     let notice = browser.text("action-result").await;
     assert!(
-        notice.starts_with("alice replay: replayed as new jobs #2 (event-log)"),
+        notice.starts_with("token:alice replay: replayed as new jobs #2 (event-log)"),
         "{notice}"
     );
     host.ended_jobs("deploy-1", 2).await;
@@ -586,7 +606,7 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
     browser.click("#cancel-button").await;
     let notice = browser.text("action-result").await;
     assert!(
-        notice.contains("cancelling: the plugin was told \"cancelled by alice\""),
+        notice.contains("cancelling: the plugin was told \"cancelled by token:alice\""),
         "{notice}"
     );
     browser
@@ -600,7 +620,7 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
         .text()
         .await
         .unwrap();
-    assert!(error.starts_with("cancelled by alice"), "{error}");
+    assert!(error.starts_with("cancelled by token:alice"), "{error}");
     // What the runner posted is on the job's page: its last status says error.
     let posted = browser
         .client
@@ -629,7 +649,7 @@ async fn cancel_a_running_build_and_see_its_end_and_the_ci_runners_status() {
         statuses.last(),
         Some(&(
             "error".to_owned(),
-            format!("Build #{job} cancelled by alice")
+            format!("Build #{job} cancelled by token:alice")
         )),
         "{statuses:?}"
     );
@@ -691,7 +711,7 @@ async fn release_a_lock_after_typing_its_name() {
     let ended = host.ended_jobs("held-1", 1).await;
     assert_eq!(
         ended[0].error.as_deref(),
-        Some("stopped: cancelled by alice")
+        Some("stopped: cancelled by token:alice")
     );
     browser.finish("lock-released").await;
     host.stop().await;

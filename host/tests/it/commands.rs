@@ -294,6 +294,22 @@ async fn a_redelivered_comment_runs_once() {
     assert_eq!((status, &answer["duplicate"]), (200, &json!(true)));
     assert_eq!(handed(&host).len(), 1);
     host.stop().await;
+
+    // Even where the operator has redeliveries run again, a comment's commands run once.
+    let host = TestHost::start(HostSpec {
+        plugins: taking("ci", "[\"retest\"]", ""),
+        github_url: Some(github.url().to_owned()),
+        github_token: Some(TOKEN),
+        server: "redeliveries = \"rerun\"".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(host.send("issue_comment", "d-2", &payload).await.0, 202);
+    host.ended_jobs("d-2", 1).await;
+    let (status, answer) = host.send("issue_comment", "d-2", &payload).await;
+    assert_eq!((status, &answer["duplicate"]), (200, &json!(true)));
+    assert_eq!(handed(&host).len(), 1);
+    host.stop().await;
 }
 
 #[tokio::test]

@@ -167,12 +167,15 @@ async fn replay_needs_a_sign_in_a_same_origin_form_and_its_sessions_token_and_is
     let new = jobs[1].id;
     assert!(
         shown.contains(&format!(
-            "<strong>alice</strong> replay: replayed as new jobs #{new} (event-log)"
+            "<strong>token:alice</strong> replay: replayed as new jobs #{new} (event-log)"
         )),
         "{shown}"
     );
     // In the trail on the delivery's page, and the new job links back to the delivery.
-    assert!(shown.contains("<td>alice</td><td>replay</td>"), "{shown}");
+    assert!(
+        shown.contains("<td>token:alice</td><td>replay</td>"),
+        "{shown}"
+    );
     let job_page = dash.ok(&format!("/dashboard/jobs/{new}")).await;
     assert!(job_page.contains("href=\"/dashboard/deliveries/r-1\""));
     assert!(
@@ -220,7 +223,7 @@ async fn replay_needs_a_sign_in_a_same_origin_form_and_its_sessions_token_and_is
     assert!(
         trail
             .iter()
-            .all(|a| a.actor == "alice" && a.action == "replay")
+            .all(|a| a.actor == "token:alice" && a.action == "replay")
     );
     dash.host.stop().await;
 }
@@ -285,17 +288,18 @@ async fn cancelling_a_running_job_tells_the_plugin_who_and_is_audited() {
         .await;
     let shown = dash.result_page(cancelled).await;
     assert!(
-        shown.contains("cancel: cancelling: the plugin was told &#34;cancelled by alice&#34;"),
+        shown
+            .contains("cancel: cancelling: the plugin was told &#34;cancelled by token:alice&#34;"),
         "{shown}"
     );
     let ended = dash.host.ended_jobs("c-1", 1).await;
     assert_eq!(ended[0].state, JobState::Failed);
     assert_eq!(
         ended[0].error.as_deref(),
-        Some("stopped: cancelled by alice")
+        Some("stopped: cancelled by token:alice")
     );
     let (_, log) = dash.host.get(&dash.host.log_path(job).await).await;
-    assert!(log.contains("cancelled: cancelled by alice"), "{log}");
+    assert!(log.contains("cancelled: cancelled by token:alice"), "{log}");
     // The job's page: its final state, no button, the action in its trail.
     let after = dash.ok(&page).await;
     assert!(
@@ -303,7 +307,10 @@ async fn cancelling_a_running_job_tells_the_plugin_who_and_is_audited() {
         "{after}"
     );
     assert!(!after.contains("id=\"cancel-button\""));
-    assert!(after.contains("<td>alice</td><td>cancel</td>"), "{after}");
+    assert!(
+        after.contains("<td>token:alice</td><td>cancel</td>"),
+        "{after}"
+    );
 
     // Cancelling an ended job does nothing, and says so.
     let token = form_token(&dash.ok("/dashboard/deliveries/c-1").await);
@@ -389,14 +396,17 @@ async fn a_lock_is_released_after_its_name_is_typed_its_holder_cancelled_first()
     let ended = dash.host.ended_jobs("l-1", 1).await;
     assert_eq!(
         ended[0].error.as_deref(),
-        Some("stopped: cancelled by alice")
+        Some("stopped: cancelled by token:alice")
     );
     // On the deployments page and the holder's page.
     assert!(shown.contains("No lock is held."));
-    assert!(shown.contains("<td>alice</td><td>release</td>"), "{shown}");
+    assert!(
+        shown.contains("<td>token:alice</td><td>release</td>"),
+        "{shown}"
+    );
     let job_page = dash.ok(&format!("/dashboard/jobs/{holder}")).await;
     assert!(
-        job_page.contains("<td>alice</td><td>release</td>"),
+        job_page.contains("<td>token:alice</td><td>release</td>"),
         "{job_page}"
     );
     dash.host.stop().await;
@@ -450,6 +460,6 @@ async fn a_queued_job_starts_cancelled_and_its_plugin_is_told_who() {
         "{ended:?}"
     );
     let (_, log) = dash.host.get(&dash.host.log_path(waiting).await).await;
-    assert!(log.contains("cancelled: cancelled by alice"), "{log}");
+    assert!(log.contains("cancelled: cancelled by token:alice"), "{log}");
     dash.host.stop().await;
 }

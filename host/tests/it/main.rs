@@ -5,6 +5,7 @@ mod support;
 
 mod bad_files; // cut or replaced plugin libraries, a full disk: refused or reported, host serving
 mod browser; // the dashboard in headless Chromium over WebDriver: sign in, a delivery arrives, a live log, #L links, folding
+mod browser_pages; // the repository, pull request and commit pages and search in headless Chromium; a private repository hidden from a visitor
 mod catch_up; // missed deliveries redelivered after an outage, once each; no rescan after a restart; the catch-up command
 mod checks; // the CI runner's check runs as a GitHub App: states, the log's end, annotations in batches, Re-run, Cancel, other Apps ignored
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
@@ -28,6 +29,7 @@ mod loading; // the ABI handshake and its refusals; `switchyard check`
 mod log_lines; // the host's log, text and JSON, read whole after a busy run: plain words and fields, no Debug text
 mod notifiers; // chat and pager against a local receiver: content, trigger/resolve, retries, secrets
 mod operations; // health, metrics, replay, and the operator commands against a server process
+mod pages; // the repository, pull request and commit pages, search, times in UTC without the script, private repositories absent
 mod plugin_failures; // panics, hangs, retries and host services seen from a job
 mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, logs across hosts, the database away and back, one catch-up round
 mod queue; // jobs past the memory budget wait in the journal and still run, once each

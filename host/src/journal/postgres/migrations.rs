@@ -191,6 +191,22 @@ CREATE TRIGGER job_logs_place BEFORE INSERT ON job_logs
 ALTER TABLE jobs ADD COLUMN verdict TEXT;
 "#,
     r#"
+-- Where each delivery points (see `journal/place.rs`), read from its payload as it is stored:
+-- the dashboard's repository, pull request and commit pages and its search find deliveries by
+-- these. NULL for deliveries stored before: their payloads are compressed, which SQL cannot read.
+ALTER TABLE deliveries ADD COLUMN pull_request BIGINT;
+ALTER TABLE deliveries ADD COLUMN head_sha TEXT;
+ALTER TABLE deliveries ADD COLUMN git_ref TEXT;
+CREATE INDEX deliveries_by_repository ON deliveries (repository, seq);
+-- By number first: search finds a pull request's number in every repository.
+CREATE INDEX deliveries_by_pull_request ON deliveries (pull_request, repository, seq)
+    WHERE pull_request IS NOT NULL;
+-- In bytes' order whatever the database's collation: a sha prefix is the range from it to it
+-- followed by `g` (past every hex digit).
+CREATE INDEX deliveries_by_sha ON deliveries ((head_sha COLLATE "C"))
+    WHERE head_sha IS NOT NULL;
+"#,
+    r#"
 -- Heads of pull requests from forks: seen arriving (approved_by NULL) or approved by a
 -- maintainer's /ok-to-test (the person, `github:12345 (mona)`), with the job recording each.
 CREATE TABLE pull_request_heads (

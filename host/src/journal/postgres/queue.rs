@@ -13,7 +13,8 @@ use crate::event::{Delivery, now_rfc3339};
 use crate::journal::rows::pending_job;
 use crate::journal::{
     Appended, AttemptEnd, EndedColumns, JobId, JobState, JournalError, LinkSalt, LostLease,
-    PageBuilder, PendingJob, Queue, QueuedPage, Started, Supersede, cancel_reason, unix_millis,
+    PageBuilder, PendingJob, Place, Queue, QueuedPage, Started, Supersede, cancel_reason,
+    unix_millis,
 };
 
 #[async_trait::async_trait]
@@ -25,14 +26,17 @@ impl Queue for PostgresJournal {
         rerun: bool,
     ) -> Result<Appended, JournalError> {
         let payload = lz4_flex::compress_prepend_size(&delivery.payload);
+        let place = Place::of(&delivery.payload);
         let headers = (!delivery.headers.is_empty())
             .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default());
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let insert = tx
             .prepare_cached(
-                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING seq",
+                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers,
+                                         pull_request, head_sha, git_ref)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO NOTHING RETURNING seq",
             )
             .await?;
         // A host storing the same id at once holds the row: this waits for its commit, then
@@ -49,6 +53,9 @@ impl Queue for PostgresJournal {
                     &payload,
                     &delivery.facts.sender,
                     &headers,
+                    &place.pull_request,
+                    &place.head_sha,
+                    &place.git_ref,
                 ],
             )
             .await?;

@@ -85,18 +85,7 @@ impl Reads for PostgresJournal {
         let state = filter.state.map(JobState::as_str);
         let rows = self
             .query(
-                &format!(
-                    "{JOB_COLUMNS}
-                 WHERE ($1::bigint IS NULL OR j.id = $1)
-                   AND ($2::text IS NULL OR j.state = $2)
-                   AND ($3::text IS NULL OR j.plugin = $3)
-                   AND ($4::text IS NULL OR d.repository = $4)
-                   AND ($5::bigint IS NULL OR j.id < $5)
-                   AND (NOT $7 OR {public})
-                   AND ($8::text IS NULL OR ($8 = 'failed' AND {FAILED_JOB}) OR j.verdict = $8)
-                 ORDER BY j.id DESC LIMIT $6",
-                    public = public_repository("d.repository"),
-                ),
+                &jobs_query(&filter),
                 &[
                     &filter.id.map(|id| id.0),
                     &state,
@@ -106,6 +95,10 @@ impl Reads for PostgresJournal {
                     &(filter.limit as i64),
                     &filter.visibility.public_only(),
                     &filter.verdict.map(VerdictFilter::as_str),
+                    &filter.event,
+                    &filter.pull_request,
+                    &filter.sha_prefix,
+                    &filter.git_ref,
                 ],
             )
             .await?;
@@ -147,5 +140,112 @@ impl Reads for PostgresJournal {
         counts.bad = failed[0].get::<_, i64>(0) as u64;
         counts.failed_since = failed[0].get::<_, i64>(1) as u64;
         Ok(counts)
+    }
+}
+
+/// The jobs query for `filter`. A place asked for (a repository, a pull request, a sha prefix,
+/// a branch) is a bare condition, which the deliveries' indexes serve in every plan, the
+/// generic one of a cached statement too; one not asked for is bound as NULL.
+fn jobs_query(filter: &JobFilter) -> String {
+    let place = |asked: bool, n: u8, cast: &str, condition: &str| {
+        if asked {
+            format!("AND {condition}")
+        } else {
+            format!("AND ${n}::{cast} IS NULL")
+        }
+    };
+    format!(
+        "{JOB_COLUMNS}
+         WHERE ($1::bigint IS NULL OR j.id = $1)
+           AND ($2::text IS NULL OR j.state = $2)
+           AND ($3::text IS NULL OR j.plugin = $3)
+           {repository}
+           AND ($5::bigint IS NULL OR j.id < $5)
+           AND (NOT $7 OR {public})
+           AND ($8::text IS NULL OR ($8 = 'failed' AND {FAILED_JOB}) OR j.verdict = $8)
+           AND ($9::text IS NULL OR d.event = $9)
+           {pull_request}
+           {sha}
+           {git_ref}
+         ORDER BY j.id DESC LIMIT $6",
+        repository = place(filter.repository.is_some(), 4, "text", "d.repository = $4"),
+        pull_request = place(
+            filter.pull_request.is_some(),
+            10,
+            "bigint",
+            "d.pull_request = $10"
+        ),
+        // In bytes' order, as the index is: lowercase hex sorts below `g`.
+        sha = place(
+            filter.sha_prefix.is_some(),
+            11,
+            "text",
+            "d.head_sha COLLATE \"C\" >= $11::text AND d.head_sha COLLATE \"C\" < $11::text || 'g'"
+        ),
+        git_ref = place(filter.git_ref.is_some(), 12, "text", "d.git_ref = $12"),
+        public = public_repository("d.repository"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The jobs query by place uses the deliveries' indexes whenever the planner may: sequential
+    /// scans are turned off, so a plan without the index means the query cannot use it.
+    #[tokio::test]
+    async fn reads_by_place_can_use_the_deliveries_indexes() {
+        let Some(server) = switchyard_testkit::TestPostgres::get() else {
+            return;
+        };
+        let journal = crate::journal::conformance::host(&server.database(), 30_000).await;
+        let of = |repository: bool, pull_request: bool, sha: bool| JobFilter {
+            limit: 10,
+            repository: repository.then(|| "octo/app".to_owned()),
+            pull_request: pull_request.then_some(7),
+            sha_prefix: sha.then(|| "abc1".to_owned()),
+            ..JobFilter::default()
+        };
+        let cases = [
+            (of(true, false, false), "deliveries_by_repository"),
+            (of(true, true, false), "deliveries_by_pull_request"),
+            (of(false, true, false), "deliveries_by_pull_request"),
+            (of(false, false, true), "deliveries_by_sha"),
+        ];
+        let client = journal.client().await.unwrap();
+        client
+            .batch_execute("SET enable_seqscan = off")
+            .await
+            .unwrap();
+        for (filter, index) in cases {
+            let query = format!("EXPLAIN {}", jobs_query(&filter));
+            let none_text: Option<String> = None;
+            let none_id: Option<i64> = None;
+            let rows = client
+                .query(
+                    &query,
+                    &[
+                        &none_id,
+                        &none_text,
+                        &none_text,
+                        &filter.repository,
+                        &none_id,
+                        &10i64,
+                        &false,
+                        &none_text,
+                        &none_text,
+                        &filter.pull_request,
+                        &filter.sha_prefix,
+                        &none_text,
+                    ],
+                )
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{index}: {plan:#?}"
+            );
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::{
 
 use rusqlite::{Connection, params};
 
-use super::{JobId, JournalError, LinkSalt};
+use super::{JobId, JournalError, LinkSalt, Place};
 use crate::event::Delivery;
 use delivery_ids::SEQ_OF_ID;
 use migrations::migrate;
@@ -207,6 +207,7 @@ fn insert_delivery(
     conn: &Connection,
     delivery: &Delivery,
     compressed_payload: &[u8],
+    place: &Place,
     plugins: &[String],
     salts: &[LinkSalt],
     rerun: bool,
@@ -216,8 +217,9 @@ fn insert_delivery(
         (Some(seq), true) => seq,
         (None, _) => {
             conn.prepare_cached(
-                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers,
+                                         pull_request, head_sha, git_ref)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 delivery.id.as_str(),
@@ -229,6 +231,9 @@ fn insert_delivery(
                 delivery.facts.sender,
                 (!delivery.headers.is_empty())
                     .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default()),
+                place.pull_request,
+                place.head_sha,
+                place.git_ref,
             ])?;
             let seq = conn.last_insert_rowid();
             delivery_ids::add(conn, delivery.id.as_str(), seq)?;

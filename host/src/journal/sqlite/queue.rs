@@ -12,7 +12,7 @@ use crate::event::{Delivery, now_rfc3339};
 use crate::journal::rows::pending_job;
 use crate::journal::{
     Appended, AttemptEnd, EndedColumns, JobId, JobState, JournalError, LinkSalt, PageBuilder,
-    PendingJob, Queue, QueuedPage, Started, Supersede, cancel_reason, unix_millis,
+    PendingJob, Place, Queue, QueuedPage, Started, Supersede, cancel_reason, unix_millis,
 };
 
 #[async_trait::async_trait]
@@ -25,11 +25,12 @@ impl Queue for SqliteJournal {
     ) -> Result<Appended, JournalError> {
         let stored = Arc::clone(&delivery);
         let payload = lz4_flex::compress_prepend_size(&delivery.payload);
+        let place = Place::of(&delivery.payload);
         let salts = LinkSalt::fresh(plugins.len())?;
         let jobs = self
             .write(move |conn| {
                 all_or_nothing(conn, || {
-                    insert_delivery(conn, &stored, &payload, &plugins, &salts, rerun)
+                    insert_delivery(conn, &stored, &payload, &place, &plugins, &salts, rerun)
                 })
             })
             .await?;

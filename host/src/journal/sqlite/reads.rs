@@ -99,18 +99,7 @@ impl Reads for SqliteJournal {
 
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>, JournalError> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(&format!(
-                "{JOB_COLUMNS}
-                 WHERE (?1 IS NULL OR j.id = ?1)
-                   AND (?2 IS NULL OR j.state = ?2)
-                   AND (?3 IS NULL OR j.plugin = ?3)
-                   AND (?4 IS NULL OR d.repository = ?4)
-                   AND (?5 IS NULL OR j.id < ?5)
-                   AND (?7 = 0 OR {public})
-                   AND (?8 IS NULL OR (?8 = 'failed' AND {FAILED_JOB}) OR j.verdict = ?8)
-                 ORDER BY j.id DESC LIMIT ?6",
-                public = public_repository("d.repository"),
-            ))?;
+            let mut statement = conn.prepare_cached(&jobs_query(&filter))?;
             let rows = statement.query_map(
                 params![
                     filter.id.map(|id| id.0),
@@ -121,6 +110,10 @@ impl Reads for SqliteJournal {
                     filter.limit as i64,
                     filter.visibility.public_only(),
                     filter.verdict.map(VerdictFilter::as_str),
+                    filter.event,
+                    filter.pull_request,
+                    filter.sha_prefix,
+                    filter.git_ref,
                 ],
                 |row| job_row(row),
             )?;
@@ -167,4 +160,43 @@ impl Reads for SqliteJournal {
         })
         .await
     }
+}
+
+/// The jobs query for `filter`. A place asked for (a repository, a pull request, a sha prefix,
+/// a branch) is a bare condition, which the deliveries' indexes serve; one not asked for is
+/// bound as NULL. (`?n IS NULL OR ...` would keep SQLite, which plans before the values are
+/// bound, from using an index for it.)
+pub(super) fn jobs_query(filter: &JobFilter) -> String {
+    let place = |asked: bool, n: u8, condition: &str| {
+        if asked {
+            format!("AND {condition}")
+        } else {
+            format!("AND ?{n} IS NULL")
+        }
+    };
+    format!(
+        "{JOB_COLUMNS}
+         WHERE (?1 IS NULL OR j.id = ?1)
+           AND (?2 IS NULL OR j.state = ?2)
+           AND (?3 IS NULL OR j.plugin = ?3)
+           {repository}
+           AND (?5 IS NULL OR j.id < ?5)
+           AND (?7 = 0 OR {public})
+           AND (?8 IS NULL OR (?8 = 'failed' AND {FAILED_JOB}) OR j.verdict = ?8)
+           AND (?9 IS NULL OR d.event = ?9)
+           {pull_request}
+           {sha}
+           {git_ref}
+         ORDER BY j.id DESC LIMIT ?6",
+        repository = place(filter.repository.is_some(), 4, "d.repository = ?4"),
+        pull_request = place(filter.pull_request.is_some(), 10, "d.pull_request = ?10"),
+        // Lowercase hex sorts below `g`: the prefix's range.
+        sha = place(
+            filter.sha_prefix.is_some(),
+            11,
+            "d.head_sha >= ?11 AND d.head_sha < ?11 || 'g'"
+        ),
+        git_ref = place(filter.git_ref.is_some(), 12, "d.git_ref = ?12"),
+        public = public_repository("d.repository"),
+    )
 }

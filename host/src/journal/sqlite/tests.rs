@@ -711,13 +711,64 @@ async fn a_journal_restored_from_a_backup_gives_no_logged_id_again_nor_opens_a_l
 }
 
 #[tokio::test]
+async fn the_dashboards_reads_by_place_use_the_deliveries_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = SqliteJournal::open(&dir.path().join("journal.db")).unwrap();
+    let of = |repository: bool, pull_request: bool, sha: bool| crate::journal::JobFilter {
+        limit: 10,
+        repository: repository.then(|| "octo/app".to_owned()),
+        pull_request: pull_request.then_some(7),
+        sha_prefix: sha.then(|| "abc1".to_owned()),
+        ..Default::default()
+    };
+    let cases = [
+        (of(true, false, false), "deliveries_by_repository"),
+        (of(true, true, false), "deliveries_by_pull_request"),
+        (of(false, true, false), "deliveries_by_pull_request"),
+        (of(false, false, true), "deliveries_by_sha"),
+    ];
+    for (filter, index) in cases {
+        let query = super::reads::jobs_query(&filter);
+        let plan: Vec<String> = journal
+            .read(move |conn| {
+                let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {query}"))?;
+                let rows = statement.query_map(
+                    rusqlite::params![
+                        None::<i64>,
+                        None::<String>,
+                        None::<String>,
+                        filter.repository,
+                        None::<i64>,
+                        10,
+                        false,
+                        None::<String>,
+                        None::<String>,
+                        filter.pull_request,
+                        filter.sha_prefix,
+                        None::<String>
+                    ],
+                    |row| row.get::<_, String>(3),
+                )?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{index}: {plan:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn jobs_ended_before_verdicts_have_none_and_count_as_failed_by_their_state() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("before-verdicts.db");
     let old = Connection::open(&path).unwrap();
+    // The journal as it was before the verdicts' migration (later ones apply at open too).
     let before = MIGRATIONS
         .iter()
-        .position(|m| m.contains("ADD COLUMN verdict"))
+        .position(|migration| migration.contains("ADD COLUMN verdict"))
         .expect("the verdicts' migration");
     for migration in &MIGRATIONS[..before] {
         old.execute_batch(migration).unwrap();

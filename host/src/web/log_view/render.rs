@@ -214,23 +214,28 @@ impl LogHtml {
             escape(title, &mut title_html);
             let _ = write!(
                 self.html,
-                "<details class=\"group\" open><summary><span class=\"{class} group-start\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a>{stamp}<span class=\"t\">{title_html}</span></span></summary><div class=\"group-body\">"
+                "<details class=\"group\"><summary><span class=\"{class} group-start\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a>{stamp}<span class=\"t\">{title_html}</span></span></summary><div class=\"group-body\">"
             );
             self.in_group = true;
             return;
         }
-        let end = trimmed.starts_with("::endgroup::");
-        if end {
-            class.push_str(" group-end");
+        if trimmed.starts_with("::endgroup::") {
+            // Hidden as GitHub Actions hides it: the group's end, kept by number and by the
+            // class the follow script closes the group at.
+            let _ = write!(
+                self.html,
+                "<span class=\"line group-end\" id=\"L{n}\" hidden></span>"
+            );
+            if self.in_group {
+                self.html.push_str("</div></details>");
+                self.in_group = false;
+            }
+            return;
         }
         let _ = write!(
             self.html,
             "<span class=\"{class}\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a>{stamp}<span class=\"t\">{body}</span></span>"
         );
-        if end && self.in_group {
-            self.html.push_str("</div></details>");
-            self.in_group = false;
-        }
     }
 
     pub fn finish(mut self) -> String {
@@ -428,10 +433,13 @@ mod tests {
         assert_eq!(next, 16);
         assert!(html.contains("<span class=\"line\" id=\"L10\"><a class=\"ln\" href=\"#L10\">10</a><span class=\"t\">start</span></span>"));
         assert!(html.contains(
-            "<details class=\"group\" open><summary><span class=\"line group-start\" id=\"L11\">"
+            "<details class=\"group\"><summary><span class=\"line group-start\" id=\"L11\">"
         ));
         assert!(html.contains("Build &lt;x&gt;"));
         assert!(html.contains("<span class=\"line error\" id=\"L13\">"));
-        assert!(html.contains("id=\"L14\"><a class=\"ln\" href=\"#L14\">14</a><span class=\"t\">::endgroup::</span></span></div></details><span class=\"line\" id=\"L15\">"));
+        // The end marker is hidden, its number kept, and the group closed there.
+        assert!(html.contains("<span class=\"line group-end\" id=\"L14\" hidden></span></div></details><span class=\"line\" id=\"L15\">"));
+        assert!(!html.contains("::endgroup::"));
+        assert!(!html.contains("::group::"));
     }
 }

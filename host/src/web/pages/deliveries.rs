@@ -13,7 +13,7 @@ use super::super::message::{journal_failed, not_found};
 use super::super::{Viewer, WebState, actions};
 use super::badge::job_badge;
 use super::{
-    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
+    layout::{Head, PAGE_BYTES, PAYLOAD_READ, filters, head, page, reserve},
     params::{Params, next_page, param},
     trail::trail,
     visible::{masked, visible_delivery},

@@ -13,7 +13,7 @@ use super::super::message::journal_failed;
 use super::super::{Viewer, WebState};
 use super::{
     jobs::{DeploymentFields, short},
-    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
+    layout::{Head, PAGE_BYTES, PAYLOAD_READ, filters, head, page, reserve},
     locks::{LockView, lock_views},
     params::Params,
     trail::trail,

@@ -13,7 +13,8 @@ use super::super::message::{internal_error, journal_failed, not_found};
 use super::super::{Viewer, WebState, log_view};
 use super::{
     badge::{Badge, badge},
-    layout::{Head, PAGE_BYTES, PAYLOAD_READ, head, page, reserve},
+    layout::{Head, PAGE_BYTES, PAYLOAD_READ, filters, head, job_duration, page, reserve},
+    links::{commit_link, pull_request_link, repository_link},
     params::{Params, next_page, param},
     trail::{TRAIL, trail},
     visible::{masked, visible_job},
@@ -35,28 +36,22 @@ struct JobView {
     created_at: String,
     started_at: String,
     duration: String,
+    /// The pages of its repository, pull request and commit, when its delivery named them.
+    repository_link: Option<String>,
+    pull_request: Option<(i64, String)>,
+    commit: Option<(String, String)>,
 }
 
 fn job_view(state: &WebState, row: &JobRow) -> JobView {
-    let parse = |t: &str| {
-        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-    };
-    let duration = match (
-        row.started_at.as_deref().and_then(parse),
-        row.finished_at.as_deref().and_then(parse),
-    ) {
-        (Some(start), Some(end)) => {
-            let millis = (end - start).whole_milliseconds().max(0);
-            if millis < 10_000 {
-                format!("{:.1} s", millis as f64 / 1000.0)
-            } else {
-                format!("{}m {:02}s", millis / 60_000, (millis / 1000) % 60)
-            }
-        }
-        (Some(_), None) => "running".to_owned(),
-        _ => String::new(),
-    };
+    let duration = job_duration(row.started_at.as_deref(), row.finished_at.as_deref());
+    let repository = row.repository.as_deref().unwrap_or_default();
+    let known = !repository.is_empty();
     JobView {
+        repository_link: known.then(|| repository_link(repository)),
+        pull_request: (row.place.pull_request.filter(|_| known))
+            .map(|number| (number, pull_request_link(repository, number))),
+        commit: (row.place.head_sha.as_deref().filter(|_| known))
+            .map(|sha| (short(sha).to_owned(), commit_link(repository, sha))),
         id: row.job.id,
         plugin: row.job.plugin.clone(),
         repository: row.repository.clone().unwrap_or_default(),
@@ -125,6 +120,7 @@ pub(in crate::web) async fn list(
         plugin: plugin.map(str::to_owned),
         repository: repository.map(str::to_owned),
         before: before.map(JobId),
+        ..JobFilter::default()
     };
     let mut rows = match state.journal.jobs(filter).await {
         Ok(rows) => rows,

@@ -6,7 +6,7 @@ use axum::{Extension, extract::State, response::Response};
 
 use super::super::{Viewer, WebState};
 use super::{
-    layout::{Head, PAGE_BYTES, head, page, reserve},
+    layout::{Head, PAGE_BYTES, filters, head, page, reserve},
     visible::masked,
 };
 

@@ -145,7 +145,7 @@ pub(in crate::web) async fn sign_out(
     State(state): State<WebState>,
     signed: Option<SignedForm<SignOutForm>>,
 ) -> Response {
-    if let Some(SignedForm { actor: name, .. }) = signed {
+    if let Some(SignedForm { name, .. }) = signed {
         if let Err(error) = state.journal.end_sessions(&name, unix_millis()).await {
             return journal_failed(error);
         }
