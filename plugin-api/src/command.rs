@@ -109,6 +109,11 @@ pub struct CommandSpec {
     /// Whether the pull request's (or issue's) author may give it whatever their permission.
     #[serde(default)]
     pub or_author: bool,
+    /// With `or_author`: the author only once the pull request is trusted (it is not from a
+    /// fork, or its current head was approved by `/ok-to-test`), as `/retest` asks. Evaluated
+    /// by the host like the rest; absent from plugins built before it (read as `false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub author_needs_trust: bool,
     /// Where it may be given.
     pub applies_to: Applies,
 }
@@ -122,6 +127,7 @@ impl CommandSpec {
             usage: format!("/{name}"),
             permission: Role::Write,
             or_author: false,
+            author_needs_trust: false,
             applies_to: Applies::PullRequests,
         }
     }
@@ -141,6 +147,14 @@ impl CommandSpec {
     /// Lets the pull request's author give it too, whatever their permission.
     pub fn or_author(mut self) -> Self {
         self.or_author = true;
+        self
+    }
+
+    /// Lets the pull request's author give it too, once the pull request is trusted: it is not
+    /// from a fork, or its current head was approved (see docs/commands.md). The host checks.
+    pub fn or_trusted_author(mut self) -> Self {
+        self.or_author = true;
+        self.author_needs_trust = true;
         self
     }
 
@@ -201,6 +215,9 @@ pub struct PullRequestFacts {
     pub base_repository: String,
     /// Whether the head lives in another repository than the base.
     pub fork: bool,
+    /// The head's branch name; empty from hosts built before it was carried.
+    #[serde(default)]
+    pub head_ref: String,
 }
 
 /// A command the host accepted for this job: see [`crate::Event::command`].

@@ -82,6 +82,10 @@ pub struct RunRequest {
     /// unset.
     #[serde(default)]
     pub keep_output: Option<usize>,
+    /// Runs code from a fork's pull request: the host withholds the entry's `pass_env` values
+    /// and writable binds unless the entry says `trust_forks = true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untrusted: bool,
 }
 
 impl RunRequest {
@@ -92,6 +96,12 @@ impl RunRequest {
             args: vec!["-c".to_owned(), script.into()],
             ..Self::default()
         }
+    }
+
+    /// Marks the command as running a fork's code (see [`RunRequest::untrusted`]).
+    pub fn untrusted(mut self) -> Self {
+        self.untrusted = true;
+        self
     }
 
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -208,6 +218,56 @@ pub enum Superseding {
     Latest,
     /// A newer job of the line already started, on `newer_sha`: this one should not run.
     Stale { newer_sha: String },
+}
+
+/// Ask for the latest job of a line: see [`Host::latest_of_line`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineRequest {
+    pub line: String,
+}
+
+/// The latest job of a line, as the journal records it: see [`Host::latest_of_line`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineLatest {
+    /// Its job id (a build's check run carries it as its external id).
+    pub job: i64,
+    /// The sha it works on, as it called [`Host::supersede`] with.
+    pub sha: String,
+    /// Whether it is still queued or running.
+    pub running: bool,
+    /// What its work came to, once it ended (`None` while it runs).
+    #[serde(default)]
+    pub verdict: Option<crate::Verdict>,
+}
+
+/// A head of a pull request to record: see [`Host::record_head`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadNote {
+    /// `owner/repo`, the base repository.
+    pub repository: String,
+    pub number: u64,
+    pub sha: String,
+    /// `None`: seen arriving; `Some(person)`: approved by them.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+}
+
+/// Ask for a pull request's recorded heads: see [`Host::heads`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadsRequest {
+    pub repository: String,
+    pub number: u64,
+}
+
+/// A head the journal recorded for a pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedHead {
+    pub sha: String,
+    /// The job that recorded it: job ids follow the order deliveries arrived in.
+    pub job: i64,
+    /// Who approved it (`github:12345 (mona)`); `None` for a head seen arriving.
+    #[serde(default)]
+    pub approved_by: Option<String>,
 }
 
 /// Cancel another job of the same plugin: see [`Host::cancel_job`].
@@ -415,6 +475,51 @@ impl Host {
             sha: sha.to_owned(),
         };
         self.service(ServiceRequest::Supersede(request)).await
+    }
+
+    /// The latest job of this plugin's `line` (the one that last called [`Host::supersede`]
+    /// for it and was not stale), with the verdict the journal recorded when it ended: what a
+    /// `/retest` reads to know whether a pull request's last build failed. `None` when no job
+    /// of the line is recorded. The record is the journal's, so it holds across hosts.
+    pub async fn latest_of_line(&self, line: &str) -> Result<Option<LineLatest>, HostError> {
+        let request = LineRequest {
+            line: line.to_owned(),
+        };
+        self.service(ServiceRequest::LatestOfLine(request)).await
+    }
+
+    /// Records a head of pull request `number` of `repository` in the journal, by this job:
+    /// seen arriving (`approved_by: None`), or approved by a person, which the audit trail
+    /// records too. Answers whether it is the pull request's first record. The CI runner's
+    /// fork gate keeps its heads here (see docs/security.md).
+    pub async fn record_head(
+        &self,
+        repository: &str,
+        number: u64,
+        sha: &str,
+        approved_by: Option<&str>,
+    ) -> Result<bool, HostError> {
+        let note = HeadNote {
+            repository: repository.to_owned(),
+            number,
+            sha: sha.to_owned(),
+            approved_by: approved_by.map(str::to_owned),
+        };
+        self.service(ServiceRequest::RecordHead(note)).await
+    }
+
+    /// The heads the journal recorded for pull request `number` of `repository`, oldest first
+    /// (the newest 200).
+    pub async fn heads(
+        &self,
+        repository: &str,
+        number: u64,
+    ) -> Result<Vec<RecordedHead>, HostError> {
+        let request = HeadsRequest {
+            repository: repository.to_owned(),
+            number,
+        };
+        self.service(ServiceRequest::Heads(request)).await
     }
 
     /// Cancels job `job` of this same plugin (a "Cancel" button on something it posted), on

@@ -109,9 +109,9 @@ pub use github::{
     NewDeploymentStatus, StatusState, fit_chars, fit_description,
 };
 pub use host::{
-    CancelAnswer, CancelJobRequest, CheckoutRequest, CommentReaction, Host, HostError, HttpAnswer,
-    HttpPost, LockAnswer, LockRequest, RunOutput, RunRequest, SupersedeRequest, Superseding,
-    ThreadReply, Workspace,
+    CancelAnswer, CancelJobRequest, CheckoutRequest, CommentReaction, HeadNote, HeadsRequest, Host,
+    HostError, HttpAnswer, HttpPost, LineLatest, LineRequest, LockAnswer, LockRequest,
+    RecordedHead, RunOutput, RunRequest, SupersedeRequest, Superseding, ThreadReply, Workspace,
 };
 pub use permissions::{Access, Permissions};
 pub use plugin::{

@@ -80,6 +80,12 @@ pub enum ServiceRequest {
     Reply(crate::ThreadReply),
     /// Answers with a [`crate::GitHubResponse`].
     React(crate::CommentReaction),
+    /// Answers with an `Option` of [`crate::LineLatest`].
+    LatestOfLine(crate::LineRequest),
+    /// Answers with a `bool`: whether it is the pull request's first record.
+    RecordHead(crate::HeadNote),
+    /// Answers with a `Vec` of [`crate::RecordedHead`].
+    Heads(crate::HeadsRequest),
 }
 
 /// The answer of a host service.

@@ -439,7 +439,8 @@ impl FakeGitHub {
     }
 
     /// Opens pull request `number` on `repository` with head `head_sha` in `head_repository`
-    /// (another repository: a fork), as `pulls/get` answers it.
+    /// (another repository: a fork), as `pulls/get` answers it; called again, moves its head
+    /// (a push).
     pub fn open_pull_request(
         &self,
         repository: &str,
@@ -448,7 +449,11 @@ impl FakeGitHub {
         head_repository: &str,
     ) {
         let pull = comments::pull(repository, number, head_sha, head_repository);
-        self.state().pulls.push(pull);
+        let mut state = self.state();
+        state.pulls.retain(|p| {
+            !(p["number"] == pull["number"] && p["base"]["repo"] == pull["base"]["repo"])
+        });
+        state.pulls.push(pull);
     }
 
     /// The requests to one operation (`create_status`, `create_deployment`,

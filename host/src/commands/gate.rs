@@ -20,7 +20,7 @@ use super::{
 use crate::{
     event::Delivery,
     github::{Caller, GitHub, comments},
-    journal::{AuditTrail, JobId, NewAction},
+    journal::{Approvals, AuditTrail, JobId, NewAction},
 };
 
 /// The service's state on this host, shared by every job.
@@ -30,6 +30,8 @@ pub struct CommandService {
     audit: Arc<dyn AuditTrail>,
     permissions: PermissionCache,
     replies: ReplyBudget,
+    /// Heads approved by `/ok-to-test`: a fork's pull request whose head one is trusted.
+    approvals: Option<Arc<dyn Approvals>>,
 }
 
 /// What a job runs, once its gate passed.
@@ -50,7 +52,16 @@ impl CommandService {
             audit,
             permissions: PermissionCache::default(),
             replies: ReplyBudget::default(),
+            approvals: None,
         }
+    }
+
+    /// Reads approvals from `approvals`, so the author of a fork's pull request whose head a
+    /// maintainer approved is trusted (without it, only pull requests from the base repository
+    /// are).
+    pub fn with_approvals(mut self, approvals: Arc<dyn Approvals>) -> Self {
+        self.approvals = Some(approvals);
+        self
     }
 
     /// Checks the commands of `delivery`'s comment that `specs` (a plugin entry's) take.
@@ -112,10 +123,25 @@ impl CommandService {
         }
         let level = self.level(&caller, &comment).await?;
         let is_author = comment.thread_author == Some(comment.author_id);
+        // Fetched once, when first needed: for an author's command that needs a trusted pull
+        // request, or for the commands accepted.
+        let mut facts: Option<PullRequestFacts> = None;
         let mut accepted = Vec::new();
         for invocation in parsed.commands {
             let spec = spec(&invocation.name).expect("parsed only the plugin's commands");
-            let verdict = trust::verdict(spec, level, is_author);
+            let permitted = level.is_some_and(|have| have >= spec.permission);
+            let as_author = match (is_author, spec.author_needs_trust, permitted) {
+                (true, true, false) if comment.pull_request => {
+                    if facts.is_none() {
+                        facts = Some(self.pull_request(&caller, &comment).await?);
+                    }
+                    let facts = facts.as_ref().expect("fetched just above");
+                    self.trusted(&comment, facts).await?
+                }
+                (true, true, false) => false,
+                _ => is_author,
+            };
+            let verdict = trust::verdict(spec, level, as_author);
             tracing::info!(
                 command = %spec.name,
                 person = %comment.person(),
@@ -167,9 +193,10 @@ impl CommandService {
         {
             tracing::warn!(thread = %comment.thread(), error = error.to_string(), "cannot react to a comment command");
         }
-        let pull_request = match comment.pull_request {
-            true => Some(self.pull_request(&caller, &comment).await?),
-            false => None,
+        let pull_request = match (comment.pull_request, facts) {
+            (true, Some(facts)) => Some(facts),
+            (true, None) => Some(self.pull_request(&caller, &comment).await?),
+            (false, _) => None,
         };
         let commands = accepted
             .into_iter()
@@ -211,6 +238,29 @@ impl CommandService {
         if let Err(error) = self.audit.record_action(action).await {
             tracing::warn!(%job, error = error.to_string(), "cannot record a comment command in the audit trail");
         }
+    }
+
+    /// Whether a pull request is trusted, so that its author may give the commands that let a
+    /// trusted author (`/retest`): its head lives in the base repository, where pushing needs
+    /// `write`, or a maintainer approved its current head with `/ok-to-test`.
+    async fn trusted(
+        &self,
+        comment: &Comment,
+        facts: &PullRequestFacts,
+    ) -> Result<bool, PluginError> {
+        if !facts.fork {
+            return Ok(true);
+        }
+        let Some(approvals) = &self.approvals else {
+            return Ok(false);
+        };
+        let heads = approvals
+            .heads(&comment.repository, comment.number)
+            .await
+            .map_err(|e| PluginError::retryable(format!("the journal: {e}")))?;
+        Ok(heads
+            .iter()
+            .any(|h| h.approved_by.is_some() && h.sha == facts.head_sha))
     }
 
     /// The commenter's level, from the cache or GitHub.
@@ -281,9 +331,10 @@ impl CommandService {
 
 /// The refusal's text: the command, what it needs, what the person has.
 fn refusal(spec: &CommandSpec, comment: &Comment, level: Option<Role>) -> String {
-    let author = match spec.or_author {
-        true => " (or being its author)",
-        false => "",
+    let author = match (spec.or_author, spec.author_needs_trust) {
+        (true, true) => " (or being its author, once the pull request is trusted)",
+        (true, false) => " (or being its author)",
+        (false, _) => "",
     };
     format!(
         "@{} `/{}` needs the `{}` permission on {}{author}; you have `{}`. Nothing was run.",
@@ -305,6 +356,7 @@ fn pull_request_facts(pull: &Value) -> Option<PullRequestFacts> {
         head_repository: head_repository.unwrap_or_default().to_owned(),
         base_repository: base_repository.to_owned(),
         fork: head_repository.is_none_or(|head| !head.eq_ignore_ascii_case(base_repository)),
+        head_ref: pull["head"]["ref"].as_str().unwrap_or_default().to_owned(),
     })
 }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 pub use catch_up::{CatchUpConfig, HookConfig};
 pub use dashboard::{DashboardAccess, DashboardConfig, MIN_RENDER_BUDGET_MIB};
 pub use github::{GitHubAuth, GitHubConfig};
-pub use plugins::{PluginEntry, RepositoryPattern};
+pub use plugins::{ForkBinds, PluginEntry, RepositoryPattern};
 pub use sandbox::{Cidr, NetworkIsolation, SandboxConfig, SandboxMode};
 pub use secrets::{secret_from_env, secret_from_file};
 pub use server::{MAX_BODY_MIB, Redeliveries, ServerConfig, TrustedProxies};

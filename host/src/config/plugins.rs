@@ -60,9 +60,28 @@ pub struct PluginEntry {
     /// Can only raise: below the plugin's own is refused when it loads (see docs/commands.md).
     #[serde(default)]
     pub commands: Option<BTreeMap<String, Role>>,
+    /// Whether commands run for a fork's pull request (`RunRequest::untrusted`) get the entry's
+    /// `pass_env` values and `:rw` binds like any other: false withholds them (see
+    /// docs/security.md).
+    #[serde(default)]
+    pub trust_forks: bool,
+    /// What becomes of the entry's `:rw` binds in a fork's commands: `read-only` or `none`.
+    #[serde(default)]
+    pub fork_binds: ForkBinds,
     /// Free settings handed to the plugin.
     #[serde(default)]
     pub settings: toml::Table,
+}
+
+/// What becomes of an entry's writable binds in a fork's commands (`fork_binds`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForkBinds {
+    /// Bound read-only: a cache the fork may read but not poison.
+    #[default]
+    ReadOnly,
+    /// Not bound at all.
+    None,
 }
 
 fn default_true() -> bool {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{
     ActionFilter, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobFilter, JobId, JobState,
-    Journal, JournalError, LogChunk, NewAction, PendingJob, PostFilter, PostgresJournal,
+    Journal, JournalError, LogChunk, NewAction, NewHead, PendingJob, PostFilter, PostgresJournal,
     PostgresSettings, RecentFilter, SqliteJournal, Started, Supersede, Visibility, prelude::*,
     started, unix_millis,
 };
@@ -1139,6 +1139,63 @@ async fn cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones(journal: &
     assert_eq!(unknown.unwrap(), None);
 }
 
+async fn the_latest_job_of_a_line_is_read_back_with_its_sha(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "l1", &["ci", "ci"]).await;
+    let line = "ci\no/r#9";
+    assert_eq!(journal.latest_of_line(line).await.unwrap(), None);
+    journal.supersede(line, jobs[0].id, "aaa").await.unwrap();
+    journal.supersede(line, jobs[1].id, "bbb").await.unwrap();
+    assert_eq!(
+        journal.latest_of_line(line).await.unwrap(),
+        Some((jobs[1].id, "bbb".to_owned()))
+    );
+}
+
+async fn pull_request_heads_are_kept_in_order_with_who_approved_them(journal: &dyn Journal) {
+    let jobs = new_jobs(journal, "h1", &["ci", "ci", "ci"]).await;
+    let head = |job: JobId, sha: &str, by: Option<&str>| NewHead {
+        repository: "o/r".to_owned(),
+        number: 3,
+        sha: sha.to_owned(),
+        job,
+        approved_by: by.map(str::to_owned),
+    };
+    assert!(
+        journal
+            .record_head(head(jobs[0].id, "aaa", None))
+            .await
+            .unwrap()
+    );
+    let by = Some("github:1 (mona)");
+    assert!(
+        !journal
+            .record_head(head(jobs[1].id, "aaa", by))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !journal
+            .record_head(head(jobs[2].id, "bbb", None))
+            .await
+            .unwrap()
+    );
+    let heads = journal.heads("o/r", 3).await.unwrap();
+    let read: Vec<(&str, JobId, Option<&str>)> = heads
+        .iter()
+        .map(|h| (h.sha.as_str(), h.job, h.approved_by.as_deref()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("aaa", jobs[0].id, None),
+            ("aaa", jobs[1].id, by),
+            ("bbb", jobs[2].id, None)
+        ]
+    );
+    assert!(journal.heads("o/r", 4).await.unwrap().is_empty());
+    assert!(journal.heads("o/other", 3).await.unwrap().is_empty());
+}
+
 async fn the_latest_job_of_a_line_supersedes_older_ones(journal: &dyn Journal) {
     let jobs = new_jobs(journal, "s1", &["ci", "ci", "ci", "ci"]).await;
     let [old, new, newest, elsewhere] = [0, 1, 2, 3].map(|i| jobs[i].id);
@@ -1278,6 +1335,8 @@ conformance!(
     the_dashboards_reads_filter_page_and_count,
     cancels_reach_queued_jobs_as_they_start_and_leave_ended_ones,
     the_latest_job_of_a_line_supersedes_older_ones,
+    the_latest_job_of_a_line_is_read_back_with_its_sha,
+    pull_request_heads_are_kept_in_order_with_who_approved_them,
     ids_are_never_given_twice_after_pruning,
     ids_named_elsewhere_are_skipped,
     each_job_has_its_own_link_salt,

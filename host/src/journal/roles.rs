@@ -10,6 +10,7 @@ use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
     JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, LockRecord, LostLease, NewAction,
     PostFilter, PostRecord, QueuedPage, RecentFilter, Started, Supersede, Visibility,
+    heads::{HeadRecord, NewHead},
 };
 use crate::event::Delivery;
 
@@ -112,6 +113,9 @@ pub trait Queue: Send + Sync {
     /// in the same transaction, with [`CancelReason::Superseded`].
     async fn supersede(&self, line: &str, job: JobId, sha: &str)
     -> Result<Supersede, JournalError>;
+
+    /// The latest job of `line` and the sha it works on, as [`Queue::supersede`] recorded it.
+    async fn latest_of_line(&self, line: &str) -> Result<Option<(JobId, String)>, JournalError>;
 
     /// Completes when queued jobs may have appeared that this host was not handed: another
     /// host stored a delivery, or a dead host's leases expired and its jobs were queued again.
@@ -350,6 +354,16 @@ pub trait Health: Send + Sync {
     async fn ping(&self) -> Result<(), JournalError>;
 }
 
+/// The heads of pull requests from forks: seen arriving, or approved by `/ok-to-test`.
+#[async_trait::async_trait]
+pub trait Approvals: Send + Sync {
+    /// Records a head, durably. Returns whether it is the pull request's first record.
+    async fn record_head(&self, head: NewHead) -> Result<bool, JournalError>;
+
+    /// The pull request's records, oldest first: the newest [`HEADS_READ`](super::HEADS_READ) of them.
+    async fn heads(&self, repository: &str, number: u64) -> Result<Vec<HeadRecord>, JournalError>;
+}
+
 /// Durable storage of deliveries and jobs: every role at once. Implemented for whatever
 /// implements them all; a consumer that needs fewer takes the role it uses (an
 /// `Arc<dyn Journal>` converts to an `Arc<dyn LockStore>`, say).
@@ -366,6 +380,7 @@ pub trait Journal:
     + LogStore
     + Pruning
     + Health
+    + Approvals
 {
 }
 
@@ -382,6 +397,7 @@ impl<T> Journal for T where
         + LogStore
         + Pruning
         + Health
+        + Approvals
         + ?Sized
 {
 }

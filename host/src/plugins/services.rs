@@ -26,6 +26,7 @@ use crate::{
     journal::PostLog,
     sandbox::{Allowance, Sandbox},
     services::checkout::Checkouts,
+    services::heads::Heads,
     services::locks::Locks,
     services::outbound::WebhookClient,
     services::process::{self, Place},
@@ -49,6 +50,8 @@ pub struct ServiceDeps {
     pub cancellations: Cancellations,
     /// Comment commands' gate: permissions, acknowledgements, the reply budget.
     pub commands: Arc<CommandService>,
+    /// Heads of pull requests, seen and approved (the CI runner's fork gate).
+    pub heads: Arc<Heads>,
 }
 
 /// What one job's plugin call may use. Shared with the plugin as a reference-counted pointer,
@@ -135,7 +138,11 @@ impl JobServices {
                             &deps.logs,
                         )
                         .await?;
-                    let place = self.place(&workspace);
+                    let fork = request.untrusted.then(|| self.allowance.for_fork());
+                    let mut place = self.place(&workspace);
+                    if let Some(fork) = &fork {
+                        place.allowance = fork;
+                    }
                     process::run(request, deps.logs.clone(), job, &place).await
                 };
                 encode(run.await)
@@ -177,6 +184,15 @@ impl JobServices {
                     .supersede(&self.caller.plugin, &request.line, job, &request.sha)
                     .await,
             ),
+            ServiceRequest::LatestOfLine(request) => encode(
+                deps.cancellations
+                    .latest_of_line(&self.caller.plugin, &request.line)
+                    .await,
+            ),
+            ServiceRequest::RecordHead(note) => encode(deps.heads.record(job, note).await),
+            ServiceRequest::Heads(request) => {
+                encode(deps.heads.read(&request.repository, request.number).await)
+            }
             ServiceRequest::CancelJob(request) => encode(
                 deps.cancellations
                     .request_for_plugin(&self.caller.plugin, JobId(request.job), request.by)

@@ -11,6 +11,7 @@
 
 mod cgroups;
 mod disk;
+mod fork;
 mod network;
 
 use std::{
@@ -22,7 +23,7 @@ use std::{
 use switchyard_plugin_api::{HostError, RunRequest};
 use tokio::process::Command;
 
-use crate::config::{PluginEntry, SandboxConfig, SandboxMode};
+use crate::config::{ForkBinds, PluginEntry, SandboxConfig, SandboxMode};
 pub use cgroups::{Cgroups, CommandGroups};
 pub use disk::{Disks, is_full, unmount_all};
 use network::Network;
@@ -103,7 +104,7 @@ struct Limits {
 }
 
 /// What one plugin entry's commands may have beyond the sandbox's base.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allowance {
     pub network: bool,
     /// Host paths bound at the same place: `(path, writable)`.
@@ -115,6 +116,10 @@ pub struct Allowance {
     /// The entry's `settings.clone_url` template as a URL: a local repository it names is
     /// bound into the checkout's sandbox (see `services::checkout`).
     pub clone_url: Option<String>,
+    /// Whether a fork's commands get the same as the rest (`trust_forks`).
+    pub trust_forks: bool,
+    /// What becomes of writable binds in a fork's commands.
+    pub fork_binds: ForkBinds,
 }
 
 impl Allowance {
@@ -132,6 +137,8 @@ impl Allowance {
                 .collect(),
             pass_env: entry.pass_env.clone(),
             clone_url: None,
+            trust_forks: entry.trust_forks,
+            fork_binds: entry.fork_binds,
         }
     }
 }

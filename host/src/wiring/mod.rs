@@ -29,6 +29,7 @@ use crate::{
     sandbox::{Disks, Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
     services::checkout::Checkouts,
+    services::heads::Heads,
     services::locks::Locks,
     services::outbound::{RetryPolicy, WebhookClient},
     web::{self, Dashboard, TrustedProxies},
@@ -190,7 +191,11 @@ impl Switchyard {
                 sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
                 cancellations: Cancellations::new(Arc::clone(&journal)),
-                commands: Arc::new(CommandService::new(Arc::clone(&github), journal.clone())),
+                commands: Arc::new(
+                    CommandService::new(Arc::clone(&github), journal.clone())
+                        .with_approvals(journal.clone()),
+                ),
+                heads: Arc::new(Heads::new(Arc::clone(&journal))),
             }),
             links: links.clone(),
             metrics: Arc::clone(&metrics),

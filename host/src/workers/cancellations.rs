@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use switchyard_plugin_api::{CancelAnswer, CancelReason, HostError, Superseding};
+use switchyard_plugin_api::{CancelAnswer, CancelReason, HostError, LineLatest, Superseding};
 use tokio_util::sync::CancellationToken;
 
 use super::Attempt;
@@ -121,6 +121,26 @@ impl Cancellations {
                 Ok(Superseding::Latest)
             }
         }
+    }
+
+    /// The latest job of `plugin`'s `line`, with its state and recorded verdict.
+    pub async fn latest_of_line(
+        &self,
+        plugin: &str,
+        line: &str,
+    ) -> Result<Option<LineLatest>, HostError> {
+        let line = format!("{plugin}\n{line}");
+        let latest = self.journal.latest_of_line(&line).await;
+        let Some((job, sha)) = latest.map_err(journal_unavailable)? else {
+            return Ok(None);
+        };
+        let record = self.journal.job(job).await.map_err(journal_unavailable)?;
+        Ok(Some(LineLatest {
+            job: job.0,
+            sha,
+            running: matches!(record.state, JobState::Queued | JobState::Running),
+            verdict: record.verdict,
+        }))
     }
 
     /// Cancels `job`'s attempt if it runs on this host. Returns whether it did.

@@ -34,6 +34,7 @@ impl Checks {
             &[
                 ("checks", "write"),
                 ("contents", "read"),
+                ("issues", "write"),
                 ("metadata", "read"),
                 ("statuses", "write"),
             ],

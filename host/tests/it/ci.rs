@@ -265,12 +265,15 @@ async fn a_pull_request_from_a_fork_is_not_built_and_the_log_says_why() {
     assert_eq!(jobs[0].state, JobState::Succeeded);
     let note = jobs[0].note.as_deref().unwrap_or_default();
     assert!(note.contains("from fork mallory/Hello-World"), "{note}");
-    assert!(
-        ci.github.requests().is_empty(),
-        "nothing was reported or run"
-    );
+    // It waits for a maintainer's approval (see ci_commands.rs), and nothing runs meanwhile.
+    let statuses = ci.statuses(&sha);
+    assert_eq!(states(&statuses), ["pending"], "{statuses:?}");
     let (_, log) = ci.host.get(&ci.host.log_path(jobs[0].id).await).await;
-    assert!(log.contains("allow_forks = true"), "{log}");
+    assert!(log.contains("/ok-to-test"), "{log}");
+    assert!(
+        !log.contains("$ git fetch"),
+        "nothing was checked out: {log}"
+    );
     ci.stop().await;
 }
 

@@ -151,7 +151,7 @@ async fn a_writers_command_reaches_every_entry_taking_it_typed_and_acknowledged(
     assert_eq!(command["comment_id"], 492700400);
     assert_eq!(
         command["pull_request"],
-        json!({"head_sha": HEAD, "head_repository": REPO, "base_repository": REPO, "fork": false})
+        json!({"head_sha": HEAD, "head_repository": REPO, "base_repository": REPO, "fork": false, "head_ref": "topic"})
     );
     // Acknowledged with 👀; no reply; the permission asked once for both jobs (the cache).
     let reactions = github.calls("reactions/create-for-issue-comment");

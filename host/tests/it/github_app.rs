@@ -26,6 +26,7 @@ async fn fake_app() -> FakeGitHub {
             ("checks", "write"),
             ("contents", "read"),
             ("deployments", "write"),
+            ("issues", "write"),
             ("metadata", "read"),
             ("statuses", "write"),
         ],
@@ -330,7 +331,7 @@ async fn a_plugin_declaring_no_permissions_gets_the_installations_narrowed_to_th
     assert!(minted[0].narrowed);
     assert_eq!(
         minted[0].permissions.len(),
-        5,
+        6,
         "the installation's: {minted:?}"
     );
     let asked = &calls(&github, "apps/create-installation-access-token")[0].body;
@@ -364,6 +365,7 @@ async fn a_checkout_uses_the_jobs_installation_token_in_gits_header() {
         [
             ("checks".to_owned(), "write".to_owned()),
             ("contents".to_owned(), "read".to_owned()),
+            ("issues".to_owned(), "write".to_owned()),
             ("statuses".to_owned(), "write".to_owned()),
         ]
         .into()
@@ -458,11 +460,13 @@ fn switchyard_check_prints_permissions_warns_about_undeclared_ones_and_checks_th
         "{out}"
     );
     assert!(
-        out.contains("    permissions: checks: write, contents: read, statuses: write\n"),
+        out.contains(
+            "    permissions: checks: write, contents: read, issues: write, statuses: write\n"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("    permissions: statuses: write (narrowed from checks: write, contents: read, statuses: write)"),
+        out.contains("    permissions: statuses: write (narrowed from checks: write, contents: read, issues: write, statuses: write)"),
         "{out}"
     );
     assert!(

@@ -9,6 +9,7 @@ mod browser_pages; // the repository, pull request and commit pages and search i
 mod catch_up; // missed deliveries redelivered after an outage, once each; no rescan after a restart; the catch-up command
 mod checks; // the CI runner's check runs as a GitHub App: states, the log's end, annotations in batches, Re-run, Cancel, other Apps ignored
 mod ci; // the CI runner: statuses around a real checkout and test run, superseding, forks
+mod ci_commands; // the CI runner's /retest, /test and /cancel: recorded verdicts, who may give each, one sha at a time
 mod commands; // comment commands: declared by plugins, trusted by the host (every role), acknowledged, refused once, quotes and bots ignored, token and App mode
 mod dashboard; // the web dashboard over HTTP: access, every page, filters, paging, log viewer, escaping and masking
 mod dashboard_access; // trusted proxies and the sign-in limit, strong tokens, private repositories hidden from visitors, sign-out everywhere, foreign Hosts, stored headers, deploying replays confirmed

@@ -3,6 +3,8 @@
 //! statuses (`pending`, then `success`, `failure` or `error`), or, as a GitHub App, as a check
 //! run with the log's last lines, annotations, a Cancel button and GitHub's Re-run buttons.
 
+mod commands;
+mod forks;
 mod report;
 mod target;
 
@@ -13,6 +15,8 @@ use switchyard_plugin_api::{GitHubApp, prelude::*};
 use tokio::sync::Semaphore;
 
 use crate::{
+    commands::Asked,
+    forks::Approves,
     report::{Ending, Kind, Printed, Reporter},
     target::Target,
 };
@@ -44,6 +48,10 @@ struct Settings {
     /// Build pull requests from forks (their code is untrusted).
     #[serde(default)]
     allow_forks: bool,
+    /// Which approvals let a fork's head be built: `head` (each push needs its own) or
+    /// `pull_request` (trusted for its life once approved).
+    #[serde(default)]
+    ok_to_test: Approves,
     /// Builds running at once; the rest wait, reported queued.
     #[serde(default = "default_max_builds")]
     max_builds: usize,
@@ -136,13 +144,21 @@ impl Plugin for Ci {
             .collect()
     }
 
+    fn commands(&self) -> Vec<CommandSpec> {
+        let mut specs = commands::specs();
+        specs.push(forks::spec());
+        specs
+    }
+
     fn permissions(&self) -> Option<Permissions> {
         // Check runs or statuses, whichever `report` says; the checkout reads the code.
+        // Issues: the one comment a fork's pull request gets, and `/ok-to-test`'s answers.
         Some(
             Permissions::none()
                 .write("checks")
                 .write("statuses")
-                .read("contents"),
+                .read("contents")
+                .write("issues"),
         )
     }
 
@@ -153,18 +169,18 @@ impl Plugin for Ci {
         if event.action.as_deref() == Some("requested_action") {
             return self.requested_action(event, host).await;
         }
-        let target = match Target::from_event(event)? {
-            Ok(target) => target,
-            Err(reason) => return Ok(Outcome::Skipped(reason)),
+        let target = match &event.command {
+            Some(command) => match self.command(event, command, host).await? {
+                Ok(target) => target,
+                Err(outcome) => return Ok(outcome),
+            },
+            None => match Target::from_event(event)? {
+                Ok(target) => target,
+                Err(reason) => return Ok(Outcome::Skipped(reason)),
+            },
         };
-        if let (Some(fork), false) = (&target.fork, self.settings.allow_forks) {
-            let reason = format!(
-                "not building pull request #{} from fork {fork}: its code is untrusted \
-                 (set allow_forks = true to build forks)",
-                target.pull_request.unwrap_or_default()
-            );
-            host.log(format!("switchyard: {reason}")).await;
-            return Ok(Outcome::Skipped(reason));
+        if let Some(waits) = self.fork_gate(event, &target, host).await? {
+            return Ok(waits);
         }
         // GitHub asks for a check suite on every push; the pull request's own event builds it.
         if event.name == "check_suite" && event.action.as_deref() == Some("requested") {
@@ -182,21 +198,20 @@ impl Plugin for Ci {
                 )));
             }
         }
-        let report = Reporter {
-            host,
-            target: &target,
-            kind: self.kind,
-            name: &self.settings.context,
-            command: &self.settings.command,
-            log_url: &event.job.log_url,
-            build: event.job.id,
-            run: Default::default(),
-        };
+        let report = self.reporter(event, &target, host);
         // The latest build of the line; an older one still running is cancelled, on
         // whichever host runs it, with `CancelReason::Superseded`.
         if let Superseding::Stale { newer_sha } =
             host.supersede(&target.line().key(), &target.sha).await?
         {
+            // A newer job of the same sha (a `/test` after this push, a `/cancel`) owns its
+            // status: saying "superseded" on it would overwrite that job's.
+            if newer_sha == target.sha {
+                return Ok(Outcome::Skipped(format!(
+                    "a newer job of {} took over its build",
+                    short_sha(&target.sha)
+                )));
+            }
             return superseded(&report, &newer_sha, Verdict::Skipped).await;
         }
         self.latest()
@@ -266,6 +281,132 @@ impl Ci {
             _ => Ok(Outcome::Skipped(format!(
                 "build #{build} had already ended"
             ))),
+        }
+    }
+
+    /// A comment command: the build it asks for, or the outcome of one that builds nothing.
+    async fn command(
+        &self,
+        event: &Event,
+        command: &Command,
+        host: &Host,
+    ) -> Result<Result<Target, Outcome>, PluginError> {
+        let Some(facts) = &command.pull_request else {
+            return Ok(Err(Outcome::Skipped(
+                "CI commands are for pull requests".to_owned(),
+            )));
+        };
+        let target = commands::target(event, facts, command.number)?;
+        if command.name == forks::OK_TO_TEST {
+            if target.fork.is_none() {
+                return Ok(Err(Outcome::Skipped(
+                    "not from a fork: nothing to approve".to_owned(),
+                )));
+            }
+            return forks::ok_to_test(event, command, target, host).await;
+        }
+        let line = target.line();
+        let latest = host.latest_of_line(&line.key()).await?;
+        match commands::decide(command, target, latest) {
+            Asked::Build(target) => {
+                host.log(format!(
+                    "switchyard: /{} by {}: building {}",
+                    command.name,
+                    command.author.login,
+                    short_sha(&target.sha)
+                ))
+                .await;
+                Ok(Ok(target))
+            }
+            Asked::Cancel { job, sha, by } => {
+                Ok(Err(commands::cancel(host, &line, job, &sha, &by).await?))
+            }
+            Asked::Nothing(reason) => {
+                host.log(format!("switchyard: /{}: {reason}", command.name))
+                    .await;
+                Ok(Err(Outcome::Skipped(reason)))
+            }
+        }
+    }
+
+    /// The fork gate, on every path that builds: `None` lets the build go on; otherwise it
+    /// waits, said on the pull request (pending, or a queued check run) and, the first time
+    /// the pull request is seen, in one comment. Builds of a check suite or run that names no
+    /// pull request are refused: GitHub names none for a fork's.
+    async fn fork_gate(
+        &self,
+        event: &Event,
+        target: &Target,
+        host: &Host,
+    ) -> Result<Option<Outcome>, PluginError> {
+        if self.settings.allow_forks {
+            return Ok(None);
+        }
+        let rerequested = matches!(event.name.as_str(), "check_suite" | "check_run");
+        let Some(fork) = &target.fork else {
+            if rerequested && target.pull_request.is_none() {
+                return Ok(Some(Outcome::Skipped(format!(
+                    "the {} names no pull request (GitHub names none for a fork's): not \
+                     built; comment /test on the pull request",
+                    event.name
+                ))));
+            }
+            return Ok(None);
+        };
+        let Some(number) = target.pull_request else {
+            return Ok(Some(Outcome::Skipped(format!(
+                "a commit of fork {fork} with no pull request is not built"
+            ))));
+        };
+        let repo = &target.repository.full_name;
+        let mut first = false;
+        if event.name == "pull_request" {
+            let author = event.payload()["pull_request"]["user"]["login"].as_str();
+            let author = author.unwrap_or_default();
+            // An author who may push to the base repository is trusted: their head is
+            // approved as it arrives, so every other path builds it too.
+            let trusted = !author.is_empty() && forks::author_may_write(host, target, author).await;
+            let by = trusted.then(|| format!("{author} (the author, with write)"));
+            first = host
+                .record_head(repo, number, &target.sha, by.as_deref())
+                .await?;
+            if trusted {
+                return Ok(None);
+            }
+        }
+        let heads = host.heads(repo, number).await?;
+        if forks::approved(&heads, &target.sha, self.settings.ok_to_test) {
+            return Ok(None);
+        }
+        let reason = format!(
+            "pull request #{number} comes from fork {fork}: {} waits for a maintainer's \
+             /ok-to-test",
+            short_sha(&target.sha)
+        );
+        host.log(format!("switchyard: {reason}")).await;
+        let report = self.reporter(event, target, host);
+        report.waiting().await?;
+        if first {
+            forks::tell_the_thread(host, target).await;
+        }
+        Ok(Some(Outcome::Skipped(reason)))
+    }
+
+    fn reporter<'a>(
+        &'a self,
+        event: &'a Event,
+        target: &'a Target,
+        host: &'a Host,
+    ) -> Reporter<'a> {
+        Reporter {
+            host,
+            target,
+            kind: self.kind,
+            name: &self.settings.context,
+            command: &self.settings.command,
+            log_url: &event.job.log_url,
+            build: event.job.id,
+            run: Default::default(),
         }
     }
 
@@ -350,6 +491,10 @@ impl Ci {
         if report.kind == Kind::Checks {
             request = request.keep_output(KEPT_OUTPUT);
         }
+        if target.fork.is_some() {
+            // A fork's code: the host withholds secrets and writable binds (`trust_forks`).
+            request = request.untrusted();
+        }
         host.log(format!("switchyard: $ {}", self.settings.command))
             .await;
         let output = host.run(&request).await?;
@@ -378,6 +523,14 @@ async fn superseded(
 /// the pull request within the cancel grace. A shutdown's build runs again after the restart.
 async fn cancelled(report: &Reporter<'_>, reason: &CancelReason) -> Result<Outcome, PluginError> {
     if let CancelReason::Superseded { sha } = reason {
+        if *sha == report.target.sha && report.kind == Kind::Statuses {
+            // A newer build of the same sha (`/test`, `/retest`) reports on the same status:
+            // a "superseded" here would overwrite it.
+            return Ok(Outcome::Finished {
+                verdict: Verdict::Cancelled,
+                summary: format!("superseded by a newer build of {}", short_sha(sha)),
+            });
+        }
         return superseded(report, sha, Verdict::Cancelled).await;
     }
     report

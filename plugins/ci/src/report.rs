@@ -99,6 +99,21 @@ impl Reporter<'_> {
         }
     }
 
+    /// A fork's build waiting for a maintainer's `/ok-to-test`: `pending`, or a `queued` check
+    /// run saying so.
+    pub async fn waiting(&self) -> Result<(), PluginError> {
+        const WAITS: &str = "waits for a maintainer's /ok-to-test";
+        match self.kind {
+            Kind::Statuses => self.status(StatusState::Pending, WAITS).await,
+            Kind::Checks => {
+                let id = self.check_run().await?;
+                let title = format!("Build #{} {WAITS}", self.build);
+                let output = json!({"title": title, "summary": self.summary(WAITS)});
+                self.update(id, json!({ "output": output })).await
+            }
+        }
+    }
+
     pub async fn running(&self) -> Result<(), PluginError> {
         if self.kind == Kind::Statuses {
             return self.status(StatusState::Pending, "running").await;

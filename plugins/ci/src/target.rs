@@ -98,12 +98,22 @@ impl Target {
                     .map_err(|e| {
                         PluginError::fatal(format!("the {} event's repository: {e}", event.name))
                     })?;
+                // GitHub names the pull request's head and base repositories by id; a fork's
+                // head is in another. (It names no pull request at all for a fork's suite.)
+                let named = &pull_requests[0];
+                let (head, base) = (&named["head"]["repo"]["id"], &named["base"]["repo"]["id"]);
+                let fork = (head.is_u64() && base.is_u64() && head != base).then(|| {
+                    named["head"]["repo"]["name"]
+                        .as_str()
+                        .unwrap_or("a fork")
+                        .to_owned()
+                });
                 Ok(Ok(Self {
                     repository,
                     sha: sha.to_owned(),
                     branch: branch.as_str().unwrap_or_default().to_owned(),
-                    pull_request: pull_requests[0]["number"].as_u64(),
-                    fork: None,
+                    pull_request: named["number"].as_u64(),
+                    fork,
                 }))
             }
             other => Ok(Err(format!("{other} events build nothing"))),

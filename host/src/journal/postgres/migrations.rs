@@ -206,7 +206,22 @@ CREATE INDEX deliveries_by_pull_request ON deliveries (pull_request, repository,
 CREATE INDEX deliveries_by_sha ON deliveries ((head_sha COLLATE "C"))
     WHERE head_sha IS NOT NULL;
 "#,
+    r#"
+-- Heads of pull requests from forks: seen arriving (approved_by NULL) or approved by a
+-- maintainer's /ok-to-test (the person, `github:12345 (mona)`), with the job recording each.
+CREATE TABLE pull_request_heads (
+    id          BIGSERIAL PRIMARY KEY,
+    repository  TEXT NOT NULL,
+    number      BIGINT NOT NULL,
+    sha         TEXT NOT NULL,
+    job         BIGINT NOT NULL,
+    approved_by TEXT,
+    at          TEXT NOT NULL
+);
+CREATE INDEX pull_request_heads_by_number ON pull_request_heads (repository, number, id);
+"#,
 ];
+
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_7964;
 

@@ -347,6 +347,14 @@ impl Queue for PostgresJournal {
         }
     }
 
+    async fn latest_of_line(&self, line: &str) -> Result<Option<(JobId, String)>, JournalError> {
+        let client = self.client().await?;
+        let latest = client
+            .query_opt("SELECT job, sha FROM superseding WHERE line = $1", &[&line])
+            .await?;
+        Ok(latest.map(|row| (JobId(row.get(0)), row.get(1))))
+    }
+
     async fn supersede(
         &self,
         line: &str,

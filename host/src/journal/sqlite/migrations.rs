@@ -281,7 +281,22 @@ CREATE INDEX deliveries_by_pull_request ON deliveries (pull_request, repository,
     WHERE pull_request IS NOT NULL;
 CREATE INDEX deliveries_by_sha ON deliveries (head_sha) WHERE head_sha IS NOT NULL;
 "#,
+    r#"
+-- Heads of pull requests from forks: seen arriving (approved_by NULL) or approved by a
+-- maintainer's /ok-to-test (the person, `github:12345 (mona)`), with the job recording each.
+CREATE TABLE pull_request_heads (
+    id          INTEGER PRIMARY KEY,
+    repository  TEXT NOT NULL,
+    number      INTEGER NOT NULL,
+    sha         TEXT NOT NULL,
+    job         INTEGER NOT NULL,
+    approved_by TEXT,
+    at          TEXT NOT NULL
+);
+CREATE INDEX pull_request_heads_by_number ON pull_request_heads (repository, number, id);
+"#,
 ];
+
 /// Applies the migrations not applied yet, with foreign keys off: a migration that rebuilds a
 /// table drops the one other tables refer to. (The bundled SQLite turns them on by default,
 /// and dropping a table that rows refer to is then refused; the caller turns them on after.)

@@ -21,6 +21,7 @@ use writer::Writer;
 
 mod audit;
 mod delivery_ids;
+mod heads;
 mod locks;
 mod logs;
 mod maintain;

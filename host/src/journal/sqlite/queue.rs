@@ -249,6 +249,18 @@ impl Queue for SqliteJournal {
         .await
     }
 
+    async fn latest_of_line(&self, line: &str) -> Result<Option<(JobId, String)>, JournalError> {
+        let line = line.to_owned();
+        self.read(move |conn| {
+            let latest = conn
+                .prepare_cached("SELECT job, sha FROM superseding WHERE line = ?1")?
+                .query_row([&line], |row| Ok((JobId(row.get(0)?), row.get(1)?)))
+                .optional()?;
+            Ok(latest)
+        })
+        .await
+    }
+
     async fn supersede(
         &self,
         line: &str,
