@@ -8,14 +8,14 @@ use axum::{
     response::Response,
 };
 
-use super::super::super::message::{journal_failed, not_found};
+use super::super::super::message::not_found;
 use super::super::super::{Viewer, WebState};
 use super::super::{
     layout::{Head, PAGE_BYTES, filters, head, page, reserve},
-    params::{Params, next_page, param},
+    params::Params,
 };
-use super::{JobLine, commit_link, job_line, repository_link, sha_prefix, short};
-use crate::journal::{JobFilter, JobId};
+use super::{JobLine, commit_link, job_line, place_jobs, repository_link, sha_prefix, short};
+use crate::journal::JobFilter;
 
 #[derive(Template)]
 #[template(path = "commit.html")]
@@ -44,25 +44,16 @@ pub(in crate::web) async fn show(
         Err(busy) => return busy,
     };
     let repository = format!("{owner}/{name}");
-    let size = state.dashboard.page_size;
-    let before = param(&params, "before").and_then(|b| b.parse().ok());
+    let link = commit_link(&repository, &sha);
     let filter = JobFilter {
-        limit: size + 1,
-        visibility: viewer.visibility,
         repository: Some(repository.clone()),
         sha_prefix: Some(sha.clone()),
-        before: before.map(JobId),
         ..JobFilter::default()
     };
-    let mut rows = match state.journal.jobs(filter).await {
-        Ok(rows) => rows,
-        Err(error) => return journal_failed(error),
+    let (rows, next_page) = match place_jobs(&state, &viewer, &params, filter, &link).await {
+        Ok(page) => page,
+        Err(response) => return response,
     };
-    if rows.is_empty() && before.is_none() {
-        return not_found().await;
-    }
-    let link = commit_link(&repository, &sha);
-    let next_page = next_page(&mut rows, size, &link, &[], |row| row.job.id.to_string());
     let title = format!("Commit {} of {repository}", short(&sha));
     let head = match head(&state, &viewer, title).await {
         Ok(head) => head,

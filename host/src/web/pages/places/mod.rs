@@ -8,19 +8,51 @@ pub(in crate::web) mod pull_request;
 pub(in crate::web) mod repository;
 pub(in crate::web) mod search;
 
-use super::super::WebState;
+use std::collections::HashMap;
+
+use axum::response::Response;
+
+use super::super::message::{journal_failed, not_found};
+use super::super::{Viewer, WebState};
 use super::badge::{Badge, badge};
 use super::jobs::short;
 use super::layout::job_duration;
 pub(super) use super::links::{commit_link, pull_request_link, repository_link};
+use super::params::{next_page, param};
 use super::visible::masked;
-use crate::journal::{JobId, JobRow};
+use crate::journal::{JobFilter, JobId, JobRow};
 
 /// Lowercase hex digits, at least `min` of them and at most a sha's: what a sha prefix is.
 fn sha_prefix(text: &str, min: usize) -> Option<String> {
     let text = text.trim().to_ascii_lowercase();
     let hex = text.bytes().all(|b| b.is_ascii_hexdigit());
     (hex && (min..=64).contains(&text.len())).then_some(text)
+}
+
+/// One page of the jobs of the place `filter` names (`?before=JOB` pages on), newest first, as
+/// `viewer` may see them, and the link to the next page (`link` with its `before`). A place
+/// with no job the viewer may see answers as a page that does not exist.
+async fn place_jobs(
+    state: &WebState,
+    viewer: &Viewer,
+    params: &HashMap<String, String>,
+    filter: JobFilter,
+    link: &str,
+) -> Result<(Vec<JobRow>, Option<String>), Response> {
+    let size = state.dashboard.page_size;
+    let before = param(params, "before").and_then(|b| b.parse().ok());
+    let filter = JobFilter {
+        limit: size + 1,
+        visibility: viewer.visibility,
+        before: before.map(JobId),
+        ..filter
+    };
+    let mut rows = state.journal.jobs(filter).await.map_err(journal_failed)?;
+    if rows.is_empty() && before.is_none() {
+        return Err(not_found().await);
+    }
+    let next = next_page(&mut rows, size, link, &[], |row| row.job.id.to_string());
+    Ok((rows, next))
 }
 
 /// A job as the repository, pull request and commit pages list it.

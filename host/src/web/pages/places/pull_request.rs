@@ -7,15 +7,15 @@ use axum::{
     response::Response,
 };
 
-use super::super::super::message::{journal_failed, not_found};
+use super::super::super::message::not_found;
 use super::super::super::{Viewer, WebState};
 use super::super::{
     layout::{Head, PAGE_BYTES, filters, head, page, reserve},
-    params::{Params, next_page, param},
+    params::Params,
     visible::masked,
 };
-use super::{JobLine, job_line, pull_request_link, repository_link};
-use crate::journal::{JobFilter, JobId};
+use super::{JobLine, job_line, place_jobs, pull_request_link, repository_link};
+use crate::journal::JobFilter;
 
 #[derive(Template)]
 #[template(path = "pull_request.html")]
@@ -44,30 +44,21 @@ pub(in crate::web) async fn show(
         Err(busy) => return busy,
     };
     let repository = format!("{owner}/{name}");
-    let size = state.dashboard.page_size;
-    let before = param(&params, "before").and_then(|b| b.parse().ok());
+    let link = pull_request_link(&repository, number);
     let filter = JobFilter {
-        limit: size + 1,
-        visibility: viewer.visibility,
         repository: Some(repository.clone()),
         pull_request: Some(number),
-        before: before.map(JobId),
         ..JobFilter::default()
     };
-    let mut rows = match state.journal.jobs(filter).await {
-        Ok(rows) => rows,
-        Err(error) => return journal_failed(error),
+    let (rows, next_page) = match place_jobs(&state, &viewer, &params, filter, &link).await {
+        Ok(page) => page,
+        Err(response) => return response,
     };
-    if rows.is_empty() && before.is_none() {
-        return not_found().await;
-    }
     let branch = rows
         .first()
         .and_then(|row| row.place.git_ref.as_deref())
         .map(|branch| masked(&state, branch))
         .unwrap_or_default();
-    let link = pull_request_link(&repository, number);
-    let next_page = next_page(&mut rows, size, &link, &[], |row| row.job.id.to_string());
     let title = format!("Pull request #{number} of {repository}");
     let head = match head(&state, &viewer, title).await {
         Ok(head) => head,
