@@ -12,11 +12,12 @@ use super::{Caller, GitHub};
 /// The name the host's own calls go by in token caches and errors.
 pub(crate) const HOST_CALLER: &str = "switchyard (commands)";
 
-/// What the host's own calls need: reading a collaborator's permission is `metadata: read`,
-/// which every token has; reading a pull request, reacting and replying are `issues` and
-/// `pull_requests` (a pull request's thread is an issue's).
+/// What the host's own calls need, and no more: reading a collaborator's permission is
+/// `metadata: read`, which every token has; reading a pull request is `pull_requests: read`;
+/// reacting to a comment and replying are `issues: write` (a pull request's thread is an
+/// issue's, and GitHub takes `issues` for it).
 pub(crate) fn host_permissions() -> Permissions {
-    Permissions::none().write("issues").write("pull_requests")
+    Permissions::none().write("issues").read("pull_requests")
 }
 
 /// The host, calling about the event whose `repository` and `payload` (its installation) these

@@ -388,7 +388,7 @@ async fn as_an_app_a_maintainer_passes_maintain_a_writer_does_not_under_the_host
             .collect();
         assert_eq!(
             permissions,
-            [("issues", "write"), ("pull_requests", "write")]
+            [("issues", "write"), ("pull_requests", "read")]
         );
     }
     assert!(github.violations().is_empty(), "{:?}", github.violations());
