@@ -2,7 +2,9 @@
 //! GitHub answering permissions and `pulls/get` and validating every call. `/retest` builds a
 //! head again only when the journal recorded its last build as gone wrong, `/test` whatever,
 //! `/cancel` stops the running build naming the person; who may give each is the host's check
-//! (a writer, or the author: for a build, only once the pull request is trusted).
+//! (a writer, or the author: for a build, only once the pull request is trusted). With a token
+//! builds report commit statuses; as a GitHub App, check runs. An unapproved fork's head is
+//! held on every path that can build it, a catch-up redelivery included.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -11,9 +13,11 @@ use std::{
 
 use serde_json::{Value, json};
 use switchyard_plugin_api::Verdict;
-use switchyard_testkit::NewComment;
+use switchyard_testkit::{CheckRun, NewComment};
 
-use crate::support::{FakeGitHub, HostSpec, Origin, TOKEN, TestHost, binds, eventually, example};
+use crate::support::{
+    FakeGitHub, HostSpec, Origin, SECRET, TOKEN, TestHost, binds, eventually, example,
+};
 
 const REPO: &str = "Codertocat/Hello-World";
 const FORK: &str = "mallory/Hello-World";
@@ -37,7 +41,26 @@ impl Ci {
 
     /// Like `start`, with extra keys for the `[[plugins]]` entry itself.
     async fn start_entry(entry: &str, settings: &str) -> Self {
-        let github = FakeGitHub::start().await;
+        Self::start_on(FakeGitHub::start().await, entry, settings, "").await
+    }
+
+    /// Like `start`, as a GitHub App installed on [`REPO`] (builds report check runs), with
+    /// `catch_up` as the host's `[catch_up]` section.
+    async fn start_app(settings: &str, catch_up: &str) -> Self {
+        let github = FakeGitHub::start_app().await;
+        let permissions = [
+            ("checks", "write"),
+            ("contents", "read"),
+            ("issues", "write"),
+            ("metadata", "read"),
+            ("pull_requests", "read"),
+            ("statuses", "write"),
+        ];
+        github.install(1, "Codertocat", &[REPO], &permissions);
+        Self::start_on(github, "", settings, catch_up).await
+    }
+
+    async fn start_on(github: FakeGitHub, entry: &str, settings: &str, catch_up: &str) -> Self {
         github.set_role(REPO, "writer", 501, "write", "write");
         github.set_role(REPO, "reader", 502, "read", "read");
         let origin = Origin::new(REPO);
@@ -48,10 +71,13 @@ impl Ci {
             binds(&origin),
             origin.clone_url_template()
         );
+        let app = github.is_app();
         let host = TestHost::start(HostSpec {
             plugins,
             github_url: Some(github.url().to_owned()),
-            github_token: Some(TOKEN),
+            github_token: (!app).then_some(TOKEN),
+            app,
+            catch_up: catch_up.to_owned(),
             ..Default::default()
         })
         .await;
@@ -62,16 +88,26 @@ impl Ci {
         }
     }
 
-    /// Pull request `number` now has head `sha` in `head_repo`: GitHub's answer, and the
-    /// `pull_request` delivery `action`.
-    async fn push(&self, delivery: &str, action: &str, number: u64, sha: &str, head_repo: &str) {
-        self.github.open_pull_request(REPO, number, sha, head_repo);
+    /// The `pull_request` delivery `action` for pull request `number` with head `sha` in
+    /// `head_repo`, from the installation when GitHub is an App.
+    fn pull_request(&self, action: &str, number: u64, sha: &str, head_repo: &str) -> Value {
         let mut payload = example("pull_request", Some("opened"));
         payload["action"] = json!(action);
         payload["number"] = json!(number);
         payload["pull_request"]["number"] = json!(number);
         payload["pull_request"]["head"]["sha"] = json!(sha);
         payload["pull_request"]["head"]["repo"]["full_name"] = json!(head_repo);
+        if self.github.is_app() {
+            payload["installation"] = json!({"id": 1});
+        }
+        payload
+    }
+
+    /// Pull request `number` now has head `sha` in `head_repo`: GitHub's answer, and the
+    /// `pull_request` delivery `action`.
+    async fn push(&self, delivery: &str, action: &str, number: u64, sha: &str, head_repo: &str) {
+        self.github.open_pull_request(REPO, number, sha, head_repo);
+        let payload = self.pull_request(action, number, sha, head_repo);
         let (status, body) = self.host.send("pull_request", delivery, &payload).await;
         assert_eq!(status, 202, "{body}");
     }
@@ -79,12 +115,15 @@ impl Ci {
     /// `(login, id)` comments `body` on pull request `number`, written by [`AUTHOR`].
     async fn comment(&self, delivery: &str, by: (&str, u64), number: u64, body: &str) {
         let id = NEXT_COMMENT.fetch_add(1, Ordering::Relaxed);
-        let payload = NewComment::on_pull_request(REPO, number)
+        let mut comment = NewComment::on_pull_request(REPO, number)
             .thread_by(AUTHOR.0, AUTHOR.1)
             .by(by.0, by.1)
             .id(id)
-            .body(body)
-            .payload();
+            .body(body);
+        if self.github.is_app() {
+            comment = comment.installation(1);
+        }
+        let payload = comment.payload();
         let (status, answer) = self.host.send("issue_comment", delivery, &payload).await;
         assert_eq!(status, 202, "{answer}");
     }
@@ -98,6 +137,17 @@ impl Ci {
             .filter(|r| r.path == path)
             .map(|r| (text(&r.body["state"]), text(&r.body["description"])))
             .collect()
+    }
+
+    /// `(status, conclusion)` of every check run made for `sha`, in the order they were made.
+    fn check_runs(&self, sha: &str) -> Vec<(String, String)> {
+        let runs = self.github.check_runs(REPO).into_iter();
+        let runs = runs.filter(|run| run.fields["head_sha"] == json!(sha));
+        let fields = |run: CheckRun| {
+            let conclusion = run.conclusion().unwrap_or_default().to_owned();
+            (run.status().to_owned(), conclusion)
+        };
+        runs.map(fields).collect()
     }
 
     async fn wait_for_status(&self, sha: &str, needle: &str) {
@@ -460,6 +510,88 @@ async fn every_path_that_builds_holds_an_unapproved_forks_head() {
     ci.stop().await;
 }
 
+#[tokio::test]
+async fn as_a_github_app_the_commands_build_through_check_runs_and_a_reader_is_refused() {
+    let ci = Ci::start_app(FLAKY, "").await;
+    let sha = ci.origin.commit("refs/heads/topic", &[("README", "flaky")]);
+    ci.push("push-1", "opened", 2, &sha, REPO).await;
+    let first = ci.host.ended_jobs("push-1", 1).await;
+    assert_eq!(first[0].verdict, Some(Verdict::Failed), "{first:?}");
+
+    ci.comment("reader-1", ("reader", 502), 2, "/retest").await;
+    let refused = ci.host.ended_jobs("reader-1", 1).await;
+    assert_eq!(refused[0].verdict, Some(Verdict::Skipped), "{refused:?}");
+    let replies = ci.replies();
+    assert!(
+        replies.len() == 1 && replies[0].contains("`/retest` needs the `write` permission"),
+        "{replies:?}"
+    );
+
+    ci.comment("retest-1", ("writer", 501), 2, "/retest").await;
+    let retest = ci.host.ended_jobs("retest-1", 1).await;
+    assert_eq!(retest[0].verdict, Some(Verdict::Passed), "{retest:?}");
+    ci.comment("test-1", ("writer", 501), 2, "/test").await;
+    let test = ci.host.ended_jobs("test-1", 1).await;
+    assert_eq!(test[0].verdict, Some(Verdict::Passed), "{test:?}");
+    // One check run per build, each completed with the build's verdict; no commit status.
+    let runs = ci.check_runs(&sha);
+    let conclusions: Vec<&str> = runs.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(conclusions, ["failure", "success", "success"], "{runs:?}");
+    assert!(ci.statuses(&sha).is_empty(), "{:?}", ci.statuses(&sha));
+    ci.stop().await;
+}
+
+#[tokio::test]
+async fn a_forks_pull_request_caught_up_after_an_outage_waits_for_its_approval() {
+    let ci = Ci::start_app("command = \"true\"", "enabled = true\ninterval_secs = 3600").await;
+    ci.github.send_webhooks_to(&ci.host.webhook_url(), SECRET);
+    let head = ci.origin.commit("refs/pull/3/head", &[("README", "fork")]);
+    ci.github.open_pull_request(REPO, 3, &head, FORK);
+    let opened = ci.pull_request("opened", 3, &head, FORK);
+
+    // GitHub could not deliver the fork's pull request while the host was down: the catch-up
+    // at the next start asks for it again, and the redelivery meets the same gate.
+    let Ci {
+        github,
+        origin,
+        host,
+    } = ci;
+    let host = host
+        .restart_after(async {
+            github.record_delivery(
+                "app/hook",
+                "fork-missed",
+                "pull_request",
+                &opened,
+                ("failed to connect", 0),
+            );
+        })
+        .await;
+    let ci = Ci {
+        github,
+        origin,
+        host,
+    };
+    let waiting = ci.host.ended_jobs("fork-missed", 1).await;
+    assert_eq!(waiting[0].verdict, Some(Verdict::Skipped), "{waiting:?}");
+    let note = waiting[0].note.as_deref().unwrap_or_default();
+    assert!(note.contains("/ok-to-test"), "{note}");
+    assert_eq!(ci.check_runs(&head), [("queued".to_owned(), String::new())]);
+    assert_eq!(ci.replies().len(), 1, "{:?}", ci.replies());
+
+    // The redelivered head is the one the journal saw: a writer's plain approval builds it.
+    ci.comment("ok-1", ("writer", 501), 3, "/ok-to-test").await;
+    let approved = ci.host.ended_jobs("ok-1", 1).await;
+    assert_eq!(approved[0].verdict, Some(Verdict::Passed), "{approved:?}");
+    let runs = ci.check_runs(&head);
+    assert!(
+        runs.iter()
+            .any(|(status, conclusion)| status == "completed" && conclusion == "success"),
+        "{runs:?}"
+    );
+    ci.stop().await;
+}
+
 /// What a build saw of the entry's `pass_env` and its writable bind, as its log says it.
 const LOOKS: &str = "command = \"echo pkg=${CARGO_PKG_NAME:-unset}; \
     cat {scratch}/readable 2>/dev/null || echo unreadable; \
@@ -529,33 +661,11 @@ async fn fork_binds_none_leaves_writable_binds_out_and_trust_forks_gives_everyth
 
 #[tokio::test]
 async fn re_runs_of_a_forks_check_wait_and_a_suite_naming_no_pull_request_is_not_built() {
-    let github = FakeGitHub::start_app().await;
-    github.install(
-        1,
-        "Codertocat",
-        &[REPO],
-        &[
-            ("checks", "write"),
-            ("contents", "read"),
-            ("issues", "write"),
-            ("metadata", "read"),
-            ("statuses", "write"),
-        ],
-    );
-    let origin = Origin::new(REPO);
-    let plugins = format!(
-        "[[plugins]]\nname = \"ci\"\nlibrary = \"{{lib:switchyard-ci}}\"\n{}\n\
-         [plugins.settings]\nclone_url = \"{}\"\ncommand = \"true\"\n",
-        binds(&origin),
-        origin.clone_url_template()
-    );
-    let host = TestHost::start(HostSpec {
-        plugins,
-        github_url: Some(github.url().to_owned()),
-        app: true,
-        ..Default::default()
-    })
-    .await;
+    let Ci {
+        github,
+        origin,
+        host,
+    } = Ci::start_app("command = \"true\"", "").await;
     let sha = origin.commit("refs/pull/3/head", &[("README", "fork")]);
     let app = switchyard_testkit::app::TEST_APP_ID;
     // GitHub's Re-run of the fork's check run names the pull request, its head in the fork
