@@ -686,20 +686,34 @@ async fn re_runs_of_a_forks_check_wait_and_a_suite_naming_no_pull_request_is_not
     assert_eq!(jobs[0].verdict, Some(Verdict::Skipped), "{jobs:?}");
     let note = jobs[0].note.as_deref().unwrap_or_default();
     assert!(note.contains("/ok-to-test"), "{note}");
-    // ... or, for its suite, none at all.
+    // ... as does a suite requested or re-requested for it ...
     let mut suite = example("check_suite", Some("rerequested"));
     suite["check_suite"]["head_sha"] = json!(sha);
     suite["check_suite"]["app"]["id"] = json!(app);
-    suite["check_suite"]["pull_requests"] = json!([]);
+    suite["check_suite"]["pull_requests"] = run["check_run"]["pull_requests"].clone();
     suite["repository"] = run["repository"].clone();
     suite["installation"] = json!({"id": 1});
+    for (delivery, action) in [("suite-1", "requested"), ("suite-2", "rerequested")] {
+        suite["action"] = json!(action);
+        assert_eq!(host.send("check_suite", delivery, &suite).await.0, 202);
+        let jobs = host.ended_jobs(delivery, 1).await;
+        assert_eq!(
+            jobs[0].verdict,
+            Some(Verdict::Skipped),
+            "{action}: {jobs:?}"
+        );
+        let note = jobs[0].note.as_deref().unwrap_or_default();
+        assert!(note.contains("/ok-to-test"), "{action}: {note}");
+    }
+    // ... or, for a suite naming no pull request, none at all.
+    suite["check_suite"]["pull_requests"] = json!([]);
     assert_eq!(host.send("check_suite", "rerun-2", &suite).await.0, 202);
     let jobs = host.ended_jobs("rerun-2", 1).await;
     assert_eq!(jobs[0].verdict, Some(Verdict::Skipped), "{jobs:?}");
-    // Nothing ran: the only check run is the one saying it waits.
+    // Nothing ran: the only check runs are the ones saying the head waits.
     let runs = github.check_runs(REPO);
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].fields["status"], json!("queued"));
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert!(runs.iter().all(|run| run.status() == "queued"), "{runs:?}");
     assert!(github.violations().is_empty(), "{:?}", github.violations());
     host.stop().await;
 }
