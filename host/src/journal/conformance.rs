@@ -1495,10 +1495,22 @@ async fn another_host_is_woken_by_notify_without_polling() {
             .is_err(),
         "woken with nothing new"
     );
-    new_jobs(&writer, "notify-1", &["a"]).await;
-    tokio::time::timeout(Duration::from_secs(30), woken)
+    let jobs = new_jobs(&writer, "notify-1", &["a", "b"]).await;
+    let from = tokio::time::timeout(Duration::from_secs(30), woken)
         .await
         .expect("woken by the other host's NOTIFY");
+    // It reads from the first new job, not the queue's head.
+    assert_eq!(from, jobs[0].id);
+
+    // Its own deliveries' jobs were handed to its workers: its own NOTIFY wakes nobody here.
+    new_jobs(&listener, "notify-own", &["a"]).await;
+    let woken = listener.queue_changed();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), woken)
+            .await
+            .is_err(),
+        "woken by its own NOTIFY"
+    );
 }
 
 #[tokio::test]
@@ -1812,4 +1824,171 @@ async fn a_bad_url_names_the_setting_and_never_shows_the_password() {
     assert!(error.is_unavailable(), "{error}");
     assert!(!error.to_string().contains("hunter2"), "{error}");
     assert!(!format!("{error:?}").contains("hunter2"));
+}
+
+/// Deliveries sent to two hosts at once, each id several times on each: every id is stored
+/// once (one answer says new, every other says duplicate), every job is started by one host
+/// only, and every attempt ends once, however the batches fell.
+#[tokio::test]
+async fn two_hosts_batching_at_once_store_each_id_once_and_start_and_end_each_job_once() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let a = Arc::new(postgres(Some(url.clone())).await.unwrap());
+    let b = Arc::new(postgres(Some(url)).await.unwrap());
+    let ids: Vec<String> = (0..60).map(|n| format!("batched-{n}")).collect();
+    let mut appends = Vec::new();
+    for id in ids.iter().chain(&ids) {
+        for journal in [&a, &b] {
+            let (journal, id) = (Arc::clone(journal), id.clone());
+            appends.push(tokio::spawn(async move {
+                journal
+                    .append(delivery(&id), plugins(&["ci", "chat"]), false)
+                    .await
+                    .unwrap()
+            }));
+        }
+    }
+    let mut jobs = Vec::new();
+    let mut duplicates = 0;
+    for appended in futures_util::future::join_all(appends).await {
+        match appended.unwrap() {
+            Appended::New(new) => {
+                assert_eq!(new.len(), 2, "{new:?}");
+                jobs.extend(new);
+            }
+            Appended::Duplicate => duplicates += 1,
+        }
+    }
+    assert_eq!(
+        jobs.len(),
+        ids.len() * 2,
+        "each id stored once, with its jobs"
+    );
+    assert_eq!(duplicates, ids.len() * 3);
+    for id in &ids {
+        assert!(a.delivery(id).await.unwrap().is_some(), "{id}");
+    }
+
+    // Both hosts start every job at once: one start each.
+    let mut starts = Vec::new();
+    for job in &jobs {
+        for journal in [&a, &b] {
+            let (journal, id) = (Arc::clone(journal), job.id);
+            starts.push(tokio::spawn(async move {
+                (id, journal.start_attempt(id, 0).await.unwrap())
+            }));
+        }
+    }
+    let mut started = std::collections::HashMap::new();
+    for start in futures_util::future::join_all(starts).await {
+        let (id, start) = start.unwrap();
+        if let Some(start) = start {
+            assert_eq!(start.number, 1);
+            assert!(started.insert(id, ()).is_none(), "job {id} started twice");
+        }
+    }
+    assert_eq!(started.len(), jobs.len(), "every job started");
+
+    // Every attempt ends once; the same end again is fenced.
+    let ends = jobs.iter().map(|job| {
+        let (a, id) = (Arc::clone(&a), job.id);
+        tokio::spawn(async move {
+            let end = AttemptEnd::Succeeded {
+                note: None,
+                verdict: switchyard_plugin_api::Verdict::Passed,
+            };
+            a.end_attempt(id, 1, end).await
+        })
+    });
+    for ended in futures_util::future::join_all(ends).await {
+        ended.unwrap().unwrap();
+    }
+    let again = a
+        .end_attempt(
+            jobs[0].id,
+            1,
+            AttemptEnd::Succeeded {
+                note: None,
+                verdict: switchyard_plugin_api::Verdict::Passed,
+            },
+        )
+        .await;
+    assert!(
+        matches!(again, Err(JournalError::NotRunning { .. })),
+        "{again:?}"
+    );
+    assert_eq!(a.unfinished_count().await.unwrap(), 0);
+}
+
+/// A delivery PostgreSQL cannot store (a NUL in a text column) fails alone: the others that
+/// arrived in its batch are stored.
+#[tokio::test]
+async fn one_delivery_postgres_refuses_fails_alone_and_its_batch_is_stored() {
+    let Some(journal) = postgres(None).await else {
+        return;
+    };
+    let journal = Arc::new(journal);
+    let appends = (0..20).map(|n| {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move {
+            let mut delivery = (*delivery(&format!("nul-{n}"))).clone();
+            if n == 7 {
+                delivery.facts.sender = Some("mo\0na".into());
+            }
+            journal
+                .append(Arc::new(delivery), plugins(&["ci"]), false)
+                .await
+        })
+    });
+    let answers = futures_util::future::join_all(appends).await;
+    for (n, answer) in answers.into_iter().enumerate() {
+        match (n, answer.unwrap()) {
+            (7, Err(JournalError::Postgres(message))) => {
+                assert!(message.contains("22021"), "{message}")
+            }
+            (7, other) => panic!("the NUL was stored: {other:?}"),
+            (_, Ok(Appended::New(jobs))) => assert_eq!(jobs.len(), 1),
+            (n, other) => panic!("nul-{n}: {other:?}"),
+        }
+    }
+}
+
+/// A start that finds its job's row locked for a moment (a cancel or a supersede in another
+/// transaction) asks again rather than leaving the job to the next poll.
+#[tokio::test]
+async fn a_start_that_meets_a_briefly_locked_row_starts_once_it_is_free() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    // Polls once an hour: only the retry can start it in time.
+    let settings = settings(
+        url.clone(),
+        Duration::from_secs(7200),
+        Duration::from_secs(3600),
+    );
+    let journal = PostgresJournal::open(settings).await.unwrap();
+    let job = new_jobs(&journal, "locked-1", &["ci"]).await[0].id;
+    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let holder = client.transaction().await.unwrap();
+    holder
+        .execute("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", &[&job.0])
+        .await
+        .unwrap();
+    let starting = journal.start_attempt(job, 0);
+    tokio::pin!(starting);
+    // Still locked: the start keeps asking.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut starting)
+            .await
+            .is_err(),
+        "the start gave up or claimed a locked row"
+    );
+    holder.commit().await.unwrap();
+    assert_eq!(starting.await.unwrap(), started(1));
 }

@@ -119,10 +119,12 @@ pub trait Queue: Send + Sync {
 
     /// Completes when queued jobs may have appeared that this host was not handed: another
     /// host stored a delivery, or a dead host's leases expired and its jobs were queued again.
-    /// A journal only one host writes never completes it. Wake-ups may be spurious or
-    /// coalesced; the workers' periodic sweep stays the fallback.
-    async fn queue_changed(&self) {
-        std::future::pending::<()>().await
+    /// It answers the lowest job id that may be new (`JobId(0)` when it cannot say), so the
+    /// workers read from there, not the whole queue. A journal only one host writes never
+    /// completes it. Wake-ups may be spurious or coalesced; the workers' periodic sweep stays
+    /// the fallback.
+    async fn queue_changed(&self) -> JobId {
+        std::future::pending::<JobId>().await
     }
 
     /// How often the workers sweep the journal for queued jobs nobody handed them.

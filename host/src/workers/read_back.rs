@@ -22,12 +22,12 @@ impl Inner {
     pub(super) async fn sweep(self: Arc<Self>) {
         let interval = self.deps.journal.sweep_interval().min(SWEEP_INTERVAL);
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = self.deps.journal.queue_changed() => {}
+            let from = tokio::select! {
+                () = tokio::time::sleep(interval) => JobId(0),
+                from = self.deps.journal.queue_changed() => from,
                 () = self.stopping.cancelled() => return,
-            }
-            self.queue().spill(JobId(0));
+            };
+            self.queue().spill(from);
             self.wake.notify_one();
         }
     }

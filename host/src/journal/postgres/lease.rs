@@ -23,6 +23,10 @@ use crate::journal::{JobId, JournalError, LostLease, cancel_reason};
 pub(super) struct Shared {
     /// Attempts this journal started and has not seen end: their leases are renewed.
     pub(super) held: Mutex<HashMap<JobId, Lease>>,
+    /// This journal's name in the NOTIFYs it sends, so that it skips its own.
+    pub(super) instance: String,
+    /// The lowest job id that may have been queued by others since the workers last looked.
+    pub(super) changed_from: Mutex<Option<i64>>,
     pub(super) changed: Notify,
     pub(super) lease: Duration,
     /// Cancellations of this host's attempts read while renewing their leases, not yet taken.
@@ -102,6 +106,14 @@ pub(super) async fn renew_leases(
 }
 
 impl Shared {
+    /// Jobs from id `from` on may be new to this host: wakes the workers to read from there.
+    pub(super) fn changed_from(&self, from: i64) {
+        let mut lowest = self.changed_from.lock().unwrap();
+        *lowest = Some(lowest.map_or(from, |lowest| lowest.min(from)));
+        drop(lowest);
+        self.changed.notify_one();
+    }
+
     /// Marks the leases `renewed` returned (with the cancellations asked of them) as renewed at
     /// `sent`. One of this host's attempts the renewal did not find is not running as that
     /// attempt any more: ended meanwhile (it is forgotten), or queued again by another host.
@@ -221,7 +233,7 @@ pub(super) async fn rescue_expired(pool: Pool, shared: Arc<Shared>, interval: Du
                 tracing::warn!(error = error.to_string(), "cannot look for expired leases")
             }
         }
-        shared.changed.notify_one();
+        shared.changed_from(0);
     }
 }
 

@@ -52,16 +52,44 @@ where
         }
     }
     // Anything queued (or cancelled) while not listening is found by these wake-ups.
-    shared.changed.notify_one();
+    shared.changed_from(0);
     shared.renew_now.notify_one();
     // The client (still borrowed by the finished LISTEN) lives as long as the connection is read.
     while let Some(message) = messages.next().await {
         if let tokio_postgres::AsyncMessage::Notification(notice) = message? {
             match notice.channel() {
                 CANCEL_CHANNEL => shared.renew_now.notify_one(),
-                _ => shared.changed.notify_one(),
+                _ => {
+                    if let Some(from) = queued_from(notice.payload(), &shared.instance) {
+                        shared.changed_from(from);
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Where a NOTIFY on the queue's channel says new jobs start: `"INSTANCE LOWEST_ID"` from a
+/// batch of deliveries, none for this journal's own (its workers were handed them), and the
+/// whole queue for an empty notice (jobs queued again: a hand-back or a rescue).
+fn queued_from(payload: &str, instance: &str) -> Option<i64> {
+    match payload.split_once(' ') {
+        Some((sender, _)) if sender == instance => None,
+        Some((_, lowest)) => Some(lowest.parse().unwrap_or(0)),
+        None => Some(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queued_from;
+
+    #[test]
+    fn a_notice_says_where_to_read_from_and_a_hosts_own_is_skipped() {
+        assert_eq!(queued_from("b7 1200", "a1"), Some(1200));
+        assert_eq!(queued_from("a1 1200", "a1"), None);
+        assert_eq!(queued_from("", "a1"), Some(0));
+        assert_eq!(queued_from("b7 garbage", "a1"), Some(0));
+    }
 }

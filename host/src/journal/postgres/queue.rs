@@ -8,13 +8,18 @@ use std::{
 
 use switchyard_plugin_api::CancelReason;
 
+use super::group::{Claim, ToEnd, ToStart, ToStore};
 use super::{ASK_TO_CANCEL, CANCEL_CHANNEL, CHANNEL, Lease, PostgresJournal, rescue};
+
+/// How often a start whose row was locked for a moment asks again, and how long it waits
+/// between: a cancel or a supersede holds a row for a statement or two.
+const BUSY_RETRIES: u32 = 40;
+const BUSY_PAUSE: Duration = Duration::from_millis(25);
 use crate::event::{Delivery, now_rfc3339};
 use crate::journal::rows::pending_job;
 use crate::journal::{
-    Appended, AttemptEnd, EndedColumns, JobId, JobState, JournalError, LinkSalt, LostLease,
-    PageBuilder, PendingJob, Place, Queue, QueuedPage, Started, Supersede, cancel_reason,
-    unix_millis,
+    Appended, AttemptEnd, JobId, JobState, JournalError, LinkSalt, LostLease, PageBuilder,
+    PendingJob, Place, Queue, QueuedPage, Started, Supersede, unix_millis,
 };
 
 #[async_trait::async_trait]
@@ -25,104 +30,11 @@ impl Queue for PostgresJournal {
         plugins: Vec<String>,
         rerun: bool,
     ) -> Result<Appended, JournalError> {
-        let payload = lz4_flex::compress_prepend_size(&delivery.payload);
-        let place = Place::of(&delivery.payload);
-        let headers = (!delivery.headers.is_empty())
-            .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default());
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers,
-                                         pull_request, head_sha, git_ref)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (id) DO NOTHING RETURNING seq",
-            )
-            .await?;
-        // A host storing the same id at once holds the row: this waits for its commit, then
-        // finds it there.
-        let inserted = tx
-            .query_opt(
-                &insert,
-                &[
-                    &delivery.id.as_str(),
-                    &delivery.kind.as_str(),
-                    &delivery.facts.action,
-                    &delivery.facts.repository,
-                    &delivery.received_at,
-                    &payload,
-                    &delivery.facts.sender,
-                    &headers,
-                    &place.pull_request,
-                    &place.head_sha,
-                    &place.git_ref,
-                ],
-            )
-            .await?;
-        let inserted_new = inserted.is_some();
-        let seq: i64 = match (inserted, rerun) {
-            (Some(row), _) => row.get(0),
-            (None, false) => return Ok(Appended::Duplicate),
-            (None, true) => tx
-                .query_one(
-                    "SELECT seq FROM deliveries WHERE id = $1",
-                    &[&delivery.id.as_str()],
-                )
-                .await?
-                .get(0),
-        };
-        if let (Some(repository), Some(private), true) = (
-            &delivery.facts.repository,
-            delivery.facts.private,
-            inserted_new,
-        ) {
-            // Hosts storing deliveries of one repository at once: the newest (largest seq)
-            // says, whichever commits last.
-            tx.execute(
-                "INSERT INTO repositories (name, private, seq) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET private = excluded.private, seq = excluded.seq
-                 WHERE excluded.seq > repositories.seq",
-                &[repository, &private, &seq],
-            )
-            .await?;
+        if rerun {
+            // A replay or a redelivery run again: rare, and it reads the stored row.
+            return self.append_rerun(delivery, plugins).await;
         }
-        let mut jobs = Vec::with_capacity(plugins.len());
-        if !plugins.is_empty() {
-            let salts: Vec<Vec<u8>> = LinkSalt::fresh(plugins.len())?
-                .iter()
-                .filter_map(|salt| salt.stored().map(<[u8]>::to_vec))
-                .collect();
-            let insert_jobs = tx
-                .prepare_cached(
-                    "INSERT INTO jobs (delivery, plugin, state, created_at, link_salt)
-                     SELECT $1, plugin, 'queued', $3, salt
-                     FROM unnest($2::text[], $4::bytea[]) WITH ORDINALITY AS p (plugin, salt, n)
-                     ORDER BY n
-                     RETURNING id, plugin, link_salt",
-                )
-                .await?;
-            let rows = tx
-                .query(
-                    &insert_jobs,
-                    &[&seq, &plugins, &delivery.received_at, &salts],
-                )
-                .await?;
-            for row in rows {
-                jobs.push(PendingJob {
-                    id: JobId(row.get(0)),
-                    plugin: row.get(1),
-                    attempts: 0,
-                    interruptions: 0,
-                    delivery: Arc::clone(&delivery),
-                    link_salt: LinkSalt::from_stored(row.get(2)),
-                });
-            }
-            jobs.sort_by_key(|job| job.id);
-            // Delivered to the listeners only if this commits.
-            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
-        }
-        tx.commit().await?;
-        Ok(Appended::New(jobs))
+        self.stores.call(ToStore { delivery, plugins }).await
     }
 
     async fn start_attempt(
@@ -130,43 +42,31 @@ impl Queue for PostgresJournal {
         job: JobId,
         attempts: u32,
     ) -> Result<Option<Started>, JournalError> {
-        // Committed before it answers: on PostgreSQL a start is its own transaction.
+        // Committed before it answers: the claim is one statement, shared with the other
+        // starts of the moment.
         let sent = Instant::now();
-        let rows = self
-            .query(
-                "WITH claimed AS (
-                     SELECT id FROM jobs
-                     WHERE id = $1 AND state = 'queued' AND attempts = $2
-                       AND (not_before IS NULL OR not_before <= $3)
-                     FOR UPDATE SKIP LOCKED
-                 )
-                 UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, started_at = $4,
-                        lease_until = now() + make_interval(secs => $5)
-                 FROM claimed WHERE jobs.id = claimed.id
-                 RETURNING jobs.attempts, jobs.cancel_reason",
-                &[
-                    &job.0,
-                    &(attempts as i32),
-                    &(unix_millis() as i64),
-                    &now_rfc3339(),
-                    &self.shared.lease.as_secs_f64(),
-                ],
-            )
-            .await?;
-        let started = rows.first().map(|row| Started {
-            number: row.get::<_, i32>(0) as u32,
-            cancel: cancel_reason(row.get(1)),
-        });
-        if let Some(started) = &started {
-            let lease = Lease {
-                attempt: started.number,
-                renewed: sent,
-                // Told as the attempt starts (`Started::cancel`).
-                cancel_told: started.cancel.is_some(),
-            };
-            self.shared.held.lock().unwrap().insert(job, lease);
-        }
-        Ok(started)
+        let mut busy = 0;
+        let started = loop {
+            match self.starts.call(ToStart { job, attempts }).await? {
+                Claim::Started(started) => break started,
+                Claim::Gone => return Ok(None),
+                // Its row was locked for a moment (a cancel, a supersede): ask again rather
+                // than leave the job to the next poll.
+                Claim::Busy if busy < BUSY_RETRIES => {
+                    busy += 1;
+                    tokio::time::sleep(BUSY_PAUSE).await;
+                }
+                Claim::Busy => return Ok(None),
+            }
+        };
+        let lease = Lease {
+            attempt: started.number,
+            renewed: sent,
+            // Told as the attempt starts (`Started::cancel`).
+            cancel_told: started.cancel.is_some(),
+        };
+        self.shared.held.lock().unwrap().insert(job, lease);
+        Ok(Some(started))
     }
 
     async fn end_attempt(
@@ -175,50 +75,21 @@ impl Queue for PostgresJournal {
         attempt: u32,
         end: AttemptEnd,
     ) -> Result<(), JournalError> {
-        let EndedColumns {
-            state,
-            error,
-            note,
-            verdict,
-            not_before,
-            finished_at,
-        } = end.columns();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let update = tx
-            .prepare_cached(
-                "UPDATE jobs SET state = $3, error = $4, note = $5, finished_at = $6,
-                        not_before = $7, lease_until = NULL, verdict = $8
-                 WHERE id = $1 AND state = 'running' AND attempts = $2",
-            )
-            .await?;
-        let changed = tx
-            .execute(
-                &update,
-                &[
-                    &job.0,
-                    &(attempt as i32),
-                    &state.as_str(),
-                    &error,
-                    &note,
-                    &finished_at,
-                    &not_before,
-                    &verdict,
-                ],
-            )
-            .await?;
-        if changed == 0 {
-            // Fenced: the lease was lost and the job queued again (or re-run) meanwhile.
+        let columns = end.columns();
+        let ended = self
+            .ends
+            .call(ToEnd {
+                job,
+                attempt,
+                columns,
+            })
+            .await;
+        // Ended, or fenced (the lease was lost and the job queued again meanwhile): either
+        // way this host holds it no more.
+        if matches!(ended, Ok(()) | Err(JournalError::NotRunning { .. })) {
             self.forget(job);
-            return Err(JournalError::NotRunning { job, attempt });
         }
-        let unlock = tx
-            .prepare_cached("DELETE FROM locks WHERE job = $1")
-            .await?;
-        tx.execute(&unlock, &[&job.0]).await?;
-        tx.commit().await?;
-        self.forget(job);
-        Ok(())
+        ended
     }
 
     async fn fail_unstarted(
@@ -409,11 +280,123 @@ impl Queue for PostgresJournal {
         })
     }
 
-    async fn queue_changed(&self) {
-        self.shared.changed.notified().await;
+    async fn queue_changed(&self) -> JobId {
+        loop {
+            if let Some(from) = self.shared.changed_from.lock().unwrap().take() {
+                return JobId(from);
+            }
+            self.shared.changed.notified().await;
+        }
     }
 
     fn sweep_interval(&self) -> Duration {
         self.poll
+    }
+}
+
+impl PostgresJournal {
+    /// Stores a delivery run again (`rerun`): new jobs whether or not it was stored before.
+    async fn append_rerun(
+        &self,
+        delivery: Arc<Delivery>,
+        plugins: Vec<String>,
+    ) -> Result<Appended, JournalError> {
+        let payload = lz4_flex::compress_prepend_size(&delivery.payload);
+        let place = Place::of(&delivery.payload);
+        let headers = (!delivery.headers.is_empty())
+            .then(|| serde_json::to_string(&delivery.headers).unwrap_or_default());
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO deliveries (id, event, action, repository, received_at, payload, sender, headers,
+                                         pull_request, head_sha, git_ref)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO NOTHING RETURNING seq",
+            )
+            .await?;
+        // A host storing the same id at once holds the row: this waits for its commit, then
+        // finds it there.
+        let inserted = tx
+            .query_opt(
+                &insert,
+                &[
+                    &delivery.id.as_str(),
+                    &delivery.kind.as_str(),
+                    &delivery.facts.action,
+                    &delivery.facts.repository,
+                    &delivery.received_at,
+                    &payload,
+                    &delivery.facts.sender,
+                    &headers,
+                    &place.pull_request,
+                    &place.head_sha,
+                    &place.git_ref,
+                ],
+            )
+            .await?;
+        let inserted_new = inserted.is_some();
+        let seq: i64 = match inserted {
+            Some(row) => row.get(0),
+            None => tx
+                .query_one(
+                    "SELECT seq FROM deliveries WHERE id = $1",
+                    &[&delivery.id.as_str()],
+                )
+                .await?
+                .get(0),
+        };
+        if let (Some(repository), Some(private), true) = (
+            &delivery.facts.repository,
+            delivery.facts.private,
+            inserted_new,
+        ) {
+            // Hosts storing deliveries of one repository at once: the newest (largest seq)
+            // says, whichever commits last.
+            tx.execute(
+                "INSERT INTO repositories (name, private, seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET private = excluded.private, seq = excluded.seq
+                 WHERE excluded.seq > repositories.seq",
+                &[repository, &private, &seq],
+            )
+            .await?;
+        }
+        let mut jobs = Vec::with_capacity(plugins.len());
+        if !plugins.is_empty() {
+            let salts: Vec<Vec<u8>> = LinkSalt::fresh(plugins.len())?
+                .iter()
+                .filter_map(|salt| salt.stored().map(<[u8]>::to_vec))
+                .collect();
+            let insert_jobs = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (delivery, plugin, state, created_at, link_salt)
+                     SELECT $1, plugin, 'queued', $3, salt
+                     FROM unnest($2::text[], $4::bytea[]) WITH ORDINALITY AS p (plugin, salt, n)
+                     ORDER BY n
+                     RETURNING id, plugin, link_salt",
+                )
+                .await?;
+            let rows = tx
+                .query(
+                    &insert_jobs,
+                    &[&seq, &plugins, &delivery.received_at, &salts],
+                )
+                .await?;
+            for row in rows {
+                jobs.push(PendingJob {
+                    id: JobId(row.get(0)),
+                    plugin: row.get(1),
+                    attempts: 0,
+                    interruptions: 0,
+                    delivery: Arc::clone(&delivery),
+                    link_salt: LinkSalt::from_stored(row.get(2)),
+                });
+            }
+            jobs.sort_by_key(|job| job.id);
+            // Delivered to the listeners only if this commits.
+            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
+        }
+        tx.commit().await?;
+        Ok(Appended::New(jobs))
     }
 }
