@@ -15,8 +15,10 @@
 //! while after sustained load, so each run starts from the same rested state), `BENCH_IDS`
 //! (`uuid`, the default, random GUIDs as GitHub sends; or `sequential`, `bench-N`),
 //! `BENCH_FIRST_CALLS` (deliveries timed to the first GitHub call, default 200; 0 skips it),
-//! `BENCH_STORE` (`sqlite`, the default, or `postgres`: a private PostgreSQL server started as
-//! the tests start theirs, with a fresh database), `BENCH_HOSTS` (with `postgres`: how many
+//! `BENCH_STORE` (`sqlite`, the default, or `postgres`: a private PostgreSQL server of the
+//! benchmark's own with PostgreSQL's durability defaults, `fsync` on, beside one host on SQLite
+//! measured in the same run; for PostgreSQL it also reports the transactions committed per
+//! delivery, WAL syncs per second and the server's CPU per delivery), `BENCH_HOSTS` (with `postgres`: how many
 //! hosts share the database, default 1; the load is split evenly between them, and CPU, jobs
 //! and peak memory are summed over them), `BENCH_WORKERS` (settings of `[workers]` to use
 //! instead of the defaults, separated by `;`, such as `memory_queue_mib = 16`).
@@ -74,26 +76,45 @@ fn main() {
             .spawn()
             .expect("the bare server starts"),
     );
+    let start_host = |name: &str, store: &Store| {
+        let port = free_port();
+        let dir = dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        (
+            start_switchyard(&target, &dir, port, EVENT_LOG, store),
+            port,
+        )
+    };
     let hosts: Vec<(Server, u16)> = (0..store.hosts)
-        .map(|n| {
-            let port = free_port();
-            let dir = dir.path().join(format!("host-{n}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            (
-                start_switchyard(&target, &dir, port, EVENT_LOG, &store),
-                port,
-            )
-        })
+        .map(|n| start_host(&format!("host-{n}"), &store))
         .collect();
-    let pids: Vec<u32> = hosts.iter().map(|(server, _)| server.0.id()).collect();
-    let ports: Vec<u16> = hosts.iter().map(|(_, port)| *port).collect();
+    // Beside PostgreSQL, one host on SQLite in the same sitting, for the comparison.
+    let beside = store
+        .url
+        .is_some()
+        .then(|| start_host("beside", &Store::sqlite()));
+    let mut servers = vec![("bare", vec![bare_port], Vec::new())];
+    if let Some((server, port)) = &beside {
+        servers.push(("sqlite", vec![*port], vec![server.0.id()]));
+    }
+    servers.push((
+        store.name(),
+        hosts.iter().map(|(_, port)| *port).collect(),
+        hosts.iter().map(|(server, _)| server.0.id()).collect(),
+    ));
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         wait_until_listening(bare_port).await;
-        for &port in &ports {
-            wait_until_listening(port).await;
+        for (_, ports, _) in &servers {
+            for &port in ports {
+                wait_until_listening(port).await;
+            }
         }
+        let mut database = match &store.url {
+            Some(url) => Some(Database::connect(url).await),
+            None => None,
+        };
         let body = Bytes::from(pull_request_payload());
         let signature = WebhookSecret::new(SECRET).sign_sha256(&body);
         println!(
@@ -109,21 +130,26 @@ fn main() {
         );
         let mut first = true;
         for concurrency in levels {
-            for (name, ports) in [("bare", vec![bare_port]), ("switchyard", ports.clone())] {
+            for (name, ports, pids) in &servers {
                 if !first {
                     tokio::time::sleep(rest).await;
                 }
                 first = false;
-                let measured = name == "switchyard";
+                let measured = *name != "bare";
+                let on_postgres = *name == "postgres";
                 let cpu_before: Duration = pids.iter().map(|&pid| cpu_time(pid)).sum();
-                let jobs_before = if measured { jobs_ended(&ports).await } else { 0.0 };
-                let run = drive_all(&ports, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
+                let jobs_before = if measured { jobs_ended(ports).await } else { 0.0 };
+                let database_before = match (&mut database, on_postgres) {
+                    (Some(database), true) => Some(database.counters().await),
+                    _ => None,
+                };
+                let run = drive_all(ports, &body, &signature, concurrency, Duration::from_secs(secs), &ids).await;
                 let requests = run.latencies.len();
                 let rate = requests as f64 / run.elapsed.as_secs_f64();
                 let (cpu, jobs, share, peak) = if measured {
                     let cpu_after: Duration = pids.iter().map(|&pid| cpu_time(pid)).sum();
                     let cpu = (cpu_after - cpu_before).as_secs_f64() * 1e6 / requests as f64;
-                    let jobs = (jobs_ended(&ports).await - jobs_before) / run.elapsed.as_secs_f64();
+                    let jobs = (jobs_ended(ports).await - jobs_before) / run.elapsed.as_secs_f64();
                     let peak: u64 = pids.iter().map(|&pid| peak_rss(pid)).sum();
                     (
                         format!("{cpu:.0}"),
@@ -147,10 +173,21 @@ fn main() {
                     share,
                     peak,
                 );
+                if let (Some(database), Some(before)) = (&mut database, database_before) {
+                    let after = database.counters().await;
+                    let seconds = run.elapsed.as_secs_f64();
+                    println!(
+                        "{:>21} transactions committed per delivery {:.3}, WAL syncs/s {:.0}, PostgreSQL CPU µs per delivery {:.0}",
+                        "",
+                        (after.commits - before.commits) as f64 / requests as f64,
+                        (after.wal_syncs - before.wal_syncs) as f64 / seconds,
+                        (after.cpu - before.cpu).as_secs_f64() * 1e6 / requests as f64,
+                    );
+                }
             }
         }
     });
-    for (server, _) in hosts {
+    for (server, _) in hosts.into_iter().chain(beside) {
         stop(server);
     }
     drop(bare);
@@ -281,16 +318,7 @@ async fn first_github_call(release: &Path, count: usize, ids: &DeliveryIds) {
          [[plugins]]\nname = \"ci\"\nlibrary = \"{{release}}/libswitchyard_ci.so\"\n\
          [plugins.settings]\ncommand = \"true\"\nclone_url = \"file:///nonexistent/{{full_name}}.git\"\n"
     );
-    let server = start_switchyard(
-        release,
-        dir.path(),
-        port,
-        &ci,
-        &Store {
-            url: None,
-            hosts: 1,
-        },
-    );
+    let server = start_switchyard(release, dir.path(), port, &ci, &Store::sqlite());
     wait_until_listening(port).await;
     let template: serde_json::Value = serde_json::from_slice(&pull_request_payload()).unwrap();
     let client = reqwest::Client::new();
@@ -389,9 +417,27 @@ struct Store {
     /// The PostgreSQL database's URL; `None` for SQLite.
     url: Option<String>,
     hosts: usize,
+    /// The benchmark's own PostgreSQL server, stopped when dropped.
+    _server: Option<switchyard_testkit::TestPostgres>,
 }
 
 impl Store {
+    fn sqlite() -> Self {
+        Self {
+            url: None,
+            hosts: 1,
+            _server: None,
+        }
+    }
+
+    /// The measured hosts' row in the table.
+    fn name(&self) -> &'static str {
+        match self.url {
+            None => "sqlite",
+            Some(_) => "postgres",
+        }
+    }
+
     fn from_env() -> Self {
         let hosts: usize = env_or("BENCH_HOSTS", "1")
             .parse()
@@ -399,14 +445,15 @@ impl Store {
         match env_or("BENCH_STORE", "sqlite").as_str() {
             "sqlite" => {
                 assert_eq!(hosts, 1, "hosts share a journal only on PostgreSQL");
-                Self { url: None, hosts }
+                Self::sqlite()
             }
             "postgres" => {
-                let server = switchyard_testkit::TestPostgres::get()
+                let server = switchyard_testkit::TestPostgres::durable()
                     .expect("BENCH_STORE=postgres needs PostgreSQL installed");
                 Self {
                     url: Some(server.database()),
                     hosts: hosts.max(1),
+                    _server: Some(server),
                 }
             }
             other => panic!("BENCH_STORE is sqlite or postgres, not {other:?}"),
@@ -425,7 +472,7 @@ impl Store {
         match self.url {
             None => "SQLite WAL, each answer after its commit is synced".to_owned(),
             Some(_) => format!(
-                "PostgreSQL (local, default settings), {} host(s) sharing it",
+                "PostgreSQL (local, its durability defaults: fsync on, synchronous_commit on), {} host(s) sharing it, beside one host on SQLite",
                 self.hosts
             ),
         }
@@ -552,16 +599,78 @@ async fn jobs_ended_on(port: u16) -> f64 {
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
 fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server runs");
+    process_cpu(pid).expect("the server runs")
+}
+
+/// [`cpu_time`], or `None` when the process is gone.
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .unwrap()
-        .unwrap() as u64;
-    Duration::from_secs_f64(ticks as f64 / per_second as f64)
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()?? as u64;
+    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// The benchmark's own connection to the measured database, for PostgreSQL's counters.
+struct Database(tokio_postgres::Client);
+
+/// PostgreSQL's counters at one moment.
+struct Counters {
+    /// Transactions committed in the measured database (`pg_stat_database.xact_commit`).
+    commits: i64,
+    /// Times the server synced its WAL to disk (`pg_stat_wal.wal_sync`).
+    wal_syncs: i64,
+    /// CPU time of every PostgreSQL process so far.
+    cpu: Duration,
+}
+
+impl Database {
+    async fn connect(url: &str) -> Self {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("the benchmark connects to its database");
+        tokio::spawn(connection);
+        Self(client)
+    }
+
+    async fn counters(&mut self) -> Counters {
+        // The server publishes its statistics at most once a second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let row = self
+            .0
+            .query_one(
+                "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+                        (SELECT wal_sync FROM pg_stat_wal)",
+                &[],
+            )
+            .await
+            .expect("PostgreSQL's statistics");
+        Counters {
+            commits: row.get(0),
+            wal_syncs: row.get(1),
+            cpu: postgres_cpu(),
+        }
+    }
+}
+
+/// CPU time (user + system) of every process named `postgres` (the benchmark's server is the
+/// only one running).
+fn postgres_cpu() -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| name.trim() == "postgres")
+        })
+        .filter_map(process_cpu)
+        .sum()
 }

@@ -33,7 +33,7 @@ impl TestPostgres {
     pub fn get() -> Option<&'static TestPostgres> {
         SERVER
             .get_or_init(|| match find_bin() {
-                Some(bin) => Some(start(bin)),
+                Some(bin) => Some(start(bin, Durability::Off)),
                 None if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!(
                     "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb), and CI=true: install the postgresql package"
                 ),
@@ -50,7 +50,15 @@ impl TestPostgres {
     /// A server of the caller's own, stopped when dropped: for a test that stops and starts it.
     pub fn dedicated() -> Option<TestPostgres> {
         Self::get()?;
-        Some(start(find_bin()?))
+        Some(start(find_bin()?, Durability::Off))
+    }
+
+    /// A server of the caller's own with PostgreSQL's own durability (`fsync` and
+    /// `full_page_writes` on, as an operator runs it), for benchmarks that count WAL flushes;
+    /// the tests' servers skip them for speed.
+    pub fn durable() -> Option<TestPostgres> {
+        Self::get()?;
+        Some(start(find_bin()?, Durability::On))
     }
 
     /// A new, empty database; returns its URL (loopback, user `postgres`, no password).
@@ -147,7 +155,14 @@ fn find_bin() -> Option<PathBuf> {
     found.pop().map(|(_, bin)| bin)
 }
 
-fn start(bin: PathBuf) -> TestPostgres {
+/// Whether a server syncs its WAL: tests do not need it, benchmarks of durability do.
+#[derive(Clone, Copy, PartialEq)]
+enum Durability {
+    Off,
+    On,
+}
+
+fn start(bin: PathBuf, durability: Durability) -> TestPostgres {
     let as_postgres = nix::unistd::geteuid().is_root();
     let root = tempfile::Builder::new()
         .prefix("switchyard-pg-")
@@ -183,9 +198,12 @@ fn start(bin: PathBuf) -> TestPostgres {
         .port();
     let mut settings = format!(
         "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
-         max_connections = 300\nfsync = off\nfull_page_writes = off\n",
+         max_connections = 300\n",
         sockets.display()
     );
+    if durability == Durability::Off {
+        settings.push_str("fsync = off\nfull_page_writes = off\n");
+    }
     // Statements counted per database (`CREATE EXTENSION pg_stat_statements`), for the tests
     // that assert how many statements something costs.
     if bin.join("../lib/pg_stat_statements.so").is_file() {
