@@ -217,6 +217,12 @@ impl App {
                 "{doing}: GitHub's answer has no token or expiry"
             )));
         };
+        // Never cached: every call would fail on it until it expired. Not quoted: it is a secret.
+        if !fits_a_header(&token) {
+            return Err(HostError::Internal(format!(
+                "{doing}: GitHub's answer has a token that cannot go in a header (spaces, line breaks or other characters no token has)"
+            )));
+        }
         let permissions =
             serde_json::from_value(answer.body["permissions"].clone()).unwrap_or_default();
         tracing::debug!(plugin = %plugin, installation, repository = caller.repository.as_deref(), "installation token minted");
@@ -400,5 +406,25 @@ impl GitHub for App {
             dropped,
             "App installation changed: its cached tokens are dropped"
         );
+    }
+}
+
+/// Whether a token GitHub gave can be sent back as `Authorization: Bearer TOKEN`: visible ASCII
+/// only, of a sane length (GitHub's are 40 to a few hundred characters).
+fn fits_a_header(token: &str) -> bool {
+    token.len() <= 4096 && token.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fits_a_header;
+
+    #[test]
+    fn a_token_with_a_line_break_or_a_space_is_not_used() {
+        assert!(fits_a_header("ghs_16C7e42F292c6912E7710c838347Ae178B4a"));
+        assert!(!fits_a_header("ghs_abc\r\nX-Injected: 1"));
+        assert!(!fits_a_header("ghs abc"));
+        assert!(!fits_a_header("ghs_é"));
+        assert!(!fits_a_header(&"a".repeat(5000)));
     }
 }
