@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::StreamExt as _;
 use switchyard::journal::{JobState, PostgresJournal, PostgresSettings, prelude::*};
 use switchyard_testkit::TestPostgres;
 
@@ -118,6 +119,67 @@ async fn deliveries_sent_to_two_hosts_run_once_each_and_one_sent_to_both_is_stor
     logged.sort();
     sent.sort();
     assert_eq!(logged, sent);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Under load (64 senders at once, split over two hosts, a tenth of the ids sent to both),
+/// the group commit keeps every delivery, stores each id once, and runs every job once.
+#[tokio::test]
+async fn under_load_two_hosts_keep_every_delivery_and_run_every_job_once() {
+    let Some(server) = TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let (a, b, _secrets) = two_hosts(&url, EVENT_LOG).await;
+    let payload = example("pull_request", Some("opened"));
+    let payload = &payload;
+    let ids: Vec<String> = (0..320).map(|n| format!("load-{n}")).collect();
+    // Each id to one host, and every tenth to both at once.
+    let mut sends = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let to_both = n % 10 == 0;
+        for (m, host) in [&a, &b].into_iter().enumerate() {
+            if to_both || n % 2 == m {
+                sends.push(async move { host.send("pull_request", id, payload).await });
+            }
+        }
+    }
+    let answers = futures_util::stream::iter(sends)
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let stored = answers.iter().filter(|(status, _)| *status == 202).count();
+    let duplicates = answers
+        .iter()
+        .filter(|(status, answer)| *status == 200 && answer["duplicate"] == true)
+        .count();
+    assert_eq!(stored, ids.len(), "each id stored once: {answers:?}");
+    assert_eq!(
+        duplicates,
+        ids.len() / 10,
+        "each id sent twice found stored once"
+    );
+
+    let observer = journal(&url).await;
+    for id in &ids {
+        let jobs = crate::support::ended_jobs(&observer, id, 1).await;
+        assert_eq!(
+            (jobs[0].state, jobs[0].attempts),
+            (JobState::Succeeded, 1),
+            "{id}"
+        );
+    }
+    let mut logged: Vec<String> = a
+        .events_logged()
+        .into_iter()
+        .chain(b.events_logged())
+        .map(|event| event["delivery"].as_str().unwrap().to_owned())
+        .collect();
+    logged.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(logged, expected, "every job ran once, on one host");
     a.stop().await;
     b.stop().await;
 }
