@@ -3,6 +3,7 @@
 //! statuses (`pending`, then `success`, `failure` or `error`), or, as a GitHub App, as a check
 //! run with the log's last lines, annotations, a Cancel button and GitHub's Re-run buttons.
 
+mod checks;
 mod commands;
 mod forks;
 mod report;
