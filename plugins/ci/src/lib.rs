@@ -3,6 +3,7 @@
 //! statuses (`pending`, then `success`, `failure` or `error`), or, as a GitHub App, as a check
 //! run with the log's last lines, annotations, a Cancel button and GitHub's Re-run buttons.
 
+mod builds;
 mod checks;
 mod commands;
 mod forks;
@@ -16,6 +17,8 @@ use switchyard_plugin_api::{GitHubApp, prelude::*};
 use tokio::sync::Semaphore;
 
 use crate::{
+    builds::{Only, Reports},
+    checks::Bounds,
     commands::Asked,
     forks::Approves,
     report::{Ending, Kind, Printed, Reporter},
@@ -56,6 +59,9 @@ struct Settings {
     /// Builds running at once; the rest wait, reported queued.
     #[serde(default = "default_max_builds")]
     max_builds: usize,
+    /// How much a repository's `.switchyard.toml` may ask for.
+    #[serde(default)]
+    bounds: Bounds,
 }
 
 fn default_context() -> String {
@@ -95,6 +101,16 @@ impl Ci {
         }
         if settings.max_builds == 0 {
             return Err(PluginError::fatal("settings.max_builds must be at least 1"));
+        }
+        let bounds = &settings.bounds;
+        if bounds.max_checks == 0
+            || bounds.max_timeout_secs == 0
+            || bounds.max_matrix_cells == 0
+            || bounds.max_file_bytes == 0
+        {
+            return Err(PluginError::fatal(
+                "settings.bounds: max_checks, max_timeout_secs, max_matrix_cells and max_file_bytes must each be at least 1",
+            ));
         }
         let source = Source::from_settings(
             config,
@@ -170,13 +186,13 @@ impl Plugin for Ci {
         if event.action.as_deref() == Some("requested_action") {
             return self.requested_action(event, host).await;
         }
-        let target = match &event.command {
+        let (target, only) = match &event.command {
             Some(command) => match self.command(event, command, host).await? {
-                Ok(target) => target,
+                Ok(target) => (target, commands::only(command)),
                 Err(outcome) => return Ok(outcome),
             },
             None => match Target::from_event(event)? {
-                Ok(target) => target,
+                Ok(target) => (target, self.rerun_of(event)),
                 Err(reason) => return Ok(Outcome::Skipped(reason)),
             },
         };
@@ -217,10 +233,22 @@ impl Plugin for Ci {
         }
         self.latest()
             .insert(target.line().key(), target.sha.clone());
+        let reports = Reports::default();
         tokio::select! {
-            ended = self.build(&report) => ended,
+            ended = self.build(event, &target, host, &reports, &only) => ended,
             // Dropping the build's future kills its command (the host kills the process group).
-            reason = host.cancelled() => cancelled(&report, &reason).await,
+            reason = host.cancelled() => {
+                let mut open = reports.open();
+                if reports.is_empty() {
+                    open.push(std::sync::Arc::new(report));
+                }
+                let mut outcome = None;
+                for report in &open {
+                    let ended = cancelled(report, &reason).await;
+                    outcome.get_or_insert(ended);
+                }
+                outcome.unwrap_or_else(|| Err(PluginError::fatal(reason.to_string())))
+            }
         }
     }
 }
@@ -233,14 +261,20 @@ impl Ci {
         let app = match event.name.as_str() {
             "check_suite" => &payload["check_suite"]["app"],
             "check_run" => {
-                let name = payload["check_run"]["name"].as_str();
-                if name != Some(self.settings.context.as_str()) {
+                // A check run of this App made by a build: its external id is the build's job
+                // (the entry's context, or a check of the repository's file).
+                let run = &payload["check_run"];
+                let name = run["name"].as_str();
+                let built = run["external_id"]
+                    .as_str()
+                    .is_some_and(|id| id.parse::<i64>().is_ok());
+                if name != Some(self.settings.context.as_str()) && !built {
                     return Err(format!(
                         "the check run {name:?} is not this entry's ({:?})",
                         self.settings.context
                     ));
                 }
-                &payload["check_run"]["app"]
+                &run["app"]
             }
             _ => return Ok(()),
         };
@@ -251,6 +285,22 @@ impl Ci {
                 event.name,
                 app["slug"].as_str().unwrap_or("?")
             )),
+        }
+    }
+
+    /// Which checks a Re-run builds: the check run's own, unless it is the entry's context or
+    /// the refused file's (which build all).
+    fn rerun_of(&self, event: &Event) -> Only {
+        let name = event.payload()["check_run"]["name"].as_str();
+        match name {
+            Some(name)
+                if event.name == "check_run"
+                    && name != self.settings.context
+                    && name != checks::FILE =>
+            {
+                Only::Named(name.to_owned())
+            }
+            _ => Only::All,
         }
     }
 
@@ -305,6 +355,9 @@ impl Ci {
                 )));
             }
             return forks::ok_to_test(event, command, target, host).await;
+        }
+        if commands::lists(command) {
+            return Ok(Err(self.list(host, &target).await?));
         }
         let line = target.line();
         let latest = host.latest_of_line(&line.key()).await?;
@@ -403,103 +456,17 @@ impl Ci {
             host,
             target,
             kind: self.kind,
-            name: &self.settings.context,
-            command: &self.settings.command,
+            name: self.settings.context.clone(),
+            command: self.settings.command.clone(),
             log_url: &event.job.log_url,
             build: event.job.id,
             run: Default::default(),
+            ended: Default::default(),
         }
     }
 
     fn latest(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.latest.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits for a build slot, then checks out, runs the command and reports how it ended.
-    async fn build(&self, report: &Reporter<'_>) -> Result<Outcome, PluginError> {
-        let slot = match (self.slots.try_acquire(), report.kind) {
-            (Ok(slot), Kind::Statuses) => slot,
-            (slot, _) => {
-                report.queued().await?;
-                match slot {
-                    Ok(slot) => slot,
-                    Err(_) => self
-                        .slots
-                        .acquire()
-                        .await
-                        .map_err(|_| PluginError::fatal("build slots closed"))?,
-                }
-            }
-        };
-        report.running().await?;
-        let ended = self.run(report).await;
-        drop(slot);
-        // The build's own verdict beside its ending; a build that could not run is left to
-        // the host, which records it as errored.
-        let (ending, printed, verdict) = match ended {
-            Ok((output, dir)) => {
-                let printed = Printed {
-                    annotations: switchyard_check_output::annotations::parse(&output.output, &dir),
-                    tail: output.output.clone(),
-                };
-                let secs = output.seconds();
-                let (ending, verdict) = match (output.success(), output.timed_out) {
-                    (true, _) => (Ending::Passed { secs }, Verdict::Passed),
-                    (false, false) => (
-                        Ending::Failed {
-                            ending: output.ending(),
-                            secs,
-                        },
-                        Verdict::Failed,
-                    ),
-                    (false, true) => (
-                        Ending::TimedOut {
-                            secs: self.settings.timeout_secs,
-                        },
-                        Verdict::TimedOut,
-                    ),
-                };
-                (ending, printed, Some(verdict))
-            }
-            Err(error) => (Ending::Errored(error.to_string()), Printed::default(), None),
-        };
-        let summary = ending.to_string();
-        report.finished(ending, printed).await?;
-        match verdict {
-            Some(verdict) => Ok(Outcome::Finished { verdict, summary }),
-            None => Err(PluginError::fatal(summary)),
-        }
-    }
-
-    /// Checks out and runs the command; an error means it could not run.
-    async fn run(&self, report: &Reporter<'_>) -> Result<(RunOutput, PathBuf), HostError> {
-        let (host, target) = (report.host, report.target);
-        let dir = self
-            .source
-            .prepare(host, &target.repository, &target.sha)
-            .await?;
-        let mut request = RunRequest::shell(&self.settings.command)
-            .cwd(dir.clone())
-            .timeout_secs(self.settings.timeout_secs)
-            .env("CI", "true")
-            .env("SWITCHYARD_SHA", &target.sha)
-            .env("SWITCHYARD_REF", &target.branch)
-            .env("SWITCHYARD_REPO", &target.repository.full_name)
-            .env("SWITCHYARD_BUILD_ID", report.build.to_string());
-        if let Some(number) = target.pull_request {
-            request = request.env("SWITCHYARD_PR", number.to_string());
-        }
-        if report.kind == Kind::Checks {
-            request = request.keep_output(KEPT_OUTPUT);
-        }
-        if target.fork.is_some() {
-            // A fork's code: the host withholds secrets and writable binds (`trust_forks`).
-            request = request.untrusted();
-        }
-        host.log(format!("switchyard: $ {}", self.settings.command))
-            .await;
-        let output = host.run(&request).await?;
-        Ok((output, dir))
     }
 }
 

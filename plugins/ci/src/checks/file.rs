@@ -16,6 +16,9 @@ struct RawFile {
     check: Vec<Spanned<RawCheck>>,
 }
 
+/// One key's values of a `matrix`.
+pub(super) type Axis = Spanned<Vec<Spanned<toml::Value>>>;
+
 /// A `[[check]]` as written, each value with where it is.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,7 +32,7 @@ pub(super) struct RawCheck {
     #[serde(default)]
     pub paths: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
-    pub matrix: Option<Spanned<BTreeMap<String, Spanned<Vec<Spanned<toml::Value>>>>>>,
+    pub matrix: Option<Spanned<BTreeMap<String, Axis>>>,
     #[serde(default)]
     pub needs: Option<Spanned<Vec<Spanned<String>>>>,
 }
@@ -300,7 +303,8 @@ run = "true"
     /// Each bad input: where the error points, and words it must say.
     #[test]
     fn bad_files_are_refused_at_their_line_and_column() {
-        let cases: &[(&str, Option<(usize, usize)>, &str)] = &[
+        type Case<'a> = (&'a str, Option<(usize, usize)>, &'a str);
+        let cases: &[Case] = &[
             (
                 "[[check]]\nname = \"a\"\n",
                 Some((1, 1)),

@@ -24,7 +24,19 @@ pub(super) fn expand(
             "matrix is empty: leave it out for one check",
         ));
     }
-    let mut cells: usize = 1;
+    // Counted before any cell is made: 100 x 100 is refused without building 10,000.
+    let cells = axes.values().fold(1usize, |cells, list| {
+        cells.saturating_mul(list.get_ref().len())
+    });
+    if cells > bounds.max_matrix_cells {
+        return Err(FileError::at(
+            at,
+            format!(
+                "the matrix has {cells} cells, more than this entry's max_matrix_cells = {}",
+                bounds.max_matrix_cells
+            ),
+        ));
+    }
     let mut values = Vec::new();
     for (key, list) in axes {
         let env = key.to_ascii_uppercase();
@@ -38,16 +50,6 @@ pub(super) fn expand(
             return Err(FileError::at(
                 place(list.span()),
                 format!("matrix.{key} has no values"),
-            ));
-        }
-        cells = cells.saturating_mul(list.get_ref().len());
-        if cells > bounds.max_matrix_cells {
-            return Err(FileError::at(
-                at,
-                format!(
-                    "the matrix has {} cells or more, more than this entry's max_matrix_cells = {}",
-                    cells, bounds.max_matrix_cells
-                ),
             ));
         }
         let mut axis = Vec::new();
