@@ -40,8 +40,9 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 8] = [
+const REQUIRED: [(&str, &str, &str); 9] = [
     ("pulls/get", "pull_requests", "read"),
+    ("pulls/list-files", "pull_requests", "read"),
     ("issues/create-comment", "issues", "write"),
     ("reactions/create-for-issue-comment", "issues", "write"),
     ("create_status", "statuses", "write"),
@@ -55,12 +56,16 @@ const REQUIRED: [(&str, &str, &str); 8] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 9] = [
+const OPERATIONS: [(&str, &[&str]); 10] = [
     (
         "repos/get-collaborator-permission-level",
         &["repos", "*", "*", "collaborators", "*", "permission"],
     ),
     ("pulls/get", &["repos", "*", "*", "pulls", "*"]),
+    (
+        "pulls/list-files",
+        &["repos", "*", "*", "pulls", "*", "files"],
+    ),
     (
         "issues/create-comment",
         &["repos", "*", "*", "issues", "*", "comments"],
@@ -134,6 +139,9 @@ struct State {
     collaborators: Vec<comments::Collaborator>,
     /// Pull requests opened by [`FakeGitHub::open_pull_request`], as `pulls/get` answers them.
     pulls: Vec<Value>,
+    /// The files each pull request changes, by [`FakeGitHub::set_pull_request_files`]:
+    /// (repository, number, file names).
+    pull_files: Vec<(String, u64, Vec<String>)>,
     streamed: bad_answers::Streamed,
 }
 
@@ -456,6 +464,19 @@ impl FakeGitHub {
         state.pulls.push(pull);
     }
 
+    /// The files pull request `number` of `repository` changes, as `pulls/list-files` answers
+    /// them (paged by `per_page` and `page`); none until set.
+    pub fn set_pull_request_files(&self, repository: &str, number: u64, files: &[&str]) {
+        let mut state = self.state();
+        state
+            .pull_files
+            .retain(|(repo, n, _)| !(repo == repository && *n == number));
+        let files = files.iter().map(|f| (*f).to_owned()).collect();
+        state
+            .pull_files
+            .push((repository.to_owned(), number, files));
+    }
+
     /// The requests to one operation (`create_status`, `create_deployment`,
     /// `create_deployment_status`), in order.
     pub fn calls(&self, operation: &str) -> Vec<Recorded> {
@@ -647,7 +668,7 @@ fn answer(
         (true, _) => app_respond(shared, &mut state, &method, &uri, &headers, &body),
         (false, _) => (
             operation,
-            respond(shared, &mut state, &method, &path, &body, operation),
+            respond(shared, &mut state, &method, &path, &query, &body, operation),
         ),
     };
     state.requests.push(Recorded {
@@ -668,12 +689,15 @@ fn respond(
     state: &mut State,
     method: &Method,
     path: &str,
+    query: &str,
     body: &Value,
     operation: Option<&'static str>,
 ) -> Response {
     let expected = match operation {
         Some("checks/update") => Method::PATCH,
-        Some("repos/get-collaborator-permission-level" | "pulls/get") => Method::GET,
+        Some("repos/get-collaborator-permission-level" | "pulls/get" | "pulls/list-files") => {
+            Method::GET
+        }
         _ => Method::POST,
     };
     let Some(name) = operation.filter(|_| *method == expected) else {
@@ -687,6 +711,7 @@ fn respond(
         let repo = format!("{}/{}", segments[1], segments[2]);
         return match name {
             "pulls/get" => comments::pull_request(state, &repo, segments[4]),
+            "pulls/list-files" => comments::pull_files(state, &repo, segments[4], query),
             _ => comments::permission(state, &repo, segments[4]),
         };
     }
@@ -841,7 +866,15 @@ fn app_respond(
                 Err(refused) => refused,
                 Ok(token) => match permitted(&token, operation, &segments) {
                     Err(refused) => refused,
-                    Ok(()) => respond(shared, state, method, path, body, operation),
+                    Ok(()) => respond(
+                        shared,
+                        state,
+                        method,
+                        path,
+                        uri.query().unwrap_or_default(),
+                        body,
+                        operation,
+                    ),
                 },
             };
             (operation, response)

@@ -539,6 +539,7 @@ async fn re_runs_of_a_forks_check_wait_and_a_suite_naming_no_pull_request_is_not
             ("contents", "read"),
             ("issues", "write"),
             ("metadata", "read"),
+            ("pull_requests", "read"),
             ("statuses", "write"),
         ],
     );

@@ -50,13 +50,18 @@ impl Ci {
     }
 
     async fn push(&self, delivery: &str, number: u64, sha: &str) {
-        self.github.open_pull_request(REPO, number, sha, REPO);
+        self.push_from(delivery, number, sha, REPO).await;
+    }
+
+    /// A push to pull request `number` whose head lives in `head_repo`.
+    async fn push_from(&self, delivery: &str, number: u64, sha: &str, head_repo: &str) {
+        self.github.open_pull_request(REPO, number, sha, head_repo);
         let mut payload = example("pull_request", Some("opened"));
         payload["action"] = json!("synchronize");
         payload["number"] = json!(number);
         payload["pull_request"]["number"] = json!(number);
         payload["pull_request"]["head"]["sha"] = json!(sha);
-        payload["pull_request"]["head"]["repo"]["full_name"] = json!(REPO);
+        payload["pull_request"]["head"]["repo"]["full_name"] = json!(head_repo);
         let (status, body) = self.host.send("pull_request", delivery, &payload).await;
         assert_eq!(status, 202, "{body}");
     }
@@ -377,6 +382,129 @@ async fn test_name_builds_one_check_and_test_question_mark_lists_them() {
     ci.stop().await;
 }
 
+const BY_PATHS: &str = r#"
+[[check]]
+name = "code"
+run = "echo code ran"
+paths = ["src/**"]
+
+[[check]]
+name = "docs"
+run = "echo docs ran"
+paths = ["docs"]
+
+[[check]]
+name = "after docs"
+run = "echo after docs ran"
+needs = ["docs"]
+"#;
+
+#[tokio::test]
+async fn paths_run_a_check_the_pull_request_touches_and_skip_one_it_does_not_as_success() {
+    let ci = Ci::start("command = \"true\"").await;
+    let sha = ci.origin.commit(
+        "refs/heads/topic",
+        &[
+            (".switchyard.toml", BY_PATHS),
+            ("src/main.rs", "fn main() {}"),
+            ("docs/guide/a.md", "# a"),
+        ],
+    );
+    // More files than one page of GitHub's list: the one that matters is on the second.
+    let mut files: Vec<String> = (0..120).map(|i| format!("assets/{i}.png")).collect();
+    files.push("src/main.rs".to_owned());
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    ci.github.set_pull_request_files(REPO, 2, &files);
+    ci.push("paths-1", 2, &sha).await;
+    let jobs = ci.host.ended_jobs("paths-1", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Passed), "{jobs:?}");
+    assert_eq!(ci.states_of(&sha, "code").last().unwrap(), "success");
+    // Skipped, yet `success`: a required check must not block the merge.
+    assert_eq!(ci.states_of(&sha, "docs"), ["pending", "success"]);
+    assert!(
+        ci.last_of(&sha, "docs")
+            .contains("skipped: the pull request changes no file its paths match"),
+        "{:?}",
+        ci.statuses(&sha)
+    );
+    let log = ci.log(jobs[0].id).await;
+    assert!(
+        log.contains("code ran") && !log.contains("\ndocs ran\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("after docs ran"),
+        "a skipped need does not hold back: {log}"
+    );
+    let pages: Vec<String> = ci
+        .github
+        .calls("pulls/list-files")
+        .iter()
+        .map(|c| c.query.clone())
+        .collect();
+    assert_eq!(pages, ["per_page=100&page=1", "per_page=100&page=2"]);
+
+    // The other way: only the docs change.
+    ci.github
+        .set_pull_request_files(REPO, 2, &["docs/guide/a.md"]);
+    let sha = ci
+        .origin
+        .commit("refs/heads/topic", &[("docs/guide/a.md", "# b")]);
+    ci.push("paths-2", 2, &sha).await;
+    let jobs = ci.host.ended_jobs("paths-2", 1).await;
+    let log = ci.log(jobs[0].id).await;
+    assert!(
+        log.contains("docs ran") && !log.contains("code ran"),
+        "{log}"
+    );
+    assert!(
+        ci.last_of(&sha, "code").contains("skipped"),
+        "{:?}",
+        ci.statuses(&sha)
+    );
+    ci.stop().await;
+}
+
+#[tokio::test]
+async fn a_forks_pull_request_that_changes_the_file_waits_for_ok_to_test_even_with_forks_allowed() {
+    const FORK: &str = "mallory/Hello-World";
+    let ci = Ci::start("command = \"true\"\nallow_forks = true").await;
+    let file = "[[check]]\nname = \"only\"\nrun = \"echo only ran\"\n";
+    let sha = ci
+        .origin
+        .commit("refs/heads/topic", &[(".switchyard.toml", file)]);
+
+    // A fork's pull request that leaves the file alone builds at once.
+    ci.github.set_pull_request_files(REPO, 3, &["README"]);
+    ci.push_from("fork-1", 3, &sha, FORK).await;
+    let jobs = ci.host.ended_jobs("fork-1", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Passed), "{jobs:?}");
+
+    // One that edits it waits, said on the pull request, and builds nothing.
+    ci.github
+        .set_pull_request_files(REPO, 4, &["README", ".switchyard.toml"]);
+    ci.push_from("fork-2", 4, &sha, FORK).await;
+    let jobs = ci.host.ended_jobs("fork-2", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Skipped), "{jobs:?}");
+    let note = jobs[0].note.clone().unwrap_or_default();
+    assert!(note.contains("changes .switchyard.toml"), "{note}");
+    assert!(
+        ci.last_of(&sha, "ci/switchyard")
+            .contains("waits for a maintainer's /ok-to-test"),
+        "{:?}",
+        ci.statuses(&sha)
+    );
+    let log = ci.log(jobs[0].id).await;
+    assert!(!log.contains("only ran"), "{log}");
+
+    // A writer's /ok-to-test builds that head.
+    ci.comment("fork-3", 4, "/ok-to-test").await;
+    let jobs = ci.host.ended_jobs("fork-3", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Passed), "{jobs:?}");
+    assert!(ci.log(jobs[0].id).await.contains("only ran"));
+    ci.stop().await;
+}
+
 /// As a GitHub App: a check run per check, its own conclusion; a refused file's one check run
 /// says why in its text; Re-run on one check run builds that check alone.
 #[tokio::test]
@@ -393,6 +521,7 @@ async fn as_an_app_each_check_is_a_check_run_and_rerun_builds_that_one() {
             ("contents", "read"),
             ("issues", "write"),
             ("metadata", "read"),
+            ("pull_requests", "read"),
             ("statuses", "write"),
         ],
     );

@@ -16,8 +16,8 @@ use std::{
 use switchyard_plugin_api::prelude::*;
 
 use crate::{
-    Ci, KEPT_OUTPUT, Source,
-    checks::{self, FILE, FileError, git::Found},
+    Ci, KEPT_OUTPUT, Source, changes,
+    checks::{self, FILE, FileError, git::Found, paths},
     report::{Ending, Kind, Printed, Reporter},
     target::Target,
 };
@@ -32,6 +32,8 @@ pub struct Planned {
     pub timeout_secs: u64,
     pub env: BTreeMap<String, String>,
     pub needs: Vec<String>,
+    /// Run only when the pull request changes a file these match; empty: always.
+    pub paths: Vec<String>,
 }
 
 /// What a commit asks to be built.
@@ -125,8 +127,10 @@ impl Ci {
                     .into_iter()
                     .filter(|p| &p.name == name || &p.family == name)
                     .map(|p| Planned {
-                        // Asked for by name: what it needs is not built again.
+                        // Asked for by name: built whatever its paths, and what it needs is
+                        // not built again.
                         needs: Vec::new(),
+                        paths: Vec::new(),
                         ..p
                     })
                     .collect();
@@ -185,6 +189,7 @@ impl Ci {
                         timeout_secs: check.timeout_secs,
                         env: check.env,
                         needs: check.needs,
+                        paths: check.paths,
                     })
                     .collect(),
             ),
@@ -231,6 +236,7 @@ impl Ci {
             timeout_secs: self.settings.timeout_secs,
             env: BTreeMap::new(),
             needs: Vec::new(),
+            paths: Vec::new(),
         }
     }
 
@@ -284,6 +290,10 @@ impl Ci {
             }
             made.push(report);
         }
+        let changed = match planned.iter().any(|check| !check.paths.is_empty()) {
+            true => changes::changed_files(host, target).await,
+            false => None,
+        };
         let mut passed = HashSet::new();
         let mut ended = Vec::new();
         let mut errors = Vec::new();
@@ -294,6 +304,19 @@ impl Ci {
                 let ending = Ending::NotRun(format!("it needs {need}, which did not pass"));
                 ended.push((check.name.clone(), Verdict::Cancelled));
                 report.finished(ending, Printed::default()).await?;
+                continue;
+            }
+            let skipped = changed.as_ref().is_some_and(|files| {
+                !check.paths.is_empty() && !paths::any_match(&check.paths, files)
+            });
+            if skipped {
+                // What needs it goes on: a skipped check stands for one with nothing to check.
+                passed.insert(check.name.as_str());
+                ended.push((check.name.clone(), Verdict::Skipped));
+                last_summary = Ending::PathsSkipped.to_string();
+                report
+                    .finished(Ending::PathsSkipped, Printed::default())
+                    .await?;
                 continue;
             }
             let (verdict, summary) = self.run_check(report, check, dir, several).await?;
@@ -448,8 +471,8 @@ impl Ci {
 /// The verdict of several checks: the worst of theirs.
 fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
     let rank = |v: &Verdict| match v {
-        Verdict::Passed => 0,
-        Verdict::Skipped => 1,
+        Verdict::Skipped => 0,
+        Verdict::Passed => 1,
         Verdict::Cancelled => 2,
         Verdict::TimedOut => 3,
         _ => 4,

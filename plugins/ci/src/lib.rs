@@ -4,6 +4,7 @@
 //! run with the log's last lines, annotations, a Cancel button and GitHub's Re-run buttons.
 
 mod builds;
+mod changes;
 mod checks;
 mod commands;
 mod forks;
@@ -170,12 +171,14 @@ impl Plugin for Ci {
     fn permissions(&self) -> Option<Permissions> {
         // Check runs or statuses, whichever `report` says; the checkout reads the code.
         // Issues: the one comment a fork's pull request gets, and `/ok-to-test`'s answers.
+        // Pull requests: the files one changes, for the checks' `paths`.
         Some(
             Permissions::none()
                 .write("checks")
                 .write("statuses")
                 .read("contents")
-                .write("issues"),
+                .write("issues")
+                .read("pull_requests"),
         )
     }
 
@@ -393,8 +396,17 @@ impl Ci {
         target: &Target,
         host: &Host,
     ) -> Result<Option<Outcome>, PluginError> {
+        // With forks allowed, a fork's pull request that changes the checks file still waits:
+        // it could rename a required check or filter it away, and turn it green unrun.
+        let mut approves = self.settings.ok_to_test;
+        let mut changes_the_file = false;
         if self.settings.allow_forks {
-            return Ok(None);
+            if target.fork.is_none() || !self.changes_the_file(host, target).await {
+                return Ok(None);
+            }
+            // Each head that may change the file needs its own approval.
+            approves = Approves::Head;
+            changes_the_file = true;
         }
         let rerequested = matches!(event.name.as_str(), "check_suite" | "check_run");
         let Some(fork) = &target.fork else {
@@ -429,12 +441,17 @@ impl Ci {
             }
         }
         let heads = host.heads(repo, number).await?;
-        if forks::approved(&heads, &target.sha, self.settings.ok_to_test) {
+        if forks::approved(&heads, &target.sha, approves) {
             return Ok(None);
         }
+        let changes = if changes_the_file {
+            format!(" and changes {}", checks::FILE)
+        } else {
+            String::new()
+        };
         let reason = format!(
-            "pull request #{number} comes from fork {fork}: {} waits for a maintainer's \
-             /ok-to-test",
+            "pull request #{number} comes from fork {fork}{changes}: {} waits for a \
+             maintainer's /ok-to-test",
             short_sha(&target.sha)
         );
         host.log(format!("switchyard: {reason}")).await;
@@ -444,6 +461,14 @@ impl Ci {
             forks::tell_the_thread(host, target).await;
         }
         Ok(Some(Outcome::Skipped(reason)))
+    }
+
+    /// Whether `target`'s pull request adds, removes or edits the checks file; when GitHub
+    /// cannot say, it is taken to.
+    async fn changes_the_file(&self, host: &Host, target: &Target) -> bool {
+        changes::changed_files(host, target)
+            .await
+            .is_none_or(|files| files.iter().any(|file| file == checks::FILE))
     }
 
     fn reporter<'a>(

@@ -54,6 +54,8 @@ pub enum Ending<'a> {
     Refused(String),
     /// Not run: a check it needs did not pass.
     NotRun(String),
+    /// Not run: its `paths` match no file the pull request changes.
+    PathsSkipped,
     Superseded {
         newer_sha: &'a str,
     },
@@ -70,6 +72,9 @@ impl fmt::Display for Ending<'_> {
             Ending::Errored(error) => write!(f, "errored: {error}"),
             Ending::Refused(error) => write!(f, "refused: {error}"),
             Ending::NotRun(why) => write!(f, "not run: {why}"),
+            Ending::PathsSkipped => {
+                f.write_str("skipped: the pull request changes no file its paths match")
+            }
             Ending::Superseded { newer_sha } => {
                 write!(f, "superseded by {}", short_sha(newer_sha))
             }
@@ -156,7 +161,8 @@ impl Reporter<'_> {
         let description = ending.to_string();
         if self.kind == Kind::Statuses {
             let state = match &ending {
-                Ending::Passed { .. } => StatusState::Success,
+                // A skipped check must not block a merge that requires it.
+                Ending::Passed { .. } | Ending::PathsSkipped => StatusState::Success,
                 Ending::Failed { .. } | Ending::Refused(_) => StatusState::Failure,
                 Ending::Cancelled(reason) if reason.runs_again() => StatusState::Pending,
                 _ => StatusState::Error,
@@ -167,6 +173,7 @@ impl Reporter<'_> {
             Ending::Passed { .. } => "success",
             Ending::Failed { .. } | Ending::Errored(_) | Ending::Refused(_) => "failure",
             Ending::NotRun(_) => "cancelled",
+            Ending::PathsSkipped => "skipped",
             Ending::TimedOut { .. } => "timed_out",
             Ending::Cancelled(CancelReason::Timeout { .. }) => "timed_out",
             Ending::Superseded { .. } | Ending::Cancelled(_) => "cancelled",

@@ -43,6 +43,13 @@ pub fn check_against(checks: &[Check], files: &[String]) -> Result<(), FileError
     Ok(())
 }
 
+/// Whether any of `patterns` matches any of `files` (paths from the repository's root).
+pub fn any_match(patterns: &[String], files: &[String]) -> bool {
+    files
+        .iter()
+        .any(|file| patterns.iter().any(|pattern| matches(pattern, file)))
+}
+
 /// Whether `pattern` matches `path` or one of the folders it lies in.
 pub fn matches(pattern: &str, path: &str) -> bool {
     let pattern: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
