@@ -40,9 +40,11 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 9] = [
+const REQUIRED: [(&str, &str, &str); 11] = [
     ("pulls/get", "pull_requests", "read"),
     ("pulls/list-files", "pull_requests", "read"),
+    ("repos/list-commit-statuses-for-ref", "statuses", "read"),
+    ("checks/list-for-ref", "checks", "read"),
     ("issues/create-comment", "issues", "write"),
     ("reactions/create-for-issue-comment", "issues", "write"),
     ("create_status", "statuses", "write"),
@@ -56,7 +58,7 @@ const REQUIRED: [(&str, &str, &str); 9] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 10] = [
+const OPERATIONS: [(&str, &[&str]); 12] = [
     (
         "repos/get-collaborator-permission-level",
         &["repos", "*", "*", "collaborators", "*", "permission"],
@@ -65,6 +67,14 @@ const OPERATIONS: [(&str, &[&str]); 10] = [
     (
         "pulls/list-files",
         &["repos", "*", "*", "pulls", "*", "files"],
+    ),
+    (
+        "repos/list-commit-statuses-for-ref",
+        &["repos", "*", "*", "commits", "*", "statuses"],
+    ),
+    (
+        "checks/list-for-ref",
+        &["repos", "*", "*", "commits", "*", "check-runs"],
     ),
     (
         "issues/create-comment",
@@ -695,9 +705,13 @@ fn respond(
 ) -> Response {
     let expected = match operation {
         Some("checks/update") => Method::PATCH,
-        Some("repos/get-collaborator-permission-level" | "pulls/get" | "pulls/list-files") => {
-            Method::GET
-        }
+        Some(
+            "repos/get-collaborator-permission-level"
+            | "pulls/get"
+            | "pulls/list-files"
+            | "repos/list-commit-statuses-for-ref"
+            | "checks/list-for-ref",
+        ) => Method::GET,
         _ => Method::POST,
     };
     let Some(name) = operation.filter(|_| *method == expected) else {
@@ -712,6 +726,8 @@ fn respond(
         return match name {
             "pulls/get" => comments::pull_request(state, &repo, segments[4]),
             "pulls/list-files" => comments::pull_files(state, &repo, segments[4], query),
+            "repos/list-commit-statuses-for-ref" => statuses_for_ref(state, &repo, segments[4]),
+            "checks/list-for-ref" => check_runs::list_for_ref(state, &repo, segments[4], query),
             _ => comments::permission(state, &repo, segments[4]),
         };
     }
@@ -824,6 +840,30 @@ fn scripted(scripted: Scripted) -> Response {
         response.headers_mut().insert(name, value);
     }
     response
+}
+
+/// GitHub's `repos/list-commit-statuses-for-ref` answer: the statuses created for `sha`
+/// (only those GitHub accepted), newest first.
+fn statuses_for_ref(state: &State, repo: &str, sha: &str) -> Response {
+    let path = format!("/repos/{repo}/statuses/{sha}");
+    let statuses: Vec<Value> = state
+        .requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.operation == Some("create_status") && r.status < 300)
+        .filter(|(_, r)| r.path.eq_ignore_ascii_case(&path))
+        .rev()
+        .map(|(id, r)| {
+            json!({
+                "id": id + 1,
+                "state": r.body["state"],
+                "context": r.body.get("context").cloned().unwrap_or(json!("default")),
+                "description": r.body.get("description").cloned().unwrap_or(Value::Null),
+                "target_url": r.body.get("target_url").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    json_answer(StatusCode::OK, Value::Array(statuses))
 }
 
 /// An error answer as GitHub gives it.

@@ -505,6 +505,55 @@ async fn a_forks_pull_request_that_changes_the_file_waits_for_ok_to_test_even_wi
     ci.stop().await;
 }
 
+#[tokio::test]
+async fn retest_after_one_of_three_failed_builds_only_that_one() {
+    let ci = Ci::start("command = \"true\"").await;
+    let scratch = ci.origin.scratch().display().to_string();
+    // `two` fails its first run and passes after, through a marker outside the workspace.
+    let file = format!(
+        "[[check]]\nname = \"one\"\nrun = \"echo one ran\"\n\
+         [[check]]\nname = \"two\"\nrun = \"if [ -f {scratch}/ran ]; then echo two passed; exit 0; fi; touch {scratch}/ran; exit 1\"\n\
+         [[check]]\nname = \"three\"\nrun = \"echo three ran\"\n"
+    );
+    let sha = ci
+        .origin
+        .commit("refs/heads/topic", &[(".switchyard.toml", &file)]);
+    ci.push("retest-1", 2, &sha).await;
+    let jobs = ci.host.ended_jobs("retest-1", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Failed), "{jobs:?}");
+    assert!(
+        jobs[0]
+            .note
+            .clone()
+            .unwrap_or_default()
+            .contains("1 of 3 checks did not pass: two"),
+        "{jobs:?}"
+    );
+    let before = ci.statuses(&sha).len();
+
+    ci.comment("retest-2", 2, "/retest").await;
+    let jobs = ci.host.ended_jobs("retest-2", 1).await;
+    assert_eq!(jobs[0].verdict, Some(Verdict::Passed), "{jobs:?}");
+    let again: Vec<(String, String, String)> = ci.statuses(&sha)[before..].to_vec();
+    assert!(
+        !again.is_empty() && again.iter().all(|(context, _, _)| context == "two"),
+        "only the check that failed is built again: {again:?}"
+    );
+    assert_eq!(again.last().unwrap().1, "success");
+    let log = ci.log(jobs[0].id).await;
+    assert!(
+        log.contains("two passed") && !log.contains("one ran"),
+        "{log}"
+    );
+    // What the runner read back: the head's statuses.
+    assert!(
+        !ci.github
+            .calls("repos/list-commit-statuses-for-ref")
+            .is_empty()
+    );
+    ci.stop().await;
+}
+
 /// As a GitHub App: a check run per check, its own conclusion; a refused file's one check run
 /// says why in its text; Re-run on one check run builds that check alone.
 #[tokio::test]

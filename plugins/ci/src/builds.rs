@@ -19,6 +19,7 @@ use crate::{
     Ci, KEPT_OUTPUT, Source, changes,
     checks::{self, FILE, FileError, git::Found, paths},
     report::{Ending, Kind, Printed, Reporter},
+    reported,
     target::Target,
 };
 
@@ -77,6 +78,9 @@ impl<'a> Reports<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Only {
     All,
+    /// `/retest`: the checks whose latest report on GitHub went wrong (all when none can be
+    /// read back).
+    WentWrong,
     /// A check by its name, or all cells of a `[[check]]` by the family's name.
     Named(String),
 }
@@ -122,6 +126,38 @@ impl Ci {
         };
         let chosen: Vec<Planned> = match only {
             Only::All => planned,
+            Only::WentWrong => {
+                let bad = reported::went_wrong(host, target, self.kind, self.app.as_ref()).await;
+                match bad {
+                    Some(bad) if planned.iter().any(|p| bad.contains(&p.name)) => {
+                        let chosen: Vec<Planned> = planned
+                            .into_iter()
+                            .filter(|p| bad.contains(&p.name))
+                            .collect();
+                        let names: HashSet<String> =
+                            chosen.iter().map(|p| p.name.clone()).collect();
+                        host.log(format!(
+                            "switchyard: /retest builds what went wrong: {}",
+                            chosen
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                        .await;
+                        // What passed is not built again; what it needs among these still
+                        // comes first.
+                        chosen
+                            .into_iter()
+                            .map(|p| Planned {
+                                needs: p.needs.into_iter().filter(|n| names.contains(n)).collect(),
+                                ..p
+                            })
+                            .collect()
+                    }
+                    _ => planned,
+                }
+            }
             Only::Named(name) => {
                 let chosen: Vec<Planned> = planned
                     .into_iter()

@@ -44,6 +44,9 @@ pub fn lists(command: &Command) -> bool {
 /// Which checks a command builds: `/test NAME` one (or one `[[check]]`'s cells), else all.
 /// Words are joined, so `/test db (engine=postgres)` needs no quotes.
 pub fn only(command: &Command) -> Only {
+    if command.name == RETEST {
+        return Only::WentWrong;
+    }
     match command.args.join(" ").trim() {
         "" | "all" => Only::All,
         name if command.name == TEST => Only::Named(name.to_owned()),
@@ -178,7 +181,7 @@ mod tests {
             args: vec!["lint".into()],
             ..command(RETEST)
         };
-        assert_eq!(only(&retest), Only::All);
+        assert_eq!(only(&retest), Only::WentWrong);
     }
 
     use serde_json::json;

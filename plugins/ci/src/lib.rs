@@ -9,6 +9,7 @@ mod checks;
 mod commands;
 mod forks;
 mod report;
+mod reported;
 mod target;
 
 use std::{collections::HashMap, path::PathBuf, sync::Mutex};
