@@ -502,6 +502,18 @@ async fn a_forks_pull_request_that_changes_the_file_waits_for_ok_to_test_even_wi
     let jobs = ci.host.ended_jobs("fork-3", 1).await;
     assert_eq!(jobs[0].verdict, Some(Verdict::Passed), "{jobs:?}");
     assert!(ci.log(jobs[0].id).await.contains("only ran"));
+    // The waiting status is closed: the file's checks report under their own names.
+    assert_eq!(
+        ci.last_of(&sha, "ci/switchyard"),
+        format!(
+            "Build #{}: the checks of .switchyard.toml run instead",
+            jobs[0].id
+        )
+    );
+    assert_eq!(
+        ci.states_of(&sha, "ci/switchyard").last().unwrap(),
+        "success"
+    );
     ci.stop().await;
 }
 

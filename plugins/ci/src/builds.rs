@@ -118,6 +118,15 @@ impl Ci {
                 return Err(PluginError::fatal(summary));
             }
         };
+        let from_file = match &plan {
+            Plan::Checks(planned) => planned.as_slice() != [self.context_check()],
+            Plan::Refused(_) => true,
+        };
+        if from_file && target.fork.is_some() {
+            let (kind, app) = (self.kind, self.app.as_ref());
+            let context = &self.settings.context;
+            reported::close_waiting(host, target, kind, app, context, event.job.id).await;
+        }
         let planned = match plan {
             Plan::Checks(planned) => planned,
             Plan::Refused(error) => {

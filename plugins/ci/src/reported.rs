@@ -77,3 +77,74 @@ pub async fn went_wrong(
     }
     Some(bad)
 }
+
+/// A fork's head that waited for `/ok-to-test` said so under the entry's `context`; once
+/// approved, its checks come from its `.switchyard.toml` under their own names, so the waiting
+/// report is closed here rather than left pending for ever. Best effort: a failure is logged.
+pub async fn close_waiting(
+    host: &Host,
+    target: &Target,
+    kind: Kind,
+    app: Option<&GitHubApp>,
+    context: &str,
+    build: i64,
+) {
+    let repo = &target.repository.full_name;
+    let sha = &target.sha;
+    let said = format!("Build #{build}: the checks of .switchyard.toml run instead");
+    let closed = match kind {
+        Kind::Statuses => {
+            let path = format!("/repos/{repo}/commits/{sha}/statuses?per_page=100");
+            let Ok(answer) = host.github("GET", &path, None).await else {
+                return;
+            };
+            let latest = answer.body.as_array().and_then(|statuses| {
+                statuses
+                    .iter()
+                    .find(|s| s["context"].as_str() == Some(context))
+            });
+            let waiting = latest.is_some_and(|s| {
+                s["state"] == "pending"
+                    && s["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("/ok-to-test"))
+            });
+            if !waiting {
+                return;
+            }
+            let status = CommitStatus::new(StatusState::Success, context, &said);
+            host.create_status(repo, sha, &status).await.map(drop)
+        }
+        Kind::Checks => {
+            let path = format!("/repos/{repo}/commits/{sha}/check-runs?per_page=100");
+            let Ok(answer) = host.github("GET", &path, None).await else {
+                return;
+            };
+            let runs = answer.body["check_runs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let open = runs.iter().find(|run| {
+                run["name"].as_str() == Some(context)
+                    && run["status"] != "completed"
+                    && app.is_some_and(|app| app.is(&run["app"]))
+            });
+            let Some(id) = open.and_then(|run| run["id"].as_u64()) else {
+                return;
+            };
+            let body = serde_json::json!({
+                "status": "completed",
+                "conclusion": "neutral",
+                "output": {"title": said, "summary": said},
+            });
+            let path = format!("/repos/{repo}/check-runs/{id}");
+            host.github("PATCH", &path, Some(body)).await.map(drop)
+        }
+    };
+    if let Err(error) = closed {
+        host.log(format!(
+            "switchyard: cannot close the waiting {context}: {error}"
+        ))
+        .await;
+    }
+}
