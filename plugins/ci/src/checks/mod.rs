@@ -164,6 +164,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_configs_bounds_line_uncommented_gives_the_defaults() {
+        #[derive(Deserialize)]
+        struct Settings {
+            bounds: Bounds,
+        }
+        let shipped = include_str!("../../../../config.toml");
+        let line = shipped
+            .lines()
+            .find_map(|line| line.strip_prefix("# bounds = "))
+            .expect("config.toml shows the bounds");
+        let parsed: Settings = toml::from_str(&format!("bounds = {line}")).unwrap();
+        assert_eq!(parsed.bounds, Bounds::default());
+        // Left out, each takes its default; an unknown key is refused.
+        let partial: Settings = toml::from_str("bounds = { max_checks = 5 }").unwrap();
+        assert_eq!(partial.bounds.max_checks, 5);
+        assert_eq!(
+            partial.bounds.max_file_bytes,
+            Bounds::default().max_file_bytes
+        );
+        assert!(toml::from_str::<Settings>("bounds = { max_check = 5 }").is_err());
+    }
+
+    #[test]
     fn positions_count_lines_and_characters_from_one() {
         let text = "a = 1\nbé = 2\n";
         assert_eq!(Position::of(text, 0), Position { line: 1, column: 1 });
