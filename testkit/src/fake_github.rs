@@ -40,8 +40,11 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 8] = [
+const REQUIRED: [(&str, &str, &str); 11] = [
     ("pulls/get", "pull_requests", "read"),
+    ("pulls/list-files", "pull_requests", "read"),
+    ("repos/list-commit-statuses-for-ref", "statuses", "read"),
+    ("checks/list-for-ref", "checks", "read"),
     ("issues/create-comment", "issues", "write"),
     ("reactions/create-for-issue-comment", "issues", "write"),
     ("create_status", "statuses", "write"),
@@ -55,12 +58,24 @@ const REQUIRED: [(&str, &str, &str); 8] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 9] = [
+const OPERATIONS: [(&str, &[&str]); 12] = [
     (
         "repos/get-collaborator-permission-level",
         &["repos", "*", "*", "collaborators", "*", "permission"],
     ),
     ("pulls/get", &["repos", "*", "*", "pulls", "*"]),
+    (
+        "pulls/list-files",
+        &["repos", "*", "*", "pulls", "*", "files"],
+    ),
+    (
+        "repos/list-commit-statuses-for-ref",
+        &["repos", "*", "*", "commits", "*", "statuses"],
+    ),
+    (
+        "checks/list-for-ref",
+        &["repos", "*", "*", "commits", "*", "check-runs"],
+    ),
     (
         "issues/create-comment",
         &["repos", "*", "*", "issues", "*", "comments"],
@@ -134,6 +149,9 @@ struct State {
     collaborators: Vec<comments::Collaborator>,
     /// Pull requests opened by [`FakeGitHub::open_pull_request`], as `pulls/get` answers them.
     pulls: Vec<Value>,
+    /// The files each pull request changes, by [`FakeGitHub::set_pull_request_files`]:
+    /// (repository, number, file names).
+    pull_files: Vec<(String, u64, Vec<String>)>,
     streamed: bad_answers::Streamed,
 }
 
@@ -456,6 +474,19 @@ impl FakeGitHub {
         state.pulls.push(pull);
     }
 
+    /// The files pull request `number` of `repository` changes, as `pulls/list-files` answers
+    /// them (paged by `per_page` and `page`); none until set.
+    pub fn set_pull_request_files(&self, repository: &str, number: u64, files: &[&str]) {
+        let mut state = self.state();
+        state
+            .pull_files
+            .retain(|(repo, n, _)| !(repo == repository && *n == number));
+        let files = files.iter().map(|f| (*f).to_owned()).collect();
+        state
+            .pull_files
+            .push((repository.to_owned(), number, files));
+    }
+
     /// The requests to one operation (`create_status`, `create_deployment`,
     /// `create_deployment_status`), in order.
     pub fn calls(&self, operation: &str) -> Vec<Recorded> {
@@ -647,7 +678,7 @@ fn answer(
         (true, _) => app_respond(shared, &mut state, &method, &uri, &headers, &body),
         (false, _) => (
             operation,
-            respond(shared, &mut state, &method, &path, &body, operation),
+            respond(shared, &mut state, &method, &path, &query, &body, operation),
         ),
     };
     state.requests.push(Recorded {
@@ -668,12 +699,19 @@ fn respond(
     state: &mut State,
     method: &Method,
     path: &str,
+    query: &str,
     body: &Value,
     operation: Option<&'static str>,
 ) -> Response {
     let expected = match operation {
         Some("checks/update") => Method::PATCH,
-        Some("repos/get-collaborator-permission-level" | "pulls/get") => Method::GET,
+        Some(
+            "repos/get-collaborator-permission-level"
+            | "pulls/get"
+            | "pulls/list-files"
+            | "repos/list-commit-statuses-for-ref"
+            | "checks/list-for-ref",
+        ) => Method::GET,
         _ => Method::POST,
     };
     let Some(name) = operation.filter(|_| *method == expected) else {
@@ -687,6 +725,9 @@ fn respond(
         let repo = format!("{}/{}", segments[1], segments[2]);
         return match name {
             "pulls/get" => comments::pull_request(state, &repo, segments[4]),
+            "pulls/list-files" => comments::pull_files(state, &repo, segments[4], query),
+            "repos/list-commit-statuses-for-ref" => statuses_for_ref(state, &repo, segments[4]),
+            "checks/list-for-ref" => check_runs::list_for_ref(state, &repo, segments[4], query),
             _ => comments::permission(state, &repo, segments[4]),
         };
     }
@@ -801,6 +842,30 @@ fn scripted(scripted: Scripted) -> Response {
     response
 }
 
+/// GitHub's `repos/list-commit-statuses-for-ref` answer: the statuses created for `sha`
+/// (only those GitHub accepted), newest first.
+fn statuses_for_ref(state: &State, repo: &str, sha: &str) -> Response {
+    let path = format!("/repos/{repo}/statuses/{sha}");
+    let statuses: Vec<Value> = state
+        .requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.operation == Some("create_status") && r.status < 300)
+        .filter(|(_, r)| r.path.eq_ignore_ascii_case(&path))
+        .rev()
+        .map(|(id, r)| {
+            json!({
+                "id": id + 1,
+                "state": r.body["state"],
+                "context": r.body.get("context").cloned().unwrap_or(json!("default")),
+                "description": r.body.get("description").cloned().unwrap_or(Value::Null),
+                "target_url": r.body.get("target_url").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    json_answer(StatusCode::OK, Value::Array(statuses))
+}
+
 /// An error answer as GitHub gives it.
 fn github_error(status: StatusCode, message: &str) -> Response {
     json_answer(
@@ -841,7 +906,15 @@ fn app_respond(
                 Err(refused) => refused,
                 Ok(token) => match permitted(&token, operation, &segments) {
                     Err(refused) => refused,
-                    Ok(()) => respond(shared, state, method, path, body, operation),
+                    Ok(()) => respond(
+                        shared,
+                        state,
+                        method,
+                        path,
+                        uri.query().unwrap_or_default(),
+                        body,
+                        operation,
+                    ),
                 },
             };
             (operation, response)

@@ -114,6 +114,17 @@ impl Origin {
         sha
     }
 
+    /// Makes `name` in the working copy a symbolic link to `target` (replacing what is there);
+    /// the next [`Origin::commit`] commits it, as git stores links: mode 120000.
+    ///
+    /// # Panics
+    /// When the link cannot be made.
+    pub fn symlink(&self, name: &str, target: &str) {
+        let path = self.work().join(name);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, path).expect("a symbolic link in the working copy");
+    }
+
     fn work(&self) -> PathBuf {
         self.root.path().join("work")
     }

@@ -36,6 +36,7 @@ impl Checks {
                 ("contents", "read"),
                 ("issues", "write"),
                 ("metadata", "read"),
+                ("pull_requests", "read"),
                 ("statuses", "write"),
             ],
         );

@@ -28,6 +28,7 @@ async fn fake_app() -> FakeGitHub {
             ("deployments", "write"),
             ("issues", "write"),
             ("metadata", "read"),
+            ("pull_requests", "read"),
             ("statuses", "write"),
         ],
     );
@@ -331,7 +332,7 @@ async fn a_plugin_declaring_no_permissions_gets_the_installations_narrowed_to_th
     assert!(minted[0].narrowed);
     assert_eq!(
         minted[0].permissions.len(),
-        6,
+        7,
         "the installation's: {minted:?}"
     );
     let asked = &calls(&github, "apps/create-installation-access-token")[0].body;
@@ -366,6 +367,7 @@ async fn a_checkout_uses_the_jobs_installation_token_in_gits_header() {
             ("checks".to_owned(), "write".to_owned()),
             ("contents".to_owned(), "read".to_owned()),
             ("issues".to_owned(), "write".to_owned()),
+            ("pull_requests".to_owned(), "read".to_owned()),
             ("statuses".to_owned(), "write".to_owned()),
         ]
         .into()
@@ -461,12 +463,12 @@ fn switchyard_check_prints_permissions_warns_about_undeclared_ones_and_checks_th
     );
     assert!(
         out.contains(
-            "    permissions: checks: write, contents: read, issues: write, statuses: write\n"
+            "    permissions: checks: write, contents: read, issues: write, pull_requests: read, statuses: write\n"
         ),
         "{out}"
     );
     assert!(
-        out.contains("    permissions: statuses: write (narrowed from checks: write, contents: read, issues: write, statuses: write)"),
+        out.contains("    permissions: statuses: write (narrowed from checks: write, contents: read, issues: write, pull_requests: read, statuses: write)"),
         "{out}"
     );
     assert!(

@@ -34,6 +34,7 @@ mod plugin_failures; // panics, hangs, retries and host services seen from a job
 mod postgres; // hosts sharing PostgreSQL: each job once, leases after kill -9, logs across hosts, the database away and back, one catch-up round
 mod queue; // jobs past the memory budget wait in the journal and still run, once each
 mod reload; // live reload under load, bad edits, libraries rebuilt in place
+mod repo_checks; // .switchyard.toml: checks, matrices and needs each their own status, a refused file one failing check, /test NAME and /test ?
 mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 days; backups
 mod sandbox; // hostile builds reach nothing of the host (files, network, disk); limits, pass_env, binds, no bubblewrap
 mod service; // install.sh's layout and credentials, the systemd unit verified

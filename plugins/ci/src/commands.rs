@@ -5,7 +5,10 @@
 
 use switchyard_plugin_api::{LineLatest, PullRequestFacts, prelude::*};
 
-use crate::target::{Line, Target};
+use crate::{
+    builds::Only,
+    target::{Line, Target},
+};
 
 pub const RETEST: &str = "retest";
 pub const TEST: &str = "test";
@@ -21,8 +24,9 @@ pub fn specs() -> Vec<CommandSpec> {
         .or_trusted_author(),
         CommandSpec::new(
             TEST,
-            "Builds the head again, whatever its last build came to",
+            "Builds the head again, whatever its last build came to: all its checks, one by name, or `?` to list them",
         )
+        .usage("/test [NAME | all | ?]")
         .or_trusted_author(),
         CommandSpec::new(
             CANCEL,
@@ -30,6 +34,24 @@ pub fn specs() -> Vec<CommandSpec> {
         )
         .or_author(),
     ]
+}
+
+/// `/test ?`: list the head's checks rather than build them.
+pub fn lists(command: &Command) -> bool {
+    command.name == TEST && command.args.len() == 1 && command.args[0] == "?"
+}
+
+/// Which checks a command builds: `/test NAME` one (or one `[[check]]`'s cells), else all.
+/// Words are joined, so `/test db (engine=postgres)` needs no quotes.
+pub fn only(command: &Command) -> Only {
+    if command.name == RETEST {
+        return Only::WentWrong;
+    }
+    match command.args.join(" ").trim() {
+        "" | "all" => Only::All,
+        name if command.name == TEST => Only::Named(name.to_owned()),
+        _ => Only::All,
+    }
 }
 
 /// What a command asks of the runner.
@@ -135,6 +157,33 @@ pub async fn cancel(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn test_names_one_check_all_of_them_or_asks_for_the_list() {
+        let with = |args: &[&str]| Command {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..command(TEST)
+        };
+        assert_eq!(only(&with(&[])), Only::All);
+        assert_eq!(only(&with(&["all"])), Only::All);
+        assert_eq!(only(&with(&["lint"])), Only::Named("lint".into()));
+        assert_eq!(
+            only(&with(&["db", "(engine=postgres)"])),
+            Only::Named("db (engine=postgres)".into())
+        );
+        assert_eq!(
+            only(&with(&["db (engine=postgres)"])),
+            Only::Named("db (engine=postgres)".into())
+        );
+        assert!(lists(&with(&["?"])));
+        assert!(!lists(&with(&["lint"])));
+        // /retest takes no name: it builds what went wrong.
+        let retest = Command {
+            args: vec!["lint".into()],
+            ..command(RETEST)
+        };
+        assert_eq!(only(&retest), Only::WentWrong);
+    }
+
     use serde_json::json;
     use switchyard_plugin_api::Person;
 

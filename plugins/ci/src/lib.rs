@@ -3,9 +3,13 @@
 //! statuses (`pending`, then `success`, `failure` or `error`), or, as a GitHub App, as a check
 //! run with the log's last lines, annotations, a Cancel button and GitHub's Re-run buttons.
 
+mod builds;
+mod changes;
+mod checks;
 mod commands;
 mod forks;
 mod report;
+mod reported;
 mod target;
 
 use std::{collections::HashMap, path::PathBuf, sync::Mutex};
@@ -15,6 +19,8 @@ use switchyard_plugin_api::{GitHubApp, prelude::*};
 use tokio::sync::Semaphore;
 
 use crate::{
+    builds::{Only, Reports},
+    checks::Bounds,
     commands::Asked,
     forks::Approves,
     report::{Ending, Kind, Printed, Reporter},
@@ -55,6 +61,9 @@ struct Settings {
     /// Builds running at once; the rest wait, reported queued.
     #[serde(default = "default_max_builds")]
     max_builds: usize,
+    /// How much a repository's `.switchyard.toml` may ask for.
+    #[serde(default)]
+    bounds: Bounds,
 }
 
 fn default_context() -> String {
@@ -94,6 +103,16 @@ impl Ci {
         }
         if settings.max_builds == 0 {
             return Err(PluginError::fatal("settings.max_builds must be at least 1"));
+        }
+        let bounds = &settings.bounds;
+        if bounds.max_checks == 0
+            || bounds.max_timeout_secs == 0
+            || bounds.max_matrix_cells == 0
+            || bounds.max_file_bytes == 0
+        {
+            return Err(PluginError::fatal(
+                "settings.bounds: max_checks, max_timeout_secs, max_matrix_cells and max_file_bytes must each be at least 1",
+            ));
         }
         let source = Source::from_settings(
             config,
@@ -153,12 +172,14 @@ impl Plugin for Ci {
     fn permissions(&self) -> Option<Permissions> {
         // Check runs or statuses, whichever `report` says; the checkout reads the code.
         // Issues: the one comment a fork's pull request gets, and `/ok-to-test`'s answers.
+        // Pull requests: the files one changes, for the checks' `paths`.
         Some(
             Permissions::none()
                 .write("checks")
                 .write("statuses")
                 .read("contents")
-                .write("issues"),
+                .write("issues")
+                .read("pull_requests"),
         )
     }
 
@@ -169,13 +190,13 @@ impl Plugin for Ci {
         if event.action.as_deref() == Some("requested_action") {
             return self.requested_action(event, host).await;
         }
-        let target = match &event.command {
+        let (target, only) = match &event.command {
             Some(command) => match self.command(event, command, host).await? {
-                Ok(target) => target,
+                Ok(target) => (target, commands::only(command)),
                 Err(outcome) => return Ok(outcome),
             },
             None => match Target::from_event(event)? {
-                Ok(target) => target,
+                Ok(target) => (target, self.rerun_of(event)),
                 Err(reason) => return Ok(Outcome::Skipped(reason)),
             },
         };
@@ -216,10 +237,22 @@ impl Plugin for Ci {
         }
         self.latest()
             .insert(target.line().key(), target.sha.clone());
+        let reports = Reports::default();
         tokio::select! {
-            ended = self.build(&report) => ended,
+            ended = self.build(event, &target, host, &reports, &only) => ended,
             // Dropping the build's future kills its command (the host kills the process group).
-            reason = host.cancelled() => cancelled(&report, &reason).await,
+            reason = host.cancelled() => {
+                let mut open = reports.open();
+                if reports.is_empty() {
+                    open.push(std::sync::Arc::new(report));
+                }
+                let mut outcome = None;
+                for report in &open {
+                    let ended = cancelled(report, &reason).await;
+                    outcome.get_or_insert(ended);
+                }
+                outcome.unwrap_or_else(|| Err(PluginError::fatal(reason.to_string())))
+            }
         }
     }
 }
@@ -232,14 +265,20 @@ impl Ci {
         let app = match event.name.as_str() {
             "check_suite" => &payload["check_suite"]["app"],
             "check_run" => {
-                let name = payload["check_run"]["name"].as_str();
-                if name != Some(self.settings.context.as_str()) {
+                // A check run of this App made by a build: its external id is the build's job
+                // (the entry's context, or a check of the repository's file).
+                let run = &payload["check_run"];
+                let name = run["name"].as_str();
+                let built = run["external_id"]
+                    .as_str()
+                    .is_some_and(|id| id.parse::<i64>().is_ok());
+                if name != Some(self.settings.context.as_str()) && !built {
                     return Err(format!(
                         "the check run {name:?} is not this entry's ({:?})",
                         self.settings.context
                     ));
                 }
-                &payload["check_run"]["app"]
+                &run["app"]
             }
             _ => return Ok(()),
         };
@@ -250,6 +289,22 @@ impl Ci {
                 event.name,
                 app["slug"].as_str().unwrap_or("?")
             )),
+        }
+    }
+
+    /// Which checks a Re-run builds: the check run's own, unless it is the entry's context or
+    /// the refused file's (which build all).
+    fn rerun_of(&self, event: &Event) -> Only {
+        let name = event.payload()["check_run"]["name"].as_str();
+        match name {
+            Some(name)
+                if event.name == "check_run"
+                    && name != self.settings.context
+                    && name != checks::FILE =>
+            {
+                Only::Named(name.to_owned())
+            }
+            _ => Only::All,
         }
     }
 
@@ -305,6 +360,9 @@ impl Ci {
             }
             return forks::ok_to_test(event, command, target, host).await;
         }
+        if commands::lists(command) {
+            return Ok(Err(self.list(host, &target).await?));
+        }
         let line = target.line();
         let latest = host.latest_of_line(&line.key()).await?;
         match commands::decide(command, target, latest) {
@@ -339,8 +397,17 @@ impl Ci {
         target: &Target,
         host: &Host,
     ) -> Result<Option<Outcome>, PluginError> {
+        // With forks allowed, a fork's pull request that changes the checks file still waits:
+        // it could rename a required check or filter it away, and turn it green unrun.
+        let mut approves = self.settings.ok_to_test;
+        let mut changes_the_file = false;
         if self.settings.allow_forks {
-            return Ok(None);
+            if target.fork.is_none() || !self.changes_the_file(host, target).await {
+                return Ok(None);
+            }
+            // Each head that may change the file needs its own approval.
+            approves = Approves::Head;
+            changes_the_file = true;
         }
         let rerequested = matches!(event.name.as_str(), "check_suite" | "check_run");
         let Some(fork) = &target.fork else {
@@ -375,12 +442,17 @@ impl Ci {
             }
         }
         let heads = host.heads(repo, number).await?;
-        if forks::approved(&heads, &target.sha, self.settings.ok_to_test) {
+        if forks::approved(&heads, &target.sha, approves) {
             return Ok(None);
         }
+        let changes = if changes_the_file {
+            format!(" and changes {}", checks::FILE)
+        } else {
+            String::new()
+        };
         let reason = format!(
-            "pull request #{number} comes from fork {fork}: {} waits for a maintainer's \
-             /ok-to-test",
+            "pull request #{number} comes from fork {fork}{changes}: {} waits for a \
+             maintainer's /ok-to-test",
             short_sha(&target.sha)
         );
         host.log(format!("switchyard: {reason}")).await;
@@ -390,6 +462,14 @@ impl Ci {
             forks::tell_the_thread(host, target).await;
         }
         Ok(Some(Outcome::Skipped(reason)))
+    }
+
+    /// Whether `target`'s pull request adds, removes or edits the checks file; when GitHub
+    /// cannot say, it is taken to.
+    async fn changes_the_file(&self, host: &Host, target: &Target) -> bool {
+        changes::changed_files(host, target)
+            .await
+            .is_none_or(|files| files.iter().any(|file| file == checks::FILE))
     }
 
     fn reporter<'a>(
@@ -402,103 +482,17 @@ impl Ci {
             host,
             target,
             kind: self.kind,
-            name: &self.settings.context,
-            command: &self.settings.command,
+            name: self.settings.context.clone(),
+            command: self.settings.command.clone(),
             log_url: &event.job.log_url,
             build: event.job.id,
             run: Default::default(),
+            ended: Default::default(),
         }
     }
 
     fn latest(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.latest.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits for a build slot, then checks out, runs the command and reports how it ended.
-    async fn build(&self, report: &Reporter<'_>) -> Result<Outcome, PluginError> {
-        let slot = match (self.slots.try_acquire(), report.kind) {
-            (Ok(slot), Kind::Statuses) => slot,
-            (slot, _) => {
-                report.queued().await?;
-                match slot {
-                    Ok(slot) => slot,
-                    Err(_) => self
-                        .slots
-                        .acquire()
-                        .await
-                        .map_err(|_| PluginError::fatal("build slots closed"))?,
-                }
-            }
-        };
-        report.running().await?;
-        let ended = self.run(report).await;
-        drop(slot);
-        // The build's own verdict beside its ending; a build that could not run is left to
-        // the host, which records it as errored.
-        let (ending, printed, verdict) = match ended {
-            Ok((output, dir)) => {
-                let printed = Printed {
-                    annotations: switchyard_check_output::annotations::parse(&output.output, &dir),
-                    tail: output.output.clone(),
-                };
-                let secs = output.seconds();
-                let (ending, verdict) = match (output.success(), output.timed_out) {
-                    (true, _) => (Ending::Passed { secs }, Verdict::Passed),
-                    (false, false) => (
-                        Ending::Failed {
-                            ending: output.ending(),
-                            secs,
-                        },
-                        Verdict::Failed,
-                    ),
-                    (false, true) => (
-                        Ending::TimedOut {
-                            secs: self.settings.timeout_secs,
-                        },
-                        Verdict::TimedOut,
-                    ),
-                };
-                (ending, printed, Some(verdict))
-            }
-            Err(error) => (Ending::Errored(error.to_string()), Printed::default(), None),
-        };
-        let summary = ending.to_string();
-        report.finished(ending, printed).await?;
-        match verdict {
-            Some(verdict) => Ok(Outcome::Finished { verdict, summary }),
-            None => Err(PluginError::fatal(summary)),
-        }
-    }
-
-    /// Checks out and runs the command; an error means it could not run.
-    async fn run(&self, report: &Reporter<'_>) -> Result<(RunOutput, PathBuf), HostError> {
-        let (host, target) = (report.host, report.target);
-        let dir = self
-            .source
-            .prepare(host, &target.repository, &target.sha)
-            .await?;
-        let mut request = RunRequest::shell(&self.settings.command)
-            .cwd(dir.clone())
-            .timeout_secs(self.settings.timeout_secs)
-            .env("CI", "true")
-            .env("SWITCHYARD_SHA", &target.sha)
-            .env("SWITCHYARD_REF", &target.branch)
-            .env("SWITCHYARD_REPO", &target.repository.full_name)
-            .env("SWITCHYARD_BUILD_ID", report.build.to_string());
-        if let Some(number) = target.pull_request {
-            request = request.env("SWITCHYARD_PR", number.to_string());
-        }
-        if report.kind == Kind::Checks {
-            request = request.keep_output(KEPT_OUTPUT);
-        }
-        if target.fork.is_some() {
-            // A fork's code: the host withholds secrets and writable binds (`trust_forks`).
-            request = request.untrusted();
-        }
-        host.log(format!("switchyard: $ {}", self.settings.command))
-            .await;
-        let output = host.run(&request).await?;
-        Ok((output, dir))
     }
 }
 

@@ -2,7 +2,14 @@
 //! Apps only): created `queued`, then `in_progress` with a Cancel button, then `completed` with
 //! a conclusion, the log's last lines and annotations on the diff.
 
-use std::{fmt, sync::Mutex, time::SystemTime};
+use std::{
+    fmt,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::SystemTime,
+};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,6 +50,12 @@ pub enum Ending<'a> {
     },
     /// It could not run (the checkout failed, say).
     Errored(String),
+    /// The repository's checks file was refused: why, with its line and column.
+    Refused(String),
+    /// Not run: a check it needs did not pass.
+    NotRun(String),
+    /// Not run: its `paths` match no file the pull request changes.
+    PathsSkipped,
     Superseded {
         newer_sha: &'a str,
     },
@@ -57,6 +70,11 @@ impl fmt::Display for Ending<'_> {
             Ending::Failed { ending, secs } => write!(f, "failed: {ending} after {secs} s"),
             Ending::TimedOut { secs } => write!(f, "timed out after {secs} s"),
             Ending::Errored(error) => write!(f, "errored: {error}"),
+            Ending::Refused(error) => write!(f, "refused: {error}"),
+            Ending::NotRun(why) => write!(f, "not run: {why}"),
+            Ending::PathsSkipped => {
+                f.write_str("skipped: the pull request changes no file its paths match")
+            }
             Ending::Superseded { newer_sha } => {
                 write!(f, "superseded by {}", short_sha(newer_sha))
             }
@@ -82,12 +100,14 @@ pub struct Reporter<'a> {
     pub target: &'a Target,
     pub kind: Kind,
     /// The status context, or the check run's name.
-    pub name: &'a str,
-    pub command: &'a str,
+    pub name: String,
+    pub command: String,
     pub log_url: &'a str,
     pub build: i64,
     /// The check run, once created.
     pub run: Mutex<Option<u64>>,
+    /// Set once its end is reported: a cancel reports only the checks not yet ended.
+    pub ended: AtomicBool,
 }
 
 impl Reporter<'_> {
@@ -137,11 +157,13 @@ impl Reporter<'_> {
 
     /// Reports the end; a check run gets `printed` as its text and annotations.
     pub async fn finished(&self, ending: Ending<'_>, printed: Printed) -> Result<(), PluginError> {
+        self.ended.store(true, Ordering::Relaxed);
         let description = ending.to_string();
         if self.kind == Kind::Statuses {
             let state = match &ending {
-                Ending::Passed { .. } => StatusState::Success,
-                Ending::Failed { .. } => StatusState::Failure,
+                // A skipped check must not block a merge that requires it.
+                Ending::Passed { .. } | Ending::PathsSkipped => StatusState::Success,
+                Ending::Failed { .. } | Ending::Refused(_) => StatusState::Failure,
                 Ending::Cancelled(reason) if reason.runs_again() => StatusState::Pending,
                 _ => StatusState::Error,
             };
@@ -149,7 +171,9 @@ impl Reporter<'_> {
         }
         let conclusion = match &ending {
             Ending::Passed { .. } => "success",
-            Ending::Failed { .. } | Ending::Errored(_) => "failure",
+            Ending::Failed { .. } | Ending::Errored(_) | Ending::Refused(_) => "failure",
+            Ending::NotRun(_) => "cancelled",
+            Ending::PathsSkipped => "skipped",
             Ending::TimedOut { .. } => "timed_out",
             Ending::Cancelled(CancelReason::Timeout { .. }) => "timed_out",
             Ending::Superseded { .. } | Ending::Cancelled(_) => "cancelled",
@@ -190,7 +214,7 @@ impl Reporter<'_> {
         let description = format!("Build #{} {description}", self.build);
         self.host.log(format!("switchyard: {description}")).await;
         let status =
-            CommitStatus::new(state, self.name, &description).with_target_url(self.log_url);
+            CommitStatus::new(state, &self.name, &description).with_target_url(self.log_url);
         let repo = &self.target.repository.full_name;
         self.host
             .create_status(repo, &self.target.sha, &status)
@@ -198,7 +222,20 @@ impl Reporter<'_> {
         Ok(())
     }
 
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+    }
+
     fn summary(&self, how: &str) -> String {
+        if self.command.is_empty() {
+            let summary = format!(
+                "Build #{} of `{}`: {how}. [The build's log]({})",
+                self.build,
+                short_sha(&self.target.sha),
+                self.log_url
+            );
+            return cut(summary, MAX_TEXT);
+        }
         let summary = format!(
             "Build #{} of `{}` ran `{}`: {how}. [The build's log]({})",
             self.build,

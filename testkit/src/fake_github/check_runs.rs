@@ -105,3 +105,27 @@ pub(super) fn update(state: &mut State, repository: &str, id: &str, body: &Value
     run.apply(body);
     json_answer(StatusCode::OK, run.answer())
 }
+
+/// GitHub's `checks/list-for-ref` answer: the check runs of `sha`, newest first; with
+/// `filter=latest` (GitHub's default) only the newest of each name.
+pub(super) fn list_for_ref(state: &State, repo: &str, sha: &str, query: &str) -> Response {
+    let all = query.split('&').any(|pair| pair == "filter=all");
+    let mut seen = std::collections::HashSet::new();
+    let runs: Vec<Value> = state
+        .check_runs
+        .iter()
+        .rev()
+        .filter(|run| run.repository.eq_ignore_ascii_case(repo) && run.fields["head_sha"] == sha)
+        .filter(|run| all || seen.insert(run.fields["name"].to_string()))
+        .map(|run| {
+            let mut fields = run.fields.clone();
+            fields["id"] = json!(run.id);
+            fields["app"] = json!({"id": run.app_id});
+            fields
+        })
+        .collect();
+    json_answer(
+        StatusCode::OK,
+        json!({"total_count": runs.len(), "check_runs": runs}),
+    )
+}

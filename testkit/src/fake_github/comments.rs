@@ -69,6 +69,48 @@ pub(super) fn pull_request(state: &State, repository: &str, number: &str) -> Res
     }
 }
 
+/// GitHub's `pulls/list-files` answer: one page (`per_page`, at most 100, default 30; `page`
+/// from 1) of the files a test set for the pull request, as diff entries.
+pub(super) fn pull_files(state: &State, repository: &str, number: &str, query: &str) -> Response {
+    let asked = |key: &str, default: usize| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let per_page = asked("per_page", 30).clamp(1, 100);
+    let page = asked("page", 1).max(1);
+    let number = number.parse::<u64>().ok();
+    let files = state
+        .pull_files
+        .iter()
+        .find(|(repo, n, _)| repo.eq_ignore_ascii_case(repository) && Some(*n) == number)
+        .map(|(_, _, files)| files.as_slice())
+        .unwrap_or_default();
+    let entries: Vec<Value> = files
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|name| {
+            let blob = format!("https://github.com/{repository}/blob/0000000/{name}");
+            json!({
+                "sha": "bbcd538c8e72b8c175046e27cc8f907076331401",
+                "filename": name,
+                "status": "modified",
+                "additions": 1,
+                "deletions": 1,
+                "changes": 2,
+                "blob_url": blob,
+                "raw_url": blob.replace("/blob/", "/raw/"),
+                "contents_url": format!("https://api.github.com/repos/{repository}/contents/{name}"),
+            })
+        })
+        .collect();
+    json_answer(StatusCode::OK, Value::Array(entries))
+}
+
 /// A pull request as `pulls/get` answers it: the fields the host reads, and enough of the rest.
 pub(super) fn pull(repository: &str, number: u64, head_sha: &str, head_repository: &str) -> Value {
     let repo =
