@@ -220,6 +220,32 @@ CREATE TABLE pull_request_heads (
 );
 CREATE INDEX pull_request_heads_by_number ON pull_request_heads (repository, number, id);
 "#,
+    r#"
+-- Deploys people drive (the deployer's sticky locks and the deployments this host created):
+-- kept apart from jobs, so retention never prunes them. A person is `github:12345`, with the
+-- login beside it for display.
+CREATE TABLE sticky_locks (
+    repository  TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    owner_login TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (repository, environment)
+);
+CREATE TABLE deploy_records (
+    repository    TEXT NOT NULL,
+    deployment_id BIGINT NOT NULL,
+    environment   TEXT NOT NULL,
+    sha           TEXT NOT NULL,
+    requested_by  TEXT NOT NULL,
+    requested_login TEXT NOT NULL,
+    forced        BIGINT NOT NULL,
+    is_rollback   BIGINT NOT NULL,
+    at            TEXT NOT NULL,
+    PRIMARY KEY (repository, deployment_id)
+);
+"#,
 ];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).

@@ -19,6 +19,7 @@
 
 mod audit;
 mod connect;
+mod deploys;
 mod heads;
 mod lease;
 mod listen;
