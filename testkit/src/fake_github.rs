@@ -135,6 +135,9 @@ struct State {
     /// Pull requests opened by [`FakeGitHub::open_pull_request`], as `pulls/get` answers them.
     pulls: Vec<Value>,
     streamed: bad_answers::Streamed,
+    /// Commit states set by [`FakeGitHub::set_commit_state`], `(repo, sha, context, state)`
+    /// in order; once one is set, deployments' `required_contexts` are enforced.
+    commit_states: Vec<(String, String, String, String)>,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -486,6 +489,18 @@ impl FakeGitHub {
         posted.map(|r| r.body.clone()).collect()
     }
 
+    /// Sets `context`'s state on `sha` of `repo`, as a CI posting a status would, and from then
+    /// on answers a deployment whose `required_contexts` are not all `success` on its `ref`
+    /// with GitHub's 409.
+    pub fn set_commit_state(&self, repo: &str, sha: &str, context: &str, state: &str) {
+        self.state().commit_states.push((
+            repo.to_owned(),
+            sha.to_owned(),
+            context.to_owned(),
+            state.to_owned(),
+        ));
+    }
+
     /// What GitHub would have refused: bodies that fail its schema, and webhooks the
     /// receiver did not accept. Assert this stays empty.
     pub fn violations(&self) -> Vec<String> {
@@ -722,6 +737,9 @@ fn respond(
     let repository = json!({"full_name": repo, "name": repo.split('/').nth(1)});
     let hook = match name {
         "create_deployment" => {
+            if let Some(refusal) = required_contexts_refusal(state, &repo, body) {
+                return json_answer(StatusCode::CONFLICT, json!({"message": refusal}));
+            }
             let id = state.deployments.len() as u64 + 1;
             for (key, value) in [
                 ("id", json!(id)),
@@ -739,7 +757,10 @@ fn respond(
                     "description",
                     body.get("description").cloned().unwrap_or(Value::Null),
                 ),
-                ("creator", json!({"login": "switchyard[bot]"})),
+                (
+                    "creator",
+                    json!({"login": "switchyard[bot]", "id": 41898282}),
+                ),
             ] {
                 answer[key] = value;
             }
@@ -786,6 +807,34 @@ fn respond(
         });
     }
     json_answer(status, answer)
+}
+
+/// GitHub's 409 message when a deployment's required contexts are not all green on its ref
+/// (only once [`FakeGitHub::set_commit_state`] was called).
+fn required_contexts_refusal(state: &State, repo: &str, body: &Value) -> Option<String> {
+    if state.commit_states.is_empty() {
+        return None;
+    }
+    let git_ref = body["ref"].as_str().unwrap_or_default();
+    let required = body["required_contexts"].as_array()?;
+    let failing: Vec<&str> = required
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|context| {
+            let latest = state
+                .commit_states
+                .iter()
+                .rev()
+                .find(|(r, sha, c, _)| r == repo && sha == git_ref && c == context);
+            latest.is_none_or(|(_, _, _, s)| s != "success")
+        })
+        .collect();
+    (!failing.is_empty()).then(|| {
+        format!(
+            "Conflict: Commit status checks failed for {git_ref}. {}",
+            failing.join(", ")
+        )
+    })
 }
 
 /// A scripted answer, as [`FakeGitHub::answer_next`] set it.

@@ -35,10 +35,16 @@ pub(super) async fn sticky_locks_have_one_owner_until_released(journal: &dyn Jou
     let released = journal.release_sticky_lock("o/r", "production").await;
     assert_eq!(released.unwrap(), Some(mona));
     assert_eq!(
-        journal.release_sticky_lock("o/r", "production").await.unwrap(),
+        journal
+            .release_sticky_lock("o/r", "production")
+            .await
+            .unwrap(),
         None
     );
-    assert_eq!(journal.take_sticky_lock(hubot.clone()).await.unwrap(), hubot);
+    assert_eq!(
+        journal.take_sticky_lock(hubot.clone()).await.unwrap(),
+        hubot
+    );
 }
 
 pub(super) async fn deployments_created_here_are_read_back_by_id(journal: &dyn Journal) {
@@ -61,12 +67,18 @@ pub(super) async fn deployments_created_here_are_read_back_by_id(journal: &dyn J
     };
     journal.record_deployment(again).await.unwrap();
     assert_eq!(
-        journal.deployment_record("o/r", 7_000_000_001).await.unwrap(),
+        journal
+            .deployment_record("o/r", 7_000_000_001)
+            .await
+            .unwrap(),
         Some(record)
     );
     assert_eq!(journal.deployment_record("o/r", 1).await.unwrap(), None);
     assert_eq!(
-        journal.deployment_record("o/x", 7_000_000_001).await.unwrap(),
+        journal
+            .deployment_record("o/x", 7_000_000_001)
+            .await
+            .unwrap(),
         None
     );
 }

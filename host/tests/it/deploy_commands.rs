@@ -1,0 +1,386 @@
+//! Deploys people drive, end to end: the real deployer, a real git repository, the fake GitHub
+//! answering permissions and validating every call. `/deploy` checks each environment's own
+//! permission and whether it takes pull requests; `/lock` holds an environment against others'
+//! deploys (by command, on merge, or created elsewhere through GitHub's API, refused where the
+//! deploy runs) until `/unlock`; a deployment whose required checks are not green is refused
+//! unless forced.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+use switchyard_testkit::NewComment;
+
+use crate::support::{FakeGitHub, HostSpec, Origin, TOKEN, TestHost, binds, eventually, example};
+
+const REPO: &str = "Codertocat/Hello-World";
+const AUTHOR: (&str, u64) = ("Codertocat", 21031067);
+const WRITER: (&str, u64) = ("writer", 501);
+const OTHER_WRITER: (&str, u64) = ("hubot", 503);
+const MAINTAINER: (&str, u64) = ("maintainer", 504);
+const READER: (&str, u64) = ("reader", 502);
+static NEXT_COMMENT: AtomicU64 = AtomicU64::new(9000);
+
+/// Staging on every merge for writers, production by `/deploy production BRANCH` for
+/// maintainers.
+const ENVIRONMENTS: &str = "command = \"echo deployed $SWITCHYARD_ENVIRONMENT\"\n\
+    [plugins.settings.environment_settings.staging]\n\
+    required_contexts = [\"ci/switchyard\"]\n\
+    [plugins.settings.environment_settings.production]\n\
+    on = \"manual\"\ndeploy = \"maintain\"\nforce = \"admin\"\n";
+
+struct Deploys {
+    github: FakeGitHub,
+    origin: Origin,
+    host: TestHost,
+}
+
+impl Deploys {
+    async fn start() -> Self {
+        let github = FakeGitHub::start().await;
+        github.set_role(REPO, WRITER.0, WRITER.1, "write", "write");
+        github.set_role(REPO, OTHER_WRITER.0, OTHER_WRITER.1, "write", "write");
+        github.set_role(REPO, MAINTAINER.0, MAINTAINER.1, "maintain", "write");
+        github.set_role(REPO, READER.0, READER.1, "read", "read");
+        let origin = Origin::new(REPO);
+        let plugins = format!(
+            "[[plugins]]\nname = \"deployer\"\nlibrary = \"{{lib:switchyard-deployer}}\"\n{}\n\
+             [plugins.settings]\nclone_url = \"{}\"\n{ENVIRONMENTS}",
+            binds(&origin),
+            origin.clone_url_template()
+        );
+        let host = TestHost::start(HostSpec {
+            plugins,
+            github_url: Some(github.url().to_owned()),
+            github_token: Some(TOKEN),
+            ..Default::default()
+        })
+        .await;
+        github.send_webhooks_to(&host.webhook_url(), crate::support::SECRET);
+        Self {
+            github,
+            origin,
+            host,
+        }
+    }
+
+    /// `by` comments `body` on pull request `number`; waits for its job to end.
+    async fn comment(&self, delivery: &str, by: (&str, u64), number: u64, body: &str) {
+        let id = NEXT_COMMENT.fetch_add(1, Ordering::Relaxed);
+        let payload = NewComment::on_pull_request(REPO, number)
+            .thread_by(AUTHOR.0, AUTHOR.1)
+            .by(by.0, by.1)
+            .id(id)
+            .body(body)
+            .payload();
+        let (status, answer) = self.host.send("issue_comment", delivery, &payload).await;
+        assert_eq!(status, 202, "{answer}");
+        self.host.ended_jobs(delivery, 1).await;
+    }
+
+    fn replies(&self) -> Vec<String> {
+        let calls = self.github.calls("issues/create-comment");
+        calls.iter().map(|c| text(&c.body["body"])).collect()
+    }
+
+    fn last_reply(&self) -> String {
+        self.replies().pop().unwrap_or_default()
+    }
+
+    fn deployments_created(&self) -> Vec<Value> {
+        let calls = self.github.calls("create_deployment");
+        calls
+            .into_iter()
+            .filter(|c| c.status == 201)
+            .map(|c| c.body)
+            .collect()
+    }
+
+    fn states(&self, id: u64) -> Vec<(String, String)> {
+        let statuses = self.github.deployment_statuses(REPO, id);
+        statuses
+            .iter()
+            .map(|s| (text(&s["state"]), text(&s["description"])))
+            .collect()
+    }
+
+    async fn wait_for_state(&self, id: u64, state: &str) -> Vec<(String, String)> {
+        let found = || self.states(id).iter().any(|(s, _)| s == state);
+        eventually(&format!("deployment {id} to be {state}"), found).await;
+        self.states(id)
+    }
+
+    async fn stop(self) {
+        let violations = self.github.violations();
+        assert!(violations.is_empty(), "{violations:?}");
+        self.host.stop().await;
+    }
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn deploy_checks_each_environments_permission_and_whether_it_takes_pull_requests() {
+    let deploys = Deploys::start().await;
+    let sha = deploys
+        .origin
+        .commit("refs/heads/topic", &[("README", "topic")]);
+    deploys.github.open_pull_request(REPO, 4, &sha, REPO);
+
+    // A reader is refused by the host (the command needs write); nothing is created.
+    deploys
+        .comment("c-reader", READER, 4, "/deploy staging")
+        .await;
+    assert!(
+        deploys.last_reply().contains("needs `write`"),
+        "{:?}",
+        deploys.replies()
+    );
+    // A writer may deploy staging, not production.
+    deploys
+        .comment("c-prod", WRITER, 4, "/deploy production")
+        .await;
+    let refusal = deploys.last_reply();
+    assert!(
+        refusal.contains("`production` needs `maintain`; you have `write`"),
+        "{refusal}"
+    );
+    // Production takes branch heads only, even from a maintainer.
+    deploys
+        .comment("c-prod-pr", MAINTAINER, 4, "/deploy production")
+        .await;
+    assert!(
+        deploys.last_reply().contains("branch heads only"),
+        "{:?}",
+        deploys.replies()
+    );
+    // An environment that is not configured, or has markup, is named as unknown.
+    deploys
+        .comment("c-unknown", WRITER, 4, "/deploy <b>qa</b>")
+        .await;
+    let unknown = deploys.last_reply();
+    assert!(
+        unknown.contains("that is not an environment here") && !unknown.contains("<b>"),
+        "{unknown}"
+    );
+    assert!(deploys.deployments_created().is_empty());
+
+    // The writer's /deploy staging: a deployment of the head, the person in its payload, run.
+    deploys
+        .comment("c-staging", WRITER, 4, "/deploy staging")
+        .await;
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 1, "{:?}", deploys.replies());
+    assert_eq!(created[0]["ref"], json!(sha));
+    assert_eq!(created[0]["environment"], json!("staging"));
+    assert_eq!(created[0]["payload"]["requested_by"], json!("github:501"));
+    assert_eq!(created[0]["payload"]["deploy_user"], json!("writer"));
+    assert!(
+        deploys.last_reply().contains("Deploying"),
+        "{:?}",
+        deploys.replies()
+    );
+    let states = deploys.wait_for_state(1, "success").await;
+    assert!(states.iter().all(|(s, _)| s != "failure"), "{states:?}");
+
+    // A maintainer deploys production from a branch.
+    deploys
+        .comment("c-prod-main", MAINTAINER, 4, "/deploy production main")
+        .await;
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 2, "{:?}", deploys.replies());
+    assert_eq!(created[1]["ref"], json!("main"));
+    assert_eq!(created[1]["environment"], json!("production"));
+    deploys.stop().await;
+}
+
+#[tokio::test]
+async fn a_sticky_lock_refuses_others_deploys_everywhere_until_unlocked() {
+    let deploys = Deploys::start().await;
+    let sha = deploys
+        .origin
+        .commit("refs/heads/topic", &[("README", "topic")]);
+    deploys.github.open_pull_request(REPO, 4, &sha, REPO);
+
+    deploys
+        .comment("l-lock", WRITER, 4, "/lock staging testing the migration")
+        .await;
+    let locked = deploys.last_reply();
+    assert!(
+        locked.contains("`staging` is locked by @writer")
+            && locked.contains("testing the migration"),
+        "{locked}"
+    );
+    // Another writer's lock, deploy and unlock are refused, naming who holds it and why.
+    deploys
+        .comment("l-lock-2", OTHER_WRITER, 4, "/lock staging mine")
+        .await;
+    assert!(
+        deploys.last_reply().contains("locked by @writer"),
+        "{:?}",
+        deploys.replies()
+    );
+    deploys
+        .comment("l-deploy", OTHER_WRITER, 4, "/deploy staging")
+        .await;
+    assert!(
+        deploys.last_reply().contains("locked by @writer since"),
+        "{:?}",
+        deploys.replies()
+    );
+    deploys
+        .comment("l-unlock-2", OTHER_WRITER, 4, "/unlock staging")
+        .await;
+    assert!(
+        deploys.last_reply().contains("needs `maintain`"),
+        "{:?}",
+        deploys.replies()
+    );
+    assert!(deploys.deployments_created().is_empty());
+
+    // A merge's automatic deploy is dropped with a note.
+    let mut merged = example("pull_request", Some("closed"));
+    merged["pull_request"]["merged"] = json!(true);
+    merged["pull_request"]["merge_commit_sha"] = json!(sha);
+    merged["pull_request"]["base"]["ref"] = merged["repository"]["default_branch"].clone();
+    let (status, _) = deploys.host.send("pull_request", "l-merge", &merged).await;
+    assert_eq!(status, 202);
+    let jobs = deploys.host.ended_jobs("l-merge", 1).await;
+    assert!(deploys.deployments_created().is_empty(), "{jobs:?}");
+    let note = jobs[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains("on merge was dropped: staging is locked by writer"),
+        "{jobs:?}"
+    );
+
+    // A deployment someone else created through GitHub's API is refused where it runs.
+    let mut event = example("deployment", None);
+    event["deployment"]["id"] = json!(77);
+    event["deployment"]["sha"] = json!(sha);
+    event["deployment"]["environment"] = json!("staging");
+    event["deployment"]["payload"] = json!({});
+    event["deployment"]["creator"] = json!({"login": OTHER_WRITER.0, "id": OTHER_WRITER.1});
+    event["repository"]["full_name"] = json!(REPO);
+    let (status, _) = deploys.host.send("deployment", "l-elsewhere", &event).await;
+    assert_eq!(status, 202);
+    let states = deploys.wait_for_state(77, "failure").await;
+    let refused = &states.last().unwrap().1;
+    assert!(
+        refused.contains("refused: staging is locked by writer"),
+        "{states:?}"
+    );
+    assert!(
+        !states.iter().any(|(s, _)| s == "in_progress"),
+        "nothing ran: {states:?}"
+    );
+
+    // /where shows the lock; the owner unlocks; then the other writer deploys.
+    deploys.comment("l-where", READER, 4, "/where").await;
+    let table = deploys.last_reply();
+    assert!(
+        table.contains("| `staging` | on merge | 🔒 @writer"),
+        "{table}"
+    );
+    assert!(table.contains("| `production` | by /deploy | –"), "{table}");
+    deploys
+        .comment("l-unlock", WRITER, 4, "/unlock staging")
+        .await;
+    assert!(
+        deploys.last_reply().contains("`staging` is unlocked"),
+        "{:?}",
+        deploys.replies()
+    );
+    deploys
+        .comment("l-deploy-2", OTHER_WRITER, 4, "/deploy staging")
+        .await;
+    assert_eq!(
+        deploys.deployments_created().len(),
+        1,
+        "{:?}",
+        deploys.replies()
+    );
+    deploys.stop().await;
+}
+
+#[tokio::test]
+async fn a_deployment_created_elsewhere_needs_its_creators_permission_where_it_runs() {
+    let deploys = Deploys::start().await;
+    let sha = deploys
+        .origin
+        .commit("refs/heads/main", &[("README", "main")]);
+    for (id, creator, state) in [(90, WRITER, "failure"), (91, MAINTAINER, "success")] {
+        let mut event = example("deployment", None);
+        event["deployment"]["id"] = json!(id);
+        event["deployment"]["sha"] = json!(sha);
+        event["deployment"]["environment"] = json!("production");
+        event["deployment"]["payload"] = json!({});
+        event["deployment"]["creator"] = json!({"login": creator.0, "id": creator.1});
+        event["repository"]["full_name"] = json!(REPO);
+        let (status, _) = deploys
+            .host
+            .send("deployment", &format!("e-{id}"), &event)
+            .await;
+        assert_eq!(status, 202);
+        let states = deploys.wait_for_state(id, state).await;
+        if state == "failure" {
+            let refused = &states.last().unwrap().1;
+            assert!(
+                refused.contains("writer has write") && refused.contains("needs maintain"),
+                "{states:?}"
+            );
+        }
+    }
+    deploys.stop().await;
+}
+
+#[tokio::test]
+async fn required_checks_not_green_refuse_a_deploy_unless_a_person_with_force_forces_it() {
+    let deploys = Deploys::start().await;
+    let sha = deploys
+        .origin
+        .commit("refs/heads/topic", &[("README", "topic")]);
+    deploys.github.open_pull_request(REPO, 4, &sha, REPO);
+    deploys
+        .github
+        .set_commit_state(REPO, &sha, "ci/switchyard", "pending");
+
+    deploys
+        .comment("g-deploy", WRITER, 4, "/deploy staging")
+        .await;
+    let refusal = deploys.last_reply();
+    assert!(
+        refusal.contains("its required checks are not green"),
+        "{refusal}"
+    );
+    deploys
+        .comment("g-force-writer", WRITER, 4, "/deploy staging --force")
+        .await;
+    assert!(
+        deploys.last_reply().contains("needs `maintain`"),
+        "{:?}",
+        deploys.replies()
+    );
+    assert!(deploys.deployments_created().is_empty());
+
+    deploys
+        .comment("g-force", MAINTAINER, 4, "/deploy staging --force")
+        .await;
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 1, "{:?}", deploys.replies());
+    assert_eq!(created[0]["required_contexts"], json!([]));
+    assert_eq!(created[0]["payload"]["forced"], json!(true));
+    deploys.wait_for_state(1, "success").await;
+
+    // Green now: a writer's deploy goes through with the contexts required.
+    deploys
+        .github
+        .set_commit_state(REPO, &sha, "ci/switchyard", "success");
+    deploys
+        .comment("g-green", WRITER, 4, "/deploy staging")
+        .await;
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 2, "{:?}", deploys.replies());
+    assert_eq!(created[1]["required_contexts"], json!(["ci/switchyard"]));
+    deploys.stop().await;
+}
