@@ -81,6 +81,19 @@ pub enum DeployRequest {
         repository: String,
         deployment_id: u64,
     },
+    /// Answers with a `bool`: whether this call claimed the automatic deploy of `sha` to
+    /// `environment` (once per environment and sha, across hosts).
+    Claim {
+        repository: String,
+        environment: String,
+        sha: String,
+    },
+    /// Answers with `()`: gives a claim back.
+    Unclaim {
+        repository: String,
+        environment: String,
+        sha: String,
+    },
     /// Answers with an `Option` of [`Role`]: a person's permission on the repository, from
     /// GitHub or the host's cache of at most 60 s (the commands service's).
     Permission {
@@ -164,6 +177,38 @@ impl Host {
         self.deploys(DeployRequest::Permission {
             repository: repository.to_owned(),
             person: person.clone(),
+        })
+        .await
+    }
+
+    /// Claims the automatic deploy of `sha` to `environment` before creating it: `false` when
+    /// another job (on any host sharing the journal) claimed it first.
+    pub async fn claim_deploy(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<bool, HostError> {
+        self.deploys(DeployRequest::Claim {
+            repository: repository.to_owned(),
+            environment: environment.to_owned(),
+            sha: sha.to_owned(),
+        })
+        .await
+    }
+
+    /// Gives back a claim whose deployment GitHub refused (not green yet), so a later event
+    /// may try again.
+    pub async fn release_deploy_claim(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<(), HostError> {
+        self.deploys(DeployRequest::Unclaim {
+            repository: repository.to_owned(),
+            environment: environment.to_owned(),
+            sha: sha.to_owned(),
         })
         .await
     }

@@ -40,8 +40,10 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 8] = [
+const REQUIRED: [(&str, &str, &str); 10] = [
+    ("repos/get-branch", "contents", "read"),
     ("pulls/get", "pull_requests", "read"),
+    ("repos/compare-commits", "contents", "read"),
     ("issues/create-comment", "issues", "write"),
     ("reactions/create-for-issue-comment", "issues", "write"),
     ("create_status", "statuses", "write"),
@@ -55,12 +57,17 @@ const REQUIRED: [(&str, &str, &str); 8] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 9] = [
+const OPERATIONS: [(&str, &[&str]); 11] = [
+    ("repos/get-branch", &["repos", "*", "*", "branches", "*"]),
     (
         "repos/get-collaborator-permission-level",
         &["repos", "*", "*", "collaborators", "*", "permission"],
     ),
     ("pulls/get", &["repos", "*", "*", "pulls", "*"]),
+    (
+        "repos/compare-commits",
+        &["repos", "*", "*", "compare", "*"],
+    ),
     (
         "issues/create-comment",
         &["repos", "*", "*", "issues", "*", "comments"],
@@ -138,6 +145,10 @@ struct State {
     /// Commit states set by [`FakeGitHub::set_commit_state`], `(repo, sha, context, state)`
     /// in order; once one is set, deployments' `required_contexts` are enforced.
     commit_states: Vec<(String, String, String, String)>,
+    /// Heads behind their base, set by [`FakeGitHub::set_behind`]: `(repo, head sha, behind_by)`.
+    behind: Vec<(String, String, u64)>,
+    /// Branches' heads set by [`FakeGitHub::set_branch`]: `(repo, branch, sha)`.
+    branches: Vec<(String, String, String)>,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -501,6 +512,28 @@ impl FakeGitHub {
         ));
     }
 
+    /// Makes `repos/get-branch` of `repo`'s `branch` answer with head `sha` (a push to it);
+    /// unknown branches are 404.
+    pub fn set_branch(&self, repo: &str, branch: &str, sha: &str) {
+        let mut state = self.state();
+        state.branches.retain(|(r, b, _)| !(r == repo && b == branch));
+        state
+            .branches
+            .push((repo.to_owned(), branch.to_owned(), sha.to_owned()));
+    }
+
+    /// Makes `repos/compare-commits` of `repo` answer that `head_sha` is `behind_by` commits
+    /// behind the base it is compared with (by default a head is 1 ahead and 0 behind).
+    pub fn set_behind(&self, repo: &str, head_sha: &str, behind_by: u64) {
+        let mut state = self.state();
+        state
+            .behind
+            .retain(|(r, sha, _)| !(r == repo && sha == head_sha));
+        state
+            .behind
+            .push((repo.to_owned(), head_sha.to_owned(), behind_by));
+    }
+
     /// What GitHub would have refused: bodies that fail its schema, and webhooks the
     /// receiver did not accept. Assert this stays empty.
     pub fn violations(&self) -> Vec<String> {
@@ -688,7 +721,12 @@ fn respond(
 ) -> Response {
     let expected = match operation {
         Some("checks/update") => Method::PATCH,
-        Some("repos/get-collaborator-permission-level" | "pulls/get") => Method::GET,
+        Some(
+            "repos/get-collaborator-permission-level"
+            | "pulls/get"
+            | "repos/compare-commits"
+            | "repos/get-branch",
+        ) => Method::GET,
         _ => Method::POST,
     };
     let Some(name) = operation.filter(|_| *method == expected) else {
@@ -702,6 +740,8 @@ fn respond(
         let repo = format!("{}/{}", segments[1], segments[2]);
         return match name {
             "pulls/get" => comments::pull_request(state, &repo, segments[4]),
+            "repos/compare-commits" => compare(state, &repo, segments[4]),
+            "repos/get-branch" => branch(state, &repo, segments[4]),
             _ => comments::permission(state, &repo, segments[4]),
         };
     }
@@ -806,6 +846,36 @@ fn respond(
             }
         });
     }
+    json_answer(status, answer)
+}
+
+/// `repos/get-branch`: GitHub's example, with the head [`FakeGitHub::set_branch`] set.
+fn branch(state: &State, repo: &str, name: &str) -> Response {
+    let Some((_, _, sha)) = state
+        .branches
+        .iter()
+        .find(|(r, b, _)| r == repo && b == name)
+    else {
+        return json_answer(StatusCode::NOT_FOUND, json!({"message": "Branch not found"}));
+    };
+    let (status, mut answer) = example("repos/get-branch");
+    answer["name"] = json!(name);
+    answer["commit"]["sha"] = json!(sha);
+    json_answer(status, answer)
+}
+
+/// `repos/compare-commits` of `base...head`: GitHub's example, with the head's standing.
+fn compare(state: &State, repo: &str, basehead: &str) -> Response {
+    let head = basehead.split("...").nth(1).unwrap_or_default();
+    let behind_by = state
+        .behind
+        .iter()
+        .find(|(r, sha, _)| r == repo && sha == head)
+        .map_or(0, |(_, _, behind)| *behind);
+    let (status, mut answer) = example("repos/compare-commits");
+    answer["ahead_by"] = json!(1);
+    answer["behind_by"] = json!(behind_by);
+    answer["status"] = json!(if behind_by == 0 { "ahead" } else { "diverged" });
     json_answer(status, answer)
 }
 

@@ -21,6 +21,7 @@ use crate::job_log::{LINK_SECRET, LogLinks};
 mod deploys;
 mod places;
 use deploys::{
+    an_automatic_deploy_is_claimed_once_until_given_back,
     deployments_created_here_are_read_back_by_id, sticky_locks_have_one_owner_until_released,
 };
 use places::jobs_are_found_by_pull_request_sha_prefix_and_branch;
@@ -1349,6 +1350,7 @@ conformance!(
     jobs_are_found_by_pull_request_sha_prefix_and_branch,
     sticky_locks_have_one_owner_until_released,
     deployments_created_here_are_read_back_by_id,
+    an_automatic_deploy_is_claimed_once_until_given_back,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {

@@ -395,6 +395,23 @@ pub trait DeployRecords: Send + Sync {
         repository: &str,
         id: u64,
     ) -> Result<Option<DeployRecordRow>, JournalError>;
+
+    /// Claims the automatic deploy of `sha` to `environment`, atomically (across hosts on
+    /// PostgreSQL): whether this call claimed it (`false`: claimed before).
+    async fn claim_deploy(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<bool, JournalError>;
+
+    /// Gives a claim back (GitHub refused the deployment: not green yet).
+    async fn release_deploy_claim(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<(), JournalError>;
 }
 
 /// Durable storage of deliveries and jobs: every role at once. Implemented for whatever

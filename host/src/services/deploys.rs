@@ -113,6 +113,27 @@ impl Deploys {
                     at: row.at,
                 }))
             }
+            DeployRequest::Claim {
+                repository,
+                environment,
+                sha,
+            } => to_json(
+                self.journal
+                    .claim_deploy(&repository, &environment, &sha)
+                    .await
+                    .map_err(|e| internal(&e))?,
+            ),
+            DeployRequest::Unclaim {
+                repository,
+                environment,
+                sha,
+            } => {
+                self.journal
+                    .release_deploy_claim(&repository, &environment, &sha)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                to_json(())
+            }
             DeployRequest::Permission { repository, person } => {
                 // Asked as the host, as the commands' gate asks, and only of the job's own
                 // repository.

@@ -32,11 +32,37 @@ struct Deploys {
     github: FakeGitHub,
     origin: Origin,
     host: TestHost,
+    /// As a GitHub App: comments carry installation 1.
+    app: bool,
 }
 
 impl Deploys {
+    /// With a token; GitHub's `deployment` webhooks reach the host.
     async fn start() -> Self {
-        let github = FakeGitHub::start().await;
+        Self::start_as(false).await
+    }
+
+    /// As a GitHub App (installation 1, with what the deployer declares), or with a token.
+    /// The fake's webhooks carry no installation, so as an App only commands are tried.
+    async fn start_as(app: bool) -> Self {
+        let github = if app {
+            let github = FakeGitHub::start_app().await;
+            github.install(
+                1,
+                "Codertocat",
+                &[REPO],
+                &[
+                    ("contents", "read"),
+                    ("deployments", "write"),
+                    ("issues", "write"),
+                    ("metadata", "read"),
+                    ("pull_requests", "write"),
+                ],
+            );
+            github
+        } else {
+            FakeGitHub::start().await
+        };
         github.set_role(REPO, WRITER.0, WRITER.1, "write", "write");
         github.set_role(REPO, OTHER_WRITER.0, OTHER_WRITER.1, "write", "write");
         github.set_role(REPO, MAINTAINER.0, MAINTAINER.1, "maintain", "write");
@@ -51,27 +77,34 @@ impl Deploys {
         let host = TestHost::start(HostSpec {
             plugins,
             github_url: Some(github.url().to_owned()),
-            github_token: Some(TOKEN),
+            github_token: (!app).then_some(TOKEN),
+            app,
             ..Default::default()
         })
         .await;
-        github.send_webhooks_to(&host.webhook_url(), crate::support::SECRET);
+        if !app {
+            github.send_webhooks_to(&host.webhook_url(), crate::support::SECRET);
+        }
         Self {
             github,
             origin,
             host,
+            app,
         }
     }
 
     /// `by` comments `body` on pull request `number`; waits for its job to end.
     async fn comment(&self, delivery: &str, by: (&str, u64), number: u64, body: &str) {
         let id = NEXT_COMMENT.fetch_add(1, Ordering::Relaxed);
-        let payload = NewComment::on_pull_request(REPO, number)
+        let mut comment = NewComment::on_pull_request(REPO, number)
             .thread_by(AUTHOR.0, AUTHOR.1)
             .by(by.0, by.1)
             .id(id)
-            .body(body)
-            .payload();
+            .body(body);
+        if self.app {
+            comment = comment.installation(1);
+        }
+        let payload = comment.payload();
         let (status, answer) = self.host.send("issue_comment", delivery, &payload).await;
         assert_eq!(status, 202, "{answer}");
         self.host.ended_jobs(delivery, 1).await;
@@ -133,7 +166,9 @@ async fn deploy_checks_each_environments_permission_and_whether_it_takes_pull_re
         .comment("c-reader", READER, 4, "/deploy staging")
         .await;
     assert!(
-        deploys.last_reply().contains("needs `write`"),
+        deploys
+            .last_reply()
+            .contains("needs the `write` permission"),
         "{:?}",
         deploys.replies()
     );
@@ -383,4 +418,112 @@ async fn required_checks_not_green_refuse_a_deploy_unless_a_person_with_force_fo
     assert_eq!(created.len(), 2, "{:?}", deploys.replies());
     assert_eq!(created[1]["required_contexts"], json!(["ci/switchyard"]));
     deploys.stop().await;
+}
+
+#[tokio::test]
+async fn as_an_app_the_commands_work_under_the_deployers_narrowed_token() {
+    let deploys = Deploys::start_as(true).await;
+    let sha = deploys
+        .origin
+        .commit("refs/heads/topic", &[("README", "topic")]);
+    deploys.github.open_pull_request(REPO, 4, &sha, REPO);
+
+    deploys
+        .comment("a-prod", WRITER, 4, "/deploy production main")
+        .await;
+    assert!(
+        deploys.last_reply().contains("needs `maintain`"),
+        "{:?}",
+        deploys.replies()
+    );
+    deploys
+        .comment("a-lock", MAINTAINER, 4, "/lock staging release")
+        .await;
+    deploys
+        .comment("a-deploy", WRITER, 4, "/deploy staging")
+        .await;
+    assert!(
+        deploys.last_reply().contains("locked by @maintainer"),
+        "{:?}",
+        deploys.replies()
+    );
+    deploys
+        .comment("a-unlock", MAINTAINER, 4, "/unlock staging")
+        .await;
+    deploys
+        .comment("a-deploy-2", WRITER, 4, "/deploy staging")
+        .await;
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 1, "{:?}", deploys.replies());
+    assert_eq!(created[0]["ref"], json!(sha));
+    // Every call went under an installation token (the fake refuses what a token may not do).
+    let refused: Vec<_> = deploys
+        .github
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 403)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    deploys.stop().await;
+}
+
+#[tokio::test]
+async fn a_lock_taken_on_one_host_holds_on_another_and_across_a_restart_on_postgresql() {
+    let Some(server) = switchyard_testkit::TestPostgres::get() else {
+        return;
+    };
+    let url = server.database();
+    let (_secrets, store) = crate::postgres::store_with_lease(&url, 3);
+    let github = FakeGitHub::start().await;
+    github.set_role(REPO, WRITER.0, WRITER.1, "write", "write");
+    github.set_role(REPO, OTHER_WRITER.0, OTHER_WRITER.1, "write", "write");
+    let origin = Origin::new(REPO);
+    let plugins = format!(
+        "[[plugins]]\nname = \"deployer\"\nlibrary = \"{{lib:switchyard-deployer}}\"\n{}\n\
+         [plugins.settings]\nclone_url = \"{}\"\n{ENVIRONMENTS}",
+        binds(&origin),
+        origin.clone_url_template()
+    );
+    let spec = || HostSpec {
+        store: store.clone(),
+        plugins: plugins.clone(),
+        github_url: Some(github.url().to_owned()),
+        github_token: Some(TOKEN),
+        ..Default::default()
+    };
+    let a = TestHost::start(spec()).await;
+    let b = TestHost::start(spec()).await;
+    let sha = origin.commit("refs/heads/topic", &[("README", "topic")]);
+    github.open_pull_request(REPO, 4, &sha, REPO);
+    let observer = crate::postgres::journal(&url).await;
+    let comment = |by: (&str, u64), body: &str| {
+        NewComment::on_pull_request(REPO, 4)
+            .thread_by(AUTHOR.0, AUTHOR.1)
+            .by(by.0, by.1)
+            .id(NEXT_COMMENT.fetch_add(1, Ordering::Relaxed))
+            .body(body)
+            .payload()
+    };
+    let last_reply = || {
+        let calls = github.calls("issues/create-comment");
+        calls.last().map(|c| text(&c.body["body"])).unwrap_or_default()
+    };
+
+    let lock = comment(WRITER, "/lock staging release 2.0");
+    assert_eq!(a.send("issue_comment", "p-lock", &lock).await.0, 202);
+    crate::support::ended_jobs(&observer, "p-lock", 1).await;
+    assert!(last_reply().contains("is locked by @writer"), "{}", last_reply());
+    // Asked on the other host, and again after it restarts: refused, naming the owner.
+    let b = b.restart().await;
+    let deploy = comment(OTHER_WRITER, "/deploy staging");
+    assert_eq!(b.send("issue_comment", "p-deploy", &deploy).await.0, 202);
+    crate::support::ended_jobs(&observer, "p-deploy", 1).await;
+    assert!(last_reply().contains("locked by @writer since"), "{}", last_reply());
+    let deploy = comment(OTHER_WRITER, "/lock staging mine");
+    assert_eq!(b.send("issue_comment", "p-lock-2", &deploy).await.0, 202);
+    crate::support::ended_jobs(&observer, "p-lock-2", 1).await;
+    assert!(last_reply().contains("locked by @writer since"), "{}", last_reply());
+    assert!(github.calls("create_deployment").is_empty());
+    a.stop().await;
+    b.stop().await;
 }

@@ -9,7 +9,10 @@ use switchyard_plugin_api::{
     prelude::*,
 };
 
-use crate::environments::{Environment, Environments, is_environment_name};
+use crate::{
+    environments::{Environment, Environments, On, is_environment_name},
+    green,
+};
 
 pub const DEPLOY: &str = "deploy";
 pub const LOCK: &str = "lock";
@@ -85,11 +88,16 @@ pub async fn run(
             let Some(env) = environments.get(environment) else {
                 return refuse(host, &unknown(command, environment, environments)).await;
             };
+            let default_branch = event.payload()["repository"]["default_branch"]
+                .as_str()
+                .unwrap_or("main")
+                .to_owned();
             let asked = Asked {
                 repo: &repo,
                 env,
                 command,
                 host,
+                default_branch,
             };
             match name {
                 LOCK => asked.lock().await?,
@@ -148,6 +156,8 @@ struct Asked<'a> {
     env: &'a Environment,
     command: &'a Command,
     host: &'a Host,
+    /// The repository's default branch, as the comment's payload names it.
+    default_branch: String,
 }
 
 type Answer = Result<String, String>;
@@ -234,10 +244,18 @@ impl Asked<'_> {
         self.host
             .sticky_unlock(self.repo, &self.env.name, &by)
             .await?;
-        Ok(Ok(format!(
+        let mut answer = format!(
             "🔓 `{}` is unlocked (it was locked by @{} since {}: {}).",
             self.env.name, held.owner_login, held.at, held.reason
-        )))
+        );
+        // Green deploys dropped meanwhile: the default branch's latest green head deploys once.
+        if self.env.on == On::Green {
+            if let Some(head) = green::head_of(self.host, self.repo, &self.default_branch).await? {
+                let note = green::deploy(self.host, self.repo, self.env, &head).await?;
+                answer.push_str(&format!("\n{note}."));
+            }
+        }
+        Ok(Ok(answer))
     }
 
     async fn deploy(&self) -> Result<Answer, PluginError> {
@@ -288,6 +306,11 @@ impl Asked<'_> {
                         self.env.name,
                         self.env.name
                     )));
+                }
+                if !force {
+                    if let Some(behind) = self.behind_base(&facts.head_sha).await? {
+                        return Ok(Err(behind));
+                    }
                 }
                 (
                     facts.head_sha.clone(),
@@ -372,6 +395,40 @@ impl Asked<'_> {
             me.login,
             if force { ", forced" } else { "" }
         )))
+    }
+}
+
+impl Asked<'_> {
+    /// Why the pull request's head may not be deployed because it is behind its base (deploying
+    /// it would take others' merged work off the environment), as branch-deploy's
+    /// `update_branch` refuses it.
+    async fn behind_base(&self, head: &str) -> Result<Option<String>, PluginError> {
+        let pull = self
+            .host
+            .github(
+                "GET",
+                &format!("/repos/{}/pulls/{}", self.repo, self.command.number),
+                None,
+            )
+            .await?;
+        let Some(base) = pull.body["base"]["ref"].as_str() else {
+            return Ok(None);
+        };
+        let path = format!("/repos/{}/compare/{base}...{head}", self.repo);
+        let compared = self.host.github("GET", &path, None).await?;
+        let behind = compared.body["behind_by"].as_u64().unwrap_or(0);
+        Ok((behind > 0).then(|| {
+            format!(
+                "@{} the head {} is {behind} commit{} behind `{}`: deploying it would remove others' merged work from `{}`. Merge or rebase it, or `/deploy {} --force` (needs `{}`).",
+                self.login(),
+                short_sha(head),
+                if behind == 1 { "" } else { "s" },
+                base.replace('`', ""),
+                self.env.name,
+                self.env.name,
+                self.env.force
+            )
+        }))
     }
 }
 

@@ -85,6 +85,9 @@ pub struct Environment {
     pub url: Option<String>,
     pub on: On,
     pub required_contexts: Vec<String>,
+    /// What an automatic deploy on green asks GitHub for: the table's or the entry's contexts,
+    /// or `None` (GitHub's default: every context green) when neither names any.
+    pub green_contexts: Option<Vec<String>>,
     /// `None` for an environment without a table: run as today, with no permission checked
     /// where it runs (only its sticky lock).
     pub deploy: Option<Role>,
@@ -142,6 +145,10 @@ impl Environments {
                         .required_contexts
                         .clone()
                         .unwrap_or_else(|| defaults.required_contexts.to_vec()),
+                    green_contexts: table.required_contexts.clone().or_else(|| {
+                        (!defaults.required_contexts.is_empty())
+                            .then(|| defaults.required_contexts.to_vec())
+                    }),
                     deploy: Some(table.deploy),
                     force: table.force,
                     pull_requests: table.pull_requests.unwrap_or(!production_like(name)),
@@ -154,6 +161,7 @@ impl Environments {
             url: defaults.url.map(str::to_owned),
             on,
             required_contexts: defaults.required_contexts.to_vec(),
+            green_contexts: None,
             deploy: None,
             force: default_force(),
             pull_requests: false,
@@ -173,7 +181,7 @@ impl Environments {
         self.all.get(name)
     }
 
-    /// Those a merged pull request deploys.
+    /// Those that deploy by themselves `on` this.
     pub fn on(&self, on: On) -> impl Iterator<Item = &Environment> {
         self.all.values().filter(move |e| e.on == on)
     }

@@ -6,6 +6,7 @@
 
 mod commands;
 mod environments;
+mod green;
 mod merge;
 mod rules;
 
@@ -106,11 +107,17 @@ impl Deployer {
 #[async_trait]
 impl Plugin for Deployer {
     fn subscriptions(&self) -> Vec<Subscription> {
-        vec![
+        let mut wanted = vec![
             Subscription::action("pull_request", "closed"),
             Subscription::event("deployment"),
             Subscription::event("deployment_status"),
-        ]
+        ];
+        // Green events only when an environment deploys on green: every status would be a job.
+        if self.environments.on(On::Green).next().is_some() {
+            wanted.push(Subscription::event("status"));
+            wanted.push(Subscription::action("check_suite", "completed"));
+        }
+        wanted
     }
 
     fn commands(&self) -> Vec<CommandSpec> {
@@ -124,6 +131,7 @@ impl Plugin for Deployer {
             Permissions::none()
                 .write("deployments")
                 .read("contents")
+                .read("pull_requests")
                 .write("issues"),
         )
     }
@@ -136,6 +144,7 @@ impl Plugin for Deployer {
             "pull_request" => self.on_merge(&event.parse()?, host).await,
             "deployment" => self.deploy(&event.parse()?, event, host).await,
             "deployment_status" => record(&event.parse()?, host).await,
+            "status" | "check_suite" => green::on_green(&self.environments, event, host).await,
             other => Ok(Outcome::Skipped(format!("{other} events deploy nothing"))),
         }
     }

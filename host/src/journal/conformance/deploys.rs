@@ -82,3 +82,15 @@ pub(super) async fn deployments_created_here_are_read_back_by_id(journal: &dyn J
         None
     );
 }
+
+pub(super) async fn an_automatic_deploy_is_claimed_once_until_given_back(journal: &dyn Journal) {
+    assert!(journal.claim_deploy("o/r", "staging", "aaa").await.unwrap());
+    assert!(!journal.claim_deploy("o/r", "staging", "aaa").await.unwrap());
+    assert!(journal.claim_deploy("o/r", "production", "aaa").await.unwrap());
+    assert!(journal.claim_deploy("o/r", "staging", "bbb").await.unwrap());
+    journal
+        .release_deploy_claim("o/r", "staging", "aaa")
+        .await
+        .unwrap();
+    assert!(journal.claim_deploy("o/r", "staging", "aaa").await.unwrap());
+}

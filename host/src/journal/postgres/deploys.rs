@@ -3,6 +3,7 @@
 use tokio_postgres::Row;
 
 use super::PostgresJournal;
+use crate::event::now_rfc3339;
 use crate::journal::{DeployRecordRow, DeployRecords, JournalError, StickyLockRow};
 
 const LOCK_COLUMNS: &str = "repository, environment, owner, owner_login, reason, at";
@@ -139,5 +140,36 @@ impl DeployRecords for PostgresJournal {
             )
             .await?;
         Ok(rows.first().map(record_row))
+    }
+
+    async fn claim_deploy(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<bool, JournalError> {
+        // The primary key makes one of two hosts' inserts the claim.
+        let claimed = self
+            .execute(
+                "INSERT INTO deploy_claims (repository, environment, sha, at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&repository, &environment, &sha, &now_rfc3339()],
+            )
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    async fn release_deploy_claim(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "DELETE FROM deploy_claims WHERE repository = $1 AND environment = $2 AND sha = $3",
+            &[&repository, &environment, &sha],
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -245,6 +245,15 @@ CREATE TABLE deploy_records (
     at            TEXT NOT NULL,
     PRIMARY KEY (repository, deployment_id)
 );
+-- Automatic deploys claimed, one per environment and sha: several green events (on several
+-- hosts) create one deployment.
+CREATE TABLE deploy_claims (
+    repository  TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    sha         TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (repository, environment, sha)
+);
 "#,
 ];
 

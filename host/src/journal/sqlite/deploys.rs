@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteJournal;
+use crate::event::now_rfc3339;
 use crate::journal::{DeployRecordRow, DeployRecords, JournalError, StickyLockRow};
 
 const LOCK_COLUMNS: &str = "repository, environment, owner, owner_login, reason, at";
@@ -131,6 +132,42 @@ impl DeployRecords for SqliteJournal {
             .query_row(params![repository, id as i64], record_row)
             .optional()
             .map_err(Into::into)
+        })
+        .await
+    }
+
+    async fn claim_deploy(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<bool, JournalError> {
+        let key = (repository.to_owned(), environment.to_owned(), sha.to_owned());
+        self.write(move |conn| {
+            let claimed = conn
+                .prepare_cached(
+                    "INSERT INTO deploy_claims (repository, environment, sha, at)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![key.0, key.1, key.2, now_rfc3339()])?;
+            Ok(claimed == 1)
+        })
+        .await
+    }
+
+    async fn release_deploy_claim(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<(), JournalError> {
+        let key = (repository.to_owned(), environment.to_owned(), sha.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM deploy_claims WHERE repository = ?1 AND environment = ?2 AND sha = ?3",
+            )?
+            .execute(params![key.0, key.1, key.2])?;
+            Ok(())
         })
         .await
     }
