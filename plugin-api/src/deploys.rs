@@ -56,6 +56,22 @@ pub struct DeployRecord {
     pub at: String,
 }
 
+/// A deploy that succeeded: see [`Host::record_deploy_success`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploySuccess {
+    pub repository: String,
+    pub environment: String,
+    pub deployment_id: u64,
+    pub sha: String,
+    /// Who it was for (a login).
+    pub deployed_for: String,
+    #[serde(default)]
+    pub pull_request: Option<u64>,
+    /// When (RFC 3339); the host fills it in.
+    #[serde(default)]
+    pub at: String,
+}
+
 /// Who asks for an automatic deploy.
 pub const AUTO: &str = "auto";
 
@@ -93,6 +109,15 @@ pub enum DeployRequest {
         repository: String,
         environment: String,
         sha: String,
+    },
+    /// Answers with `()`.
+    Succeeded { success: DeploySuccess },
+    /// Answers with a `Vec` of [`DeploySuccess`], newest first.
+    Successes {
+        repository: String,
+        /// `None`: every environment's.
+        environment: Option<String>,
+        limit: usize,
     },
     /// Answers with an `Option` of [`Role`]: a person's permission on the repository, from
     /// GitHub or the host's cache of at most 60 s (the commands service's).
@@ -209,6 +234,30 @@ impl Host {
             repository: repository.to_owned(),
             environment: environment.to_owned(),
             sha: sha.to_owned(),
+        })
+        .await
+    }
+
+    /// Records a deploy that succeeded (what `/where` and `/rollback` read).
+    pub async fn record_deploy_success(&self, success: &DeploySuccess) -> Result<(), HostError> {
+        self.deploys(DeployRequest::Succeeded {
+            success: success.clone(),
+        })
+        .await
+    }
+
+    /// The successful deploys of `repository` (of `environment`, or all), newest first: at most
+    /// `limit`, and at most 200.
+    pub async fn deploy_successes(
+        &self,
+        repository: &str,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploySuccess>, HostError> {
+        self.deploys(DeployRequest::Successes {
+            repository: repository.to_owned(),
+            environment: environment.map(str::to_owned),
+            limit,
         })
         .await
     }

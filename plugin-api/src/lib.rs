@@ -104,7 +104,7 @@ pub use command::{
     Applies, Command, CommandSpec, MAX_COMMAND_NAME, Person, PullRequestFacts, Role,
     is_command_name,
 };
-pub use deploys::{AUTO, DeployRecord, DeployRequest, PersonRef, StickyLock};
+pub use deploys::{AUTO, DeployRecord, DeployRequest, DeploySuccess, PersonRef, StickyLock};
 pub use event::{Event, JobInfo};
 pub use github::{
     CommitStatus, DeploymentState, GitHubResponse, MAX_DESCRIPTION_CHARS, NewDeployment,

@@ -516,7 +516,9 @@ impl FakeGitHub {
     /// unknown branches are 404.
     pub fn set_branch(&self, repo: &str, branch: &str, sha: &str) {
         let mut state = self.state();
-        state.branches.retain(|(r, b, _)| !(r == repo && b == branch));
+        state
+            .branches
+            .retain(|(r, b, _)| !(r == repo && b == branch));
         state
             .branches
             .push((repo.to_owned(), branch.to_owned(), sha.to_owned()));
@@ -856,7 +858,10 @@ fn branch(state: &State, repo: &str, name: &str) -> Response {
         .iter()
         .find(|(r, b, _)| r == repo && b == name)
     else {
-        return json_answer(StatusCode::NOT_FOUND, json!({"message": "Branch not found"}));
+        return json_answer(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Branch not found"}),
+        );
     };
     let (status, mut answer) = example("repos/get-branch");
     answer["name"] = json!(name);

@@ -22,6 +22,7 @@ mod deploys;
 mod places;
 use deploys::{
     an_automatic_deploy_is_claimed_once_until_given_back,
+    deploy_successes_are_read_newest_first_per_environment,
     deployments_created_here_are_read_back_by_id, sticky_locks_have_one_owner_until_released,
 };
 use places::jobs_are_found_by_pull_request_sha_prefix_and_branch;
@@ -1351,6 +1352,7 @@ conformance!(
     sticky_locks_have_one_owner_until_released,
     deployments_created_here_are_read_back_by_id,
     an_automatic_deploy_is_claimed_once_until_given_back,
+    deploy_successes_are_read_newest_first_per_environment,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {

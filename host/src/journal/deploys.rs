@@ -36,3 +36,19 @@ pub struct DeployRecordRow {
     pub rollback: bool,
     pub at: String,
 }
+
+/// A deploy that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploySuccessRow {
+    pub repository: String,
+    pub environment: String,
+    pub deployment_id: u64,
+    pub sha: String,
+    /// Who it was for (a login), as its deploy named them.
+    pub deployed_for: String,
+    pub pull_request: Option<u64>,
+    pub at: String,
+}
+
+/// The most successes read back at once.
+pub const SUCCESSES_READ: usize = 200;

@@ -20,7 +20,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-pub use deploys::{DeployRecordRow, StickyLockRow};
+pub use deploys::{DeployRecordRow, DeploySuccessRow, SUCCESSES_READ, StickyLockRow};
 pub use heads::{HEADS_READ, HeadRecord, NewHead};
 #[cfg(test)]
 pub(crate) use jobs::started;

@@ -10,7 +10,7 @@ use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
     JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, LockRecord, LostLease, NewAction,
     PostFilter, PostRecord, QueuedPage, RecentFilter, Started, Supersede, Visibility,
-    deploys::{DeployRecordRow, StickyLockRow},
+    deploys::{DeployRecordRow, DeploySuccessRow, StickyLockRow},
     heads::{HeadRecord, NewHead},
 };
 use crate::event::Delivery;
@@ -404,6 +404,18 @@ pub trait DeployRecords: Send + Sync {
         environment: &str,
         sha: &str,
     ) -> Result<bool, JournalError>;
+
+    /// Records a deploy that succeeded.
+    async fn record_deploy_success(&self, success: DeploySuccessRow) -> Result<(), JournalError>;
+
+    /// The successes of `repository` (of one environment, or all), newest first, at most
+    /// `limit` (up to [`SUCCESSES_READ`](super::SUCCESSES_READ)).
+    async fn deploy_successes(
+        &self,
+        repository: &str,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploySuccessRow>, JournalError>;
 
     /// Gives a claim back (GitHub refused the deployment: not green yet).
     async fn release_deploy_claim(

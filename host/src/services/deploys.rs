@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use switchyard_plugin_api::{DeployRecord, DeployRequest, HostError, StickyLock};
+use switchyard_plugin_api::{DeployRecord, DeployRequest, DeploySuccess, HostError, StickyLock};
 
 use crate::{
     commands::CommandService,
     event::now_rfc3339,
     github::{Caller, comments},
-    journal::{DeployRecordRow, JobId, Journal, NewAction, StickyLockRow},
+    journal::{DeployRecordRow, DeploySuccessRow, JobId, Journal, NewAction, StickyLockRow},
 };
 
 /// Serves the deployer's requests on behalf of jobs.
@@ -133,6 +133,46 @@ impl Deploys {
                     .await
                     .map_err(|e| internal(&e))?;
                 to_json(())
+            }
+            DeployRequest::Succeeded { success } => {
+                let row = DeploySuccessRow {
+                    repository: success.repository,
+                    environment: success.environment,
+                    deployment_id: success.deployment_id,
+                    sha: success.sha,
+                    deployed_for: success.deployed_for,
+                    pull_request: success.pull_request,
+                    at: now_rfc3339(),
+                };
+                self.journal
+                    .record_deploy_success(row)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                to_json(())
+            }
+            DeployRequest::Successes {
+                repository,
+                environment,
+                limit,
+            } => {
+                let rows = self
+                    .journal
+                    .deploy_successes(&repository, environment.as_deref(), limit)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                let successes: Vec<DeploySuccess> = rows
+                    .into_iter()
+                    .map(|row| DeploySuccess {
+                        repository: row.repository,
+                        environment: row.environment,
+                        deployment_id: row.deployment_id,
+                        sha: row.sha,
+                        deployed_for: row.deployed_for,
+                        pull_request: row.pull_request,
+                        at: row.at,
+                    })
+                    .collect();
+                to_json(successes)
             }
             DeployRequest::Permission { repository, person } => {
                 // Asked as the host, as the commands' gate asks, and only of the job's own

@@ -21,12 +21,14 @@ const READER: (&str, u64) = ("reader", 502);
 static NEXT_COMMENT: AtomicU64 = AtomicU64::new(9000);
 
 /// Staging on every merge for writers, production by `/deploy production BRANCH` for
-/// maintainers.
+/// maintainers, preview whenever the default branch's head is green.
 const ENVIRONMENTS: &str = "command = \"echo deployed $SWITCHYARD_ENVIRONMENT\"\n\
     [plugins.settings.environment_settings.staging]\n\
     required_contexts = [\"ci/switchyard\"]\n\
     [plugins.settings.environment_settings.production]\n\
-    on = \"manual\"\ndeploy = \"maintain\"\nforce = \"admin\"\n";
+    on = \"manual\"\ndeploy = \"maintain\"\nforce = \"admin\"\n\
+    [plugins.settings.environment_settings.preview]\n\
+    on = \"green\"\nrequired_contexts = [\"ci/switchyard\"]\n";
 
 struct Deploys {
     github: FakeGitHub,
@@ -314,10 +316,13 @@ async fn a_sticky_lock_refuses_others_deploys_everywhere_until_unlocked() {
     deploys.comment("l-where", READER, 4, "/where").await;
     let table = deploys.last_reply();
     assert!(
-        table.contains("| `staging` | on merge | 🔒 @writer"),
+        table.contains("| `staging` | – | on merge | 🔒 @writer"),
         "{table}"
     );
-    assert!(table.contains("| `production` | by /deploy | –"), "{table}");
+    assert!(
+        table.contains("| `production` | – | by /deploy | –"),
+        "{table}"
+    );
     deploys
         .comment("l-unlock", WRITER, 4, "/unlock staging")
         .await;
@@ -506,24 +511,223 @@ async fn a_lock_taken_on_one_host_holds_on_another_and_across_a_restart_on_postg
     };
     let last_reply = || {
         let calls = github.calls("issues/create-comment");
-        calls.last().map(|c| text(&c.body["body"])).unwrap_or_default()
+        calls
+            .last()
+            .map(|c| text(&c.body["body"]))
+            .unwrap_or_default()
     };
 
     let lock = comment(WRITER, "/lock staging release 2.0");
     assert_eq!(a.send("issue_comment", "p-lock", &lock).await.0, 202);
     crate::support::ended_jobs(&observer, "p-lock", 1).await;
-    assert!(last_reply().contains("is locked by @writer"), "{}", last_reply());
+    assert!(
+        last_reply().contains("is locked by @writer"),
+        "{}",
+        last_reply()
+    );
     // Asked on the other host, and again after it restarts: refused, naming the owner.
     let b = b.restart().await;
     let deploy = comment(OTHER_WRITER, "/deploy staging");
     assert_eq!(b.send("issue_comment", "p-deploy", &deploy).await.0, 202);
     crate::support::ended_jobs(&observer, "p-deploy", 1).await;
-    assert!(last_reply().contains("locked by @writer since"), "{}", last_reply());
+    assert!(
+        last_reply().contains("locked by @writer since"),
+        "{}",
+        last_reply()
+    );
     let deploy = comment(OTHER_WRITER, "/lock staging mine");
     assert_eq!(b.send("issue_comment", "p-lock-2", &deploy).await.0, 202);
     crate::support::ended_jobs(&observer, "p-lock-2", 1).await;
-    assert!(last_reply().contains("locked by @writer since"), "{}", last_reply());
+    assert!(
+        last_reply().contains("locked by @writer since"),
+        "{}",
+        last_reply()
+    );
     assert!(github.calls("create_deployment").is_empty());
     a.stop().await;
     b.stop().await;
+}
+
+/// A `status` success for `sha` (of another context than the one required), or a check suite
+/// completed with success on `main`.
+fn green_event(kind: &str, sha: &str) -> Value {
+    let mut event = if kind == "status" {
+        let mut event = example("status", None);
+        event["sha"] = json!(sha);
+        event["state"] = json!("success");
+        event["context"] = json!("lint");
+        event
+    } else {
+        let mut event = example("check_suite", Some("completed"));
+        event["check_suite"]["head_sha"] = json!(sha);
+        event["check_suite"]["head_branch"] = json!("main");
+        event["check_suite"]["conclusion"] = json!("success");
+        event
+    };
+    event["repository"]["full_name"] = json!(REPO);
+    event["repository"]["default_branch"] = json!("main");
+    event
+}
+
+#[tokio::test]
+async fn green_heads_of_the_default_branch_deploy_once_and_a_lock_holds_them_until_unlocked() {
+    let deploys = Deploys::start().await;
+    let first = deploys
+        .origin
+        .commit("refs/heads/main", &[("README", "one")]);
+    deploys.github.set_branch(REPO, "main", &first);
+    deploys.github.open_pull_request(REPO, 4, &first, REPO);
+    deploys
+        .github
+        .set_commit_state(REPO, &first, "ci/switchyard", "pending");
+    let send = async |delivery: &str, kind: &str, sha: &str| {
+        let (status, _) = deploys
+            .host
+            .send(kind, delivery, &green_event(kind, sha))
+            .await;
+        assert_eq!(status, 202);
+        let jobs = deploys.host.ended_jobs(delivery, 1).await;
+        jobs[0].note.clone().unwrap_or_default()
+    };
+
+    // Another context's success while the required one is pending: GitHub refuses (409), the
+    // claim is given back, nothing is deployed.
+    let note = send("s-pending", "status", &first).await;
+    assert!(note.contains("is not green for preview yet"), "{note}");
+    assert!(deploys.deployments_created().is_empty());
+    // Green now: one deployment, whichever events report it.
+    deploys
+        .github
+        .set_commit_state(REPO, &first, "ci/switchyard", "success");
+    let note = send("s-green", "status", &first).await;
+    assert!(note.contains("created deployment 1 of"), "{note}");
+    let note = send("s-suite", "check_suite", &first).await;
+    assert!(note.contains("was already deployed to preview"), "{note}");
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["ref"], json!(first));
+    assert_eq!(created[0]["environment"], json!("preview"));
+    assert_eq!(created[0]["required_contexts"], json!(["ci/switchyard"]));
+    deploys.wait_for_state(1, "success").await;
+
+    // A sha that is no longer the head deploys nothing.
+    let second = deploys
+        .origin
+        .commit("refs/heads/main", &[("README", "two")]);
+    deploys.github.set_branch(REPO, "main", &second);
+    let note = send("s-old", "check_suite", &first).await;
+    assert!(note.contains("is no longer the head of main"), "{note}");
+
+    // Locked: the green head's deploy is dropped with a note; the unlock deploys it once.
+    deploys
+        .comment("s-lock", WRITER, 4, "/lock preview demo at 3pm")
+        .await;
+    deploys
+        .github
+        .set_commit_state(REPO, &second, "ci/switchyard", "success");
+    let note = send("s-locked", "check_suite", &second).await;
+    assert!(
+        note.contains("on green was dropped: preview is locked by writer"),
+        "{note} {:?}",
+        deploys.replies()
+    );
+    assert_eq!(deploys.deployments_created().len(), 1);
+    deploys
+        .comment("s-unlock", WRITER, 4, "/unlock preview")
+        .await;
+    let unlocked = deploys.last_reply();
+    assert!(unlocked.contains("created deployment 2 of"), "{unlocked}");
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[1]["ref"], json!(second));
+    let note = send("s-again", "status", &second).await;
+    assert!(note.contains("was already deployed"), "{note}");
+    deploys.wait_for_state(2, "success").await;
+    deploys.stop().await;
+}
+
+#[tokio::test]
+async fn rollback_deploys_the_success_before_the_current_one_and_locks_the_environment() {
+    let deploys = Deploys::start().await;
+    let one = deploys
+        .origin
+        .commit("refs/heads/topic", &[("README", "one")]);
+    deploys.github.open_pull_request(REPO, 4, &one, REPO);
+    // Nothing deployed yet: nothing to roll back to.
+    deploys
+        .comment("r-none", WRITER, 4, "/rollback staging")
+        .await;
+    assert!(
+        deploys
+            .last_reply()
+            .contains("nothing was deployed to `staging` yet"),
+        "{:?}",
+        deploys.replies()
+    );
+
+    deploys.comment("r-1", WRITER, 4, "/deploy staging").await;
+    deploys.wait_for_state(1, "success").await;
+    // One success only: no earlier one.
+    deploys
+        .comment("r-one", WRITER, 4, "/rollback staging")
+        .await;
+    assert!(
+        deploys
+            .last_reply()
+            .contains("has no successful deploy before"),
+        "{:?}",
+        deploys.replies()
+    );
+    let two = deploys
+        .origin
+        .commit("refs/heads/topic", &[("README", "two")]);
+    deploys.github.open_pull_request(REPO, 4, &two, REPO);
+    deploys.comment("r-2", WRITER, 4, "/deploy staging").await;
+    deploys.wait_for_state(2, "success").await;
+
+    // A reader may not; a writer rolls back to the first sha, and holds staging.
+    deploys
+        .comment("r-reader", READER, 4, "/rollback staging")
+        .await;
+    assert!(
+        deploys
+            .last_reply()
+            .contains("needs the `write` permission"),
+        "{:?}",
+        deploys.replies()
+    );
+    deploys
+        .comment("r-back", OTHER_WRITER, 4, "/rollback staging")
+        .await;
+    let answer = deploys.last_reply();
+    assert!(answer.contains("Rolling back `staging`"), "{answer}");
+    assert!(
+        answer.contains("locked by @hubot: rolled back by hubot"),
+        "{answer}"
+    );
+    let created = deploys.deployments_created();
+    assert_eq!(created.len(), 3);
+    assert_eq!(created[2]["ref"], json!(one));
+    assert_eq!(created[2]["payload"]["rollback"], json!(true));
+    assert_eq!(created[2]["payload"]["rolled_back_from"], json!(two));
+    // The rollback's deploy runs (its person holds the lock); the next deploy by another is refused.
+    deploys.wait_for_state(3, "success").await;
+    deploys
+        .comment("r-after", WRITER, 4, "/deploy staging")
+        .await;
+    assert!(
+        deploys.last_reply().contains("locked by @hubot"),
+        "{:?}",
+        deploys.replies()
+    );
+    // /where says what is deployed where.
+    deploys.comment("r-where", READER, 4, "/where").await;
+    let table = deploys.last_reply();
+    let short = &one[..7];
+    assert!(
+        table.contains(&format!("| `staging` | {short} (#4) for hubot at"))
+            || table.contains(&format!("| `staging` | {short} for hubot at")),
+        "{table}"
+    );
+    deploys.stop().await;
 }

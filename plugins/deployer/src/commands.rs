@@ -18,6 +18,7 @@ pub const DEPLOY: &str = "deploy";
 pub const LOCK: &str = "lock";
 pub const UNLOCK: &str = "unlock";
 pub const WHERE: &str = "where";
+pub const ROLLBACK: &str = "rollback";
 
 /// The longest lock reason kept.
 const MAX_REASON: usize = 200;
@@ -44,8 +45,14 @@ pub fn specs() -> Vec<CommandSpec> {
         .usage("/unlock ENVIRONMENT")
         .on(Applies::Both),
         CommandSpec::new(
+            ROLLBACK,
+            "Deploys ENVIRONMENT's last successful sha before the current one, and locks it for you",
+        )
+        .usage("/rollback ENVIRONMENT")
+        .on(Applies::Both),
+        CommandSpec::new(
             WHERE,
-            "Lists the environments, how each deploys, and their locks",
+            "Lists what is deployed where, how each environment deploys, and its lock",
         )
         .needs(Role::Read)
         .on(Applies::Both),
@@ -103,6 +110,7 @@ pub async fn run(
                 LOCK => asked.lock().await?,
                 UNLOCK => asked.unlock().await?,
                 DEPLOY => asked.deploy().await?,
+                ROLLBACK => asked.rollback().await?,
                 other => Err(format!("the deployer takes no /{other}")),
             }
         }
@@ -132,6 +140,7 @@ fn usage(name: &str) -> &'static str {
     match name {
         DEPLOY => "`/deploy ENVIRONMENT [BRANCH] [--force]`",
         LOCK => "`/lock ENVIRONMENT REASON...`",
+        ROLLBACK => "`/rollback ENVIRONMENT`",
         _ => "`/unlock ENVIRONMENT`",
     }
 }
@@ -399,6 +408,89 @@ impl Asked<'_> {
 }
 
 impl Asked<'_> {
+    /// `/rollback ENV`: the environment's last successful sha before the current one, deployed
+    /// again as a rollback, with a sticky lock so the next automatic deploy does not undo it.
+    async fn rollback(&self) -> Result<Answer, PluginError> {
+        if !self.holds(self.deploy_role()) {
+            return Ok(Err(self.lacks(self.deploy_role(), "rolling back")));
+        }
+        let me = author(self.command);
+        let name = &self.env.name;
+        let successes = self
+            .host
+            .deploy_successes(self.repo, Some(name), 100)
+            .await?;
+        let Some(current) = successes.first() else {
+            return Ok(Err(format!(
+                "@{} nothing was deployed to `{name}` yet.",
+                me.login
+            )));
+        };
+        let Some(target) = successes.iter().find(|s| s.sha != current.sha) else {
+            return Ok(Err(format!(
+                "@{} `{name}` has no successful deploy before {} to roll back to.",
+                me.login,
+                short_sha(&current.sha)
+            )));
+        };
+        let reason = format!(
+            "rolled back by {} from {} to {}",
+            me.login,
+            short_sha(&current.sha),
+            short_sha(&target.sha)
+        );
+        let held = self.host.sticky_lock(self.repo, name, &me, &reason).await?;
+        if held.owner != me.key() {
+            return Ok(Err(held_by(&held, &me.login)));
+        }
+        let deployment = NewDeployment {
+            git_ref: target.sha.clone(),
+            task: Some("deploy".to_owned()),
+            auto_merge: Some(false),
+            // It was deployed before: its checks were green then.
+            required_contexts: Some(Vec::new()),
+            payload: Some(json!({
+                "environment": name,
+                "deploy_user": me.login,
+                "requested_by": me.key(),
+                "rollback": true,
+                "rolled_back_from": current.sha,
+            })),
+            environment: Some(name.clone()),
+            description: Some(fit_description(&format!(
+                "Rolling back {name} to {} for {}",
+                short_sha(&target.sha),
+                me.login
+            ))),
+            ..NewDeployment::default()
+        };
+        let created = self.host.create_deployment(self.repo, &deployment).await?;
+        let id = created.body["id"].as_u64().unwrap_or_default();
+        self.host
+            .record_deployment(&DeployRecord {
+                repository: self.repo.to_owned(),
+                deployment_id: id,
+                environment: name.clone(),
+                sha: target.sha.clone(),
+                requested_by: me.key(),
+                requested_login: me.login.clone(),
+                forced: false,
+                rollback: true,
+                at: String::new(),
+            })
+            .await?;
+        Ok(Ok(format!(
+            "⏪ Rolling back `{name}` from {} to {} (deployed {} for {}) as deployment {id}, for @{}.\n🔒 `{name}` is locked by @{}: {}. `/unlock {name}` lets deploys through again.",
+            short_sha(&current.sha),
+            short_sha(&target.sha),
+            target.at,
+            target.deployed_for,
+            me.login,
+            held.owner_login,
+            held.reason
+        )))
+    }
+
     /// Why the pull request's head may not be deployed because it is behind its base (deploying
     /// it would take others' merged work off the environment), as branch-deploy's
     /// `update_branch` refuses it.
@@ -446,7 +538,9 @@ async fn where_(
     host: &Host,
 ) -> Result<Answer, PluginError> {
     let locks = host.sticky_locks(repo).await?;
-    let mut text = String::from("| Environment | Deploys | Lock |\n| --- | --- | --- |\n");
+    let successes = host.deploy_successes(repo, None, 200).await?;
+    let mut text =
+        String::from("| Environment | Deployed | Deploys | Lock |\n| --- | --- | --- | --- |\n");
     for name in environments.names() {
         let env = environments.get(name).expect("listed");
         let on = match env.on {
@@ -465,7 +559,23 @@ async fn where_(
                     l.reason.replace('|', "/")
                 )
             });
-        text.push_str(&format!("| `{name}` | {on} | {lock} |\n"));
+        let deployed =
+            successes
+                .iter()
+                .find(|s| s.environment == name)
+                .map_or("–".to_owned(), |s| {
+                    let pull = s
+                        .pull_request
+                        .map(|n| format!(" (#{n})"))
+                        .unwrap_or_default();
+                    format!(
+                        "{}{pull} for {} at {}",
+                        short_sha(&s.sha),
+                        s.deployed_for,
+                        s.at
+                    )
+                });
+        text.push_str(&format!("| `{name}` | {deployed} | {on} | {lock} |\n"));
     }
     Ok(Ok(text))
 }
@@ -473,4 +583,25 @@ async fn where_(
 /// Whether a record says an automatic deploy.
 pub fn is_auto(record: &DeployRecord) -> bool {
     record.requested_by == AUTO
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_declared_well_formed() {
+        let specs = specs();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, [DEPLOY, LOCK, UNLOCK, ROLLBACK, WHERE]);
+        for spec in &specs {
+            assert_eq!(spec.check(), Ok(()), "{spec:?}");
+            let needs = if spec.name == WHERE {
+                Role::Read
+            } else {
+                Role::Write
+            };
+            assert_eq!(spec.permission, needs, "{spec:?}");
+        }
+    }
 }

@@ -17,7 +17,10 @@ pub fn success(event: &Event) -> Result<(String, Option<String>), String> {
     match event.name.as_str() {
         "status" => {
             if payload["state"] != "success" {
-                return Err(format!("a {} status deploys nothing", text(&payload["state"])));
+                return Err(format!(
+                    "a {} status deploys nothing",
+                    text(&payload["state"])
+                ));
             }
             Ok((text(&payload["sha"]), None))
         }
@@ -77,7 +80,9 @@ pub async fn on_green(
         notes.push(deploy(host, &repo, env, &sha).await?);
     }
     if notes.is_empty() {
-        return Ok(Outcome::Skipped("no environment deploys on green".to_owned()));
+        return Ok(Outcome::Skipped(
+            "no environment deploys on green".to_owned(),
+        ));
     }
     let note = notes.join("; ");
     host.log(format!("switchyard: {note}")).await;
@@ -145,5 +150,7 @@ pub async fn deploy(
         at: String::new(),
     })
     .await?;
-    Ok(format!("created deployment {id} of {short} to {name} on green"))
+    Ok(format!(
+        "created deployment {id} of {short} to {name} on green"
+    ))
 }

@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 use switchyard_plugin_api::{
-    AUTO, DeployRecord,
+    AUTO, DeployRecord, DeploySuccess,
     payload::{Deployment, DeploymentEvent, DeploymentStatusEvent, PullRequestEvent},
     prelude::*,
 };
@@ -308,6 +308,17 @@ impl Deployer {
                 );
                 status.environment_url = env.url.clone();
                 report.post(status).await?;
+                let payload = deployment.payload_object();
+                let success = DeploySuccess {
+                    repository: event.repository.full_name.clone(),
+                    environment: environment.clone(),
+                    deployment_id: deployment.id,
+                    sha: deployment.sha.clone(),
+                    deployed_for: deploy_user(event),
+                    pull_request: payload["pull_request"].as_u64(),
+                    at: String::new(),
+                };
+                host.record_deploy_success(&success).await?;
                 Ok(Outcome::Finished {
                     verdict: Verdict::Passed,
                     summary: format!("deployed {short} to {environment} in {took} s"),
@@ -343,12 +354,7 @@ impl Deployer {
     fn command(&self, event: &DeploymentEvent, env: &Environment, dir: PathBuf) -> RunRequest {
         let deployment = &event.deployment;
         let payload = deployment.payload_object();
-        // Who asked: the pull request's author for deploys on merge, else whoever created it.
-        let deploy_user = payload["deploy_user"]
-            .as_str()
-            .or(deployment.creator.as_ref().map(|c| c.login.as_str()))
-            .or(event.sender.as_ref().map(|s| s.login.as_str()))
-            .unwrap_or_default();
+        let deploy_user = deploy_user(event);
         RunRequest::shell(&env.command)
             .cwd(dir)
             .timeout_secs(self.settings.timeout_secs)
@@ -361,9 +367,22 @@ impl Deployer {
                 "SWITCHYARD_TASK",
                 deployment.task.as_deref().unwrap_or("deploy"),
             )
-            .env("SWITCHYARD_DEPLOY_USER", deploy_user)
+            .env("SWITCHYARD_DEPLOY_USER", &deploy_user)
             .env("SWITCHYARD_PAYLOAD", payload.to_string())
     }
+}
+
+/// Who a deploy is for: the payload's `deploy_user` (the pull request's author for deploys on
+/// merge, the person for a command), else whoever created the deployment.
+fn deploy_user(event: &DeploymentEvent) -> String {
+    let deployment = &event.deployment;
+    let payload = deployment.payload_object();
+    payload["deploy_user"]
+        .as_str()
+        .or(deployment.creator.as_ref().map(|c| c.login.as_str()))
+        .or(event.sender.as_ref().map(|s| s.login.as_str()))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Posts one deployment's statuses, each linking to the live deploy log.

@@ -1,7 +1,7 @@
 //! The contract of the deployer's records: sticky locks with one holder until released, and
 //! the deployments this host created, read back by id.
 
-use super::super::{DeployRecordRow, Journal, StickyLockRow};
+use super::super::{DeployRecordRow, DeploySuccessRow, Journal, StickyLockRow};
 
 fn lock(environment: &str, owner: &str, reason: &str) -> StickyLockRow {
     StickyLockRow {
@@ -86,11 +86,56 @@ pub(super) async fn deployments_created_here_are_read_back_by_id(journal: &dyn J
 pub(super) async fn an_automatic_deploy_is_claimed_once_until_given_back(journal: &dyn Journal) {
     assert!(journal.claim_deploy("o/r", "staging", "aaa").await.unwrap());
     assert!(!journal.claim_deploy("o/r", "staging", "aaa").await.unwrap());
-    assert!(journal.claim_deploy("o/r", "production", "aaa").await.unwrap());
+    assert!(
+        journal
+            .claim_deploy("o/r", "production", "aaa")
+            .await
+            .unwrap()
+    );
     assert!(journal.claim_deploy("o/r", "staging", "bbb").await.unwrap());
     journal
         .release_deploy_claim("o/r", "staging", "aaa")
         .await
         .unwrap();
     assert!(journal.claim_deploy("o/r", "staging", "aaa").await.unwrap());
+}
+
+pub(super) async fn deploy_successes_are_read_newest_first_per_environment(journal: &dyn Journal) {
+    let success = |environment: &str, id: u64, sha: &str| DeploySuccessRow {
+        repository: "o/r".to_owned(),
+        environment: environment.to_owned(),
+        deployment_id: id,
+        sha: sha.to_owned(),
+        deployed_for: "mona".to_owned(),
+        pull_request: (id == 2).then_some(12),
+        at: "2026-01-01T00:00:00Z".to_owned(),
+    };
+    for (environment, id, sha) in [
+        ("staging", 1, "a"),
+        ("staging", 2, "b"),
+        ("production", 3, "c"),
+    ] {
+        journal
+            .record_deploy_success(success(environment, id, sha))
+            .await
+            .unwrap();
+    }
+    let staging = journal
+        .deploy_successes("o/r", Some("staging"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        staging,
+        [success("staging", 2, "b"), success("staging", 1, "a")]
+    );
+    let all = journal.deploy_successes("o/r", None, 2).await.unwrap();
+    let ids: Vec<u64> = all.iter().map(|s| s.deployment_id).collect();
+    assert_eq!(ids, [3, 2]);
+    assert!(
+        journal
+            .deploy_successes("o/x", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

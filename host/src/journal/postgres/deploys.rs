@@ -4,7 +4,9 @@ use tokio_postgres::Row;
 
 use super::PostgresJournal;
 use crate::event::now_rfc3339;
-use crate::journal::{DeployRecordRow, DeployRecords, JournalError, StickyLockRow};
+use crate::journal::{
+    DeployRecordRow, DeployRecords, DeploySuccessRow, JournalError, SUCCESSES_READ, StickyLockRow,
+};
 
 const LOCK_COLUMNS: &str = "repository, environment, owner, owner_login, reason, at";
 const RECORD_COLUMNS: &str = "repository, deployment_id, environment, sha, requested_by, \
@@ -171,5 +173,54 @@ impl DeployRecords for PostgresJournal {
         )
         .await?;
         Ok(())
+    }
+
+    async fn record_deploy_success(&self, success: DeploySuccessRow) -> Result<(), JournalError> {
+        self.execute(
+            "INSERT INTO deploy_successes
+                 (repository, environment, deployment_id, sha, deployed_for, pull_request, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &success.repository,
+                &success.environment,
+                &(success.deployment_id as i64),
+                &success.sha,
+                &success.deployed_for,
+                &success.pull_request.map(|n| n as i64),
+                &success.at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn deploy_successes(
+        &self,
+        repository: &str,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploySuccessRow>, JournalError> {
+        let limit = limit.min(SUCCESSES_READ) as i64;
+        let rows = self
+            .query(
+                "SELECT repository, environment, deployment_id, sha, deployed_for, pull_request, at
+                 FROM deploy_successes
+                 WHERE repository = $1 AND ($2::TEXT IS NULL OR environment = $2)
+                 ORDER BY id DESC LIMIT $3",
+                &[&repository, &environment, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| DeploySuccessRow {
+                repository: row.get(0),
+                environment: row.get(1),
+                deployment_id: row.get::<_, i64>(2) as u64,
+                sha: row.get(3),
+                deployed_for: row.get(4),
+                pull_request: row.get::<_, Option<i64>>(5).map(|n| n as u64),
+                at: row.get(6),
+            })
+            .collect())
     }
 }

@@ -4,7 +4,9 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteJournal;
 use crate::event::now_rfc3339;
-use crate::journal::{DeployRecordRow, DeployRecords, JournalError, StickyLockRow};
+use crate::journal::{
+    DeployRecordRow, DeployRecords, DeploySuccessRow, JournalError, SUCCESSES_READ, StickyLockRow,
+};
 
 const LOCK_COLUMNS: &str = "repository, environment, owner, owner_login, reason, at";
 const RECORD_COLUMNS: &str = "repository, deployment_id, environment, sha, requested_by, \
@@ -142,7 +144,11 @@ impl DeployRecords for SqliteJournal {
         environment: &str,
         sha: &str,
     ) -> Result<bool, JournalError> {
-        let key = (repository.to_owned(), environment.to_owned(), sha.to_owned());
+        let key = (
+            repository.to_owned(),
+            environment.to_owned(),
+            sha.to_owned(),
+        );
         self.write(move |conn| {
             let claimed = conn
                 .prepare_cached(
@@ -161,13 +167,71 @@ impl DeployRecords for SqliteJournal {
         environment: &str,
         sha: &str,
     ) -> Result<(), JournalError> {
-        let key = (repository.to_owned(), environment.to_owned(), sha.to_owned());
+        let key = (
+            repository.to_owned(),
+            environment.to_owned(),
+            sha.to_owned(),
+        );
         self.write(move |conn| {
             conn.prepare_cached(
                 "DELETE FROM deploy_claims WHERE repository = ?1 AND environment = ?2 AND sha = ?3",
             )?
             .execute(params![key.0, key.1, key.2])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_deploy_success(&self, success: DeploySuccessRow) -> Result<(), JournalError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO deploy_successes
+                     (repository, environment, deployment_id, sha, deployed_for, pull_request, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                success.repository,
+                success.environment,
+                success.deployment_id as i64,
+                success.sha,
+                success.deployed_for,
+                success.pull_request.map(|n| n as i64),
+                success.at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deploy_successes(
+        &self,
+        repository: &str,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploySuccessRow>, JournalError> {
+        let repository = repository.to_owned();
+        let environment = environment.map(str::to_owned);
+        let limit = limit.min(SUCCESSES_READ) as i64;
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT repository, environment, deployment_id, sha, deployed_for, pull_request, at
+                 FROM deploy_successes
+                 WHERE repository = ?1 AND (?2 IS NULL OR environment = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(params![repository, environment, limit], |row| {
+                Ok(DeploySuccessRow {
+                    repository: row.get(0)?,
+                    environment: row.get(1)?,
+                    deployment_id: row.get::<_, i64>(2)? as u64,
+                    sha: row.get(3)?,
+                    deployed_for: row.get(4)?,
+                    pull_request: row.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+                    at: row.get(6)?,
+                })
+            })?
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
         })
         .await
     }

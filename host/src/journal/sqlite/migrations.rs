@@ -329,6 +329,18 @@ CREATE TABLE deploy_claims (
     at          TEXT NOT NULL,
     PRIMARY KEY (repository, environment, sha)
 );
+-- Deploys that succeeded, newest last: what is deployed where, and what `/rollback` goes back to.
+CREATE TABLE deploy_successes (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    repository    TEXT NOT NULL,
+    environment   TEXT NOT NULL,
+    deployment_id INTEGER NOT NULL,
+    sha           TEXT NOT NULL,
+    deployed_for  TEXT NOT NULL,
+    pull_request  INTEGER,
+    at            TEXT NOT NULL
+);
+CREATE INDEX deploy_successes_by_environment ON deploy_successes (repository, environment, id);
 "#,
 ];
 
