@@ -731,3 +731,93 @@ async fn rollback_deploys_the_success_before_the_current_one_and_locks_the_envir
     );
     deploys.stop().await;
 }
+
+/// Replays delivery `id` through the signed admin call, as `switchyard replay` does.
+async fn replay(host: &TestHost, id: &str) {
+    use switchyard::{ingress::WebhookSecret, ops::signed_call::AdminSignature};
+    let path = "/admin/replay";
+    let body = serde_json::to_vec(&json!({"delivery": id})).unwrap();
+    let signature = AdminSignature::sign(&WebhookSecret::new(crate::support::SECRET), path, &body);
+    let mut request = reqwest::Client::new().post(format!("{}{path}", host.base));
+    for (name, value) in signature.headers() {
+        request = request.header(name, value);
+    }
+    let response = request.body(body).send().await.unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{:?}",
+        response.text().await
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_deploy_is_judged_again_where_it_runs_by_the_lock_and_the_permission() {
+    let deploys = Deploys::start().await;
+    let sha = deploys
+        .origin
+        .commit("refs/heads/main", &[("README", "main")]);
+    // Created elsewhere by a maintainer: it runs; by a writer, for production: refused.
+    for (id, creator) in [(60, MAINTAINER), (61, WRITER)] {
+        let mut event = example("deployment", None);
+        event["deployment"]["id"] = json!(id);
+        event["deployment"]["sha"] = json!(sha);
+        event["deployment"]["environment"] = json!("production");
+        event["deployment"]["payload"] = json!({});
+        event["deployment"]["creator"] = json!({"login": creator.0, "id": creator.1});
+        event["repository"]["full_name"] = json!(REPO);
+        let (status, _) = deploys
+            .host
+            .send("deployment", &format!("d-{id}"), &event)
+            .await;
+        assert_eq!(status, 202);
+        deploys.host.ended_jobs(&format!("d-{id}"), 1).await;
+    }
+    deploys.wait_for_state(60, "success").await;
+    deploys.wait_for_state(61, "failure").await;
+
+    // The writer's replayed: refused again, the replay is no way around the permission.
+    replay(&deploys.host, "d-61").await;
+    deploys.host.ended_jobs("d-61", 2).await;
+    let failures = deploys.states(61);
+    let refused: Vec<_> = failures.iter().filter(|(s, _)| s == "failure").collect();
+    assert_eq!(refused.len(), 2, "{failures:?}");
+    assert!(refused[1].1.contains("writer has write"), "{failures:?}");
+
+    // The maintainer's replayed while someone holds production: refused with the lock's owner.
+    deploys.github.open_pull_request(REPO, 4, &sha, REPO);
+    deploys
+        .comment(
+            "d-lock",
+            OTHER_WRITER,
+            4,
+            "/lock production hotfix in progress",
+        )
+        .await;
+    assert!(
+        deploys.last_reply().contains("needs `maintain`"),
+        "{:?}",
+        deploys.replies()
+    );
+    let journal = &deploys.host.host_state.journal;
+    let lock = switchyard::journal::StickyLockRow {
+        repository: REPO.to_owned(),
+        environment: "production".to_owned(),
+        owner: format!("github:{}", OTHER_WRITER.1),
+        owner_login: OTHER_WRITER.0.to_owned(),
+        reason: "hotfix in progress".to_owned(),
+        at: "2026-01-01T00:00:00Z".to_owned(),
+    };
+    use switchyard::journal::prelude::*;
+    journal.take_sticky_lock(lock).await.unwrap();
+    replay(&deploys.host, "d-60").await;
+    deploys.host.ended_jobs("d-60", 2).await;
+    let states = deploys.states(60);
+    let last = states.last().unwrap();
+    assert_eq!(last.0, "failure", "{states:?}");
+    assert!(
+        last.1.contains("production is locked by hubot"),
+        "{states:?}"
+    );
+    deploys.stop().await;
+}
