@@ -466,7 +466,7 @@ async fn a_queued_job_starts_cancelled_and_its_plugin_is_told_who() {
 
 #[tokio::test]
 async fn an_environments_sticky_lock_is_unlocked_after_its_name_is_typed() {
-    use switchyard::journal::{StickyLockRow, prelude::*};
+    use switchyard::journal::StickyLockRow;
     let mut dash = Dash::start("", EVENT_LOG.to_owned())
         .await
         .signed_in()

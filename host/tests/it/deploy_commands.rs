@@ -745,7 +745,7 @@ async fn replay(host: &TestHost, id: &str) {
     let response = request.body(body).send().await.unwrap();
     assert_eq!(
         response.status().as_u16(),
-        200,
+        202,
         "{:?}",
         response.text().await
     );
@@ -808,7 +808,6 @@ async fn a_replayed_deploy_is_judged_again_where_it_runs_by_the_lock_and_the_per
         reason: "hotfix in progress".to_owned(),
         at: "2026-01-01T00:00:00Z".to_owned(),
     };
-    use switchyard::journal::prelude::*;
     journal.take_sticky_lock(lock).await.unwrap();
     replay(&deploys.host, "d-60").await;
     deploys.host.ended_jobs("d-60", 2).await;
