@@ -307,7 +307,6 @@ impl Deployer {
                     &format!("Deployed {short} to {environment} in {took} s"),
                 );
                 status.environment_url = env.url.clone();
-                report.post(status).await?;
                 let payload = deployment.payload_object();
                 let success = DeploySuccess {
                     repository: event.repository.full_name.clone(),
@@ -318,7 +317,9 @@ impl Deployer {
                     pull_request: payload["pull_request"].as_u64(),
                     at: String::new(),
                 };
+                // Recorded before GitHub hears of it: whoever sees `success` finds it here.
                 host.record_deploy_success(&success).await?;
+                report.post(status).await?;
                 Ok(Outcome::Finished {
                     verdict: Verdict::Passed,
                     summary: format!("deployed {short} to {environment} in {took} s"),
