@@ -562,7 +562,7 @@ impl Host {
         }
     }
 
-    async fn service<Resp: DeserializeOwned>(
+    pub(crate) async fn service<Resp: DeserializeOwned>(
         &self,
         request: ServiceRequest,
     ) -> Result<Resp, HostError> {

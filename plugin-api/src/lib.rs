@@ -84,6 +84,7 @@ struct WritingPluginsExamples;
 
 mod cancel;
 mod command;
+mod deploys;
 mod event;
 mod github;
 mod host;
@@ -103,6 +104,7 @@ pub use command::{
     Applies, Command, CommandSpec, MAX_COMMAND_NAME, Person, PullRequestFacts, Role,
     is_command_name,
 };
+pub use deploys::{AUTO, DeployRecord, DeployRequest, DeploySuccess, PersonRef, StickyLock};
 pub use event::{Event, JobInfo};
 pub use github::{
     CommitStatus, DeploymentState, GitHubResponse, MAX_DESCRIPTION_CHARS, NewDeployment,

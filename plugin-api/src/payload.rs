@@ -17,10 +17,13 @@ pub struct Repository {
     pub html_url: Option<String>,
 }
 
-/// A user or bot, by login.
+/// A user or bot, by login and GitHub's numeric id.
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
     pub login: String,
+    /// Absent from some older or hand-made payloads.
+    #[serde(default)]
+    pub id: Option<u64>,
 }
 
 /// `pull_request` events.

@@ -86,6 +86,8 @@ pub enum ServiceRequest {
     RecordHead(crate::HeadNote),
     /// Answers with a `Vec` of [`crate::RecordedHead`].
     Heads(crate::HeadsRequest),
+    /// The deployer's sticky locks and records: answers per [`crate::DeployRequest`].
+    Deploys(crate::DeployRequest),
 }
 
 /// The answer of a host service.

@@ -40,11 +40,13 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 11] = [
+const REQUIRED: [(&str, &str, &str); 12] = [
     ("pulls/get", "pull_requests", "read"),
     ("pulls/list-files", "pull_requests", "read"),
     ("repos/list-commit-statuses-for-ref", "statuses", "read"),
     ("checks/list-for-ref", "checks", "read"),
+    ("repos/get-branch", "contents", "read"),
+    ("repos/compare-commits", "contents", "read"),
     ("issues/create-comment", "issues", "write"),
     ("reactions/create-for-issue-comment", "issues", "write"),
     ("create_status", "statuses", "write"),
@@ -58,7 +60,8 @@ const REQUIRED: [(&str, &str, &str); 11] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 12] = [
+const OPERATIONS: [(&str, &[&str]); 14] = [
+    ("repos/get-branch", &["repos", "*", "*", "branches", "*"]),
     (
         "repos/get-collaborator-permission-level",
         &["repos", "*", "*", "collaborators", "*", "permission"],
@@ -75,6 +78,10 @@ const OPERATIONS: [(&str, &[&str]); 12] = [
     (
         "checks/list-for-ref",
         &["repos", "*", "*", "commits", "*", "check-runs"],
+    ),
+    (
+        "repos/compare-commits",
+        &["repos", "*", "*", "compare", "*"],
     ),
     (
         "issues/create-comment",
@@ -153,6 +160,13 @@ struct State {
     /// (repository, number, file names).
     pull_files: Vec<(String, u64, Vec<String>)>,
     streamed: bad_answers::Streamed,
+    /// Commit states set by [`FakeGitHub::set_commit_state`], `(repo, sha, context, state)`
+    /// in order; once one is set, deployments' `required_contexts` are enforced.
+    commit_states: Vec<(String, String, String, String)>,
+    /// Heads behind their base, set by [`FakeGitHub::set_behind`]: `(repo, head sha, behind_by)`.
+    behind: Vec<(String, String, u64)>,
+    /// Branches' heads set by [`FakeGitHub::set_branch`]: `(repo, branch, sha)`.
+    branches: Vec<(String, String, String)>,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -517,6 +531,42 @@ impl FakeGitHub {
         posted.map(|r| r.body.clone()).collect()
     }
 
+    /// Sets `context`'s state on `sha` of `repo`, as a CI posting a status would, and from then
+    /// on answers a deployment whose `required_contexts` are not all `success` on its `ref`
+    /// with GitHub's 409.
+    pub fn set_commit_state(&self, repo: &str, sha: &str, context: &str, state: &str) {
+        self.state().commit_states.push((
+            repo.to_owned(),
+            sha.to_owned(),
+            context.to_owned(),
+            state.to_owned(),
+        ));
+    }
+
+    /// Makes `repos/get-branch` of `repo`'s `branch` answer with head `sha` (a push to it);
+    /// unknown branches are 404.
+    pub fn set_branch(&self, repo: &str, branch: &str, sha: &str) {
+        let mut state = self.state();
+        state
+            .branches
+            .retain(|(r, b, _)| !(r == repo && b == branch));
+        state
+            .branches
+            .push((repo.to_owned(), branch.to_owned(), sha.to_owned()));
+    }
+
+    /// Makes `repos/compare-commits` of `repo` answer that `head_sha` is `behind_by` commits
+    /// behind the base it is compared with (by default a head is 1 ahead and 0 behind).
+    pub fn set_behind(&self, repo: &str, head_sha: &str, behind_by: u64) {
+        let mut state = self.state();
+        state
+            .behind
+            .retain(|(r, sha, _)| !(r == repo && sha == head_sha));
+        state
+            .behind
+            .push((repo.to_owned(), head_sha.to_owned(), behind_by));
+    }
+
     /// What GitHub would have refused: bodies that fail its schema, and webhooks the
     /// receiver did not accept. Assert this stays empty.
     pub fn violations(&self) -> Vec<String> {
@@ -710,7 +760,9 @@ fn respond(
             | "pulls/get"
             | "pulls/list-files"
             | "repos/list-commit-statuses-for-ref"
-            | "checks/list-for-ref",
+            | "checks/list-for-ref"
+            | "repos/compare-commits"
+            | "repos/get-branch",
         ) => Method::GET,
         _ => Method::POST,
     };
@@ -728,6 +780,8 @@ fn respond(
             "pulls/list-files" => comments::pull_files(state, &repo, segments[4], query),
             "repos/list-commit-statuses-for-ref" => statuses_for_ref(state, &repo, segments[4]),
             "checks/list-for-ref" => check_runs::list_for_ref(state, &repo, segments[4], query),
+            "repos/compare-commits" => compare(state, &repo, segments[4]),
+            "repos/get-branch" => branch(state, &repo, segments[4]),
             _ => comments::permission(state, &repo, segments[4]),
         };
     }
@@ -763,6 +817,9 @@ fn respond(
     let repository = json!({"full_name": repo, "name": repo.split('/').nth(1)});
     let hook = match name {
         "create_deployment" => {
+            if let Some(refusal) = required_contexts_refusal(state, &repo, body) {
+                return json_answer(StatusCode::CONFLICT, json!({"message": refusal}));
+            }
             let id = state.deployments.len() as u64 + 1;
             for (key, value) in [
                 ("id", json!(id)),
@@ -780,7 +837,10 @@ fn respond(
                     "description",
                     body.get("description").cloned().unwrap_or(Value::Null),
                 ),
-                ("creator", json!({"login": "switchyard[bot]"})),
+                (
+                    "creator",
+                    json!({"login": "switchyard[bot]", "id": 41898282}),
+                ),
             ] {
                 answer[key] = value;
             }
@@ -827,6 +887,67 @@ fn respond(
         });
     }
     json_answer(status, answer)
+}
+
+/// `repos/get-branch`: GitHub's example, with the head [`FakeGitHub::set_branch`] set.
+fn branch(state: &State, repo: &str, name: &str) -> Response {
+    let Some((_, _, sha)) = state
+        .branches
+        .iter()
+        .find(|(r, b, _)| r == repo && b == name)
+    else {
+        return json_answer(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Branch not found"}),
+        );
+    };
+    let (status, mut answer) = example("repos/get-branch");
+    answer["name"] = json!(name);
+    answer["commit"]["sha"] = json!(sha);
+    json_answer(status, answer)
+}
+
+/// `repos/compare-commits` of `base...head`: GitHub's example, with the head's standing.
+fn compare(state: &State, repo: &str, basehead: &str) -> Response {
+    let head = basehead.split("...").nth(1).unwrap_or_default();
+    let behind_by = state
+        .behind
+        .iter()
+        .find(|(r, sha, _)| r == repo && sha == head)
+        .map_or(0, |(_, _, behind)| *behind);
+    let (status, mut answer) = example("repos/compare-commits");
+    answer["ahead_by"] = json!(1);
+    answer["behind_by"] = json!(behind_by);
+    answer["status"] = json!(if behind_by == 0 { "ahead" } else { "diverged" });
+    json_answer(status, answer)
+}
+
+/// GitHub's 409 message when a deployment's required contexts are not all green on its ref
+/// (only once [`FakeGitHub::set_commit_state`] was called).
+fn required_contexts_refusal(state: &State, repo: &str, body: &Value) -> Option<String> {
+    if state.commit_states.is_empty() {
+        return None;
+    }
+    let git_ref = body["ref"].as_str().unwrap_or_default();
+    let required = body["required_contexts"].as_array()?;
+    let failing: Vec<&str> = required
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|context| {
+            let latest = state
+                .commit_states
+                .iter()
+                .rev()
+                .find(|(r, sha, c, _)| r == repo && sha == git_ref && c == context);
+            latest.is_none_or(|(_, _, _, s)| s != "success")
+        })
+        .collect();
+    (!failing.is_empty()).then(|| {
+        format!(
+            "Conflict: Commit status checks failed for {git_ref}. {}",
+            failing.join(", ")
+        )
+    })
 }
 
 /// A scripted answer, as [`FakeGitHub::answer_next`] set it.

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use switchyard_plugin_api::{Command, CommandSpec, Person, PluginError, PullRequestFacts, Role};
+use switchyard_plugin_api::{
+    Command, CommandSpec, HostError, Person, PluginError, PullRequestFacts, Role,
+};
 
 use super::{
     HELP,
@@ -265,27 +267,38 @@ impl CommandService {
 
     /// The commenter's level, from the cache or GitHub.
     async fn level(&self, caller: &Caller, comment: &Comment) -> Result<Option<Role>, PluginError> {
-        if let Some(level) = self.permissions.get(&comment.repository, comment.author_id) {
-            return Ok(level);
-        }
-        let lookup = self
-            .permissions
-            .lookup(&comment.repository, comment.author_id);
-        let _asking = lookup.lock().await;
-        // Another job may have asked while this one waited.
-        if let Some(level) = self.permissions.get(&comment.repository, comment.author_id) {
-            return Ok(level);
-        }
-        let answer = comments::collaborator_permission(
-            &*self.github,
+        self.permission_of(
             caller,
             &comment.repository,
+            comment.author_id,
             &comment.author_login,
         )
-        .await?;
+        .await
+        .map_err(PluginError::from)
+    }
+
+    /// The level of person `id` (`login`) on `repository`, from this 60 s cache or GitHub: the
+    /// commands' gate and the deployer's checks where a deploy runs read it alike.
+    pub(crate) async fn permission_of(
+        &self,
+        caller: &Caller,
+        repository: &str,
+        id: u64,
+        login: &str,
+    ) -> Result<Option<Role>, HostError> {
+        if let Some(level) = self.permissions.get(repository, id) {
+            return Ok(level);
+        }
+        let lookup = self.permissions.lookup(repository, id);
+        let _asking = lookup.lock().await;
+        // Another job may have asked while this one waited.
+        if let Some(level) = self.permissions.get(repository, id) {
+            return Ok(level);
+        }
+        let answer =
+            comments::collaborator_permission(&*self.github, caller, repository, login).await?;
         let level = answer.as_ref().and_then(trust::level);
-        self.permissions
-            .put(&comment.repository, comment.author_id, level);
+        self.permissions.put(repository, id, level);
         Ok(level)
     }
 

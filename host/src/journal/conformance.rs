@@ -18,7 +18,13 @@ use switchyard_testkit::TestPostgres;
 use crate::event::{Delivery, DeliveryId, EventKind, PayloadFacts, now_rfc3339};
 use crate::job_log::{LINK_SECRET, LogLinks};
 
+mod deploys;
 mod places;
+use deploys::{
+    an_automatic_deploy_is_claimed_once_until_given_back,
+    deploy_successes_are_read_newest_first_per_environment,
+    deployments_created_here_are_read_back_by_id, sticky_locks_have_one_owner_until_released,
+};
 use places::jobs_are_found_by_pull_request_sha_prefix_and_branch;
 use switchyard_plugin_api::CancelReason;
 
@@ -1343,6 +1349,10 @@ conformance!(
     visitors_see_only_repositories_whose_newest_delivery_is_public,
     sign_outs_end_sessions_and_only_move_forward,
     jobs_are_found_by_pull_request_sha_prefix_and_branch,
+    sticky_locks_have_one_owner_until_released,
+    deployments_created_here_are_read_back_by_id,
+    an_automatic_deploy_is_claimed_once_until_given_back,
+    deploy_successes_are_read_newest_first_per_environment,
 );
 
 fn settings(url: String, lease: Duration, poll: Duration) -> PostgresSettings {

@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod deploys;
 mod heads;
 mod jobs;
 mod place;
@@ -19,6 +20,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
+pub use deploys::{DeployRecordRow, DeploySuccessRow, SUCCESSES_READ, StickyLockRow};
 pub use heads::{HEADS_READ, HeadRecord, NewHead};
 #[cfg(test)]
 pub(crate) use jobs::started;
@@ -37,8 +39,8 @@ pub use records::{
     JobRow, LockRecord, NewAction, PostFilter, PostRecord, RecentFilter, VerdictFilter, Visibility,
 };
 pub use roles::{
-    Approvals, AuditTrail, CatchUpMarks, Health, HostKeys, Journal, LockStore, LogChunk, LogStore,
-    Nonces, PostLog, Pruning, Queue, Reads, Sessions,
+    Approvals, AuditTrail, CatchUpMarks, DeployRecords, Health, HostKeys, Journal, LockStore,
+    LogChunk, LogStore, Nonces, PostLog, Pruning, Queue, Reads, Sessions,
 };
 pub use sqlite::{SqliteJournal, backup, unix_millis};
 
@@ -46,9 +48,9 @@ pub use sqlite::{SqliteJournal, backup, unix_millis};
 /// `use switchyard::journal::prelude::*;`.
 pub mod prelude {
     pub use super::roles::{
-        Approvals as _, AuditTrail as _, CatchUpMarks as _, Health as _, HostKeys as _,
-        LockStore as _, LogStore as _, Nonces as _, PostLog as _, Pruning as _, Queue as _,
-        Reads as _, Sessions as _,
+        Approvals as _, AuditTrail as _, CatchUpMarks as _, DeployRecords as _, Health as _,
+        HostKeys as _, LockStore as _, LogStore as _, Nonces as _, PostLog as _, Pruning as _,
+        Queue as _, Reads as _, Sessions as _,
     };
 }
 

@@ -10,6 +10,7 @@ use super::{
     ActionFilter, ActionRecord, Appended, AttemptEnd, DeliveryRecord, GitHubPost, JobCounts,
     JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, LockRecord, LostLease, NewAction,
     PostFilter, PostRecord, QueuedPage, RecentFilter, Started, Supersede, Visibility,
+    deploys::{DeployRecordRow, DeploySuccessRow, StickyLockRow},
     heads::{HeadRecord, NewHead},
 };
 use crate::event::Delivery;
@@ -366,6 +367,67 @@ pub trait Approvals: Send + Sync {
     async fn heads(&self, repository: &str, number: u64) -> Result<Vec<HeadRecord>, JournalError>;
 }
 
+/// The deployer's sticky locks and the deployments this host created (see `journal::deploys`).
+#[async_trait::async_trait]
+pub trait DeployRecords: Send + Sync {
+    /// Takes `lock` if its environment is free, atomically (across hosts on PostgreSQL), and
+    /// returns the lock that now holds: `lock` itself, or the one held before.
+    async fn take_sticky_lock(&self, lock: StickyLockRow) -> Result<StickyLockRow, JournalError>;
+
+    /// Releases the environment's sticky lock, returning the lock it held, if any.
+    async fn release_sticky_lock(
+        &self,
+        repository: &str,
+        environment: &str,
+    ) -> Result<Option<StickyLockRow>, JournalError>;
+
+    /// The sticky locks held, of one repository or (`None`) of all, by repository and
+    /// environment.
+    async fn sticky_locks(
+        &self,
+        repository: Option<&str>,
+    ) -> Result<Vec<StickyLockRow>, JournalError>;
+
+    /// Records a deployment this host created (a second record of one id is ignored).
+    async fn record_deployment(&self, record: DeployRecordRow) -> Result<(), JournalError>;
+
+    /// The record of deployment `id` of `repository`, if this host created it.
+    async fn deployment_record(
+        &self,
+        repository: &str,
+        id: u64,
+    ) -> Result<Option<DeployRecordRow>, JournalError>;
+
+    /// Claims the automatic deploy of `sha` to `environment`, atomically (across hosts on
+    /// PostgreSQL): whether this call claimed it (`false`: claimed before).
+    async fn claim_deploy(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<bool, JournalError>;
+
+    /// Records a deploy that succeeded.
+    async fn record_deploy_success(&self, success: DeploySuccessRow) -> Result<(), JournalError>;
+
+    /// The successes of `repository` (of one environment, or all), newest first, at most
+    /// `limit` (up to [`SUCCESSES_READ`](super::SUCCESSES_READ)).
+    async fn deploy_successes(
+        &self,
+        repository: &str,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploySuccessRow>, JournalError>;
+
+    /// Gives a claim back (GitHub refused the deployment: not green yet).
+    async fn release_deploy_claim(
+        &self,
+        repository: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<(), JournalError>;
+}
+
 /// Durable storage of deliveries and jobs: every role at once. Implemented for whatever
 /// implements them all; a consumer that needs fewer takes the role it uses (an
 /// `Arc<dyn Journal>` converts to an `Arc<dyn LockStore>`, say).
@@ -383,6 +445,7 @@ pub trait Journal:
     + Pruning
     + Health
     + Approvals
+    + DeployRecords
 {
 }
 
@@ -400,6 +463,7 @@ impl<T> Journal for T where
         + Pruning
         + Health
         + Approvals
+        + DeployRecords
         + ?Sized
 {
 }

@@ -26,6 +26,7 @@ use crate::{
     journal::PostLog,
     sandbox::{Allowance, Sandbox},
     services::checkout::Checkouts,
+    services::deploys::Deploys,
     services::heads::Heads,
     services::locks::Locks,
     services::outbound::WebhookClient,
@@ -52,6 +53,8 @@ pub struct ServiceDeps {
     pub commands: Arc<CommandService>,
     /// Heads of pull requests, seen and approved (the CI runner's fork gate).
     pub heads: Arc<Heads>,
+    /// The deployer's sticky locks and the deployments plugins created.
+    pub deploys: Arc<Deploys>,
 }
 
 /// What one job's plugin call may use. Shared with the plugin as a reference-counted pointer,
@@ -192,6 +195,9 @@ impl JobServices {
             ServiceRequest::RecordHead(note) => encode(deps.heads.record(job, note).await),
             ServiceRequest::Heads(request) => {
                 encode(deps.heads.read(&request.repository, request.number).await)
+            }
+            ServiceRequest::Deploys(request) => {
+                encode(deps.deploys.serve(job, &self.caller, request).await)
             }
             ServiceRequest::CancelJob(request) => encode(
                 deps.cancellations

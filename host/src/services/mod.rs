@@ -3,6 +3,7 @@
 //! table that hands them to plugins across the ABI is `plugins::services`.
 
 pub mod checkout;
+pub mod deploys;
 pub mod heads;
 pub mod locks;
 pub mod outbound;

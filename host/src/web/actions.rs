@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Records `action` and leads back to `page`, which shows it.
-async fn recorded(state: &WebState, action: NewAction, page: &str) -> Response {
+pub(super) async fn recorded(state: &WebState, action: NewAction, page: &str) -> Response {
     tracing::info!(
         actor = %action.actor,
         action = %action.action,

@@ -152,6 +152,10 @@ pub fn router(state: WebState) -> Router {
         .route("/dashboard/jobs/{id}/cancel", post(actions::cancel))
         .route("/dashboard/deployments", get(pages::deployments::show))
         .route("/dashboard/locks/release", post(actions::release_lock))
+        .route(
+            "/dashboard/locks/unlock",
+            post(pages::deployments_unlock::unlock),
+        )
         .route("/dashboard/plugins", get(pages::plugins::show))
         .route(
             "/dashboard/repositories/{owner}/{name}",

@@ -29,6 +29,7 @@ use crate::{
     sandbox::{Disks, Sandbox, SandboxError},
     server::{self, ServerLimits, TlsCertificates},
     services::checkout::Checkouts,
+    services::deploys::Deploys,
     services::heads::Heads,
     services::locks::Locks,
     services::outbound::{RetryPolicy, WebhookClient},
@@ -174,6 +175,10 @@ impl Switchyard {
             crate::plugins::warn_undeclared(&plugins.current());
         }
         let locks = Arc::new(Locks::new(journal.clone()));
+        let commands = Arc::new(
+            CommandService::new(Arc::clone(&github), journal.clone())
+                .with_approvals(journal.clone()),
+        );
         let workers = Workers::new(WorkerDeps {
             journal: journal.clone(),
             plugins: Arc::clone(&plugins),
@@ -191,11 +196,9 @@ impl Switchyard {
                 sandbox: Arc::new(sandbox),
                 hidden_env: config.secret_variables(),
                 cancellations: Cancellations::new(Arc::clone(&journal)),
-                commands: Arc::new(
-                    CommandService::new(Arc::clone(&github), journal.clone())
-                        .with_approvals(journal.clone()),
-                ),
+                commands: Arc::clone(&commands),
                 heads: Arc::new(Heads::new(Arc::clone(&journal))),
+                deploys: Arc::new(Deploys::new(Arc::clone(&journal), commands)),
             }),
             links: links.clone(),
             metrics: Arc::clone(&metrics),

@@ -463,3 +463,106 @@ async fn a_queued_job_starts_cancelled_and_its_plugin_is_told_who() {
     assert!(log.contains("cancelled: cancelled by token:alice"), "{log}");
     dash.host.stop().await;
 }
+
+#[tokio::test]
+async fn an_environments_sticky_lock_is_unlocked_after_its_name_is_typed() {
+    use switchyard::journal::StickyLockRow;
+    let mut dash = Dash::start("", EVENT_LOG.to_owned())
+        .await
+        .signed_in()
+        .await;
+    let journal = std::sync::Arc::clone(&dash.host.host_state.journal);
+    let lock = StickyLockRow {
+        repository: "octo/one".to_owned(),
+        environment: "staging".to_owned(),
+        owner: "github:501".to_owned(),
+        owner_login: "writer".to_owned(),
+        reason: "testing <b>the</b> migration".to_owned(),
+        at: "2026-01-01T00:00:00Z".to_owned(),
+    };
+    journal.take_sticky_lock(lock).await.unwrap();
+    let page = dash.ok("/dashboard/deployments").await;
+    assert!(
+        page.contains("<td>octo/one</td><td>staging</td><td>github:501 (writer)</td><td>testing &#60;b&#62;the&#60;/b&#62; migration</td>")
+            || page.contains("<td>octo/one</td><td>staging</td><td>github:501 (writer)</td><td>testing &lt;b&gt;the&lt;/b&gt; migration</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>the</b>"), "a reason is escaped");
+    assert!(page.contains(">Unlock</button>"), "{page}");
+
+    let form = [
+        ("repository", "octo/one"),
+        ("environment", "staging"),
+        ("confirm", "staging"),
+    ];
+    refusals(
+        &mut dash,
+        "/dashboard/locks/unlock",
+        &form,
+        "/dashboard/deployments",
+    )
+    .await;
+    assert_eq!(
+        journal.sticky_locks(None).await.unwrap().len(),
+        1,
+        "still held"
+    );
+
+    let token = form_token(&dash.ok("/dashboard/deployments").await);
+    let typo = dash
+        .post_form(
+            "/dashboard/locks/unlock",
+            &[
+                ("csrf", &token),
+                ("repository", "octo/one"),
+                ("environment", "staging"),
+                ("confirm", "stagin"),
+            ],
+            From::SamePage,
+        )
+        .await;
+    let shown = dash.result_page(typo).await;
+    assert!(
+        shown.contains("not unlocked: the name typed to confirm"),
+        "{shown}"
+    );
+    assert_eq!(journal.sticky_locks(None).await.unwrap().len(), 1);
+
+    let unlocked = dash
+        .post_form(
+            "/dashboard/locks/unlock",
+            &[
+                ("csrf", &token),
+                ("repository", "octo/one"),
+                ("environment", "staging"),
+                ("confirm", "staging"),
+            ],
+            From::SamePage,
+        )
+        .await;
+    let shown = dash.result_page(unlocked).await;
+    assert!(
+        shown.contains("unlocked (held by github:501 (writer)"),
+        "{shown}"
+    );
+    assert!(journal.sticky_locks(None).await.unwrap().is_empty());
+    assert!(shown.contains("No environment is locked with"), "{shown}");
+    let trail = journal
+        .actions(switchyard::journal::ActionFilter {
+            limit: 10,
+            action: Some("unlock".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actors: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|a| (a.actor.as_str(), a.outcome.as_str()))
+        .collect();
+    assert_eq!(actors.len(), 2, "{actors:?}");
+    assert!(
+        actors.iter().all(|(actor, _)| *actor == "token:alice"),
+        "{actors:?}"
+    );
+    dash.host.stop().await;
+}

@@ -288,7 +288,10 @@ async fn the_deployers_token_cannot_create_a_check_run() {
     let config = switchyard::Config::parse(&text, &dir.path().join("config.toml")).unwrap();
     let set = switchyard::plugins::PluginSet::load(&config).unwrap();
     let deployer = set.get("deployer").unwrap().permissions.clone().unwrap();
-    assert_eq!(deployer.to_string(), "contents: read, deployments: write");
+    assert_eq!(
+        deployer.to_string(),
+        "contents: read, deployments: write, issues: write, pull_requests: read"
+    );
 
     // A job with exactly those permissions asks for a check run.
     let github = fake_app().await;

@@ -14,6 +14,7 @@ mod commands; // comment commands: declared by plugins, trusted by the host (eve
 mod dashboard; // the web dashboard over HTTP: access, every page, filters, paging, log viewer, escaping and masking
 mod dashboard_access; // trusted proxies and the sign-in limit, strong tokens, private repositories hidden from visitors, sign-out everywhere, foreign Hosts, stored headers, deploying replays confirmed
 mod dashboard_actions; // replay, cancel and lock release: sign-in, CSRF (origin and form token), the audit trail
+mod deploy_commands; // /deploy, /lock, /unlock, /where: each environment's permission, sticky locks held where the deploy runs, required checks and --force
 mod deployer; // merge -> deployment -> webhook -> locked deploy with statuses
 mod docs; // README and docs/: links, paths and switchyard commands that exist; README's commands
 mod durability; // kill -9 and restart lose no accepted delivery; SIGTERM exits 0

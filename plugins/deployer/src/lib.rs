@@ -1,19 +1,28 @@
-//! `switchyard-deployer`: deploys on merge through GitHub Deployments, as Heaven did. A merged
-//! pull request becomes a deployment; the `deployment` event GitHub then sends (or one anybody
-//! else created) runs the deploy command, one at a time per repository and environment, with
-//! deployment statuses along the way.
+//! `switchyard-deployer`: deploys through GitHub Deployments, as Heaven did. A merged pull
+//! request or a person's `/deploy` becomes a deployment; the `deployment` event GitHub then
+//! sends (or one anybody else created) runs the deploy command, one at a time per repository
+//! and environment, with deployment statuses along the way, once the environment's rules hold
+//! (`rules`): its sticky lock and the permission of the person behind the deployment.
 
+mod commands;
+mod environments;
+mod green;
 mod merge;
+mod rules;
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 use switchyard_plugin_api::{
+    AUTO, DeployRecord, DeploySuccess,
     payload::{Deployment, DeploymentEvent, DeploymentStatusEvent, PullRequestEvent},
     prelude::*,
 };
 
-use crate::merge::{MergeRules, deployment_for};
+use crate::{
+    environments::{Defaults, Environment, EnvironmentTable, Environments, On},
+    merge::{MergeRules, deployment_for},
+};
 
 /// `[plugins.settings]` of a `deployer` entry.
 #[derive(Debug, Deserialize)]
@@ -21,9 +30,13 @@ use crate::merge::{MergeRules, deployment_for};
 struct Settings {
     /// The deploy command, run by `sh -c` in a checkout of the deployment's sha.
     command: String,
-    /// Environment that merged pull requests deploy to.
-    #[serde(default = "default_environment")]
-    environment: String,
+    /// Environment that merged pull requests deploy to; default `production` when no
+    /// `environment_settings` are given.
+    #[serde(default)]
+    environment: Option<String>,
+    /// Per-environment settings (see `environments`).
+    #[serde(default)]
+    environment_settings: BTreeMap<String, EnvironmentTable>,
     /// Environments whose deployments this plugin runs; default `[environment]`.
     #[serde(default)]
     environments: Vec<String>,
@@ -46,9 +59,6 @@ struct Settings {
     workdir: Option<PathBuf>,
 }
 
-fn default_environment() -> String {
-    "production".to_owned()
-}
 fn default_timeout_secs() -> u64 {
     3600
 }
@@ -58,6 +68,7 @@ fn default_checkout() -> bool {
 
 struct Deployer {
     settings: Settings,
+    environments: Environments,
     source: Source,
 }
 
@@ -67,69 +78,143 @@ impl Deployer {
         if settings.command.trim().is_empty() {
             return Err(PluginError::fatal("settings.command is empty"));
         }
-        if settings.environments.is_empty() {
-            settings.environments = vec![settings.environment.clone()];
+        if settings.environment.is_none() && settings.environment_settings.is_empty() {
+            settings.environment = Some("production".to_owned());
         }
+        let defaults = Defaults {
+            command: &settings.command,
+            url: settings.environment_url.as_deref(),
+            required_contexts: &settings.required_contexts,
+            on_merge: settings.environment.as_deref(),
+            environments: &settings.environments,
+        };
+        let environments = Environments::new(&settings.environment_settings, &defaults)
+            .map_err(PluginError::fatal)?;
         let source = Source::from_settings(
             config,
             settings.clone_url.take(),
             settings.checkout,
             settings.workdir.take(),
         )?;
-        Ok(Self { settings, source })
+        Ok(Self {
+            settings,
+            environments,
+            source,
+        })
     }
 }
 
 #[async_trait]
 impl Plugin for Deployer {
     fn subscriptions(&self) -> Vec<Subscription> {
-        vec![
+        let mut wanted = vec![
             Subscription::action("pull_request", "closed"),
             Subscription::event("deployment"),
             Subscription::event("deployment_status"),
-        ]
+        ];
+        // Green events only when an environment deploys on green: every status would be a job.
+        if self.environments.on(On::Green).next().is_some() {
+            wanted.push(Subscription::event("status"));
+            wanted.push(Subscription::action("check_suite", "completed"));
+        }
+        wanted
     }
 
-    /// Creates deployments and their statuses; checks the code out to deploy it.
+    fn commands(&self) -> Vec<CommandSpec> {
+        commands::specs()
+    }
+
+    /// Creates deployments and their statuses; checks the code out to deploy it; answers its
+    /// commands in the thread.
     fn permissions(&self) -> Option<Permissions> {
-        Some(Permissions::none().write("deployments").read("contents"))
+        Some(
+            Permissions::none()
+                .write("deployments")
+                .read("contents")
+                .read("pull_requests")
+                .write("issues"),
+        )
     }
 
     async fn handle(&self, event: &Event, host: &Host) -> Result<Outcome, PluginError> {
+        if let Some(command) = &event.command {
+            return commands::run(&self.environments, event, command, host).await;
+        }
         match event.name.as_str() {
             "pull_request" => self.on_merge(&event.parse()?, host).await,
             "deployment" => self.deploy(&event.parse()?, event, host).await,
             "deployment_status" => record(&event.parse()?, host).await,
+            "status" | "check_suite" => green::on_green(&self.environments, event, host).await,
             other => Ok(Outcome::Skipped(format!("{other} events deploy nothing"))),
         }
     }
 }
 
 impl Deployer {
-    /// A merged pull request: ask GitHub for a deployment. GitHub answers with a `deployment`
-    /// event, which does the deploying.
+    /// A merged pull request: ask GitHub for a deployment of each environment deployed on
+    /// merge. GitHub answers each with a `deployment` event, which does the deploying. An
+    /// environment under a sticky lock is left out, with a note in the log.
     async fn on_merge(
         &self,
         event: &PullRequestEvent,
         host: &Host,
     ) -> Result<Outcome, PluginError> {
-        let rules = MergeRules {
-            environment: &self.settings.environment,
-            branches: &self.settings.branches,
-            required_contexts: &self.settings.required_contexts,
-        };
-        let deployment = match deployment_for(event, &rules) {
-            Ok(deployment) => deployment,
-            Err(reason) => return Ok(Outcome::Skipped(reason)),
-        };
         let repo = &event.repository.full_name;
-        let created = host.create_deployment(repo, &deployment).await?;
-        host.log(format!(
-            "switchyard: created deployment {} of {} to {} for pull request #{}",
-            created.body["id"], deployment.git_ref, self.settings.environment, event.number
-        ))
-        .await;
-        Ok(Outcome::Done)
+        let mut created_any = false;
+        let mut notes = Vec::new();
+        for env in self.environments.on(On::Merge) {
+            let rules = MergeRules {
+                environment: &env.name,
+                branches: &self.settings.branches,
+                required_contexts: &env.required_contexts,
+            };
+            let deployment = match deployment_for(event, &rules) {
+                Ok(deployment) => deployment,
+                Err(reason) => return Ok(Outcome::Skipped(reason)),
+            };
+            let locks = host.sticky_locks(repo).await?;
+            if let Some(lock) = locks.iter().find(|l| l.environment == env.name) {
+                let note = format!(
+                    "the deploy of {} to {} on merge was dropped: {} is locked by {} since {}: {}",
+                    short_sha(&deployment.git_ref),
+                    env.name,
+                    env.name,
+                    lock.owner_login,
+                    lock.at,
+                    lock.reason
+                );
+                host.log(format!("switchyard: {note}")).await;
+                notes.push(note);
+                continue;
+            }
+            let created = host.create_deployment(repo, &deployment).await?;
+            let id = created.body["id"].as_u64().unwrap_or_default();
+            host.record_deployment(&DeployRecord {
+                repository: repo.clone(),
+                deployment_id: id,
+                environment: env.name.clone(),
+                sha: deployment.git_ref.clone(),
+                requested_by: AUTO.to_owned(),
+                requested_login: event.pull_request.user.login.clone(),
+                forced: false,
+                rollback: false,
+                at: String::new(),
+            })
+            .await?;
+            host.log(format!(
+                "switchyard: created deployment {id} of {} to {} for pull request #{}",
+                deployment.git_ref, env.name, event.number
+            ))
+            .await;
+            created_any = true;
+        }
+        match (created_any, notes.is_empty()) {
+            (false, false) => Ok(Outcome::Skipped(notes.join("; "))),
+            (false, true) => Ok(Outcome::Skipped(
+                "no environment deploys on merge".to_owned(),
+            )),
+            _ => Ok(Outcome::Done),
+        }
     }
 
     /// A deployment: wait for the environment's lock, check out, run the command, report.
@@ -141,11 +226,11 @@ impl Deployer {
     ) -> Result<Outcome, PluginError> {
         let deployment = &event.deployment;
         let environment = &deployment.environment;
-        if !self.settings.environments.contains(environment) {
+        let Some(env) = self.environments.get(environment) else {
             return Ok(Outcome::Skipped(format!(
-                "environment {environment} is not in settings.environments"
+                "environment {environment} is not in settings.environments or environment_settings"
             )));
-        }
+        };
         let report = Reporter {
             host,
             repo: &event.repository.full_name,
@@ -154,7 +239,7 @@ impl Deployer {
         };
         let short = short_sha(&deployment.sha);
         tokio::select! {
-            ended = self.deploy_locked(event, &report, host) => ended,
+            ended = self.deploy_locked(event, env, &report, host) => ended,
             // Told by the host (the job's timeout, a shutdown, a person): say so on GitHub
             // within the cancel grace. A shutdown's deploy runs again after the restart.
             reason = host.cancelled() => {
@@ -177,6 +262,7 @@ impl Deployer {
     async fn deploy_locked(
         &self,
         event: &DeploymentEvent,
+        env: &Environment,
         report: &Reporter<'_>,
         host: &Host,
     ) -> Result<Outcome, PluginError> {
@@ -190,6 +276,15 @@ impl Deployer {
             host.lock(&lock).await?;
         }
         let short = short_sha(&deployment.sha);
+        // The rules hold where the deploy runs, whoever created the deployment and however it
+        // got here (a command, a replay, GitHub's API).
+        if let Err(reason) = rules::check(event, env, host).await? {
+            let description = format!("Deploy of {short} to {environment} refused: {reason}");
+            report
+                .status(DeploymentState::Failure, &description)
+                .await?;
+            return Ok(Outcome::failed(description));
+        }
         report
             .status(
                 DeploymentState::InProgress,
@@ -201,7 +296,7 @@ impl Deployer {
             .prepare(host, &event.repository, &deployment.sha)
             .await
         {
-            Ok(dir) => host.run(&self.command(event, dir)).await,
+            Ok(dir) => host.run(&self.command(event, env, dir)).await,
             Err(error) => Err(error),
         };
         match ran {
@@ -211,7 +306,19 @@ impl Deployer {
                     DeploymentState::Success,
                     &format!("Deployed {short} to {environment} in {took} s"),
                 );
-                status.environment_url = self.settings.environment_url.clone();
+                status.environment_url = env.url.clone();
+                let payload = deployment.payload_object();
+                let success = DeploySuccess {
+                    repository: event.repository.full_name.clone(),
+                    environment: environment.clone(),
+                    deployment_id: deployment.id,
+                    sha: deployment.sha.clone(),
+                    deployed_for: deploy_user(event),
+                    pull_request: payload["pull_request"].as_u64(),
+                    at: String::new(),
+                };
+                // Recorded before GitHub hears of it: whoever sees `success` finds it here.
+                host.record_deploy_success(&success).await?;
                 report.post(status).await?;
                 Ok(Outcome::Finished {
                     verdict: Verdict::Passed,
@@ -245,16 +352,11 @@ impl Deployer {
         }
     }
 
-    fn command(&self, event: &DeploymentEvent, dir: PathBuf) -> RunRequest {
+    fn command(&self, event: &DeploymentEvent, env: &Environment, dir: PathBuf) -> RunRequest {
         let deployment = &event.deployment;
         let payload = deployment.payload_object();
-        // Who asked: the pull request's author for deploys on merge, else whoever created it.
-        let deploy_user = payload["deploy_user"]
-            .as_str()
-            .or(deployment.creator.as_ref().map(|c| c.login.as_str()))
-            .or(event.sender.as_ref().map(|s| s.login.as_str()))
-            .unwrap_or_default();
-        RunRequest::shell(&self.settings.command)
+        let deploy_user = deploy_user(event);
+        RunRequest::shell(&env.command)
             .cwd(dir)
             .timeout_secs(self.settings.timeout_secs)
             .env("SWITCHYARD_DEPLOYMENT_ID", deployment.id.to_string())
@@ -266,9 +368,22 @@ impl Deployer {
                 "SWITCHYARD_TASK",
                 deployment.task.as_deref().unwrap_or("deploy"),
             )
-            .env("SWITCHYARD_DEPLOY_USER", deploy_user)
+            .env("SWITCHYARD_DEPLOY_USER", &deploy_user)
             .env("SWITCHYARD_PAYLOAD", payload.to_string())
     }
+}
+
+/// Who a deploy is for: the payload's `deploy_user` (the pull request's author for deploys on
+/// merge, the person for a command), else whoever created the deployment.
+fn deploy_user(event: &DeploymentEvent) -> String {
+    let deployment = &event.deployment;
+    let payload = deployment.payload_object();
+    payload["deploy_user"]
+        .as_str()
+        .or(deployment.creator.as_ref().map(|c| c.login.as_str()))
+        .or(event.sender.as_ref().map(|s| s.login.as_str()))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Posts one deployment's statuses, each linking to the live deploy log.

@@ -220,6 +220,53 @@ CREATE TABLE pull_request_heads (
 );
 CREATE INDEX pull_request_heads_by_number ON pull_request_heads (repository, number, id);
 "#,
+    r#"
+-- Deploys people drive (the deployer's sticky locks and the deployments this host created):
+-- kept apart from jobs, so retention never prunes them. A person is `github:12345`, with the
+-- login beside it for display.
+CREATE TABLE sticky_locks (
+    repository  TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    owner_login TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (repository, environment)
+);
+CREATE TABLE deploy_records (
+    repository    TEXT NOT NULL,
+    deployment_id BIGINT NOT NULL,
+    environment   TEXT NOT NULL,
+    sha           TEXT NOT NULL,
+    requested_by  TEXT NOT NULL,
+    requested_login TEXT NOT NULL,
+    forced        BIGINT NOT NULL,
+    is_rollback   BIGINT NOT NULL,
+    at            TEXT NOT NULL,
+    PRIMARY KEY (repository, deployment_id)
+);
+-- Automatic deploys claimed, one per environment and sha: several green events (on several
+-- hosts) create one deployment.
+CREATE TABLE deploy_claims (
+    repository  TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    sha         TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (repository, environment, sha)
+);
+-- Deploys that succeeded, newest last: what is deployed where, and what `/rollback` goes back to.
+CREATE TABLE deploy_successes (
+    id            BIGSERIAL PRIMARY KEY,
+    repository    TEXT NOT NULL,
+    environment   TEXT NOT NULL,
+    deployment_id BIGINT NOT NULL,
+    sha           TEXT NOT NULL,
+    deployed_for  TEXT NOT NULL,
+    pull_request  BIGINT,
+    at            TEXT NOT NULL
+);
+CREATE INDEX deploy_successes_by_environment ON deploy_successes (repository, environment, id);
+"#,
 ];
 
 /// The advisory lock migrations run under (any constant; "swyd" in ASCII).

@@ -24,6 +24,7 @@
 mod audit;
 mod batch;
 mod connect;
+mod deploys;
 mod group;
 mod heads;
 mod lease;

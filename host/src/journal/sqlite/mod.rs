@@ -21,6 +21,7 @@ use writer::Writer;
 
 mod audit;
 mod delivery_ids;
+mod deploys;
 mod heads;
 mod locks;
 mod logs;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::super::message::journal_failed;
 use super::super::{Viewer, WebState};
 use super::{
+    deployments_unlock::{StickyLockView, sticky_lock_views},
     jobs::{DeploymentFields, short},
     layout::{Head, PAGE_BYTES, PAYLOAD_READ, filters, head, page, reserve},
     locks::{LockView, lock_views},
@@ -46,6 +47,8 @@ struct DeploymentsPage {
     actions: Vec<ActionRecord>,
     current: Vec<DeploymentView>,
     locks: Vec<LockView>,
+    /// The deployer's sticky locks (`/lock`), with Unlock.
+    sticky: Vec<StickyLockView>,
     history: Vec<DeploymentView>,
 }
 
@@ -170,6 +173,10 @@ pub(in crate::web) async fn show(
         Ok(locks) => locks,
         Err(response) => return response,
     };
+    let sticky = match sticky_lock_views(&state, &viewer).await {
+        Ok(sticky) => sticky,
+        Err(error) => return journal_failed(error),
+    };
     let filter = ActionFilter {
         action: Some("release".to_owned()),
         ..ActionFilter::default()
@@ -190,6 +197,7 @@ pub(in crate::web) async fn show(
             actions,
             current,
             locks,
+            sticky,
             history,
         },
     )

@@ -5,6 +5,7 @@
 mod badge;
 pub(super) mod deliveries;
 pub(super) mod deployments;
+pub(super) mod deployments_unlock;
 pub(super) mod follow;
 pub(super) mod jobs;
 mod layout;
