@@ -40,7 +40,7 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 12] = [
+const REQUIRED: [(&str, &str, &str); 13] = [
     ("pulls/get", "pull_requests", "read"),
     ("pulls/list-files", "pull_requests", "read"),
     ("repos/list-commit-statuses-for-ref", "statuses", "read"),
