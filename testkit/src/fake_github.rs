@@ -27,6 +27,7 @@ mod bad_answers;
 mod check_runs;
 mod comments;
 mod deliveries;
+mod oauth;
 
 pub use bad_answers::BadAnswer;
 pub use check_runs::CheckRun;
@@ -40,7 +41,8 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 8] = [
+const REQUIRED: [(&str, &str, &str); 9] = [
+    ("orgs/check-membership-for-user", "members", "read"),
     ("pulls/get", "pull_requests", "read"),
     ("issues/create-comment", "issues", "write"),
     ("reactions/create-for-issue-comment", "issues", "write"),
@@ -55,7 +57,11 @@ const REQUIRED: [(&str, &str, &str); 8] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 9] = [
+const OPERATIONS: [(&str, &[&str]); 10] = [
+    (
+        "orgs/check-membership-for-user",
+        &["orgs", "*", "members", "*"],
+    ),
     (
         "repos/get-collaborator-permission-level",
         &["repos", "*", "*", "collaborators", "*", "permission"],
@@ -135,6 +141,8 @@ struct State {
     /// Pull requests opened by [`FakeGitHub::open_pull_request`], as `pulls/get` answers them.
     pulls: Vec<Value>,
     streamed: bad_answers::Streamed,
+    /// GitHub's web sign-in: the OAuth client, users, codes, people's tokens, memberships.
+    oauth: oauth::OAuth,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -438,6 +446,54 @@ impl FakeGitHub {
         });
     }
 
+    /// Makes the fake an OAuth client's GitHub (a GitHub App's or an OAuth App's client id and
+    /// secret), for GitHub's web sign-in.
+    pub fn set_oauth_client(&self, client_id: &str, secret: &str) {
+        self.state().oauth.client = Some((client_id.to_owned(), secret.to_owned()));
+    }
+
+    /// A user GitHub knows, `login` with numeric id `id`.
+    pub fn add_user(&self, login: &str, id: u64) {
+        let users = &mut self.state().oauth.users;
+        users.retain(|u| u.id != id);
+        users.push(oauth::User {
+            login: login.to_owned(),
+            id,
+        });
+    }
+
+    /// The authorize page answers at once for the user with numeric id `id` (as if they were
+    /// signed in to GitHub and had authorized the App before); `None`: for nobody.
+    pub fn sign_in_as(&self, id: Option<u64>) {
+        self.state().oauth.signing_in = id;
+    }
+
+    /// Makes `login` a member of `organization`, or (`false`) no longer one.
+    pub fn set_member(&self, organization: &str, login: &str, member: bool) {
+        let members = &mut self.state().oauth.members;
+        members.retain(|(org, who)| {
+            !(org.eq_ignore_ascii_case(organization) && who.eq_ignore_ascii_case(login))
+        });
+        if member {
+            members.push((organization.to_owned(), login.to_owned()));
+        }
+    }
+
+    /// The tokens the code exchange gave people, in order.
+    pub fn persons_tokens(&self) -> Vec<String> {
+        let oauth = &self.state().oauth;
+        oauth
+            .tokens
+            .iter()
+            .map(|(token, _)| token.clone())
+            .collect()
+    }
+
+    /// The `scope` each authorize request asked for (empty when none), in order.
+    pub fn scopes_asked(&self) -> Vec<String> {
+        self.state().oauth.scopes.clone()
+    }
+
     /// Opens pull request `number` on `repository` with head `head_sha` in `head_repository`
     /// (another repository: a fork), as `pulls/get` answers it; called again, moves its head
     /// (a push).
@@ -596,7 +652,8 @@ fn answer(
 ) -> Response {
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or_default().to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let raw = body;
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let operation = operation(&path);
     let mut recorded_headers = BTreeMap::<String, String>::new();
     for (name, value) in &headers {
@@ -611,6 +668,10 @@ fn answer(
     let hook = deliveries::split_hook(&segments);
     let bad = state.bad_answers.iter().position(|(p, _)| *p == path);
     let bad = bad.map(|at| state.bad_answers.remove(at).1);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let (operation, response) = match (state.app.is_some(), hook) {
         _ if bad.is_some() => {
             let answer = bad.expect("a bad answer");
@@ -644,6 +705,24 @@ fn answer(
             };
             (operation, response)
         }
+        _ if path == "/login/oauth/authorize" && method == Method::GET => {
+            (None, oauth::authorize(&mut state, &query))
+        }
+        _ if path == "/login/oauth/access_token" && method == Method::POST => {
+            (None, oauth::access_token(&mut state, &raw))
+        }
+        _ if path == "/user" && method == Method::GET => (
+            Some("users/get-authenticated"),
+            oauth::user(&state, &headers),
+        ),
+        // A person's token is for `GET /user` only: the host asks everything else as itself.
+        _ if oauth::persons_token(&state, authorization) => (
+            operation,
+            github_error(
+                StatusCode::FORBIDDEN,
+                "the fake GitHub refuses a person's sign-in token outside GET /user",
+            ),
+        ),
         (true, _) => app_respond(shared, &mut state, &method, &uri, &headers, &body),
         (false, _) => (
             operation,
@@ -673,7 +752,11 @@ fn respond(
 ) -> Response {
     let expected = match operation {
         Some("checks/update") => Method::PATCH,
-        Some("repos/get-collaborator-permission-level" | "pulls/get") => Method::GET,
+        Some(
+            "repos/get-collaborator-permission-level"
+            | "pulls/get"
+            | "orgs/check-membership-for-user",
+        ) => Method::GET,
         _ => Method::POST,
     };
     let Some(name) = operation.filter(|_| *method == expected) else {
@@ -684,6 +767,9 @@ fn respond(
             return scripted(answer);
         }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if name == "orgs/check-membership-for-user" {
+            return oauth::membership(state, segments[1], segments[3]);
+        }
         let repo = format!("{}/{}", segments[1], segments[2]);
         return match name {
             "pulls/get" => comments::pull_request(state, &repo, segments[4]),
@@ -832,7 +918,7 @@ fn app_respond(
             Some("git"),
             git_answer(state, &segments, authorization, now),
         ),
-        ["app", ..] | ["repos", _, _, "installation"] => {
+        ["app", ..] | ["repos", _, _, "installation"] | ["orgs", _, "installation"] => {
             app_endpoint(state, method, &segments, authorization, body, now)
         }
         _ => {
@@ -987,6 +1073,10 @@ fn app_endpoint(
             Some("apps/get-repo-installation"),
             repo_installation as AppAnswer,
         ),
+        (&Method::GET, ["orgs", _, "installation"]) => (
+            Some("apps/get-org-installation"),
+            org_installation as AppAnswer,
+        ),
         (&Method::POST, ["app", "installations", _, "access_tokens"]) => (
             Some("apps/create-installation-access-token"),
             mint_token as AppAnswer,
@@ -1056,6 +1146,18 @@ fn repo_installation(state: &mut State, segments: &[&str], _: &Value, _: i64) ->
         .installations
         .iter()
         .find(|i| i.repositories.iter().any(|r| r.eq_ignore_ascii_case(&repo)));
+    match found {
+        Some(installation) => json_answer(StatusCode::OK, installation_json(installation)),
+        None => github_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+fn org_installation(state: &mut State, segments: &[&str], _: &Value, _: i64) -> Response {
+    let app = state.app.as_ref().expect("app mode");
+    let found = app
+        .installations
+        .iter()
+        .find(|i| i.account.eq_ignore_ascii_case(segments[1]));
     match found {
         Some(installation) => json_answer(StatusCode::OK, installation_json(installation)),
         None => github_error(StatusCode::NOT_FOUND, "Not Found"),

@@ -6,6 +6,7 @@ mod badge;
 pub(super) mod deliveries;
 pub(super) mod deployments;
 pub(super) mod follow;
+pub(super) mod github_sign_in;
 pub(super) mod jobs;
 mod layout;
 mod links;
