@@ -143,6 +143,8 @@ struct State {
     streamed: bad_answers::Streamed,
     /// GitHub's web sign-in: the OAuth client, users, codes, people's tokens, memberships.
     oauth: oauth::OAuth,
+    /// API calls left before GitHub's primary rate limit answers; `None`: no limit.
+    rate_limit: Option<u64>,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -479,6 +481,13 @@ impl FakeGitHub {
         }
     }
 
+    /// GitHub's primary rate limit: `calls` more API calls are answered (the web sign-in's
+    /// `/login/oauth/*` and `GET /user`, the person's own, do not count), then every one gets GitHub's 403 "API rate limit
+    /// exceeded" with `x-ratelimit-remaining: 0`; `None` lifts it.
+    pub fn limit_rate(&self, calls: Option<u64>) {
+        self.state().rate_limit = calls;
+    }
+
     /// The tokens the code exchange gave people, in order.
     pub fn persons_tokens(&self) -> Vec<String> {
         let oauth = &self.state().oauth;
@@ -705,6 +714,7 @@ fn answer(
             };
             (operation, response)
         }
+        _ if counted(&path) && state.rate_limit == Some(0) => (operation, rate_limited()),
         _ if path == "/login/oauth/authorize" && method == Method::GET => {
             (None, oauth::authorize(&mut state, &query))
         }
@@ -729,6 +739,11 @@ fn answer(
             respond(shared, &mut state, &method, &path, &body, operation),
         ),
     };
+    if counted(&path)
+        && let Some(left) = state.rate_limit.as_mut()
+    {
+        *left = left.saturating_sub(1);
+    }
     state.requests.push(Recorded {
         method: method.to_string(),
         path,
@@ -872,6 +887,31 @@ fn respond(
         });
     }
     json_answer(status, answer)
+}
+
+/// Whether a call counts against the host's rate limit: not the web sign-in's, nor `GET /user`
+/// (made with the person's token: their budget).
+fn counted(path: &str) -> bool {
+    !path.starts_with("/login/oauth/") && path != "/user"
+}
+
+/// GitHub's answer once the primary rate limit is spent: 403, no calls left, the reset an
+/// hour away.
+fn rate_limited() -> Response {
+    let mut response = github_error(
+        StatusCode::FORBIDDEN,
+        "API rate limit exceeded for installation ID 1.",
+    );
+    let reset = (unix_now() + 3600).to_string();
+    for (name, value) in [
+        ("x-ratelimit-limit", "5000".to_owned()),
+        ("x-ratelimit-remaining", "0".to_owned()),
+        ("x-ratelimit-reset", reset),
+    ] {
+        let value = value.parse().expect("a header value");
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 /// A scripted answer, as [`FakeGitHub::answer_next`] set it.

@@ -61,10 +61,11 @@ impl Browser {
 
 impl People {
     async fn start() -> Self {
-        Self::start_with("").await
+        Self::start_with(1, "").await
     }
 
-    async fn start_with(dashboard: &str) -> Self {
+    /// With `github_refresh_secs = refresh` and `dashboard`'s other keys.
+    async fn start_with(refresh: u64, dashboard: &str) -> Self {
         let github = FakeGitHub::start().await;
         github.set_oauth_client(CLIENT_ID, CLIENT_SECRET);
         for (login, id) in [MONA, HUBOT, OUTSIDER, GUEST, ADMIN] {
@@ -78,10 +79,11 @@ impl People {
         let dash = Dash::start_with(
             &format!(
                 "github_client_id = \"{CLIENT_ID}\"\ngithub_client_secret_file = {:?}\n\
-                 allowed_organizations = [\"octo\"]\nallowed_users = [{}]\nadmins = [{}]\n\
-                 github_refresh_secs = 1\n{dashboard}",
+                 allowed_organizations = [\"octo\"]\nallowed_users = [{}, {}]\nadmins = [{}]\n\
+                 github_refresh_secs = {refresh}\n{dashboard}",
                 file.display().to_string(),
                 GUEST.1,
+                ADMIN.1,
                 ADMIN.1,
             ),
             HostSpec {
@@ -437,5 +439,255 @@ async fn a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
         outcomes[1].1,
         "refused: needs the write permission on octo/one; github:102 (hubot) has read"
     );
+    people.dash.host.stop().await;
+}
+
+/// A pull request of `repository`, private or not, delivered as `id` and its job ended.
+async fn deliver(people: &People, id: &str, repository: &str, private: bool) {
+    let mut payload = pull_request(repository, &format!("change to {repository}"));
+    payload["repository"]["private"] = serde_json::json!(private);
+    assert_eq!(
+        people.dash.host.send("pull_request", id, &payload).await.0,
+        202
+    );
+    people.dash.host.ended_jobs(id, 1).await;
+}
+
+/// The repositories: one public, three private; mona reads two of them, hubot one, the guest
+/// one (but GitHub's rate limit will have been spent when she asks).
+const REPOSITORIES: [(&str, &str, bool); 4] = [
+    ("pr-open", "octo/open", false),
+    ("pr-alpha", "octo/alpha", true),
+    ("pr-beta", "octo/beta", true),
+    ("pr-gamma", "octo/gamma", true),
+];
+
+#[tokio::test]
+async fn each_person_sees_only_the_repositories_they_can_read_within_their_call_budget() {
+    let people = People::start_with(300, "").await;
+    for (id, repository, private) in REPOSITORIES {
+        deliver(&people, id, repository, private).await;
+    }
+    // An event of no repository (an App's installation event): for admins and tokens only.
+    let installation = serde_json::json!({"action": "created", "installation": {"id": 7}});
+    let host = &people.dash.host;
+    assert_eq!(
+        host.send("installation", "inst-1", &installation).await.0,
+        202
+    );
+    host.ended_jobs("inst-1", 1).await;
+    let github = &people.github;
+    github.set_role("octo/alpha", MONA.0, MONA.1, "read", "read");
+    github.set_role("octo/beta", MONA.0, MONA.1, "write", "write");
+    github.set_role("octo/gamma", HUBOT.0, HUBOT.1, "triage", "triage");
+    github.set_role("octo/alpha", GUEST.0, GUEST.1, "read", "read");
+    // What the two people cost: one membership call each at sign-in, one permission call per
+    // private repository each. GitHub answers exactly that many, then is rate limited.
+    github.limit_rate(Some(2 + 2 * 3));
+    let mona = people.signed_in(MONA.1).await;
+    let hubot = people.signed_in(HUBOT.1).await;
+    let admin = people.signed_in(ADMIN.1).await;
+    let everyone = ["octo/open", "octo/alpha", "octo/beta", "octo/gamma"];
+    for (browser, reads) in [
+        (&mona, vec!["octo/open", "octo/alpha", "octo/beta"]),
+        (&hubot, vec!["octo/open", "octo/gamma"]),
+    ] {
+        // Every list, filtered or not, and the pages of each repository, delivery and job.
+        for path in [
+            "/dashboard/deliveries",
+            "/dashboard/jobs",
+            "/dashboard/jobs?state=succeeded",
+            "/dashboard/deliveries?event=pull_request",
+        ] {
+            let (status, page) = people.page(browser, path).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            for repository in everyone {
+                let shown = page.contains(&format!("change to {repository}"))
+                    || page.contains(&format!(">{repository}<"));
+                assert_eq!(shown, reads.contains(&repository), "{repository} on {path}");
+            }
+            assert!(!page.contains("inst-1"), "{path}");
+        }
+        for (id, repository, _) in REPOSITORIES {
+            let expected = if reads.contains(&repository) {
+                200
+            } else {
+                404
+            };
+            for path in [
+                format!("/dashboard/deliveries/{id}"),
+                format!("/dashboard/deliveries/{id}/payload"),
+                format!("/dashboard/repositories/{repository}"),
+                format!("/dashboard/deliveries?repository={repository}"),
+            ] {
+                let (status, page) = people.page(browser, &path).await;
+                let status = match path.contains("?repository=") {
+                    // A list filtered by a repository they cannot read is an empty list.
+                    true if page.contains(&format!(">{repository}<")) => 200,
+                    true => 404,
+                    false => status,
+                };
+                assert_eq!(status, expected, "{path}");
+            }
+            let job = host.ended_jobs(id, 1).await[0].id;
+            let (status, _) = people
+                .page(browser, &format!("/dashboard/jobs/{job}"))
+                .await;
+            assert_eq!(status, expected, "job {job} of {repository}");
+        }
+        let (status, _) = people.page(browser, "/dashboard/deliveries/inst-1").await;
+        assert_eq!(status, 404);
+    }
+    // Within their budget: no call was refused by the rate limit, and each person's private
+    // repositories were asked about once (the pages after the first used the set).
+    let requests = github.requests();
+    let limited = requests.iter().filter(|r| r.status == 403).count();
+    assert_eq!(limited, 0);
+    let lookups = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/permission"))
+        .count();
+    assert_eq!(lookups, 2 * 3);
+    // The admin sees everything, the installation event included, at no call.
+    let (_, page) = people.page(&admin, "/dashboard/deliveries").await;
+    for repository in everyone {
+        assert!(page.contains(&format!(">{repository}<")), "{repository}");
+    }
+    assert_eq!(
+        people.page(&admin, "/dashboard/deliveries/inst-1").await.0,
+        200
+    );
+    // The limit spent, the guest (in allowed_users: no membership call) is asked about and
+    // GitHub refuses: what could not be asked stays hidden, the page still answers.
+    let guest = people.signed_in(GUEST.1).await;
+    let (status, page) = people.page(&guest, "/dashboard/deliveries").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(">octo/open<"), "{page}");
+    assert!(!page.contains(">octo/alpha<"), "{page}");
+    let refused = github.requests().iter().filter(|r| r.status == 403).count();
+    assert_eq!(refused, 3);
+    people.dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn a_person_who_loses_read_access_loses_the_repository_at_the_next_refresh() {
+    let people = People::start().await;
+    deliver(&people, "pr-alpha", "octo/alpha", true).await;
+    people
+        .github
+        .set_role("octo/alpha", MONA.0, MONA.1, "read", "read");
+    let mona = people.signed_in(MONA.1).await;
+    assert_eq!(
+        people.page(&mona, "/dashboard/deliveries/pr-alpha").await.0,
+        200
+    );
+    people
+        .github
+        .set_role("octo/alpha", MONA.0, MONA.1, "none", "none");
+    // Within the refresh the set stands; after it, GitHub's answer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        people.page(&mona, "/dashboard/deliveries/pr-alpha").await.0,
+        404
+    );
+    let (_, page) = people.page(&mona, "/dashboard/deliveries").await;
+    assert!(!page.contains(">octo/alpha<"));
+    people.dash.host.stop().await;
+}
+
+/// In Chromium: a person signs in with the button, sees only their repositories on the lists,
+/// and the live refresh brings them a new delivery of theirs and never one of another's; then
+/// the other person, in the same browser after signing out, sees the other way round.
+#[tokio::test]
+async fn in_a_browser_each_person_sees_their_repositories_live() {
+    use fantoccini::Locator;
+    let Some(browser) = crate::browser::Browser::start("sign_in::in_a_browser").await else {
+        return;
+    };
+    let people = People::start_with(300, "").await;
+    deliver(&people, "pr-alpha", "octo/alpha", true).await;
+    deliver(&people, "pr-gamma", "octo/gamma", true).await;
+    people
+        .github
+        .set_role("octo/alpha", MONA.0, MONA.1, "read", "read");
+    people
+        .github
+        .set_role("octo/gamma", HUBOT.0, HUBOT.1, "read", "read");
+    let client = &browser.client;
+    let base = &people.dash.host.base;
+    let text = "document.body.innerText";
+    for (person, mine, theirs) in [
+        (MONA, "octo/alpha", "octo/gamma"),
+        (HUBOT, "octo/gamma", "octo/alpha"),
+    ] {
+        people.github.sign_in_as(Some(person.1));
+        client.goto(&format!("{base}/dashboard")).await.unwrap();
+        client
+            .find(Locator::Id("sign-in-github"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let signed_in = client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Id("signed-in"))
+            .await;
+        let Ok(signed_in) = signed_in else {
+            let url = client.current_url().await.unwrap();
+            let shown = client.source().await.unwrap();
+            panic!("not signed in: at {url}: {shown}");
+        };
+        assert_eq!(signed_in.text().await.unwrap(), person.0);
+        for page in ["/dashboard/deliveries", "/dashboard/jobs"] {
+            client.goto(&format!("{base}{page}")).await.unwrap();
+            let shown: String = client
+                .execute(&format!("return {text};"), vec![])
+                .await
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(shown.contains(mine), "{page}: {shown}");
+            assert!(!shown.contains(theirs), "{page}: {shown}");
+        }
+        // Live: one of theirs, then one of mine; mine appears without a reload, theirs never.
+        client
+            .goto(&format!("{base}/dashboard/deliveries"))
+            .await
+            .unwrap();
+        let suffix = person.1;
+        deliver(&people, &format!("late-theirs-{suffix}"), theirs, true).await;
+        deliver(&people, &format!("late-mine-{suffix}"), mine, true).await;
+        browser
+            .until(
+                "the new delivery of mine, live",
+                &format!("return document.body.innerHTML.includes('late-mine-{suffix}');"),
+            )
+            .await;
+        let html: String = client
+            .execute("return document.body.innerHTML;", vec![])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!html.contains(&format!("late-theirs-{suffix}")));
+        client
+            .find(Locator::Css("form.who button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Id("sign-in-github"))
+            .await
+            .unwrap();
+    }
+    browser.finish("sign-in-with-github").await;
     people.dash.host.stop().await;
 }
