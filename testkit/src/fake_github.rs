@@ -8,6 +8,10 @@
 //! within GitHub's bounds on the fake's clock (which a test may set off); every other call wants
 //! an installation token the fake minted, unexpired, and refuses with GitHub's 403 "Resource not
 //! accessible by integration" a call outside the token's permissions or repositories.
+//!
+//! It also plays GitHub's web sign-in ([`FakeGitHub::set_oauth_client`],
+//! [`FakeGitHub::sign_in_as`]: see `oauth`), organization membership
+//! ([`FakeGitHub::set_member`]) and the primary rate limit ([`FakeGitHub::limit_rate`]).
 
 use std::{
     collections::{BTreeMap, VecDeque},

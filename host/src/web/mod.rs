@@ -14,7 +14,7 @@ mod limit;
 mod log_view;
 mod message;
 mod pages;
-pub mod people;
+mod people;
 mod signed_form;
 
 use std::sync::Arc;

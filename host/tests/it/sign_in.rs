@@ -66,7 +66,12 @@ impl People {
 
     /// With `github_refresh_secs = refresh` and `dashboard`'s other keys.
     async fn start_with(refresh: u64, dashboard: &str) -> Self {
-        let github = FakeGitHub::start().await;
+        Self::start_as(FakeGitHub::start().await, refresh, dashboard).await
+    }
+
+    /// Against `github` (a token's GitHub, or an App's).
+    async fn start_as(github: FakeGitHub, refresh: u64, dashboard: &str) -> Self {
+        let app = github.is_app();
         github.set_oauth_client(CLIENT_ID, CLIENT_SECRET);
         for (login, id) in [MONA, HUBOT, OUTSIDER, GUEST, ADMIN] {
             github.add_user(login, id);
@@ -89,8 +94,9 @@ impl People {
             HostSpec {
                 plugins: EVENT_LOG.to_owned(),
                 github_url: Some(github.url().to_owned()),
-                github_token: Some(HOST_TOKEN),
+                github_token: (!app).then_some(HOST_TOKEN),
                 github: format!("web_url = \"{}\"\n", github.url()),
+                app,
                 ..HostSpec::default()
             },
         )
@@ -689,5 +695,53 @@ async fn in_a_browser_each_person_sees_their_repositories_live() {
             .unwrap();
     }
     browser.finish("sign-in-with-github").await;
+    people.dash.host.stop().await;
+}
+
+#[tokio::test]
+async fn as_a_github_app_membership_and_permissions_are_asked_with_installation_tokens() {
+    let github = FakeGitHub::start_app().await;
+    github.install(
+        7,
+        "octo",
+        &["octo/alpha"],
+        &[("members", "read"), ("metadata", "read")],
+    );
+    let people = People::start_as(github, 300, "").await;
+    deliver(&people, "pr-alpha", "octo/alpha", true).await;
+    people
+        .github
+        .set_role("octo/alpha", MONA.0, MONA.1, "read", "read");
+    let mona = people.signed_in(MONA.1).await;
+    assert_eq!(
+        people.page(&mona, "/dashboard/deliveries/pr-alpha").await.0,
+        200
+    );
+    // The organization's installation token, narrowed to members: read, asked whether she is a
+    // member; the repository's, narrowed to metadata: read, her permission.
+    let minted = people.github.minted_tokens();
+    let members: Vec<_> = minted
+        .iter()
+        .filter(|t| t.permissions.contains_key("members"))
+        .collect();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].permissions.len(), 1);
+    let metadata: Vec<_> = minted
+        .iter()
+        .filter(|t| t.repositories == ["octo/alpha"])
+        .collect();
+    assert!(
+        metadata
+            .iter()
+            .any(|t| t.permissions.keys().eq(["metadata"])),
+        "{minted:?}"
+    );
+    let refused = people
+        .github
+        .requests()
+        .iter()
+        .filter(|r| r.status >= 400)
+        .count();
+    assert_eq!(refused, 0);
     people.dash.host.stop().await;
 }

@@ -136,11 +136,6 @@ impl GitHubSignIn {
         })
     }
 
-    /// The client secret, for masking in job logs.
-    pub fn secret(&self) -> Option<&str> {
-        self.secret.as_deref().ok()
-    }
-
     /// Whether `person` is one of `[dashboard] admins`: they see what a named token sees.
     pub fn is_admin(&self, person: &Person) -> bool {
         self.admins.contains(&person.id)

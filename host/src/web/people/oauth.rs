@@ -291,7 +291,7 @@ mod tests {
         // RFC 7636's example: this verifier has this challenge.
         assert_eq!(
             challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t2URWbuGJSstw-cM"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         let verifier = verifier(b"key", "state");
         assert_eq!(verifier.len(), 43);
