@@ -8,6 +8,10 @@
 //! within GitHub's bounds on the fake's clock (which a test may set off); every other call wants
 //! an installation token the fake minted, unexpired, and refuses with GitHub's 403 "Resource not
 //! accessible by integration" a call outside the token's permissions or repositories.
+//!
+//! It also plays GitHub's web sign-in ([`FakeGitHub::set_oauth_client`],
+//! [`FakeGitHub::sign_in_as`]: see `oauth`), organization membership
+//! ([`FakeGitHub::set_member`]) and the primary rate limit ([`FakeGitHub::limit_rate`]).
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -27,6 +31,7 @@ mod bad_answers;
 mod check_runs;
 mod comments;
 mod deliveries;
+mod oauth;
 
 pub use bad_answers::BadAnswer;
 pub use check_runs::CheckRun;
@@ -40,7 +45,8 @@ const APP_OPERATIONS: &str = include_str!("../fixtures/github-rest-operations.js
 
 /// What an installation token must hold for each operation the fake serves to one, as GitHub's
 /// "Permissions required for fine-grained tokens" lists it.
-const REQUIRED: [(&str, &str, &str); 13] = [
+const REQUIRED: [(&str, &str, &str); 14] = [
+    ("orgs/check-membership-for-user", "members", "read"),
     ("pulls/get", "pull_requests", "read"),
     ("pulls/list-files", "pull_requests", "read"),
     ("repos/list-commit-statuses-for-ref", "statuses", "read"),
@@ -60,8 +66,12 @@ const REQUIRED: [(&str, &str, &str); 13] = [
 pub const NOT_ACCESSIBLE: &str = "Resource not accessible by integration";
 
 /// The calls the fake validates and answers, by operation name and path pattern.
-const OPERATIONS: [(&str, &[&str]); 14] = [
+const OPERATIONS: [(&str, &[&str]); 15] = [
     ("repos/get-branch", &["repos", "*", "*", "branches", "*"]),
+    (
+        "orgs/check-membership-for-user",
+        &["orgs", "*", "members", "*"],
+    ),
     (
         "repos/get-collaborator-permission-level",
         &["repos", "*", "*", "collaborators", "*", "permission"],
@@ -167,6 +177,10 @@ struct State {
     behind: Vec<(String, String, u64)>,
     /// Branches' heads set by [`FakeGitHub::set_branch`]: `(repo, branch, sha)`.
     branches: Vec<(String, String, String)>,
+    /// GitHub's web sign-in: the OAuth client, users, codes, people's tokens, memberships.
+    oauth: oauth::OAuth,
+    /// API calls left before GitHub's primary rate limit answers; `None`: no limit.
+    rate_limit: Option<u64>,
 }
 
 /// The fake App: its installations, the tokens it minted, its clock.
@@ -470,6 +484,61 @@ impl FakeGitHub {
         });
     }
 
+    /// Makes the fake an OAuth client's GitHub (a GitHub App's or an OAuth App's client id and
+    /// secret), for GitHub's web sign-in.
+    pub fn set_oauth_client(&self, client_id: &str, secret: &str) {
+        self.state().oauth.client = Some((client_id.to_owned(), secret.to_owned()));
+    }
+
+    /// A user GitHub knows, `login` with numeric id `id`.
+    pub fn add_user(&self, login: &str, id: u64) {
+        let users = &mut self.state().oauth.users;
+        users.retain(|u| u.id != id);
+        users.push(oauth::User {
+            login: login.to_owned(),
+            id,
+        });
+    }
+
+    /// The authorize page answers at once for the user with numeric id `id` (as if they were
+    /// signed in to GitHub and had authorized the App before); `None`: for nobody.
+    pub fn sign_in_as(&self, id: Option<u64>) {
+        self.state().oauth.signing_in = id;
+    }
+
+    /// Makes `login` a member of `organization`, or (`false`) no longer one.
+    pub fn set_member(&self, organization: &str, login: &str, member: bool) {
+        let members = &mut self.state().oauth.members;
+        members.retain(|(org, who)| {
+            !(org.eq_ignore_ascii_case(organization) && who.eq_ignore_ascii_case(login))
+        });
+        if member {
+            members.push((organization.to_owned(), login.to_owned()));
+        }
+    }
+
+    /// GitHub's primary rate limit: `calls` more API calls are answered (the web sign-in's
+    /// `/login/oauth/*` and `GET /user`, the person's own, do not count), then every one gets GitHub's 403 "API rate limit
+    /// exceeded" with `x-ratelimit-remaining: 0`; `None` lifts it.
+    pub fn limit_rate(&self, calls: Option<u64>) {
+        self.state().rate_limit = calls;
+    }
+
+    /// The tokens the code exchange gave people, in order.
+    pub fn persons_tokens(&self) -> Vec<String> {
+        let oauth = &self.state().oauth;
+        oauth
+            .tokens
+            .iter()
+            .map(|(token, _)| token.clone())
+            .collect()
+    }
+
+    /// The `scope` each authorize request asked for (empty when none), in order.
+    pub fn scopes_asked(&self) -> Vec<String> {
+        self.state().oauth.scopes.clone()
+    }
+
     /// Opens pull request `number` on `repository` with head `head_sha` in `head_repository`
     /// (another repository: a fork), as `pulls/get` answers it; called again, moves its head
     /// (a push).
@@ -677,7 +746,8 @@ fn answer(
 ) -> Response {
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or_default().to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let raw = body;
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let operation = operation(&path);
     let mut recorded_headers = BTreeMap::<String, String>::new();
     for (name, value) in &headers {
@@ -692,6 +762,10 @@ fn answer(
     let hook = deliveries::split_hook(&segments);
     let bad = state.bad_answers.iter().position(|(p, _)| *p == path);
     let bad = bad.map(|at| state.bad_answers.remove(at).1);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let (operation, response) = match (state.app.is_some(), hook) {
         _ if bad.is_some() => {
             let answer = bad.expect("a bad answer");
@@ -725,12 +799,36 @@ fn answer(
             };
             (operation, response)
         }
+        _ if counted(&path) && state.rate_limit == Some(0) => (operation, rate_limited()),
+        _ if path == "/login/oauth/authorize" && method == Method::GET => {
+            (None, oauth::authorize(&mut state, &query))
+        }
+        _ if path == "/login/oauth/access_token" && method == Method::POST => {
+            (None, oauth::access_token(&mut state, &raw))
+        }
+        _ if path == "/user" && method == Method::GET => (
+            Some("users/get-authenticated"),
+            oauth::user(&state, &headers),
+        ),
+        // A person's token is for `GET /user` only: the host asks everything else as itself.
+        _ if oauth::persons_token(&state, authorization) => (
+            operation,
+            github_error(
+                StatusCode::FORBIDDEN,
+                "the fake GitHub refuses a person's sign-in token outside GET /user",
+            ),
+        ),
         (true, _) => app_respond(shared, &mut state, &method, &uri, &headers, &body),
         (false, _) => (
             operation,
             respond(shared, &mut state, &method, &path, &query, &body, operation),
         ),
     };
+    if counted(&path)
+        && let Some(left) = state.rate_limit.as_mut()
+    {
+        *left = left.saturating_sub(1);
+    }
     state.requests.push(Recorded {
         method: method.to_string(),
         path,
@@ -762,7 +860,8 @@ fn respond(
             | "repos/list-commit-statuses-for-ref"
             | "checks/list-for-ref"
             | "repos/compare-commits"
-            | "repos/get-branch",
+            | "repos/get-branch"
+            | "orgs/check-membership-for-user",
         ) => Method::GET,
         _ => Method::POST,
     };
@@ -774,6 +873,9 @@ fn respond(
             return scripted(answer);
         }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if name == "orgs/check-membership-for-user" {
+            return oauth::membership(state, segments[1], segments[3]);
+        }
         let repo = format!("{}/{}", segments[1], segments[2]);
         return match name {
             "pulls/get" => comments::pull_request(state, &repo, segments[4]),
@@ -950,6 +1052,31 @@ fn required_contexts_refusal(state: &State, repo: &str, body: &Value) -> Option<
     })
 }
 
+/// Whether a call counts against the host's rate limit: not the web sign-in's, nor `GET /user`
+/// (made with the person's token: their budget).
+fn counted(path: &str) -> bool {
+    !path.starts_with("/login/oauth/") && path != "/user"
+}
+
+/// GitHub's answer once the primary rate limit is spent: 403, no calls left, the reset an
+/// hour away.
+fn rate_limited() -> Response {
+    let mut response = github_error(
+        StatusCode::FORBIDDEN,
+        "API rate limit exceeded for installation ID 1.",
+    );
+    let reset = (unix_now() + 3600).to_string();
+    for (name, value) in [
+        ("x-ratelimit-limit", "5000".to_owned()),
+        ("x-ratelimit-remaining", "0".to_owned()),
+        ("x-ratelimit-reset", reset),
+    ] {
+        let value = value.parse().expect("a header value");
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
 /// A scripted answer, as [`FakeGitHub::answer_next`] set it.
 fn scripted(scripted: Scripted) -> Response {
     let status = StatusCode::from_u16(scripted.status).expect("a valid scripted status");
@@ -1018,7 +1145,7 @@ fn app_respond(
             Some("git"),
             git_answer(state, &segments, authorization, now),
         ),
-        ["app", ..] | ["repos", _, _, "installation"] => {
+        ["app", ..] | ["repos", _, _, "installation"] | ["orgs", _, "installation"] => {
             app_endpoint(state, method, &segments, authorization, body, now)
         }
         _ => {
@@ -1181,6 +1308,10 @@ fn app_endpoint(
             Some("apps/get-repo-installation"),
             repo_installation as AppAnswer,
         ),
+        (&Method::GET, ["orgs", _, "installation"]) => (
+            Some("apps/get-org-installation"),
+            org_installation as AppAnswer,
+        ),
         (&Method::POST, ["app", "installations", _, "access_tokens"]) => (
             Some("apps/create-installation-access-token"),
             mint_token as AppAnswer,
@@ -1250,6 +1381,18 @@ fn repo_installation(state: &mut State, segments: &[&str], _: &Value, _: i64) ->
         .installations
         .iter()
         .find(|i| i.repositories.iter().any(|r| r.eq_ignore_ascii_case(&repo)));
+    match found {
+        Some(installation) => json_answer(StatusCode::OK, installation_json(installation)),
+        None => github_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+fn org_installation(state: &mut State, segments: &[&str], _: &Value, _: i64) -> Response {
+    let app = state.app.as_ref().expect("app mode");
+    let found = app
+        .installations
+        .iter()
+        .find(|i| i.account.eq_ignore_ascii_case(segments[1]));
     match found {
         Some(installation) => json_answer(StatusCode::OK, installation_json(installation)),
         None => github_error(StatusCode::NOT_FOUND, "Not Found"),

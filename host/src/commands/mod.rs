@@ -19,6 +19,7 @@ use switchyard_plugin_api::{CommandSpec, GitHubResponse, HostError};
 
 use crate::github::{Caller, GitHub, comments};
 
+pub(crate) use budget::PermissionCache;
 pub(crate) use comment::Comment;
 pub(crate) use declared::effective;
 pub(crate) use gate::Admission;

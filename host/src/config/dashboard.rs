@@ -45,6 +45,27 @@ pub struct DashboardConfig {
     pub max_followers: usize,
     /// Follow streams one client address (an IPv6 /64) may have open at once.
     pub max_followers_per_client: usize,
+    /// "Sign in with GitHub": the client id of the GitHub App (or OAuth App) people sign in
+    /// through. Unset: only named tokens sign in.
+    pub github_client_id: Option<String>,
+    /// The variable holding that App's client secret.
+    pub github_client_secret_env: String,
+    /// A file holding the client secret; when set, `github_client_secret_env` is not read.
+    pub github_client_secret_file: Option<PathBuf>,
+    /// Organizations whose members may sign in with GitHub (membership asked with the host's
+    /// own identity at sign-in and at each refresh).
+    pub allowed_organizations: Vec<String>,
+    /// GitHub's numeric ids of people who may sign in with GitHub, members or not.
+    pub allowed_users: Vec<u64>,
+    /// GitHub's numeric ids of people who, signed in with GitHub, see everything a named token
+    /// sees, events of no repository included.
+    pub admins: Vec<u64>,
+    /// Seconds a person signed in with GitHub is trusted before the host asks GitHub again
+    /// whether they may still sign in (and, with it, what they may read); at most 300.
+    pub github_refresh_secs: u64,
+    /// Private repositories (the most recently active first) whose permission GitHub is asked
+    /// for per person and refresh: each person's call budget.
+    pub github_lookups_per_refresh: usize,
 }
 
 impl Default for DashboardConfig {
@@ -66,6 +87,14 @@ impl Default for DashboardConfig {
             render_budget_mib: 64,
             max_followers: 32,
             max_followers_per_client: 4,
+            github_client_id: None,
+            github_client_secret_env: "SWITCHYARD_GITHUB_CLIENT_SECRET".to_owned(),
+            github_client_secret_file: None,
+            allowed_organizations: Vec::new(),
+            allowed_users: Vec::new(),
+            admins: Vec::new(),
+            github_refresh_secs: 300,
+            github_lookups_per_refresh: 200,
         }
     }
 }
@@ -79,6 +108,7 @@ impl DashboardConfig {
             return Err(invalid("dashboard.page_size", "must be between 1 and 500"));
         }
         check_env_name("dashboard.tokens_env", &self.tokens_env)?;
+        self.validate_github_sign_in()?;
         at_least_one(&[
             ("dashboard.payload_shown_kib", self.payload_shown_kib as u64),
             ("dashboard.log_window_lines", self.log_window_lines as u64),
@@ -99,6 +129,55 @@ impl DashboardConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl DashboardConfig {
+    /// "Sign in with GitHub" lets in only the people named: an organization's members or
+    /// numeric ids, never anyone with a GitHub account.
+    fn validate_github_sign_in(&self) -> Result<(), Invalid> {
+        check_env_name(
+            "dashboard.github_client_secret_env",
+            &self.github_client_secret_env,
+        )?;
+        for organization in &self.allowed_organizations {
+            let valid = !organization.is_empty()
+                && organization.len() <= 39
+                && organization
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid {
+                return Err(invalid(
+                    "dashboard.allowed_organizations",
+                    format!("{organization:?} is not an organization's login"),
+                ));
+            }
+        }
+        if !(1..=300).contains(&self.github_refresh_secs) {
+            return Err(invalid(
+                "dashboard.github_refresh_secs",
+                "must be between 1 and 300: losing access on GitHub loses it here within 5 minutes",
+            ));
+        }
+        if !(1..=10_000).contains(&self.github_lookups_per_refresh) {
+            return Err(invalid(
+                "dashboard.github_lookups_per_refresh",
+                "must be between 1 and 10000",
+            ));
+        }
+        match &self.github_client_id {
+            Some(id) if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) => Err(invalid(
+                "dashboard.github_client_id",
+                format!("{id:?} is not a client id"),
+            )),
+            Some(_) if self.allowed_organizations.is_empty() && self.allowed_users.is_empty() => {
+                Err(invalid(
+                    "dashboard.allowed_organizations",
+                    "\"Sign in with GitHub\" needs allowed_organizations or allowed_users: without them anyone with a GitHub account could sign in",
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

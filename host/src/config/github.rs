@@ -13,6 +13,9 @@ use super::{Invalid, at_least_one, check_env_name, check_http_url, invalid};
 pub struct GitHubConfig {
     /// REST API base URL; GitHub Enterprise Server is `https://HOST/api/v3`.
     pub api_url: String,
+    /// GitHub's web address, where people sign in ("Sign in with GitHub" on the dashboard);
+    /// GitHub Enterprise Server is `https://HOST`.
+    pub web_url: String,
     /// Who the host acts as: `token` (a personal access token, the default) or `app` (a
     /// GitHub App, each job under an installation token narrowed to its plugin's permissions).
     pub auth: GitHubAuth,
@@ -52,6 +55,7 @@ impl Default for GitHubConfig {
     fn default() -> Self {
         Self {
             api_url: "https://api.github.com".to_owned(),
+            web_url: "https://github.com".to_owned(),
             auth: GitHubAuth::default(),
             app_id: None,
             client_id: None,
@@ -81,6 +85,7 @@ impl GitHubConfig {
 
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         check_http_url(&self.api_url).map_err(|p| invalid("github.api_url", p))?;
+        check_http_url(&self.web_url).map_err(|p| invalid("github.web_url", p))?;
         check_env_name("github.token_env", &self.token_env)?;
         check_env_name("github.private_key_env", &self.private_key_env)?;
         if self.auth == GitHubAuth::App {

@@ -137,11 +137,28 @@ impl Config {
         self.server.validate()?;
         self.github.validate()?;
         self.dashboard.validate()?;
+        self.check_sign_in_app()?;
         self.sandbox.validate()?;
         self.store.validate()?;
         self.workers.validate()?;
         self.catch_up.validate(self.github.auth)?;
         plugins::validate(&self.plugins)
+    }
+
+    /// A GitHub App signs people in with its own client id: when `[github]` names the App by
+    /// its client id, the dashboard's must be the same App's.
+    fn check_sign_in_app(&self) -> Result<(), Invalid> {
+        match (&self.github.client_id, &self.dashboard.github_client_id) {
+            (Some(app), Some(sign_in)) if self.github.auth == GitHubAuth::App && app != sign_in => {
+                Err(invalid(
+                    "dashboard.github_client_id",
+                    format!(
+                        "{sign_in:?} is not the App's client id in [github] client_id ({app:?}): people sign in through the host's own App"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The plugin's library file. A path (`target/release/libx.so`) is relative to the config

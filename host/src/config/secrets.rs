@@ -26,6 +26,7 @@ impl Config {
             self.server.secret_env.clone(),
             self.github.token_env.clone(),
             self.dashboard.tokens_env.clone(),
+            self.dashboard.github_client_secret_env.clone(),
         ]
         .into_iter()
         .chain(database)
@@ -50,6 +51,7 @@ impl Config {
             self.store.url_file.clone(),
             self.github.private_key_file.clone(),
             self.dashboard.tokens_file.clone(),
+            self.dashboard.github_client_secret_file.clone(),
         ]
         .into_iter()
         .flatten()

@@ -59,6 +59,7 @@ fn secret_variables_include_plugin_settings_ending_in_env() {
             "SWITCHYARD_WEBHOOK_SECRET",
             "GH",
             "SWITCHYARD_DASHBOARD_TOKENS",
+            "SWITCHYARD_GITHUB_CLIENT_SECRET",
             "CHAT_URL"
         ]
     );
@@ -143,6 +144,27 @@ webhook_path = \"/dashboard/hook\"
 }
 
 #[test]
+fn sign_in_with_github_takes_the_apps_own_client_id_and_its_secret_is_a_secret() {
+    let config = parse(
+        "[server]\n[github]\nauth = \"app\"\nclient_id = \"Iv1.a\"\n\
+         [dashboard]\ngithub_client_id = \"Iv1.a\"\nallowed_organizations = [\"octo-org\"]\n\
+         github_client_secret_file = \"client-secret\"",
+    )
+    .unwrap();
+    assert_eq!(config.github.web_url, "https://github.com");
+    assert!(
+        config
+            .secret_variables()
+            .contains(&"SWITCHYARD_GITHUB_CLIENT_SECRET".to_owned())
+    );
+    assert!(
+        config
+            .secret_files()
+            .contains(&PathBuf::from("/etc/switchyard/client-secret"))
+    );
+}
+
+#[test]
 fn the_app_key_is_a_secret_only_in_app_mode() {
     let config =
         parse("[server]\n[github]\nauth = \"app\"\napp_id = 7\nprivate_key_file = \"app.pem\"\n")
@@ -153,6 +175,7 @@ fn the_app_key_is_a_secret_only_in_app_mode() {
             "SWITCHYARD_WEBHOOK_SECRET",
             "GITHUB_TOKEN",
             "SWITCHYARD_DASHBOARD_TOKENS",
+            "SWITCHYARD_GITHUB_CLIENT_SECRET",
             "GITHUB_APP_PRIVATE_KEY"
         ]
     );
@@ -361,6 +384,33 @@ fn errors_name_the_file_the_key_and_the_problem() {
         (
             "[server]\n[[plugins]]\nname = \"ci\"\nlibrary = \"x.so\"\npermissions = { contents = \"all\" }",
             &["permissions", "contents: invalid access \"all\""],
+        ),
+        // Sign in with GitHub: someone must be named, and the App is the host's own.
+        (
+            "[server]\n[dashboard]\ngithub_client_id = \"Iv1.a\"",
+            &[
+                "dashboard.allowed_organizations",
+                "anyone with a GitHub account",
+            ],
+        ),
+        (
+            "[server]\n[github]\nauth = \"app\"\nclient_id = \"Iv1.a\"\n[dashboard]\ngithub_client_id = \"Iv1.b\"\nallowed_users = [1]",
+            &["dashboard.github_client_id", "not the App's client id"],
+        ),
+        (
+            "[server]\n[dashboard]\ngithub_client_id = \"Iv1.a\"\nallowed_organizations = [\"octo org\"]",
+            &[
+                "dashboard.allowed_organizations",
+                "not an organization's login",
+            ],
+        ),
+        (
+            "[server]\n[dashboard]\ngithub_refresh_secs = 600",
+            &["dashboard.github_refresh_secs", "within 5 minutes"],
+        ),
+        (
+            "[server]\n[github]\nweb_url = \"github.com\"",
+            &["github.web_url", "not a URL"],
         ),
     ];
     for (text, fragments) in cases {

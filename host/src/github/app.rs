@@ -114,22 +114,27 @@ impl App {
         if let Some(id) = caller.installation() {
             return Ok(id);
         }
-        let Some(repo) = caller.repository.as_deref() else {
-            return Err(HostError::NotConfigured(
-                "the event names no App installation and no repository, so no installation token can be had for it".to_owned(),
-            ));
+        // A repository's installation, else an organization's (for the host's own calls).
+        let (place, path) = match (&caller.repository, &caller.organization) {
+            (Some(repo), _) => (repo.as_str(), format!("/repos/{repo}/installation")),
+            (None, Some(org)) => (org.as_str(), format!("/orgs/{org}/installation")),
+            (None, None) => {
+                return Err(HostError::NotConfigured(
+                    "the event names no App installation and no repository, so no installation token can be had for it".to_owned(),
+                ));
+            }
         };
-        let lower = repo.to_ascii_lowercase();
+        let lower = place.to_ascii_lowercase();
         if let Some(id) = self.installations().get(&lower) {
             return Ok(*id);
         }
-        let doing = format!("finding the App's installation on {repo}");
+        let doing = format!("finding the App's installation on {place}");
         let answer = self
-            .as_app("GET", &format!("/repos/{repo}/installation"), None)
+            .as_app("GET", &path, None)
             .await
             .map_err(|error| match error {
                 CallError::Refused(Refusal { status: 404, .. }) => HostError::NotConfigured(format!(
-                    "{doing}: the App is not installed on {repo}: install it on the repository (the App's public page, \"Install\")"
+                    "{doing}: the App is not installed on {place}: install it there (the App's public page, \"Install\")"
                 )),
                 other => self.app_error(other, &doing),
             })?;

@@ -115,7 +115,7 @@ fn post(path: String, body: Value) -> GitHubCall {
 }
 
 /// A login as a path segment: GitHub's logins are letters, digits and `-` (bots add `[bot]`).
-fn segment(login: &str) -> Result<&str, HostError> {
+pub(crate) fn segment(login: &str) -> Result<&str, HostError> {
     let fine = !login.is_empty()
         && login
             .bytes()

@@ -8,6 +8,7 @@
 //! - `app`: the App identity: installations, token minting, eviction on uninstall.
 //! - `tokens`: the installation token cache.
 //! - `comments`: the host's own calls for comment commands (permission, reactions, replies).
+//! - `people`: the host's own calls about people signing in to the dashboard.
 //! - `permissions`: naming the permission a refused call lacked.
 //! - `posted`: what a job posted (statuses, check runs, deployments), for the dashboard.
 //! - `stand_in`: a local stand-in for trying plugins (`serve --github-stand-in`).
@@ -16,6 +17,7 @@ pub mod app;
 pub mod client;
 pub(crate) mod comments;
 pub mod jwt;
+pub(crate) mod people;
 pub mod permissions;
 pub mod posted;
 pub mod stand_in;
@@ -46,6 +48,9 @@ pub struct Caller {
     pub permissions: Option<Permissions>,
     /// The event's `owner/repo`: App tokens are narrowed to it.
     pub repository: Option<String>,
+    /// For a call about an organization and no repository (its members): the App's
+    /// installation on it gives the token.
+    pub organization: Option<String>,
     /// The delivery's payload, whose `installation.id` is read when a token is needed.
     payload: Bytes,
     installation: OnceLock<Option<u64>>,
@@ -62,8 +67,17 @@ impl Caller {
             plugin,
             permissions,
             repository,
+            organization: None,
             payload,
             installation: OnceLock::new(),
+        }
+    }
+
+    /// The host's own call about `organization` (no plugin, no event), with `permissions`.
+    pub fn for_organization(organization: &str, permissions: Permissions) -> Self {
+        Self {
+            organization: Some(organization.to_owned()),
+            ..Self::new(String::new(), Some(permissions), None, Bytes::new())
         }
     }
 

@@ -33,7 +33,6 @@ pub use place::Place;
 pub use postgres::{
     PostgresJournal, PostgresSettings, mask_url, migrate_only, schema_version, tls_config,
 };
-pub(crate) use records::public_repository;
 pub use records::{
     ActionFilter, ActionRecord, DeliveryRecord, GitHubPost, JobCounts, JobFilter, JobRecord,
     JobRow, LockRecord, NewAction, PostFilter, PostRecord, RecentFilter, VerdictFilter, Visibility,

@@ -33,30 +33,54 @@ impl JobRecord {
     }
 }
 
-/// Whom a dashboard query answers: everything for a signed-in person (or the operator's
-/// commands), and for a visitor of a `public-read` dashboard only what belongs to
-/// repositories whose newest delivery said `"private": false`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Whom a dashboard query answers: everything for a named token (or the operator's commands),
+/// for a visitor of a `public-read` dashboard only what belongs to repositories whose newest
+/// delivery said `"private": false`, and for a person signed in with GitHub those and the
+/// private repositories GitHub says they can read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Visibility {
     #[default]
     All,
     Public,
+    /// Public repositories and these private ones (`owner/name`, as the journal names them).
+    Readable(std::sync::Arc<[String]>),
 }
 
 impl Visibility {
-    /// Whether the query keeps only public repositories' rows (bound as its SQL parameter).
-    pub(crate) fn public_only(self) -> bool {
-        self == Self::Public
+    /// Whether the query keeps only some repositories' rows (bound as its SQL parameter).
+    pub(crate) fn public_only(&self) -> bool {
+        !matches!(self, Self::All)
     }
-}
 
-/// The one visibility filter, shared by both backends' dashboard queries: the repository
-/// `column` names is known, and the newest delivery of it said it is public. A repository made
-/// private hides its older deliveries too; one never seen with `private` set stays hidden.
-pub(crate) fn public_repository(column: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM repositories visible WHERE visible.name = {column} AND visible.private = FALSE)"
-    )
+    /// The one visibility filter, shared by both backends' dashboard queries: the repository
+    /// `column` names is known, and the newest delivery of it said it is public, or it is one
+    /// of the private repositories this visibility reads. A repository made private hides its
+    /// older deliveries too; one never seen with `private` set stays hidden. (Only applied
+    /// where [`Self::public_only`].)
+    pub(crate) fn condition(&self, column: &str) -> String {
+        let readable = match self {
+            Self::Readable(names) => {
+                // Names as GitHub spells them; anything else cannot be a repository's, and is
+                // left out rather than quoted.
+                let quoted: Vec<String> = names
+                    .iter()
+                    .filter(|name| {
+                        name.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+                    })
+                    .map(|name| format!("'{name}'"))
+                    .collect();
+                match quoted.is_empty() {
+                    true => String::new(),
+                    false => format!(" OR visible.name IN ({})", quoted.join(", ")),
+                }
+            }
+            Self::All | Self::Public => String::new(),
+        };
+        format!(
+            "EXISTS (SELECT 1 FROM repositories visible WHERE visible.name = {column} AND (visible.private = FALSE{readable}))"
+        )
+    }
 }
 
 /// Which deliveries `recent` lists.

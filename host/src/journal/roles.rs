@@ -160,6 +160,10 @@ pub trait Reads: Send + Sync {
         since: &str,
         visibility: Visibility,
     ) -> Result<JobCounts, JournalError>;
+
+    /// The private repositories the journal knows (as their newest delivery said), most
+    /// recently active first, at most `limit`: those whose readers the dashboard asks GitHub.
+    async fn private_repositories(&self, limit: usize) -> Result<Vec<String>, JournalError>;
 }
 
 /// Named locks held by job attempts.

@@ -12,10 +12,11 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
-use switchyard_plugin_api::{Access, CancelReason};
+use switchyard_plugin_api::{Access, CancelReason, Role};
 
 use super::{
     WebState, message,
+    people::Person,
     signed_form::{CarriesToken, SignedForm},
 };
 use crate::{
@@ -23,6 +24,33 @@ use crate::{
     journal::{Appended, JobId, JobRecord, JobState, JournalError, NewAction, PostFilter},
     plugins::interest,
 };
+
+/// The permission each action needs of a person signed in with GitHub on the repository it
+/// touches (named tokens may do everything).
+const REPLAY_NEEDS: Role = Role::Write;
+const CANCEL_NEEDS: Role = Role::Write;
+const RELEASE_NEEDS: Role = Role::Write;
+
+/// Whether whoever posted `person`'s form may take an action needing `needs` on `repository`:
+/// a named token may; a person when GitHub says so now (see `people::permission`). `Err` is the
+/// outcome to record.
+async fn permitted(
+    state: &WebState,
+    person: Option<&Person>,
+    repository: Option<&str>,
+    needs: Role,
+) -> Result<(), String> {
+    let Some(person) = person else {
+        return Ok(());
+    };
+    let Some(sign_in) = &state.dashboard.github_sign_in else {
+        return Err("not done: signing in with GitHub is no longer configured".to_owned());
+    };
+    sign_in
+        .may(&*state.github, person, repository, needs)
+        .await
+        .map_err(|refused| format!("refused: {}", refused.0))
+}
 
 /// Records `action` and leads back to `page`, which shows it.
 pub(super) async fn recorded(state: &WebState, action: NewAction, page: &str) -> Response {
@@ -130,7 +158,12 @@ pub(super) async fn deploys_to(
 pub async fn replay(
     State(state): State<WebState>,
     Path(id): Path<String>,
-    SignedForm { actor, form, .. }: SignedForm<ReplayForm>,
+    SignedForm {
+        actor,
+        form,
+        person,
+        ..
+    }: SignedForm<ReplayForm>,
 ) -> Response {
     let delivery = match state.journal.delivery(&id).await {
         Ok(Some(delivery)) => delivery,
@@ -141,6 +174,17 @@ pub async fn replay(
         "/dashboard/deliveries/{}",
         form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
     );
+    let repository = delivery.facts.repository.as_deref();
+    if let Err(outcome) = permitted(&state, person.as_ref(), repository, REPLAY_NEEDS).await {
+        let action = NewAction {
+            actor,
+            action: "replay".to_owned(),
+            delivery: Some(id),
+            outcome,
+            ..NewAction::default()
+        };
+        return recorded(&state, action, &page).await;
+    }
     let environment = match deploys_to(&state, &delivery).await {
         Ok(environment) => environment,
         Err(error) => return message::journal_failed(error),
@@ -209,7 +253,7 @@ impl CarriesToken for CancelForm {
 pub async fn cancel(
     State(state): State<WebState>,
     Path(id): Path<String>,
-    SignedForm { actor, .. }: SignedForm<CancelForm>,
+    SignedForm { actor, person, .. }: SignedForm<CancelForm>,
 ) -> Response {
     let Ok(job) = id.parse::<i64>().map(JobId) else {
         return message::not_found().await;
@@ -219,9 +263,17 @@ pub async fn cancel(
         Err(JournalError::NoSuchJob(_)) => return message::not_found().await,
         Err(error) => return message::journal_failed(error),
     };
-    let outcome = match cancel_job(&state, &record, &actor).await {
-        Ok(outcome) => outcome,
+    let repository = match repository_of(&state, job).await {
+        Ok(repository) => repository,
         Err(error) => return message::journal_failed(error),
+    };
+    let allowed = permitted(&state, person.as_ref(), repository.as_deref(), CANCEL_NEEDS).await;
+    let outcome = match allowed {
+        Err(outcome) => outcome,
+        Ok(()) => match cancel_job(&state, &record, &actor).await {
+            Ok(outcome) => outcome,
+            Err(error) => return message::journal_failed(error),
+        },
     };
     let action = NewAction {
         actor,
@@ -232,6 +284,17 @@ pub async fn cancel(
         ..NewAction::default()
     };
     recorded(&state, action, &format!("/dashboard/jobs/{job}")).await
+}
+
+/// The repository of job `job`'s delivery, if it names one.
+async fn repository_of(state: &WebState, job: JobId) -> Result<Option<String>, JournalError> {
+    let filter = crate::journal::JobFilter {
+        limit: 1,
+        id: Some(job),
+        ..crate::journal::JobFilter::default()
+    };
+    let row = state.journal.jobs(filter).await?.into_iter().next();
+    Ok(row.and_then(|row| row.repository))
 }
 
 /// Cancels the job `record` shows for `by`, on whichever host runs it, and says what came of
@@ -282,7 +345,12 @@ const RELEASE_SLACK: Duration = Duration::from_secs(5);
 /// is freed and the jobs waiting for it woken.
 pub async fn release_lock(
     State(state): State<WebState>,
-    SignedForm { actor, form, .. }: SignedForm<ReleaseForm>,
+    SignedForm {
+        actor,
+        form,
+        person,
+        ..
+    }: SignedForm<ReleaseForm>,
 ) -> Response {
     let name = form.name.trim().to_owned();
     let page = "/dashboard/deployments";
@@ -311,9 +379,23 @@ pub async fn release_lock(
             format!("not released: it changed hands since the page was shown (now job #{holder})");
         return recorded(&state, action, page).await;
     }
-    let outcome = match release(&state, &name, holder, &actor).await {
-        Ok(outcome) => outcome,
+    let repository = match repository_of(&state, holder).await {
+        Ok(repository) => repository,
         Err(error) => return message::journal_failed(error),
+    };
+    let allowed = permitted(
+        &state,
+        person.as_ref(),
+        repository.as_deref(),
+        RELEASE_NEEDS,
+    )
+    .await;
+    let outcome = match allowed {
+        Err(outcome) => outcome,
+        Ok(()) => match release(&state, &name, holder, &actor).await {
+            Ok(outcome) => outcome,
+            Err(error) => return message::journal_failed(error),
+        },
     };
     action.outcome = outcome;
     if let Ok(record) = state.journal.job(holder).await {

@@ -11,6 +11,7 @@
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
+use super::people::Person;
 use crate::config::{Config, secret_from_env, secret_from_file};
 
 /// The journal's name for the key session cookies are signed with.
@@ -116,6 +117,11 @@ impl Access {
         }
     }
 
+    /// Whether any named token is configured (a dashboard may have only GitHub's sign-in).
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
     /// The name whose token `given` is. Every token is compared, in constant time each, so the
     /// answer's timing tells nothing about which one came close.
     pub fn sign_in(&self, given: &str) -> Option<&str> {
@@ -148,6 +154,56 @@ impl Access {
         let token = self.tokens.iter().find(|t| t.name == name)?;
         let given = hex::decode(mac).ok()?;
         constant_time_eq(&self.mac(token, begun), &given).then_some((token.name.as_str(), begun))
+    }
+
+    /// A session cookie's value for `person` (signed in with GitHub), begun at `begun`:
+    /// `github~ID~LOGIN.begun.mac`. No token stands behind it: the refresh (see `people`)
+    /// asks GitHub again whether they may still sign in.
+    pub fn person_session(&self, person: &Person, begun: u64) -> String {
+        let name = format!("github~{}~{}", person.id, person.login);
+        let mac = self.person_mac(&name, begun);
+        format!("{name}.{begun}.{}", hex::encode(mac))
+    }
+
+    /// The person a cookie value of [`Self::person_session`] carries and when their session
+    /// began, when it is genuine and not expired at `now`.
+    pub fn verify_person(&self, cookie: &str, now: u64) -> Option<(Person, u64)> {
+        let (rest, mac) = cookie.rsplit_once('.')?;
+        let (name, begun) = rest.rsplit_once('.')?;
+        let begun: u64 = begun.parse().ok()?;
+        if begun.saturating_add(SESSION_SECS * 1000) <= now {
+            return None;
+        }
+        let given = hex::decode(mac).ok()?;
+        if !constant_time_eq(&self.person_mac(name, begun), &given) {
+            return None;
+        }
+        let mut parts = name.splitn(3, '~');
+        let (Some("github"), Some(id), Some(login)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let person = Person {
+            id: id.parse().ok()?,
+            login: login.to_owned(),
+        };
+        Some((person, begun))
+    }
+
+    fn person_mac(&self, name: &str, begun: u64) -> Vec<u8> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        // Not a token session's label: a person's name cannot pass for a token's.
+        mac.update(b"switchyard dashboard github session\0");
+        mac.update(name.as_bytes());
+        mac.update(b"\0");
+        mac.update(&begun.to_be_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The key sessions (and GitHub sign-ins' states) are signed with.
+    pub fn key(&self) -> &[u8] {
+        &self.key
     }
 
     /// The token the forms of the session `cookie` carry (CSRF protection): an HMAC of the
@@ -319,6 +375,34 @@ mod tests {
         }
         let other_key = Access::new(vec![("alice".into(), ALICE.into())], b"other");
         assert!(!other_key.form_token_matches(&alice, &token));
+    }
+
+    #[test]
+    fn a_persons_session_names_them_and_cannot_pass_for_a_tokens() {
+        let access = Access::new(vec![("alice".into(), ALICE.into())], b"key");
+        let mona = Person {
+            id: 42,
+            login: "mona".into(),
+        };
+        let cookie = access.person_session(&mona, 1000);
+        assert_eq!(access.verify_person(&cookie, 1500), Some((mona, 1000)));
+        assert_eq!(access.verify(&cookie, 1500), None);
+        assert_eq!(
+            access.verify_person(&cookie, 1000 + SESSION_SECS * 1000),
+            None
+        );
+        // Another id or login under the same mac, another key: refused.
+        for forged in [
+            cookie.replacen("~42~", "~43~", 1),
+            cookie.replacen("~mona.", "~hubot.", 1),
+        ] {
+            assert_eq!(access.verify_person(&forged, 1500), None, "{forged}");
+        }
+        let other_key = Access::new(Vec::new(), b"other");
+        assert_eq!(other_key.verify_person(&cookie, 1500), None);
+        // A token's session is no person's.
+        let token = access.session("alice", 1000).unwrap();
+        assert_eq!(access.verify_person(&token, 1500), None);
     }
 
     fn cookie_value(header: &str) -> Option<&str> {

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::{Dashboard, WebState, auth, message};
+use super::{Dashboard, WebState, auth, message, people::Person, people::Refused};
 use crate::{
     config::DashboardAccess,
     journal::{Visibility, unix_millis},
@@ -42,7 +42,10 @@ impl Dashboard {
 /// Who is looking: the signed-in name, if any, and the token their forms carry.
 #[derive(Clone, Debug)]
 pub struct Viewer {
+    /// A named token's name, or the login of a person signed in with GitHub.
     pub name: Option<String>,
+    /// The person, when signed in with GitHub rather than a named token.
+    pub person: Option<Person>,
     /// What the journal's queries show them: everything once signed in, only public
     /// repositories' deliveries, jobs, logs and deployments to a visitor.
     pub visibility: Visibility,
@@ -91,18 +94,41 @@ pub(super) async fn guard(
                     Some(cookie) => live_session(&state, access, cookie).await,
                     None => None,
                 };
-                let viewer = Viewer {
-                    visibility: match session {
-                        Some(_) => Visibility::All,
-                        None => Visibility::Public,
+                let viewer = match session {
+                    None => Viewer {
+                        name: None,
+                        person: None,
+                        visibility: Visibility::Public,
+                        form_token: None,
+                        session: None,
                     },
-                    form_token: session
-                        .as_ref()
-                        .map(|(cookie, _)| access.form_token(cookie)),
-                    name: session.as_ref().map(|(_, name)| name.clone()),
-                    session: session.map(|(cookie, _)| cookie),
+                    Some((cookie, signed)) => {
+                        let (name, person, visibility) = match signed {
+                            Signed::Token(name) => (name, None, Visibility::All),
+                            Signed::Person(person) => {
+                                let visibility = match &state.dashboard.github_sign_in {
+                                    Some(sign_in) => {
+                                        sign_in
+                                            .visibility(&*state.github, &*state.journal, &person)
+                                            .await
+                                    }
+                                    None => Visibility::Public,
+                                };
+                                (person.login.clone(), Some(person), visibility)
+                            }
+                        };
+                        Viewer {
+                            name: Some(name),
+                            person,
+                            visibility,
+                            form_token: Some(access.form_token(&cookie)),
+                            session: Some(cookie),
+                        }
+                    }
                 };
-                let signing = path == "/dashboard/sign-in" || path == "/dashboard/sign-out";
+                let signing = path == "/dashboard/sign-in"
+                    || path == "/dashboard/sign-out"
+                    || path.starts_with("/dashboard/sign-in/github");
                 let open = signing || state.dashboard.mode == DashboardAccess::PublicRead;
                 if viewer.name.is_none() && request.method() == Method::POST && !signing {
                     // The actions need a sign-in whatever `access` says.
@@ -147,25 +173,87 @@ pub(super) async fn guard(
     response
 }
 
-/// The session `cookie` and its person's name, when it is genuine, not expired, and began
-/// after that person last signed out. A journal that cannot say counts as signed out.
+/// Who a genuine session cookie names.
+enum Signed {
+    Token(String),
+    Person(Person),
+}
+
+impl Viewer {
+    /// Whom their sessions belong to in the journal: a token's name, or `github:ID`.
+    pub fn session_key(&self) -> Option<String> {
+        match &self.person {
+            Some(person) => Some(person.session_key()),
+            None => self.name.clone(),
+        }
+    }
+
+    /// How the audit trail records them: `token:NAME`, or `github:ID (login)` as the
+    /// commands service records a commenter.
+    pub fn actor(&self) -> Option<String> {
+        match &self.person {
+            Some(person) => Some(person.actor()),
+            None => self.name.as_ref().map(|name| format!("token:{name}")),
+        }
+    }
+}
+
+/// The session `cookie` and who it names, when it is genuine, not expired, and began after
+/// that person last signed out; for a person signed in with GitHub, when they may still sign
+/// in (asked again once [`GitHubSignIn::refresh`](super::people::GitHubSignIn) has passed:
+/// found no longer allowed, every session of theirs ends). A journal that cannot say counts as
+/// signed out.
 async fn live_session(
     state: &WebState,
     access: &auth::Access,
     cookie: &str,
-) -> Option<(String, String)> {
-    let (name, begun) = access.verify(cookie, unix_millis())?;
-    match state.journal.sessions_ended(name).await {
-        Ok(ended) if ended.is_some_and(|ended| begun <= ended) => None,
-        Ok(_) => Some((cookie.to_owned(), name.to_owned())),
+) -> Option<(String, Signed)> {
+    let now = unix_millis();
+    let (signed, begun) = match access.verify(cookie, now) {
+        Some((name, begun)) => (Signed::Token(name.to_owned()), begun),
+        None => {
+            let (person, begun) = access.verify_person(cookie, now)?;
+            (Signed::Person(person), begun)
+        }
+    };
+    let key = match &signed {
+        Signed::Token(name) => name.clone(),
+        Signed::Person(person) => person.session_key(),
+    };
+    match state.journal.sessions_ended(&key).await {
+        Ok(ended) if ended.is_some_and(|ended| begun <= ended) => return None,
+        Ok(_) => {}
         Err(error) => {
             tracing::error!(
                 error = error.to_string(),
                 "cannot read when dashboard sessions ended"
             );
-            None
+            return None;
         }
     }
+    if let Signed::Person(person) = &signed {
+        let sign_in = state.dashboard.github_sign_in.as_ref()?;
+        if !sign_in.still_confirmed(person) {
+            match sign_in.allowed(&*state.github, person).await {
+                Ok(()) => sign_in.confirmed(person),
+                Err(Refused::NotAllowed) => {
+                    tracing::info!(
+                        person = person.id,
+                        login = person.login.as_str(),
+                        "no longer allowed to sign in to the dashboard: every session of theirs ended"
+                    );
+                    sign_in.forget(person);
+                    if let Err(error) = state.journal.end_sessions(&key, now).await {
+                        tracing::error!(error = error.to_string(), "cannot end dashboard sessions");
+                    }
+                    return None;
+                }
+                // GitHub could not say: not let in this time, and asked again next time.
+                Err(Refused::Unknown(_)) => return None,
+            }
+        }
+    }
+    Some((cookie.to_owned(), signed))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod limit;
 mod log_view;
 mod message;
 mod pages;
+mod people;
 mod signed_form;
 
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub struct Dashboard {
     budget: budget::RenderBudget,
     /// Places for follow streams, apart from the log links' own.
     followers: LogReaders,
+    /// "Sign in with GitHub", when `[dashboard] github_client_id` is set.
+    github_sign_in: Option<people::GitHubSignIn>,
 }
 
 /// `[dashboard]`'s caps on what one answer shows.
@@ -84,6 +87,12 @@ impl Dashboard {
         key: &[u8],
         proxies: Arc<TrustedProxies>,
     ) -> Self {
+        let github_sign_in = people::GitHubSignIn::from_config(config);
+        // People signing in with GitHub need no named token beside them.
+        let tokens = match (tokens, &github_sign_in) {
+            (Err(_), Some(_)) => Ok(Vec::new()),
+            (tokens, _) => tokens,
+        };
         if let Err(hint) = &tokens {
             tracing::warn!(hint = hint.as_str(), "the dashboard is not configured");
         }
@@ -113,6 +122,7 @@ impl Dashboard {
                 config.dashboard.max_followers,
                 config.dashboard.max_followers_per_client,
             ),
+            github_sign_in,
         }
     }
 }
@@ -132,6 +142,9 @@ pub struct WebState {
     /// Waking the jobs waiting for a lock a person released.
     pub locks: Arc<Locks>,
     pub stopping: CancellationToken,
+    /// The host's own GitHub identity: whether a person may sign in, and what they may read
+    /// and do, are asked with it (never with the person's token).
+    pub github: Arc<dyn crate::github::GitHub>,
 }
 
 /// The dashboard's routes, under `/dashboard`.
@@ -173,6 +186,14 @@ pub fn router(state: WebState) -> Router {
         .route(
             "/dashboard/sign-in",
             get(pages::sign_in::form).post(pages::sign_in::sign_in),
+        )
+        .route(
+            "/dashboard/sign-in/github",
+            get(pages::github_sign_in::begin),
+        )
+        .route(
+            "/dashboard/sign-in/github/callback",
+            get(pages::github_sign_in::callback),
         )
         .route("/dashboard/sign-out", post(pages::sign_in::sign_out))
         .route("/dashboard/assets/{file}", get(assets::asset))

@@ -16,11 +16,14 @@ use super::{Viewer, WebState, message};
 /// A form posted by a signed-in person from the dashboard's own pages, with their name. As an
 /// `Option`, a form posted by no one signed in is `None` rather than refused.
 pub(super) struct SignedForm<F> {
-    /// The signed-in name (a named token's), whose sessions these are.
+    /// Whose sessions these are: a named token's name, or `github:ID` for a person signed in
+    /// with GitHub.
     pub name: String,
-    /// Who posted it, as the journal records a person: `token:NAME` (a comment's author is
-    /// `github:ID (login)`).
+    /// Who posted it, as the journal records a person: `token:NAME`, or `github:ID (login)`
+    /// (as a comment's author is).
     pub actor: String,
+    /// The person, when signed in with GitHub: what they may do is asked of GitHub.
+    pub person: Option<super::people::Person>,
     pub form: F,
 }
 
@@ -55,8 +58,9 @@ where
         let name = signed_in(state, &viewer, &headers, form.form_token())
             .map_err(IntoResponse::into_response)?;
         Ok(Some(Self {
-            actor: format!("token:{name}"),
-            name,
+            actor: viewer.actor().unwrap_or_default(),
+            name: viewer.session_key().unwrap_or(name),
+            person: viewer.person,
             form,
         }))
     }

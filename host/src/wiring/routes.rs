@@ -132,6 +132,7 @@ pub fn routes(state: HostState, webhook_path: &str) -> Router {
             workers: state.workers.clone(),
             locks: Arc::clone(&state.locks),
             stopping: state.stopping.clone(),
+            github: Arc::clone(&state.github),
         })),
         None => router,
     }

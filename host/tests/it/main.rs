@@ -40,6 +40,7 @@ mod retention; // old jobs, logs and deliveries pruned under load; ids kept 7 da
 mod sandbox; // hostile builds reach nothing of the host (files, network, disk); limits, pass_env, binds, no bubblewrap
 mod service; // install.sh's layout and credentials, the systemd unit verified
 mod shutdowns; // SIGTERM: a running job handed back as interrupted and run again, whatever its plugin does; the interruption ceiling
+mod sign_in; // "Sign in with GitHub": state and PKCE, the person's token kept nowhere, who may sign in and the refresh, what each sees and may do
 mod tls; // HTTPS with the configured certificate, renewed on SIGHUP; bad files refused
 mod try_out; // a deploy tried locally: --github-stand-in, send --example with --set, no token
 mod verdicts; // a failed build's verdict on its badge, the filter, the counts, its page in the browser (its end without a reload), the CLI and the metrics; errored, timed out, cancelled on both backends

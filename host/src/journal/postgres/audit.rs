@@ -5,7 +5,7 @@ use crate::event::now_rfc3339;
 use crate::journal::rows::{action_record, post_record};
 use crate::journal::{
     ActionFilter, ActionRecord, AuditTrail, GitHubPost, JournalError, NewAction, PostFilter,
-    PostLog, PostRecord, public_repository,
+    PostLog, PostRecord,
 };
 
 #[async_trait::async_trait]
@@ -44,7 +44,7 @@ impl AuditTrail for PostgresJournal {
                         OR (audit.job IS NULL AND EXISTS (SELECT 1 FROM deliveries d
                                    WHERE d.id = audit.delivery AND {public})))
                  ORDER BY id DESC LIMIT $5",
-                    public = public_repository("d.repository"),
+                    public = filter.visibility.condition("d.repository"),
                 ),
                 &[
                     &filter.id,
@@ -102,7 +102,7 @@ impl PostLog for PostgresJournal {
                    AND (NOT $2 OR kind IN ('deployment', 'deployment_status'))
                    AND (NOT $4 OR {public})
                  ORDER BY id DESC LIMIT $3",
-                    public = public_repository("github_posts.repository"),
+                    public = filter.visibility.condition("github_posts.repository"),
                 ),
                 &[
                     &filter.job.map(|job| job.0),

@@ -7,7 +7,7 @@ use crate::journal::rows::{
 };
 use crate::journal::{
     DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, Reads,
-    RecentFilter, VerdictFilter, Visibility, public_repository,
+    RecentFilter, VerdictFilter, Visibility,
 };
 
 #[async_trait::async_trait]
@@ -58,7 +58,7 @@ impl Reads for PostgresJournal {
                    AND ($6::text IS NULL OR d.id = $6)
                    AND (NOT $7 OR {public})
                  ORDER BY d.seq DESC LIMIT $3",
-                    public = public_repository("d.repository"),
+                    public = filter.visibility.condition("d.repository"),
                     failed = FAILED_JOB,
                 ),
                 &[
@@ -105,17 +105,27 @@ impl Reads for PostgresJournal {
         rows.iter().map(job_row).collect()
     }
 
+    async fn private_repositories(&self, limit: usize) -> Result<Vec<String>, JournalError> {
+        let rows = self
+            .query(
+                "SELECT name FROM repositories WHERE private ORDER BY seq DESC LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     async fn job_counts(
         &self,
         since: &str,
         visibility: Visibility,
     ) -> Result<JobCounts, JournalError> {
         // Everything, as before, without a join; a visitor's counts join the filter.
-        let (from, public) = match visibility {
+        let (from, public) = match &visibility {
             Visibility::All => ("jobs j".to_owned(), "TRUE".to_owned()),
-            Visibility::Public => (
+            Visibility::Public | Visibility::Readable(_) => (
                 "jobs j JOIN deliveries d ON d.seq = j.delivery".to_owned(),
-                public_repository("d.repository"),
+                visibility.condition("d.repository"),
             ),
         };
         let rows = self
@@ -183,7 +193,7 @@ fn jobs_query(filter: &JobFilter) -> String {
             "d.head_sha COLLATE \"C\" >= $11::text AND d.head_sha COLLATE \"C\" < $11::text || 'g'"
         ),
         git_ref = place(filter.git_ref.is_some(), 12, "text", "d.git_ref = $12"),
-        public = public_repository("d.repository"),
+        public = filter.visibility.condition("d.repository"),
     )
 }
 

@@ -7,7 +7,7 @@ use crate::event::now_rfc3339;
 use crate::journal::rows::{action_record, post_record};
 use crate::journal::{
     ActionFilter, ActionRecord, AuditTrail, GitHubPost, JournalError, NewAction, PostFilter,
-    PostLog, PostRecord, public_repository,
+    PostLog, PostRecord,
 };
 
 #[async_trait::async_trait]
@@ -47,7 +47,7 @@ impl AuditTrail for SqliteJournal {
                                    WHERE d.seq = {seq_of_delivery} AND {public})))
                  ORDER BY id DESC LIMIT ?5",
                 seq_of_delivery = SEQ_OF_ID.replace("?1", "audit.delivery"),
-                public = public_repository("d.repository"),
+                public = filter.visibility.condition("d.repository"),
             ))?;
             let rows = statement.query_map(
                 params![
@@ -109,7 +109,7 @@ impl PostLog for SqliteJournal {
                    AND (?2 = 0 OR kind IN ('deployment', 'deployment_status'))
                    AND (?4 = 0 OR {public})
                  ORDER BY id DESC LIMIT ?3",
-                public = public_repository("github_posts.repository"),
+                public = filter.visibility.condition("github_posts.repository"),
             ))?;
             let rows = statement.query_map(
                 params![

@@ -9,7 +9,7 @@ use crate::journal::rows::{
 };
 use crate::journal::{
     DeliveryRecord, JobCounts, JobFilter, JobId, JobRecord, JobRow, JobState, JournalError, Reads,
-    RecentFilter, VerdictFilter, Visibility, public_repository,
+    RecentFilter, VerdictFilter, Visibility,
 };
 
 #[async_trait::async_trait]
@@ -70,7 +70,7 @@ impl Reads for SqliteJournal {
                    AND (?7 = 0 OR {public})
                  ORDER BY d.seq DESC LIMIT ?3",
                 seq_of_id = SEQ_OF_ID.replace("?1", "?6"),
-                public = public_repository("d.repository"),
+                public = filter.visibility.condition("d.repository"),
                 failed = FAILED_JOB,
             ))?;
             let rows = statement.query_map(
@@ -122,6 +122,19 @@ impl Reads for SqliteJournal {
         .await
     }
 
+    async fn private_repositories(&self, limit: usize) -> Result<Vec<String>, JournalError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT name FROM repositories WHERE private != 0 ORDER BY seq DESC LIMIT ?1",
+            )?;
+            let names = statement
+                .query_map([limit as i64], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(names)
+        })
+        .await
+    }
+
     async fn job_counts(
         &self,
         since: &str,
@@ -131,11 +144,11 @@ impl Reads for SqliteJournal {
         self.read(move |conn| {
             let mut counts = JobCounts::default();
             // Everything, as before, without a join; a visitor's counts join the filter.
-            let (from, public) = match visibility {
+            let (from, public) = match &visibility {
                 Visibility::All => ("jobs j".to_owned(), "1".to_owned()),
-                Visibility::Public => (
+                Visibility::Public | Visibility::Readable(_) => (
                     "jobs j JOIN deliveries d ON d.seq = j.delivery".to_owned(),
-                    public_repository("d.repository"),
+                    visibility.condition("d.repository"),
                 ),
             };
             let mut statement = conn.prepare_cached(&format!(
@@ -197,6 +210,6 @@ pub(super) fn jobs_query(filter: &JobFilter) -> String {
             "d.head_sha >= ?11 AND d.head_sha < ?11 || 'g'"
         ),
         git_ref = place(filter.git_ref.is_some(), 12, "d.git_ref = ?12"),
-        public = public_repository("d.repository"),
+        public = filter.visibility.condition("d.repository"),
     )
 }

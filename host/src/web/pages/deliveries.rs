@@ -52,7 +52,7 @@ pub(in crate::web) async fn list(
         failed,
         repository: repository.map(str::to_owned),
         before,
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         id: None,
     };
     let mut rows = match state.journal.recent(filter).await {

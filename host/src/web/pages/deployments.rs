@@ -98,7 +98,7 @@ pub(in crate::web) async fn show(
     let filter = RecentFilter {
         limit: DEPLOYMENT_HISTORY,
         event: Some("deployment_status".to_owned()),
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         ..RecentFilter::default()
     };
     let records = match state.journal.recent(filter).await {
@@ -134,7 +134,7 @@ pub(in crate::web) async fn show(
     let filter = PostFilter {
         limit: DEPLOYMENT_HISTORY,
         deployments: true,
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         ..PostFilter::default()
     };
     let posts = match state.journal.posts(filter).await {

@@ -113,7 +113,7 @@ pub(in crate::web) async fn list(
     let size = state.dashboard.page_size;
     let filter = JobFilter {
         limit: size + 1,
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         id: None,
         state: job_state,
         verdict,
@@ -419,7 +419,7 @@ pub(in crate::web) async fn one(
     let filter = PostFilter {
         limit: TRAIL,
         job: Some(id),
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         ..PostFilter::default()
     };
     let posts = match state.journal.posts(filter).await {

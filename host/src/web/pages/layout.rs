@@ -65,7 +65,7 @@ pub(super) async fn head(
         .unwrap_or_default();
     let counts = state
         .journal
-        .job_counts(&since, viewer.visibility)
+        .job_counts(&since, viewer.visibility.clone())
         .await
         .map_err(journal_failed)?;
     Ok(Head {

@@ -7,6 +7,7 @@ pub(super) mod deliveries;
 pub(super) mod deployments;
 pub(super) mod deployments_unlock;
 pub(super) mod follow;
+pub(super) mod github_sign_in;
 pub(super) mod jobs;
 mod layout;
 mod links;

@@ -23,11 +23,37 @@ use crate::journal::unix_millis;
 #[template(path = "sign_in.html")]
 struct SignInPage {
     next: String,
-    problem: Option<&'static str>,
+    problem: Option<String>,
+    /// "Sign in with GitHub" is offered.
+    github: bool,
+    /// Named tokens sign in here.
+    tokens: bool,
+}
+
+/// The sign-in page leading to `next`, saying `problem`, answered with `status`.
+pub(super) fn page(
+    state: &WebState,
+    next: String,
+    problem: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let tokens = state
+        .dashboard
+        .access
+        .as_ref()
+        .is_ok_and(auth::Access::has_tokens);
+    let mut response = html(&SignInPage {
+        next,
+        problem,
+        github: state.dashboard.github_sign_in.is_some(),
+        tokens,
+    });
+    *response.status_mut() = status;
+    response
 }
 
 /// Where to go after signing in: a dashboard path, never another site.
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(next)
             if next.starts_with("/dashboard")
@@ -41,11 +67,9 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-pub(in crate::web) async fn form(Query(params): Params) -> Response {
-    html(&SignInPage {
-        next: safe_next(param(&params, "next")),
-        problem: None,
-    })
+pub(in crate::web) async fn form(State(state): State<WebState>, Query(params): Params) -> Response {
+    let next = safe_next(param(&params, "next"));
+    page(&state, next, None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -72,13 +96,13 @@ pub(in crate::web) async fn sign_in(
     let next = safe_next(form.next.as_deref());
     if let Err(wait) = state.dashboard.sign_ins.check(address, now) {
         tracing::warn!(%address, "dashboard sign-ins refused for a while: too many wrong tokens");
-        let mut response = html(&SignInPage {
+        let problem = "Too many wrong tokens from your address: wait a minute, then try again.";
+        let mut response = page(
+            &state,
             next,
-            problem: Some(
-                "Too many wrong tokens from your address: wait a minute, then try again.",
-            ),
-        });
-        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            Some(problem.to_owned()),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
         let seconds = wait.as_secs().max(1).to_string();
         if let Ok(value) = HeaderValue::from_str(&seconds) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -88,12 +112,8 @@ pub(in crate::web) async fn sign_in(
     let Some(name) = access.sign_in(&form.token) else {
         tracing::warn!(%address, "a dashboard sign-in with a wrong token");
         state.dashboard.sign_ins.failed(address, now);
-        let mut response = html(&SignInPage {
-            next,
-            problem: Some("That token is not valid."),
-        });
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        return response;
+        let problem = Some("That token is not valid.".to_owned());
+        return page(&state, next, problem, StatusCode::UNAUTHORIZED);
     };
     state.dashboard.sign_ins.succeeded(address);
     tracing::info!(%name, "signed in to the dashboard");
@@ -117,7 +137,7 @@ pub(in crate::web) async fn sign_in(
 /// The `Set-Cookie` value of a session (or, with an empty value and age 0, of its end):
 /// readable by no script, sent on top-level navigations from other sites but not their
 /// requests, and over https only when the host's public URL is https.
-fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
+pub(super) fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!(
         "{}={value}; Path=/dashboard; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",

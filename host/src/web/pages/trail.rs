@@ -25,7 +25,7 @@ pub(super) async fn trail(
         .journal
         .actions(ActionFilter {
             limit: TRAIL,
-            visibility: viewer.visibility,
+            visibility: viewer.visibility.clone(),
             ..filter
         })
         .await
@@ -35,7 +35,7 @@ pub(super) async fn trail(
             let one = ActionFilter {
                 limit: 1,
                 id: Some(id),
-                visibility: viewer.visibility,
+                visibility: viewer.visibility.clone(),
                 ..ActionFilter::default()
             };
             let found = state.journal.actions(one).await.map_err(journal_failed)?;

@@ -20,7 +20,7 @@ pub(super) async fn visible_delivery(
         let filter = RecentFilter {
             limit: 1,
             id: Some(id.to_owned()),
-            visibility: viewer.visibility,
+            visibility: viewer.visibility.clone(),
             ..RecentFilter::default()
         };
         if state.journal.recent(filter).await?.is_empty() {
@@ -39,7 +39,7 @@ pub(super) async fn visible_job(
     let filter = JobFilter {
         limit: 1,
         id: Some(id),
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         ..JobFilter::default()
     };
     Ok(state.journal.jobs(filter).await?.into_iter().next())

@@ -43,7 +43,7 @@ async fn place_jobs(
     let before = param(params, "before").and_then(|b| b.parse().ok());
     let filter = JobFilter {
         limit: size + 1,
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         before: before.map(JobId),
         ..filter
     };

@@ -111,7 +111,7 @@ pub(in crate::web) async fn show(
     let repository = format!("{owner}/{name}");
     let of_repository = JobFilter {
         repository: Some(repository.clone()),
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         ..JobFilter::default()
     };
     let recent = match state

@@ -79,7 +79,7 @@ async fn hits(state: &WebState, viewer: &Viewer, q: &Asked<'_>) -> Result<Vec<Hi
     let mut hits: Vec<Hit> = Vec::new();
     let visible = JobFilter {
         limit: SCANNED,
-        visibility: viewer.visibility,
+        visibility: viewer.visibility.clone(),
         ..JobFilter::default()
     };
     let mut add = |hit: Hit| {
@@ -134,7 +134,7 @@ async fn hits(state: &WebState, viewer: &Viewer, q: &Asked<'_>) -> Result<Vec<Hi
         let filter = RecentFilter {
             limit: 1,
             id: Some(id.to_owned()),
-            visibility: viewer.visibility,
+            visibility: viewer.visibility.clone(),
             ..RecentFilter::default()
         };
         for delivery in state.journal.recent(filter).await? {
