@@ -34,7 +34,7 @@ const RELEASE_NEEDS: Role = Role::Write;
 /// Whether whoever posted `person`'s form may take an action needing `needs` on `repository`:
 /// a named token may; a person when GitHub says so now (see `people::permission`). `Err` is the
 /// outcome to record.
-async fn permitted(
+pub(super) async fn permitted(
     state: &WebState,
     person: Option<&Person>,
     repository: Option<&str>,

@@ -448,6 +448,75 @@ async fn a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
     people.dash.host.stop().await;
 }
 
+#[tokio::test]
+async fn a_person_unlocks_their_own_sticky_lock_and_anothers_only_with_maintain() {
+    use switchyard::journal::StickyLockRow;
+    let people = People::start().await;
+    deliver(&people, "pr-1", "octo/one", false).await;
+    people
+        .github
+        .set_role("octo/one", MONA.0, MONA.1, "write", "write");
+    people
+        .github
+        .set_role("octo/one", HUBOT.0, HUBOT.1, "maintain", "maintain");
+    let journal = std::sync::Arc::clone(&people.dash.host.host_state.journal);
+    for (environment, owner) in [("staging", HUBOT), ("qa", MONA)] {
+        let lock = StickyLockRow {
+            repository: "octo/one".to_owned(),
+            environment: environment.to_owned(),
+            owner: format!("github:{}", owner.1),
+            owner_login: owner.0.to_owned(),
+            reason: "testing".to_owned(),
+            at: "2026-01-01T00:00:00Z".to_owned(),
+        };
+        journal.take_sticky_lock(lock).await.unwrap();
+    }
+    let unlock = |id: u64, environment: &'static str| {
+        let people = &people;
+        async move {
+            let browser = people.signed_in(id).await;
+            let (status, page) = people.page(&browser, "/dashboard/deployments").await;
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains(">Unlock</button>"), "{page}");
+            let response = people
+                .dash
+                .http
+                .post(format!("{}/dashboard/locks/unlock", people.dash.host.base))
+                .header("cookie", browser.header())
+                .header("origin", &people.dash.host.base)
+                .header("sec-fetch-site", "same-origin")
+                .form(&[
+                    ("csrf", form_token(&page).as_str()),
+                    ("repository", "octo/one"),
+                    ("environment", environment),
+                    ("confirm", environment),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 303);
+            let trail = people.dash.host.host_state.journal.actions(
+                switchyard::journal::ActionFilter {
+                    limit: 1,
+                    ..Default::default()
+                },
+            );
+            trail.await.unwrap().remove(0).outcome
+        }
+    };
+    // A writer may not unlock a maintainer's lock, but may unlock their own.
+    let refused = unlock(MONA.1, "staging").await;
+    assert!(
+        refused.starts_with("not unlocked: refused: needs the maintain permission"),
+        "{refused}"
+    );
+    assert!(unlock(MONA.1, "qa").await.starts_with("unlocked"));
+    // A maintainer may unlock anyone's.
+    assert!(unlock(HUBOT.1, "staging").await.starts_with("unlocked"));
+    assert!(journal.sticky_locks(None).await.unwrap().is_empty());
+    people.dash.host.stop().await;
+}
+
 /// A pull request of `repository`, private or not, delivered as `id` and its job ended.
 async fn deliver(people: &People, id: &str, repository: &str, private: bool) {
     let mut payload = pull_request(repository, &format!("change to {repository}"));

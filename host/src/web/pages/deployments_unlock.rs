@@ -2,18 +2,25 @@
 //! each environment, why and since when, and the **Unlock** action, apart from the **Release**
 //! of a deploy-time lock. Unlocking frees the environment for others' deploys; it cancels
 //! nothing. Like the other actions it needs a sign-in and the form token, takes the
-//! environment's name typed to confirm, and goes to the audit trail.
+//! environment's name typed to confirm, and goes to the audit trail. A person signed in with
+//! GitHub sees the locks of the repositories they can read, and unlocks their own, or another's
+//! with `maintain` (the deployer's default `force` permission; an environment that names
+//! another is unlocked by `/unlock`).
 
 use axum::{extract::State, response::Response};
 use serde::Deserialize;
 
 use super::super::{
     Viewer, WebState,
-    actions::recorded,
+    actions::{permitted, recorded},
     message,
     signed_form::{CarriesToken, SignedForm},
 };
-use crate::journal::{JournalError, NewAction, StickyLockRow, Visibility};
+use crate::journal::{JobFilter, JournalError, NewAction, StickyLockRow, Visibility};
+use switchyard_plugin_api::Role;
+
+/// What a person needs to unlock another's lock from the dashboard.
+const UNLOCK_OTHERS_NEEDS: Role = Role::Maintain;
 
 /// A sticky lock as the page shows it.
 pub(in crate::web) struct StickyLockView {
@@ -24,17 +31,33 @@ pub(in crate::web) struct StickyLockView {
     pub at: String,
 }
 
-/// The sticky locks a viewer sees: every one once signed in, none to a visitor (a lock's
-/// reason is people's words about a repository that may be private).
+/// The sticky locks a viewer sees: every one with a named token, those of the repositories a
+/// person signed in with GitHub can read, none to a visitor (a lock's reason is people's words
+/// about a repository that may be private).
 pub(in crate::web) async fn sticky_lock_views(
     state: &WebState,
     viewer: &Viewer,
 ) -> Result<Vec<StickyLockView>, JournalError> {
-    if viewer.visibility != Visibility::All {
+    if viewer.visibility == Visibility::Public {
         return Ok(Vec::new());
     }
-    let locks = state.journal.sticky_locks(None).await?;
-    Ok(locks.into_iter().map(view).collect())
+    let mut views = Vec::new();
+    for lock in state.journal.sticky_locks(None).await? {
+        // The one visibility filter decides, through the repository's jobs.
+        if viewer.visibility != Visibility::All {
+            let of_repository = JobFilter {
+                repository: Some(lock.repository.clone()),
+                visibility: viewer.visibility.clone(),
+                limit: 1,
+                ..JobFilter::default()
+            };
+            if state.journal.jobs(of_repository).await?.is_empty() {
+                continue;
+            }
+        }
+        views.push(view(lock));
+    }
+    Ok(views)
 }
 
 fn view(lock: StickyLockRow) -> StickyLockView {
@@ -70,7 +93,12 @@ impl CarriesToken for UnlockForm {
 /// its sticky lock. Named tokens are operators (as for a replay): the unlock is theirs.
 pub async fn unlock(
     State(state): State<WebState>,
-    SignedForm { actor, form, .. }: SignedForm<UnlockForm>,
+    SignedForm {
+        actor,
+        form,
+        person,
+        ..
+    }: SignedForm<UnlockForm>,
 ) -> Response {
     let (repository, environment) = (form.repository.trim(), form.environment.trim());
     let page = "/dashboard/deployments";
@@ -84,6 +112,24 @@ pub async fn unlock(
         action.outcome =
             "not unlocked: the name typed to confirm was not the environment's".to_owned();
         return recorded(&state, action, page).await;
+    }
+    if let Some(person) = &person {
+        let locks = match state.journal.sticky_locks(None).await {
+            Ok(locks) => locks,
+            Err(error) => return message::journal_failed(error),
+        };
+        let own = locks.iter().any(|lock| {
+            lock.repository == repository
+                && lock.environment == environment
+                && lock.owner == person.session_key()
+        });
+        if !own {
+            let needs = UNLOCK_OTHERS_NEEDS;
+            if let Err(outcome) = permitted(&state, Some(person), Some(repository), needs).await {
+                action.outcome = format!("not unlocked: {outcome}");
+                return recorded(&state, action, page).await;
+            }
+        }
     }
     action.outcome = match state
         .journal
