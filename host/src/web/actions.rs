@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use axum::{
+    Extension,
     extract::{Path, State},
     response::{IntoResponse, Redirect, Response},
 };
@@ -15,7 +16,8 @@ use serde::Deserialize;
 use switchyard_plugin_api::{Access, CancelReason, Role};
 
 use super::{
-    WebState, message,
+    Viewer, WebState, message,
+    pages::visible::visible_delivery,
     people::Person,
     signed_form::{CarriesToken, SignedForm},
 };
@@ -158,6 +160,7 @@ pub(super) async fn deploys_to(
 pub async fn replay(
     State(state): State<WebState>,
     Path(id): Path<String>,
+    Extension(viewer): Extension<Viewer>,
     SignedForm {
         actor,
         form,
@@ -165,7 +168,8 @@ pub async fn replay(
         ..
     }: SignedForm<ReplayForm>,
 ) -> Response {
-    let delivery = match state.journal.delivery(&id).await {
+    // A delivery the person cannot see is as absent as an unknown one.
+    let delivery = match visible_delivery(&state, &viewer, &id).await {
         Ok(Some(delivery)) => delivery,
         Ok(None) => return message::not_found().await,
         Err(error) => return message::journal_failed(error),

@@ -517,6 +517,44 @@ async fn a_person_unlocks_their_own_sticky_lock_and_anothers_only_with_maintain(
     people.dash.host.stop().await;
 }
 
+#[tokio::test]
+async fn a_replay_of_a_delivery_the_person_cannot_see_answers_as_an_unknown_one() {
+    let people = People::start().await;
+    deliver(&people, "public-1", "octo/one", false).await;
+    deliver(&people, "secret-1", "octo/secret", true).await;
+    let browser = people.signed_in(MONA.1).await;
+    let (status, page) = people.page(&browser, "/dashboard/deliveries/public-1").await;
+    assert_eq!(status, 200, "{page}");
+    let response = people
+        .dash
+        .http
+        .post(format!(
+            "{}/dashboard/deliveries/secret-1/replay",
+            people.dash.host.base
+        ))
+        .header("cookie", browser.header())
+        .header("origin", &people.dash.host.base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf", form_token(&page).as_str()), ("plugin", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let trail = people
+        .dash
+        .host
+        .host_state
+        .journal
+        .actions(switchyard::journal::ActionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(trail.is_empty(), "nothing said about it: {trail:?}");
+    people.dash.host.stop().await;
+}
+
 /// A pull request of `repository`, private or not, delivered as `id` and its job ended.
 async fn deliver(people: &People, id: &str, repository: &str, private: bool) {
     let mut payload = pull_request(repository, &format!("change to {repository}"));

@@ -17,4 +17,4 @@ pub(super) mod places;
 pub(super) mod plugins;
 pub(super) mod sign_in;
 mod trail;
-mod visible;
+pub(in crate::web) mod visible;

@@ -11,7 +11,7 @@ pub(super) fn masked(state: &WebState, text: &str) -> String {
 
 /// The delivery `id` with its payload, when `viewer` may see it: the visibility filter of the
 /// deliveries list first, so a private repository's delivery is as absent as an unknown one.
-pub(super) async fn visible_delivery(
+pub(in crate::web) async fn visible_delivery(
     state: &WebState,
     viewer: &Viewer,
     id: &str,
