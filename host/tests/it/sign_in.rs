@@ -471,39 +471,40 @@ async fn a_person_unlocks_their_own_sticky_lock_and_anothers_only_with_maintain(
         };
         journal.take_sticky_lock(lock).await.unwrap();
     }
-    let unlock = |id: u64, environment: &'static str| {
-        let people = &people;
-        async move {
-            let browser = people.signed_in(id).await;
-            let (status, page) = people.page(&browser, "/dashboard/deployments").await;
-            assert_eq!(status, 200, "{page}");
-            assert!(page.contains(">Unlock</button>"), "{page}");
-            let response = people
-                .dash
-                .http
-                .post(format!("{}/dashboard/locks/unlock", people.dash.host.base))
-                .header("cookie", browser.header())
-                .header("origin", &people.dash.host.base)
-                .header("sec-fetch-site", "same-origin")
-                .form(&[
-                    ("csrf", form_token(&page).as_str()),
-                    ("repository", "octo/one"),
-                    ("environment", environment),
-                    ("confirm", environment),
-                ])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status().as_u16(), 303);
-            let trail = people.dash.host.host_state.journal.actions(
-                switchyard::journal::ActionFilter {
-                    limit: 1,
-                    ..Default::default()
-                },
-            );
-            trail.await.unwrap().remove(0).outcome
-        }
-    };
+    let unlock =
+        |id: u64, environment: &'static str| {
+            let people = &people;
+            async move {
+                let browser = people.signed_in(id).await;
+                let (status, page) = people.page(&browser, "/dashboard/deployments").await;
+                assert_eq!(status, 200, "{page}");
+                assert!(page.contains(">Unlock</button>"), "{page}");
+                let response = people
+                    .dash
+                    .http
+                    .post(format!("{}/dashboard/locks/unlock", people.dash.host.base))
+                    .header("cookie", browser.header())
+                    .header("origin", &people.dash.host.base)
+                    .header("sec-fetch-site", "same-origin")
+                    .form(&[
+                        ("csrf", form_token(&page).as_str()),
+                        ("repository", "octo/one"),
+                        ("environment", environment),
+                        ("confirm", environment),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 303);
+                let trail = people.dash.host.host_state.journal.actions(
+                    switchyard::journal::ActionFilter {
+                        limit: 1,
+                        ..Default::default()
+                    },
+                );
+                trail.await.unwrap().remove(0).outcome
+            }
+        };
     // A writer may not unlock a maintainer's lock, but may unlock their own.
     let refused = unlock(MONA.1, "staging").await;
     assert!(
@@ -523,7 +524,9 @@ async fn a_replay_of_a_delivery_the_person_cannot_see_answers_as_an_unknown_one(
     deliver(&people, "public-1", "octo/one", false).await;
     deliver(&people, "secret-1", "octo/secret", true).await;
     let browser = people.signed_in(MONA.1).await;
-    let (status, page) = people.page(&browser, "/dashboard/deliveries/public-1").await;
+    let (status, page) = people
+        .page(&browser, "/dashboard/deliveries/public-1")
+        .await;
     assert_eq!(status, 200, "{page}");
     let response = people
         .dash
