@@ -2,9 +2,11 @@
 //! PKCE, the person's token used once and kept nowhere, who may sign in (an organization's
 //! members, `allowed_users`) and the refresh that signs out a person removed from the
 //! organization, what each person sees, and an action allowed to a writer and refused to a
-//! reader.
+//! reader; and, in Chromium, the same flows as a person sees them.
 
 use std::time::Duration;
+
+use fantoccini::Locator;
 
 use crate::{
     dashboard::{Dash, pull_request},
@@ -161,6 +163,67 @@ impl People {
         assert_eq!(response.headers()["location"], "/dashboard/jobs");
         browser
     }
+
+    /// The last `limit` entries of the audit trail, newest first: (who, outcome).
+    async fn trail(&self, limit: usize) -> Vec<(String, String)> {
+        let filter = switchyard::journal::ActionFilter {
+            limit,
+            ..Default::default()
+        };
+        let actions = self.dash.host.host_state.journal.actions(filter).await;
+        actions
+            .unwrap()
+            .into_iter()
+            .map(|action| (action.actor, action.outcome))
+            .collect()
+    }
+
+    /// In Chromium: the sign-in page, and its "Sign in with GitHub" clicked; GitHub signs in
+    /// whoever `FakeGitHub::sign_in_as` names. The page it leads to is the caller's to wait for.
+    async fn click_sign_in(&self, chromium: &crate::browser::Browser) {
+        let client = &chromium.client;
+        let base = &self.dash.host.base;
+        client.goto(&format!("{base}/dashboard")).await.unwrap();
+        chromium.click("#sign-in-github").await;
+    }
+
+    /// In Chromium: signed in with the button as `person`, the header naming them.
+    async fn signed_in_chromium(&self, chromium: &crate::browser::Browser, person: (&str, u64)) {
+        self.github.sign_in_as(Some(person.1));
+        self.click_sign_in(chromium).await;
+        let client = &chromium.client;
+        let signed_in = client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Id("signed-in"))
+            .await;
+        let Ok(signed_in) = signed_in else {
+            let url = client.current_url().await.unwrap();
+            let shown = client.source().await.unwrap();
+            panic!("not signed in: at {url}: {shown}");
+        };
+        assert_eq!(signed_in.text().await.unwrap(), person.0);
+    }
+}
+
+/// In Chromium: signed out with the header's button, back on the sign-in page.
+async fn sign_out_chromium(chromium: &crate::browser::Browser) {
+    chromium.click("form.who button").await;
+    chromium
+        .client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("sign-in-github"))
+        .await
+        .unwrap();
+}
+
+/// The text of the page shown in Chromium.
+async fn shown(chromium: &crate::browser::Browser) -> String {
+    let text = chromium
+        .client
+        .execute("return document.body.innerText;", vec![]);
+    text.await.unwrap().as_str().unwrap().to_owned()
 }
 
 fn query(url: &str, name: &str) -> String {
@@ -381,27 +444,25 @@ fn form_token(page: &str) -> String {
     page[at..at + page[at..].find('"').unwrap()].to_owned()
 }
 
-#[tokio::test]
-async fn a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
-    let people = People::start().await;
-    let mut payload = pull_request("octo/one", "change");
-    payload["repository"]["private"] = serde_json::json!(false);
-    assert_eq!(
-        people
-            .dash
-            .host
-            .send("pull_request", "pr-1", &payload)
-            .await
-            .0,
-        202
-    );
-    people.dash.host.ended_jobs("pr-1", 1).await;
+/// A delivery `pr-1` of the public `octo/one`, its job ended; mona may write there, hubot
+/// only read.
+async fn a_writer_and_a_reader(people: &People) {
+    deliver(people, "pr-1", "octo/one", false).await;
     people
         .github
         .set_role("octo/one", MONA.0, MONA.1, "write", "write");
     people
         .github
         .set_role("octo/one", HUBOT.0, HUBOT.1, "read", "read");
+}
+
+const REPLAY_REFUSED_TO_HUBOT: &str =
+    "refused: needs the write permission on octo/one; github:102 (hubot) has read";
+
+#[tokio::test]
+async fn a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
+    let people = People::start().await;
+    a_writer_and_a_reader(&people).await;
     let mut outcomes = Vec::new();
     for id in [MONA.1, HUBOT.1] {
         let browser = people.signed_in(id).await;
@@ -422,18 +483,7 @@ async fn a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 303);
-        let trail = people
-            .dash
-            .host
-            .host_state
-            .journal
-            .actions(switchyard::journal::ActionFilter {
-                limit: 1,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        outcomes.push((trail[0].actor.clone(), trail[0].outcome.clone()));
+        outcomes.push(people.trail(1).await.remove(0));
     }
     assert_eq!(outcomes[0].0, "github:101 (mona)");
     assert!(
@@ -441,10 +491,7 @@ async fn a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
         "{outcomes:?}"
     );
     assert_eq!(outcomes[1].0, "github:102 (hubot)");
-    assert_eq!(
-        outcomes[1].1,
-        "refused: needs the write permission on octo/one; github:102 (hubot) has read"
-    );
+    assert_eq!(outcomes[1].1, REPLAY_REFUSED_TO_HUBOT);
     people.dash.host.stop().await;
 }
 
@@ -719,7 +766,6 @@ async fn a_person_who_loses_read_access_loses_the_repository_at_the_next_refresh
 /// the other person, in the same browser after signing out, sees the other way round.
 #[tokio::test]
 async fn in_a_browser_each_person_sees_their_repositories_live() {
-    use fantoccini::Locator;
     let Some(browser) = crate::browser::Browser::start("sign_in::in_a_browser").await else {
         return;
     };
@@ -734,40 +780,14 @@ async fn in_a_browser_each_person_sees_their_repositories_live() {
         .set_role("octo/gamma", HUBOT.0, HUBOT.1, "read", "read");
     let client = &browser.client;
     let base = &people.dash.host.base;
-    let text = "document.body.innerText";
     for (person, mine, theirs) in [
         (MONA, "octo/alpha", "octo/gamma"),
         (HUBOT, "octo/gamma", "octo/alpha"),
     ] {
-        people.github.sign_in_as(Some(person.1));
-        client.goto(&format!("{base}/dashboard")).await.unwrap();
-        client
-            .find(Locator::Id("sign-in-github"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let signed_in = client
-            .wait()
-            .at_most(Duration::from_secs(30))
-            .for_element(Locator::Id("signed-in"))
-            .await;
-        let Ok(signed_in) = signed_in else {
-            let url = client.current_url().await.unwrap();
-            let shown = client.source().await.unwrap();
-            panic!("not signed in: at {url}: {shown}");
-        };
-        assert_eq!(signed_in.text().await.unwrap(), person.0);
+        people.signed_in_chromium(&browser, person).await;
         for page in ["/dashboard/deliveries", "/dashboard/jobs"] {
             client.goto(&format!("{base}{page}")).await.unwrap();
-            let shown: String = client
-                .execute(&format!("return {text};"), vec![])
-                .await
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let shown = shown(&browser).await;
             assert!(shown.contains(mine), "{page}: {shown}");
             assert!(!shown.contains(theirs), "{page}: {shown}");
         }
@@ -793,21 +813,178 @@ async fn in_a_browser_each_person_sees_their_repositories_live() {
             .unwrap()
             .to_owned();
         assert!(!html.contains(&format!("late-theirs-{suffix}")));
-        client
-            .find(Locator::Css("form.who button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        client
-            .wait()
-            .at_most(Duration::from_secs(30))
-            .for_element(Locator::Id("sign-in-github"))
-            .await
-            .unwrap();
+        sign_out_chromium(&browser).await;
     }
     browser.finish("sign-in-with-github").await;
+    people.dash.host.stop().await;
+}
+
+/// In Chromium: the writer and the reader each sign in with the button and press Replay on
+/// the delivery's page; the writer's replay makes a new job, the reader is told why not, and
+/// the trail on the page (and in the journal) names both with their outcomes.
+#[tokio::test]
+async fn in_a_browser_a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
+    let Some(browser) = crate::browser::Browser::start("sign_in::in_a_browser_a_replay").await
+    else {
+        return;
+    };
+    let people = People::start_with(300, "").await;
+    a_writer_and_a_reader(&people).await;
+    let client = &browser.client;
+    let page = format!("{}/dashboard/deliveries/pr-1", people.dash.host.base);
+    let jobs = || async {
+        let links = client.find_all(Locator::Css("ul.jobs a")).await.unwrap();
+        links.len()
+    };
+    // The writer: replayed, a second job listed.
+    people.signed_in_chromium(&browser, MONA).await;
+    client.goto(&page).await.unwrap();
+    assert_eq!(jobs().await, 1);
+    browser.click("#replay-button").await;
+    let notice = browser.text("action-result").await;
+    assert!(
+        notice.starts_with("github:101 (mona) replay: replayed as new jobs #2 (event-log)"),
+        "{notice}"
+    );
+    assert_eq!(jobs().await, 2);
+    people.dash.host.ended_jobs("pr-1", 2).await;
+    sign_out_chromium(&browser).await;
+    // The reader: sees the delivery and its button, and is refused; no job is made.
+    people.signed_in_chromium(&browser, HUBOT).await;
+    client.goto(&page).await.unwrap();
+    browser.click("#replay-button").await;
+    let notice = browser.text("action-result").await;
+    assert_eq!(
+        notice,
+        format!("github:102 (hubot) replay: {REPLAY_REFUSED_TO_HUBOT}")
+    );
+    assert_eq!(jobs().await, 2);
+    let rows: Vec<Vec<String>> = serde_json::from_value(
+        client
+            .execute(
+                "return [...document.querySelectorAll('#audit tr.action')]\
+                 .map(row => [row.cells[1].innerText, row.cells[5].innerText]);",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let who: Vec<&str> = rows.iter().map(|row| row[0].as_str()).collect();
+    assert_eq!(who.len(), 2, "{rows:?}");
+    assert!(who.contains(&"github:101 (mona)"), "{rows:?}");
+    assert!(who.contains(&"github:102 (hubot)"), "{rows:?}");
+    for row in &rows {
+        match row[0].as_str() {
+            "github:101 (mona)" => {
+                assert!(row[1].starts_with("replayed as new jobs #2"), "{row:?}")
+            }
+            _ => assert_eq!(row[1], REPLAY_REFUSED_TO_HUBOT),
+        }
+    }
+    let trail = people.trail(10).await;
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(
+        trail[0],
+        (
+            "github:102 (hubot)".to_owned(),
+            REPLAY_REFUSED_TO_HUBOT.to_owned()
+        )
+    );
+    assert_eq!(trail[1].0, "github:101 (mona)");
+    browser.finish("sign-in-replay-refused-to-a-reader").await;
+    people.dash.host.stop().await;
+}
+
+/// In Chromium: a callback whose `state` is not the one this browser's sign-in was given (its
+/// code genuine) is refused, and spends the sign-in; an outsider is shown why they may not sign
+/// in; a member removed from the organization is sent to the sign-in page at the next refresh.
+/// None of it is an action, so the trail stays empty.
+#[tokio::test]
+async fn in_a_browser_a_forged_state_an_outsider_and_a_removed_member_are_refused() {
+    let Some(browser) = crate::browser::Browser::start("sign_in::in_a_browser_refused").await
+    else {
+        return;
+    };
+    let people = People::start().await;
+    let client = &browser.client;
+    let base = &people.dash.host.base;
+    let not_signed_in = || async {
+        let header = client.find(Locator::Id("signed-in")).await;
+        assert!(header.is_err(), "signed in: {}", shown(&browser).await);
+    };
+    // A sign-in begun in this browser, held at GitHub (nobody signs in there yet): the
+    // browser keeps its state cookie.
+    people.github.sign_in_as(None);
+    people.click_sign_in(&browser).await;
+    browser
+        .until(
+            "GitHub's authorize page",
+            "return location.pathname == '/login/oauth/authorize';",
+        )
+        .await;
+    let authorize = client.current_url().await.unwrap().to_string();
+    // Its genuine code (for this browser's PKCE challenge) with another state: refused.
+    people.github.sign_in_as(Some(MONA.1));
+    let callback = people.at_github(&authorize).await;
+    let state = query(&callback, "state");
+    client
+        .goto(&callback.replace(&format!("state={state}"), "state=forged"))
+        .await
+        .unwrap();
+    let forged = "Not signed in: this sign-in was not started in this browser, or took longer \
+                  than 10 minutes.";
+    assert_eq!(browser.text("problem").await, forged);
+    not_signed_in().await;
+    // The refusal spent the sign-in: its genuine callback no longer signs in either.
+    client.goto(&callback).await.unwrap();
+    assert_eq!(browser.text("problem").await, forged);
+    not_signed_in().await;
+    // An outsider: GitHub signs them in, the dashboard does not.
+    people.github.sign_in_as(Some(OUTSIDER.1));
+    people.click_sign_in(&browser).await;
+    assert_eq!(
+        browser.text("problem").await,
+        "outsider is not allowed to sign in to this dashboard: ask its operator to add you to \
+         an allowed organization or to [dashboard] allowed_users."
+    );
+    not_signed_in().await;
+    client
+        .goto(&format!("{base}/dashboard/jobs"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        "/dashboard/sign-in"
+    );
+    // A member signs in, then is removed from the organization: the next page after the
+    // refresh is the sign-in page.
+    people.signed_in_chromium(&browser, MONA).await;
+    client
+        .goto(&format!("{base}/dashboard/jobs"))
+        .await
+        .unwrap();
+    assert_eq!(browser.text("signed-in").await, MONA.0);
+    people.github.set_member("octo", MONA.0, false);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client
+        .goto(&format!("{base}/dashboard/jobs"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        "/dashboard/sign-in"
+    );
+    client
+        .find(Locator::Id("sign-in-github"))
+        .await
+        .expect("the sign-in button");
+    not_signed_in().await;
+    // Only the outsider's and mona's codes were exchanged: the forged callback's never was.
+    assert_eq!(people.github.persons_tokens().len(), 2);
+    let trail = people.trail(10).await;
+    assert!(trail.is_empty(), "{trail:?}");
+    browser.finish("sign-in-refused").await;
     people.dash.host.stop().await;
 }
 
