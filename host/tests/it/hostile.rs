@@ -534,7 +534,10 @@ async fn big_logs_stream_to_readers_that_do_not_read_and_need_their_key() {
         "before the output: {:?}",
         String::from_utf8_lossy(retried)
     );
-    assert!(output.starts_with(b"a line of a long build log"), "the output");
+    assert!(
+        output.starts_with(b"a line of a long build log"),
+        "the output"
+    );
 
     // Without its key, or with another's, a log is not there; with it, after a restart too.
     let big_url = links.url(job("big-log").id, job("big-log").link_salt);
