@@ -164,6 +164,32 @@ impl People {
         browser
     }
 
+    /// Posts a dashboard action's form from `browser`'s session, as its page would (the form
+    /// token read off `page`); returns the answer's status.
+    async fn post_form(
+        &self,
+        browser: &Browser,
+        page: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> u16 {
+        let token = form_token(page);
+        let mut form = vec![("csrf", token.as_str())];
+        form.extend_from_slice(fields);
+        let response = self
+            .dash
+            .http
+            .post(format!("{}{path}", self.dash.host.base))
+            .header("cookie", browser.header())
+            .header("origin", &self.dash.host.base)
+            .header("sec-fetch-site", "same-origin")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    }
+
     /// The last `limit` entries of the audit trail, newest first: (who, outcome).
     async fn trail(&self, limit: usize) -> Vec<(String, String)> {
         let filter = switchyard::journal::ActionFilter {
@@ -468,21 +494,11 @@ async fn a_replay_is_allowed_to_a_writer_and_refused_to_a_reader() {
         let browser = people.signed_in(id).await;
         let (status, page) = people.page(&browser, "/dashboard/deliveries/pr-1").await;
         assert_eq!(status, 200, "{page}");
-        let response = people
-            .dash
-            .http
-            .post(format!(
-                "{}/dashboard/deliveries/pr-1/replay",
-                people.dash.host.base
-            ))
-            .header("cookie", browser.header())
-            .header("origin", &people.dash.host.base)
-            .header("sec-fetch-site", "same-origin")
-            .form(&[("csrf", form_token(&page).as_str()), ("plugin", "")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 303);
+        let replay = "/dashboard/deliveries/pr-1/replay";
+        let status = people
+            .post_form(&browser, &page, replay, &[("plugin", "")])
+            .await;
+        assert_eq!(status, 303);
         outcomes.push(people.trail(1).await.remove(0));
     }
     assert_eq!(outcomes[0].0, "github:101 (mona)");
@@ -518,40 +534,24 @@ async fn a_person_unlocks_their_own_sticky_lock_and_anothers_only_with_maintain(
         };
         journal.take_sticky_lock(lock).await.unwrap();
     }
-    let unlock =
-        |id: u64, environment: &'static str| {
-            let people = &people;
-            async move {
-                let browser = people.signed_in(id).await;
-                let (status, page) = people.page(&browser, "/dashboard/deployments").await;
-                assert_eq!(status, 200, "{page}");
-                assert!(page.contains(">Unlock</button>"), "{page}");
-                let response = people
-                    .dash
-                    .http
-                    .post(format!("{}/dashboard/locks/unlock", people.dash.host.base))
-                    .header("cookie", browser.header())
-                    .header("origin", &people.dash.host.base)
-                    .header("sec-fetch-site", "same-origin")
-                    .form(&[
-                        ("csrf", form_token(&page).as_str()),
-                        ("repository", "octo/one"),
-                        ("environment", environment),
-                        ("confirm", environment),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status().as_u16(), 303);
-                let trail = people.dash.host.host_state.journal.actions(
-                    switchyard::journal::ActionFilter {
-                        limit: 1,
-                        ..Default::default()
-                    },
-                );
-                trail.await.unwrap().remove(0).outcome
-            }
-        };
+    let unlock = |id: u64, environment: &'static str| {
+        let people = &people;
+        async move {
+            let browser = people.signed_in(id).await;
+            let (status, page) = people.page(&browser, "/dashboard/deployments").await;
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains(">Unlock</button>"), "{page}");
+            let fields = [
+                ("repository", "octo/one"),
+                ("environment", environment),
+                ("confirm", environment),
+            ];
+            let unlock = "/dashboard/locks/unlock";
+            let status = people.post_form(&browser, &page, unlock, &fields).await;
+            assert_eq!(status, 303);
+            people.trail(1).await.remove(0).1
+        }
+    };
     // A writer may not unlock a maintainer's lock, but may unlock their own.
     let refused = unlock(MONA.1, "staging").await;
     assert!(
@@ -575,21 +575,11 @@ async fn a_replay_of_a_delivery_the_person_cannot_see_answers_as_an_unknown_one(
         .page(&browser, "/dashboard/deliveries/public-1")
         .await;
     assert_eq!(status, 200, "{page}");
-    let response = people
-        .dash
-        .http
-        .post(format!(
-            "{}/dashboard/deliveries/secret-1/replay",
-            people.dash.host.base
-        ))
-        .header("cookie", browser.header())
-        .header("origin", &people.dash.host.base)
-        .header("sec-fetch-site", "same-origin")
-        .form(&[("csrf", form_token(&page).as_str()), ("plugin", "")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
+    let replay = "/dashboard/deliveries/secret-1/replay";
+    let status = people
+        .post_form(&browser, &page, replay, &[("plugin", "")])
+        .await;
+    assert_eq!(status, 404);
     let trail = people
         .dash
         .host
